@@ -1,0 +1,415 @@
+// The caller's side of one daemon: spawning it, the hello, calls in flight,
+// replies in any order, forwarded logs, and what happens when it dies.
+// Private: PrivContext is the public face.
+
+import { getLogger, type Logger, type LogLevel } from "@logtape/logtape";
+import {
+  DaemonExitedError,
+  FailedToDropPrivileges,
+  PrivsepTimeout,
+  ProtocolError,
+  RemoteError,
+} from "../errors.ts";
+import { FrameDecoder } from "../protocol/frame.ts";
+import {
+  decodeMessage,
+  encodeMessage,
+  type HelloInfo,
+  Kind,
+  type LogRecordInfo,
+  PROTOCOL_VERSION,
+} from "../protocol/messages.ts";
+
+const log = getLogger(["privsep", "client"]);
+const LEVELS = new Set(["trace", "debug", "info", "warning", "error", "fatal"]);
+const STDERR_KEEP = 16 * 1024;
+
+/** What a started daemon is, as the caller knows it. */
+export interface DaemonInfo {
+  /** The serving daemon's process id. */
+  pid: number;
+  /** The daemon's hello. */
+  hello: HelloInfo;
+  /** The helper process id (sudo, or the daemon itself when direct). */
+  helperPid: number;
+}
+
+interface Pending {
+  resolve: (value: unknown) => void;
+  reject: (error: Error) => void;
+  entrypoint: string;
+  timer?: ReturnType<typeof setTimeout>;
+}
+
+export interface ClientOptions {
+  context: string;
+  argv: readonly string[];
+  maxFrameBytes: number;
+  daemonLogger: readonly string[];
+  /** Called once when the daemon is gone (exited, killed, or closed). */
+  onGone: (client: DaemonClient) => void;
+  /** Hint appended when the daemon fails before its hello. */
+  startHint: (stderr: string) => string;
+}
+
+export class DaemonClient {
+  readonly #opts: ClientOptions;
+  readonly #child: Deno.ChildProcess;
+  readonly #writer: WritableStreamDefaultWriter<Uint8Array>;
+  readonly #decoder: FrameDecoder;
+  readonly #pending = new Map<number, Pending>();
+  readonly #daemonLog: Logger;
+  #nextId = 1;
+  #outbox: Uint8Array[] = [];
+  #writing = false;
+  #stderr = "";
+  #closed: Error | undefined;
+  #keepAlive: ReturnType<typeof setInterval> | undefined;
+  #stopping = false;
+  #hello!: (info: HelloInfo) => void;
+  #helloFailed!: (error: Error) => void;
+  readonly #exited: Promise<Deno.CommandStatus>;
+  info: DaemonInfo | undefined;
+
+  private constructor(opts: ClientOptions) {
+    this.#opts = opts;
+    this.#decoder = new FrameDecoder(opts.maxFrameBytes);
+    this.#daemonLog = getLogger([...opts.daemonLogger]);
+    const [program, ...args] = opts.argv;
+    try {
+      this.#child = new Deno.Command(program, {
+        args,
+        stdin: "piped",
+        stdout: "piped",
+        stderr: "piped",
+        // Own session: a ^C on the caller's terminal must not reach sudo.
+        detached: true,
+        clearEnv: false,
+      }).spawn();
+    } catch (error) {
+      const missing = error instanceof Deno.errors.NotFound;
+      throw new FailedToDropPrivileges(
+        missing
+          ? `cannot start the privsep daemon for ${opts.context}: "${program}" was not found. ${
+            program.endsWith("sudo")
+              ? 'Install sudo (Debian/Ubuntu: "apt-get install sudo") or use startMethod "direct" when already root.'
+              : "Check the helper command."
+          }`
+          : `cannot start the privsep daemon for ${opts.context}: ${
+            (error as Error).message
+          }`,
+        { context: opts.context, cause: error },
+      );
+    }
+    this.#child.unref();
+    this.#writer = this.#child.stdin.getWriter();
+    this.#writer.closed.catch(() => {});
+    this.#exited = this.#child.status;
+    this.#readStderr();
+    this.#readLoop();
+  }
+
+  /** Spawns the daemon and waits for its hello. */
+  static async start(opts: ClientOptions): Promise<DaemonClient> {
+    const client = new DaemonClient(opts);
+    const hello = new Promise<HelloInfo>((resolve, reject) => {
+      client.#hello = resolve;
+      client.#helloFailed = reject;
+    });
+    client.#ref();
+    try {
+      client.#send(
+        encodeMessage([Kind.Hello, { v: PROTOCOL_VERSION, pid: Deno.pid }]),
+      );
+      const info = await hello;
+      if (info.v !== PROTOCOL_VERSION) {
+        throw new ProtocolError(
+          `the daemon speaks protocol version ${info.v}, this caller ${PROTOCOL_VERSION}; run the same privsep version on both sides`,
+        );
+      }
+      client.info = {
+        pid: info.pid,
+        hello: info,
+        helperPid: client.#child.pid,
+      };
+      return client;
+    } catch (error) {
+      client.#fail(error as Error);
+      client.kill();
+      throw client.#closed ?? error;
+    } finally {
+      client.#unref();
+    }
+  }
+
+  get pid(): number {
+    return this.#child.pid;
+  }
+
+  get alive(): boolean {
+    return this.#closed === undefined;
+  }
+
+  get inFlight(): number {
+    return this.#pending.size;
+  }
+
+  call(
+    entrypoint: string,
+    args: unknown[],
+    timeoutMs: number | undefined,
+  ): Promise<unknown> {
+    if (this.#closed) return Promise.reject(this.#closed);
+    const id = this.#nextId++;
+    const frame = encodeMessage(
+      [Kind.Call, id, entrypoint, args],
+      this.#opts.maxFrameBytes,
+    );
+    return new Promise((resolve, reject) => {
+      const pending: Pending = { resolve, reject, entrypoint };
+      if (timeoutMs !== undefined) {
+        const started = performance.now();
+        pending.timer = setTimeout(() => {
+          if (!this.#pending.delete(id)) return;
+          if (this.#pending.size === 0) this.#unref();
+          const elapsedMs = Math.round(performance.now() - started);
+          reject(
+            new PrivsepTimeout(
+              `privileged call ${entrypoint} of ${this.#opts.context} did not answer within ${timeoutMs} ms`,
+              { context: this.#opts.context, entrypoint, elapsedMs },
+            ),
+          );
+          if (!this.#closed) this.#send(encodeMessage([Kind.Cancel, id]));
+        }, timeoutMs);
+      }
+      if (this.#pending.size === 0) this.#ref();
+      this.#pending.set(id, pending);
+      this.#send(frame);
+    });
+  }
+
+  /** Closes stdin (the daemon exits on EOF) and waits for the exit. */
+  async close(reason = "the daemon was stopped"): Promise<void> {
+    this.#stopping = true;
+    this.#fail(
+      new DaemonExitedError(`${reason} (${this.#opts.context})`, {
+        context: this.#opts.context,
+      }),
+    );
+    const timer = setTimeout(() => {
+      try {
+        this.#child.kill("SIGKILL");
+      } catch { /* already gone */ }
+    }, 2000);
+    try {
+      await this.#exited;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Kills the helper (and so the daemon) at once. */
+  kill(): void {
+    try {
+      this.#child.kill("SIGKILL");
+    } catch { /* already gone */ }
+  }
+
+  #ref(): void {
+    this.#keepAlive ??= setInterval(() => {}, 1 << 30);
+  }
+
+  #unref(): void {
+    if (this.#keepAlive !== undefined) clearInterval(this.#keepAlive);
+    this.#keepAlive = undefined;
+  }
+
+  #send(frame: Uint8Array): void {
+    this.#outbox.push(frame);
+    if (!this.#writing) this.#flush();
+  }
+
+  async #flush(): Promise<void> {
+    this.#writing = true;
+    try {
+      while (this.#outbox.length && !this.#closed) {
+        const batch = this.#outbox.length === 1
+          ? this.#outbox[0]
+          : concat(this.#outbox);
+        this.#outbox = [];
+        await this.#writer.write(batch);
+      }
+    } catch (error) {
+      this.#fail(
+        new DaemonExitedError(
+          `cannot write to the daemon of ${this.#opts.context}: it has gone away`,
+          { context: this.#opts.context, cause: error },
+        ),
+      );
+    } finally {
+      this.#writing = false;
+    }
+  }
+
+  async #readStderr(): Promise<void> {
+    const decoder = new TextDecoder();
+    try {
+      for await (const chunk of this.#child.stderr) {
+        this.#stderr = (this.#stderr + decoder.decode(chunk, { stream: true }))
+          .slice(-STDERR_KEEP);
+      }
+    } catch { /* closed */ }
+  }
+
+  async #readLoop(): Promise<void> {
+    const reader = this.#child.stdout.getReader();
+    try {
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        for (const body of this.#decoder.push(value)) this.#handle(body);
+        if (this.#closed) break;
+      }
+    } catch (error) {
+      this.#fail(
+        error instanceof ProtocolError ? error : new DaemonExitedError(
+          `reading from the daemon of ${this.#opts.context} failed: ${
+            (error as Error).message
+          }`,
+          { context: this.#opts.context, cause: error },
+        ),
+      );
+      this.kill();
+    } finally {
+      reader.releaseLock();
+    }
+    if (!this.#closed) {
+      const status = await this.#exited;
+      const how = status.signal
+        ? `was killed by ${status.signal}`
+        : `exited with code ${status.code}`;
+      const stderr = this.#stderr.trim();
+      this.#fail(
+        new DaemonExitedError(
+          `the privsep daemon of ${this.#opts.context} ${how}${
+            stderr ? `: ${stderr}` : ""
+          }`,
+          { context: this.#opts.context },
+        ),
+        status,
+      );
+    }
+  }
+
+  #handle(body: Uint8Array): void {
+    const m = decodeMessage(body);
+    switch (m.kind) {
+      case Kind.Result: {
+        const p = this.#take(m.id);
+        p?.resolve(m.value);
+        break;
+      }
+      case Kind.Error: {
+        const p = this.#take(m.id);
+        p?.reject(new RemoteError(m.error, p.entrypoint));
+        break;
+      }
+      case Kind.Log:
+        this.#emitLog(m.record);
+        break;
+      case Kind.Hello:
+        if (this.info) throw new ProtocolError("received a second hello");
+        this.#hello(m.hello);
+        break;
+      case Kind.Fatal:
+        throw new ProtocolError(
+          `the daemon of ${this.#opts.context} closed the channel: ${m.error.name}: ${m.error.message}`,
+        );
+      default:
+        throw new ProtocolError(
+          `received a message of kind ${m.kind}, which only callers send`,
+        );
+    }
+  }
+
+  #take(id: number): Pending | undefined {
+    const p = this.#pending.get(id);
+    // A reply for a call that timed out (or never existed) is dropped.
+    if (!p) return undefined;
+    this.#pending.delete(id);
+    if (p.timer !== undefined) clearTimeout(p.timer);
+    if (this.#pending.size === 0) this.#unref();
+    return p;
+  }
+
+  #emitLog(record: LogRecordInfo): void {
+    const level =
+      (LEVELS.has(record.level) ? record.level : "info") as LogLevel;
+    this.#daemonLog.emit({
+      level,
+      message: [record.message],
+      rawMessage: record.message,
+      timestamp: record.timestamp,
+      properties: {
+        ...record.properties,
+        daemonCategory: record.category.join("."),
+        daemonPid: this.info?.pid,
+      },
+    });
+  }
+
+  #fail(error: Error, status?: Deno.CommandStatus): void {
+    if (this.#closed) return;
+    let final = error;
+    if (!this.info) {
+      // The daemon never said hello: it could not start or drop privileges.
+      const stderr = this.#stderr.trim();
+      final = error instanceof ProtocolError
+        ? error
+        : new FailedToDropPrivileges(
+          `the privsep daemon for ${this.#opts.context} failed to start${
+            status
+              ? ` (${
+                status.signal
+                  ? `signal ${status.signal}`
+                  : `exit code ${status.code}`
+              })`
+              : ""
+          }${stderr ? `: ${stderr}` : ""}. ${this.#opts.startHint(stderr)}`,
+          {
+            context: this.#opts.context,
+            stderr,
+            exitCode: status?.code,
+            cause: error,
+          },
+        );
+      this.#helloFailed?.(final);
+    } else if (!this.#stopping) {
+      log.warn("privsep daemon of {context} is gone: {reason}", {
+        context: this.#opts.context,
+        reason: final.message,
+      });
+    }
+    this.#closed = final;
+    for (const [id, p] of this.#pending) {
+      this.#pending.delete(id);
+      if (p.timer !== undefined) clearTimeout(p.timer);
+      p.reject(final);
+    }
+    this.#unref();
+    this.#writer.close().catch(() => {});
+    this.#opts.onGone(this);
+  }
+}
+
+function concat(chunks: Uint8Array[]): Uint8Array {
+  let n = 0;
+  for (const c of chunks) n += c.length;
+  const out = new Uint8Array(n);
+  let off = 0;
+  for (const c of chunks) {
+    out.set(c, off);
+    off += c.length;
+  }
+  return out;
+}

@@ -1,0 +1,203 @@
+/**
+ * The daemon's command line, built in one place so that what the caller runs
+ * and the sudoers rule an operator installs can never drift apart.
+ *
+ * @module
+ */
+
+import { dirname, isAbsolute, join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+/** Everything that decides the daemon's command line. */
+export interface DaemonCommandSpec {
+  /** Absolute path of the `deno` binary (root-owned in production). */
+  denoPath: string;
+  /** Absolute path of privsep's `daemon.ts`. */
+  daemonPath: string;
+  /** Absolute path of the application's `deno.json`; `--no-config` without. */
+  denoConfig?: string;
+  /**
+   * Directories (or files) the daemon may load code from. The daemon checks
+   * that each one, all its ancestors and everything below it are root-owned
+   * and not writable by others before it loads anything.
+   */
+  codeRoots: readonly string[];
+  /** The context, as `file:///…/module.ts#exportName`. */
+  contextId: string;
+  /** TOML configuration files (absolute paths), in override order. */
+  configFiles?: readonly string[];
+  /** The helper that gains root, e.g. `["sudo", "-n"]`; empty to run directly. */
+  helperCommand?: readonly string[];
+}
+
+function requireAbsolute(what: string, path: string): void {
+  if (!isAbsolute(path)) {
+    throw new TypeError(`${what} must be an absolute path, got "${path}"`);
+  }
+  if (/[\s\0]/.test(path)) {
+    throw new TypeError(
+      `${what} must not contain white space (sudoers cannot match it exactly): "${path}"`,
+    );
+  }
+}
+
+/**
+ * Builds the daemon's first-stage argv (without the helper command). The
+ * flags pin everything that could change what runs as root: `--no-prompt`,
+ * `--cached-only`, `--no-lock`, an absolute `--config` (or `--no-config`),
+ * unscoped `--allow-ffi` (needed for the privilege drop) and reads limited to
+ * the code roots and config files.
+ *
+ * @example
+ * ```ts
+ * import { daemonArgv } from "@privsep/privsep";
+ * daemonArgv({
+ *   denoPath: "/usr/local/bin/deno",
+ *   daemonPath: "/opt/app/vendor/privsep/daemon.ts",
+ *   denoConfig: "/opt/app/deno.json",
+ *   codeRoots: ["/opt/app"],
+ *   contextId: "file:///opt/app/privsep/mod.ts#sysAdmin",
+ * });
+ * ```
+ */
+export function daemonArgv(spec: DaemonCommandSpec): string[] {
+  requireAbsolute("the deno binary", spec.denoPath);
+  requireAbsolute("daemon.ts", spec.daemonPath);
+  if (spec.denoConfig) requireAbsolute("the deno config", spec.denoConfig);
+  for (const root of spec.codeRoots) requireAbsolute("a code root", root);
+  const configFiles = spec.configFiles ?? [];
+  for (const file of configFiles) requireAbsolute("a config file", file);
+  if (!/^file:\/\/\/\S+#[A-Za-z_$][\w$]*$/.test(spec.contextId)) {
+    throw new TypeError(
+      `the context id must look like "file:///abs/module.ts#exportName", got "${spec.contextId}"`,
+    );
+  }
+  const reads = [...new Set([...spec.codeRoots, ...configFiles])];
+  return [
+    spec.denoPath,
+    "run",
+    "--no-prompt",
+    "--cached-only",
+    "--no-lock",
+    spec.denoConfig ? `--config=${spec.denoConfig}` : "--no-config",
+    "--allow-ffi",
+    `--allow-read=${reads.join(",")}`,
+    spec.daemonPath,
+    `--context=${spec.contextId}`,
+    ...configFiles.map((f) => `--config-file=${f}`),
+  ];
+}
+
+/**
+ * The whole command the caller spawns: the helper command, then
+ * {@linkcode daemonArgv}.
+ *
+ * @example
+ * ```ts
+ * import { daemonCommand } from "@privsep/privsep";
+ * const argv = daemonCommand({
+ *   denoPath: "/usr/local/bin/deno",
+ *   daemonPath: "/opt/app/vendor/privsep/daemon.ts",
+ *   codeRoots: ["/opt/app"],
+ *   contextId: "file:///opt/app/privsep/mod.ts#sysAdmin",
+ *   helperCommand: ["sudo", "-n"],
+ * });
+ * argv[0]; // "sudo"
+ * ```
+ */
+export function daemonCommand(spec: DaemonCommandSpec): string[] {
+  return [...(spec.helperCommand ?? []), ...daemonArgv(spec)];
+}
+
+/** Escapes one command-line word for a sudoers `Cmnd` (sudoers(5)). */
+function sudoersWord(word: string): string {
+  return word.replace(/[\\,:=]/g, (c) => `\\${c}`);
+}
+
+/** Options of {@linkcode sudoersRule}. */
+export interface SudoersRuleOptions {
+  /** The user (or `%group`) allowed to start the daemon. */
+  user: string;
+  /** A `Cmnd_Alias` name (upper case); derived from the context if omitted. */
+  alias?: string;
+  /** Prefix the command with `sha256:<digest>` of the deno binary. */
+  sha256?: string;
+}
+
+/**
+ * The exact, wildcard-free sudoers lines that let `user` start this one
+ * daemon as root without a password, and nothing else.
+ *
+ * @example
+ * ```ts
+ * import { sudoersRule } from "@privsep/privsep";
+ * const argv = ["/usr/bin/deno", "run", "--no-config", "/opt/d.ts", "--context=file:///opt/m.ts#ctx"];
+ * sudoersRule(argv, { user: "app" });
+ * // Cmnd_Alias PRIVSEP_CTX = /usr/bin/deno run --no-config /opt/d.ts --context\=file\:///opt/m.ts#ctx
+ * // app ALL=(root) NOPASSWD: PRIVSEP_CTX
+ * ```
+ */
+export function sudoersRule(
+  argv: readonly string[],
+  options: SudoersRuleOptions,
+): string {
+  if (!/^%?[a-z_][a-z0-9_.-]*\$?$/i.test(options.user)) {
+    throw new TypeError(
+      `not a valid user or %group for sudoers: "${options.user}"`,
+    );
+  }
+  if (argv.length === 0 || !isAbsolute(argv[0])) {
+    throw new TypeError("the command must start with an absolute program path");
+  }
+  for (const word of argv) {
+    if (/[\s\0*?[\]]/.test(word) || word === "") {
+      throw new TypeError(
+        `a sudoers command word cannot be empty or contain white space or wildcards: "${word}"`,
+      );
+    }
+  }
+  const context = argv.find((w) => w.startsWith("--context="))?.split("#")[1];
+  const alias = options.alias ??
+    `PRIVSEP_${
+      (context ?? "DAEMON").replace(/([a-z])([A-Z])/g, "$1_$2").replace(
+        /\W/g,
+        "_",
+      ).toUpperCase()
+    }`;
+  if (!/^[A-Z][A-Z0-9_]*$/.test(alias)) {
+    throw new TypeError(
+      `a Cmnd_Alias name must be upper case letters, digits and _: "${alias}"`,
+    );
+  }
+  const digest = options.sha256 ? `sha256:${options.sha256} ` : "";
+  return [
+    `Cmnd_Alias ${alias} = ${digest}${argv.map(sudoersWord).join(" ")}`,
+    `${options.user} ALL=(root) NOPASSWD: ${alias}`,
+    "",
+  ].join("\n");
+}
+
+/**
+ * Finds the application's `deno.json` or `deno.jsonc`: the nearest one in
+ * the directory of `fromFile` or any ancestor.
+ *
+ * @example
+ * ```ts
+ * import { findDenoConfig } from "@privsep/privsep";
+ * findDenoConfig(new URL(import.meta.url)); // "/…/deno.json" or undefined
+ * ```
+ */
+export function findDenoConfig(fromFile: URL): string | undefined {
+  let dir = dirname(fileURLToPath(fromFile));
+  for (;;) {
+    for (const name of ["deno.json", "deno.jsonc"]) {
+      const candidate = join(dir, name);
+      try {
+        if (Deno.statSync(candidate).isFile) return candidate;
+      } catch { /* not here */ }
+    }
+    const parent = dirname(dir);
+    if (parent === dir) return undefined;
+    dir = parent;
+  }
+}

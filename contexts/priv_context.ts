@@ -1,0 +1,673 @@
+/**
+ * `PrivContext`: a set of Linux capabilities, a user and group, Deno
+ * permissions and a timeout, and the narrow privileged functions bound to it.
+ * Calling such a function runs it in a daemon that was started through sudo
+ * (or directly, when already root) and reduced to exactly that context.
+ *
+ * @module
+ */
+
+import { dirname } from "node:path";
+import { fileURLToPath } from "node:url";
+import { getLogger } from "@logtape/logtape";
+import { capabilitiesToMask, parseCapabilities } from "../caps/parse.ts";
+import { readProcessCredentials } from "../caps/proc.ts";
+import { FailedToDropPrivileges } from "../errors.ts";
+import { decodeValue, encodeValue } from "../protocol/codec.ts";
+import {
+  checkMaxFrameBytes,
+  DEFAULT_MAX_FRAME_BYTES,
+} from "../protocol/frame.ts";
+import {
+  daemonCommand,
+  findDenoConfig,
+  sudoersRule as buildSudoersRule,
+} from "./command.ts";
+import {
+  type ContextSettings,
+  loadConfigSection,
+  type PermissionsSetting,
+} from "./config.ts";
+import { DaemonClient } from "./_client.ts";
+import {
+  type EntrypointRecord,
+  entrypointsOf,
+  type Mode,
+  registry,
+} from "./_registry.ts";
+
+const log = getLogger(["privsep", "client"]);
+
+/** How the daemon gains root before it drops to the context. */
+export type StartMethod = "auto" | "sudo" | "direct";
+
+/** Options of a {@linkcode PrivContext}. */
+export interface PrivContextOptions {
+  /**
+   * The module that defines the context: pass `import.meta`. With `name` it
+   * is how the daemon finds the context (oslo's `pypath`).
+   */
+  module: ImportMeta | URL | string;
+  /** The name under which the module exports the context. */
+  name: string;
+  /**
+   * The capabilities the daemon keeps, by name (`"CAP_CHOWN"`, `"chown"`) or
+   * number. Required; there is no way to ask for all of them.
+   */
+  capabilities: readonly (string | number)[];
+  /** The TOML section with this context's settings (oslo's `cfg_section`). */
+  cfgSection?: string;
+  /**
+   * The directory below which every entrypoint's module must live; the
+   * directory of `module` by default. Every module below it is loaded by the
+   * daemon at start.
+   */
+  prefix?: URL | string;
+  /** The user the daemon runs as (name or uid); `"root"` by default. */
+  user?: string;
+  /** The group the daemon runs as; the user's primary group by default. */
+  group?: string;
+  /**
+   * The Deno permissions of the serving daemon; none by default. `"all"`
+   * must be asked for explicitly (needed for `/proc`, `/sys`, most `/dev`).
+   */
+  permissions?: PermissionsSetting;
+  /** Calls the daemon runs at once (oslo's `thread_pool_size`); CPUs by default. */
+  concurrency?: number;
+  /** Milliseconds a call may take before it rejects with `PrivsepTimeout`. */
+  timeout?: number;
+  /** The LogTape category of forwarded daemon logs, dotted; `"privsep.daemon"` by default. */
+  loggerName?: string;
+  /** Send the daemon's stack traces with errors and log them (default `false`). */
+  logDaemonTraceback?: boolean;
+  /** The command that gains root, `["sudo", "-n"]` by default (oslo's `root_helper`). */
+  helperCommand?: readonly string[];
+  /** `"auto"` (default): direct when the caller is root, sudo otherwise. */
+  startMethod?: StartMethod;
+  /** TOML files with the `cfgSection` (absolute paths), added to {@linkcode init}'s. */
+  configFiles?: readonly string[];
+  /** The application's `deno.json` for the daemon; found upwards from `module` by default; `false` for none. */
+  denoConfig?: string | false;
+  /** Hard maximum size of one message, both ways (16 MiB by default). */
+  maxFrameBytes?: number;
+}
+
+/** A context's settings after its TOML section is applied. */
+export interface ResolvedSettings {
+  /** Capability numbers, sorted. */
+  capabilities: number[];
+  /** Target user. */
+  user: string;
+  /** Target group, when set. */
+  group?: string;
+  /** Deno permissions of the serving stage. */
+  permissions: PermissionsSetting;
+  /** Calls run at once. */
+  concurrency: number;
+  /** Per-call timeout in ms. */
+  timeoutMs?: number;
+  /** LogTape category of forwarded logs. */
+  loggerName: string[];
+  /** Whether stack traces travel and are logged. */
+  logDaemonTraceback: boolean;
+  /** Helper command for the sudo start method. */
+  helperCommand: string[];
+  /** Stage-2 DENO_DIR, when set. */
+  denoDir?: string;
+}
+
+/** A running daemon, as verified by the caller. */
+export interface DaemonInfo {
+  /** The serving daemon's pid. */
+  pid: number;
+  /** The uid the daemon reported and, when `verified`, the kernel confirmed. */
+  uid: number;
+  /** The gid, likewise. */
+  gid: number;
+  /** Capability numbers kept. */
+  capabilities: number[];
+  /** Whether the caller read `/proc/<pid>/task/*` and found exactly these credentials. */
+  verified: boolean;
+}
+
+const globals: { helperCommand: string[]; configFiles: string[] } = {
+  helperCommand: ["sudo", "-n"],
+  configFiles: [],
+};
+
+/**
+ * Sets process-wide defaults, like oslo's `priv_context.init(root_helper=…)`
+ * and its `--config-file` options.
+ *
+ * @example
+ * ```ts
+ * import { init } from "@privsep/privsep";
+ * init({ helperCommand: ["sudo", "-n"], configFiles: ["/etc/app/privsep.toml"] });
+ * ```
+ */
+export function init(
+  options: {
+    helperCommand?: readonly string[];
+    configFiles?: readonly string[];
+  },
+): void {
+  if (options.helperCommand) {
+    globals.helperCommand = [...options.helperCommand];
+  }
+  if (options.configFiles) globals.configFiles = [...options.configFiles];
+}
+
+/**
+ * Chooses where entrypoints run in this process: `true` (the default) sends
+ * calls to the daemon; `false` runs them in-process, for unit tests (oslo's
+ * `set_client_mode(False)`). Arguments and results still go through the
+ * msgpack codec, so a test catches values the wire cannot carry.
+ *
+ * @example
+ * ```ts
+ * import { setClientMode } from "@privsep/privsep";
+ * setClientMode(false);
+ * // … call entrypoints in-process …
+ * setClientMode(true);
+ * ```
+ */
+export function setClientMode(enabled: boolean): void {
+  const reg = registry();
+  if (reg.mode === "daemon") {
+    throw new Error("setClientMode() cannot be used inside the privsep daemon");
+  }
+  reg.mode = enabled ? "client" : "in-process";
+}
+
+/** @internal Used by the daemon's serving stage. */
+export function setDaemonMode(): void {
+  registry().mode = "daemon";
+}
+
+function moduleUrl(module: ImportMeta | URL | string, what: string): string {
+  const url = typeof module === "string"
+    ? module
+    : module instanceof URL
+    ? module.href
+    : module?.url;
+  if (typeof url !== "string" || !URL.canParse(url)) {
+    throw new TypeError(
+      `${what} must be import.meta or a module URL, got ${String(url)}`,
+    );
+  }
+  return new URL(url).href;
+}
+
+/**
+ * A privilege context. Define one per set of privileges, export it, and bind
+ * narrow privileged functions to it with {@linkcode PrivContext.entrypoint}.
+ *
+ * @example
+ * ```ts
+ * // app/privsep/mod.ts
+ * import { caps, PrivContext } from "@privsep/privsep";
+ *
+ * export const sysAdmin = new PrivContext({
+ *   module: import.meta,
+ *   name: "sysAdmin",
+ *   cfgSection: "app_sys_admin",
+ *   capabilities: [caps.CAP_CHOWN, caps.CAP_DAC_OVERRIDE, caps.CAP_DAC_READ_SEARCH,
+ *                  caps.CAP_FOWNER, caps.CAP_NET_ADMIN, caps.CAP_SYS_ADMIN],
+ * });
+ * ```
+ */
+export class PrivContext {
+  /** `module#name`: how the daemon finds this context. */
+  readonly id: string;
+  /** The export name. */
+  readonly name: string;
+  /** The defining module's URL. */
+  readonly moduleUrl: string;
+  /** The directory URL below which entrypoints live (ends with `/`). */
+  readonly prefix: string;
+  /** The config section, if any. */
+  readonly cfgSection?: string;
+  /** The options as given. */
+  readonly options: Readonly<PrivContextOptions>;
+  #client: DaemonClient | undefined;
+  #starting: Promise<DaemonClient> | undefined;
+  #hadDaemon = false;
+  #settings: ResolvedSettings | undefined;
+  #info: DaemonInfo | undefined;
+
+  /** Declares a context; checks its options, starts nothing. */
+  constructor(options: PrivContextOptions) {
+    if (options === null || typeof options !== "object") {
+      throw new TypeError("PrivContext needs an options object");
+    }
+    this.moduleUrl = moduleUrl(options.module, "options.module");
+    if (
+      typeof options.name !== "string" ||
+      !/^[A-Za-z_$][\w$]*$/.test(options.name)
+    ) {
+      throw new TypeError(
+        `options.name must be the context's export name (an identifier), got ${
+          JSON.stringify(options.name)
+        }`,
+      );
+    }
+    if (!Array.isArray(options.capabilities)) {
+      throw new TypeError(
+        "options.capabilities is required: list every capability the context keeps (an empty list keeps none)",
+      );
+    }
+    parseCapabilities(options.capabilities);
+    if (options.maxFrameBytes !== undefined) {
+      checkMaxFrameBytes(options.maxFrameBytes);
+    }
+    checkPositiveInt("options.concurrency", options.concurrency);
+    checkPositiveInt("options.timeout", options.timeout);
+    this.name = options.name;
+    this.id = `${this.moduleUrl}#${this.name}`;
+    const prefix = new URL(
+      options.prefix === undefined ? "./" : String(options.prefix),
+      this.moduleUrl,
+    ).href;
+    this.prefix = prefix.endsWith("/") ? prefix : `${prefix}/`;
+    this.cfgSection = options.cfgSection;
+    this.options = Object.freeze({ ...options });
+    const reg = registry();
+    if (reg.contexts.has(this.id)) {
+      throw new TypeError(`a PrivContext named ${this.id} is already defined`);
+    }
+    reg.contexts.set(this.id, this);
+  }
+
+  /**
+   * Binds a privileged function to this context. The function's module must
+   * live below the context's prefix, the function must have a name, and it
+   * can belong to one context only. Returns the function the service calls:
+   * same parameters, always async.
+   *
+   * @example
+   * ```ts ignore
+   * // app/privsep/motd.ts
+   * import { sysAdmin } from "./mod.ts";
+   * export const updateMotd = sysAdmin.entrypoint(
+   *   import.meta,
+   *   async function updateMotd(message: string): Promise<void> {
+   *     await Deno.writeTextFile("/etc/motd", message);
+   *   },
+   * );
+   * ```
+   */
+  entrypoint<A extends unknown[], R>(
+    module: ImportMeta | URL | string,
+    fn: (...args: A) => R,
+  ): (...args: A) => Promise<Awaited<R>> {
+    return this.#define(module, fn, undefined);
+  }
+
+  /**
+   * Like {@linkcode PrivContext.entrypoint}, with a timeout (ms) that
+   * overrides the context's for this function (oslo's
+   * `entrypoint_with_timeout`).
+   *
+   * @example
+   * ```ts ignore
+   * export const getLinkDevices = privileged.entrypointWithTimeout(5_000)(
+   *   import.meta,
+   *   async function getLinkDevices(namespace: string) { return []; },
+   * );
+   * ```
+   */
+  entrypointWithTimeout(
+    timeoutMs: number,
+  ): <A extends unknown[], R>(
+    module: ImportMeta | URL | string,
+    fn: (...args: A) => R,
+  ) => (...args: A) => Promise<Awaited<R>> {
+    checkPositiveInt("timeout", timeoutMs);
+    return (module, fn) => this.#define(module, fn, timeoutMs);
+  }
+
+  /** The keys (`path#function`) of the entrypoints defined so far. */
+  entrypoints(): string[] {
+    return [...entrypointsOf(this).keys()].sort();
+  }
+
+  #define<A extends unknown[], R>(
+    module: ImportMeta | URL | string,
+    fn: (...args: A) => R,
+    timeoutMs: number | undefined,
+  ): (...args: A) => Promise<Awaited<R>> {
+    if (typeof fn !== "function") {
+      throw new TypeError(
+        "entrypoint() needs the privileged function as its second argument",
+      );
+    }
+    const url = moduleUrl(module, "entrypoint()'s first argument");
+    if (!url.startsWith(this.prefix)) {
+      throw new TypeError(
+        `entrypoint ${
+          fn.name || "(anonymous)"
+        } is defined in ${url}, outside the prefix ${this.prefix} of context ${this.name}; move it below the prefix`,
+      );
+    }
+    if (!/^[A-Za-z_$][\w$]*$/.test(fn.name)) {
+      throw new TypeError(
+        `an entrypoint needs a named function, e.g. entrypoint(import.meta, async function updateMotd(...) { … }); got ${
+          JSON.stringify(fn.name)
+        }`,
+      );
+    }
+    const reg = registry();
+    const owner = reg.owners.get(fn);
+    if (owner) {
+      throw new TypeError(
+        `function ${fn.name} is already an entrypoint of context ${owner.id}; a function belongs to one context`,
+      );
+    }
+    const key = `${url.slice(this.prefix.length)}#${fn.name}`;
+    const map = entrypointsOf(this);
+    if (map.has(key)) {
+      throw new TypeError(
+        `context ${this.name} already has an entrypoint ${key}`,
+      );
+    }
+    const record: EntrypointRecord = {
+      key,
+      fn: fn as (...args: unknown[]) => unknown,
+      timeoutMs,
+    };
+    map.set(key, record);
+    reg.owners.set(fn, this);
+    const ctx = this;
+    const wrapper = {
+      async [fn.name](...args: A): Promise<Awaited<R>> {
+        const mode: Mode = registry().mode;
+        if (mode === "daemon") return await fn(...args);
+        if (mode === "in-process") {
+          const copy = decodeValue(encodeValue(args)) as A;
+          return decodeValue(encodeValue(await fn(...copy))) as Awaited<R>;
+        }
+        return await ctx.#call(record, args) as Awaited<R>;
+      },
+    }[fn.name];
+    reg.owners.set(wrapper, this);
+    return wrapper;
+  }
+
+  /**
+   * This context's settings: its options with the TOML section (from
+   * {@linkcode init}'s and the context's config files) applied on top.
+   */
+  settings(): ResolvedSettings {
+    return this.#settings ??= resolveSettings(this, [
+      ...globals.configFiles,
+      ...(this.options.configFiles ?? []),
+    ]);
+  }
+
+  /** The exact argv that {@linkcode PrivContext.start} spawns. */
+  command(): string[] {
+    return daemonCommand({
+      ...this.#commandSpec(),
+      helperCommand: this.#startMethod() === "sudo"
+        ? this.settings().helperCommand
+        : [],
+    });
+  }
+
+  /**
+   * The exact, wildcard-free sudoers lines that let `user` start this
+   * context's daemon, and nothing else.
+   */
+  sudoersRule(user: string): string {
+    return buildSudoersRule(daemonCommand(this.#commandSpec()), { user });
+  }
+
+  /** The running daemon, or `undefined`. */
+  get daemon(): DaemonInfo | undefined {
+    return this.#client?.alive ? this.#info : undefined;
+  }
+
+  /**
+   * Starts the daemon now instead of at the first call. Concurrent callers
+   * share one start.
+   */
+  async start(): Promise<DaemonInfo> {
+    await this.#ensureClient();
+    return this.#info!;
+  }
+
+  /** Stops the daemon; calls in flight reject with `DaemonExitedError`. */
+  async stop(): Promise<void> {
+    const client = this.#client ?? await this.#starting?.catch(() => undefined);
+    this.#client = undefined;
+    this.#hadDaemon = false;
+    await client?.close();
+  }
+
+  /** Stops the daemon when used with `await using`. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.stop();
+  }
+
+  #startMethod(): "sudo" | "direct" {
+    const method = this.options.startMethod ?? "auto";
+    if (method !== "auto") return method;
+    try {
+      return Deno.uid() === 0 ? "direct" : "sudo";
+    } catch {
+      return "sudo";
+    }
+  }
+
+  #commandSpec() {
+    const daemonUrl = new URL("../daemon.ts", import.meta.url);
+    if (daemonUrl.protocol !== "file:" || !this.moduleUrl.startsWith("file:")) {
+      throw new TypeError(
+        `the privsep daemon and context ${this.id} must be local files (got ${daemonUrl.href}); vendor @privsep/privsep into a root-owned directory`,
+      );
+    }
+    const daemonPath = fileURLToPath(daemonUrl);
+    const denoConfig = this.options.denoConfig === false
+      ? undefined
+      : this.options.denoConfig ?? findDenoConfig(new URL(this.moduleUrl));
+    const roots = [
+      dirname(daemonPath),
+      fileURLToPath(this.prefix).replace(/\/$/, ""),
+    ];
+    if (denoConfig) roots.push(dirname(denoConfig));
+    return {
+      denoPath: Deno.execPath(),
+      daemonPath,
+      denoConfig,
+      codeRoots: outermost(roots),
+      contextId: this.id,
+      configFiles: [
+        ...globals.configFiles,
+        ...(this.options.configFiles ?? []),
+      ],
+    };
+  }
+
+  async #call(record: EntrypointRecord, args: unknown[]): Promise<unknown> {
+    const client = this.#client?.alive
+      ? this.#client
+      : await this.#ensureClient();
+    return await client.call(
+      record.key,
+      args,
+      record.timeoutMs ?? this.settings().timeoutMs,
+    );
+  }
+
+  #ensureClient(): Promise<DaemonClient> {
+    if (this.#client?.alive) return Promise.resolve(this.#client);
+    return this.#starting ??= this.#spawn().finally(() => {
+      this.#starting = undefined;
+    });
+  }
+
+  async #spawn(): Promise<DaemonClient> {
+    const settings = this.settings();
+    const argv = this.command();
+    if (this.#hadDaemon) {
+      log.warn("restarting the privsep daemon of {context}", {
+        context: this.id,
+      });
+    } else {
+      log.info("starting the privsep daemon of {context}", {
+        context: this.id,
+      });
+    }
+    const client = await DaemonClient.start({
+      context: this.id,
+      argv,
+      maxFrameBytes: this.options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES,
+      daemonLogger: settings.loggerName,
+      onGone: (c) => {
+        if (this.#client === c) this.#client = undefined;
+      },
+      startHint: (stderr) => this.#startHint(stderr),
+    });
+    try {
+      this.#info = await verifyDaemon(this.id, client, settings);
+    } catch (error) {
+      client.kill();
+      throw error;
+    }
+    this.#client = client;
+    this.#hadDaemon = true;
+    log.info("privsep daemon of {context} is running as pid {pid}", {
+      context: this.id,
+      pid: this.#info.pid,
+    });
+    return client;
+  }
+
+  #startHint(stderr: string): string {
+    if (
+      /password is required|terminal is required|may not run sudo|not allowed to execute/i
+        .test(stderr)
+    ) {
+      let user = "<the service's user>";
+      try {
+        user = Deno.env.get("USER") ?? Deno.env.get("LOGNAME") ?? user;
+      } catch { /* no env permission */ }
+      return `sudo refused to start the daemon without a password. Add this rule (visudo -f /etc/sudoers.d/privsep):\n${
+        this.sudoersRule(user)
+      }`;
+    }
+    return "Check the sudoers rule (ctx.sudoersRule(user)), that libcap is installed, that the context's user and group exist, and that the daemon's files are root-owned.";
+  }
+}
+
+function checkPositiveInt(what: string, value: number | undefined): void {
+  if (value !== undefined && (!Number.isSafeInteger(value) || value < 1)) {
+    throw new RangeError(`${what} must be a positive integer, got ${value}`);
+  }
+}
+
+/** Keeps only the paths that are not below another one. */
+function outermost(paths: string[]): string[] {
+  const unique = [...new Set(paths)].sort();
+  return unique.filter((p) =>
+    !unique.some((q) => q !== p && (p.startsWith(q + "/") || q === "/"))
+  );
+}
+
+/**
+ * Applies a context's TOML section (from `configFiles`) over its options.
+ * Both the caller and the daemon use this, so they agree.
+ *
+ * @example
+ * ```ts ignore
+ * import { resolveSettings } from "@privsep/privsep";
+ * resolveSettings(sysAdmin, ["/etc/app/privsep.toml"]).capabilities;
+ * ```
+ */
+export function resolveSettings(
+  ctx: PrivContext,
+  configFiles: readonly string[],
+): ResolvedSettings {
+  const o = ctx.options;
+  const file: ContextSettings = ctx.cfgSection && configFiles.length
+    ? loadConfigSection(configFiles, ctx.cfgSection)
+    : {};
+  return {
+    capabilities: parseCapabilities(file.capabilities ?? o.capabilities),
+    user: file.user ?? o.user ?? "root",
+    group: file.group ?? o.group,
+    permissions: file.permissions ?? o.permissions ?? {},
+    concurrency: file.concurrency ?? o.concurrency ??
+      navigator.hardwareConcurrency ?? 1,
+    timeoutMs: file.timeoutMs ?? o.timeout,
+    loggerName: (file.loggerName ?? o.loggerName ?? "privsep.daemon").split(
+      ".",
+    ),
+    logDaemonTraceback: file.logDaemonTraceback ?? o.logDaemonTraceback ??
+      false,
+    helperCommand: [
+      ...(file.helperCommand ?? o.helperCommand ?? globals.helperCommand),
+    ],
+    denoDir: file.denoDir,
+  };
+}
+
+async function verifyDaemon(
+  context: string,
+  client: DaemonClient,
+  settings: ResolvedSettings,
+): Promise<DaemonInfo> {
+  const hello = client.info!.hello;
+  const info: DaemonInfo = {
+    pid: hello.pid,
+    uid: hello.uid ?? -1,
+    gid: hello.gid ?? -1,
+    capabilities: settings.capabilities,
+    verified: false,
+  };
+  const want = capabilitiesToMask(settings.capabilities);
+  if (hello.capabilities && capabilitiesToMask(hello.capabilities) !== want) {
+    throw new FailedToDropPrivileges(
+      `the daemon of ${context} reports capabilities ${
+        hello.capabilities.join(",")
+      } but this caller's settings say ${
+        settings.capabilities.join(",")
+      }; both sides must read the same config files`,
+      { context },
+    );
+  }
+  let creds;
+  try {
+    creds = await readProcessCredentials(hello.pid);
+  } catch (error) {
+    log.debug(
+      "cannot read /proc/{pid} to verify the daemon of {context} ({reason}); give the caller --allow-all to verify",
+      { pid: hello.pid, context, reason: (error as Error).message },
+    );
+    return info;
+  }
+  for (const t of creds.threads) {
+    const sets = [t.capEff, t.capPrm, t.capInh, t.capBnd, t.capAmb];
+    const ids = [t.uid.real, t.uid.effective, t.uid.saved, t.uid.fs];
+    const gids = [t.gid.real, t.gid.effective, t.gid.saved, t.gid.fs];
+    if (
+      sets.some((s) => s !== want) || !t.noNewPrivs ||
+      ids.some((v) => v !== info.uid) || gids.some((v) => v !== info.gid)
+    ) {
+      throw new FailedToDropPrivileges(
+        `the daemon of ${context} (pid ${hello.pid}) does not run with exactly its context's credentials: thread ${t.tid} has uid ${
+          ids.join("/")
+        }, gid ${gids.join("/")}, effective ${
+          t.capEff.toString(16)
+        }, bounding ${
+          t.capBnd.toString(16)
+        }, no_new_privs ${t.noNewPrivs}; expected uid ${info.uid}, capabilities ${
+          want.toString(16)
+        }`,
+        { context },
+      );
+    }
+  }
+  info.verified = true;
+  return info;
+}

@@ -1,0 +1,62 @@
+/**
+ * The privsep daemon, in two stages. Started as root (through sudo, or
+ * directly), the first stage checks that everything it loads is root-owned,
+ * drops to the context's capabilities and user and `execve`s the second,
+ * which serves calls over stdin/stdout. Services never run this by hand:
+ * `PrivContext` builds the exact command (see `ctx.command()`), and
+ * `ctx.sudoersRule(user)` the matching sudoers line.
+ *
+ * ```sh
+ * deno run --no-prompt --cached-only --no-lock --config=/opt/app/deno.json \
+ *   --allow-ffi --allow-read=/opt/app /opt/app/vendor/privsep/daemon.ts \
+ *   --context=file:///opt/app/privsep/mod.ts#sysAdmin
+ * ```
+ *
+ * @example
+ * ```ts ignore
+ * import { main } from "@privsep/privsep/daemon";
+ * await main(["--context=file:///opt/app/privsep/mod.ts#sysAdmin"]);
+ * ```
+ *
+ * @module
+ */
+
+import { startDaemon, StartError } from "./daemon/start.ts";
+import { serveDaemon } from "./daemon/serve.ts";
+
+/**
+ * Runs the daemon stage that `args` selects (`--stage=serve` for the second).
+ * Start-up failures print one line on stderr and exit with code 2.
+ *
+ * @example
+ * ```ts ignore
+ * import { main } from "@privsep/privsep/daemon";
+ * await main(Deno.args);
+ * ```
+ */
+export async function main(args: string[]): Promise<void> {
+  const stage = args.find((a) => a.startsWith("--stage="));
+  const rest = args.filter((a) => a !== stage);
+  try {
+    if (stage === "--stage=serve") await serveDaemon(rest);
+    else if (stage === undefined) await startDaemon(rest);
+    else {throw new StartError(
+        `unknown ${stage}; the stages are "start" (default) and "serve"`,
+      );}
+  } catch (error) {
+    const e = error as Error;
+    const expected = e instanceof StartError ||
+      ["UntrustedPathError", "ConfigError", "SystemCallError"].includes(
+        e?.name,
+      );
+    // Straight to stderr: in the serving stage console.* is the wire.
+    Deno.stderr.writeSync(
+      new TextEncoder().encode(
+        `privsep daemon: ${expected ? e.message : e?.stack ?? String(e)}\n`,
+      ),
+    );
+    Deno.exit(2);
+  }
+}
+
+if (import.meta.main) await main(Deno.args);

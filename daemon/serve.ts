@@ -1,0 +1,305 @@
+/**
+ * The daemon's serving stage: it runs with exactly its context's
+ * credentials (the first stage made sure of that before `execve`), loads the
+ * context's entrypoint modules, says hello, and serves calls from stdin to
+ * stdout until stdin closes.
+ *
+ * @module
+ */
+
+import { parseArgs } from "node:util";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { configure, type LogRecord, type Sink } from "@logtape/logtape";
+import { ProtocolError } from "../errors.ts";
+import { entrypointsOf, registry } from "../contexts/_registry.ts";
+import { setDaemonMode } from "../contexts/priv_context.ts";
+import type { PrivContext } from "../contexts/priv_context.ts";
+import { encodeValue } from "../protocol/codec.ts";
+import { DEFAULT_MAX_FRAME_BYTES, FrameDecoder } from "../protocol/frame.ts";
+import {
+  decodeMessage,
+  describeError,
+  encodeMessage,
+  Kind,
+  PROTOCOL_VERSION,
+} from "../protocol/messages.ts";
+
+const MODULE_FILE = /\.(ts|mts|js|mjs|tsx|jsx)$/;
+const SKIP_FILE = /(_test|\.test|\.bench|_bench)\.\w+$|\.d\.ts$/;
+
+/** Lists the module files below `dir` (sorted; tests and hidden entries skipped). */
+function moduleFiles(dir: string): string[] {
+  const out: string[] = [];
+  const walk = (d: string) => {
+    const entries = [...Deno.readDirSync(d)].sort((a, b) =>
+      a.name < b.name ? -1 : 1
+    );
+    for (const e of entries) {
+      if (e.name.startsWith(".") || e.name === "node_modules") continue;
+      const p = join(d, e.name);
+      if (e.isDirectory) walk(p);
+      else if (
+        e.isFile && MODULE_FILE.test(e.name) && !SKIP_FILE.test(e.name)
+      ) {
+        out.push(p);
+      }
+    }
+  };
+  walk(dir);
+  return out;
+}
+
+/** Writes frames to stdout, batching whatever piles up during a write. */
+class Outbox {
+  #queue: Uint8Array[] = [];
+  #writing = false;
+
+  send(frame: Uint8Array): void {
+    this.#queue.push(frame);
+    if (!this.#writing) this.#flush();
+  }
+
+  async #flush(): Promise<void> {
+    this.#writing = true;
+    try {
+      while (this.#queue.length) {
+        const batch = this.#queue;
+        this.#queue = [];
+        let data: Uint8Array;
+        if (batch.length === 1) data = batch[0];
+        else {
+          let n = 0;
+          for (const b of batch) n += b.length;
+          data = new Uint8Array(n);
+          let off = 0;
+          for (const b of batch) {
+            data.set(b, off);
+            off += b.length;
+          }
+        }
+        let off = 0;
+        while (off < data.length) {
+          off += await Deno.stdout.write(data.subarray(off));
+        }
+      }
+    } catch {
+      // The caller is gone.
+      Deno.exit(0);
+    } finally {
+      this.#writing = false;
+    }
+  }
+}
+
+/** A counting semaphore with a FIFO queue. */
+class Slots {
+  #free: number;
+  #waiting: (() => void)[] = [];
+  constructor(n: number) {
+    this.#free = n;
+  }
+  acquire(): Promise<void> | undefined {
+    if (this.#free > 0) {
+      this.#free--;
+      return undefined;
+    }
+    return new Promise((resolve) => this.#waiting.push(resolve));
+  }
+  release(): void {
+    const next = this.#waiting.shift();
+    if (next) next();
+    else this.#free++;
+  }
+}
+
+/**
+ * Runs the serving stage until stdin closes.
+ *
+ * @example
+ * ```ts ignore
+ * await serveDaemon(["--context=file:///opt/app/privsep/mod.ts#sysAdmin", "--concurrency=4"]);
+ * ```
+ */
+export async function serveDaemon(args: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      context: { type: "string" },
+      concurrency: { type: "string" },
+      uid: { type: "string" },
+      gid: { type: "string" },
+      capabilities: { type: "string" },
+      "log-daemon-traceback": { type: "boolean" },
+    },
+    strict: true,
+  });
+  const contextId = values.context ?? "";
+  const concurrency = Number(values.concurrency ?? "1");
+  const withStack = values["log-daemon-traceback"] ?? false;
+  const out = new Outbox();
+  setDaemonMode();
+
+  // Everything the daemon (and its entrypoints) log goes to the caller.
+  const wireSink: Sink = (record: LogRecord) => {
+    let properties: Record<string, unknown> | undefined;
+    try {
+      encodeValue(record.properties);
+      properties = record.properties;
+    } catch { /* properties that do not encode are left out */ }
+    out.send(encodeMessage([Kind.Log, {
+      category: [...record.category],
+      level: record.level,
+      message: record.message.map((p: unknown) =>
+        typeof p === "string" ? p : safeString(p)
+      ).join(""),
+      timestamp: record.timestamp,
+      properties,
+    }]));
+  };
+  await configure({
+    sinks: { wire: wireSink },
+    loggers: [
+      { category: [], sinks: ["wire"], lowestLevel: "debug" },
+      {
+        category: ["logtape", "meta"],
+        sinks: ["wire"],
+        lowestLevel: "warning",
+      },
+    ],
+  });
+  // stdout is the channel: console output becomes log records instead.
+  const consoleLog = (level: LogRecord["level"]) => (...parts: unknown[]) =>
+    wireSink({
+      category: ["console"],
+      level,
+      message: [
+        parts.map((p) => typeof p === "string" ? p : safeString(p)).join(" "),
+      ],
+      rawMessage: "",
+      timestamp: Date.now(),
+      properties: {},
+    });
+  console.log = console.info = consoleLog("info");
+  console.debug = console.trace = consoleLog("debug");
+  console.warn = consoleLog("warning");
+  console.error = consoleLog("error");
+
+  const [moduleUrl] = contextId.split("#");
+  await import(moduleUrl);
+  const ctx = registry().contexts.get(contextId) as PrivContext | undefined;
+  if (!ctx) throw new Error(`no PrivContext ${contextId}`);
+  for (const file of moduleFiles(fileURLToPath(ctx.prefix))) await import(file);
+  const entrypoints = entrypointsOf(ctx);
+  const maxFrameBytes = ctx.options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES;
+  const slots = new Slots(concurrency);
+
+  out.send(encodeMessage([Kind.Hello, {
+    v: PROTOCOL_VERSION,
+    pid: Deno.pid,
+    context: contextId,
+    maxFrameBytes,
+    concurrency,
+    deno: Deno.version.deno,
+    uid: Number(values.uid),
+    gid: Number(values.gid),
+    capabilities: (values.capabilities ?? "").split(",").filter(Boolean).map(
+      Number,
+    ),
+  }]));
+
+  const run = async (id: number, key: string, callArgs: unknown[]) => {
+    const ep = entrypoints.get(key);
+    if (!ep) {
+      out.send(encodeMessage([Kind.Error, id, {
+        name: "NotAnEntrypoint",
+        message: `"${
+          key.slice(0, 200)
+        }" is not an entrypoint of context ${ctx.name}`,
+      }]));
+      return;
+    }
+    const wait = slots.acquire();
+    if (wait) await wait;
+    let frame: Uint8Array;
+    try {
+      const value = await ep.fn(...callArgs);
+      try {
+        frame = encodeMessage([Kind.Result, id, value], maxFrameBytes);
+      } catch (error) {
+        frame = encodeMessage([
+          Kind.Error,
+          id,
+          describeError(error, withStack),
+        ]);
+      }
+    } catch (error) {
+      if (withStack) {
+        wireSink({
+          category: ["privsep", "daemon"],
+          level: "error",
+          message: [
+            `${key} failed: ${(error as Error)?.stack ?? String(error)}`,
+          ],
+          rawMessage: "",
+          timestamp: Date.now(),
+          properties: {},
+        });
+      }
+      frame = encodeMessage([Kind.Error, id, describeError(error, withStack)]);
+    } finally {
+      slots.release();
+    }
+    out.send(frame);
+  };
+
+  const decoder = new FrameDecoder(maxFrameBytes);
+  const buf = new Uint8Array(256 * 1024);
+  let greeted = false;
+  for (;;) {
+    let n: number | null;
+    try {
+      n = await Deno.stdin.read(buf);
+    } catch {
+      n = null;
+    }
+    if (n === null) Deno.exit(0);
+    try {
+      for (const body of decoder.push(buf.subarray(0, n))) {
+        const m = decodeMessage(body);
+        if (!greeted) {
+          if (m.kind !== Kind.Hello || m.hello.v !== PROTOCOL_VERSION) {
+            throw new ProtocolError(
+              m.kind === Kind.Hello
+                ? `caller speaks protocol version ${m.hello.v}, daemon ${PROTOCOL_VERSION}`
+                : "the caller's first message must be a hello",
+            );
+          }
+          greeted = true;
+        } else if (m.kind === Kind.Call) {
+          run(m.id, m.entrypoint, m.args);
+        } else if (m.kind === Kind.Cancel) {
+          // Cancellation of running work: not yet (the caller has already
+          // given up on the reply, which will be dropped).
+        } else {
+          throw new ProtocolError(
+            `received a message of kind ${m.kind}, which only daemons send`,
+          );
+        }
+      }
+    } catch (error) {
+      const info = describeError(error, false);
+      out.send(encodeMessage([Kind.Fatal, info]));
+      await new Promise((r) => setTimeout(r, 50));
+      Deno.exit(3);
+    }
+  }
+}
+
+function safeString(value: unknown): string {
+  try {
+    return typeof value === "object" ? JSON.stringify(value) : String(value);
+  } catch {
+    return Object.prototype.toString.call(value);
+  }
+}

@@ -1,0 +1,178 @@
+/**
+ * The error classes that callers of privileged functions catch.
+ *
+ * Bad arguments throw the built-in `TypeError` or `RangeError`; the classes
+ * here are for conditions a service handles: the daemon could not start or
+ * drop privileges, the channel broke, a call timed out, or the privileged
+ * function itself threw.
+ *
+ * @module
+ */
+
+/**
+ * The daemon could not be started, or could not reduce itself to the
+ * context's capabilities and user. The message carries what sudo or the
+ * daemon printed and what to check.
+ *
+ * @example
+ * ```ts
+ * import { FailedToDropPrivileges } from "@privsep/privsep";
+ * try {
+ *   // await motd.updateMotd("hello");
+ * } catch (error) {
+ *   if (error instanceof FailedToDropPrivileges) console.error(error.stderr);
+ * }
+ * ```
+ */
+export class FailedToDropPrivileges extends Error {
+  override name = "FailedToDropPrivileges";
+  /** The context that failed to start, as `module#export`. */
+  readonly context: string;
+  /** What sudo or the daemon wrote on stderr (trimmed, may be empty). */
+  readonly stderr: string;
+  /** The helper's exit code, when it exited. */
+  readonly exitCode?: number;
+
+  /** Creates the error; `message` should say what to check. */
+  constructor(
+    message: string,
+    options: {
+      context: string;
+      stderr?: string;
+      exitCode?: number;
+      cause?: unknown;
+    },
+  ) {
+    super(message, { cause: options.cause });
+    this.context = options.context;
+    this.stderr = options.stderr ?? "";
+    this.exitCode = options.exitCode;
+  }
+}
+
+/**
+ * The channel to the daemon received something that is not the protocol: a
+ * frame above the size limit, bytes that are not msgpack, a message of the
+ * wrong shape or version. The channel is closed when this is raised.
+ *
+ * @example
+ * ```ts
+ * import { ProtocolError } from "@privsep/privsep";
+ * const error = new ProtocolError("received an empty frame");
+ * error.name; // "ProtocolError"
+ * ```
+ */
+export class ProtocolError extends Error {
+  override name = "ProtocolError";
+}
+
+/**
+ * The daemon went away (it exited, was killed, or was stopped) while a call
+ * was in flight. The next call starts a new daemon.
+ *
+ * @example
+ * ```ts
+ * import { DaemonExitedError } from "@privsep/privsep";
+ * const error = new DaemonExitedError("the daemon exited", { context: "app#ctx" });
+ * error.context; // "app#ctx"
+ * ```
+ */
+export class DaemonExitedError extends Error {
+  override name = "DaemonExitedError";
+  /** The context whose daemon went away, as `module#export`. */
+  readonly context: string;
+  /** Creates the error. */
+  constructor(message: string, options: { context: string; cause?: unknown }) {
+    super(message, { cause: options.cause });
+    this.context = options.context;
+  }
+}
+
+/**
+ * A call did not complete in time. `elapsedMs` is measured on the caller.
+ *
+ * @example
+ * ```ts
+ * import { PrivsepTimeout } from "@privsep/privsep";
+ * try {
+ *   // await privileged.getLinkDevices("ns1");
+ * } catch (error) {
+ *   if (error instanceof PrivsepTimeout) console.warn(error.entrypoint, error.elapsedMs);
+ * }
+ * ```
+ */
+export class PrivsepTimeout extends Error {
+  override name = "PrivsepTimeout";
+  /** The context, as `module#export`. */
+  readonly context: string;
+  /** The entrypoint, as `path#function` below the context's prefix. */
+  readonly entrypoint: string;
+  /** Milliseconds between the call and the timeout. */
+  readonly elapsedMs: number;
+  /** Creates the error. */
+  constructor(
+    message: string,
+    options: { context: string; entrypoint: string; elapsedMs: number },
+  ) {
+    super(message);
+    this.context = options.context;
+    this.entrypoint = options.entrypoint;
+    this.elapsedMs = options.elapsedMs;
+  }
+}
+
+/** What the daemon reported about an error thrown by a privileged function. */
+export interface RemoteErrorInfo {
+  /** The remote error's `name` (for example `"NotFound"` or `"TypeError"`). */
+  readonly name: string;
+  /** The remote error's message. */
+  readonly message: string;
+  /** The remote error's `code` (for example `"ENOENT"`), when it had one. */
+  readonly code?: string;
+  /** Plain data the remote error carried in a `data` property. */
+  readonly data?: unknown;
+  /** The remote stack trace, when the daemon sends them. */
+  readonly stack?: string;
+}
+
+/**
+ * A privileged function threw in the daemon. The remote error is described by
+ * data only: no class is ever looked up or constructed by a name taken off the
+ * wire. `remoteName` and `code` are what callers branch on.
+ *
+ * @example
+ * ```ts
+ * import { RemoteError } from "@privsep/privsep";
+ * try {
+ *   // await motd.updateMotd("hello");
+ * } catch (error) {
+ *   if (error instanceof RemoteError && error.remoteName === "NotFound") {
+ *     // the file is not there
+ *   }
+ * }
+ * ```
+ */
+export class RemoteError extends Error {
+  override name = "RemoteError";
+  /** The remote error's name. */
+  readonly remoteName: string;
+  /** The remote error's code, if any. */
+  readonly code?: string;
+  /** The remote error's plain data, if any. */
+  readonly data?: unknown;
+  /** The entrypoint that threw, as `path#function`. */
+  readonly entrypoint: string;
+  /** The remote name, message and stack. */
+  declare readonly cause: RemoteErrorInfo;
+
+  /** Creates the error from the daemon's report. */
+  constructor(info: RemoteErrorInfo, entrypoint: string) {
+    super(`${info.name}: ${info.message} (in privileged ${entrypoint})`, {
+      cause: info,
+    });
+    this.remoteName = info.name;
+    this.code = info.code;
+    this.data = info.data;
+    this.entrypoint = entrypoint;
+  }
+}

@@ -1,0 +1,70 @@
+/**
+ * privsep: privilege separation for Deno services. Define a
+ * {@linkcode PrivContext} (capabilities, user, Deno permissions, timeout),
+ * bind narrow privileged functions to it with `entrypoint`, and call them
+ * like any async function: each call runs in a helper daemon started through
+ * sudo and reduced to exactly that context, over stdio as length-prefixed
+ * msgpack.
+ *
+ * @example
+ * ```ts ignore
+ * // app/privsep/mod.ts
+ * import { caps, PrivContext } from "@privsep/privsep";
+ * export const sysAdmin = new PrivContext({
+ *   module: import.meta,
+ *   name: "sysAdmin",
+ *   cfgSection: "app_sys_admin",
+ *   capabilities: [caps.CAP_CHOWN, caps.CAP_DAC_OVERRIDE],
+ * });
+ *
+ * // app/privsep/motd.ts
+ * import { sysAdmin } from "./mod.ts";
+ * export const updateMotd = sysAdmin.entrypoint(
+ *   import.meta,
+ *   async function updateMotd(message: string): Promise<void> {
+ *     await Deno.writeTextFile("/etc/motd", message);
+ *   },
+ * );
+ *
+ * // app/main.ts
+ * import * as motd from "./privsep/motd.ts";
+ * await motd.updateMotd("This node is currently idle");
+ * ```
+ *
+ * @module
+ */
+
+export * as caps from "./caps/table.ts";
+export {
+  type DaemonInfo,
+  init,
+  PrivContext,
+  type PrivContextOptions,
+  type ResolvedSettings,
+  resolveSettings,
+  setClientMode,
+  type StartMethod,
+} from "./contexts/priv_context.ts";
+export {
+  daemonArgv,
+  daemonCommand,
+  type DaemonCommandSpec,
+  findDenoConfig,
+  sudoersRule,
+  type SudoersRuleOptions,
+} from "./contexts/command.ts";
+export {
+  ConfigError,
+  type ContextSettings,
+  type DenoPermissions,
+  type PermissionList,
+  type PermissionsSetting,
+} from "./contexts/config.ts";
+export {
+  DaemonExitedError,
+  FailedToDropPrivileges,
+  PrivsepTimeout,
+  ProtocolError,
+  RemoteError,
+  type RemoteErrorInfo,
+} from "./errors.ts";

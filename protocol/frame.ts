@@ -1,0 +1,153 @@
+/**
+ * Length-prefixed framing: every message on the wire is a 4-byte unsigned
+ * big-endian length followed by that many bytes of msgpack.
+ *
+ * The decoder never allocates a buffer whose size comes off the wire before
+ * checking it against a hard maximum, and it rejects empty frames.
+ *
+ * @module
+ */
+
+import { ProtocolError } from "../errors.ts";
+
+/** Size of the length prefix in bytes. */
+export const FRAME_HEADER_BYTES = 4;
+
+/** Default hard maximum for one frame's body: 16 MiB. */
+export const DEFAULT_MAX_FRAME_BYTES: number = 16 * 1024 * 1024;
+
+/** The largest value a u32 length prefix can carry. */
+const U32_MAX = 0xffff_ffff;
+
+/**
+ * Checks a `maxFrameBytes` option and returns it.
+ *
+ * @example
+ * ```ts
+ * import { checkMaxFrameBytes } from "@privsep/privsep/protocol";
+ * checkMaxFrameBytes(1024); // 1024
+ * ```
+ */
+export function checkMaxFrameBytes(value: number): number {
+  if (!Number.isInteger(value) || value < 1 || value > U32_MAX) {
+    throw new RangeError(
+      `maxFrameBytes must be an integer from 1 to ${U32_MAX}, got ${value}`,
+    );
+  }
+  return value;
+}
+
+/**
+ * Prefixes `body` with its length as a u32 big-endian integer.
+ *
+ * @example
+ * ```ts
+ * import { encodeFrame } from "@privsep/privsep/protocol";
+ * encodeFrame(new Uint8Array([0xc0])); // Uint8Array [0, 0, 0, 1, 0xc0]
+ * ```
+ */
+export function encodeFrame(
+  body: Uint8Array,
+  maxFrameBytes: number = DEFAULT_MAX_FRAME_BYTES,
+): Uint8Array {
+  if (body.length === 0) throw new RangeError("a frame body cannot be empty");
+  if (body.length > maxFrameBytes) {
+    throw new ProtocolError(
+      `message of ${body.length} bytes exceeds maxFrameBytes ${maxFrameBytes}; send less data per call or raise maxFrameBytes on both sides`,
+    );
+  }
+  const out = new Uint8Array(FRAME_HEADER_BYTES + body.length);
+  new DataView(out.buffer).setUint32(0, body.length);
+  out.set(body, FRAME_HEADER_BYTES);
+  return out;
+}
+
+/**
+ * Incremental frame decoder: feed it chunks as they arrive, get whole frame
+ * bodies back. Any malformed input throws {@linkcode ProtocolError} and the
+ * decoder must then be discarded (the channel is closed).
+ *
+ * @example
+ * ```ts
+ * import { encodeFrame, FrameDecoder } from "@privsep/privsep/protocol";
+ * const decoder = new FrameDecoder();
+ * const wire = encodeFrame(new Uint8Array([1, 2, 3]));
+ * decoder.push(wire.subarray(0, 2)); // []
+ * decoder.push(wire.subarray(2)); // [Uint8Array [1, 2, 3]]
+ * ```
+ */
+export class FrameDecoder {
+  readonly #max: number;
+  #buf: Uint8Array = new Uint8Array(0);
+  #len = 0;
+
+  /** Creates a decoder that rejects frames larger than `maxFrameBytes`. */
+  constructor(maxFrameBytes: number = DEFAULT_MAX_FRAME_BYTES) {
+    this.#max = checkMaxFrameBytes(maxFrameBytes);
+  }
+
+  /** Bytes received but not yet returned as a frame. */
+  get buffered(): number {
+    return this.#len;
+  }
+
+  /**
+   * Appends `chunk` and returns every complete frame body now available.
+   * The returned bodies do not alias `chunk`, so the caller may reuse it.
+   */
+  push(chunk: Uint8Array): Uint8Array[] {
+    const frames: Uint8Array[] = [];
+    let data: Uint8Array;
+    if (this.#len === 0) {
+      data = chunk;
+    } else {
+      this.#ensure(this.#len + chunk.length);
+      this.#buf.set(chunk, this.#len);
+      this.#len += chunk.length;
+      data = this.#buf.subarray(0, this.#len);
+    }
+    let off = 0;
+    while (data.length - off >= FRAME_HEADER_BYTES) {
+      const n = ((data[off] << 24) >>> 0) + (data[off + 1] << 16) +
+        (data[off + 2] << 8) + data[off + 3];
+      if (n === 0) throw new ProtocolError("received an empty frame");
+      if (n > this.#max) {
+        throw new ProtocolError(
+          `received a frame of ${n} bytes, above maxFrameBytes ${this.#max}`,
+        );
+      }
+      if (data.length - off - FRAME_HEADER_BYTES < n) break;
+      const start = off + FRAME_HEADER_BYTES;
+      frames.push(data.slice(start, start + n));
+      off = start + n;
+    }
+    const rest = data.length - off;
+    if (rest === 0) {
+      this.#len = 0;
+    } else if (data === chunk) {
+      this.#ensure(rest);
+      this.#buf.set(chunk.subarray(off), 0);
+      this.#len = rest;
+    } else if (off > 0) {
+      this.#buf.copyWithin(0, off, this.#len);
+      this.#len = rest;
+    }
+    if (this.#buf.length > 1 << 20 && this.#len < 1 << 16) {
+      // Give back the memory of one large frame once it has been consumed.
+      this.#buf = this.#buf.slice(0, Math.max(this.#len, 1 << 16));
+    }
+    return frames;
+  }
+
+  #ensure(size: number): void {
+    if (size <= this.#buf.length) return;
+    // Never grow past one whole frame (header + maximum body).
+    const cap = Math.min(
+      Math.max(size, this.#buf.length * 2, 1 << 16),
+      this.#max + FRAME_HEADER_BYTES + (1 << 16),
+    );
+    const next = new Uint8Array(Math.max(cap, size));
+    next.set(this.#buf.subarray(0, this.#len));
+    this.#buf = next;
+  }
+}

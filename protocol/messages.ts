@@ -1,0 +1,239 @@
+/**
+ * The messages exchanged between a caller and its daemon, and their strict
+ * validation. Every message is a msgpack array whose first element is the
+ * message kind; see `protocol/PROTOCOL.md` for the byte layout.
+ *
+ * @module
+ */
+
+import { ProtocolError, type RemoteErrorInfo } from "../errors.ts";
+import { decodeValue, encodeValue } from "./codec.ts";
+import { encodeFrame } from "./frame.ts";
+
+/** The protocol version both sides must speak. */
+export const PROTOCOL_VERSION = 1;
+
+/** Message kinds (the first element of every message array). */
+export const Kind = {
+  /** Both directions, first message: `[0, HelloInfo]`. */
+  Hello: 0,
+  /** Caller to daemon: `[1, id, entrypoint, args]`. */
+  Call: 1,
+  /** Daemon to caller: `[2, id, value]`. */
+  Result: 2,
+  /** Daemon to caller: `[3, id, RemoteErrorInfo]`. */
+  Error: 3,
+  /** Caller to daemon: `[4, id]`. */
+  Cancel: 4,
+  /** Daemon to caller: `[5, LogRecordInfo]`. */
+  Log: 5,
+  /** Either side, last message before closing: `[6, RemoteErrorInfo]`. */
+  Fatal: 6,
+} as const;
+
+/** What each side says about itself in its hello. */
+export interface HelloInfo {
+  /** Protocol version spoken. */
+  v: number;
+  /** Process id of the sender. */
+  pid: number;
+  /** The daemon's context, as `module#export` (daemon only). */
+  context?: string;
+  /** Largest frame the sender accepts. */
+  maxFrameBytes?: number;
+  /** Calls the daemon runs at once (daemon only). */
+  concurrency?: number;
+  /** Deno version of the sender. */
+  deno?: string;
+  /** The uid the daemon dropped to (daemon only). */
+  uid?: number;
+  /** The gid the daemon dropped to (daemon only). */
+  gid?: number;
+  /** The capabilities the daemon kept (daemon only). */
+  capabilities?: number[];
+}
+
+/** A log record forwarded from the daemon. */
+export interface LogRecordInfo {
+  /** The daemon-side category. */
+  category: string[];
+  /** LogTape level name. */
+  level: string;
+  /** Rendered message. */
+  message: string;
+  /** Milliseconds since the epoch. */
+  timestamp: number;
+  /** Structured properties (only those that encode as msgpack). */
+  properties?: Record<string, unknown>;
+}
+
+/** A decoded message. */
+export type Message =
+  | { kind: typeof Kind.Hello; hello: HelloInfo }
+  | { kind: typeof Kind.Call; id: number; entrypoint: string; args: unknown[] }
+  | { kind: typeof Kind.Result; id: number; value: unknown }
+  | { kind: typeof Kind.Error; id: number; error: RemoteErrorInfo }
+  | { kind: typeof Kind.Cancel; id: number }
+  | { kind: typeof Kind.Log; record: LogRecordInfo }
+  | { kind: typeof Kind.Fatal; error: RemoteErrorInfo };
+
+/** Longest entrypoint name accepted on the wire. */
+export const MAX_ENTRYPOINT_NAME = 1024;
+
+/**
+ * Encodes a message into a complete frame (length prefix included).
+ *
+ * @example
+ * ```ts
+ * import { encodeMessage, Kind } from "@privsep/privsep/protocol";
+ * encodeMessage([Kind.Cancel, 7]);
+ * ```
+ */
+export function encodeMessage(
+  message: readonly unknown[],
+  maxFrameBytes?: number,
+): Uint8Array {
+  return encodeFrame(encodeValue(message), maxFrameBytes);
+}
+
+function isId(value: unknown): value is number {
+  return typeof value === "number" && Number.isSafeInteger(value) &&
+    value >= 0;
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return value !== null && typeof value === "object" && !Array.isArray(value) &&
+    !(value instanceof Uint8Array);
+}
+
+function bad(what: string): never {
+  throw new ProtocolError(`received a malformed ${what} message`);
+}
+
+/** Validates a remote error envelope; unknown fields are dropped. */
+export function toRemoteErrorInfo(value: unknown): RemoteErrorInfo {
+  if (!isPlainObject(value)) bad("error");
+  const { name, message, code, data, stack } = value;
+  if (typeof name !== "string" || typeof message !== "string") bad("error");
+  const info: {
+    name: string;
+    message: string;
+    code?: string;
+    data?: unknown;
+    stack?: string;
+  } = { name: name.slice(0, 200), message };
+  if (typeof code === "string") info.code = code;
+  if (data !== undefined) info.data = data;
+  if (typeof stack === "string") info.stack = stack;
+  return info;
+}
+
+/**
+ * Decodes and validates one frame body. Anything that is not exactly a
+ * message of this protocol throws {@linkcode ProtocolError}.
+ *
+ * @example
+ * ```ts
+ * import { decodeMessage, encodeMessage, Kind } from "@privsep/privsep/protocol";
+ * decodeMessage(encodeMessage([Kind.Cancel, 7]).subarray(4)); // { kind: 4, id: 7 }
+ * ```
+ */
+export function decodeMessage(body: Uint8Array): Message {
+  const m = decodeValue(body);
+  if (!Array.isArray(m) || m.length < 2) bad("top-level");
+  switch (m[0]) {
+    case Kind.Call:
+      if (
+        m.length !== 4 || !isId(m[1]) || typeof m[2] !== "string" ||
+        m[2].length > MAX_ENTRYPOINT_NAME || !Array.isArray(m[3])
+      ) bad("call");
+      return { kind: Kind.Call, id: m[1], entrypoint: m[2], args: m[3] };
+    case Kind.Result:
+      if (m.length !== 3 || !isId(m[1])) bad("result");
+      return { kind: Kind.Result, id: m[1], value: m[2] };
+    case Kind.Error:
+      if (m.length !== 3 || !isId(m[1])) bad("error");
+      return { kind: Kind.Error, id: m[1], error: toRemoteErrorInfo(m[2]) };
+    case Kind.Cancel:
+      if (m.length !== 2 || !isId(m[1])) bad("cancel");
+      return { kind: Kind.Cancel, id: m[1] };
+    case Kind.Hello: {
+      const h = m[1];
+      if (
+        m.length !== 2 || !isPlainObject(h) || typeof h.v !== "number" ||
+        !isId(h.pid)
+      ) bad("hello");
+      const hello: HelloInfo = { v: h.v, pid: h.pid };
+      if (typeof h.context === "string") hello.context = h.context;
+      if (isId(h.maxFrameBytes)) hello.maxFrameBytes = h.maxFrameBytes;
+      if (isId(h.concurrency)) hello.concurrency = h.concurrency;
+      if (typeof h.deno === "string") hello.deno = h.deno;
+      if (isId(h.uid)) hello.uid = h.uid;
+      if (isId(h.gid)) hello.gid = h.gid;
+      if (Array.isArray(h.capabilities) && h.capabilities.every(isId)) {
+        hello.capabilities = h.capabilities as number[];
+      }
+      return { kind: Kind.Hello, hello };
+    }
+    case Kind.Log: {
+      const r = m[1];
+      if (
+        m.length !== 2 || !isPlainObject(r) || !Array.isArray(r.category) ||
+        !r.category.every((c) => typeof c === "string") ||
+        typeof r.level !== "string" || typeof r.message !== "string" ||
+        typeof r.timestamp !== "number"
+      ) bad("log");
+      const record: LogRecordInfo = {
+        category: r.category as string[],
+        level: r.level,
+        message: r.message,
+        timestamp: r.timestamp,
+      };
+      if (isPlainObject(r.properties)) record.properties = r.properties;
+      return { kind: Kind.Log, record };
+    }
+    case Kind.Fatal:
+      if (m.length !== 2) bad("fatal");
+      return { kind: Kind.Fatal, error: toRemoteErrorInfo(m[1]) };
+    default:
+      throw new ProtocolError(
+        `received a message of unknown kind ${JSON.stringify(m[0])}`,
+      );
+  }
+}
+
+/**
+ * Describes a thrown value as a remote error envelope: name, message, code,
+ * plain `data`, and the stack only when `withStack` is set.
+ *
+ * @example
+ * ```ts
+ * import { describeError } from "@privsep/privsep/protocol";
+ * describeError(new TypeError("bad"), false); // { name: "TypeError", message: "bad" }
+ * ```
+ */
+export function describeError(
+  error: unknown,
+  withStack: boolean,
+): RemoteErrorInfo {
+  if (error instanceof Error) {
+    const info: {
+      name: string;
+      message: string;
+      code?: string;
+      data?: unknown;
+      stack?: string;
+    } = { name: String(error.name), message: String(error.message) };
+    const { code, data } = error as Error & { code?: unknown; data?: unknown };
+    if (typeof code === "string") info.code = code;
+    if (data !== undefined) {
+      try {
+        encodeValue(data);
+        info.data = data;
+      } catch { /* data that does not encode is left out */ }
+    }
+    if (withStack && typeof error.stack === "string") info.stack = error.stack;
+    return info;
+  }
+  return { name: "Error", message: `non-Error value thrown: ${typeof error}` };
+}
