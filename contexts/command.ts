@@ -111,7 +111,7 @@ export function daemonCommand(spec: DaemonCommandSpec): string[] {
 
 /** Escapes one command-line word for a sudoers `Cmnd` (sudoers(5)). */
 function sudoersWord(word: string): string {
-  return word.replace(/[\\,:=]/g, (c) => `\\${c}`);
+  return word.replace(/[\\,:=#!()"]/g, (c) => `\\${c}`);
 }
 
 /** Options of {@linkcode sudoersRule}. */

@@ -377,7 +377,7 @@ export class PrivContext {
     };
     map.set(key, record);
     reg.owners.set(fn, this);
-    const ctx = this;
+    const call = (args: unknown[]) => this.#call(record, args);
     const wrapper = {
       async [fn.name](...args: A): Promise<Awaited<R>> {
         const mode: Mode = registry().mode;
@@ -386,7 +386,7 @@ export class PrivContext {
           const copy = decodeValue(encodeValue(args)) as A;
           return decodeValue(encodeValue(await fn(...copy))) as Awaited<R>;
         }
-        return await ctx.#call(record, args) as Awaited<R>;
+        return await call(args) as Awaited<R>;
       },
     }[fn.name];
     reg.owners.set(wrapper, this);
