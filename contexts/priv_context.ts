@@ -398,7 +398,7 @@ export class PrivContext {
    * {@linkcode init}'s and the context's config files) applied on top.
    */
   settings(): ResolvedSettings {
-    return this.#settings ??= resolveSettings(this, [
+    return resolveSettings(this, [
       ...globals.configFiles,
       ...(this.options.configFiles ?? []),
     ]);
@@ -495,7 +495,7 @@ export class PrivContext {
     return await client.call(
       record.key,
       args,
-      record.timeoutMs ?? this.settings().timeoutMs,
+      record.timeoutMs ?? this.#settings?.timeoutMs,
     );
   }
 
@@ -508,7 +508,12 @@ export class PrivContext {
 
   async #spawn(): Promise<DaemonClient> {
     const settings = this.settings();
-    const argv = this.command();
+    const argv = daemonCommand({
+      ...this.#commandSpec(),
+      helperCommand: this.#startMethod() === "sudo"
+        ? settings.helperCommand
+        : [],
+    });
     if (this.#hadDaemon) {
       log.warn("restarting the privsep daemon of {context}", {
         context: this.id,
@@ -535,6 +540,7 @@ export class PrivContext {
       throw error;
     }
     this.#client = client;
+    this.#settings = settings;
     this.#hadDaemon = true;
     log.info("privsep daemon of {context} is running as pid {pid}", {
       context: this.id,
