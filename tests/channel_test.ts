@@ -1,0 +1,267 @@
+// The channel with a real daemon: results, remote errors, what may be called,
+// forwarded logs, many calls in flight, and what happens when a side dies.
+import assert from "node:assert/strict";
+import { configure, type LogRecord, reset } from "@logtape/logtape";
+import { DaemonExitedError, init, ProtocolError, RemoteError } from "../mod.ts";
+import { DaemonClient } from "../contexts/_client.ts";
+import { otherCtx, testCtx } from "./fixtures/privsep/mod.ts";
+import * as ops from "./fixtures/privsep/ops.ts";
+import * as other from "./fixtures/privsep/other/other.ts";
+import {
+  DENO,
+  requireRoot,
+  ROOT,
+  run,
+  scratchDir,
+  waitGone,
+  writeConfig,
+} from "./_helpers.ts";
+
+const opts = { sanitizeOps: false, sanitizeResources: false };
+
+Deno.test("daemon channel", opts, async (t) => {
+  requireRoot();
+  const dir = await scratchDir();
+  const config = await writeConfig(dir, {
+    e2e: { user: "root", capabilities: [], concurrency: 8 },
+    e2e_other: { user: "root", capabilities: [] },
+  });
+  init({ configFiles: [config] });
+  const records: LogRecord[] = [];
+  await configure({
+    reset: true,
+    sinks: { memory: (r) => records.push(r) },
+    loggers: [
+      { category: ["privsep"], sinks: ["memory"], lowestLevel: "debug" },
+      { category: ["logtape", "meta"], sinks: [], lowestLevel: "fatal" },
+    ],
+  });
+  try {
+    await t.step("values of every msgpack type travel both ways", async () => {
+      const value = {
+        s: "ünïcødé",
+        n: 1.5,
+        i: -7,
+        big: 2n ** 60n,
+        b: true,
+        nil: null,
+        bytes: new Uint8Array([0, 1, 255]),
+        list: [1, [2, [3]]],
+        date: new Date(0),
+      };
+      assert.deepEqual(await ops.echo(value), value);
+      const big = new Uint8Array(1024 * 1024).fill(7);
+      assert.deepEqual(await ops.echo(big), big);
+    });
+
+    await t.step(
+      "64 calls in flight complete, each with its own reply",
+      async () => {
+        const delays = Array.from({ length: 64 }, (_, i) => (i * 7) % 40);
+        const results = await Promise.all(delays.map((ms) => ops.sleep(ms)));
+        assert.deepEqual(results, delays);
+      },
+    );
+
+    await t.step(
+      "a remote exception comes back with name, message, code and data",
+      async () => {
+        await assert.rejects(ops.fail("custom"), (e: unknown) => {
+          assert.ok(e instanceof RemoteError);
+          assert.equal(e.remoteName, "CustomError");
+          assert.equal(e.code, "E_CUSTOM");
+          assert.deepEqual(e.data, { n: 1 });
+          assert.equal(e.cause.message, "custom failure");
+          assert.equal(e.entrypoint, "ops.ts#fail");
+          assert.equal(
+            e.cause.stack,
+            undefined,
+            "stacks only with log_daemon_traceback",
+          );
+          return true;
+        });
+        await assert.rejects(ops.fail("x"), /RangeError: out of range: x/);
+      },
+    );
+
+    await t.step("only entrypoints of this context can be called", async () => {
+      const argv = testCtx.command();
+      const client = await DaemonClient.start({
+        context: testCtx.id,
+        argv,
+        maxFrameBytes: 1 << 24,
+        daemonLogger: ["privsep", "daemon"],
+        onGone: () => {},
+        startHint: () => "",
+      });
+      try {
+        assert.equal(
+          await client.call("ops.ts#echo", ["raw"], undefined),
+          "raw",
+        );
+        for (
+          const name of [
+            "ops.ts#helper", // exported, not an entrypoint
+            "other/other.ts#otherOp", // another context's entrypoint
+            "../../../mod.ts#init",
+            "file:///etc/passwd#x",
+            "ops.ts#constructor",
+            "ops.ts#__proto__",
+            "",
+          ]
+        ) {
+          await assert.rejects(
+            client.call(name, [], undefined),
+            (e: unknown) => {
+              assert.ok(e instanceof RemoteError, name);
+              assert.equal(e.remoteName, "NotAnEntrypoint");
+              return true;
+            },
+          );
+        }
+        assert.equal(
+          await client.call("ops.ts#echo", ["still fine"], undefined),
+          "still fine",
+        );
+      } finally {
+        await client.close();
+      }
+      // Through its own context, the other function works.
+      assert.equal(await other.otherOp(), "other");
+      assert.deepEqual(otherCtx.entrypoints(), ["other.ts#otherOp"]);
+    });
+
+    await t.step(
+      "daemon logs and console output reach the caller's category",
+      async () => {
+        records.length = 0;
+        assert.equal(await ops.logMessage("hello"), "logged");
+        await ops.echo(1); // the log frames precede this reply
+        const forwarded = records.filter((r) =>
+          r.category.join(".") === "privsep.daemon"
+        );
+        const messages = forwarded.map((r) => r.message.join(""));
+        assert.ok(
+          messages.includes('ops says "hello"') ||
+            messages.includes("ops says hello"),
+          messages.join(" | "),
+        );
+        assert.ok(
+          messages.includes("console says hello"),
+          messages.join(" | "),
+        );
+        assert.ok(
+          forwarded.some((r) => r.properties.daemonCategory === "app.ops"),
+        );
+      },
+    );
+
+    await t.step(
+      "killing the daemon rejects calls in flight, and the next call restarts it",
+      async () => {
+        const pid = await ops.daemonPid();
+        const inFlight = ops.sleep(10_000);
+        await new Promise((r) => setTimeout(r, 50));
+        Deno.kill(pid, "SIGKILL");
+        await assert.rejects(inFlight, DaemonExitedError);
+        await waitGone(pid, 1000);
+        records.length = 0;
+        const next = await ops.daemonPid();
+        assert.notEqual(next, pid);
+        assert.ok(
+          records.some((r) =>
+            r.level === "warning" && r.message.join("").includes("restarting")
+          ),
+        );
+      },
+    );
+
+    await t.step("many racing first calls start one daemon", async () => {
+      await testCtx.stop();
+      const pids = await Promise.all(
+        Array.from({ length: 16 }, () => ops.daemonPid()),
+      );
+      assert.equal(new Set(pids).size, 1);
+    });
+
+    await t.step(
+      "a malformed frame from the daemon closes the channel with ProtocolError",
+      async () => {
+        // A fake daemon that says hello, then sends a frame above the limit.
+        const script = `${dir}/bad_daemon.ts`;
+        await Deno.writeTextFile(
+          script,
+          `import { encodeMessage, Kind, PROTOCOL_VERSION } from "${ROOT}/protocol/messages.ts";
+await Deno.stdout.write(encodeMessage([Kind.Hello, { v: PROTOCOL_VERSION, pid: Deno.pid }]));
+await Deno.stdout.write(new Uint8Array([0xff, 0xff, 0xff, 0xff, 1, 2, 3]));
+await new Promise((r) => setTimeout(r, 5000));`,
+        );
+        const client = await DaemonClient.start({
+          context: "fake",
+          argv: [DENO, "run", "-A", `--config=${ROOT}/deno.json`, script],
+          maxFrameBytes: 1 << 20,
+          daemonLogger: ["privsep", "daemon"],
+          onGone: () => {},
+          startHint: () => "",
+        }).catch((e) => e);
+        // The bad frame may arrive with the hello or right after it.
+        if (client instanceof Error) {
+          assert.ok(client instanceof ProtocolError, String(client));
+        } else {
+          await assert.rejects(
+            client.call("x#y", [], undefined),
+            ProtocolError,
+          );
+          await client.close();
+        }
+      },
+    );
+
+    await t.step(
+      "killing the caller leaves no daemon behind within a second",
+      async () => {
+        const caller = new Deno.Command(DENO, {
+          args: [
+            "run",
+            "-A",
+            `${ROOT}/tests/fixtures/caller.ts`,
+            config,
+            "hold",
+          ],
+          stdout: "piped",
+          stderr: "inherit",
+        }).spawn();
+        const reader = caller.stdout.getReader();
+        const { value } = await reader.read();
+        const { pid } = JSON.parse(new TextDecoder().decode(value));
+        assert.ok((await Deno.stat(`/proc/${pid}`)).isDirectory);
+        caller.kill("SIGKILL");
+        await caller.status;
+        reader.releaseLock();
+        await caller.stdout.cancel();
+        const waited = await waitGone(pid, 1000);
+        assert.ok(waited < 1000);
+        const left = await run([
+          "pgrep",
+          "-f",
+          `--context=${testCtx.id.replace(/[.]/g, "\\.")}`,
+        ], { allowFail: true });
+        const others = left.stdout.trim().split("\n").filter(Boolean).map(
+          Number,
+        );
+        const ours = testCtx.daemon?.pid;
+        assert.deepEqual(
+          others.filter((p) => p !== ours),
+          [],
+          "no leftover daemon",
+        );
+      },
+    );
+  } finally {
+    await testCtx.stop();
+    await otherCtx.stop();
+    init({ configFiles: [] });
+    await reset();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
