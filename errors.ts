@@ -25,6 +25,7 @@
  * ```
  */
 export class FailedToDropPrivileges extends Error {
+  /** Always `"FailedToDropPrivileges"`. */
   override name = "FailedToDropPrivileges";
   /** The context that failed to start, as `module#export`. */
   readonly context: string;
@@ -63,6 +64,7 @@ export class FailedToDropPrivileges extends Error {
  * ```
  */
 export class ProtocolError extends Error {
+  /** Always `"ProtocolError"`. */
   override name = "ProtocolError";
 }
 
@@ -78,6 +80,7 @@ export class ProtocolError extends Error {
  * ```
  */
 export class DaemonExitedError extends Error {
+  /** Always `"DaemonExitedError"`. */
   override name = "DaemonExitedError";
   /** The context whose daemon went away, as `module#export`. */
   readonly context: string;
@@ -102,6 +105,7 @@ export class DaemonExitedError extends Error {
  * ```
  */
 export class PrivsepTimeout extends Error {
+  /** Always `"PrivsepTimeout"`. */
   override name = "PrivsepTimeout";
   /** The context, as `module#export`. */
   readonly context: string;
@@ -153,6 +157,7 @@ export interface RemoteErrorInfo {
  * ```
  */
 export class RemoteError extends Error {
+  /** Always `"RemoteError"`. */
   override name = "RemoteError";
   /** The remote error's name. */
   readonly remoteName: string;

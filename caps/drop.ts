@@ -17,7 +17,7 @@ import {
   openLibcap,
   SYS,
   SystemCallError,
-} from "./ffi.ts";
+} from "./_ffi.ts";
 
 const PR_SET_KEEPCAPS = 8;
 const PR_CAPBSET_READ = 23;

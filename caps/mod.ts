@@ -24,5 +24,4 @@
 export * from "./table.ts";
 export * from "./parse.ts";
 export * from "./proc.ts";
-export * from "./ffi.ts";
 export * from "./drop.ts";

@@ -69,6 +69,7 @@ export class DaemonClient {
   #hello!: (info: HelloInfo) => void;
   #helloFailed!: (error: Error) => void;
   readonly #exited: Promise<Deno.CommandStatus>;
+  #stderrDone: Promise<void> = Promise.resolve();
   info: DaemonInfo | undefined;
 
   private constructor(opts: ClientOptions) {
@@ -105,7 +106,7 @@ export class DaemonClient {
     this.#writer = this.#child.stdin.getWriter();
     this.#writer.closed.catch(() => {});
     this.#exited = this.#child.status;
-    this.#readStderr();
+    this.#stderrDone = this.#readStderr();
     this.#readLoop();
   }
 
@@ -285,6 +286,13 @@ export class DaemonClient {
     }
     if (!this.#closed) {
       const status = await this.#exited;
+      // Let the last of stderr arrive: it says why the daemon went away.
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([
+        this.#stderrDone,
+        new Promise((r) => timer = setTimeout(r, 300)),
+      ]);
+      clearTimeout(timer);
       const how = status.signal
         ? `was killed by ${status.signal}`
         : `exited with code ${status.code}`;

@@ -21,7 +21,7 @@ import {
   openLibc,
   readFileViaLibc,
   readLinkViaLibc,
-} from "../caps/ffi.ts";
+} from "../caps/_ffi.ts";
 import type { PermissionsSetting } from "../contexts/config.ts";
 import { registry } from "../contexts/_registry.ts";
 import { type PrivContext, resolveSettings } from "../contexts/priv_context.ts";
@@ -32,6 +32,7 @@ export const DEFAULT_DENO_DIR_BASE = "/var/cache/privsep";
 
 /** A start-up failure: printed on stderr, exit code 2. */
 export class StartError extends Error {
+  /** Always `"StartError"`. */
   override name = "StartError";
 }
 

@@ -118,7 +118,8 @@ export class FrameDecoder {
       }
       if (data.length - off - FRAME_HEADER_BYTES < n) break;
       const start = off + FRAME_HEADER_BYTES;
-      frames.push(data.slice(start, start + n));
+      // A copy, never a view: `slice` on a Node Buffer would alias `chunk`.
+      frames.push(new Uint8Array(data.subarray(start, start + n)));
       off = start + n;
     }
     const rest = data.length - off;

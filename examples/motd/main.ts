@@ -4,12 +4,29 @@
 // sudo, and without a sudoers rule it prints the exact rule to add.
 import { dirname } from "node:path";
 import { FailedToDropPrivileges } from "../../mod.ts";
-import { describeCredentials, readProcessCredentials } from "../../caps/mod.ts";
+import {
+  formatCapabilities,
+  readProcessCredentials,
+  type StatusCredentials,
+} from "../../caps/mod.ts";
 import { sysAdmin } from "./privsep/mod.ts";
 import * as motd from "./privsep/motd.ts";
 
+/** One line per process: uid and the capability sets, compactly. */
+function describe(c: StatusCredentials): string {
+  const set = (mask: bigint) => {
+    const names = formatCapabilities(mask).map((n) => n.slice(4).toLowerCase());
+    return names.length > 8 ? `(${names.length} caps)` : `[${names.join(",")}]`;
+  };
+  return `uid=${c.uid.effective} gid=${c.gid.effective} effective=${
+    set(c.capEff)
+  } bounding=${set(c.capBnd)} ambient=${set(c.capAmb)} no_new_privs=${
+    c.noNewPrivs ? 1 : 0
+  }`;
+}
+
 const me = await readProcessCredentials("self");
-console.log(`caller  pid ${me.pid}: ${describeCredentials(me.threads[0])}`);
+console.log(`caller pid ${me.pid}: ${describe(me.threads[0])}`);
 
 if (Deno.uid() === 0) {
   // A root-only directory of the demo's own (mode 0700).
@@ -20,9 +37,9 @@ try {
   const info = await sysAdmin.start();
   const daemon = await readProcessCredentials(info.pid);
   console.log(
-    `daemon  pid ${info.pid} (${daemon.threads.length} threads, ${
-      info.verified ? "all verified" : "not verified"
-    }): ${describeCredentials(daemon.threads[0])}`,
+    `daemon pid ${info.pid}: ${describe(daemon.threads[0])} (${
+      info.verified ? "same on all" : "not verified on"
+    } ${daemon.threads.length} threads)`,
   );
   await motd.updateMotd("This node is currently idle");
   console.log(`wrote ${motd.MOTD_PATH} through the daemon`);
@@ -32,9 +49,11 @@ try {
 } catch (error) {
   if (error instanceof FailedToDropPrivileges && Deno.uid() !== 0) {
     console.error(
-      `The daemon could not start through sudo. As root, add this rule with "visudo -f /etc/sudoers.d/privsep-demo":\n\n${
+      `The daemon could not start through sudo (${
+        error.stderr.split("\n")[0] || error.message.split("\n")[0]
+      }).\nAs root, add this rule with "visudo -f /etc/sudoers.d/privsep-demo", then run the demo again:\n\n${
         sysAdmin.sudoersRule(Deno.env.get("USER") ?? String(Deno.uid()))
-      }\n(${error.message})`,
+      }`,
     );
     Deno.exit(1);
   }

@@ -60,6 +60,7 @@ export type Libcap = Deno.DynamicLibrary<typeof LIBCAP_SYMBOLS>["symbols"];
 
 /** A failed system call, with the C `errno`. */
 export class SystemCallError extends Error {
+  /** Always `"SystemCallError"`. */
   override name = "SystemCallError";
   /** The C errno value. */
   readonly errno: number;

@@ -1,0 +1,274 @@
+// Copyright the privsep authors. Apache-2.0 license.
+
+import assert from "node:assert/strict";
+import { Buffer } from "node:buffer";
+import { ProtocolError } from "../errors.ts";
+import {
+  checkMaxFrameBytes,
+  DEFAULT_MAX_FRAME_BYTES,
+  encodeFrame,
+  FRAME_HEADER_BYTES,
+  FrameDecoder,
+} from "./frame.ts";
+
+/** A body of `n` bytes whose contents depend on `seed`, so frames differ. */
+function body(n: number, seed = 0): Uint8Array {
+  const out = new Uint8Array(n);
+  for (let i = 0; i < n; i++) out[i] = (i * 31 + seed * 7 + 1) & 0xff;
+  return out;
+}
+
+/** A raw header announcing `n` bytes, with no body. */
+function header(n: number): Uint8Array {
+  const out = new Uint8Array(FRAME_HEADER_BYTES);
+  new DataView(out.buffer).setUint32(0, n);
+  return out;
+}
+
+function concat(...parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let off = 0;
+  for (const p of parts) {
+    out.set(p, off);
+    off += p.length;
+  }
+  return out;
+}
+
+Deno.test("encodeFrame() writes a u32 big-endian length then the body", () => {
+  assert.deepEqual(
+    encodeFrame(new Uint8Array([0xc0])),
+    new Uint8Array([0, 0, 0, 1, 0xc0]),
+  );
+  const b = body(0x010203);
+  const frame = encodeFrame(b);
+  assert.equal(frame.length, FRAME_HEADER_BYTES + b.length);
+  assert.deepEqual(
+    frame.subarray(0, 4),
+    new Uint8Array([0x00, 0x01, 0x02, 0x03]),
+  );
+  assert.deepEqual(frame.subarray(4), b);
+});
+
+Deno.test("encodeFrame() copies the body", () => {
+  const b = body(8);
+  const frame = encodeFrame(b);
+  b.fill(0);
+  assert.deepEqual(frame.subarray(4), body(8));
+});
+
+Deno.test("encodeFrame() rejects an empty body with RangeError", () => {
+  assert.throws(() => encodeFrame(new Uint8Array(0)), RangeError);
+});
+
+Deno.test("encodeFrame() rejects a body above maxFrameBytes with ProtocolError", () => {
+  assert.equal(encodeFrame(body(16), 16).length, 20);
+  assert.throws(() => encodeFrame(body(17), 16), (error: unknown) => {
+    assert.ok(error instanceof ProtocolError);
+    assert.match(error.message, /17 bytes exceeds maxFrameBytes 16/);
+    return true;
+  });
+});
+
+Deno.test("encodeFrame() defaults to DEFAULT_MAX_FRAME_BYTES", () => {
+  assert.equal(DEFAULT_MAX_FRAME_BYTES, 16 * 1024 * 1024);
+  assert.throws(
+    () => encodeFrame(new Uint8Array(DEFAULT_MAX_FRAME_BYTES + 1)),
+    ProtocolError,
+  );
+});
+
+Deno.test("FrameDecoder.push() returns a frame that arrives in one chunk", () => {
+  const decoder = new FrameDecoder();
+  const frames = decoder.push(encodeFrame(body(10)));
+  assert.deepEqual(frames, [body(10)]);
+  assert.equal(decoder.buffered, 0);
+});
+
+Deno.test("FrameDecoder.push() reassembles a frame split at every byte boundary", () => {
+  const wire = concat(encodeFrame(body(7, 1)), encodeFrame(body(5, 2)));
+  for (let i = 0; i <= wire.length; i++) {
+    for (let j = i; j <= wire.length; j++) {
+      const decoder = new FrameDecoder();
+      const frames = [
+        ...decoder.push(wire.subarray(0, i)),
+        ...decoder.push(wire.subarray(i, j)),
+        ...decoder.push(wire.subarray(j)),
+      ];
+      assert.deepEqual(frames, [body(7, 1), body(5, 2)], `split at ${i}, ${j}`);
+      assert.equal(decoder.buffered, 0);
+    }
+  }
+});
+
+Deno.test("FrameDecoder.push() reassembles a frame fed one byte at a time", () => {
+  const wire = concat(encodeFrame(body(300, 1)), encodeFrame(body(1, 2)));
+  const decoder = new FrameDecoder();
+  const frames: Uint8Array[] = [];
+  for (let i = 0; i < wire.length; i++) {
+    frames.push(...decoder.push(wire.subarray(i, i + 1)));
+    if (i < FRAME_HEADER_BYTES + 299) assert.equal(frames.length, 0);
+  }
+  assert.deepEqual(frames, [body(300, 1), body(1, 2)]);
+  assert.equal(decoder.buffered, 0);
+});
+
+Deno.test("FrameDecoder.push() returns every frame of a chunk, in order", () => {
+  const bodies = Array.from({ length: 100 }, (_, i) => body(1 + i * 3, i));
+  const decoder = new FrameDecoder();
+  const frames = decoder.push(concat(...bodies.map((b) => encodeFrame(b))));
+  assert.deepEqual(frames, bodies);
+  assert.equal(decoder.buffered, 0);
+});
+
+Deno.test("FrameDecoder.push() keeps a chunk that ends mid-header", () => {
+  const wire = concat(encodeFrame(body(3, 1)), encodeFrame(body(4, 2)));
+  const decoder = new FrameDecoder();
+  // The first frame and two bytes of the second header.
+  assert.deepEqual(decoder.push(wire.subarray(0, 7 + 2)), [body(3, 1)]);
+  assert.equal(decoder.buffered, 2);
+  assert.deepEqual(decoder.push(wire.subarray(9, 10)), []);
+  assert.equal(decoder.buffered, 3);
+  assert.deepEqual(decoder.push(wire.subarray(10)), [body(4, 2)]);
+  assert.equal(decoder.buffered, 0);
+});
+
+Deno.test("FrameDecoder.push() rejects a zero-length frame", () => {
+  assert.throws(() => new FrameDecoder().push(header(0)), ProtocolError);
+  const decoder = new FrameDecoder();
+  assert.throws(
+    () => decoder.push(concat(encodeFrame(body(2)), header(0))),
+    /empty frame/,
+  );
+  const split = new FrameDecoder();
+  assert.deepEqual(split.push(new Uint8Array([0, 0])), []);
+  assert.throws(() => split.push(new Uint8Array([0, 0])), ProtocolError);
+});
+
+Deno.test("FrameDecoder.push() rejects a length of 0xFFFFFFFF before its body arrives", () => {
+  const decoder = new FrameDecoder();
+  assert.throws(
+    () => decoder.push(new Uint8Array([0xff, 0xff, 0xff, 0xff])),
+    (error: unknown) => {
+      assert.ok(error instanceof ProtocolError);
+      assert.match(error.message, /4294967295 bytes, above maxFrameBytes/);
+      return true;
+    },
+  );
+  // Nothing was kept for the announced body.
+  assert.ok(decoder.buffered <= FRAME_HEADER_BYTES, `${decoder.buffered}`);
+
+  const split = new FrameDecoder();
+  assert.deepEqual(split.push(new Uint8Array([0xff, 0xff])), []);
+  assert.equal(split.buffered, 2);
+  assert.throws(
+    () => split.push(new Uint8Array([0xff, 0xff, 1])),
+    ProtocolError,
+  );
+  assert.ok(split.buffered <= FRAME_HEADER_BYTES + 1, `${split.buffered}`);
+});
+
+Deno.test("FrameDecoder.push() rejects a length above maxFrameBytes", () => {
+  const decoder = new FrameDecoder(8);
+  assert.throws(() => decoder.push(header(9)), ProtocolError);
+  assert.ok(decoder.buffered <= FRAME_HEADER_BYTES);
+  // Also after a valid frame in the same chunk.
+  assert.throws(
+    () => new FrameDecoder(8).push(concat(encodeFrame(body(8)), header(9))),
+    /9 bytes, above maxFrameBytes 8/,
+  );
+  // And when the default maximum is exceeded by one byte.
+  assert.throws(
+    () => new FrameDecoder().push(header(DEFAULT_MAX_FRAME_BYTES + 1)),
+    ProtocolError,
+  );
+});
+
+Deno.test("FrameDecoder.push() accepts exactly maxFrameBytes and rejects one more", () => {
+  const decoder = new FrameDecoder(8);
+  assert.deepEqual(decoder.push(encodeFrame(body(8))), [body(8)]);
+  assert.deepEqual(decoder.push(encodeFrame(body(1))), [body(1)]);
+  assert.throws(() => decoder.push(encodeFrame(body(9))), ProtocolError);
+
+  const one = new FrameDecoder(1);
+  assert.deepEqual(one.push(new Uint8Array([0, 0, 0, 1, 42])), [
+    new Uint8Array([42]),
+  ]);
+  assert.throws(() => one.push(new Uint8Array([0, 0, 0, 2])), ProtocolError);
+});
+
+Deno.test("FrameDecoder.push() returns bodies that do not alias the chunk", () => {
+  // A whole frame in one chunk (the decoder reads the chunk in place).
+  const decoder = new FrameDecoder();
+  const chunk = concat(encodeFrame(body(6, 1)), encodeFrame(body(6, 2)));
+  const frames = decoder.push(chunk);
+  chunk.fill(0);
+  assert.deepEqual(frames, [body(6, 1), body(6, 2)]);
+  assert.notEqual(frames[0].buffer, chunk.buffer);
+
+  // A frame completed from the decoder's own buffer.
+  const wire = encodeFrame(body(6, 3));
+  const first = wire.slice(0, 5);
+  const second = wire.slice(5);
+  assert.deepEqual(decoder.push(first), []);
+  first.fill(0);
+  const [frame] = decoder.push(second);
+  second.fill(0);
+  assert.deepEqual(frame, body(6, 3));
+
+  // The caller's read buffer is reused for the next read.
+  const readBuffer = new Uint8Array(64);
+  readBuffer.set(encodeFrame(body(6, 4)));
+  const [reused] = decoder.push(readBuffer.subarray(0, 10));
+  readBuffer.set(encodeFrame(body(6, 5)));
+  assert.deepEqual(reused, body(6, 4));
+  assert.deepEqual(decoder.push(readBuffer.subarray(0, 10)), [body(6, 5)]);
+});
+
+Deno.test("FrameDecoder.push() returns plain Uint8Arrays that do not alias a Buffer chunk", () => {
+  const decoder = new FrameDecoder();
+  const chunk = Buffer.from(encodeFrame(body(6, 1)));
+  const [frame] = decoder.push(chunk);
+  chunk.fill(0);
+  assert.deepEqual(frame, body(6, 1));
+  assert.equal(frame.constructor, Uint8Array);
+});
+
+Deno.test("FrameDecoder.push() keeps working after the buffer shrinks from a large frame", () => {
+  const big = body(3 * 1024 * 1024, 9);
+  const next = body(100, 3);
+  const wire = concat(encodeFrame(big), encodeFrame(next));
+  const decoder = new FrameDecoder();
+  const frames: Uint8Array[] = [];
+  // Feed the large frame in 64 KiB chunks, ending 50 bytes into the next one.
+  const end = FRAME_HEADER_BYTES + big.length + 50;
+  for (let off = 0; off < end; off += 65536) {
+    frames.push(
+      ...decoder.push(wire.subarray(off, Math.min(off + 65536, end))),
+    );
+    if (frames.length === 0) {
+      assert.equal(decoder.buffered, Math.min(off + 65536, end));
+    }
+  }
+  assert.equal(frames.length, 1);
+  assert.deepEqual(frames[0], big);
+  // Only the part of the next frame is left.
+  assert.equal(decoder.buffered, 50);
+  assert.deepEqual(decoder.push(wire.subarray(end)), [next]);
+  assert.equal(decoder.buffered, 0);
+  // And a split frame still decodes afterwards.
+  const small = encodeFrame(body(20, 4));
+  assert.deepEqual(decoder.push(small.subarray(0, 3)), []);
+  assert.deepEqual(decoder.push(small.subarray(3)), [body(20, 4)]);
+  assert.equal(decoder.buffered, 0);
+});
+
+Deno.test("checkMaxFrameBytes() accepts integers from 1 to 0xFFFFFFFF", () => {
+  assert.equal(checkMaxFrameBytes(1), 1);
+  assert.equal(checkMaxFrameBytes(1024), 1024);
+  assert.equal(checkMaxFrameBytes(0xffff_ffff), 0xffff_ffff);
+  for (const bad of [0, -1, 1.5, NaN, Infinity, 2 ** 32, -0.5]) {
+    assert.throws(() => checkMaxFrameBytes(bad), RangeError, String(bad));
+    assert.throws(() => new FrameDecoder(bad), RangeError, String(bad));
+  }
+});
