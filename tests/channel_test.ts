@@ -2,7 +2,13 @@
 // forwarded logs, many calls in flight, and what happens when a side dies.
 import assert from "node:assert/strict";
 import { configure, type LogRecord, reset } from "@logtape/logtape";
-import { DaemonExitedError, init, ProtocolError, RemoteError } from "../mod.ts";
+import {
+  DaemonExitedError,
+  init,
+  PrivsepTimeout,
+  ProtocolError,
+  RemoteError,
+} from "../mod.ts";
 import { DaemonClient } from "../contexts/_client.ts";
 import { otherCtx, testCtx } from "./fixtures/privsep/mod.ts";
 import * as ops from "./fixtures/privsep/ops.ts";
@@ -153,6 +159,75 @@ Deno.test("daemon channel", opts, async (t) => {
         assert.ok(
           forwarded.some((r) => r.properties.daemonCategory === "app.ops"),
         );
+      },
+    );
+
+    await t.step(
+      "a call that does not answer in time rejects with PrivsepTimeout; the late reply is dropped",
+      async () => {
+        await testCtx.stop();
+        init({
+          configFiles: [
+            await writeConfig(dir, {
+              e2e: { user: "root", capabilities: [], timeout_ms: 300 },
+            }),
+          ],
+        });
+        try {
+          const started = performance.now();
+          await assert.rejects(ops.sleep(1_000), (e: unknown) => {
+            assert.ok(e instanceof PrivsepTimeout);
+            assert.equal(e.entrypoint, "ops.ts#sleep");
+            assert.equal(e.context, testCtx.id);
+            assert.ok(
+              e.elapsedMs >= 300 && e.elapsedMs < 1_300,
+              String(e.elapsedMs),
+            );
+            return true;
+          });
+          assert.ok(performance.now() - started < 1_300);
+          // The daemon answers later; the reply must not reach anyone.
+          await new Promise((r) => setTimeout(r, 900));
+          assert.equal(await ops.echo("after"), "after");
+        } finally {
+          await testCtx.stop();
+          init({ configFiles: [config] });
+        }
+      },
+    );
+
+    await t.step(
+      "with log_daemon_traceback the remote stack comes back and is logged",
+      async () => {
+        init({
+          configFiles: [
+            await writeConfig(dir, {
+              e2e: {
+                user: "root",
+                capabilities: [],
+                log_daemon_traceback: true,
+              },
+            }),
+          ],
+        });
+        try {
+          records.length = 0;
+          await assert.rejects(ops.fail("x"), (e: unknown) => {
+            assert.ok(e instanceof RemoteError);
+            assert.match(e.cause.stack ?? "", /ops\.ts/);
+            return true;
+          });
+          await ops.echo(1);
+          assert.ok(
+            records.some((r) =>
+              r.level === "error" &&
+              r.message.join("").includes("ops.ts#fail failed")
+            ),
+          );
+        } finally {
+          await testCtx.stop();
+          init({ configFiles: [config] });
+        }
       },
     );
 

@@ -8,7 +8,7 @@ import {
   CAP_NET_ADMIN,
   CAP_NET_BIND_SERVICE,
 } from "../caps/table.ts";
-import { init, RemoteError } from "../mod.ts";
+import { FailedToDropPrivileges, init, RemoteError } from "../mod.ts";
 import { testCtx } from "./fixtures/privsep/mod.ts";
 import * as ops from "./fixtures/privsep/ops.ts";
 import {
@@ -89,6 +89,32 @@ Deno.test(
             });
           } finally {
             await testCtx.stop();
+          }
+        },
+      );
+
+      await t.step(
+        "a missing user or group fails the start with a message that says so",
+        async () => {
+          for (
+            const [section, pattern] of [
+              [
+                { user: "privsep-no-such-user", capabilities: [] },
+                /user "privsep-no-such-user" does not exist; create it/,
+              ],
+              [{
+                user: DAEMON_USER,
+                group: "privsep-no-such-group",
+                capabilities: [],
+              }, /group "privsep-no-such-group" does not exist/],
+            ] as const
+          ) {
+            await assert.rejects(start(section), (e: unknown) => {
+              assert.ok(e instanceof FailedToDropPrivileges, String(e));
+              assert.match(e.message, pattern);
+              assert.match(e.stderr, pattern);
+              return true;
+            });
           }
         },
       );
