@@ -73,6 +73,13 @@ export function daemonArgv(spec: DaemonCommandSpec): string[] {
     );
   }
   const reads = [...new Set([...spec.codeRoots, ...configFiles])];
+  for (const path of reads) {
+    if (path.includes(",")) {
+      throw new TypeError(
+        `a code root or config file must not contain a comma (--allow-read splits at commas): "${path}"`,
+      );
+    }
+  }
   return [
     spec.denoPath,
     "run",
@@ -109,9 +116,18 @@ export function daemonCommand(spec: DaemonCommandSpec): string[] {
   return [...(spec.helperCommand ?? []), ...daemonArgv(spec)];
 }
 
-/** Escapes one command-line word for a sudoers `Cmnd` (sudoers(5)). */
+/**
+ * Escapes one command-line word for a sudoers `Cmnd` (sudoers(5)). sudoers
+ * drops a backslash before a backslash, `,`, `:`, `=` or `#`, keeps it before
+ * `!`, and rejects it before anything else (`(`, `)` and `"` need none); the
+ * arguments are then matched with fnmatch(3), where a backslash escapes the
+ * next character, so a literal backslash takes four.
+ */
 function sudoersWord(word: string): string {
-  return word.replace(/[\\,:=#!()"]/g, (c) => `\\${c}`);
+  return word.replace(
+    /[\\,:=#!]/g,
+    (c) => c === "\\" ? "\\\\\\\\" : `\\${c}`,
+  );
 }
 
 /** Options of {@linkcode sudoersRule}. */
@@ -133,7 +149,7 @@ export interface SudoersRuleOptions {
  * import { sudoersRule } from "@privsep/privsep";
  * const argv = ["/usr/bin/deno", "run", "--no-config", "/opt/d.ts", "--context=file:///opt/m.ts#ctx"];
  * sudoersRule(argv, { user: "app" });
- * // Cmnd_Alias PRIVSEP_CTX = /usr/bin/deno run --no-config /opt/d.ts --context\=file\:///opt/m.ts#ctx
+ * // Cmnd_Alias PRIVSEP_CTX = /usr/bin/deno run --no-config /opt/d.ts --context\=file\:///opt/m.ts\#ctx
  * // app ALL=(root) NOPASSWD: PRIVSEP_CTX
  * ```
  */
@@ -167,6 +183,14 @@ export function sudoersRule(
   if (!/^[A-Z][A-Z0-9_]*$/.test(alias)) {
     throw new TypeError(
       `a Cmnd_Alias name must be upper case letters, digits and _: "${alias}"`,
+    );
+  }
+  if (
+    options.sha256 &&
+    !/^(?:[0-9a-fA-F]{64}|[A-Za-z0-9+/]{43}=)$/.test(options.sha256)
+  ) {
+    throw new TypeError(
+      `sha256 must be a SHA-256 digest in hex or base64: "${options.sha256}"`,
     );
   }
   const digest = options.sha256 ? `sha256:${options.sha256} ` : "";

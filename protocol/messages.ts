@@ -196,8 +196,12 @@ export function decodeMessage(body: Uint8Array): Message {
       if (m.length !== 2) bad("fatal");
       return { kind: Kind.Fatal, error: toRemoteErrorInfo(m[1]) };
     default:
+      // Only a number is echoed: JSON.stringify throws on a bigint (an
+      // int64 on the wire) and would copy a peer's huge string or array.
       throw new ProtocolError(
-        `received a message of unknown kind ${JSON.stringify(m[0])}`,
+        `received a message of unknown kind ${
+          typeof m[0] === "number" ? m[0] : typeof m[0]
+        }`,
       );
   }
 }

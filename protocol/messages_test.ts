@@ -5,8 +5,8 @@ import { ProtocolError } from "../errors.ts";
 import { encodeValue } from "./codec.ts";
 import { FRAME_HEADER_BYTES, FrameDecoder } from "./frame.ts";
 import {
-  describeError,
   decodeMessage,
+  describeError,
   encodeMessage,
   Kind,
   MAX_ENTRYPOINT_NAME,
@@ -123,7 +123,10 @@ Deno.test("decodeMessage() decodes a call", () => {
     args: [],
   });
   const maxId = Number.MAX_SAFE_INTEGER;
-  assert.equal((roundTrip([Kind.Call, maxId, "a#b", []]) as { id: number }).id, maxId);
+  assert.equal(
+    (roundTrip([Kind.Call, maxId, "a#b", []]) as { id: number }).id,
+    maxId,
+  );
 });
 
 Deno.test("decodeMessage() accepts an entrypoint of exactly MAX_ENTRYPOINT_NAME", () => {
@@ -245,7 +248,10 @@ Deno.test("decodeMessage() rejects ids that are not safe non-negative integers",
   for (const id of badIds) {
     assertMalformed([Kind.Call, id, "a#b", []], /malformed call/);
     assertMalformed([Kind.Result, id, null], /malformed result/);
-    assertMalformed([Kind.Error, id, { name: "E", message: "m" }], /malformed error/);
+    assertMalformed(
+      [Kind.Error, id, { name: "E", message: "m" }],
+      /malformed error/,
+    );
     assertMalformed([Kind.Cancel, id], /malformed cancel/);
   }
 });
@@ -256,12 +262,18 @@ Deno.test("decodeMessage() rejects messages of the wrong length", () => {
   assertMalformed([Kind.Result, 1], /malformed result/);
   assertMalformed([Kind.Result, 1, 2, 3], /malformed result/);
   assertMalformed([Kind.Error, 1], /malformed error/);
-  assertMalformed([Kind.Error, 1, { name: "E", message: "m" }, 4], /malformed error/);
+  assertMalformed(
+    [Kind.Error, 1, { name: "E", message: "m" }, 4],
+    /malformed error/,
+  );
   assertMalformed([Kind.Cancel, 1, 2], /malformed cancel/);
   assertMalformed([Kind.Hello, { v: 1, pid: 1 }, 3], /malformed hello/);
   const record = { category: [], level: "info", message: "", timestamp: 0 };
   assertMalformed([Kind.Log, record, 3], /malformed log/);
-  assertMalformed([Kind.Fatal, { name: "E", message: "m" }, 3], /malformed fatal/);
+  assertMalformed(
+    [Kind.Fatal, { name: "E", message: "m" }, 3],
+    /malformed fatal/,
+  );
 });
 
 Deno.test("decodeMessage() rejects a call with a bad entrypoint or args", () => {
@@ -354,11 +366,16 @@ Deno.test("toRemoteErrorInfo() drops unknown fields and fields of the wrong type
 Deno.test("toRemoteErrorInfo() truncates the name to 200 characters", () => {
   const info = toRemoteErrorInfo({ name: "N".repeat(10_000), message: "m" });
   assert.equal(info.name, "N".repeat(200));
-  assert.equal(toRemoteErrorInfo({ name: "N".repeat(200), message: "" }).name.length, 200);
+  assert.equal(
+    toRemoteErrorInfo({ name: "N".repeat(200), message: "" }).name.length,
+    200,
+  );
 });
 
 Deno.test("toRemoteErrorInfo() throws ProtocolError for a non-object", () => {
-  for (const value of [undefined, null, "E", 1, [], [{ name: "E", message: "m" }]]) {
+  for (
+    const value of [undefined, null, "E", 1, [], [{ name: "E", message: "m" }]]
+  ) {
     assert.throws(() => toRemoteErrorInfo(value), ProtocolError);
   }
 });
