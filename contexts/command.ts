@@ -65,6 +65,11 @@ export function daemonArgv(spec: DaemonCommandSpec): string[] {
   requireAbsolute("daemon.ts", spec.daemonPath);
   if (spec.denoConfig) requireAbsolute("the deno config", spec.denoConfig);
   for (const root of spec.codeRoots) requireAbsolute("a code root", root);
+  if (spec.codeRoots.length === 0) {
+    throw new TypeError(
+      "at least one code root is needed (the daemon's own directory)",
+    );
+  }
   const configFiles = spec.configFiles ?? [];
   for (const file of configFiles) requireAbsolute("a config file", file);
   if (!/^file:\/\/\/\S+#[A-Za-z_$][\w$]*$/.test(spec.contextId)) {
@@ -172,7 +177,8 @@ export function sudoersRule(
       );
     }
   }
-  const context = argv.find((w) => w.startsWith("--context="))?.split("#")[1];
+  const contextArg = argv.find((w) => w.startsWith("--context="));
+  const context = contextArg?.slice(contextArg.lastIndexOf("#") + 1);
   const alias = options.alias ??
     `PRIVSEP_${
       (context ?? "DAEMON").replace(/([a-z])([A-Z])/g, "$1_$2").replace(
