@@ -125,6 +125,39 @@ export class PrivsepTimeout extends Error {
   }
 }
 
+/**
+ * The daemon already runs as many calls as its context's `concurrency` and
+ * as many more wait as its `queue_limit` allows: this call was refused at
+ * once instead of waiting without end.
+ *
+ * @example
+ * ```ts
+ * import { PrivsepQueueFull } from "@privsep/privsep";
+ * const error = new PrivsepQueueFull("full", { context: "app#ctx", entrypoint: "motd.ts#updateMotd" });
+ * error.entrypoint; // "motd.ts#updateMotd"
+ * ```
+ */
+export class PrivsepQueueFull extends Error {
+  /** Always `"PrivsepQueueFull"`. */
+  override name = "PrivsepQueueFull";
+  /** The context, as `module#export`. */
+  readonly context: string;
+  /** The entrypoint that was refused. */
+  readonly entrypoint: string;
+  /** Creates the error. */
+  constructor(
+    message: string,
+    options: { context: string; entrypoint: string },
+  ) {
+    super(message);
+    this.context = options.context;
+    this.entrypoint = options.entrypoint;
+  }
+}
+
+/** The code of the error envelope a daemon sends for a full queue. */
+export const QUEUE_FULL_CODE = "PRIVSEP_QUEUE_FULL";
+
 /** What the daemon reported about an error thrown by a privileged function. */
 export interface RemoteErrorInfo {
   /** The remote error's `name` (for example `"NotFound"` or `"TypeError"`). */

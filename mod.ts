@@ -37,6 +37,7 @@
 export * as caps from "./caps/table.ts";
 export {
   type DaemonInfo,
+  type DaemonStatus,
   init,
   PrivContext,
   type PrivContextOptions,

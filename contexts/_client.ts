@@ -6,8 +6,10 @@ import { getLogger, type Logger, type LogLevel } from "@logtape/logtape";
 import {
   DaemonExitedError,
   FailedToDropPrivileges,
+  PrivsepQueueFull,
   PrivsepTimeout,
   ProtocolError,
+  QUEUE_FULL_CODE,
   RemoteError,
 } from "../errors.ts";
 import { FrameDecoder } from "../protocol/frame.ts";
@@ -39,6 +41,7 @@ interface Pending {
   reject: (error: Error) => void;
   entrypoint: string;
   timer?: ReturnType<typeof setTimeout>;
+  cleanup?: () => void;
 }
 
 export interface ClientOptions {
@@ -50,6 +53,10 @@ export interface ClientOptions {
   onGone: (client: DaemonClient) => void;
   /** Hint appended when the daemon fails before its hello. */
   startHint: (stderr: string) => string;
+  /** How long a cancelled call may go on before it counts as stuck (ms). */
+  cancelGraceMs?: number;
+  /** What a stuck call does: recycle the daemon, or only report it. */
+  onStuck?: "recycle" | "report";
 }
 
 export class DaemonClient {
@@ -58,6 +65,8 @@ export class DaemonClient {
   readonly #writer: WritableStreamDefaultWriter<Uint8Array>;
   readonly #decoder: FrameDecoder;
   readonly #pending = new Map<number, Pending>();
+  /** Cancelled calls whose reply has not come yet, with their stuck timers. */
+  readonly #cancelled = new Map<number, ReturnType<typeof setTimeout>>();
   readonly #daemonLog: Logger;
   #nextId = 1;
   #outbox: Uint8Array[] = [];
@@ -159,29 +168,39 @@ export class DaemonClient {
     entrypoint: string,
     args: unknown[],
     timeoutMs: number | undefined,
+    signal?: AbortSignal,
   ): Promise<unknown> {
     if (this.#closed) return Promise.reject(this.#closed);
+    if (signal?.aborted) return Promise.reject(signal.reason);
     const id = this.#nextId++;
     const frame = encodeMessage(
       [Kind.Call, id, entrypoint, args],
       this.#opts.maxFrameBytes,
     );
     return new Promise((resolve, reject) => {
+      const started = performance.now();
       const pending: Pending = { resolve, reject, entrypoint };
+      const giveUp = (error: Error) => {
+        if (!this.#pending.has(id)) return;
+        this.#take(id);
+        reject(error);
+        this.#cancel(id, entrypoint);
+      };
       if (timeoutMs !== undefined) {
-        const started = performance.now();
         pending.timer = setTimeout(() => {
-          if (!this.#pending.delete(id)) return;
-          if (this.#pending.size === 0) this.#unref();
           const elapsedMs = Math.round(performance.now() - started);
-          reject(
+          giveUp(
             new PrivsepTimeout(
               `privileged call ${entrypoint} of ${this.#opts.context} did not answer within ${timeoutMs} ms`,
               { context: this.#opts.context, entrypoint, elapsedMs },
             ),
           );
-          if (!this.#closed) this.#send(encodeMessage([Kind.Cancel, id]));
         }, timeoutMs);
+      }
+      if (signal) {
+        const onAbort = () => giveUp(signal.reason);
+        signal.addEventListener("abort", onAbort, { once: true });
+        pending.cleanup = () => signal.removeEventListener("abort", onAbort);
       }
       if (this.#pending.size === 0) this.#ref();
       this.#pending.set(id, pending);
@@ -189,31 +208,76 @@ export class DaemonClient {
     });
   }
 
-  /** Closes stdin (the daemon exits on EOF) and waits for the exit. */
-  async close(reason = "the daemon was stopped"): Promise<void> {
-    this.#stopping = true;
+  /** Tells the daemon to cancel `id`, and watches that it really stops. */
+  #cancel(id: number, entrypoint: string): void {
+    if (this.#closed) return;
+    this.#send(encodeMessage([Kind.Cancel, id]));
+    const grace = this.#opts.cancelGraceMs ?? 2000;
+    // The daemon needs the grace period plus a margin to answer.
+    this.#cancelled.set(
+      id,
+      setTimeout(() => {
+        this.#cancelled.delete(id);
+        const reason =
+          `${entrypoint} did not stop within ${grace} ms of its cancellation`;
+        if ((this.#opts.onStuck ?? "recycle") === "recycle") {
+          log.warn("recycling the privsep daemon of {context}: {reason}", {
+            context: this.#opts.context,
+            reason,
+          });
+          this.close(`the daemon was recycled because ${reason}`, true);
+        } else {
+          log.warn("privsep daemon of {context}: {reason}", {
+            context: this.#opts.context,
+            reason,
+          });
+        }
+      }, grace + 500),
+    );
+  }
+
+  /**
+   * Closes stdin (the daemon exits on EOF) and waits for the exit; a daemon
+   * that does not exit (it is blocked) gets SIGTERM, which sudo relays, then
+   * SIGKILL. `unexpected` makes calls in flight see it as a failure.
+   */
+  async close(
+    reason = "the daemon was stopped",
+    unexpected = false,
+  ): Promise<void> {
+    this.#stopping = !unexpected;
     this.#fail(
       new DaemonExitedError(`${reason} (${this.#opts.context})`, {
         context: this.#opts.context,
       }),
     );
-    const timer = setTimeout(() => {
-      try {
-        this.#child.kill("SIGKILL");
-      } catch { /* already gone */ }
-    }, 2000);
-    try {
-      await this.#exited;
-    } finally {
-      clearTimeout(timer);
-    }
+    await this.#terminate(unexpected ? 0 : 1000);
   }
 
-  /** Kills the helper (and so the daemon) at once. */
+  /** Stops the daemon at once (SIGTERM, which sudo relays, then SIGKILL). */
   kill(): void {
-    try {
-      this.#child.kill("SIGKILL");
-    } catch { /* already gone */ }
+    this.#terminate(0);
+  }
+
+  async #terminate(eofWaitMs: number): Promise<void> {
+    let done = false;
+    const exited = this.#exited.then(() => done = true);
+    const wait = (ms: number) => {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      return Promise.race([
+        exited,
+        new Promise((r) => timer = setTimeout(r, ms)),
+      ]).finally(() => clearTimeout(timer));
+    };
+    if (eofWaitMs > 0) await wait(eofWaitMs);
+    for (const [signal, ms] of [["SIGTERM", 1000], ["SIGKILL", 0]] as const) {
+      if (done) return;
+      try {
+        this.#child.kill(signal);
+      } catch { /* already gone */ }
+      if (ms) await wait(ms);
+    }
+    await exited;
   }
 
   #ref(): void {
@@ -319,7 +383,15 @@ export class DaemonClient {
       }
       case Kind.Error: {
         const p = this.#take(m.id);
-        p?.reject(new RemoteError(m.error, p.entrypoint));
+        if (!p) break;
+        p.reject(
+          m.error.code === QUEUE_FULL_CODE
+            ? new PrivsepQueueFull(
+              `privileged call ${p.entrypoint} of ${this.#opts.context} was refused: ${m.error.message}`,
+              { context: this.#opts.context, entrypoint: p.entrypoint },
+            )
+            : new RemoteError(m.error, p.entrypoint),
+        );
         break;
       }
       case Kind.Log:
@@ -342,10 +414,19 @@ export class DaemonClient {
 
   #take(id: number): Pending | undefined {
     const p = this.#pending.get(id);
-    // A reply for a call that timed out (or never existed) is dropped.
-    if (!p) return undefined;
+    if (!p) {
+      // A reply for a call that timed out or was aborted: it has stopped,
+      // so it is not stuck; the reply itself is dropped.
+      const stuckTimer = this.#cancelled.get(id);
+      if (stuckTimer !== undefined) {
+        clearTimeout(stuckTimer);
+        this.#cancelled.delete(id);
+      }
+      return undefined;
+    }
     this.#pending.delete(id);
     if (p.timer !== undefined) clearTimeout(p.timer);
+    p.cleanup?.();
     if (this.#pending.size === 0) this.#unref();
     return p;
   }
@@ -402,8 +483,11 @@ export class DaemonClient {
     for (const [id, p] of this.#pending) {
       this.#pending.delete(id);
       if (p.timer !== undefined) clearTimeout(p.timer);
+      p.cleanup?.();
       p.reject(final);
     }
+    for (const timer of this.#cancelled.values()) clearTimeout(timer);
+    this.#cancelled.clear();
     this.#unref();
     this.#writer.close().catch(() => {});
     this.#opts.onGone(this);

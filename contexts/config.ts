@@ -155,6 +155,15 @@ export interface ContextSettings {
   logDaemonTraceback?: boolean;
   /** The default per-call timeout in milliseconds (TOML key `timeout_ms`). */
   timeoutMs?: number;
+  /**
+   * How long a cancelled call may keep running before it counts as stuck, in
+   * milliseconds (TOML key `cancel_grace_ms`).
+   */
+  cancelGraceMs?: number;
+  /** What a stuck call does to its daemon (TOML key `on_stuck`). */
+  onStuck?: "recycle" | "report";
+  /** Calls that may wait for a free slot in the daemon (TOML key `queue_limit`). */
+  queueLimit?: number;
   /** The absolute DENO_DIR the serving daemon uses (TOML key `deno_dir`). */
   denoDir?: string;
   /** The Deno permissions of the serving daemon. */
@@ -235,6 +244,9 @@ const SECTION_KEYS = [
   "logger_name",
   "log_daemon_traceback",
   "timeout_ms",
+  "cancel_grace_ms",
+  "on_stuck",
+  "queue_limit",
   "deno_dir",
   "permissions",
 ] as const;
@@ -664,6 +676,37 @@ function parseSectionTable(table: Table, place: Place): ContextSettings {
       "give the timeout in whole milliseconds, for example 30000",
     );
   }
+  if (has("cancel_grace_ms")) {
+    settings.cancelGraceMs = parsePositiveInteger(
+      place,
+      "cancel_grace_ms",
+      table.cancel_grace_ms,
+      MAX_TIMEOUT_MS,
+      "give the grace period in whole milliseconds, for example 2000",
+    );
+  }
+  if (has("on_stuck")) {
+    const value = table.on_stuck;
+    if (value !== "recycle" && value !== "report") {
+      throw typeError(
+        place,
+        "on_stuck",
+        value,
+        '"recycle" or "report"',
+        'write on_stuck = "recycle" (restart the daemon) or "report" (only log)',
+      );
+    }
+    settings.onStuck = value;
+  }
+  if (has("queue_limit")) {
+    settings.queueLimit = parsePositiveInteger(
+      place,
+      "queue_limit",
+      table.queue_limit,
+      1_000_000,
+      "give the number of calls that may wait for a free slot, for example 1000",
+    );
+  }
   if (has("deno_dir")) settings.denoDir = parseDenoDir(place, table.deno_dir);
   if (has("permissions")) {
     settings.permissions = parsePermissions(place, table.permissions);
@@ -688,6 +731,9 @@ function parseSectionTable(table: Table, place: Place): ContextSettings {
  * - `logger_name`: a non-empty string.
  * - `log_daemon_traceback`: a boolean.
  * - `timeout_ms`: an integer from 1 to 2147483647.
+ * - `cancel_grace_ms`: an integer from 1 to 2147483647.
+ * - `on_stuck`: `"recycle"` or `"report"`.
+ * - `queue_limit`: an integer from 1 to 1000000.
  * - `deno_dir`: an absolute path.
  * - `permissions`: `"all"`, or a table whose keys are `read`, `write`, `net`,
  *   `env`, `sys`, `run`, `ffi`, `import`, each a non-empty array of strings,

@@ -12,7 +12,8 @@ import { fileURLToPath } from "node:url";
 import { getLogger } from "@logtape/logtape";
 import { capabilitiesToMask, parseCapabilities } from "../caps/parse.ts";
 import { readProcessCredentials } from "../caps/proc.ts";
-import { FailedToDropPrivileges } from "../errors.ts";
+import { FailedToDropPrivileges, PrivsepTimeout } from "../errors.ts";
+import { currentCallOptions, runWithSignal } from "./call_scope.ts";
 import { decodeValue, encodeValue } from "../protocol/codec.ts";
 import {
   checkMaxFrameBytes,
@@ -76,6 +77,19 @@ export interface PrivContextOptions {
   concurrency?: number;
   /** Milliseconds a call may take before it rejects with `PrivsepTimeout`. */
   timeout?: number;
+  /**
+   * Milliseconds a cancelled (timed-out or aborted) call may keep running
+   * before it counts as stuck; 2000 by default.
+   */
+  cancelGraceMs?: number;
+  /**
+   * What a stuck call does: `"recycle"` (default) stops the daemon (calls in
+   * flight on it reject) and the next call starts a fresh one, so the service
+   * never silently loses capacity; `"report"` only logs it.
+   */
+  onStuck?: "recycle" | "report";
+  /** Calls that may wait for a free slot before new ones are refused; 1000 by default. */
+  queueLimit?: number;
   /** The LogTape category of forwarded daemon logs, dotted; `"privsep.daemon"` by default. */
   loggerName?: string;
   /** Send the daemon's stack traces with errors and log them (default `false`). */
@@ -106,6 +120,12 @@ export interface ResolvedSettings {
   concurrency: number;
   /** Per-call timeout in ms. */
   timeoutMs?: number;
+  /** Grace for a cancelled call before it counts as stuck, in ms. */
+  cancelGraceMs: number;
+  /** What a stuck call does to its daemon. */
+  onStuck: "recycle" | "report";
+  /** Calls that may wait for a slot. */
+  queueLimit: number;
   /** LogTape category of forwarded logs. */
   loggerName: string[];
   /** Whether stack traces travel and are logged. */
@@ -114,6 +134,28 @@ export interface ResolvedSettings {
   helperCommand: string[];
   /** Stage-2 DENO_DIR, when set. */
   denoDir?: string;
+}
+
+/** A daemon's counters, from {@linkcode PrivContext.status}. */
+export interface DaemonStatus {
+  /** The daemon's pid. */
+  pid: number;
+  /** Calls it runs at once. */
+  concurrency: number;
+  /** Calls that may wait for a slot. */
+  queueLimit: number;
+  /** Calls running now. */
+  running: number;
+  /** Calls waiting for a slot. */
+  queued: number;
+  /** Calls finished since start. */
+  completed: number;
+  /** Calls cancelled since start (timeout or abort). */
+  cancelled: number;
+  /** Cancelled calls that ran past the grace period, since start. */
+  stuck: number;
+  /** Of those, how many still run. */
+  stuckNow: number;
 }
 
 /** A running daemon, as verified by the caller. */
@@ -262,6 +304,18 @@ export class PrivContext {
     }
     checkPositiveInt("options.concurrency", options.concurrency);
     checkPositiveInt("options.timeout", options.timeout);
+    checkPositiveInt("options.cancelGraceMs", options.cancelGraceMs);
+    checkPositiveInt("options.queueLimit", options.queueLimit);
+    if (
+      options.onStuck !== undefined && options.onStuck !== "recycle" &&
+      options.onStuck !== "report"
+    ) {
+      throw new TypeError(
+        `options.onStuck must be "recycle" or "report", got ${
+          JSON.stringify(options.onStuck)
+        }`,
+      );
+    }
     this.name = options.name;
     this.id = `${this.moduleUrl}#${this.name}`;
     const prefix = new URL(
@@ -378,14 +432,12 @@ export class PrivContext {
     map.set(key, record);
     reg.owners.set(fn, this);
     const call = (args: unknown[]) => this.#call(record, args);
+    const inProcess = (args: unknown[]) => this.#inProcess(record, args);
     const wrapper = {
       async [fn.name](...args: A): Promise<Awaited<R>> {
         const mode: Mode = registry().mode;
         if (mode === "daemon") return await fn(...args);
-        if (mode === "in-process") {
-          const copy = decodeValue(encodeValue(args)) as A;
-          return decodeValue(encodeValue(await fn(...copy))) as Awaited<R>;
-        }
+        if (mode === "in-process") return await inProcess(args) as Awaited<R>;
         return await call(args) as Awaited<R>;
       },
     }[fn.name];
@@ -489,14 +541,78 @@ export class PrivContext {
   }
 
   async #call(record: EntrypointRecord, args: unknown[]): Promise<unknown> {
+    const options = currentCallOptions();
+    options?.signal?.throwIfAborted();
     const client = this.#client?.alive
       ? this.#client
       : await this.#ensureClient();
     return await client.call(
       record.key,
       args,
-      record.timeoutMs ?? this.#settings?.timeoutMs,
+      options?.timeout ?? record.timeoutMs ?? this.#settings?.timeoutMs,
+      options?.signal,
     );
+  }
+
+  /** Runs an entrypoint in this process, through the codec, with its signal and timeout. */
+  async #inProcess(
+    record: EntrypointRecord,
+    args: unknown[],
+  ): Promise<unknown> {
+    const options = currentCallOptions();
+    options?.signal?.throwIfAborted();
+    const timeout = options?.timeout ?? record.timeoutMs ??
+      this.options.timeout;
+    const controller = new AbortController();
+    const started = performance.now();
+    const copy = decodeValue(encodeValue(args)) as unknown[];
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    let onAbort: (() => void) | undefined;
+    const stop = new Promise<never>((_, reject) => {
+      const abort = (reason: unknown) => {
+        controller.abort(reason);
+        reject(reason);
+      };
+      if (options?.signal) {
+        const signal = options.signal;
+        onAbort = () => abort(signal.reason);
+        signal.addEventListener("abort", onAbort, { once: true });
+      }
+      if (timeout !== undefined) {
+        timer = setTimeout(() =>
+          abort(
+            new PrivsepTimeout(
+              `privileged call ${record.key} of ${this.id} did not answer within ${timeout} ms`,
+              {
+                context: this.id,
+                entrypoint: record.key,
+                elapsedMs: Math.round(performance.now() - started),
+              },
+            ),
+          ), timeout);
+      }
+    });
+    try {
+      const work = Promise.resolve(
+        runWithSignal(controller.signal, () => record.fn(...copy)),
+      );
+      return decodeValue(encodeValue(await Promise.race([work, stop])));
+    } finally {
+      clearTimeout(timer);
+      if (onAbort) options?.signal?.removeEventListener("abort", onAbort);
+    }
+  }
+
+  /**
+   * The running daemon's counters: calls running and queued, completed,
+   * cancelled, and stuck (cancelled calls that ignored their signal past the
+   * grace period). Starts the daemon if needed.
+   */
+  async status(): Promise<DaemonStatus> {
+    const client = this.#client?.alive
+      ? this.#client
+      : await this.#ensureClient();
+    return await client.call("$status", [], undefined) as DaemonStatus;
   }
 
   #ensureClient(): Promise<DaemonClient> {
@@ -526,6 +642,8 @@ export class PrivContext {
     const client = await DaemonClient.start({
       context: this.id,
       argv,
+      cancelGraceMs: settings.cancelGraceMs,
+      onStuck: settings.onStuck,
       maxFrameBytes: this.options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES,
       daemonLogger: settings.loggerName,
       onGone: (c) => {
@@ -606,6 +724,9 @@ export function resolveSettings(
     concurrency: file.concurrency ?? o.concurrency ??
       navigator.hardwareConcurrency ?? 1,
     timeoutMs: file.timeoutMs ?? o.timeout,
+    cancelGraceMs: file.cancelGraceMs ?? o.cancelGraceMs ?? 2000,
+    onStuck: file.onStuck ?? o.onStuck ?? "recycle",
+    queueLimit: file.queueLimit ?? o.queueLimit ?? 1000,
     loggerName: (file.loggerName ?? o.loggerName ?? "privsep.daemon").split(
       ".",
     ),

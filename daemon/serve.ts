@@ -11,7 +11,8 @@ import { parseArgs } from "node:util";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { configure, type LogRecord, type Sink } from "@logtape/logtape";
-import { ProtocolError } from "../errors.ts";
+import { ProtocolError, QUEUE_FULL_CODE } from "../errors.ts";
+import { runWithSignal } from "../contexts/call_scope.ts";
 import { entrypointsOf, registry } from "../contexts/_registry.ts";
 import { setDaemonMode } from "../contexts/priv_context.ts";
 import type { PrivContext } from "../contexts/priv_context.ts";
@@ -92,18 +93,23 @@ class Outbox {
   }
 }
 
-/** A counting semaphore with a FIFO queue. */
+/** A counting semaphore with a bounded FIFO queue. */
 class Slots {
   #free: number;
   #waiting: (() => void)[] = [];
-  constructor(n: number) {
+  constructor(n: number, readonly queueLimit: number) {
     this.#free = n;
   }
-  acquire(): Promise<void> | undefined {
+  get queued(): number {
+    return this.#waiting.length;
+  }
+  /** `undefined`: got a slot; a promise: queued; `false`: the queue is full. */
+  acquire(): Promise<void> | undefined | false {
     if (this.#free > 0) {
       this.#free--;
       return undefined;
     }
+    if (this.#waiting.length >= this.queueLimit) return false;
     return new Promise((resolve) => this.#waiting.push(resolve));
   }
   release(): void {
@@ -111,6 +117,14 @@ class Slots {
     if (next) next();
     else this.#free++;
   }
+}
+
+/** A call the daemon has accepted and not yet answered. */
+interface Running {
+  key: string;
+  controller: AbortController;
+  graceTimer?: ReturnType<typeof setTimeout>;
+  stuck?: boolean;
 }
 
 /**
@@ -130,6 +144,8 @@ export async function serveDaemon(args: string[]): Promise<void> {
       uid: { type: "string" },
       gid: { type: "string" },
       capabilities: { type: "string" },
+      "queue-limit": { type: "string" },
+      "cancel-grace-ms": { type: "string" },
       "log-daemon-traceback": { type: "boolean" },
     },
     strict: true,
@@ -192,7 +208,19 @@ export async function serveDaemon(args: string[]): Promise<void> {
   for (const file of moduleFiles(fileURLToPath(ctx.prefix))) await import(file);
   const entrypoints = entrypointsOf(ctx);
   const maxFrameBytes = ctx.options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES;
-  const slots = new Slots(concurrency);
+  const slots = new Slots(concurrency, Number(values["queue-limit"] ?? "1000"));
+  const graceMs = Number(values["cancel-grace-ms"] ?? "2000");
+  const calls = new Map<number, Running>();
+  const counters = { completed: 0, cancelled: 0, stuck: 0, stuckNow: 0 };
+  const log = (level: LogRecord["level"], message: string) =>
+    wireSink({
+      category: ["privsep", "daemon"],
+      level,
+      message: [message],
+      rawMessage: "",
+      timestamp: Date.now(),
+      properties: {},
+    });
 
   out.send(encodeMessage([Kind.Hello, {
     v: PROTOCOL_VERSION,
@@ -208,7 +236,45 @@ export async function serveDaemon(args: string[]): Promise<void> {
     ),
   }]));
 
+  const status = () => ({
+    pid: Deno.pid,
+    concurrency,
+    queueLimit: slots.queueLimit,
+    running: calls.size - slots.queued,
+    queued: slots.queued,
+    completed: counters.completed,
+    cancelled: counters.cancelled,
+    stuck: counters.stuck,
+    stuckNow: counters.stuckNow,
+  });
+
+  const cancel = (id: number) => {
+    const call = calls.get(id);
+    if (!call || call.controller.signal.aborted) return;
+    counters.cancelled++;
+    call.controller.abort(
+      new DOMException(
+        `privileged call ${call.key} was cancelled`,
+        "AbortError",
+      ),
+    );
+    call.graceTimer = setTimeout(() => {
+      if (!calls.has(id)) return;
+      call.stuck = true;
+      counters.stuck++;
+      counters.stuckNow++;
+      log(
+        "warning",
+        `${call.key} ignored its cancellation for ${graceMs} ms and still holds a slot (stuck calls: ${counters.stuckNow} now, ${counters.stuck} in all)`,
+      );
+    }, graceMs);
+  };
+
   const run = async (id: number, key: string, callArgs: unknown[]) => {
+    if (key === "$status") {
+      out.send(encodeMessage([Kind.Result, id, status()]));
+      return;
+    }
     const ep = entrypoints.get(key);
     if (!ep) {
       out.send(encodeMessage([Kind.Error, id, {
@@ -220,10 +286,25 @@ export async function serveDaemon(args: string[]): Promise<void> {
       return;
     }
     const wait = slots.acquire();
-    if (wait) await wait;
+    if (wait === false) {
+      out.send(encodeMessage([Kind.Error, id, {
+        name: "PrivsepQueueFull",
+        code: QUEUE_FULL_CODE,
+        message:
+          `${concurrency} calls run and ${slots.queueLimit} wait already; raise concurrency or queue_limit, or call less at once`,
+      }]));
+      return;
+    }
+    const call: Running = { key, controller: new AbortController() };
+    calls.set(id, call);
     let frame: Uint8Array;
     try {
-      const value = await ep.fn(...callArgs);
+      if (wait) await wait;
+      call.controller.signal.throwIfAborted();
+      const value = await runWithSignal(
+        call.controller.signal,
+        () => ep.fn(...callArgs),
+      );
       try {
         frame = encodeMessage([Kind.Result, id, value], maxFrameBytes);
       } catch (error) {
@@ -235,19 +316,17 @@ export async function serveDaemon(args: string[]): Promise<void> {
       }
     } catch (error) {
       if (withStack) {
-        wireSink({
-          category: ["privsep", "daemon"],
-          level: "error",
-          message: [
-            `${key} failed: ${(error as Error)?.stack ?? String(error)}`,
-          ],
-          rawMessage: "",
-          timestamp: Date.now(),
-          properties: {},
-        });
+        log(
+          "error",
+          `${key} failed: ${(error as Error)?.stack ?? String(error)}`,
+        );
       }
       frame = encodeMessage([Kind.Error, id, describeError(error, withStack)]);
     } finally {
+      calls.delete(id);
+      clearTimeout(call.graceTimer);
+      if (call.stuck) counters.stuckNow--;
+      counters.completed++;
       slots.release();
     }
     out.send(frame);
@@ -279,8 +358,7 @@ export async function serveDaemon(args: string[]): Promise<void> {
         } else if (m.kind === Kind.Call) {
           run(m.id, m.entrypoint, m.args);
         } else if (m.kind === Kind.Cancel) {
-          // Cancellation of running work: not yet (the caller has already
-          // given up on the reply, which will be dropped).
+          cancel(m.id);
         } else {
           throw new ProtocolError(
             `received a message of kind ${m.kind}, which only daemons send`,

@@ -241,6 +241,8 @@ export async function startDaemon(args: string[]): Promise<never> {
     "--stage=serve",
     `--context=${contextId}`,
     `--concurrency=${settings.concurrency}`,
+    `--queue-limit=${settings.queueLimit}`,
+    `--cancel-grace-ms=${settings.cancelGraceMs}`,
     `--uid=${user.id}`,
     `--gid=${group.id}`,
     `--capabilities=${settings.capabilities.join(",")}`,
