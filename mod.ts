@@ -62,8 +62,19 @@ export {
   type PermissionsSetting,
 } from "./contexts/config.ts";
 export {
+  type CallOptions,
+  callSignal,
+  callWith,
+} from "./contexts/call_scope.ts";
+export {
+  runCommand,
+  type RunCommandOptions,
+  type RunCommandResult,
+} from "./daemon/run_command.ts";
+export {
   DaemonExitedError,
   FailedToDropPrivileges,
+  PrivsepQueueFull,
   PrivsepTimeout,
   ProtocolError,
   RemoteError,

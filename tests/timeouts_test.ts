@@ -1,0 +1,310 @@
+// Timeouts that really stop the privileged work, and bounded concurrency, with
+// a real daemon (started directly as root).
+import assert from "node:assert/strict";
+import { configure, type LogRecord, reset } from "@logtape/logtape";
+import {
+  callWith,
+  DaemonExitedError,
+  init,
+  PrivsepQueueFull,
+  PrivsepTimeout,
+} from "../mod.ts";
+import { testCtx } from "./fixtures/privsep/mod.ts";
+import * as ops from "./fixtures/privsep/ops.ts";
+import * as slow from "./fixtures/privsep/slow.ts";
+import { requireRoot, scratchDir, waitGone, writeConfig } from "./_helpers.ts";
+
+const opts = { sanitizeOps: false, sanitizeResources: false };
+
+/** Children of `parent` whose command line is exactly `cmdline`. */
+async function childrenRunning(
+  parent: number,
+  cmdline: string,
+): Promise<number[]> {
+  const found: number[] = [];
+  for await (const entry of Deno.readDir("/proc")) {
+    if (!/^\d+$/.test(entry.name)) continue;
+    try {
+      const stat = await Deno.readTextFile(`/proc/${entry.name}/stat`);
+      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+      const cmd = (await Deno.readTextFile(`/proc/${entry.name}/cmdline`))
+        .split("\0").join(" ").trim();
+      if (ppid === parent && cmd === cmdline) found.push(Number(entry.name));
+    } catch { /* gone */ }
+  }
+  return found;
+}
+
+async function timed<T>(
+  p: Promise<T>,
+): Promise<[PromiseSettledResult<T>, number]> {
+  const t0 = performance.now();
+  const [r] = await Promise.allSettled([p]);
+  return [r, performance.now() - t0];
+}
+
+function assertTimeout(
+  r: PromiseSettledResult<unknown>,
+  entrypoint: string,
+): PrivsepTimeout {
+  assert.equal(r.status, "rejected");
+  const e = (r as PromiseRejectedResult).reason;
+  assert.ok(e instanceof PrivsepTimeout, String(e));
+  assert.equal(e.entrypoint, entrypoint);
+  return e;
+}
+
+Deno.test("timeouts and concurrency", opts, async (t) => {
+  requireRoot();
+  const dir = await scratchDir();
+  const records: LogRecord[] = [];
+  await configure({
+    reset: true,
+    sinks: { memory: (r) => records.push(r) },
+    loggers: [
+      { category: ["privsep"], sinks: ["memory"], lowestLevel: "debug" },
+      { category: ["logtape", "meta"], sinks: [], lowestLevel: "fatal" },
+    ],
+  });
+  const use = async (section: Record<string, unknown>) => {
+    await testCtx.stop();
+    init({
+      configFiles: [
+        await writeConfig(dir, {
+          e2e: {
+            user: "root",
+            capabilities: [],
+            permissions: { run: ["/usr/bin/sleep"] },
+            ...section,
+          } as never,
+        }),
+      ],
+    });
+    return (await testCtx.start()).pid;
+  };
+  try {
+    await t.step(
+      "the timeout fires for an async function that never resolves",
+      async () => {
+        await use({
+          timeout_ms: 300,
+          cancel_grace_ms: 60_000,
+          on_stuck: "report",
+        });
+        const [r, ms] = await timed(slow.hang());
+        const e = assertTimeout(r, "slow.ts#hang");
+        assert.ok(ms < 300 + 1000, `${ms} ms`);
+        assert.ok(e.elapsedMs >= 300);
+      },
+    );
+
+    await t.step(
+      "the timeout fires for a sync busy loop that blocks the daemon",
+      async () => {
+        await use({
+          timeout_ms: 300,
+          cancel_grace_ms: 60_000,
+          on_stuck: "report",
+        });
+        const [r, ms] = await timed(slow.spin(2_000));
+        assertTimeout(r, "slow.ts#spin");
+        assert.ok(ms < 300 + 1000, `${ms} ms`);
+      },
+    );
+
+    await t.step(
+      "the timeout fires for a subprocess, which is killed",
+      async () => {
+        const pid = await use({ timeout_ms: 500 });
+        const call = timed(slow.sleepCommand(31));
+        let children: number[] = [];
+        for (let i = 0; i < 50 && children.length === 0; i++) {
+          await new Promise((r) => setTimeout(r, 20));
+          children = await childrenRunning(pid, "/usr/bin/sleep 31");
+        }
+        assert.equal(children.length, 1, "the subprocess runs");
+        const [r, ms] = await call;
+        assertTimeout(r, "slow.ts#sleepCommand");
+        assert.ok(ms < 500 + 1000, `${ms} ms`);
+        await waitGone(children[0], 2_000);
+        const status = await testCtx.status();
+        assert.equal(status.cancelled, 1);
+        assert.equal(status.stuck, 0);
+        assert.equal(status.running, 0, "the slot is free again");
+        assert.equal(testCtx.daemon?.pid, pid, "no recycle needed");
+      },
+    );
+
+    await t.step(
+      "a cooperative function sees its signal and finishes; its slot is free at once",
+      async () => {
+        await use({ timeout_ms: 200, concurrency: 1 });
+        const [r] = await timed(slow.cooperative(10_000));
+        assertTimeout(r, "slow.ts#cooperative");
+        const [next, ms] = await timed(ops.echo("next"));
+        assert.deepEqual(next, { status: "fulfilled", value: "next" });
+        assert.ok(ms < 150, `the next call waited ${ms} ms`);
+        assert.deepEqual((await slow.counters()).events, ["aborted"]);
+      },
+    );
+
+    await t.step(
+      "an uncooperative function gets its daemon recycled; calls in flight on it reject; later calls run on a fresh one",
+      async () => {
+        const pid = await use({
+          timeout_ms: 200,
+          cancel_grace_ms: 300,
+          on_stuck: "recycle",
+        });
+        records.length = 0;
+        const bystander = timed(
+          callWith({ timeout: 10_000 }, () => ops.sleep(5_000)),
+        );
+        const [r] = await timed(slow.hang());
+        assertTimeout(r, "slow.ts#hang");
+        const [b] = await bystander;
+        assert.equal(b.status, "rejected");
+        const e = (b as PromiseRejectedResult).reason;
+        assert.ok(e instanceof DaemonExitedError, String(e));
+        assert.match(
+          e.message,
+          /recycled because slow\.ts#hang did not stop within 300 ms/,
+        );
+        await waitGone(pid, 2_000);
+        assert.notEqual(await ops.daemonPid(), pid);
+        const logged = records.map((x) =>
+          `${x.category.join(".")} ${x.message.join("")}`
+        );
+        assert.ok(
+          logged.some((m) => m.includes("ignored its cancellation")),
+          logged.join("\n"),
+        );
+        assert.ok(
+          logged.some((m) => m.startsWith("privsep.client recycling")),
+          logged.join("\n"),
+        );
+      },
+    );
+
+    await t.step(
+      "a blocked daemon is recycled as well (SIGTERM relayed to it)",
+      async () => {
+        const pid = await use({ timeout_ms: 200, cancel_grace_ms: 300 });
+        const [r] = await timed(slow.spin(60_000));
+        assertTimeout(r, "slow.ts#spin");
+        await waitGone(pid, 3_000);
+        assert.equal(await ops.echo("fresh"), "fresh");
+      },
+    );
+
+    await t.step(
+      "with report, a stuck call is counted and logged but the daemon stays",
+      async () => {
+        const pid = await use({
+          timeout_ms: 100,
+          cancel_grace_ms: 200,
+          on_stuck: "report",
+        });
+        await timed(slow.hang());
+        await new Promise((r) => setTimeout(r, 1_000));
+        const status = await testCtx.status();
+        assert.equal(status.pid, pid);
+        assert.equal(status.stuck, 1);
+        assert.equal(status.stuckNow, 1);
+      },
+    );
+
+    await t.step(
+      "concurrency N runs at most N at once; the rest queue in order and complete",
+      async () => {
+        await use({ concurrency: 2 });
+        const results = await Promise.all(
+          Array.from({ length: 7 }, () => slow.probe(100)),
+        );
+        assert.equal(results.length, 7);
+        assert.equal((await slow.counters()).maxActive, 2);
+      },
+    );
+
+    await t.step(
+      "the queue bound refuses calls clearly instead of growing",
+      async () => {
+        await use({ concurrency: 1, queue_limit: 2 });
+        const settled = await Promise.allSettled(
+          Array.from({ length: 5 }, () => slow.probe(300)),
+        );
+        const ok = settled.filter((s) => s.status === "fulfilled").length;
+        const refused = settled.filter((s) =>
+          s.status === "rejected" && s.reason instanceof PrivsepQueueFull
+        );
+        assert.equal(ok, 3);
+        assert.equal(refused.length, 2);
+        assert.match(
+          (refused[0] as PromiseRejectedResult).reason.message,
+          /raise concurrency or queue_limit/,
+        );
+      },
+    );
+
+    await t.step(
+      "entrypointWithTimeout overrides the context's timeout",
+      async () => {
+        await use({ timeout_ms: 5_000 });
+        const [r, ms] = await timed(slow.quick(3_000));
+        assertTimeout(r, "slow.ts#quick");
+        assert.ok(ms < 200 + 1000, `${ms} ms`);
+        assert.equal(await slow.quick(10), 10);
+      },
+    );
+
+    await t.step(
+      "a per-call signal aborts the call and the function in the daemon",
+      async () => {
+        await use({});
+        const controller = new AbortController();
+        setTimeout(() => controller.abort(new Error("caller gave up")), 100);
+        const [r, ms] = await timed(
+          callWith(
+            { signal: controller.signal },
+            () => slow.cooperative(10_000),
+          ),
+        );
+        assert.equal(r.status, "rejected");
+        assert.match(
+          String((r as PromiseRejectedResult).reason),
+          /caller gave up/,
+        );
+        assert.ok(ms < 1_000);
+        await new Promise((r) => setTimeout(r, 100));
+        assert.deepEqual((await slow.counters()).events, ["aborted"]);
+        // A per-call timeout too.
+        const [r2] = await timed(
+          callWith({ timeout: 100 }, () => slow.cooperative(10_000)),
+        );
+        assertTimeout(r2, "slow.ts#cooperative");
+      },
+    );
+
+    await t.step(
+      "a late reply after a timeout is dropped without noise",
+      async () => {
+        const pid = await use({ timeout_ms: 100, cancel_grace_ms: 1_000 });
+        records.length = 0;
+        const [r] = await timed(ops.sleep(300)); // ignores the signal, but ends within the grace
+        assertTimeout(r, "ops.ts#sleep");
+        await new Promise((r) => setTimeout(r, 2_000));
+        assert.equal(testCtx.daemon?.pid, pid, "not recycled");
+        assert.equal(await ops.echo("fine"), "fine");
+        assert.deepEqual(
+          records.filter((x) => x.level === "warning" || x.level === "error"),
+          [],
+        );
+      },
+    );
+  } finally {
+    await testCtx.stop();
+    init({ configFiles: [] });
+    await reset();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
