@@ -570,8 +570,9 @@ export class PrivContext {
     let onAbort: (() => void) | undefined;
     const stop = new Promise<never>((_, reject) => {
       const abort = (reason: unknown) => {
-        controller.abort(reason);
+        // Reject first: a function that resolves on abort must not win.
         reject(reason);
+        controller.abort(reason);
       };
       if (options?.signal) {
         const signal = options.signal;

@@ -149,3 +149,37 @@ Deno.test("settings() applies the TOML section over the options", async () => {
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("in-process mode honours timeouts, per-call signals and callSignal()", async () => {
+  const { callSignal, callWith } = await import("./call_scope.ts");
+  const { PrivsepTimeout } = await import("../errors.ts");
+  const ctx = context({ timeout: 50 });
+  let sawAbort = false;
+  const wait = ctx.entrypoint(
+    ctx.moduleUrl,
+    function wait(ms: number): Promise<string> {
+      const signal = callSignal();
+      return new Promise((resolve) => {
+        const timer = setTimeout(() => resolve("done"), ms);
+        signal.addEventListener("abort", () => {
+          sawAbort = true;
+          clearTimeout(timer);
+          resolve("aborted");
+        });
+      });
+    },
+  );
+  setClientMode(false);
+  try {
+    await assert.rejects(wait(1_000), PrivsepTimeout);
+    assert.equal(sawAbort, true);
+    assert.equal(await callWith({ timeout: 500 }, () => wait(10)), "done");
+    const controller = new AbortController();
+    const pending = callWith({ signal: controller.signal }, () => wait(1_000));
+    controller.abort(new Error("stop"));
+    await assert.rejects(pending, /stop/);
+    assert.throws(() => callWith({ timeout: 0 }, () => 1), RangeError);
+  } finally {
+    setClientMode(true);
+  }
+});

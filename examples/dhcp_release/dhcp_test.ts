@@ -1,0 +1,39 @@
+import assert from "node:assert/strict";
+import { RemoteError } from "../../mod.ts";
+import { DHCP_RELEASE, dhcpReleaseCmd } from "./privsep/mod.ts";
+import * as dhcp from "./privsep/dhcp.ts";
+
+const opts = { sanitizeOps: false, sanitizeResources: false };
+
+Deno.test(
+  "examples/dhcp_release: releaseLease() runs dhcp_release in the daemon",
+  opts,
+  async () => {
+    if (Deno.uid() !== 0) {
+      throw new Error(
+        "this example's test runs the real daemon: run it as root",
+      );
+    }
+    try {
+      await Deno.stat(DHCP_RELEASE);
+    } catch {
+      throw new Error(
+        `${DHCP_RELEASE} is missing: apt-get install -y dnsmasq-utils (.ci/run does this)`,
+      );
+    }
+    try {
+      await dhcp.releaseLease("lo", "127.0.0.2", "02:00:00:00:00:01");
+      await assert.rejects(
+        dhcp.releaseLease("lo; reboot", "127.0.0.2", "02:00:00:00:00:01"),
+        (e: unknown) => {
+          assert.ok(e instanceof RemoteError);
+          assert.equal(e.remoteName, "TypeError");
+          return true;
+        },
+      );
+      assert.equal(dhcpReleaseCmd.settings().timeoutMs, 5_000);
+    } finally {
+      await dhcpReleaseCmd.stop();
+    }
+  },
+);
