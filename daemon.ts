@@ -1,13 +1,16 @@
 /**
  * The privsep daemon, in two stages. Started as root (through sudo, or
- * directly), the first stage checks that everything it loads is root-owned,
- * drops to the context's capabilities and user and `execve`s the second,
- * which serves calls over stdin/stdout. Services never run this by hand:
- * `PrivContext` builds the exact command (see `ctx.command()`), and
- * `ctx.sudoersRule(user)` the matching sudoers line.
+ * directly), the first stage checks that everything it loads is root-owned
+ * (before it loads anything but this file, `daemon/preflight.ts`,
+ * `daemon/trust.ts` and the libc bindings), drops to the context's
+ * capabilities and user and `execve`s the second, which serves calls over
+ * stdin/stdout. Services never run this by hand: `PrivContext` builds the
+ * exact command (see `ctx.command()`), and `ctx.sudoersRule(user)` the
+ * matching sudoers line.
  *
  * ```sh
- * deno run --no-prompt --cached-only --no-lock --config=/opt/app/deno.json \
+ * /usr/bin/env DENO_DIR=/var/cache/privsep/deno /usr/local/bin/deno run \
+ *   --no-prompt --cached-only --no-lock --config=/opt/app/deno.json \
  *   --allow-ffi --allow-read=/opt/app /opt/app/vendor/privsep/daemon.ts \
  *   --context=file:///opt/app/privsep/mod.ts#sysAdmin
  * ```
@@ -21,8 +24,9 @@
  * @module
  */
 
-import { startDaemon, StartError } from "./daemon/start.ts";
-import { serveDaemon } from "./daemon/serve.ts";
+import { parseArgs } from "node:util";
+import { fileURLToPath } from "node:url";
+import { preflight, StartError } from "./daemon/preflight.ts";
 
 /**
  * Runs the daemon stage that `args` selects (`--stage=serve` for the second).
@@ -38,17 +42,36 @@ export async function main(args: string[]): Promise<void> {
   const stage = args.find((a) => a.startsWith("--stage="));
   const rest = args.filter((a) => a !== stage);
   try {
-    if (stage === "--stage=serve") await serveDaemon(rest);
-    else if (stage === undefined) await startDaemon(rest);
-    else {throw new StartError(
+    if (stage === "--stage=serve") {
+      // Stage 1 checked everything before it exec'd this process.
+      const { serveDaemon } = await import("./daemon/serve.ts");
+      await serveDaemon(rest);
+    } else if (stage === undefined) {
+      const { values } = parseArgs({
+        args: rest,
+        options: {
+          context: { type: "string" },
+          "config-file": { type: "string", multiple: true },
+        },
+        strict: true,
+      });
+      const facts = preflight(
+        values["config-file"] ?? [],
+        fileURLToPath(import.meta.url),
+      );
+      // Only now: privsep's other modules and its npm dependencies.
+      const { startDaemon } = await import("./daemon/start.ts");
+      await startDaemon(values.context, facts);
+    } else {
+      throw new StartError(
         `unknown ${stage}; the stages are "start" (default) and "serve"`,
-      );}
+      );
+    }
   } catch (error) {
     const e = error as Error;
     const expected = e instanceof StartError ||
-      ["UntrustedPathError", "ConfigError", "SystemCallError"].includes(
-        e?.name,
-      );
+      ["UntrustedPathError", "ConfigError", "SystemCallError", "TypeError"]
+        .includes(e?.name);
     // Straight to stderr: in the serving stage console.* is the wire.
     Deno.stderr.writeSync(
       new TextEncoder().encode(

@@ -26,6 +26,7 @@ const LIBC_SYMBOLS = {
   getpwuid: { parameters: ["u32"], result: "pointer" },
   getgrnam: { parameters: ["buffer"], result: "pointer" },
   getgrgid: { parameters: ["u32"], result: "pointer" },
+  getenv: { parameters: ["buffer"], result: "pointer" },
   geteuid: { parameters: [], result: "u32" },
   mkdir: { parameters: ["buffer", "u32"], result: "i32" },
   chown: { parameters: ["buffer", "u32", "u32"], result: "i32" },
@@ -288,13 +289,13 @@ export interface LibcStat {
  * lstatViaLibc("/").uid; // 0
  * ```
  */
-export function lstatViaLibc(path: string): LibcStat {
+export function lstatViaLibc(path: string, follow = false): LibcStat {
   // struct statx: stx_uid at 20, stx_gid at 24, stx_mode (u16) at 28.
   const buf = new Uint8Array(256);
   const r = openLibc().statx(
     AT_FDCWD,
     cString(path),
-    AT_SYMLINK_NOFOLLOW,
+    follow ? 0 : AT_SYMLINK_NOFOLLOW,
     STATX_BASIC_STATS,
     buf,
   );
@@ -332,4 +333,17 @@ export function readLinkViaLibc(path: string): string {
   const n = Number(openLibc().readlink(cString(path), buf, BigInt(buf.length)));
   check(`readlink(${path})`, n);
   return new TextDecoder().decode(buf.subarray(0, n));
+}
+
+/**
+ * An environment variable through libc (the first stage has no `--allow-env`).
+ *
+ * @example
+ * ```ts ignore
+ * getenvViaLibc("DENO_DIR"); // "/var/cache/privsep/deno" or undefined
+ * ```
+ */
+export function getenvViaLibc(name: string): string | undefined {
+  const p = openLibc().getenv(cString(name));
+  return p ? Deno.UnsafePointerView.getCString(p) : undefined;
 }

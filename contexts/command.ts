@@ -7,6 +7,21 @@
 
 import { dirname, isAbsolute, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import {
+  assertTrustedTree,
+  UntrustedPathError,
+  untrustedReason,
+} from "../daemon/trust.ts";
+
+/**
+ * The DENO_DIR of the daemon when the context sets none: written by the
+ * root first stage, only read by the serving stage (never writable by the
+ * context's user, whose code would otherwise be able to poison it).
+ */
+export const DEFAULT_DENO_DIR = "/var/cache/privsep/deno";
+
+/** The program that sets DENO_DIR for the daemon (sudo clears DENO_*). */
+export const ENV_PROGRAM = "/usr/bin/env";
 
 /** Everything that decides the daemon's command line. */
 export interface DaemonCommandSpec {
@@ -28,6 +43,8 @@ export interface DaemonCommandSpec {
   configFiles?: readonly string[];
   /** The helper that gains root, e.g. `["sudo", "-n"]`; empty to run directly. */
   helperCommand?: readonly string[];
+  /** The daemon's root-owned DENO_DIR ({@linkcode DEFAULT_DENO_DIR} by default). */
+  denoDir?: string;
 }
 
 function requireAbsolute(what: string, path: string): void {
@@ -42,8 +59,9 @@ function requireAbsolute(what: string, path: string): void {
 }
 
 /**
- * Builds the daemon's first-stage argv (without the helper command). The
- * flags pin everything that could change what runs as root: `--no-prompt`,
+ * Builds the daemon's first-stage argv (without the helper command):
+ * `/usr/bin/env DENO_DIR=<root-owned cache> deno run …`. The flags pin
+ * everything that could change what runs as root: `--no-prompt`,
  * `--cached-only`, `--no-lock`, an absolute `--config` (or `--no-config`),
  * unscoped `--allow-ffi` (needed for the privilege drop) and reads limited to
  * the code roots and config files.
@@ -77,6 +95,8 @@ export function daemonArgv(spec: DaemonCommandSpec): string[] {
       `the context id must look like "file:///abs/module.ts#exportName", got "${spec.contextId}"`,
     );
   }
+  const denoDir = spec.denoDir ?? DEFAULT_DENO_DIR;
+  requireAbsolute("the daemon's DENO_DIR", denoDir);
   const reads = [...new Set([...spec.codeRoots, ...configFiles])];
   for (const path of reads) {
     if (path.includes(",")) {
@@ -86,6 +106,8 @@ export function daemonArgv(spec: DaemonCommandSpec): string[] {
     }
   }
   return [
+    ENV_PROGRAM,
+    `DENO_DIR=${denoDir}`,
     spec.denoPath,
     "run",
     "--no-prompt",
@@ -230,4 +252,58 @@ export function findDenoConfig(fromFile: URL): string | undefined {
     if (parent === dir) return undefined;
     dir = parent;
   }
+}
+
+/**
+ * Everything in a daemon's command that a non-root user could modify: the
+ * deno binary, `daemon.ts`, the config, the config files, the code roots (and
+ * all below them) and the cache directory's ancestors. Root runs these before
+ * anything of them can be checked from inside, so the sudoers rule is only
+ * generated for a layout where this list is empty.
+ *
+ * @example
+ * ```ts ignore
+ * import { layoutProblems } from "@privsep/privsep";
+ * layoutProblems(spec); // [] when root-owned and not writable by others
+ * ```
+ */
+export function layoutProblems(spec: DaemonCommandSpec): string[] {
+  const problems: string[] = [];
+  const add = (reason: string | null) => {
+    if (reason && !problems.includes(reason)) problems.push(reason);
+  };
+  for (
+    const path of [
+      ENV_PROGRAM,
+      spec.denoPath,
+      spec.daemonPath,
+      spec.denoConfig,
+      ...(spec.configFiles ?? []),
+    ]
+  ) {
+    if (path) add(untrustedReason(path));
+  }
+  for (const root of spec.codeRoots) {
+    try {
+      assertTrustedTree(root, { skip: (p) => p.endsWith("/.git") });
+    } catch (error) {
+      if (!(error instanceof UntrustedPathError)) throw error;
+      add(error.message);
+    }
+  }
+  // The cache may not exist yet (the daemon creates it): its nearest
+  // existing ancestor must be trusted.
+  let dir = spec.denoDir ?? DEFAULT_DENO_DIR;
+  for (;;) {
+    try {
+      Deno.lstatSync(dir);
+      break;
+    } catch {
+      const parent = dirname(dir);
+      if (parent === dir) break;
+      dir = parent;
+    }
+  }
+  add(untrustedReason(dir));
+  return problems;
 }

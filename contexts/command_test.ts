@@ -31,6 +31,8 @@ function exists(path: string): boolean {
 
 Deno.test("daemonArgv() pins the flags, reads, daemon path and context", () => {
   assert.deepEqual(daemonArgv(SPEC), [
+    "/usr/bin/env",
+    "DENO_DIR=/var/cache/privsep/deno",
     "/usr/local/bin/deno",
     "run",
     "--no-prompt",
@@ -54,6 +56,8 @@ Deno.test("daemonArgv() uses --no-config without a deno config", () => {
     contextId: "file:///opt/m.ts#ctx",
   });
   assert.deepEqual(argv, [
+    "/usr/bin/env",
+    "DENO_DIR=/var/cache/privsep/deno",
     "/usr/bin/deno",
     "run",
     "--no-prompt",
@@ -82,7 +86,21 @@ Deno.test("daemonArgv() never grants more than reads, ffi and the listed paths",
     argv.slice(script + 1).every((w) => /^--(context|config-file)=/.test(w)),
   );
   assert.ok(
-    argv.slice(1, script).every((w) => w === "run" || w.startsWith("--")),
+    argv.slice(3, script).every((w) => w === "run" || w.startsWith("--")),
+  );
+  // DENO_DIR is set by /usr/bin/env, since sudo clears DENO_*.
+  assert.deepEqual(argv.slice(0, 3), [
+    "/usr/bin/env",
+    "DENO_DIR=/var/cache/privsep/deno",
+    SPEC.denoPath,
+  ]);
+  assert.equal(
+    daemonArgv({ ...SPEC, denoDir: "/srv/cache" })[1],
+    "DENO_DIR=/srv/cache",
+  );
+  assert.throws(
+    () => daemonArgv({ ...SPEC, denoDir: "cache" }),
+    /DENO_DIR must be an absolute path/,
   );
 });
 
@@ -459,9 +477,13 @@ Deno.test({
   ignore: !canAskSudo(),
   async fn() {
     const program = "/usr/bin/true";
+    // The command sudo runs is /usr/bin/env, so that is what the digest pins.
     const digest = Array.from(
       new Uint8Array(
-        await crypto.subtle.digest("SHA-256", await Deno.readFile(program)),
+        await crypto.subtle.digest(
+          "SHA-256",
+          await Deno.readFile("/usr/bin/env"),
+        ),
       ),
       (b) => b.toString(16).padStart(2, "0"),
     ).join("");
@@ -553,6 +575,29 @@ Deno.test("findDenoConfig() prefers deno.json, accepts deno.jsonc and skips dire
     assert.equal(findDenoConfig(fileUrl), join(dir, "deno.json"));
     await Deno.writeTextFile(join(dir, "a", "deno.jsonc"), "{}");
     assert.equal(findDenoConfig(fileUrl), join(dir, "a", "deno.jsonc"));
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("layoutProblems() refuses a layout below a sticky world-writable directory", async () => {
+  const { layoutProblems } = await import("./command.ts");
+  const dir = await Deno.makeTempDir({
+    dir: "/tmp",
+    prefix: "privsep_layout_",
+  });
+  try {
+    await Deno.writeTextFile(`${dir}/daemon.ts`, "");
+    const problems = layoutProblems({
+      denoPath: Deno.execPath(),
+      daemonPath: `${dir}/daemon.ts`,
+      codeRoots: [dir],
+      contextId: `file://${dir}/m.ts#ctx`,
+    });
+    assert.ok(
+      problems.some((p) => p.includes('"/tmp" is writable by')),
+      problems.join("\n"),
+    );
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

@@ -22,6 +22,7 @@ import {
 import {
   daemonCommand,
   findDenoConfig,
+  layoutProblems,
   sudoersRule as buildSudoersRule,
 } from "./command.ts";
 import {
@@ -471,7 +472,16 @@ export class PrivContext {
    * context's daemon, and nothing else.
    */
   sudoersRule(user: string): string {
-    return buildSudoersRule(daemonCommand(this.#commandSpec()), { user });
+    const spec = this.#commandSpec();
+    const problems = layoutProblems(spec);
+    if (problems.length) {
+      throw new Error(
+        `refusing to write a sudoers rule for ${this.id}: root would run files that a non-root user can modify. Install them root-owned and not group/world-writable, below directories that are too (not /tmp):\n- ${
+          problems.join("\n- ")
+        }`,
+      );
+    }
+    return buildSudoersRule(daemonCommand(spec), { user });
   }
 
   /** The running daemon, or `undefined`. */
@@ -511,7 +521,7 @@ export class PrivContext {
     }
   }
 
-  #commandSpec() {
+  #commandSpec(settings: ResolvedSettings = this.settings()) {
     const daemonUrl = new URL("../daemon.ts", import.meta.url);
     if (daemonUrl.protocol !== "file:" || !this.moduleUrl.startsWith("file:")) {
       throw new TypeError(
@@ -537,6 +547,7 @@ export class PrivContext {
         ...globals.configFiles,
         ...(this.options.configFiles ?? []),
       ],
+      denoDir: settings.denoDir,
     };
   }
 
@@ -626,7 +637,7 @@ export class PrivContext {
   async #spawn(): Promise<DaemonClient> {
     const settings = this.settings();
     const argv = daemonCommand({
-      ...this.#commandSpec(),
+      ...this.#commandSpec(settings),
       helperCommand: this.#startMethod() === "sudo"
         ? settings.helperCommand
         : [],
@@ -768,7 +779,7 @@ async function verifyDaemon(
   try {
     creds = await readProcessCredentials(hello.pid);
   } catch (error) {
-    log.debug(
+    log.warn(
       "cannot read /proc/{pid} to verify the daemon of {context} ({reason}); give the caller --allow-all to verify",
       { pid: hello.pid, context, reason: (error as Error).message },
     );

@@ -229,8 +229,10 @@ export async function serveDaemon(args: string[]): Promise<void> {
     maxFrameBytes,
     concurrency,
     deno: Deno.version.deno,
-    uid: Number(values.uid),
-    gid: Number(values.gid),
+    // What the kernel says now, after the exec (the caller also reads
+    // /proc/<pid>/task/*/status when it can).
+    uid: Deno.uid(),
+    gid: Deno.gid(),
     capabilities: (values.capabilities ?? "").split(",").filter(Boolean).map(
       Number,
     ),
@@ -356,6 +358,9 @@ export async function serveDaemon(args: string[]): Promise<void> {
           }
           greeted = true;
         } else if (m.kind === Kind.Call) {
+          if (calls.has(m.id)) {
+            throw new ProtocolError(`call id ${m.id} is already in flight`);
+          }
           run(m.id, m.entrypoint, m.args);
         } else if (m.kind === Kind.Cancel) {
           cancel(m.id);

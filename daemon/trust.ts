@@ -9,9 +9,10 @@
  * That covers each component of the real path from `/` down to the target,
  * each symbolic link met on the way (which must be root-owned), and every
  * directory a link's text walks through, including ones it leaves again with
- * `..`. A directory with the sticky bit, such as `/tmp` (mode 1777), is
- * accepted as an ancestor, because nobody else can rename or remove the
- * root-owned entry below it; it is never accepted as the target itself.
+ * `..`. A sticky world-writable directory such as `/tmp` is refused too, even
+ * as an ancestor: nobody else can rename the root-owned entry below it, but
+ * anyone can put a `deno.json`, `package.json` or `node_modules` beside it,
+ * and Deno looks for those in every ancestor (a workspace root, npm packages).
  *
  * Only the classic mode bits are examined: ACLs, and group membership of
  * non-root users in a group that owns a file, are not.
@@ -117,14 +118,13 @@ function entryProblem(
   const writable = mode & 0o022;
   if (writable === 0) return null;
   const sticky = (mode & 0o1000) !== 0 && info.isDirectory;
-  if (sticky && role === "ancestor") return null;
   const who = writable === 0o022
     ? "its group and by others"
     : writable === 0o020
     ? "its group"
     : "others";
   const note = sticky
-    ? "; the sticky bit makes a shared directory acceptable only as an ancestor, not as the path being loaded"
+    ? "; even with the sticky bit, anyone can put a deno.json, package.json or node_modules in it that Deno would pick up"
     : "";
   return `"${path}" is writable by ${who} (mode ${
     octal(mode)
@@ -147,11 +147,14 @@ export interface FileProbe {
   lstat(path: string): EntryInfo;
   /** `readlink(2)`. */
   readLink(path: string): string;
+  /** `stat(2)`: follows symbolic links. */
+  stat(path: string): EntryInfo;
 }
 
 let probe: FileProbe = {
   lstat: (path) => Deno.lstatSync(path),
   readLink: (path) => Deno.readLinkSync(path),
+  stat: (path) => Deno.statSync(path),
 };
 
 /**
@@ -268,7 +271,7 @@ function refusal(path: string, problem: string): string {
  * every entry visited must be owned by root and not group- or world-writable:
  * each directory from `/` down, each symbolic link (its owner; its target is
  * then resolved the same way) and the target itself. A sticky directory such
- * as `/tmp` is accepted as an ancestor but not as the target. A relative path
+ * as `/tmp` is refused like any other writable one. A relative path
  * is resolved against the current directory, whose components are checked
  * too. A path that does not exist, or cannot be inspected, is not trusted.
  *
@@ -333,10 +336,9 @@ export interface TrustedTreeOptions {
  * entry below it is `lstat`ed, recursively: each must be owned by root and
  * not group- or world-writable (sticky directories inside the tree are not
  * accepted). Symbolic links inside the tree are not descended into: the link
- * must be root-owned, and its target is checked like {@linkcode assertTrusted}
- * does (the target and the directories leading to it), but the contents of
- * a linked directory are not walked, so keep code trees free of directory
- * links.
+ * must be root-owned, its target is checked like {@linkcode assertTrusted}
+ * does (the target and the directories leading to it), and a link to a
+ * directory is refused, since its contents would not be walked.
  *
  * @param dir The directory to check.
  * @param options Entries to leave unchecked.
@@ -397,6 +399,21 @@ export function assertTrustedTree(
           resolutionProblem(path, inspector);
         if (problem !== null) {
           throw new UntrustedPathError(path, refusal(path, problem));
+        }
+        let linksToDirectory = true;
+        try {
+          linksToDirectory = probe.stat(path).isDirectory;
+        } catch { /* cannot tell: refuse below */ }
+        if (linksToDirectory) {
+          // Deno follows it when importing, but this walk would not: refuse
+          // rather than leave a tree unchecked.
+          throw new UntrustedPathError(
+            path,
+            refusal(
+              path,
+              `"${path}" is a symbolic link to a directory, whose contents are not checked; replace it with the directory itself`,
+            ),
+          );
         }
         continue;
       }

@@ -18,8 +18,16 @@ const OWNER_REMEDY =
   "make it root-owned (chown root:root) or install the files in a root-owned location";
 
 /** Runs `fn` with a fresh, trusted, root-owned 0755 directory. */
+const TEST_ROOT = "/var/lib/privsep-tests";
+
 function withBase(fn: (base: string) => void): void {
-  const base = Deno.makeTempDirSync({ prefix: "privsep_trust_test_" });
+  // Below a root-owned 0755 directory: /tmp is sticky and world-writable,
+  // which the check refuses even as an ancestor.
+  Deno.mkdirSync(TEST_ROOT, { recursive: true, mode: 0o755 });
+  const base = Deno.makeTempDirSync({
+    dir: TEST_ROOT,
+    prefix: "privsep_trust_test_",
+  });
   try {
     Deno.chmodSync(base, 0o755);
     const reason = untrustedReason(base);
@@ -111,15 +119,21 @@ Deno.test({
 });
 
 Deno.test({
-  name: "untrustedReason() accepts a sticky directory as an ancestor",
+  name: "untrustedReason() rejects a sticky directory as an ancestor",
   ignore,
   fn() {
     withBase((base) => {
+      // Anyone could put a deno.json or node_modules beside "app" that Deno
+      // would pick up as a workspace root or npm package.
       const shared = makeDir(`${base}/shared`, 0o1777);
       const inner = makeDir(`${shared}/app`);
       const file = makeFile(`${inner}/daemon.ts`);
-      assert.equal(untrustedReason(file), null);
-      assert.equal(untrustedReason(makeFile(`${shared}/direct.ts`)), null);
+      assertReason(
+        file,
+        quoted(shared),
+        /mode 1777/,
+        /even with the sticky bit/,
+      );
     });
   },
 });
@@ -137,7 +151,7 @@ Deno.test({
             quoted(shared).source
           } is writable by its group and by others \\(mode 1777\\)`,
         ),
-        /sticky bit makes a shared directory acceptable only as an ancestor/,
+        /even with the sticky bit, anyone can put a deno\.json/,
         /chmod go-w/,
       );
       // Reaching the sticky directory through ".." still makes it the target.
@@ -548,8 +562,7 @@ Deno.test({
 });
 
 Deno.test({
-  name:
-    "assertTrustedTree() checks a linked directory but does not walk its contents",
+  name: "assertTrustedTree() refuses a symbolic link to a directory",
   ignore,
   fn() {
     withBase((base) => {
@@ -557,9 +570,17 @@ Deno.test({
       const other = makeDir(`${base}/other`);
       makeFile(`${other}/loose.ts`, 0o666);
       Deno.symlinkSync(other, `${tree}/other`);
+      // Deno would import through it; the walk would not look inside.
+      assertTreeThrows(
+        tree,
+        `${tree}/other`,
+        {},
+        /symbolic link to a directory/,
+      );
+      // A link to a trusted file is fine.
+      Deno.removeSync(`${tree}/other`);
+      Deno.symlinkSync(makeFile(`${other}/ok.ts`), `${tree}/ok.ts`);
       assertTrustedTree(tree);
-      Deno.chmodSync(other, 0o777);
-      assertTreeThrows(tree, `${tree}/other`, {}, quoted(other), /mode 0777/);
     });
   },
 });

@@ -108,9 +108,20 @@ export async function writeConfig(
   return path;
 }
 
-/** A root-owned scratch directory (mode 0755) below /tmp. */
+/**
+ * Where the tests put what the daemon loads: root-owned 0755 and not below
+ * /tmp (a sticky, world-writable ancestor is refused by the daemon).
+ */
+export const SCRATCH_ROOT = "/var/lib/privsep-tests";
+
+/** A root-owned scratch directory (mode 0755) below {@linkcode SCRATCH_ROOT}. */
 export async function scratchDir(): Promise<string> {
-  const dir = await Deno.makeTempDir({ prefix: "privsep-e2e-" });
+  await Deno.mkdir(SCRATCH_ROOT, { recursive: true, mode: 0o755 });
+  await Deno.chmod(SCRATCH_ROOT, 0o755);
+  const dir = await Deno.makeTempDir({
+    dir: SCRATCH_ROOT,
+    prefix: "privsep-e2e-",
+  });
   await Deno.chmod(dir, 0o755);
   return dir;
 }

@@ -214,9 +214,6 @@ Deno.test(
       init({ configFiles: [] });
       await Deno.remove(dir, { recursive: true });
       await removeUser(DAEMON_USER);
-      await Deno.remove(`/var/cache/privsep/deno-${daemonUser.uid}`, {
-        recursive: true,
-      }).catch(() => {});
     }
   },
 );

@@ -17,6 +17,32 @@ import {
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
+/** Every process below `root` (by parent pid), found by scanning /proc. */
+async function descendants(root: number): Promise<number[]> {
+  const parents = new Map<number, number>();
+  for await (const e of Deno.readDir("/proc")) {
+    if (!/^\d+$/.test(e.name)) continue;
+    try {
+      const stat = await Deno.readTextFile(`/proc/${e.name}/stat`);
+      parents.set(
+        Number(e.name),
+        Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]),
+      );
+    } catch { /* gone */ }
+  }
+  const out: number[] = [];
+  const walk = (p: number) => {
+    for (const [child, parent] of parents) {
+      if (parent === p) {
+        out.push(child);
+        walk(child);
+      }
+    }
+  };
+  walk(root);
+  return out;
+}
+
 async function requireSudo(): Promise<void> {
   const found = await run(["sh", "-c", "command -v sudo"], { allowFail: true });
   if (found.code !== 0) {
@@ -106,7 +132,9 @@ Deno.test("through real sudo as an unprivileged user", opts, async (t) => {
     const argv: string[] = JSON.parse(
       (await run(callerScript(config, ROOT, "command"))).stdout,
     );
-    const daemonArgv = argv.slice(argv.indexOf(DENO));
+    // /usr/bin/env DENO_DIR=… deno run …: what sudo is allowed to run.
+    const daemonArgv = argv.slice(argv.indexOf("/usr/bin/env"));
+    const denoAt = daemonArgv.indexOf(DENO);
 
     await t.step(
       "the rule allows that exact command and nothing else",
@@ -130,7 +158,21 @@ Deno.test("through real sudo as an unprivileged user", opts, async (t) => {
             ),
           ],
           ["deno eval", [DENO, "eval", "console.log(1)"]],
-          ["-A", [DENO, "run", "-A", ...daemonArgv.slice(2)]],
+          ["deno without env", daemonArgv.slice(denoAt)],
+          [
+            "another DENO_DIR",
+            daemonArgv.map((a) =>
+              a.startsWith("DENO_DIR=") ? "DENO_DIR=/tmp/dd" : a
+            ),
+          ],
+          [
+            "-A",
+            [
+              ...daemonArgv.slice(0, denoAt + 2),
+              "-A",
+              ...daemonArgv.slice(denoAt + 2),
+            ],
+          ],
         ];
         for (const [what, cmd] of variants) {
           const out = await asCaller(["sudo", "-n", ...cmd]);
@@ -238,6 +280,33 @@ Deno.test("through real sudo as an unprivileged user", opts, async (t) => {
       const out2 = await asCaller(callerScript(config, copy, "echo", "copy"));
       assert.notEqual(out2.code, 0);
       assert.match(out2.stderr, /is writable by .*others/);
+      await Deno.chmod(`${copy}/tests/fixtures`, 0o755);
+      // A static dependency of the daemon (an npm package it imports) that
+      // the user can modify must be refused before it runs: the check comes
+      // before privsep loads anything but its preflight.
+      const dep = `${copy}/node_modules/smol-toml/dist/index.js`;
+      await Deno.writeTextFile(
+        dep,
+        // Prints only where --allow-run is not granted: the daemon, not the
+        // caller (which runs with -A and loads the same package).
+        `if (Deno.permissions.querySync({ name: "run" }).state !== "granted") console.error("PWNED-STATIC-DEPENDENCY");\n${await Deno
+          .readTextFile(
+            dep,
+          )}`,
+      );
+      await Deno.chown(dep, caller.uid, caller.gid);
+      const out3 = await asCaller(callerScript(config, copy, "echo", "copy"));
+      assert.notEqual(out3.code, 0);
+      assert.ok(
+        out3.stderr.includes(
+          `"${dep}" is owned by uid ${caller.uid}, not root`,
+        ),
+        out3.stderr,
+      );
+      assert.ok(
+        !out3.stderr.includes("PWNED-STATIC-DEPENDENCY"),
+        "the dependency ran as root",
+      );
     });
 
     await t.step(
@@ -262,23 +331,19 @@ Deno.test("through real sudo as an unprivileged user", opts, async (t) => {
         const { pid } = JSON.parse(new TextDecoder().decode(value));
         const stat = await Deno.readTextFile(`/proc/${pid}/status`);
         assert.match(stat, new RegExp(`Uid:\\s+${daemon.uid}\\s`));
+        // Everything the caller started: sudo (root) and the daemon.
+        const tree = await descendants(child.pid);
+        assert.ok(
+          tree.includes(pid),
+          `daemon ${pid} not below caller ${child.pid}`,
+        );
+        assert.ok(tree.length >= 2, "sudo and the daemon");
         child.kill("SIGKILL");
         await child.status;
         reader.releaseLock();
         await child.stdout.cancel();
         await waitGone(pid, 1000);
-        const left = await run([
-          "pgrep",
-          "-u",
-          "0",
-          "-f",
-          "daemon.ts --context=",
-        ], { allowFail: true });
-        assert.equal(
-          left.stdout.trim(),
-          "",
-          `leftover root processes: ${left.stdout}`,
-        );
+        for (const p of tree) await waitGone(p, 1000);
       },
     );
   } finally {
@@ -287,8 +352,5 @@ Deno.test("through real sudo as an unprivileged user", opts, async (t) => {
     await removeUser(CALLER_USER);
     await removeUser(DAEMON_USER);
     await Deno.remove(dir, { recursive: true }).catch(() => {});
-    await Deno.remove(`/var/cache/privsep/deno-${daemon.uid}`, {
-      recursive: true,
-    }).catch(() => {});
   }
 });

@@ -1,0 +1,202 @@
+/**
+ * What the daemon's first stage checks before it loads anything beyond this
+ * file, `trust.ts` and the libc bindings: that it runs as root, that its own
+ * command line carries exactly the pinned flags, and that the deno binary,
+ * the config, the cache directory, the config files and every file below its
+ * code roots are root-owned and not writable by others. Only then does
+ * `daemon.ts` import the rest of privsep and its npm dependencies.
+ *
+ * @module
+ */
+
+import { isAbsolute } from "node:path";
+import {
+  check,
+  cString,
+  getenvViaLibc,
+  lstatViaLibc,
+  openLibc,
+  readFileViaLibc,
+  readLinkViaLibc,
+} from "../caps/_ffi.ts";
+import { DEFAULT_DENO_DIR } from "../contexts/command.ts";
+import { assertTrusted, assertTrustedTree, useFileProbe } from "./trust.ts";
+
+/** A start-up failure: printed on stderr, exit code 2. */
+export class StartError extends Error {
+  /** Always `"StartError"`. */
+  override name = "StartError";
+}
+
+/** What the first stage established about itself. */
+export interface Preflight {
+  /** The absolute `--config`, or undefined for `--no-config`. */
+  config?: string;
+  /** The directories it may load code from (its `--allow-read` minus config files). */
+  codeRoots: string[];
+  /** The `--config-file` arguments. */
+  configFiles: string[];
+  /** The root-owned DENO_DIR the serving stage reads its cache from. */
+  denoDir: string;
+}
+
+/** The flags (besides `--allow-read=` and `--config=`) stage 1 accepts. */
+const ALLOWED_FLAGS = new Set([
+  "--no-prompt",
+  "--cached-only",
+  "--no-lock",
+  "--no-config",
+  "--allow-ffi",
+]);
+const REQUIRED_FLAGS = [
+  "--no-prompt",
+  "--cached-only",
+  "--no-lock",
+  "--allow-ffi",
+];
+
+/** This process's own command line, as the kernel has it. */
+function ownCommandLine(): string[] {
+  const raw = new TextDecoder().decode(readFileViaLibc("/proc/self/cmdline"));
+  return raw.split("\0").slice(0, -1);
+}
+
+/**
+ * Checks our own deno command line against the allowlist: exactly the flags
+ * `daemonArgv()` writes, nothing else (DESIGN.md §3.5).
+ */
+export function checkOwnFlags(
+  argv: readonly string[],
+  daemonPath: string,
+): { config?: string; reads: string[] } {
+  const end = argv.indexOf(daemonPath);
+  if (argv[1] !== "run" || end < 0) {
+    throw new StartError(
+      `unexpected command line (${
+        argv.slice(0, 3).join(" ")
+      } …); start the daemon as "deno run <flags> ${daemonPath}", as ctx.command() builds it`,
+    );
+  }
+  const flags = argv.slice(2, end);
+  let config: string | undefined;
+  const reads: string[] = [];
+  for (const flag of flags) {
+    if (flag.startsWith("--config=")) {
+      if (config !== undefined) throw new StartError("--config is given twice");
+      config = flag.slice("--config=".length);
+      if (!isAbsolute(config)) {
+        throw new StartError(
+          `--config must be an absolute path, got "${config}"`,
+        );
+      }
+    } else if (flag.startsWith("--allow-read=")) {
+      reads.push(...flag.slice("--allow-read=".length).split(","));
+    } else if (!ALLOWED_FLAGS.has(flag)) {
+      throw new StartError(
+        `refusing the flag "${flag}" on the first stage's command line: it accepts only ${
+          [...ALLOWED_FLAGS].join(" ")
+        } --config=<abs> --allow-read=<code roots>; use the command from ctx.command() or the generated sudoers rule`,
+      );
+    }
+  }
+  for (const flag of REQUIRED_FLAGS) {
+    if (!flags.includes(flag)) {
+      throw new StartError(
+        `refusing to run as root without ${flag}; use the command from ctx.command() or the generated sudoers rule`,
+      );
+    }
+  }
+  if (config === undefined && !flags.includes("--no-config")) {
+    throw new StartError(
+      "refusing to run as root without --no-config or an absolute --config=: a deno.json or package.json above the daemon could change what runs as root",
+    );
+  }
+  if (reads.length === 0) {
+    throw new StartError("--allow-read=<code roots> is required");
+  }
+  for (const r of reads) {
+    if (!isAbsolute(r)) {
+      throw new StartError(`--allow-read paths must be absolute, got "${r}"`);
+    }
+  }
+  return { config, reads };
+}
+
+function ensureCacheDir(path: string): void {
+  const libc = openLibc();
+  // Created by root, 0755: the serving stage may read it, never write it.
+  for (const dir of [path.slice(0, path.lastIndexOf("/")), path]) {
+    if (dir && libc.mkdir(cString(dir), 0o755) < 0) {
+      const st = (() => {
+        try {
+          return lstatViaLibc(dir);
+        } catch {
+          return undefined;
+        }
+      })();
+      if (!st?.isDirectory) check(`mkdir(${dir})`, -1);
+    }
+  }
+}
+
+/**
+ * Runs every check that must pass before privsep loads its own modules and
+ * npm dependencies as root.
+ *
+ * @example
+ * ```ts ignore
+ * const facts = preflight(Deno.args, "/opt/app/vendor/privsep/daemon.ts");
+ * ```
+ */
+export function preflight(
+  configFiles: readonly string[],
+  daemonPath: string,
+): Preflight {
+  if (openLibc().geteuid() !== 0) {
+    throw new StartError(
+      "the privsep daemon must start as root (through sudo, or directly as root) to drop to its context",
+    );
+  }
+  // Ancestors are inspected through libc: Deno may only read the code roots.
+  useFileProbe({
+    lstat: lstatViaLibc,
+    readLink: readLinkViaLibc,
+    stat: (p) => lstatViaLibc(p, true),
+  });
+  const flags = checkOwnFlags(ownCommandLine(), daemonPath);
+  assertTrusted(Deno.execPath());
+  if (flags.config) assertTrusted(flags.config);
+  for (const file of configFiles) {
+    if (!isAbsolute(file)) {
+      throw new StartError(
+        `--config-file must be an absolute path, got "${file}"`,
+      );
+    }
+    assertTrusted(file);
+  }
+  const denoDir = getenvViaLibc("DENO_DIR") || DEFAULT_DENO_DIR;
+  if (!isAbsolute(denoDir)) {
+    throw new StartError(`DENO_DIR must be an absolute path, got "${denoDir}"`);
+  }
+  ensureCacheDir(denoDir);
+  // The cache holds transpiled code: only root may write it (not the tree:
+  // it can be large, and everything in it was written by root stage-1 runs).
+  assertTrusted(denoDir);
+  const codeRoots = flags.reads.filter((r) => !configFiles.includes(r));
+  if (
+    !codeRoots.some((r) => daemonPath === r || daemonPath.startsWith(r + "/"))
+  ) {
+    throw new StartError(
+      `the daemon ${daemonPath} is not below any --allow-read code root`,
+    );
+  }
+  for (const root of codeRoots) {
+    assertTrustedTree(root, { skip: (p) => p.endsWith("/.git") });
+  }
+  return {
+    config: flags.config,
+    codeRoots,
+    configFiles: [...configFiles],
+    denoDir,
+  };
+}
