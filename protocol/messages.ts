@@ -7,8 +7,8 @@
  */
 
 import { ProtocolError, type RemoteErrorInfo } from "../errors.ts";
-import { decodeValue, encodeValue } from "./codec.ts";
-import { encodeFrame } from "./frame.ts";
+import { decodeValue, encodeFramed, encodeValue } from "./codec.ts";
+import { DEFAULT_MAX_FRAME_BYTES } from "./frame.ts";
 
 /** The protocol version both sides must speak. */
 export const PROTOCOL_VERSION = 1;
@@ -81,7 +81,9 @@ export type Message =
 export const MAX_ENTRYPOINT_NAME = 1024;
 
 /**
- * Encodes a message into a complete frame (length prefix included).
+ * Encodes a message into a complete frame (length prefix included). A body
+ * above `maxFrameBytes` throws {@linkcode ProtocolError}; a value msgpack
+ * cannot carry throws `TypeError` naming it, such as `args[1].cb`.
  *
  * @example
  * ```ts
@@ -91,9 +93,23 @@ export const MAX_ENTRYPOINT_NAME = 1024;
  */
 export function encodeMessage(
   message: readonly unknown[],
-  maxFrameBytes?: number,
+  maxFrameBytes: number = DEFAULT_MAX_FRAME_BYTES,
 ): Uint8Array {
-  return encodeFrame(encodeValue(message), maxFrameBytes);
+  // Only for error messages: a call's bad argument is `args[1]`, not
+  // `value[3][1]`. String literals, so the hot path allocates nothing.
+  const kind = message[0];
+  const fields = kind === Kind.Call
+    ? "kind id entrypoint args"
+    : kind === Kind.Result
+    ? "kind id value"
+    : kind === Kind.Error
+    ? "kind id error"
+    : kind === Kind.Fatal
+    ? "kind error"
+    : kind === Kind.Log
+    ? "kind record"
+    : undefined;
+  return encodeFramed(message, maxFrameBytes, fields);
 }
 
 function isId(value: unknown): value is number {

@@ -136,7 +136,9 @@ Deno.test("decodeMessage() accepts an entrypoint of exactly MAX_ENTRYPOINT_NAME"
 });
 
 Deno.test("decodeMessage() decodes a result", () => {
-  for (const value of [null, undefined, 0, "ok", [1, 2], { a: { b: 1n } }]) {
+  for (
+    const value of [null, undefined, 0, "ok", [1, 2], { a: { b: 2n ** 60n } }]
+  ) {
     assert.deepEqual(roundTrip([Kind.Result, 3, value]), {
       kind: Kind.Result,
       id: 3,
@@ -227,9 +229,10 @@ Deno.test("decodeMessage() rejects an unknown kind", () => {
 });
 
 Deno.test("decodeMessage() rejects a kind that arrives as a 64-bit integer", () => {
-  // msgpack int64 decodes as a bigint, which is not a kind.
-  assertMalformed([1n, 1, "a#b", []], /unknown kind/);
-  assertMalformed([4n, 7], /unknown kind/);
+  // An int64 beyond 2^53 decodes as a bigint, which is not a kind. (One
+  // within 2^53 is the same integer as any other msgpack int: a number.)
+  assertMalformed([2n ** 60n, 1, "a#b", []], /unknown kind bigint/);
+  assertMalformed([-(2n ** 60n), 7], /unknown kind bigint/);
 });
 
 Deno.test("decodeMessage() does not echo a huge unknown kind back in full", () => {
@@ -244,7 +247,18 @@ Deno.test("decodeMessage() does not echo a huge unknown kind back in full", () =
 });
 
 Deno.test("decodeMessage() rejects ids that are not safe non-negative integers", () => {
-  const badIds = [-1, 1.5, "1", null, NaN, Infinity, 2 ** 53, 1n, [1], {}];
+  const badIds = [
+    -1,
+    1.5,
+    "1",
+    null,
+    NaN,
+    Infinity,
+    2 ** 53,
+    2n ** 60n,
+    [1],
+    {},
+  ];
   for (const id of badIds) {
     assertMalformed([Kind.Call, id, "a#b", []], /malformed call/);
     assertMalformed([Kind.Result, id, null], /malformed result/);
