@@ -164,6 +164,8 @@ export interface ContextSettings {
   onStuck?: "recycle" | "report";
   /** Calls that may wait for a free slot in the daemon (TOML key `queue_limit`). */
   queueLimit?: number;
+  /** libcap to load, by name or absolute path (TOML key `libcap`). */
+  libcap?: string;
   /** The absolute DENO_DIR the serving daemon uses (TOML key `deno_dir`). */
   denoDir?: string;
   /** The Deno permissions of the serving daemon. */
@@ -248,6 +250,7 @@ const SECTION_KEYS = [
   "on_stuck",
   "queue_limit",
   "deno_dir",
+  "libcap",
   "permissions",
 ] as const;
 
@@ -708,6 +711,19 @@ function parseSectionTable(table: Table, place: Place): ContextSettings {
     );
   }
   if (has("deno_dir")) settings.denoDir = parseDenoDir(place, table.deno_dir);
+  if (has("libcap")) {
+    const value = table.libcap;
+    if (typeof value !== "string" || value === "" || /\s/.test(value)) {
+      throw typeError(
+        place,
+        "libcap",
+        value,
+        'a library name or absolute path such as "libcap.so.2"',
+        'write libcap = "libcap.so.2" or an absolute path',
+      );
+    }
+    settings.libcap = value;
+  }
   if (has("permissions")) {
     settings.permissions = parsePermissions(place, table.permissions);
   }
@@ -735,6 +751,7 @@ function parseSectionTable(table: Table, place: Place): ContextSettings {
  * - `on_stuck`: `"recycle"` or `"report"`.
  * - `queue_limit`: an integer from 1 to 1000000.
  * - `deno_dir`: an absolute path.
+ * - `libcap`: a library name or absolute path.
  * - `permissions`: `"all"`, or a table whose keys are `read`, `write`, `net`,
  *   `env`, `sys`, `run`, `ffi`, `import`, each a non-empty array of strings,
  *   or `true` for unscoped access (stored as an empty list).

@@ -135,6 +135,8 @@ export interface ResolvedSettings {
   helperCommand: string[];
   /** Stage-2 DENO_DIR, when set. */
   denoDir?: string;
+  /** libcap to load (name or absolute path), when not the default. */
+  libcap?: string;
 }
 
 /** A daemon's counters, from {@linkcode PrivContext.status}. */
@@ -748,6 +750,7 @@ export function resolveSettings(
       ...(file.helperCommand ?? o.helperCommand ?? globals.helperCommand),
     ],
     denoDir: file.denoDir,
+    libcap: file.libcap,
   };
 }
 

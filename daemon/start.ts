@@ -132,7 +132,12 @@ export async function startDaemon(
     NO_COLOR: "1",
     LANG: "C.UTF-8",
   };
+  if (settings.libcap?.startsWith("/")) {
+    const { assertTrusted } = await import("./trust.ts");
+    assertTrusted(settings.libcap);
+  }
   dropPrivileges({
+    libcap: settings.libcap,
     keep: settings.capabilities,
     uid: user.id,
     gid: group.id,

@@ -94,7 +94,7 @@ Deno.test(
       );
 
       await t.step(
-        "a missing user or group fails the start with a message that says so",
+        "a missing user, group or libcap fails the start with a message that says so",
         async () => {
           for (
             const [section, pattern] of [
@@ -107,6 +107,14 @@ Deno.test(
                 group: "privsep-no-such-group",
                 capabilities: [],
               }, /group "privsep-no-such-group" does not exist/],
+              [
+                {
+                  user: DAEMON_USER,
+                  capabilities: [],
+                  libcap: "libcap-missing.so.9",
+                },
+                /cannot load libcap \("libcap-missing\.so\.9"\)[^]*apt-get install libcap2/,
+              ],
             ] as const
           ) {
             await assert.rejects(start(section), (e: unknown) => {
