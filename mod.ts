@@ -62,6 +62,13 @@ export {
   type PermissionsSetting,
 } from "./contexts/config.ts";
 export {
+  type EntrypointOptions,
+  InvalidArgument,
+  type StandardIssue,
+  type StandardResult,
+  type StandardSchemaV1,
+} from "./contexts/schema.ts";
+export {
   type CallOptions,
   callSignal,
   callWith,

@@ -23,6 +23,7 @@ import {
 } from "../protocol/messages.ts";
 
 const log = getLogger(["privsep", "client"]);
+const auditLog = getLogger(["privsep", "audit"]);
 const LEVELS = new Set(["trace", "debug", "info", "warning", "error", "fatal"]);
 const STDERR_KEEP = 16 * 1024;
 
@@ -129,7 +130,12 @@ export class DaemonClient {
     client.#ref();
     try {
       client.#send(
-        encodeMessage([Kind.Hello, { v: PROTOCOL_VERSION, pid: Deno.pid }]),
+        encodeMessage([Kind.Hello, {
+          v: PROTOCOL_VERSION,
+          pid: Deno.pid,
+          // Audit records are only produced when someone listens.
+          audit: auditLog.isEnabledFor("info"),
+        }]),
       );
       const info = await hello;
       if (info.v !== PROTOCOL_VERSION) {
@@ -434,7 +440,10 @@ export class DaemonClient {
   #emitLog(record: LogRecordInfo): void {
     const level =
       (LEVELS.has(record.level) ? record.level : "info") as LogLevel;
-    this.#daemonLog.emit({
+    const isAudit = record.category[0] === "privsep" &&
+      record.category[1] === "audit";
+    // Audit records have their own category, apart from the daemon's logs.
+    (isAudit ? auditLog : this.#daemonLog).emit({
       level,
       message: [record.message],
       rawMessage: record.message,

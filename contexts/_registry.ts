@@ -1,6 +1,8 @@
 // Process-wide state shared by every copy of privsep loaded in one process
 // (a module loaded twice under two URLs still sees one registry).
 
+import type { EntrypointOptions } from "./schema.ts";
+
 /** How entrypoints run in this process. */
 export type Mode = "client" | "in-process" | "daemon";
 
@@ -12,6 +14,8 @@ export interface EntrypointRecord {
   fn: (...args: unknown[]) => unknown;
   /** Per-entrypoint timeout override, in ms. */
   timeoutMs?: number;
+  /** Schemas and audit options. */
+  options?: EntrypointOptions;
 }
 
 /** What the registry knows of a context (structural, so copies agree). */

@@ -14,6 +14,12 @@ import { capabilitiesToMask, parseCapabilities } from "../caps/parse.ts";
 import { readProcessCredentials } from "../caps/proc.ts";
 import { FailedToDropPrivileges, PrivsepTimeout } from "../errors.ts";
 import { currentCallOptions, runWithSignal } from "./call_scope.ts";
+import {
+  checkEntrypointOptions,
+  type EntrypointOptions,
+  validateArgs,
+  validateResult,
+} from "./schema.ts";
 import { decodeValue, encodeValue } from "../protocol/codec.ts";
 import {
   checkMaxFrameBytes,
@@ -356,8 +362,9 @@ export class PrivContext {
   entrypoint<A extends unknown[], R>(
     module: ImportMeta | URL | string,
     fn: (...args: A) => R,
+    options?: EntrypointOptions,
   ): (...args: A) => Promise<Awaited<R>> {
-    return this.#define(module, fn, undefined);
+    return this.#define(module, fn, undefined, options);
   }
 
   /**
@@ -378,9 +385,11 @@ export class PrivContext {
   ): <A extends unknown[], R>(
     module: ImportMeta | URL | string,
     fn: (...args: A) => R,
+    options?: EntrypointOptions,
   ) => (...args: A) => Promise<Awaited<R>> {
     checkPositiveInt("timeout", timeoutMs);
-    return (module, fn) => this.#define(module, fn, timeoutMs);
+    return (module, fn, options) =>
+      this.#define(module, fn, timeoutMs, options);
   }
 
   /** The keys (`path#function`) of the entrypoints defined so far. */
@@ -392,6 +401,7 @@ export class PrivContext {
     module: ImportMeta | URL | string,
     fn: (...args: A) => R,
     timeoutMs: number | undefined,
+    options: EntrypointOptions | undefined,
   ): (...args: A) => Promise<Awaited<R>> {
     if (typeof fn !== "function") {
       throw new TypeError(
@@ -427,10 +437,12 @@ export class PrivContext {
         `context ${this.name} already has an entrypoint ${key}`,
       );
     }
+    checkEntrypointOptions(key, options);
     const record: EntrypointRecord = {
       key,
       fn: fn as (...args: unknown[]) => unknown,
       timeoutMs,
+      options,
     };
     map.set(key, record);
     reg.owners.set(fn, this);
@@ -578,7 +590,12 @@ export class PrivContext {
       this.options.timeout;
     const controller = new AbortController();
     const started = performance.now();
-    const copy = decodeValue(encodeValue(args)) as unknown[];
+    const copy = await validateArgs(
+      record.key,
+      record.fn,
+      record.options,
+      decodeValue(encodeValue(args)) as unknown[],
+    );
     let timer: ReturnType<typeof setTimeout> | undefined;
     let onAbort: (() => void) | undefined;
     const stop = new Promise<never>((_, reject) => {
@@ -610,7 +627,10 @@ export class PrivContext {
       const work = Promise.resolve(
         runWithSignal(controller.signal, () => record.fn(...copy)),
       );
-      return decodeValue(encodeValue(await Promise.race([work, stop])));
+      const value = await Promise.race([work, stop]);
+      return decodeValue(
+        encodeValue(await validateResult(record.key, record.options, value)),
+      );
     } finally {
       clearTimeout(timer);
       if (onAbort) options?.signal?.removeEventListener("abort", onAbort);

@@ -13,6 +13,7 @@ import { fileURLToPath } from "node:url";
 import { configure, type LogRecord, type Sink } from "@logtape/logtape";
 import { ProtocolError, QUEUE_FULL_CODE } from "../errors.ts";
 import { runWithSignal } from "../contexts/call_scope.ts";
+import { validateArgs, validateResult } from "../contexts/schema.ts";
 import { entrypointsOf, registry } from "../contexts/_registry.ts";
 import { setDaemonMode } from "../contexts/priv_context.ts";
 import type { PrivContext } from "../contexts/priv_context.ts";
@@ -145,6 +146,8 @@ export async function serveDaemon(args: string[]): Promise<void> {
       gid: { type: "string" },
       capabilities: { type: "string" },
       "queue-limit": { type: "string" },
+      "caller-pid": { type: "string" },
+      "caller-uid": { type: "string" },
       "cancel-grace-ms": { type: "string" },
       "log-daemon-traceback": { type: "boolean" },
     },
@@ -238,6 +241,43 @@ export async function serveDaemon(args: string[]): Promise<void> {
     ),
   }]));
 
+  const callerPid = Number(values["caller-pid"] ?? "0") || null;
+  const callerUid = values["caller-uid"] === undefined
+    ? null
+    : Number(values["caller-uid"]);
+  // The caller says in its hello whether anyone listens to audit records.
+  let auditOn = true;
+  const audit = (
+    key: string,
+    started: number,
+    outcome: "ok" | "error" | "cancelled" | "refused",
+    errorName?: string,
+    args?: unknown[],
+  ) => {
+    if (!auditOn) return;
+    const now = performance.now();
+    const durationMs = Math.round((now - started) * 1000) / 1000;
+    const properties: Record<string, unknown> = {
+      context: contextId,
+      entrypoint: key,
+      callerUid,
+      callerPid,
+      daemonPid: Deno.pid,
+      start: new Date(Date.now() - (now - started)).toISOString(),
+      durationMs,
+      outcome,
+    };
+    if (errorName !== undefined) properties.errorName = errorName;
+    if (args !== undefined) properties.args = args;
+    out.send(encodeMessage([Kind.Log, {
+      category: ["privsep", "audit"],
+      level: outcome === "ok" ? "info" : "warning",
+      message: `${key} ${outcome} in ${durationMs} ms`,
+      timestamp: Date.now(),
+      properties,
+    }]));
+  };
+
   const status = () => ({
     pid: Deno.pid,
     concurrency,
@@ -277,8 +317,10 @@ export async function serveDaemon(args: string[]): Promise<void> {
       out.send(encodeMessage([Kind.Result, id, status()]));
       return;
     }
+    const started = performance.now();
     const ep = entrypoints.get(key);
     if (!ep) {
+      audit(key.slice(0, 200), started, "refused", "NotAnEntrypoint");
       out.send(encodeMessage([Kind.Error, id, {
         name: "NotAnEntrypoint",
         message: `"${
@@ -289,6 +331,7 @@ export async function serveDaemon(args: string[]): Promise<void> {
     }
     const wait = slots.acquire();
     if (wait === false) {
+      audit(key, started, "refused", "PrivsepQueueFull");
       out.send(encodeMessage([Kind.Error, id, {
         name: "PrivsepQueueFull",
         code: QUEUE_FULL_CODE,
@@ -303,20 +346,32 @@ export async function serveDaemon(args: string[]): Promise<void> {
     try {
       if (wait) await wait;
       call.controller.signal.throwIfAborted();
-      const value = await runWithSignal(
-        call.controller.signal,
-        () => ep.fn(...callArgs),
+      const checked = await validateArgs(key, ep.fn, ep.options, callArgs);
+      const value = await validateResult(
+        key,
+        ep.options,
+        await runWithSignal(call.controller.signal, () => ep.fn(...checked)),
       );
+      const logged = ep.options?.auditArgs ? callArgs : undefined;
       try {
         frame = encodeMessage([Kind.Result, id, value], maxFrameBytes);
+        audit(key, started, "ok", undefined, logged);
       } catch (error) {
         frame = encodeMessage([
           Kind.Error,
           id,
           describeError(error, withStack),
         ]);
+        audit(key, started, "error", (error as Error).name, logged);
       }
     } catch (error) {
+      audit(
+        key,
+        started,
+        call.controller.signal.aborted ? "cancelled" : "error",
+        error instanceof Error ? error.name : "NonError",
+        ep.options?.auditArgs ? callArgs : undefined,
+      );
       if (withStack) {
         log(
           "error",
@@ -349,6 +404,7 @@ export async function serveDaemon(args: string[]): Promise<void> {
       for (const body of decoder.push(buf.subarray(0, n))) {
         const m = decodeMessage(body);
         if (!greeted) {
+          if (m.kind === Kind.Hello) auditOn = m.hello.audit !== false;
           if (m.kind !== Kind.Hello || m.hello.v !== PROTOCOL_VERSION) {
             throw new ProtocolError(
               m.kind === Kind.Hello

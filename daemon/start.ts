@@ -10,11 +10,34 @@
 
 import { fileURLToPath } from "node:url";
 import { dropPrivileges, execve } from "../caps/drop.ts";
-import { lookupGroup, lookupUser } from "../caps/_ffi.ts";
+import { lookupGroup, lookupUser, readFileViaLibc } from "../caps/_ffi.ts";
 import type { PermissionsSetting } from "../contexts/config.ts";
 import { registry } from "../contexts/_registry.ts";
 import { type PrivContext, resolveSettings } from "../contexts/priv_context.ts";
 import { type Preflight, StartError } from "./preflight.ts";
+
+/**
+ * The process that asked for this daemon, as the kernel knows it: the parent,
+ * past sudo's own processes. Its pid and real uid go into audit records.
+ */
+function callerIdentity(): { pid: number; uid: number } | undefined {
+  let pid = Deno.ppid;
+  for (let hops = 0; hops < 4 && pid > 1; hops++) {
+    let status: string;
+    try {
+      status = new TextDecoder().decode(readFileViaLibc(`/proc/${pid}/status`));
+    } catch {
+      return undefined;
+    }
+    const field = (name: string) =>
+      /^(\S*)/.exec(status.split(`\n${name}:\t`)[1] ?? "")?.[1];
+    if (field("Name") !== "sudo" && !status.startsWith("Name:\tsudo\n")) {
+      return { pid, uid: Number(field("Uid")) };
+    }
+    pid = Number(field("PPid"));
+  }
+  return undefined;
+}
 
 function permissionFlags(
   permissions: PermissionsSetting,
@@ -105,6 +128,7 @@ export async function startDaemon(
     );
   }
 
+  const caller = callerIdentity();
   const serveArgv = [
     Deno.execPath(),
     "run",
@@ -116,6 +140,9 @@ export async function startDaemon(
     daemonPath,
     "--stage=serve",
     `--context=${contextId}`,
+    ...(caller
+      ? [`--caller-pid=${caller.pid}`, `--caller-uid=${caller.uid}`]
+      : []),
     `--concurrency=${settings.concurrency}`,
     `--queue-limit=${settings.queueLimit}`,
     `--cancel-grace-ms=${settings.cancelGraceMs}`,

@@ -51,6 +51,8 @@ export interface HelloInfo {
   gid?: number;
   /** The capabilities the daemon kept (daemon only). */
   capabilities?: number[];
+  /** Whether the caller wants audit records (caller only; default true). */
+  audit?: boolean;
 }
 
 /** A log record forwarded from the daemon. */
@@ -186,6 +188,7 @@ export function decodeMessage(body: Uint8Array): Message {
       if (typeof h.deno === "string") hello.deno = h.deno;
       if (isId(h.uid)) hello.uid = h.uid;
       if (isId(h.gid)) hello.gid = h.gid;
+      if (typeof h.audit === "boolean") hello.audit = h.audit;
       if (Array.isArray(h.capabilities) && h.capabilities.every(isId)) {
         hello.capabilities = h.capabilities as number[];
       }

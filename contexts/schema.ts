@@ -1,0 +1,196 @@
+/**
+ * Argument and result validation at the daemon's boundary through the
+ * Standard Schema interface (https://standardschema.dev), so Zod, Valibot,
+ * ArkType or a hand-written validator all work without privsep depending on
+ * any of them.
+ *
+ * @module
+ */
+
+/** The Standard Schema v1 interface, as far as privsep uses it. */
+export interface StandardSchemaV1<Input = unknown, Output = Input> {
+  /** The Standard Schema properties. */
+  readonly "~standard": {
+    /** Always 1. */
+    readonly version: 1;
+    /** The library that made the schema. */
+    readonly vendor: string;
+    /** Validates a value. */
+    readonly validate: (
+      value: unknown,
+    ) => StandardResult<Output> | Promise<StandardResult<Output>>;
+    /** Inferred types (unused at run time). */
+    readonly types?:
+      | { readonly input: Input; readonly output: Output }
+      | undefined;
+  };
+}
+
+/** A Standard Schema validation result. */
+export type StandardResult<Output> =
+  | { readonly value: Output; readonly issues?: undefined }
+  | { readonly issues: readonly StandardIssue[] };
+
+/** One problem found by a schema. */
+export interface StandardIssue {
+  /** What is wrong. */
+  readonly message: string;
+  /** Where, inside the value. */
+  readonly path?:
+    | readonly (PropertyKey | { readonly key: PropertyKey })[]
+    | undefined;
+}
+
+/** Validation options of an entrypoint. */
+export interface EntrypointOptions {
+  /**
+   * One schema per parameter, in order (`undefined` for a parameter that is
+   * not checked). The daemon validates the arguments before it calls the
+   * function and passes the schemas' output values to it.
+   */
+  args?: readonly (StandardSchemaV1 | undefined)[];
+  /** A schema the result must satisfy before it leaves the daemon. */
+  result?: StandardSchemaV1;
+  /**
+   * Put the argument values into the audit record. Off by default: they can
+   * be secrets. Only for entrypoints whose arguments are safe to log.
+   */
+  auditArgs?: boolean;
+}
+
+function isSchema(value: unknown): value is StandardSchemaV1 {
+  const s = (value as StandardSchemaV1 | undefined)?.["~standard"];
+  return typeof s === "object" && s !== null && s.version === 1 &&
+    typeof s.validate === "function";
+}
+
+/** Checks entrypoint options when the entrypoint is defined. */
+export function checkEntrypointOptions(
+  name: string,
+  options: EntrypointOptions | undefined,
+): void {
+  if (options === undefined) return;
+  if (typeof options !== "object" || options === null) {
+    throw new TypeError(`the options of entrypoint ${name} must be an object`);
+  }
+  if (options.args !== undefined) {
+    if (!Array.isArray(options.args)) {
+      throw new TypeError(
+        `options.args of entrypoint ${name} must be an array of Standard Schemas`,
+      );
+    }
+    options.args.forEach((s, i) => {
+      if (s !== undefined && !isSchema(s)) {
+        throw new TypeError(
+          `options.args[${i}] of entrypoint ${name} is not a Standard Schema (an object with "~standard".validate)`,
+        );
+      }
+    });
+  }
+  if (options.result !== undefined && !isSchema(options.result)) {
+    throw new TypeError(
+      `options.result of entrypoint ${name} is not a Standard Schema`,
+    );
+  }
+}
+
+/** The parameter names of a function, from its source (best effort). */
+export function parameterNames(fn: (...args: never[]) => unknown): string[] {
+  const src = Function.prototype.toString.call(fn);
+  const open = src.indexOf("(");
+  if (open < 0) return [];
+  let depth = 0;
+  let end = open;
+  for (; end < src.length; end++) {
+    if (src[end] === "(") depth++;
+    else if (src[end] === ")" && --depth === 0) break;
+  }
+  return src.slice(open + 1, end).split(",").map((p) =>
+    p.replace(/\/\*.*?\*\//g, "").trim().replace(/^\.\.\./, "").split(
+      /[\s=:]/,
+    )[0]
+  ).filter((p) => /^[A-Za-z_$][\w$]*$/.test(p));
+}
+
+function describeIssues(issues: readonly StandardIssue[]): string {
+  return issues.slice(0, 5).map((i) => {
+    const path = (i.path ?? []).map((p) =>
+      typeof p === "object" && p !== null && "key" in p
+        ? String(p.key)
+        : String(p)
+    );
+    return path.length ? `${path.join(".")}: ${i.message}` : i.message;
+  }).join("; ");
+}
+
+/** An argument or result that its schema refused. Sent to the caller as a remote error. */
+export class InvalidArgument extends TypeError {
+  /** Always `"InvalidArgument"`. */
+  override name = "InvalidArgument";
+  /** Error code on the wire. */
+  readonly code = "EINVAL";
+  /** Which argument (or the result) and what the schema said. */
+  readonly data: { index: number | null; parameter: string; issues: string[] };
+  /** Creates the error. */
+  constructor(
+    message: string,
+    data: { index: number | null; parameter: string; issues: string[] },
+  ) {
+    super(message);
+    this.data = data;
+  }
+}
+
+/**
+ * Validates `args` with the entrypoint's schemas; returns the values to call
+ * the function with (the schemas' outputs).
+ */
+export async function validateArgs(
+  key: string,
+  fn: (...args: never[]) => unknown,
+  options: EntrypointOptions | undefined,
+  args: unknown[],
+): Promise<unknown[]> {
+  const schemas = options?.args;
+  if (!schemas) return args;
+  const names = parameterNames(fn);
+  const out = [...args];
+  for (let i = 0; i < schemas.length; i++) {
+    const schema = schemas[i];
+    if (!schema) continue;
+    const result = await schema["~standard"].validate(args[i]);
+    if (result.issues) {
+      const parameter = names[i] ?? `#${i + 1}`;
+      throw new InvalidArgument(
+        `argument ${i + 1} (${parameter}) of ${key} is invalid: ${
+          describeIssues(result.issues)
+        }`,
+        { index: i, parameter, issues: result.issues.map((x) => x.message) },
+      );
+    }
+    out[i] = result.value;
+  }
+  return out;
+}
+
+/** Validates a result with the entrypoint's result schema. */
+export async function validateResult(
+  key: string,
+  options: EntrypointOptions | undefined,
+  value: unknown,
+): Promise<unknown> {
+  const schema = options?.result;
+  if (!schema) return value;
+  const result = await schema["~standard"].validate(value);
+  if (result.issues) {
+    throw new InvalidArgument(
+      `the result of ${key} is invalid: ${describeIssues(result.issues)}`,
+      {
+        index: null,
+        parameter: "result",
+        issues: result.issues.map((x) => x.message),
+      },
+    );
+  }
+  return result.value;
+}
