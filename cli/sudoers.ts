@@ -1,40 +1,39 @@
-/**
- * Prints the exact sudoers lines for one or more contexts of an application:
- *
- * ```sh
- * deno task sudoers --user=app [--config-file=/etc/app/privsep.toml] \
- *   /opt/app/privsep/mod.ts#sysAdmin [more contexts…]
- * ```
- *
- * The lines come from the same code that builds the command the service
- * runs, so the two cannot drift apart.
- *
- * @module
- */
-
+// privsep sudoers: the exact sudoers lines for contexts, from the same code
+// that builds the command the service runs, so the two cannot drift apart.
 import { parseArgs } from "node:util";
-import { isAbsolute, resolve } from "node:path";
-import { pathToFileURL } from "node:url";
-import { init } from "../mod.ts";
-import { registry } from "../contexts/_registry.ts";
-import type { PrivContext } from "../contexts/priv_context.ts";
+import { ENV_PROGRAM } from "../contexts/command.ts";
+import { init } from "../contexts/priv_context.ts";
+import { loadContexts } from "./_load.ts";
 
 const USAGE =
-  "usage: deno task sudoers --user=<user|%group> [--config-file=<abs path>]… <module.ts#contextExport>…";
+  `usage: privsep sudoers --user=<user|%group> [--sha256] [--json] [--config-file=<abs path>]… <module.ts#context>…
 
-/**
- * Runs the generator; returns the process exit code.
- *
- * @example
- * ```ts ignore
- * await sudoersMain(["--user=app", "/opt/app/privsep/mod.ts#sysAdmin"]);
- * ```
- */
+Prints a Cmnd_Alias and a NOPASSWD rule per context that let <user> start
+exactly that daemon as root, and nothing else (no wildcards). It refuses when
+root would run files that a non-root user can modify. --sha256 pins the
+digest of ${ENV_PROGRAM}, the program sudo runs (the deno binary is pinned by
+path and must be root-owned, which the daemon checks). Install with
+"visudo -f /etc/sudoers.d/<app>".`;
+
+async function sha256(path: string): Promise<string> {
+  const digest = await crypto.subtle.digest(
+    "SHA-256",
+    await Deno.readFile(path),
+  );
+  return Array.from(
+    new Uint8Array(digest),
+    (b) => b.toString(16).padStart(2, "0"),
+  ).join("");
+}
+
+/** Runs `privsep sudoers`; returns the exit code. */
 export async function sudoersMain(args: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args,
     options: {
       user: { type: "string" },
+      sha256: { type: "boolean" },
+      json: { type: "boolean" },
       "config-file": { type: "string", multiple: true },
       help: { type: "boolean", short: "h" },
     },
@@ -48,33 +47,27 @@ export async function sudoersMain(args: string[]): Promise<number> {
     console.error(USAGE);
     return 2;
   }
-  const configFiles = (values["config-file"] ?? []).map((f) => resolve(f));
-  init({ configFiles });
-  const out: string[] = [];
-  for (const spec of positionals) {
-    const hash = spec.lastIndexOf("#");
-    if (hash < 0) {
-      console.error(
-        `"${spec}" must be <module path>#<context export name>\n${USAGE}`,
-      );
-      return 2;
-    }
-    const path = spec.slice(0, hash);
-    const url = path.startsWith("file:")
-      ? path
-      : pathToFileURL(isAbsolute(path) ? path : resolve(path)).href;
-    await import(url);
-    const id = `${url}#${spec.slice(hash + 1)}`;
-    const ctx = registry().contexts.get(id) as PrivContext | undefined;
-    if (!ctx) {
-      console.error(
-        `${url} defines no PrivContext named "${spec.slice(hash + 1)}"`,
-      );
+  init({ configFiles: values["config-file"] ?? [] });
+  const digest = values.sha256 ? await sha256(ENV_PROGRAM) : undefined;
+  const out: { context: string; argv: string[]; rule: string }[] = [];
+  for (const ctx of await loadContexts(positionals)) {
+    try {
+      const rule = ctx.sudoersRule(values.user, { sha256: digest });
+      const argv = ctx.command();
+      out.push({
+        context: ctx.id,
+        argv: argv.slice(argv.indexOf(ENV_PROGRAM)),
+        rule,
+      });
+    } catch (error) {
+      console.error(`privsep sudoers: ${(error as Error).message}`);
       return 1;
     }
-    out.push(`# privsep context ${ctx.id}`, ctx.sudoersRule(values.user));
   }
-  console.log(out.join("\n"));
+  if (values.json) console.log(JSON.stringify(out, null, 2));
+  else {console.log(
+      out.map((o) => `# privsep context ${o.context}\n${o.rule}`).join("\n"),
+    );}
   return 0;
 }
 

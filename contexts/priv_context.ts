@@ -27,6 +27,7 @@ import {
 } from "../protocol/frame.ts";
 import {
   daemonCommand,
+  type DaemonCommandSpec,
   findDenoConfig,
   layoutProblems,
   sudoersRule as buildSudoersRule,
@@ -471,6 +472,15 @@ export class PrivContext {
     ]);
   }
 
+  /**
+   * Everything that decides this context's daemon command line (the deno
+   * binary, `daemon.ts`, the app's `deno.json`, code roots, config files,
+   * the cache directory), without the helper command.
+   */
+  commandSpec(): DaemonCommandSpec {
+    return this.#commandSpec();
+  }
+
   /** The exact argv that {@linkcode PrivContext.start} spawns. */
   command(): string[] {
     return daemonCommand({
@@ -485,7 +495,7 @@ export class PrivContext {
    * The exact, wildcard-free sudoers lines that let `user` start this
    * context's daemon, and nothing else.
    */
-  sudoersRule(user: string): string {
+  sudoersRule(user: string, options: { sha256?: string } = {}): string {
     const spec = this.#commandSpec();
     const problems = layoutProblems(spec);
     if (problems.length) {
@@ -495,7 +505,7 @@ export class PrivContext {
         }`,
       );
     }
-    return buildSudoersRule(daemonCommand(spec), { user });
+    return buildSudoersRule(daemonCommand(spec), { user, ...options });
   }
 
   /** The running daemon, or `undefined`. */
@@ -535,7 +545,9 @@ export class PrivContext {
     }
   }
 
-  #commandSpec(settings: ResolvedSettings = this.settings()) {
+  #commandSpec(
+    settings: ResolvedSettings = this.settings(),
+  ): DaemonCommandSpec {
     const daemonUrl = new URL("../daemon.ts", import.meta.url);
     if (daemonUrl.protocol !== "file:" || !this.moduleUrl.startsWith("file:")) {
       throw new TypeError(

@@ -1,0 +1,278 @@
+// privsep doctor <module…>: everything that can make the first privileged
+// call fail, checked before it is made, each with a one-line fix.
+import { parseArgs } from "node:util";
+import { dirname } from "node:path";
+import { lookupGroup, lookupUser } from "../caps/_ffi.ts";
+import { kernelLastCap } from "../caps/drop.ts";
+import { capabilitiesToMask, formatCapabilities } from "../caps/parse.ts";
+import { readProcessCredentials } from "../caps/proc.ts";
+import { capabilityName } from "../caps/table.ts";
+import { DEFAULT_DENO_DIR, layoutProblems } from "../contexts/command.ts";
+import { init, type PrivContext } from "../contexts/priv_context.ts";
+import { untrustedReason } from "../daemon/trust.ts";
+import { loadContexts } from "./_load.ts";
+
+const USAGE =
+  `usage: privsep doctor [--json] [--user=<service user>] [--config-file=<abs path>]… <module.ts[#context]>…
+
+Checks, for each context, everything that can make its first call fail:
+sudo and the sudoers rule (non-interactively), the deno binary, libcap, the
+ownership of every file the root daemon loads, the target user and group, the
+daemon's cache directory, the config, and whether the kernel and this
+process's bounding set allow the capabilities. Run it as the service's user,
+or as root with --user=<service user>. Exits 1 if any check fails.`;
+
+/** One check's outcome. */
+export interface Check {
+  context: string;
+  check: string;
+  ok: boolean;
+  detail: string;
+  fix?: string;
+}
+
+async function run(cmd: string[]): Promise<{ code: number; out: string }> {
+  try {
+    const o = await new Deno.Command(cmd[0], {
+      args: cmd.slice(1),
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const d = new TextDecoder();
+    return {
+      code: o.code,
+      out: (d.decode(o.stdout) + d.decode(o.stderr)).trim(),
+    };
+  } catch (error) {
+    return { code: 127, out: (error as Error).message };
+  }
+}
+
+/** Runs every check for `ctx`. */
+export async function diagnose(
+  ctx: PrivContext,
+  user?: string,
+): Promise<Check[]> {
+  const checks: Check[] = [];
+  const add = (check: string, ok: boolean, detail: string, fix?: string) =>
+    checks.push({
+      context: ctx.id,
+      check,
+      ok,
+      detail,
+      fix: ok ? undefined : fix,
+    });
+
+  let settings;
+  try {
+    settings = ctx.settings();
+    add("config", true, `section [${ctx.cfgSection ?? "-"}] read`);
+  } catch (error) {
+    add(
+      "config",
+      false,
+      (error as Error).message,
+      "fix the config file named above",
+    );
+    return checks;
+  }
+  const spec = ctx.commandSpec();
+  const asRoot = Deno.uid() === 0;
+  const serviceUser = user ?? (asRoot ? undefined : Deno.env.get("USER"));
+
+  // sudo, and the rule for this exact command.
+  const sudo = await run(["sh", "-c", "command -v sudo"]);
+  if (sudo.code !== 0) {
+    add(
+      "sudo",
+      asRoot && !user,
+      "sudo is not installed",
+      "apt-get install sudo (Fedora: dnf install sudo)",
+    );
+  } else {
+    add("sudo", true, sudo.out);
+    const argv = ctx.command().slice(ctx.command().indexOf("/usr/bin/env"));
+    if (!asRoot) {
+      const r = await run(["sudo", "-n", "-l", ...argv]);
+      add(
+        "sudoers rule",
+        r.code === 0,
+        r.code === 0
+          ? "sudo -n allows the daemon command"
+          : r.out || "sudo -n -l refused",
+        `add the rule from "deno task privsep sudoers --user=${
+          serviceUser ?? "<user>"
+        } ${
+          ctx.id.replace("file://", "")
+        }" with visudo -f /etc/sudoers.d/<app>`,
+      );
+    } else if (user) {
+      const r = await run(["sudo", "-n", "-l", "-U", user, ...argv]);
+      add(
+        "sudoers rule",
+        r.code === 0,
+        r.code === 0
+          ? `sudo allows ${user} the daemon command`
+          : r.out || `sudo does not allow ${user} the daemon command`,
+        `add the rule from "deno task privsep sudoers --user=${user} ${
+          ctx.id.replace("file://", "")
+        }" with visudo -f /etc/sudoers.d/<app>`,
+      );
+    } else {
+      add(
+        "sudoers rule",
+        true,
+        "not checked: running as root starts the daemon directly (give --user=<service user> to check the rule)",
+      );
+    }
+  }
+
+  // The deno binary and every file the root daemon loads.
+  add(
+    "deno binary",
+    spec.denoPath.startsWith("/") && untrustedReason(spec.denoPath) === null,
+    untrustedReason(spec.denoPath) ?? spec.denoPath,
+    "install deno root-owned, not group/world-writable, at an absolute path",
+  );
+  let problems: string[] = [];
+  try {
+    problems = layoutProblems(spec);
+  } catch (error) {
+    problems = [(error as Error).message];
+  }
+  add(
+    "file ownership",
+    problems.length === 0,
+    problems.length
+      ? problems.join("; ")
+      : `${spec.codeRoots.join(", ")} and ancestors are root-owned`,
+    "chown -R root:root and chmod -R go-w the application and privsep, below root-owned directories (not /tmp)",
+  );
+
+  // libcap.
+  try {
+    Deno.dlopen(settings.libcap ?? "libcap.so.2", {
+      cap_init: { parameters: [], result: "pointer" },
+    }).close();
+    add("libcap", true, `${settings.libcap ?? "libcap.so.2"} loads`);
+  } catch (error) {
+    add(
+      "libcap",
+      false,
+      (error as Error).message,
+      "apt-get install libcap2 (Fedora: dnf install libcap; Alpine: apk add libcap2)",
+    );
+  }
+
+  // Target user and group.
+  const account = lookupUser(settings.user);
+  add(
+    "user",
+    account !== undefined,
+    account
+      ? `${settings.user} is uid ${account.id}`
+      : `no user "${settings.user}"`,
+    `useradd --system --no-create-home ${settings.user}`,
+  );
+  if (settings.group !== undefined) {
+    const group = lookupGroup(settings.group);
+    add(
+      "group",
+      group !== undefined,
+      group
+        ? `${settings.group} is gid ${group.id}`
+        : `no group "${settings.group}"`,
+      `groupadd --system ${settings.group}`,
+    );
+  }
+
+  // The daemon's cache: root-owned, read-only to the target.
+  const denoDir = spec.denoDir ?? DEFAULT_DENO_DIR;
+  let existing = denoDir;
+  while (true) {
+    try {
+      Deno.lstatSync(existing);
+      break;
+    } catch {
+      if (dirname(existing) === existing) break;
+      existing = dirname(existing);
+    }
+  }
+  const cacheReason = untrustedReason(existing);
+  add(
+    "cache directory",
+    cacheReason === null,
+    existing === denoDir
+      ? `${denoDir} is root-owned`
+      : `${denoDir} will be created by the daemon below ${existing}`,
+    `mkdir -p ${denoDir} && chown root:root ${denoDir} && chmod 755 ${denoDir}`,
+  );
+  if (cacheReason) checks[checks.length - 1].detail = cacheReason;
+
+  // The kernel and this process's bounding set (sudo and the daemon inherit it).
+  const last = kernelLastCap();
+  const unknown = settings.capabilities.filter((c) => c > last);
+  const self = await readProcessCredentials("self");
+  const bounding = self.threads[0].capBnd;
+  const missing = formatCapabilities(
+    capabilitiesToMask(settings.capabilities) & ~bounding,
+  );
+  add(
+    "capabilities",
+    unknown.length === 0 && missing.length === 0,
+    unknown.length
+      ? `the kernel does not know ${
+        unknown.map(capabilityName).join(", ")
+      } (highest is ${last})`
+      : missing.length
+      ? `this process's bounding set lacks ${
+        missing.join(", ")
+      }: the daemon cannot keep them`
+      : `kernel and bounding set allow ${
+        settings.capabilities.map(capabilityName).join(", ") || "(none)"
+      }`,
+    "start the service with a bounding set that includes these capabilities (systemd: CapabilityBoundingSet=; containers: --cap-add)",
+  );
+  return checks;
+}
+
+/** Runs `privsep doctor`; returns the exit code. */
+export async function doctorMain(args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    options: {
+      json: { type: "boolean" },
+      user: { type: "string" },
+      "config-file": { type: "string", multiple: true },
+      help: { type: "boolean", short: "h" },
+    },
+    allowPositionals: true,
+  });
+  if (values.help) {
+    console.log(USAGE);
+    return 0;
+  }
+  if (positionals.length === 0) {
+    console.error(USAGE);
+    return 2;
+  }
+  init({ configFiles: values["config-file"] ?? [] });
+  const checks: Check[] = [];
+  for (const ctx of await loadContexts(positionals)) {
+    checks.push(...await diagnose(ctx, values.user));
+  }
+  if (values.json) {
+    console.log(JSON.stringify(checks, null, 2));
+  } else {
+    let last = "";
+    for (const c of checks) {
+      if (c.context !== last) console.log(`context ${last = c.context}`);
+      console.log(
+        `  ${c.ok ? "ok  " : "FAIL"} ${c.check.padEnd(16)} ${c.detail}`,
+      );
+      if (c.fix) console.log(`       fix: ${c.fix}`);
+    }
+  }
+  return checks.every((c) => c.ok) ? 0 : 1;
+}

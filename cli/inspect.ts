@@ -1,0 +1,188 @@
+// privsep inspect <module…>: every context and entrypoint an application
+// defines, with what each may do, and the ones that look too broad.
+import { parseArgs } from "node:util";
+import { fileURLToPath } from "node:url";
+import { capabilityName } from "../caps/table.ts";
+import { entrypointsOf } from "../contexts/_registry.ts";
+import { init, type PrivContext } from "../contexts/priv_context.ts";
+import { parameterNames } from "../contexts/schema.ts";
+import { loadContexts } from "./_load.ts";
+
+const USAGE =
+  `usage: privsep inspect [--json] [--config-file=<abs path>]… <module.ts[#context]>…
+
+Lists every privilege context the modules define and every entrypoint below
+each context's prefix: capabilities (after the config files), user and group,
+Deno permissions, timeout, concurrency, and which entrypoints validate their
+arguments. Flags what is broad: capabilities that amount to root, a root
+target user, permissions "all", and entrypoints that take a path or a command
+line without a schema ("privileged functions must be as narrow as possible").`;
+
+/** Why a capability is flagged: it amounts to (nearly) full root. */
+const BROAD_CAPS: Record<string, string> = {
+  CAP_SYS_ADMIN:
+    "does almost anything (mounts, namespaces, many ioctls): the new root",
+  CAP_DAC_OVERRIDE: "reads and writes any file",
+  CAP_DAC_READ_SEARCH: "reads any file",
+  CAP_FOWNER: "changes the mode of any file",
+  CAP_CHOWN: "takes ownership of any file",
+  CAP_SETUID: "becomes any user",
+  CAP_SETGID: "becomes any group",
+  CAP_SETFCAP: "grants file capabilities",
+  CAP_SETPCAP: "changes capability sets",
+  CAP_SYS_MODULE: "loads kernel modules",
+  CAP_SYS_PTRACE: "reads and writes other processes' memory",
+  CAP_SYS_RAWIO: "raw device and port I/O",
+  CAP_BPF: "loads BPF programs",
+  CAP_MKNOD: "creates device files",
+};
+
+const BROAD_PARAM =
+  /^(path|paths|file|files|filename|filepath|dir|directory|target|dest|destination|src|source|cmd|command|commandline|args|argv|program|exe|executable|url|script)$|path$|file$|cmd$|command$/i;
+
+/** One context's inventory. */
+export interface ContextReport {
+  id: string;
+  cfgSection?: string;
+  prefix: string;
+  user: string;
+  group?: string;
+  capabilities: string[];
+  permissions: unknown;
+  timeoutMs?: number;
+  concurrency: number;
+  entrypoints: {
+    key: string;
+    module: string;
+    parameters: string[];
+    validates: boolean;
+    timeoutMs?: number;
+    auditArgs: boolean;
+    warnings: string[];
+  }[];
+  warnings: string[];
+}
+
+/** The inventory of `contexts` (exported for tests and the doctor). */
+export function inventory(contexts: readonly PrivContext[]): ContextReport[] {
+  return contexts.map((ctx) => {
+    const s = ctx.settings();
+    const warnings: string[] = [];
+    for (const c of s.capabilities) {
+      const name = capabilityName(c);
+      if (BROAD_CAPS[name]) warnings.push(`keeps ${name}: ${BROAD_CAPS[name]}`);
+    }
+    if (s.user === "root" || s.user === "0") {
+      warnings.push(
+        "runs as uid 0: it owns every root-owned file (privsep's own, /etc/sudoers) and can rewrite them; prefer a dedicated user",
+      );
+    }
+    if (s.permissions === "all") {
+      warnings.push('Deno permissions "all": only the kernel drop limits it');
+    } else {
+      for (const kind of ["run", "ffi", "write", "read"] as const) {
+        if (s.permissions[kind]?.length === 0) {
+          warnings.push(
+            `unscoped --allow-${kind}${
+              kind === "run" || kind === "ffi"
+                ? " (as broad as --allow-all)"
+                : ""
+            }`,
+          );
+        }
+      }
+    }
+    const entrypoints = [...entrypointsOf(ctx).values()].map((ep) => {
+      const parameters = parameterNames(ep.fn);
+      const schemas = ep.options?.args ?? [];
+      const epWarnings = parameters.flatMap((p, i) =>
+        BROAD_PARAM.test(p) && !schemas[i]
+          ? [
+            `parameter "${p}" looks like a path or command and has no schema: a caller could point it anywhere`,
+          ]
+          : []
+      );
+      const hash = ep.key.lastIndexOf("#");
+      return {
+        key: ep.key,
+        module: fileURLToPath(new URL(ep.key.slice(0, hash), ctx.prefix)),
+        parameters,
+        validates: schemas.some(Boolean) || ep.options?.result !== undefined,
+        timeoutMs: ep.timeoutMs ?? s.timeoutMs,
+        auditArgs: ep.options?.auditArgs ?? false,
+        warnings: epWarnings,
+      };
+    }).sort((a, b) => a.key < b.key ? -1 : 1);
+    return {
+      id: ctx.id,
+      cfgSection: ctx.cfgSection,
+      prefix: ctx.prefix,
+      user: s.user,
+      group: s.group,
+      capabilities: s.capabilities.map(capabilityName),
+      permissions: s.permissions,
+      timeoutMs: s.timeoutMs,
+      concurrency: s.concurrency,
+      entrypoints,
+      warnings,
+    };
+  });
+}
+
+/** Runs `privsep inspect`; returns the exit code. */
+export async function inspectMain(args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    options: {
+      json: { type: "boolean" },
+      "config-file": { type: "string", multiple: true },
+      help: { type: "boolean", short: "h" },
+    },
+    allowPositionals: true,
+  });
+  if (values.help) {
+    console.log(USAGE);
+    return 0;
+  }
+  if (positionals.length === 0) {
+    console.error(USAGE);
+    return 2;
+  }
+  init({ configFiles: values["config-file"] ?? [] });
+  const reports = inventory(await loadContexts(positionals));
+  if (values.json) {
+    console.log(JSON.stringify(reports, null, 2));
+    return 0;
+  }
+  for (const r of reports) {
+    console.log(`context ${r.id}${r.cfgSection ? ` [${r.cfgSection}]` : ""}`);
+    console.log(
+      `  user ${r.user}${
+        r.group ? `:${r.group}` : ""
+      }, concurrency ${r.concurrency}, timeout ${r.timeoutMs ?? "none"}${
+        r.timeoutMs ? " ms" : ""
+      }`,
+    );
+    console.log(`  capabilities ${r.capabilities.join(", ") || "(none)"}`);
+    console.log(
+      `  permissions ${
+        r.permissions === "all"
+          ? '"all"  <-- --allow-all'
+          : JSON.stringify(r.permissions)
+      }`,
+    );
+    for (const w of r.warnings) console.log(`  ! ${w}`);
+    console.log(`  entrypoints (${r.entrypoints.length}):`);
+    for (const e of r.entrypoints) {
+      console.log(
+        `    ${e.key}(${e.parameters.join(", ")})${
+          e.validates ? "  [validated]" : ""
+        }${e.auditArgs ? "  [args audited]" : ""}${
+          e.timeoutMs ? `  timeout ${e.timeoutMs} ms` : ""
+        }`,
+      );
+      for (const w of e.warnings) console.log(`      ! ${w}`);
+    }
+  }
+  return 0;
+}

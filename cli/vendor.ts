@@ -1,0 +1,86 @@
+// privsep vendor <dir>: copies privsep into an application, so that the root
+// daemon runs from local, root-owned files (a registry import is cached in a
+// DENO_DIR the daemon cannot trust, and its daemon.ts is not a local file).
+import { parseArgs } from "node:util";
+import { dirname, isAbsolute, join, relative, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const USAGE = `usage: privsep vendor <destination directory>
+
+Copies privsep's own files (mod.ts, daemon.ts, caps/, contexts/, daemon/,
+protocol/, cli/, errors.ts, deno.json) into <destination>, e.g.
+/opt/app/vendor/privsep, and prints the deno.json "imports" entries the
+application needs. Then install the application root-owned: see the README,
+"Deploying with sudo".`;
+
+const PARTS = [
+  "mod.ts",
+  "daemon.ts",
+  "errors.ts",
+  "deno.json",
+  "caps",
+  "contexts",
+  "daemon",
+  "protocol",
+  "cli",
+];
+const SKIP = /_test\.ts$|\.md$/;
+
+function copyTree(from: string, to: string): number {
+  const info = Deno.statSync(from);
+  if (info.isFile) {
+    if (SKIP.test(from)) return 0;
+    Deno.mkdirSync(dirname(to), { recursive: true, mode: 0o755 });
+    Deno.copyFileSync(from, to);
+    Deno.chmodSync(to, 0o644);
+    return 1;
+  }
+  let n = 0;
+  for (const e of Deno.readDirSync(from)) {
+    n += copyTree(join(from, e.name), join(to, e.name));
+  }
+  return n;
+}
+
+/** Runs `privsep vendor`; returns the exit code. */
+export function vendorMain(args: string[]): number {
+  const { values, positionals } = parseArgs({
+    args,
+    options: { help: { type: "boolean", short: "h" } },
+    allowPositionals: true,
+  });
+  if (values.help) {
+    console.log(USAGE);
+    return 0;
+  }
+  if (positionals.length !== 1) {
+    console.error(USAGE);
+    return 2;
+  }
+  const source = fileURLToPath(new URL("../", import.meta.url));
+  const dest = isAbsolute(positionals[0])
+    ? positionals[0]
+    : resolve(positionals[0]);
+  if (resolve(dest).startsWith(resolve(source))) {
+    console.error(`privsep vendor: ${dest} is inside privsep itself`);
+    return 2;
+  }
+  let files = 0;
+  for (const part of PARTS) {
+    files += copyTree(join(source, part), join(dest, part));
+  }
+  const config = JSON.parse(Deno.readTextFileSync(join(source, "deno.json")));
+  const imports: Record<string, string> = {
+    "@privsep/privsep": `./${relative(Deno.cwd(), join(dest, "mod.ts"))}`,
+  };
+  for (
+    const [k, v] of Object.entries(config.imports as Record<string, string>)
+  ) {
+    if (k !== "msgpackr/pack" && k !== "msgpackr/unpack") imports[k] = v;
+  }
+  console.log(`copied ${files} files to ${dest}
+Add to the application's deno.json (paths relative to it), with "nodeModulesDir": "manual"
+and the npm packages installed in its node_modules:
+${JSON.stringify({ imports }, null, 2)}`);
+  return 0;
+}
