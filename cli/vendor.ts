@@ -8,7 +8,7 @@ import { fileURLToPath } from "node:url";
 const USAGE = `usage: privsep vendor <destination directory>
 
 Copies privsep's own files (mod.ts, daemon.ts, caps/, contexts/, daemon/,
-protocol/, cli/, errors.ts, deno.json) into <destination>, e.g.
+protocol/, cli/, errors.ts) into <destination>, e.g.
 /opt/app/vendor/privsep, and prints the deno.json "imports" entries the
 application needs. Then install the application root-owned: see the README,
 "Deploying with sudo".`;
@@ -69,7 +69,11 @@ export function vendorMain(args: string[]): number {
   for (const part of PARTS) {
     files += copyTree(join(source, part), join(dest, part));
   }
-  const config = JSON.parse(Deno.readTextFileSync(join(source, "deno.json")));
+  // privsep's own npm dependencies (from its deno.json, when there is one).
+  let config: { imports?: Record<string, string> } = {};
+  try {
+    config = JSON.parse(Deno.readTextFileSync(join(source, "deno.json")));
+  } catch { /* a vendored copy has none */ }
   const imports: Record<string, string> = {
     "@privsep/privsep": `./${relative(Deno.cwd(), join(dest, "mod.ts"))}`,
   };
