@@ -52,12 +52,14 @@ export async function main(args: string[]): Promise<void> {
         options: {
           context: { type: "string" },
           "config-file": { type: "string", multiple: true },
+          unprivileged: { type: "boolean" },
         },
         strict: true,
       });
       const facts = preflight(
         values["config-file"] ?? [],
         fileURLToPath(import.meta.url),
+        values.unprivileged ?? false,
       );
       // Only now: privsep's other modules and its npm dependencies.
       const { startDaemon } = await import("./daemon/start.ts");

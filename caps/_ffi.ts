@@ -28,6 +28,7 @@ const LIBC_SYMBOLS = {
   getgrgid: { parameters: ["u32"], result: "pointer" },
   getenv: { parameters: ["buffer"], result: "pointer" },
   geteuid: { parameters: [], result: "u32" },
+  getegid: { parameters: [], result: "u32" },
   mkdir: { parameters: ["buffer", "u32"], result: "i32" },
   chown: { parameters: ["buffer", "u32", "u32"], result: "i32" },
   chmod: { parameters: ["buffer", "u32"], result: "i32" },

@@ -159,6 +159,26 @@ export function dropPrivileges(plan: DropPlan): void {
 }
 
 /**
+ * For a process that is not root and keeps no capabilities: sets
+ * no_new_privs (so nothing it executes gains privileges) and moves to `/`.
+ *
+ * @example
+ * ```ts ignore
+ * import { execve, restrictUnprivileged } from "@privsep/privsep/caps";
+ * restrictUnprivileged();
+ * execve("/usr/bin/id", ["id"], {});
+ * ```
+ */
+export function restrictUnprivileged(): void {
+  const libc = openLibc();
+  check(
+    "prctl(PR_SET_NO_NEW_PRIVS)",
+    libc.prctl(PR_SET_NO_NEW_PRIVS, 1n, 0n, 0n, 0n),
+  );
+  check("chdir(/)", libc.chdir(cString("/")));
+}
+
+/**
  * Replaces the process image: `path` is run with `argv` and exactly the
  * variables in `env`. Returns only by throwing.
  *

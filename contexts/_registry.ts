@@ -24,8 +24,26 @@ export interface RegisteredContext {
   readonly prefix: string;
 }
 
+/** One recorded call (testing kit). */
+export interface RecordedCall {
+  /** The context, as `module#export`. */
+  context: string;
+  /** The entrypoint, as `path#function`. */
+  entrypoint: string;
+  /** The function's name. */
+  name: string;
+  /** The arguments, as given. */
+  args: unknown[];
+}
+
 interface Registry {
   mode: Mode;
+  /** Testing kit: called with every entrypoint call made in this process. */
+  recorders: Set<(call: RecordedCall) => void>;
+  /** Testing kit: when set, starting a daemon throws what this returns. */
+  forbidden?: (context: string, entrypoint: string | undefined) => Error;
+  /** Testing kit: daemons start without sudo and without capabilities. */
+  unprivileged: boolean;
   contexts: Map<string, RegisteredContext>;
   entrypoints: WeakMap<RegisteredContext, Map<string, EntrypointRecord>>;
   owners: WeakMap<object, RegisteredContext>;
@@ -38,6 +56,8 @@ export function registry(): Registry {
   const g = globalThis as unknown as Record<symbol, Registry | undefined>;
   return g[KEY] ??= {
     mode: "client",
+    recorders: new Set(),
+    unprivileged: false,
     contexts: new Map(),
     entrypoints: new WeakMap(),
     owners: new WeakMap(),

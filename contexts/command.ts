@@ -45,6 +45,11 @@ export interface DaemonCommandSpec {
   helperCommand?: readonly string[];
   /** The daemon's root-owned DENO_DIR ({@linkcode DEFAULT_DENO_DIR} by default). */
   denoDir?: string;
+  /**
+   * Start without sudo and without capabilities, as the current user (the
+   * testing kit's unprivileged daemon).
+   */
+  unprivileged?: boolean;
 }
 
 function requireAbsolute(what: string, path: string): void {
@@ -119,6 +124,7 @@ export function daemonArgv(spec: DaemonCommandSpec): string[] {
     spec.daemonPath,
     `--context=${spec.contextId}`,
     ...configFiles.map((f) => `--config-file=${f}`),
+    ...(spec.unprivileged ? ["--unprivileged"] : []),
   ];
 }
 

@@ -48,7 +48,7 @@ import {
 const log = getLogger(["privsep", "client"]);
 
 /** How the daemon gains root before it drops to the context. */
-export type StartMethod = "auto" | "sudo" | "direct";
+export type StartMethod = "auto" | "sudo" | "direct" | "unprivileged";
 
 /** Options of a {@linkcode PrivContext}. */
 export interface PrivContextOptions {
@@ -448,10 +448,21 @@ export class PrivContext {
     map.set(key, record);
     reg.owners.set(fn, this);
     const call = (args: unknown[]) => this.#call(record, args);
+    const ctx = { id: this.id };
     const inProcess = (args: unknown[]) => this.#inProcess(record, args);
     const wrapper = {
       async [fn.name](...args: A): Promise<Awaited<R>> {
-        const mode: Mode = registry().mode;
+        const reg = registry();
+        const mode: Mode = reg.mode;
+        if (reg.recorders.size) {
+          const call = {
+            context: ctx.id,
+            entrypoint: key,
+            name: fn.name,
+            args,
+          };
+          for (const record of reg.recorders) record(call);
+        }
         if (mode === "daemon") return await fn(...args);
         if (mode === "in-process") return await inProcess(args) as Awaited<R>;
         return await call(args) as Awaited<R>;
@@ -535,7 +546,8 @@ export class PrivContext {
     await this.stop();
   }
 
-  #startMethod(): "sudo" | "direct" {
+  #startMethod(): "sudo" | "direct" | "unprivileged" {
+    if (registry().unprivileged) return "unprivileged";
     const method = this.options.startMethod ?? "auto";
     if (method !== "auto") return method;
     try {
@@ -563,7 +575,9 @@ export class PrivContext {
       fileURLToPath(this.prefix).replace(/\/$/, ""),
     ];
     if (denoConfig) roots.push(dirname(denoConfig));
+    const unprivileged = this.#startMethod() === "unprivileged";
     return {
+      unprivileged,
       denoPath: Deno.execPath(),
       daemonPath,
       denoConfig,
@@ -573,7 +587,8 @@ export class PrivContext {
         ...globals.configFiles,
         ...(this.options.configFiles ?? []),
       ],
-      denoDir: settings.denoDir,
+      // Unprivileged, the daemon runs as this user: it may use this cache.
+      denoDir: unprivileged ? ownDenoDir() : settings.denoDir,
     };
   }
 
@@ -582,7 +597,7 @@ export class PrivContext {
     options?.signal?.throwIfAborted();
     const client = this.#client?.alive
       ? this.#client
-      : await this.#ensureClient();
+      : await this.#ensureClient(record.key);
     return await client.call(
       record.key,
       args,
@@ -619,7 +634,9 @@ export class PrivContext {
       if (options?.signal) {
         const signal = options.signal;
         onAbort = () => abort(signal.reason);
-        signal.addEventListener("abort", onAbort, { once: true });
+        // It may have been aborted while the arguments were validated.
+        if (signal.aborted) onAbort();
+        else signal.addEventListener("abort", onAbort, { once: true });
       }
       if (timeout !== undefined) {
         timer = setTimeout(() =>
@@ -661,8 +678,10 @@ export class PrivContext {
     return await client.call("$status", [], undefined) as DaemonStatus;
   }
 
-  #ensureClient(): Promise<DaemonClient> {
+  #ensureClient(entrypoint?: string): Promise<DaemonClient> {
     if (this.#client?.alive) return Promise.resolve(this.#client);
+    const forbidden = registry().forbidden;
+    if (forbidden) return Promise.reject(forbidden(this.id, entrypoint));
     return this.#starting ??= this.#spawn().finally(() => {
       this.#starting = undefined;
     });
@@ -698,7 +717,14 @@ export class PrivContext {
       startHint: (stderr) => this.#startHint(stderr),
     });
     try {
-      this.#info = await verifyDaemon(this.id, client, settings);
+      this.#info = await verifyDaemon(
+        this.id,
+        client,
+        this.#startMethod() === "unprivileged"
+          ? { ...settings, capabilities: [] }
+          : settings,
+        this.#startMethod() === "unprivileged",
+      );
     } catch (error) {
       client.kill();
       throw error;
@@ -727,6 +753,18 @@ export class PrivContext {
       }`;
     }
     return "Check the sudoers rule (ctx.sudoersRule(user)), that libcap is installed, that the context's user and group exist, and that the daemon's files are root-owned.";
+  }
+}
+
+/** This process's DENO_DIR (for an unprivileged daemon, which runs as us). */
+function ownDenoDir(): string | undefined {
+  try {
+    return Deno.env.get("DENO_DIR") ??
+      (Deno.env.get("HOME")
+        ? `${Deno.env.get("HOME")}/.cache/deno`
+        : undefined);
+  } catch {
+    return undefined;
   }
 }
 
@@ -790,6 +828,7 @@ async function verifyDaemon(
   context: string,
   client: DaemonClient,
   settings: ResolvedSettings,
+  unprivileged = false,
 ): Promise<DaemonInfo> {
   const hello = client.info!.hello;
   const info: DaemonInfo = {
@@ -821,7 +860,11 @@ async function verifyDaemon(
     return info;
   }
   for (const t of creds.threads) {
-    const sets = [t.capEff, t.capPrm, t.capInh, t.capBnd, t.capAmb];
+    // A non-root unprivileged daemon cannot shrink its bounding set (it has
+    // no capability to, and no_new_privs keeps it from gaining any).
+    const sets = unprivileged && info.uid !== 0
+      ? [t.capEff, t.capPrm, t.capInh, t.capAmb]
+      : [t.capEff, t.capPrm, t.capInh, t.capBnd, t.capAmb];
     const ids = [t.uid.real, t.uid.effective, t.uid.saved, t.uid.fs];
     const gids = [t.gid.real, t.gid.effective, t.gid.saved, t.gid.fs];
     if (

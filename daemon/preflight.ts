@@ -38,6 +38,12 @@ export interface Preflight {
   configFiles: string[];
   /** The root-owned DENO_DIR the serving stage reads its cache from. */
   denoDir: string;
+  /** No sudo, no capabilities, the current user (testing kit). */
+  unprivileged: boolean;
+  /** The uid and gid this stage runs with. */
+  uid: number;
+  /** The gid this stage runs with. */
+  gid: number;
 }
 
 /** The flags (besides `--allow-read=` and `--config=`) stage 1 accepts. */
@@ -151,11 +157,29 @@ function ensureCacheDir(path: string): void {
 export function preflight(
   configFiles: readonly string[],
   daemonPath: string,
+  unprivileged = false,
 ): Preflight {
-  if (openLibc().geteuid() !== 0) {
-    throw new StartError(
-      "the privsep daemon must start as root (through sudo, or directly as root) to drop to its context",
-    );
+  const libc = openLibc();
+  const uid = libc.geteuid();
+  const gid = libc.getegid();
+  if (uid !== 0) {
+    if (!unprivileged) {
+      throw new StartError(
+        "the privsep daemon must start as root (through sudo, or directly as root) to drop to its context",
+      );
+    }
+    // A user's own daemon, without capabilities: nothing to protect from
+    // that user, so no ownership checks; its own cache.
+    const flags = checkOwnFlags(ownCommandLine(), daemonPath);
+    return {
+      config: flags.config,
+      codeRoots: flags.reads.filter((r) => !configFiles.includes(r)),
+      configFiles: [...configFiles],
+      denoDir: getenvViaLibc("DENO_DIR") || DEFAULT_DENO_DIR,
+      unprivileged,
+      uid,
+      gid,
+    };
   }
   // Ancestors are inspected through libc: Deno may only read the code roots.
   useFileProbe({
@@ -198,5 +222,8 @@ export function preflight(
     codeRoots,
     configFiles: [...configFiles],
     denoDir,
+    unprivileged,
+    uid,
+    gid,
   };
 }

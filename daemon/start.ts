@@ -9,7 +9,7 @@
  */
 
 import { fileURLToPath } from "node:url";
-import { dropPrivileges, execve } from "../caps/drop.ts";
+import { dropPrivileges, execve, restrictUnprivileged } from "../caps/drop.ts";
 import { lookupGroup, lookupUser, readFileViaLibc } from "../caps/_ffi.ts";
 import type { PermissionsSetting } from "../contexts/config.ts";
 import { registry } from "../contexts/_registry.ts";
@@ -112,8 +112,20 @@ export async function startDaemon(
       `${moduleUrl} defines no PrivContext named "${name}" (check the context's name option)`,
     );
   }
-  const settings = resolveSettings(ctx, configFiles);
-  const user = lookupUser(settings.user);
+  const resolved = resolveSettings(ctx, configFiles);
+  // Unprivileged (testing kit): this user, no capabilities, no sudo.
+  const settings = facts.unprivileged
+    ? {
+      ...resolved,
+      capabilities: [],
+      user: String(facts.uid),
+      group: String(facts.gid),
+    }
+    : resolved;
+  const user = lookupUser(settings.user) ??
+    (facts.unprivileged
+      ? { name: settings.user, id: facts.uid, gid: facts.gid, home: "/" }
+      : undefined);
   if (!user) {
     throw new StartError(
       `the context's user "${settings.user}" does not exist; create it (useradd --system ${settings.user}) or change "user"`,
@@ -121,7 +133,10 @@ export async function startDaemon(
   }
   const group = settings.group === undefined
     ? { name: String(user.gid), id: user.gid! }
-    : lookupGroup(settings.group);
+    : lookupGroup(settings.group) ??
+      (facts.unprivileged
+        ? { name: settings.group, id: facts.gid }
+        : undefined);
   if (!group) {
     throw new StartError(
       `the context's group "${settings.group}" does not exist; create it (groupadd --system ${settings.group}) or change "group"`,
@@ -163,11 +178,17 @@ export async function startDaemon(
     const { assertTrusted } = await import("./trust.ts");
     assertTrusted(settings.libcap);
   }
-  dropPrivileges({
-    libcap: settings.libcap,
-    keep: settings.capabilities,
-    uid: user.id,
-    gid: group.id,
-  });
+  if (facts.uid === 0) {
+    dropPrivileges({
+      libcap: settings.libcap,
+      keep: settings.capabilities,
+      uid: user.id,
+      gid: group.id,
+    });
+  } else {
+    // A non-root user has no capabilities to drop (and may not touch its
+    // bounding set): only no_new_privs, so that nothing it runs gains any.
+    restrictUnprivileged();
+  }
   return execve(Deno.execPath(), serveArgv, env);
 }
