@@ -80,7 +80,7 @@ const libcaps = new Map<string, Libcap>();
  * Opens the C library (once).
  *
  * @example
- * ```ts
+ * ```ts ignore
  * import { openLibc } from "@privsep/privsep/caps";
  * const libc = openLibc();
  * ```
@@ -95,7 +95,7 @@ export function openLibc(): Libc {
  * that names the package to install.
  *
  * @example
- * ```ts
+ * ```ts ignore
  * import { openLibcap } from "@privsep/privsep/caps";
  * const cap = openLibcap(); // libcap.so.2 from the loader's search path
  * ```
@@ -171,7 +171,7 @@ export interface Account {
  * (so NSS sources such as LDAP work too). Returns `undefined` when unknown.
  *
  * @example
- * ```ts
+ * ```ts ignore
  * import { lookupUser } from "@privsep/privsep/caps";
  * lookupUser("root"); // { name: "root", id: 0, gid: 0, home: "/root" }
  * ```
@@ -199,7 +199,7 @@ export function lookupUser(user: string): Account | undefined {
  * Looks up a group by name or numeric string through `getgrnam`/`getgrgid`.
  *
  * @example
- * ```ts
+ * ```ts ignore
  * import { lookupGroup } from "@privsep/privsep/caps";
  * lookupGroup("root"); // { name: "root", id: 0 }
  * ```
