@@ -24,7 +24,39 @@ export interface RegisteredContext {
   readonly prefix: string;
 }
 
-/** One recorded call (testing kit). */
+/**
+ * One call recorded by the testing kit's `recordCalls()`.
+ *
+ * @example
+ * ```ts
+ * import { PrivContext } from "@privsep/privsep";
+ * import { inProcess, type RecordedCall, recordCalls } from "@privsep/privsep/testing";
+ * import assert from "node:assert/strict";
+ *
+ * const ops = new PrivContext({
+ *   module: "file:///virtual/recorded-call/privsep/mod.ts", // import.meta in real code
+ *   name: "ops",
+ *   capabilities: [],
+ * });
+ * const echo = ops.entrypoint(
+ *   "file:///virtual/recorded-call/privsep/echo.ts",
+ *   function echo(text: string): string {
+ *     return text;
+ *   },
+ * );
+ *
+ * using _inProcess = inProcess();
+ * using recorder = recordCalls();
+ * await echo("hi");
+ * const call: RecordedCall = recorder.calls[0];
+ * assert.deepEqual(call, {
+ *   context: "file:///virtual/recorded-call/privsep/mod.ts#ops",
+ *   entrypoint: "echo.ts#echo",
+ *   name: "echo",
+ *   args: ["hi"],
+ * });
+ * ```
+ */
 export interface RecordedCall {
   /** The context, as `module#export`. */
   context: string;

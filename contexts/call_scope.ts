@@ -9,7 +9,23 @@
 
 import { AsyncLocalStorage } from "node:async_hooks";
 
-/** Options for the privileged calls made inside {@linkcode callWith}. */
+/**
+ * Options for the privileged calls made inside {@linkcode callWith}.
+ *
+ * @example
+ * ```ts
+ * import { type CallOptions, callWith } from "@privsep/privsep";
+ *
+ * const request = new AbortController(); // e.g. aborted when the client goes away
+ * const options: CallOptions = {
+ *   signal: request.signal, // aborting it rejects and cancels the calls
+ *   timeout: 2_000, // per call, in ms
+ * };
+ * callWith(options, () => {
+ *   // privileged calls started here use `options`
+ * });
+ * ```
+ */
 export interface CallOptions {
   /** Aborting it rejects the call with the signal's reason and cancels it in the daemon. */
   signal?: AbortSignal;
@@ -36,12 +52,37 @@ const NEVER: AbortSignal = new AbortController().signal;
  * `options`.
  *
  * @example
- * ```ts ignore
- * import { callWith } from "@privsep/privsep";
- * import * as links from "./privsep/links.ts";
+ * ```ts
+ * import { callWith, PrivContext } from "@privsep/privsep";
+ * import { inProcess } from "@privsep/privsep/testing";
+ * import assert from "node:assert/strict";
+ *
+ * // app/privsep/links.ts (and its context)
+ * const net = new PrivContext({
+ *   module: "file:///virtual/call-with/privsep/mod.ts", // import.meta in real code
+ *   name: "net",
+ *   capabilities: ["CAP_NET_ADMIN"],
+ * });
+ * const getLinkDevices = net.entrypoint(
+ *   "file:///virtual/call-with/privsep/links.ts",
+ *   function getLinkDevices(namespace: string): string[] {
+ *     return [`${namespace}-eth0`]; // a stand-in for the real lookup
+ *   },
+ * );
+ *
+ * using _ = inProcess(); // here; a service calls the daemon
  * const controller = new AbortController();
- * const devices = await callWith({ signal: controller.signal, timeout: 2_000 }, () =>
- *   links.getLinkDevices("ns1"));
+ * const devices = await callWith(
+ *   { signal: controller.signal, timeout: 2_000 },
+ *   () => getLinkDevices("ns1"),
+ * );
+ * assert.deepEqual(devices, ["ns1-eth0"]);
+ *
+ * controller.abort(new Error("shutting down"));
+ * await assert.rejects(
+ *   callWith({ signal: controller.signal }, () => getLinkDevices("ns1")),
+ *   /shutting down/,
+ * );
  * ```
  */
 export function callWith<T>(options: CallOptions, fn: () => T): T {
@@ -64,12 +105,35 @@ export function callWith<T>(options: CallOptions, fn: () => T): T {
  * recycled. Outside a privileged call it returns a signal that never aborts.
  *
  * @example
- * ```ts ignore
- * import { callSignal } from "@privsep/privsep";
- * export const waitForLink = net.entrypoint(import.meta, async function waitForLink(name: string) {
- *   const signal = callSignal();
- *   while (!signal.aborted && !(await linkUp(name))) await delay(100, { signal });
+ * ```ts
+ * import { callSignal, callWith, PrivContext, PrivsepTimeout } from "@privsep/privsep";
+ * import { inProcess } from "@privsep/privsep/testing";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(callSignal().aborted, false); // outside a call: never aborts
+ *
+ * const net = new PrivContext({
+ *   module: "file:///virtual/call-signal/privsep/mod.ts", // import.meta in real code
+ *   name: "net",
+ *   capabilities: ["CAP_NET_ADMIN"],
  * });
+ * const watchLink = net.entrypoint(
+ *   "file:///virtual/call-signal/privsep/links.ts",
+ *   async function watchLink(name: string): Promise<string> {
+ *     const signal = callSignal();
+ *     // … watch `name` until the call is cancelled, then clean up
+ *     await new Promise<void>((resolve) =>
+ *       signal.addEventListener("abort", () => resolve(), { once: true })
+ *     );
+ *     return `stopped watching ${name}`;
+ *   },
+ * );
+ *
+ * using _ = inProcess(); // here; a service calls the daemon
+ * await assert.rejects(
+ *   callWith({ timeout: 50 }, () => watchLink("eth0")),
+ *   PrivsepTimeout,
+ * );
  * ```
  */
 export function callSignal(): AbortSignal {

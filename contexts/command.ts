@@ -23,7 +23,34 @@ export const DEFAULT_DENO_DIR = "/var/cache/privsep/deno";
 /** The program that sets DENO_DIR for the daemon (sudo clears DENO_*). */
 export const ENV_PROGRAM = "/usr/bin/env";
 
-/** Everything that decides the daemon's command line. */
+/**
+ * Everything that decides the daemon's command line; a context builds its own
+ * with {@linkcode PrivContext.commandSpec}.
+ *
+ * @example
+ * ```ts
+ * import { daemonArgv, type DaemonCommandSpec } from "@privsep/privsep";
+ * import assert from "node:assert/strict";
+ *
+ * const spec: DaemonCommandSpec = {
+ *   denoPath: "/usr/local/bin/deno",
+ *   daemonPath: "/opt/app/vendor/privsep/daemon.ts",
+ *   denoConfig: "/opt/app/deno.json",
+ *   codeRoots: ["/opt/app"],
+ *   contextId: "file:///opt/app/privsep/mod.ts#sysAdmin",
+ *   configFiles: ["/etc/app/privsep.toml"],
+ *   denoDir: "/var/cache/privsep/app",
+ * };
+ * const argv = daemonArgv(spec);
+ * assert.deepEqual(argv.slice(0, 3), [
+ *   "/usr/bin/env",
+ *   "DENO_DIR=/var/cache/privsep/app",
+ *   "/usr/local/bin/deno",
+ * ]);
+ * assert(argv.includes("--allow-read=/opt/app,/etc/app/privsep.toml"));
+ * assert.equal(argv.at(-1), "--config-file=/etc/app/privsep.toml");
+ * ```
+ */
 export interface DaemonCommandSpec {
   /** Absolute path of the `deno` binary (root-owned in production). */
   denoPath: string;
@@ -163,7 +190,27 @@ function sudoersWord(word: string): string {
   );
 }
 
-/** Options of {@linkcode sudoersRule}. */
+/**
+ * Options of {@linkcode sudoersRule}.
+ *
+ * @example
+ * ```ts
+ * import { sudoersRule, type SudoersRuleOptions } from "@privsep/privsep";
+ * import assert from "node:assert/strict";
+ *
+ * const options: SudoersRuleOptions = {
+ *   user: "%app",
+ *   alias: "APP_PRIVSEP",
+ *   sha256: "0".repeat(64), // the digest of /usr/bin/deno
+ * };
+ * const rule = sudoersRule(["/usr/bin/deno", "run", "/opt/d.ts"], options);
+ * assert.equal(
+ *   rule,
+ *   `Cmnd_Alias APP_PRIVSEP = sha256:${"0".repeat(64)} /usr/bin/deno run /opt/d.ts\n` +
+ *     "%app ALL=(root) NOPASSWD: APP_PRIVSEP\n",
+ * );
+ * ```
+ */
 export interface SudoersRuleOptions {
   /** The user (or `%group`) allowed to start the daemon. */
   user: string;
@@ -269,8 +316,8 @@ export function findDenoConfig(fromFile: URL): string | undefined {
  *
  * @example
  * ```ts ignore
- * import { layoutProblems } from "@privsep/privsep";
- * layoutProblems(spec); // [] when root-owned and not writable by others
+ * import { layoutProblems } from "./command.ts"; // not exported by the package
+ * layoutProblems(ctx.commandSpec()); // [] when root-owned and not writable by others
  * ```
  */
 export function layoutProblems(spec: DaemonCommandSpec): string[] {

@@ -12,7 +12,12 @@ import { fileURLToPath } from "node:url";
 import { getLogger } from "@logtape/logtape";
 import { capabilitiesToMask, parseCapabilities } from "../caps/parse.ts";
 import { readProcessCredentials } from "../caps/proc.ts";
-import { FailedToDropPrivileges, PrivsepTimeout } from "../errors.ts";
+import {
+  FailedToDropPrivileges,
+  PrivsepTimeout,
+  RemoteError,
+} from "../errors.ts";
+import { describeError } from "../protocol/messages.ts";
 import { currentCallOptions, runWithSignal } from "./call_scope.ts";
 import {
   checkEntrypointOptions,
@@ -47,10 +52,55 @@ import {
 
 const log = getLogger(["privsep", "client"]);
 
-/** How the daemon gains root before it drops to the context. */
+/**
+ * How the daemon gains root before it drops to the context: `"auto"` (direct
+ * when the caller is root, sudo otherwise), `"sudo"` (through the helper
+ * command), `"direct"` (the daemon command itself), or `"unprivileged"` (as
+ * the current user, without capabilities; the testing kit's).
+ *
+ * @example
+ * ```ts
+ * import { PrivContext, type StartMethod } from "@privsep/privsep";
+ * import assert from "node:assert/strict";
+ *
+ * const startMethod: StartMethod = "sudo";
+ * const ctx = new PrivContext({
+ *   module: "file:///virtual/start-method/privsep/mod.ts", // import.meta in real code
+ *   name: "ctx",
+ *   capabilities: [],
+ *   startMethod,
+ *   helperCommand: ["sudo", "-n"],
+ * });
+ * assert.deepEqual(ctx.command().slice(0, 2), ["sudo", "-n"]);
+ * ```
+ */
 export type StartMethod = "auto" | "sudo" | "direct" | "unprivileged";
 
-/** Options of a {@linkcode PrivContext}. */
+/**
+ * Options of a {@linkcode PrivContext}. Only `module`, `name` and
+ * `capabilities` are required; a TOML section (`cfgSection`) overrides the
+ * others.
+ *
+ * @example
+ * ```ts
+ * import { caps, PrivContext, type PrivContextOptions } from "@privsep/privsep";
+ * import assert from "node:assert/strict";
+ *
+ * const options: PrivContextOptions = {
+ *   module: "file:///virtual/options/privsep/mod.ts", // import.meta in real code
+ *   name: "netAdmin",
+ *   capabilities: [caps.CAP_NET_ADMIN, "net_raw"],
+ *   cfgSection: "app_net_admin",
+ *   permissions: { run: ["/usr/sbin/ip"] },
+ *   concurrency: 4,
+ *   timeout: 5_000,
+ *   onStuck: "recycle",
+ * };
+ * const netAdmin = new PrivContext(options);
+ * assert.equal(netAdmin.id, "file:///virtual/options/privsep/mod.ts#netAdmin");
+ * assert.equal(netAdmin.prefix, "file:///virtual/options/privsep/");
+ * ```
+ */
 export interface PrivContextOptions {
   /**
    * The module that defines the context: pass `import.meta`. With `name` it
@@ -114,7 +164,30 @@ export interface PrivContextOptions {
   maxFrameBytes?: number;
 }
 
-/** A context's settings after its TOML section is applied. */
+/**
+ * A context's settings after its TOML section is applied, from
+ * {@linkcode PrivContext.settings} or {@linkcode resolveSettings}.
+ *
+ * @example
+ * ```ts
+ * import { PrivContext, type ResolvedSettings } from "@privsep/privsep";
+ * import assert from "node:assert/strict";
+ *
+ * const ctx = new PrivContext({
+ *   module: "file:///virtual/resolved-settings/privsep/mod.ts", // import.meta in real code
+ *   name: "ctx",
+ *   capabilities: ["net_admin", "CAP_CHOWN"],
+ *   user: "app-priv",
+ *   concurrency: 2,
+ * });
+ * const settings: ResolvedSettings = ctx.settings();
+ * assert.deepEqual(settings.capabilities, [0, 12]);
+ * assert.equal(settings.user, "app-priv");
+ * assert.equal(settings.concurrency, 2);
+ * assert.equal(settings.queueLimit, 1000);
+ * assert.deepEqual(settings.loggerName, ["privsep", "daemon"]);
+ * ```
+ */
 export interface ResolvedSettings {
   /** Capability numbers, sorted. */
   capabilities: number[];
@@ -146,7 +219,22 @@ export interface ResolvedSettings {
   libcap?: string;
 }
 
-/** A daemon's counters, from {@linkcode PrivContext.status}. */
+/**
+ * A daemon's counters, from {@linkcode PrivContext.status}.
+ *
+ * @example
+ * ```ts
+ * import type { DaemonStatus, PrivContext } from "@privsep/privsep";
+ *
+ * // Starts the daemon if needed, so it is not run here.
+ * async function reportStuck(ctx: PrivContext): Promise<void> {
+ *   const status: DaemonStatus = await ctx.status();
+ *   if (status.stuckNow > 0) {
+ *     console.warn(`${status.stuckNow} stuck calls in daemon ${status.pid}`);
+ *   }
+ * }
+ * ```
+ */
 export interface DaemonStatus {
   /** The daemon's pid. */
   pid: number;
@@ -168,7 +256,31 @@ export interface DaemonStatus {
   stuckNow: number;
 }
 
-/** A running daemon, as verified by the caller. */
+/**
+ * A running daemon, as verified by the caller: what
+ * {@linkcode PrivContext.start} returns and {@linkcode PrivContext.daemon}
+ * holds while it runs.
+ *
+ * @example
+ * ```ts
+ * import { type DaemonInfo, PrivContext } from "@privsep/privsep";
+ * import assert from "node:assert/strict";
+ *
+ * const ctx = new PrivContext({
+ *   module: "file:///virtual/daemon-info/privsep/mod.ts", // import.meta in real code
+ *   name: "ctx",
+ *   capabilities: ["CAP_NET_ADMIN"],
+ * });
+ * assert.equal(ctx.daemon, undefined); // nothing started yet
+ *
+ * // Starts a daemon through sudo, so it is not run here.
+ * async function startEarly(): Promise<DaemonInfo> {
+ *   const info = await ctx.start();
+ *   if (!info.verified) console.warn(`could not verify daemon ${info.pid}`);
+ *   return info;
+ * }
+ * ```
+ */
 export interface DaemonInfo {
   /** The serving daemon's pid. */
   pid: number;
@@ -217,10 +329,29 @@ export function init(
  *
  * @example
  * ```ts
- * import { setClientMode } from "@privsep/privsep";
+ * import { PrivContext, setClientMode } from "@privsep/privsep";
+ * import assert from "node:assert/strict";
+ *
+ * const ops = new PrivContext({
+ *   module: "file:///virtual/set-client-mode/privsep/mod.ts", // import.meta in real code
+ *   name: "ops",
+ *   capabilities: [],
+ * });
+ * const echo = ops.entrypoint(
+ *   "file:///virtual/set-client-mode/privsep/echo.ts",
+ *   function echo(value: unknown): unknown {
+ *     return value;
+ *   },
+ * );
+ *
  * setClientMode(false);
- * // … call entrypoints in-process …
- * setClientMode(true);
+ * try {
+ *   assert.deepEqual(await echo({ when: new Date(0) }), { when: new Date(0) });
+ *   // a function cannot cross the wire, in-process neither
+ *   await assert.rejects(echo(() => 1), TypeError);
+ * } finally {
+ *   setClientMode(true);
+ * }
  * ```
  */
 export function setClientMode(enabled: boolean): void {
@@ -349,15 +480,28 @@ export class PrivContext {
    * same parameters, always async.
    *
    * @example
-   * ```ts ignore
+   * ```ts
+   * import { PrivContext } from "@privsep/privsep";
+   * import assert from "node:assert/strict";
+   *
+   * // app/privsep/mod.ts
+   * const sysAdmin = new PrivContext({
+   *   module: "file:///virtual/entrypoint/privsep/mod.ts", // import.meta in real code
+   *   name: "sysAdmin",
+   *   capabilities: ["CAP_DAC_OVERRIDE"],
+   * });
+   *
    * // app/privsep/motd.ts
-   * import { sysAdmin } from "./mod.ts";
-   * export const updateMotd = sysAdmin.entrypoint(
-   *   import.meta,
+   * const updateMotd = sysAdmin.entrypoint(
+   *   "file:///virtual/entrypoint/privsep/motd.ts", // import.meta in real code
    *   async function updateMotd(message: string): Promise<void> {
    *     await Deno.writeTextFile("/etc/motd", message);
    *   },
    * );
+   *
+   * // Its wire name; `await updateMotd("idle")` runs it in the daemon.
+   * assert.deepEqual(sysAdmin.entrypoints(), ["motd.ts#updateMotd"]);
+   * assert.equal(updateMotd.name, "updateMotd");
    * ```
    */
   entrypoint<A extends unknown[], R>(
@@ -374,11 +518,28 @@ export class PrivContext {
    * `entrypoint_with_timeout`).
    *
    * @example
-   * ```ts ignore
-   * export const getLinkDevices = privileged.entrypointWithTimeout(5_000)(
-   *   import.meta,
-   *   async function getLinkDevices(namespace: string) { return []; },
+   * ```ts
+   * import { callSignal, PrivContext, PrivsepTimeout } from "@privsep/privsep";
+   * import { inProcess } from "@privsep/privsep/testing";
+   * import assert from "node:assert/strict";
+   *
+   * const net = new PrivContext({
+   *   module: "file:///virtual/entrypoint-with-timeout/privsep/mod.ts", // import.meta in real code
+   *   name: "net",
+   *   capabilities: ["CAP_NET_ADMIN"],
+   * });
+   * const waitForCarrier = net.entrypointWithTimeout(50)(
+   *   "file:///virtual/entrypoint-with-timeout/privsep/links.ts",
+   *   async function waitForCarrier(device: string): Promise<void> {
+   *     // never comes up here: returns once the call is cancelled
+   *     await new Promise<void>((resolve) =>
+   *       callSignal().addEventListener("abort", () => resolve())
+   *     );
+   *   },
    * );
+   *
+   * using _ = inProcess(); // run it here, not in a daemon
+   * await assert.rejects(waitForCarrier("eth0"), PrivsepTimeout);
    * ```
    */
   entrypointWithTimeout(
@@ -613,16 +774,15 @@ export class PrivContext {
   ): Promise<unknown> {
     const options = currentCallOptions();
     options?.signal?.throwIfAborted();
-    const timeout = options?.timeout ?? record.timeoutMs ??
-      this.options.timeout;
+    const settings = this.settings();
+    const timeout = options?.timeout ?? record.timeoutMs ?? settings.timeoutMs;
     const controller = new AbortController();
     const started = performance.now();
-    const copy = await validateArgs(
-      record.key,
-      record.fn,
-      record.options,
-      decodeValue(encodeValue(args)) as unknown[],
-    );
+    // What the daemon would send back: the function's errors (and the
+    // schemas') arrive as RemoteError, exactly as over the wire.
+    const remote = (error: unknown): never => {
+      throw new RemoteError(describeError(error, true), record.key);
+    };
     let timer: ReturnType<typeof setTimeout> | undefined;
     let onAbort: (() => void) | undefined;
     const stop = new Promise<never>((_, reject) => {
@@ -634,9 +794,7 @@ export class PrivContext {
       if (options?.signal) {
         const signal = options.signal;
         onAbort = () => abort(signal.reason);
-        // It may have been aborted while the arguments were validated.
-        if (signal.aborted) onAbort();
-        else signal.addEventListener("abort", onAbort, { once: true });
+        signal.addEventListener("abort", onAbort, { once: true });
       }
       if (timeout !== undefined) {
         timer = setTimeout(() =>
@@ -652,14 +810,25 @@ export class PrivContext {
           ), timeout);
       }
     });
+    stop.catch(() => {});
     try {
-      const work = Promise.resolve(
-        runWithSignal(controller.signal, () => record.fn(...copy)),
-      );
-      const value = await Promise.race([work, stop]);
-      return decodeValue(
-        encodeValue(await validateResult(record.key, record.options, value)),
-      );
+      const copy = decodeValue(encodeValue(args)) as unknown[];
+      const work = (async () => {
+        const checked = await validateArgs(
+          record.key,
+          record.fn,
+          record.options,
+          copy,
+        );
+        const value = await runWithSignal(
+          controller.signal,
+          () => record.fn(...checked),
+        );
+        return encodeValue(
+          await validateResult(record.key, record.options, value),
+        );
+      })().catch(remote);
+      return decodeValue(await Promise.race([work, stop]));
     } finally {
       clearTimeout(timer);
       if (onAbort) options?.signal?.removeEventListener("abort", onAbort);
@@ -787,9 +956,30 @@ function outermost(paths: string[]): string[] {
  * Both the caller and the daemon use this, so they agree.
  *
  * @example
- * ```ts ignore
- * import { resolveSettings } from "@privsep/privsep";
- * resolveSettings(sysAdmin, ["/etc/app/privsep.toml"]).capabilities;
+ * ```ts
+ * import { PrivContext, resolveSettings } from "@privsep/privsep";
+ * import assert from "node:assert/strict";
+ *
+ * const sysAdmin = new PrivContext({
+ *   module: "file:///virtual/resolve-settings/privsep/mod.ts", // import.meta in real code
+ *   name: "sysAdmin",
+ *   cfgSection: "app_sys_admin",
+ *   capabilities: ["CAP_CHOWN"],
+ *   concurrency: 2,
+ * });
+ * const file = await Deno.makeTempFile({ suffix: ".toml" });
+ * try {
+ *   await Deno.writeTextFile(
+ *     file,
+ *     '[app_sys_admin]\nuser = "app-priv"\ncapabilities = ["CAP_CHOWN", "net_admin"]\n',
+ *   );
+ *   const settings = resolveSettings(sysAdmin, [file]);
+ *   assert.deepEqual(settings.capabilities, [0, 12]); // from the file
+ *   assert.equal(settings.user, "app-priv"); // from the file
+ *   assert.equal(settings.concurrency, 2); // from the options
+ * } finally {
+ *   await Deno.remove(file);
+ * }
  * ```
  */
 export function resolveSettings(

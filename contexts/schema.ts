@@ -7,7 +7,28 @@
  * @module
  */
 
-/** The Standard Schema v1 interface, as far as privsep uses it. */
+/**
+ * The Standard Schema v1 interface, as far as privsep uses it. Schemas of
+ * Zod, Valibot or ArkType implement it; so can a hand-written validator.
+ *
+ * @example
+ * ```ts
+ * import type { StandardSchemaV1 } from "@privsep/privsep";
+ * import assert from "node:assert/strict";
+ *
+ * const hostName: StandardSchemaV1<unknown, string> = {
+ *   "~standard": {
+ *     version: 1,
+ *     vendor: "app",
+ *     validate: (value) =>
+ *       typeof value === "string" && /^[a-z0-9-]{1,63}$/.test(value)
+ *         ? { value }
+ *         : { issues: [{ message: "not a host name" }] },
+ *   },
+ * };
+ * assert.deepEqual(hostName["~standard"].validate("node-1"), { value: "node-1" });
+ * ```
+ */
 export interface StandardSchemaV1<Input = unknown, Output = Input> {
   /** The Standard Schema properties. */
   readonly "~standard": {
@@ -26,12 +47,42 @@ export interface StandardSchemaV1<Input = unknown, Output = Input> {
   };
 }
 
-/** A Standard Schema validation result. */
+/**
+ * A Standard Schema validation result: the (possibly transformed) value, or
+ * the issues found.
+ *
+ * @example
+ * ```ts
+ * import type { StandardResult } from "@privsep/privsep";
+ * import assert from "node:assert/strict";
+ *
+ * function unwrap<T>(result: StandardResult<T>): T {
+ *   if (result.issues) {
+ *     throw new TypeError(result.issues.map((i) => i.message).join("; "));
+ *   }
+ *   return result.value;
+ * }
+ * assert.equal(unwrap({ value: 1500 }), 1500);
+ * assert.throws(() => unwrap({ issues: [{ message: "too small" }] }), TypeError);
+ * ```
+ */
 export type StandardResult<Output> =
   | { readonly value: Output; readonly issues?: undefined }
   | { readonly issues: readonly StandardIssue[] };
 
-/** One problem found by a schema. */
+/**
+ * One problem found by a schema.
+ *
+ * @example
+ * ```ts
+ * import type { StandardIssue } from "@privsep/privsep";
+ *
+ * const issue: StandardIssue = {
+ *   message: "must be from 68 to 65535",
+ *   path: ["link", { key: "mtu" }],
+ * };
+ * ```
+ */
 export interface StandardIssue {
   /** What is wrong. */
   readonly message: string;
@@ -41,7 +92,46 @@ export interface StandardIssue {
     | undefined;
 }
 
-/** Validation options of an entrypoint. */
+/**
+ * Validation options of an entrypoint, the third argument of
+ * {@linkcode PrivContext.entrypoint}.
+ *
+ * @example
+ * ```ts
+ * import { type EntrypointOptions, PrivContext, type StandardSchemaV1 } from "@privsep/privsep";
+ * import { inProcess } from "@privsep/privsep/testing";
+ * import assert from "node:assert/strict";
+ *
+ * const mtu: StandardSchemaV1<unknown, number> = {
+ *   "~standard": {
+ *     version: 1,
+ *     vendor: "app",
+ *     validate: (value) =>
+ *       Number.isInteger(value) && (value as number) >= 68
+ *         ? { value: value as number }
+ *         : { issues: [{ message: "must be an integer of at least 68" }] },
+ *   },
+ * };
+ * const options: EntrypointOptions = { args: [undefined, mtu], auditArgs: true };
+ *
+ * const net = new PrivContext({
+ *   module: "file:///virtual/entrypoint-options/privsep/mod.ts", // import.meta in real code
+ *   name: "net",
+ *   capabilities: ["CAP_NET_ADMIN"],
+ * });
+ * const setMtu = net.entrypoint(
+ *   "file:///virtual/entrypoint-options/privsep/links.ts",
+ *   function setMtu(device: string, mtu: number): string {
+ *     return `${device} mtu ${mtu}`; // a stand-in for the real change
+ *   },
+ *   options,
+ * );
+ *
+ * using _ = inProcess(); // schemas are checked in-process too
+ * assert.equal(await setMtu("eth0", 9000), "eth0 mtu 9000");
+ * await assert.rejects(setMtu("eth0", 1), /argument 2 \(mtu\)/);
+ * ```
+ */
 export interface EntrypointOptions {
   /**
    * One schema per parameter, in order (`undefined` for a parameter that is
@@ -123,7 +213,47 @@ function describeIssues(issues: readonly StandardIssue[]): string {
   }).join("; ");
 }
 
-/** An argument or result that its schema refused. Sent to the caller as a remote error. */
+/**
+ * An argument or result that its schema refused. Sent to the caller as a remote
+ * error (a {@linkcode RemoteError} whose `remoteName` is `"InvalidArgument"`);
+ * in-process it is thrown as is.
+ *
+ * @example
+ * ```ts
+ * import { InvalidArgument, PrivContext, type StandardSchemaV1 } from "@privsep/privsep";
+ * import { inProcess } from "@privsep/privsep/testing";
+ * import assert from "node:assert/strict";
+ *
+ * const userName: StandardSchemaV1<unknown, string> = {
+ *   "~standard": {
+ *     version: 1,
+ *     vendor: "app",
+ *     validate: (value) =>
+ *       typeof value === "string" && /^[a-z_][a-z0-9_-]*$/.test(value)
+ *         ? { value }
+ *         : { issues: [{ message: "not a user name" }] },
+ *   },
+ * };
+ * const users = new PrivContext({
+ *   module: "file:///virtual/invalid-argument/privsep/mod.ts", // import.meta in real code
+ *   name: "users",
+ *   capabilities: [],
+ * });
+ * const lockUser = users.entrypoint(
+ *   "file:///virtual/invalid-argument/privsep/users.ts",
+ *   function lockUser(name: string): string {
+ *     return name; // a stand-in for the real change
+ *   },
+ *   { args: [userName] },
+ * );
+ *
+ * using _ = inProcess();
+ * const error = await lockUser("root; rm -rf /").catch((e) => e);
+ * assert(error instanceof InvalidArgument);
+ * assert.equal(error.code, "EINVAL");
+ * assert.deepEqual(error.data, { index: 0, parameter: "name", issues: ["not a user name"] });
+ * ```
+ */
 export class InvalidArgument extends TypeError {
   /** Always `"InvalidArgument"`. */
   override name = "InvalidArgument";
