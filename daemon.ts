@@ -16,9 +16,13 @@
  * ```
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { main } from "@privsep/privsep/daemon";
- * await main(["--context=file:///opt/app/privsep/mod.ts#sysAdmin"]);
+ *
+ * // Root only, and a PrivContext starts it, never a service: not run here.
+ * async function startDaemon(): Promise<void> {
+ *   await main(["--context=file:///opt/app/privsep/mod.ts#sysAdmin"]);
+ * }
  * ```
  *
  * @module
@@ -33,9 +37,11 @@ import { preflight, StartError } from "./daemon/preflight.ts";
  * Start-up failures print one line on stderr and exit with code 2.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { main } from "@privsep/privsep/daemon";
- * await main(Deno.args);
+ *
+ * // What daemon.ts does when it is the program that runs (not here):
+ * if (import.meta.main) await main(Deno.args);
  * ```
  */
 export async function main(args: string[]): Promise<void> {

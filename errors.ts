@@ -158,7 +158,27 @@ export class PrivsepQueueFull extends Error {
 /** The code of the error envelope a daemon sends for a full queue. */
 export const QUEUE_FULL_CODE = "PRIVSEP_QUEUE_FULL";
 
-/** What the daemon reported about an error thrown by a privileged function. */
+/**
+ * What the daemon reported about an error thrown by a privileged function:
+ * the `cause` of a {@linkcode RemoteError}, and the envelope of the protocol's
+ * error and fatal messages.
+ *
+ * @example
+ * ```ts
+ * import { RemoteError, type RemoteErrorInfo } from "@privsep/privsep";
+ * import assert from "node:assert/strict";
+ *
+ * const info: RemoteErrorInfo = {
+ *   name: "NotFound",
+ *   message: "No such file or directory (os error 2)",
+ *   code: "ENOENT",
+ * };
+ * const error = new RemoteError(info, "motd.ts#updateMotd");
+ * assert.equal(error.remoteName, "NotFound");
+ * assert.equal(error.code, "ENOENT");
+ * assert.equal(error.cause, info);
+ * ```
+ */
 export interface RemoteErrorInfo {
   /** The remote error's `name` (for example `"NotFound"` or `"TypeError"`). */
   readonly name: string;

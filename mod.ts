@@ -31,6 +31,28 @@
  * await motd.updateMotd("This node is currently idle");
  * ```
  *
+ * @example Run an entrypoint in-process, as a unit test does
+ * ```ts
+ * import { PrivContext } from "@privsep/privsep";
+ * import { inProcess } from "@privsep/privsep/testing";
+ * import assert from "node:assert/strict";
+ *
+ * const ops = new PrivContext({
+ *   module: "file:///virtual/mod/privsep/mod.ts", // import.meta in real code
+ *   name: "ops",
+ *   capabilities: [],
+ * });
+ * const hostname = ops.entrypoint(
+ *   "file:///virtual/mod/privsep/host.ts", // import.meta in real code
+ *   function hostname(): string {
+ *     return "node-1"; // a stand-in for privileged work
+ *   },
+ * );
+ *
+ * using _ = inProcess(); // no daemon, no privilege; still through the codec
+ * assert.equal(await hostname(), "node-1");
+ * ```
+ *
  * @module
  */
 
@@ -74,6 +96,7 @@ export {
   callWith,
 } from "./contexts/call_scope.ts";
 export {
+  killRunningCommands,
   runCommand,
   type RunCommandOptions,
   type RunCommandResult,

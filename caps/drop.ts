@@ -31,7 +31,28 @@ const CAP_PERMITTED = 1;
 const CAP_INHERITABLE = 2;
 const CAP_SET = 1;
 
-/** What to reduce the process to. */
+/**
+ * What to reduce the process to, for {@linkcode dropPrivileges}.
+ *
+ * @example
+ * ```ts
+ * import { CAP_NET_ADMIN, dropPrivileges, type DropPlan, execve } from "@privsep/privsep/caps";
+ *
+ * const plan: DropPlan = {
+ *   keep: [CAP_NET_ADMIN],
+ *   uid: 65534, // nobody
+ *   gid: 65534, // nogroup
+ *   groups: [],
+ *   libcap: "libcap.so.2",
+ * };
+ *
+ * // Root only, and it replaces the process: not run here.
+ * function becomeNetAdminNobody(): never {
+ *   dropPrivileges(plan);
+ *   return execve("/usr/bin/id", ["id"], {});
+ * }
+ * ```
+ */
 export interface DropPlan {
   /** Capabilities to keep (effective, permitted, inheritable, ambient, bounding). */
   keep: readonly number[];
@@ -73,10 +94,14 @@ export function kernelLastCap(): number {
  * state for other threads: call {@linkcode execve} right after.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { dropPrivileges, execve } from "@privsep/privsep/caps";
- * dropPrivileges({ keep: [12], uid: 65534, gid: 65534 });
- * execve("/usr/bin/id", ["id"], {});
+ *
+ * // Root only, and it replaces the process: not run here.
+ * function becomeNobody(): never {
+ *   dropPrivileges({ keep: [12], uid: 65534, gid: 65534 });
+ *   return execve("/usr/bin/id", ["id"], {});
+ * }
  * ```
  */
 export function dropPrivileges(plan: DropPlan): void {
@@ -163,10 +188,14 @@ export function dropPrivileges(plan: DropPlan): void {
  * no_new_privs (so nothing it executes gains privileges) and moves to `/`.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { execve, restrictUnprivileged } from "@privsep/privsep/caps";
- * restrictUnprivileged();
- * execve("/usr/bin/id", ["id"], {});
+ *
+ * // Irreversible for this process, and it replaces it: not run here.
+ * function runRestricted(): never {
+ *   restrictUnprivileged();
+ *   return execve("/usr/bin/id", ["id"], {});
+ * }
  * ```
  */
 export function restrictUnprivileged(): void {
@@ -183,9 +212,13 @@ export function restrictUnprivileged(): void {
  * variables in `env`. Returns only by throwing.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { execve } from "@privsep/privsep/caps";
- * execve("/usr/bin/true", ["true"], { PATH: "/usr/bin:/bin" });
+ *
+ * // Replaces this process: not run here.
+ * function becomeTrue(): never {
+ *   return execve("/usr/bin/true", ["true"], { PATH: "/usr/bin:/bin" });
+ * }
  * ```
  */
 export function execve(

@@ -1,6 +1,21 @@
 import { formatCapabilities } from "./parse.ts";
 
-/** The four user or group IDs of a thread, as listed in `/proc/<pid>/status`. */
+/**
+ * The four user or group IDs of a thread, as listed in `/proc/<pid>/status`.
+ *
+ * @example
+ * ```ts
+ * import { type IdSet, parseProcStatus } from "@privsep/privsep/caps";
+ * import assert from "node:assert/strict";
+ *
+ * const status = parseProcStatus(
+ *   "Name:\tsh\nUid:\t1000\t0\t0\t0\nGid:\t100\t100\t100\t100\nGroups:\t\n" +
+ *     "CapInh:\t0\nCapPrm:\t0\nCapEff:\t0\nCapBnd:\t0\nCapAmb:\t0\nNoNewPrivs:\t0\n",
+ * );
+ * const uid: IdSet = status.uid; // a setuid-root program run by user 1000
+ * assert.deepEqual(uid, { real: 1000, effective: 0, saved: 0, fs: 0 });
+ * ```
+ */
 export interface IdSet {
   /** The real ID. */
   real: number;
@@ -15,6 +30,28 @@ export interface IdSet {
 /**
  * The credentials of one thread, parsed from `/proc/<pid>/task/<tid>/status`.
  * Capability sets are 64-bit masks; see {@linkcode maskToCapabilities}.
+ *
+ * @example
+ * ```ts
+ * import {
+ *   CAP_NET_ADMIN,
+ *   maskToCapabilities,
+ *   parseProcStatus,
+ *   type StatusCredentials,
+ * } from "@privsep/privsep/caps";
+ * import assert from "node:assert/strict";
+ *
+ * const status: StatusCredentials = parseProcStatus(
+ *   "Name:\tdeno\nUid:\t0\t0\t0\t0\nGid:\t0\t0\t0\t0\nGroups:\t4 27\n" +
+ *     "CapInh:\t0000000000001000\nCapPrm:\t0000000000001000\n" +
+ *     "CapEff:\t0000000000001000\nCapBnd:\t0000000000001000\n" +
+ *     "CapAmb:\t0000000000001000\nNoNewPrivs:\t1\nSeccomp:\t2\n",
+ * );
+ * assert.deepEqual(maskToCapabilities(status.capEff), [CAP_NET_ADMIN]);
+ * assert.deepEqual(status.groups, [4, 27]);
+ * assert.equal(status.noNewPrivs, true);
+ * assert.equal(status.seccomp, 2);
+ * ```
  */
 export interface StatusCredentials {
   /** The command name (`Name`), escaped by the kernel. */
@@ -44,13 +81,37 @@ export interface StatusCredentials {
   seccomp?: number;
 }
 
-/** The credentials of one thread of a process. */
+/**
+ * The credentials of one thread of a process.
+ *
+ * @example
+ * ```ts
+ * import { readProcessCredentialsSync, type ThreadCredentials } from "@privsep/privsep/caps";
+ * import assert from "node:assert/strict";
+ *
+ * const threads: ThreadCredentials[] = readProcessCredentialsSync("self").threads;
+ * const main = threads.find((thread) => thread.tid === Deno.pid); // the main thread
+ * assert.equal(main?.uid.real, Deno.uid());
+ * ```
+ */
 export interface ThreadCredentials extends StatusCredentials {
   /** The thread ID. */
   tid: number;
 }
 
-/** The credentials of every thread of a process. */
+/**
+ * The credentials of every thread of a process.
+ *
+ * @example
+ * ```ts
+ * import { type ProcessCredentials, readProcessCredentials } from "@privsep/privsep/caps";
+ * import assert from "node:assert/strict";
+ *
+ * const self: ProcessCredentials = await readProcessCredentials("self");
+ * assert.equal(self.pid, Deno.pid);
+ * assert(self.threads.length > 1); // Deno runs several threads
+ * ```
+ */
 export interface ProcessCredentials {
   /** The process ID. */
   pid: number;
@@ -160,11 +221,15 @@ export function parseProcStatus(text: string): StatusCredentials {
  * @throws {RangeError} If `pid` is not a positive integer or `"self"`.
  *
  * @example Usage
- * ```ts ignore
+ * ```ts
  * import { readProcessCredentials } from "@privsep/privsep/caps";
+ * import assert from "node:assert/strict";
  *
- * const { threads } = await readProcessCredentials("self");
- * console.log(threads.every((thread) => thread.capEff === 0n));
+ * const { pid, threads } = await readProcessCredentials("self");
+ * assert.equal(pid, Deno.pid);
+ * // Capabilities are per thread: a check must look at every one.
+ * const capabilityFree = threads.every((thread) => thread.capEff === 0n);
+ * if (!capabilityFree) console.warn("this process holds capabilities");
  * ```
  */
 export async function readProcessCredentials(
@@ -200,11 +265,12 @@ export async function readProcessCredentials(
  * @throws {RangeError} If `pid` is not a positive integer or `"self"`.
  *
  * @example Usage
- * ```ts ignore
+ * ```ts
  * import { readProcessCredentialsSync } from "@privsep/privsep/caps";
+ * import assert from "node:assert/strict";
  *
  * const { threads } = readProcessCredentialsSync("self");
- * console.log(threads.length);
+ * assert(threads.some((thread) => thread.tid === Deno.pid));
  * ```
  */
 export function readProcessCredentialsSync(

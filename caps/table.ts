@@ -1,84 +1,494 @@
-/** Make arbitrary changes to file UIDs and GIDs. */
+/**
+ * Make arbitrary changes to file UIDs and GIDs.
+ *
+ * @example
+ * ```ts
+ * import { CAP_CHOWN, capabilityName } from "@privsep/privsep/caps";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(capabilityName(CAP_CHOWN), "CAP_CHOWN");
+ * ```
+ */
 export const CAP_CHOWN = 0;
-/** Bypass file read, write, and execute permission checks. */
+/**
+ * Bypass file read, write, and execute permission checks.
+ *
+ * @example
+ * ```ts
+ * import { CAP_DAC_OVERRIDE, capabilityName } from "@privsep/privsep/caps";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(capabilityName(CAP_DAC_OVERRIDE), "CAP_DAC_OVERRIDE");
+ * ```
+ */
 export const CAP_DAC_OVERRIDE = 1;
-/** Bypass file read permission checks and directory read and execute permission checks. */
+/**
+ * Bypass file read permission checks and directory read and execute permission checks.
+ *
+ * @example
+ * ```ts
+ * import { CAP_DAC_READ_SEARCH, capabilityName } from "@privsep/privsep/caps";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(capabilityName(CAP_DAC_READ_SEARCH), "CAP_DAC_READ_SEARCH");
+ * ```
+ */
 export const CAP_DAC_READ_SEARCH = 2;
-/** Bypass permission checks on operations that normally require the file system UID of the process to match the UID of the file. */
+/**
+ * Bypass permission checks on operations that normally require the file system UID of the process to match the UID of the file.
+ *
+ * @example
+ * ```ts
+ * import { CAP_FOWNER, capabilityName } from "@privsep/privsep/caps";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(capabilityName(CAP_FOWNER), "CAP_FOWNER");
+ * ```
+ */
 export const CAP_FOWNER = 3;
-/** Don't clear set-user-ID and set-group-ID mode bits when a file is modified. */
+/**
+ * Don't clear set-user-ID and set-group-ID mode bits when a file is modified.
+ *
+ * @example
+ * ```ts
+ * import { CAP_FSETID, capabilityName } from "@privsep/privsep/caps";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(capabilityName(CAP_FSETID), "CAP_FSETID");
+ * ```
+ */
 export const CAP_FSETID = 4;
-/** Bypass permission checks for sending signals. */
+/**
+ * Bypass permission checks for sending signals.
+ *
+ * @example
+ * ```ts
+ * import { CAP_KILL, capabilityName } from "@privsep/privsep/caps";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(capabilityName(CAP_KILL), "CAP_KILL");
+ * ```
+ */
 export const CAP_KILL = 5;
-/** Make arbitrary manipulations of process GIDs and the supplementary GID list. */
+/**
+ * Make arbitrary manipulations of process GIDs and the supplementary GID list.
+ *
+ * @example
+ * ```ts
+ * import { CAP_SETGID, capabilityName } from "@privsep/privsep/caps";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(capabilityName(CAP_SETGID), "CAP_SETGID");
+ * ```
+ */
 export const CAP_SETGID = 6;
-/** Make arbitrary manipulations of process UIDs. */
+/**
+ * Make arbitrary manipulations of process UIDs.
+ *
+ * @example
+ * ```ts
+ * import { CAP_SETUID, capabilityName } from "@privsep/privsep/caps";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(capabilityName(CAP_SETUID), "CAP_SETUID");
+ * ```
+ */
 export const CAP_SETUID = 7;
-/** Modify the bounding set and securebits, and grant permitted capabilities to the inheritable set. */
+/**
+ * Modify the bounding set and securebits, and grant permitted capabilities to the inheritable set.
+ *
+ * @example
+ * ```ts
+ * import { CAP_SETPCAP, capabilityName } from "@privsep/privsep/caps";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(capabilityName(CAP_SETPCAP), "CAP_SETPCAP");
+ * ```
+ */
 export const CAP_SETPCAP = 8;
-/** Set the `FS_APPEND_FL` and `FS_IMMUTABLE_FL` inode flags. */
+/**
+ * Set the `FS_APPEND_FL` and `FS_IMMUTABLE_FL` inode flags.
+ *
+ * @example
+ * ```ts
+ * import { CAP_LINUX_IMMUTABLE, capabilityName } from "@privsep/privsep/caps";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(capabilityName(CAP_LINUX_IMMUTABLE), "CAP_LINUX_IMMUTABLE");
+ * ```
+ */
 export const CAP_LINUX_IMMUTABLE = 9;
-/** Bind a socket to Internet domain privileged ports (below 1024). */
+/**
+ * Bind a socket to Internet domain privileged ports (below 1024).
+ *
+ * @example
+ * ```ts
+ * import { CAP_NET_BIND_SERVICE, capabilityName } from "@privsep/privsep/caps";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(capabilityName(CAP_NET_BIND_SERVICE), "CAP_NET_BIND_SERVICE");
+ * ```
+ */
 export const CAP_NET_BIND_SERVICE = 10;
-/** Make socket broadcasts and listen to multicasts (unused by the kernel). */
+/**
+ * Make socket broadcasts and listen to multicasts (unused by the kernel).
+ *
+ * @example
+ * ```ts
+ * import { CAP_NET_BROADCAST, capabilityName } from "@privsep/privsep/caps";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(capabilityName(CAP_NET_BROADCAST), "CAP_NET_BROADCAST");
+ * ```
+ */
 export const CAP_NET_BROADCAST = 11;
-/** Perform network administration: interfaces, routing, firewall, and more. */
+/**
+ * Perform network administration: interfaces, routing, firewall, and more.
+ *
+ * @example
+ * ```ts
+ * import { CAP_NET_ADMIN, capabilityName } from "@privsep/privsep/caps";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(capabilityName(CAP_NET_ADMIN), "CAP_NET_ADMIN");
+ * ```
+ */
 export const CAP_NET_ADMIN = 12;
-/** Use RAW and PACKET sockets, and bind to any address for transparent proxying. */
+/**
+ * Use RAW and PACKET sockets, and bind to any address for transparent proxying.
+ *
+ * @example
+ * ```ts
+ * import { CAP_NET_RAW, capabilityName } from "@privsep/privsep/caps";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(capabilityName(CAP_NET_RAW), "CAP_NET_RAW");
+ * ```
+ */
 export const CAP_NET_RAW = 13;
-/** Lock memory (`mlock`, `mlockall`, `mmap`, `shmctl`). */
+/**
+ * Lock memory (`mlock`, `mlockall`, `mmap`, `shmctl`).
+ *
+ * @example
+ * ```ts
+ * import { CAP_IPC_LOCK, capabilityName } from "@privsep/privsep/caps";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(capabilityName(CAP_IPC_LOCK), "CAP_IPC_LOCK");
+ * ```
+ */
 export const CAP_IPC_LOCK = 14;
-/** Bypass permission checks for operations on System V IPC objects. */
+/**
+ * Bypass permission checks for operations on System V IPC objects.
+ *
+ * @example
+ * ```ts
+ * import { CAP_IPC_OWNER, capabilityName } from "@privsep/privsep/caps";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(capabilityName(CAP_IPC_OWNER), "CAP_IPC_OWNER");
+ * ```
+ */
 export const CAP_IPC_OWNER = 15;
-/** Load and unload kernel modules. */
+/**
+ * Load and unload kernel modules.
+ *
+ * @example
+ * ```ts
+ * import { CAP_SYS_MODULE, capabilityName } from "@privsep/privsep/caps";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(capabilityName(CAP_SYS_MODULE), "CAP_SYS_MODULE");
+ * ```
+ */
 export const CAP_SYS_MODULE = 16;
-/** Perform I/O port operations and access `/dev/mem` and raw devices. */
+/**
+ * Perform I/O port operations and access `/dev/mem` and raw devices.
+ *
+ * @example
+ * ```ts
+ * import { CAP_SYS_RAWIO, capabilityName } from "@privsep/privsep/caps";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(capabilityName(CAP_SYS_RAWIO), "CAP_SYS_RAWIO");
+ * ```
+ */
 export const CAP_SYS_RAWIO = 17;
-/** Use `chroot` and change mount namespaces with `setns`. */
+/**
+ * Use `chroot` and change mount namespaces with `setns`.
+ *
+ * @example
+ * ```ts
+ * import { CAP_SYS_CHROOT, capabilityName } from "@privsep/privsep/caps";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(capabilityName(CAP_SYS_CHROOT), "CAP_SYS_CHROOT");
+ * ```
+ */
 export const CAP_SYS_CHROOT = 18;
-/** Trace arbitrary processes with `ptrace` and inspect them. */
+/**
+ * Trace arbitrary processes with `ptrace` and inspect them.
+ *
+ * @example
+ * ```ts
+ * import { CAP_SYS_PTRACE, capabilityName } from "@privsep/privsep/caps";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(capabilityName(CAP_SYS_PTRACE), "CAP_SYS_PTRACE");
+ * ```
+ */
 export const CAP_SYS_PTRACE = 19;
-/** Use `acct` to switch process accounting on or off. */
+/**
+ * Use `acct` to switch process accounting on or off.
+ *
+ * @example
+ * ```ts
+ * import { CAP_SYS_PACCT, capabilityName } from "@privsep/privsep/caps";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(capabilityName(CAP_SYS_PACCT), "CAP_SYS_PACCT");
+ * ```
+ */
 export const CAP_SYS_PACCT = 20;
-/** Perform a wide range of system administration operations (mount, namespaces, and much more). */
+/**
+ * Perform a wide range of system administration operations (mount, namespaces, and much more).
+ *
+ * @example
+ * ```ts
+ * import { CAP_SYS_ADMIN, capabilityName } from "@privsep/privsep/caps";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(capabilityName(CAP_SYS_ADMIN), "CAP_SYS_ADMIN");
+ * ```
+ */
 export const CAP_SYS_ADMIN = 21;
-/** Use `reboot` and `kexec_load`. */
+/**
+ * Use `reboot` and `kexec_load`.
+ *
+ * @example
+ * ```ts
+ * import { CAP_SYS_BOOT, capabilityName } from "@privsep/privsep/caps";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(capabilityName(CAP_SYS_BOOT), "CAP_SYS_BOOT");
+ * ```
+ */
 export const CAP_SYS_BOOT = 22;
-/** Raise process nice values and set real-time scheduling and CPU affinity of arbitrary processes. */
+/**
+ * Raise process nice values and set real-time scheduling and CPU affinity of arbitrary processes.
+ *
+ * @example
+ * ```ts
+ * import { CAP_SYS_NICE, capabilityName } from "@privsep/privsep/caps";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(capabilityName(CAP_SYS_NICE), "CAP_SYS_NICE");
+ * ```
+ */
 export const CAP_SYS_NICE = 23;
-/** Override resource limits and quotas. */
+/**
+ * Override resource limits and quotas.
+ *
+ * @example
+ * ```ts
+ * import { CAP_SYS_RESOURCE, capabilityName } from "@privsep/privsep/caps";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(capabilityName(CAP_SYS_RESOURCE), "CAP_SYS_RESOURCE");
+ * ```
+ */
 export const CAP_SYS_RESOURCE = 24;
-/** Set the system clock and the real-time hardware clock. */
+/**
+ * Set the system clock and the real-time hardware clock.
+ *
+ * @example
+ * ```ts
+ * import { CAP_SYS_TIME, capabilityName } from "@privsep/privsep/caps";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(capabilityName(CAP_SYS_TIME), "CAP_SYS_TIME");
+ * ```
+ */
 export const CAP_SYS_TIME = 25;
-/** Use `vhangup` and privileged `ioctl` operations on virtual terminals. */
+/**
+ * Use `vhangup` and privileged `ioctl` operations on virtual terminals.
+ *
+ * @example
+ * ```ts
+ * import { CAP_SYS_TTY_CONFIG, capabilityName } from "@privsep/privsep/caps";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(capabilityName(CAP_SYS_TTY_CONFIG), "CAP_SYS_TTY_CONFIG");
+ * ```
+ */
 export const CAP_SYS_TTY_CONFIG = 26;
-/** Create special files using `mknod`. */
+/**
+ * Create special files using `mknod`.
+ *
+ * @example
+ * ```ts
+ * import { CAP_MKNOD, capabilityName } from "@privsep/privsep/caps";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(capabilityName(CAP_MKNOD), "CAP_MKNOD");
+ * ```
+ */
 export const CAP_MKNOD = 27;
-/** Establish leases on arbitrary files. */
+/**
+ * Establish leases on arbitrary files.
+ *
+ * @example
+ * ```ts
+ * import { CAP_LEASE, capabilityName } from "@privsep/privsep/caps";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(capabilityName(CAP_LEASE), "CAP_LEASE");
+ * ```
+ */
 export const CAP_LEASE = 28;
-/** Write records to the kernel auditing log. */
+/**
+ * Write records to the kernel auditing log.
+ *
+ * @example
+ * ```ts
+ * import { CAP_AUDIT_WRITE, capabilityName } from "@privsep/privsep/caps";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(capabilityName(CAP_AUDIT_WRITE), "CAP_AUDIT_WRITE");
+ * ```
+ */
 export const CAP_AUDIT_WRITE = 29;
-/** Enable and disable kernel auditing and change its filter rules. */
+/**
+ * Enable and disable kernel auditing and change its filter rules.
+ *
+ * @example
+ * ```ts
+ * import { CAP_AUDIT_CONTROL, capabilityName } from "@privsep/privsep/caps";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(capabilityName(CAP_AUDIT_CONTROL), "CAP_AUDIT_CONTROL");
+ * ```
+ */
 export const CAP_AUDIT_CONTROL = 30;
-/** Set arbitrary capabilities on a file. */
+/**
+ * Set arbitrary capabilities on a file.
+ *
+ * @example
+ * ```ts
+ * import { CAP_SETFCAP, capabilityName } from "@privsep/privsep/caps";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(capabilityName(CAP_SETFCAP), "CAP_SETFCAP");
+ * ```
+ */
 export const CAP_SETFCAP = 31;
-/** Override Mandatory Access Control (used by Smack). */
+/**
+ * Override Mandatory Access Control (used by Smack).
+ *
+ * @example
+ * ```ts
+ * import { CAP_MAC_OVERRIDE, capabilityName } from "@privsep/privsep/caps";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(capabilityName(CAP_MAC_OVERRIDE), "CAP_MAC_OVERRIDE");
+ * ```
+ */
 export const CAP_MAC_OVERRIDE = 32;
-/** Change Mandatory Access Control configuration (used by Smack). */
+/**
+ * Change Mandatory Access Control configuration (used by Smack).
+ *
+ * @example
+ * ```ts
+ * import { CAP_MAC_ADMIN, capabilityName } from "@privsep/privsep/caps";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(capabilityName(CAP_MAC_ADMIN), "CAP_MAC_ADMIN");
+ * ```
+ */
 export const CAP_MAC_ADMIN = 33;
-/** Perform privileged `syslog` operations and see kernel addresses. */
+/**
+ * Perform privileged `syslog` operations and see kernel addresses.
+ *
+ * @example
+ * ```ts
+ * import { CAP_SYSLOG, capabilityName } from "@privsep/privsep/caps";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(capabilityName(CAP_SYSLOG), "CAP_SYSLOG");
+ * ```
+ */
 export const CAP_SYSLOG = 34;
-/** Trigger something that will wake up the system. */
+/**
+ * Trigger something that will wake up the system.
+ *
+ * @example
+ * ```ts
+ * import { CAP_WAKE_ALARM, capabilityName } from "@privsep/privsep/caps";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(capabilityName(CAP_WAKE_ALARM), "CAP_WAKE_ALARM");
+ * ```
+ */
 export const CAP_WAKE_ALARM = 35;
-/** Employ features that can block system suspend. */
+/**
+ * Employ features that can block system suspend.
+ *
+ * @example
+ * ```ts
+ * import { CAP_BLOCK_SUSPEND, capabilityName } from "@privsep/privsep/caps";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(capabilityName(CAP_BLOCK_SUSPEND), "CAP_BLOCK_SUSPEND");
+ * ```
+ */
 export const CAP_BLOCK_SUSPEND = 36;
-/** Read the audit log via a multicast netlink socket. */
+/**
+ * Read the audit log via a multicast netlink socket.
+ *
+ * @example
+ * ```ts
+ * import { CAP_AUDIT_READ, capabilityName } from "@privsep/privsep/caps";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(capabilityName(CAP_AUDIT_READ), "CAP_AUDIT_READ");
+ * ```
+ */
 export const CAP_AUDIT_READ = 37;
-/** Employ performance monitoring and observability operations. */
+/**
+ * Employ performance monitoring and observability operations.
+ *
+ * @example
+ * ```ts
+ * import { CAP_PERFMON, capabilityName } from "@privsep/privsep/caps";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(capabilityName(CAP_PERFMON), "CAP_PERFMON");
+ * ```
+ */
 export const CAP_PERFMON = 38;
-/** Employ privileged BPF operations. */
+/**
+ * Employ privileged BPF operations.
+ *
+ * @example
+ * ```ts
+ * import { CAP_BPF, capabilityName } from "@privsep/privsep/caps";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(capabilityName(CAP_BPF), "CAP_BPF");
+ * ```
+ */
 export const CAP_BPF = 39;
-/** Perform checkpoint/restore operations (e.g. set `ns_last_pid`). */
+/**
+ * Perform checkpoint/restore operations (e.g. set `ns_last_pid`).
+ *
+ * @example
+ * ```ts
+ * import { CAP_CHECKPOINT_RESTORE, capabilityName } from "@privsep/privsep/caps";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(capabilityName(CAP_CHECKPOINT_RESTORE), "CAP_CHECKPOINT_RESTORE");
+ * ```
+ */
 export const CAP_CHECKPOINT_RESTORE = 40;
 
 /**

@@ -214,13 +214,13 @@ function describeIssues(issues: readonly StandardIssue[]): string {
 }
 
 /**
- * An argument or result that its schema refused. Sent to the caller as a remote
- * error (a {@linkcode RemoteError} whose `remoteName` is `"InvalidArgument"`);
- * in-process it is thrown as is.
+ * An argument or result that its schema refused. It reaches the caller (also
+ * in-process) as a `RemoteError` whose `remoteName` is `"InvalidArgument"`,
+ * with this error's `code` and `data`.
  *
  * @example
  * ```ts
- * import { InvalidArgument, PrivContext, type StandardSchemaV1 } from "@privsep/privsep";
+ * import { PrivContext, RemoteError, type StandardSchemaV1 } from "@privsep/privsep";
  * import { inProcess } from "@privsep/privsep/testing";
  * import assert from "node:assert/strict";
  *
@@ -247,9 +247,10 @@ function describeIssues(issues: readonly StandardIssue[]): string {
  *   { args: [userName] },
  * );
  *
- * using _ = inProcess();
+ * using _ = inProcess(); // errors arrive as they would over the wire
  * const error = await lockUser("root; rm -rf /").catch((e) => e);
- * assert(error instanceof InvalidArgument);
+ * assert(error instanceof RemoteError);
+ * assert.equal(error.remoteName, "InvalidArgument");
  * assert.equal(error.code, "EINVAL");
  * assert.deepEqual(error.data, { index: 0, parameter: "name", issues: ["not a user name"] });
  * ```

@@ -9,7 +9,57 @@
 
 import { callSignal } from "../contexts/call_scope.ts";
 
-/** Options of {@linkcode runCommand}. */
+/** Children started by runCommand() that have not exited yet. */
+const children = new Set<Deno.ChildProcess>();
+
+/**
+ * Kills (SIGKILL) every child that {@linkcode runCommand} started and that
+ * still runs: the daemon calls this when it exits, so that no program it ran
+ * outlives it with its credentials.
+ *
+ * @example
+ * ```ts
+ * import { killRunningCommands } from "@privsep/privsep";
+ * killRunningCommands(); // 0 when nothing runs
+ * ```
+ */
+export function killRunningCommands(): number {
+  let n = 0;
+  for (const child of children) {
+    try {
+      child.kill("SIGKILL");
+      n++;
+    } catch { /* already gone */ }
+  }
+  return n;
+}
+
+/**
+ * Options of {@linkcode runCommand}.
+ *
+ * @example
+ * ```ts
+ * import { runCommand, type RunCommandOptions } from "@privsep/privsep";
+ * import assert from "node:assert/strict";
+ *
+ * const options: RunCommandOptions = {
+ *   env: { PATH: "/usr/bin:/bin", LC_ALL: "C" },
+ *   stdin: "hello\n",
+ *   cwd: "/tmp",
+ *   killGraceMs: 500,
+ * };
+ * const { stdout } = await runCommand("/bin/cat", [], options);
+ * assert.equal(new TextDecoder().decode(stdout), "hello\n");
+ *
+ * // an aborted signal (by default: the call's) rejects before anything runs
+ * const controller = new AbortController();
+ * controller.abort(new Error("cancelled"));
+ * await assert.rejects(
+ *   runCommand("/bin/sleep", ["10"], { signal: controller.signal }),
+ *   /cancelled/,
+ * );
+ * ```
+ */
 export interface RunCommandOptions {
   /** Cancels the child; the running call's {@linkcode callSignal} by default. */
   signal?: AbortSignal;
@@ -23,7 +73,24 @@ export interface RunCommandOptions {
   cwd?: string;
 }
 
-/** What the child did. */
+/**
+ * What the child did.
+ *
+ * @example
+ * ```ts
+ * import { runCommand, type RunCommandResult } from "@privsep/privsep";
+ * import assert from "node:assert/strict";
+ *
+ * const result: RunCommandResult = await runCommand("/bin/sh", [
+ *   "-c",
+ *   "echo oops >&2; exit 3",
+ * ]);
+ * assert.equal(result.code, 3);
+ * assert.equal(result.success, false);
+ * assert.equal(result.signal, null);
+ * assert.equal(new TextDecoder().decode(result.stderr), "oops\n");
+ * ```
+ */
 export interface RunCommandResult {
   /** Exit code (128 + n when killed by signal n). */
   code: number;
@@ -41,12 +108,29 @@ export interface RunCommandResult {
  * Runs `program` (an absolute path) with `args` and waits for it.
  *
  * @example
- * ```ts ignore
- * import { runCommand } from "@privsep/privsep";
- * export const releaseLease = dhcp.entrypoint(import.meta, async function releaseLease(dev: string, ip: string, mac: string) {
- *   const { success, stderr } = await runCommand("/usr/bin/dhcp_release", [dev, ip, mac]);
- *   if (!success) throw new Error(new TextDecoder().decode(stderr));
+ * ```ts
+ * import { PrivContext, runCommand } from "@privsep/privsep";
+ * import assert from "node:assert/strict";
+ *
+ * // app/privsep/dhcp.ts: an entrypoint that runs one fixed program
+ * const dhcp = new PrivContext({
+ *   module: "file:///virtual/run-command/privsep/mod.ts", // import.meta in real code
+ *   name: "dhcp",
+ *   capabilities: ["CAP_NET_ADMIN"],
+ *   permissions: { run: ["/usr/bin/dhcp_release"] },
  * });
+ * export const releaseLease = dhcp.entrypoint(
+ *   "file:///virtual/run-command/privsep/dhcp.ts",
+ *   async function releaseLease(dev: string, ip: string, mac: string) {
+ *     const { success, stderr } = await runCommand("/usr/bin/dhcp_release", [dev, ip, mac]);
+ *     if (!success) throw new Error(new TextDecoder().decode(stderr));
+ *   },
+ * );
+ *
+ * // Outside a privileged call it works too (nothing cancels it):
+ * const { success, stdout } = await runCommand("/bin/echo", ["hello"]);
+ * assert(success);
+ * assert.equal(new TextDecoder().decode(stdout), "hello\n");
  * ```
  */
 export async function runCommand(
@@ -77,6 +161,8 @@ export async function runCommand(
     stdout: "piped",
     stderr: "piped",
   }).spawn();
+  children.add(child);
+  child.status.finally(() => children.delete(child));
   let killTimer: ReturnType<typeof setTimeout> | undefined;
   const onAbort = () => {
     try {

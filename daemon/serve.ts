@@ -14,6 +14,7 @@ import { configure, type LogRecord, type Sink } from "@logtape/logtape";
 import { ProtocolError, QUEUE_FULL_CODE } from "../errors.ts";
 import { runWithSignal } from "../contexts/call_scope.ts";
 import { validateArgs, validateResult } from "../contexts/schema.ts";
+import { killRunningCommands } from "./run_command.ts";
 import { entrypointsOf, registry } from "../contexts/_registry.ts";
 import { setDaemonMode } from "../contexts/priv_context.ts";
 import type { PrivContext } from "../contexts/priv_context.ts";
@@ -55,11 +56,27 @@ function moduleFiles(dir: string): string[] {
 /** Writes frames to stdout, batching whatever piles up during a write. */
 class Outbox {
   #queue: Uint8Array[] = [];
+  #queued = 0;
   #writing = false;
+  #drained: (() => void)[] = [];
+  /** Called when the caller is gone (a write failed). */
+  onGone: () => void = () => Deno.exit(0);
+
+  /** Bytes accepted but not yet written. */
+  get pending(): number {
+    return this.#queued;
+  }
 
   send(frame: Uint8Array): void {
     this.#queue.push(frame);
+    this.#queued += frame.length;
     if (!this.#writing) this.#flush();
+  }
+
+  /** Resolves once fewer than `limit` bytes wait to be written. */
+  below(limit: number): Promise<void> | undefined {
+    if (this.#queued < limit) return undefined;
+    return new Promise((resolve) => this.#drained.push(resolve));
   }
 
   async #flush(): Promise<void> {
@@ -84,13 +101,40 @@ class Outbox {
         while (off < data.length) {
           off += await Deno.stdout.write(data.subarray(off));
         }
+        this.#queued -= data.length;
+        for (const resolve of this.#drained.splice(0)) resolve();
       }
     } catch {
       // The caller is gone.
-      Deno.exit(0);
+      this.onGone();
     } finally {
       this.#writing = false;
     }
+  }
+}
+
+/**
+ * An error reply that always fits: when the envelope is too large for a
+ * frame (a message quoting a huge argument, large data, a long stack), it is
+ * sent again with the message cut and without data and stack.
+ */
+function errorFrame(
+  id: number,
+  error: unknown,
+  withStack: boolean,
+  max: number,
+): Uint8Array {
+  const info = describeError(error, withStack);
+  try {
+    return encodeMessage([Kind.Error, id, info], max);
+  } catch {
+    return encodeMessage([Kind.Error, id, {
+      name: info.name.slice(0, 200),
+      message: `${
+        info.message.slice(0, 4096)
+      }… (error reply cut: it was larger than maxFrameBytes ${max})`,
+      ...(info.code ? { code: info.code.slice(0, 200) } : {}),
+    }], max);
   }
 }
 
@@ -357,11 +401,7 @@ export async function serveDaemon(args: string[]): Promise<void> {
         frame = encodeMessage([Kind.Result, id, value], maxFrameBytes);
         audit(key, started, "ok", undefined, logged);
       } catch (error) {
-        frame = encodeMessage([
-          Kind.Error,
-          id,
-          describeError(error, withStack),
-        ]);
+        frame = errorFrame(id, error, withStack, maxFrameBytes);
         audit(key, started, "error", (error as Error).name, logged);
       }
     } catch (error) {
@@ -378,7 +418,7 @@ export async function serveDaemon(args: string[]): Promise<void> {
           `${key} failed: ${(error as Error)?.stack ?? String(error)}`,
         );
       }
-      frame = encodeMessage([Kind.Error, id, describeError(error, withStack)]);
+      frame = errorFrame(id, error, withStack, maxFrameBytes);
     } finally {
       calls.delete(id);
       clearTimeout(call.graceTimer);
@@ -389,17 +429,48 @@ export async function serveDaemon(args: string[]): Promise<void> {
     out.send(frame);
   };
 
+  // Leaving: cancel what still runs (runCommand kills its children on the
+  // signal) and give it a moment, so that no child outlives the daemon.
+  const active = new Set<Promise<void>>();
+  let leaving = false;
+  const leave = async (code: number): Promise<never> => {
+    if (!leaving) {
+      leaving = true;
+      for (const id of calls.keys()) cancel(id);
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([
+        Promise.allSettled([...active]),
+        new Promise((r) => timer = setTimeout(r, 200)),
+      ]);
+      clearTimeout(timer);
+      killRunningCommands();
+      Deno.exit(code);
+    }
+    return await new Promise<never>(() => {});
+  };
+  out.onGone = () => void leave(0);
+  const fatal = async (error: unknown): Promise<never> => {
+    out.send(encodeMessage([Kind.Fatal, describeError(error, false)]));
+    await new Promise((r) => setTimeout(r, 50));
+    return await leave(3);
+  };
+
   const decoder = new FrameDecoder(maxFrameBytes);
   const buf = new Uint8Array(256 * 1024);
+  // Backpressure: while this much waits to be written (the caller does not
+  // read), stop reading new calls.
+  const highWater = Math.max(8 << 20, maxFrameBytes);
   let greeted = false;
   for (;;) {
+    const full = out.below(highWater);
+    if (full) await full;
     let n: number | null;
     try {
       n = await Deno.stdin.read(buf);
     } catch {
       n = null;
     }
-    if (n === null) Deno.exit(0);
+    if (n === null) return await leave(0);
     try {
       for (const body of decoder.push(buf.subarray(0, n))) {
         const m = decodeMessage(body);
@@ -417,7 +488,9 @@ export async function serveDaemon(args: string[]): Promise<void> {
           if (calls.has(m.id)) {
             throw new ProtocolError(`call id ${m.id} is already in flight`);
           }
-          run(m.id, m.entrypoint, m.args);
+          const p = run(m.id, m.entrypoint, m.args).catch(fatal);
+          active.add(p);
+          p.finally(() => active.delete(p));
         } else if (m.kind === Kind.Cancel) {
           cancel(m.id);
         } else {
@@ -427,10 +500,7 @@ export async function serveDaemon(args: string[]): Promise<void> {
         }
       }
     } catch (error) {
-      const info = describeError(error, false);
-      out.send(encodeMessage([Kind.Fatal, info]));
-      await new Promise((r) => setTimeout(r, 50));
-      Deno.exit(3);
+      await fatal(error);
     }
   }
 }

@@ -26,6 +26,19 @@ const MAX_DEPTH = 512;
  * Most array elements plus map entries in one decoded message. Each costs
  * one byte on the wire but tens of bytes in memory: without a cap a 16 MiB
  * frame of empty arrays would become gigabytes of objects.
+ *
+ * @example
+ * ```ts
+ * import { decodeValue, MAX_DECODED_ITEMS } from "@privsep/privsep/protocol";
+ * import { ProtocolError } from "@privsep/privsep";
+ * import assert from "node:assert/strict";
+ *
+ * // an array32 of MAX_DECODED_ITEMS zeros: 1 MiB on the wire, refused
+ * const bytes = new Uint8Array(5 + MAX_DECODED_ITEMS);
+ * bytes[0] = 0xdd;
+ * new DataView(bytes.buffer).setUint32(1, MAX_DECODED_ITEMS);
+ * assert.throws(() => decodeValue(bytes), ProtocolError);
+ * ```
  */
 export const MAX_DECODED_ITEMS: number = 1 << 20;
 

@@ -10,10 +10,37 @@
 
 import { ProtocolError } from "../errors.ts";
 
-/** Size of the length prefix in bytes. */
+/**
+ * Size of the length prefix in bytes.
+ *
+ * @example
+ * ```ts
+ * import { encodeFrame, FRAME_HEADER_BYTES } from "@privsep/privsep/protocol";
+ * import assert from "node:assert/strict";
+ *
+ * const frame = encodeFrame(new Uint8Array([0xc0]));
+ * assert.equal(frame.length, FRAME_HEADER_BYTES + 1);
+ * assert.deepEqual(frame.subarray(FRAME_HEADER_BYTES), new Uint8Array([0xc0]));
+ * ```
+ */
 export const FRAME_HEADER_BYTES = 4;
 
-/** Default hard maximum for one frame's body: 16 MiB. */
+/**
+ * Default hard maximum for one frame's body: 16 MiB.
+ *
+ * @example
+ * ```ts
+ * import { DEFAULT_MAX_FRAME_BYTES, FrameDecoder } from "@privsep/privsep/protocol";
+ * import { ProtocolError } from "@privsep/privsep";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(DEFAULT_MAX_FRAME_BYTES, 16 * 1024 * 1024);
+ * // a length prefix above the maximum is refused before any body arrives
+ * const header = new Uint8Array(4);
+ * new DataView(header.buffer).setUint32(0, DEFAULT_MAX_FRAME_BYTES + 1);
+ * assert.throws(() => new FrameDecoder().push(header), ProtocolError);
+ * ```
+ */
 export const DEFAULT_MAX_FRAME_BYTES: number = 16 * 1024 * 1024;
 
 /** The largest value a u32 length prefix can carry. */

@@ -10,10 +10,41 @@ import { ProtocolError, type RemoteErrorInfo } from "../errors.ts";
 import { decodeValue, encodeFramed, encodeValue } from "./codec.ts";
 import { DEFAULT_MAX_FRAME_BYTES } from "./frame.ts";
 
-/** The protocol version both sides must speak. */
+/**
+ * The protocol version both sides must speak; each sends it as `v` in its
+ * hello.
+ *
+ * @example
+ * ```ts
+ * import { decodeMessage, encodeMessage, Kind, PROTOCOL_VERSION } from "@privsep/privsep/protocol";
+ * import assert from "node:assert/strict";
+ *
+ * const frame = encodeMessage([Kind.Hello, { v: PROTOCOL_VERSION, pid: Deno.pid }]);
+ * assert.deepEqual(decodeMessage(frame.subarray(4)), {
+ *   kind: Kind.Hello,
+ *   hello: { v: 1, pid: Deno.pid },
+ * });
+ * ```
+ */
 export const PROTOCOL_VERSION = 1;
 
-/** Message kinds (the first element of every message array). */
+/**
+ * Message kinds (the first element of every message array).
+ *
+ * @example
+ * ```ts
+ * import { decodeMessage, encodeMessage, FRAME_HEADER_BYTES, Kind } from "@privsep/privsep/protocol";
+ * import assert from "node:assert/strict";
+ *
+ * const call = encodeMessage([Kind.Call, 1, "motd.ts#updateMotd", ["idle"]]);
+ * assert.deepEqual(decodeMessage(call.subarray(FRAME_HEADER_BYTES)), {
+ *   kind: Kind.Call,
+ *   id: 1,
+ *   entrypoint: "motd.ts#updateMotd",
+ *   args: ["idle"],
+ * });
+ * ```
+ */
 export const Kind = {
   /** Both directions, first message: `[0, HelloInfo]`. */
   Hello: 0,
@@ -31,7 +62,35 @@ export const Kind = {
   Fatal: 6,
 } as const;
 
-/** What each side says about itself in its hello. */
+/**
+ * What each side says about itself in its hello.
+ *
+ * @example
+ * ```ts
+ * import {
+ *   decodeMessage,
+ *   DEFAULT_MAX_FRAME_BYTES,
+ *   encodeMessage,
+ *   type HelloInfo,
+ *   Kind,
+ *   PROTOCOL_VERSION,
+ * } from "@privsep/privsep/protocol";
+ * import assert from "node:assert/strict";
+ *
+ * const hello: HelloInfo = {
+ *   v: PROTOCOL_VERSION,
+ *   pid: 4242,
+ *   context: "file:///opt/app/privsep/mod.ts#sysAdmin",
+ *   maxFrameBytes: DEFAULT_MAX_FRAME_BYTES,
+ *   concurrency: 4,
+ *   uid: 0,
+ *   gid: 0,
+ *   capabilities: [0, 12],
+ * };
+ * const decoded = decodeMessage(encodeMessage([Kind.Hello, hello]).subarray(4));
+ * assert.deepEqual(decoded, { kind: Kind.Hello, hello });
+ * ```
+ */
 export interface HelloInfo {
   /** Protocol version spoken. */
   v: number;
@@ -55,7 +114,25 @@ export interface HelloInfo {
   audit?: boolean;
 }
 
-/** A log record forwarded from the daemon. */
+/**
+ * A log record forwarded from the daemon.
+ *
+ * @example
+ * ```ts
+ * import { decodeMessage, encodeMessage, Kind, type LogRecordInfo } from "@privsep/privsep/protocol";
+ * import assert from "node:assert/strict";
+ *
+ * const record: LogRecordInfo = {
+ *   category: ["privsep", "daemon"],
+ *   level: "info",
+ *   message: "called motd.ts#updateMotd",
+ *   timestamp: Date.now(),
+ *   properties: { entrypoint: "motd.ts#updateMotd" },
+ * };
+ * const decoded = decodeMessage(encodeMessage([Kind.Log, record]).subarray(4));
+ * assert.deepEqual(decoded, { kind: Kind.Log, record });
+ * ```
+ */
 export interface LogRecordInfo {
   /** The daemon-side category. */
   category: string[];
@@ -69,7 +146,29 @@ export interface LogRecordInfo {
   properties?: Record<string, unknown>;
 }
 
-/** A decoded message. */
+/**
+ * A decoded message, as {@linkcode decodeMessage} returns it; `kind`
+ * tells which fields it has.
+ *
+ * @example
+ * ```ts
+ * import { decodeMessage, encodeMessage, Kind, type Message } from "@privsep/privsep/protocol";
+ * import assert from "node:assert/strict";
+ *
+ * function describe(message: Message): string {
+ *   switch (message.kind) {
+ *     case Kind.Result:
+ *       return `call ${message.id} returned ${JSON.stringify(message.value)}`;
+ *     case Kind.Error:
+ *       return `call ${message.id} threw ${message.error.name}`;
+ *     default:
+ *       return `message of kind ${message.kind}`;
+ *   }
+ * }
+ * const body = encodeMessage([Kind.Result, 3, [1, 2]]).subarray(4);
+ * assert.equal(describe(decodeMessage(body)), "call 3 returned [1,2]");
+ * ```
+ */
 export type Message =
   | { kind: typeof Kind.Hello; hello: HelloInfo }
   | { kind: typeof Kind.Call; id: number; entrypoint: string; args: unknown[] }
@@ -79,7 +178,20 @@ export type Message =
   | { kind: typeof Kind.Log; record: LogRecordInfo }
   | { kind: typeof Kind.Fatal; error: RemoteErrorInfo };
 
-/** Longest entrypoint name accepted on the wire. */
+/**
+ * Longest entrypoint name accepted on the wire.
+ *
+ * @example
+ * ```ts
+ * import { decodeMessage, encodeMessage, Kind, MAX_ENTRYPOINT_NAME } from "@privsep/privsep/protocol";
+ * import { ProtocolError } from "@privsep/privsep";
+ * import assert from "node:assert/strict";
+ *
+ * const name = "x".repeat(MAX_ENTRYPOINT_NAME + 1);
+ * const body = encodeMessage([Kind.Call, 1, name, []]).subarray(4);
+ * assert.throws(() => decodeMessage(body), ProtocolError);
+ * ```
+ */
 export const MAX_ENTRYPOINT_NAME = 1024;
 
 /**
@@ -128,7 +240,24 @@ function bad(what: string): never {
   throw new ProtocolError(`received a malformed ${what} message`);
 }
 
-/** Validates a remote error envelope; unknown fields are dropped. */
+/**
+ * Validates a remote error envelope; unknown fields are dropped. Anything
+ * that is not an object with a string `name` and `message` throws
+ * {@linkcode ProtocolError}.
+ *
+ * @example
+ * ```ts
+ * import { toRemoteErrorInfo } from "@privsep/privsep/protocol";
+ * import { ProtocolError } from "@privsep/privsep";
+ * import assert from "node:assert/strict";
+ *
+ * assert.deepEqual(
+ *   toRemoteErrorInfo({ name: "NotFound", message: "gone", code: "ENOENT", extra: 1 }),
+ *   { name: "NotFound", message: "gone", code: "ENOENT" },
+ * );
+ * assert.throws(() => toRemoteErrorInfo("boom"), ProtocolError);
+ * ```
+ */
 export function toRemoteErrorInfo(value: unknown): RemoteErrorInfo {
   if (!isPlainObject(value)) bad("error");
   const { name, message, code, data, stack } = value;

@@ -26,7 +26,22 @@ import type { PrivContext } from "../contexts/priv_context.ts";
 
 export type { RecordedCall };
 
-/** A state change that {@linkcode Restorable.restore} (or `using`) undoes. */
+/**
+ * A state change that {@linkcode Restorable.restore} (or `using`) undoes.
+ *
+ * @example
+ * ```ts
+ * import { inProcess, type Restorable } from "@privsep/privsep/testing";
+ *
+ * const handle: Restorable = inProcess();
+ * try {
+ *   // entrypoints called here run in-process
+ * } finally {
+ *   handle.restore(); // the same as leaving a `using` block
+ * }
+ * handle.restore(); // again: does nothing
+ * ```
+ */
 export interface Restorable extends Disposable {
   /** Undoes the change; calling it again does nothing. */
   restore(): void;
@@ -130,7 +145,21 @@ export function forbidDaemon(label?: string): Restorable {
   });
 }
 
-/** A handle that stops the daemons it started when disposed. */
+/**
+ * A handle that stops the daemons it started when disposed.
+ *
+ * @example
+ * ```ts
+ * import { type UnprivilegedDaemons, unprivilegedDaemon } from "@privsep/privsep/testing";
+ *
+ * const daemons: UnprivilegedDaemons = await unprivilegedDaemon();
+ * try {
+ *   // privileged calls here start real daemons as this user, without capabilities
+ * } finally {
+ *   await daemons.restore(); // stops them; the same as leaving `await using`
+ * }
+ * ```
+ */
 export interface UnprivilegedDaemons extends AsyncDisposable {
   /** Stops the daemons started meanwhile and restores the start method. */
   restore(): Promise<void>;
@@ -143,7 +172,7 @@ export interface UnprivilegedDaemons extends AsyncDisposable {
  * root. Daemons already running are stopped first, and again on restore.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { unprivilegedDaemon } from "@privsep/privsep/testing";
  * Deno.test("round trip through a real daemon", async () => {
  *   await using _ = await unprivilegedDaemon();
@@ -167,7 +196,43 @@ export async function unprivilegedDaemon(): Promise<UnprivilegedDaemons> {
   return { restore, [Symbol.asyncDispose]: restore };
 }
 
-/** What {@linkcode recordCalls} collects. */
+/**
+ * What {@linkcode recordCalls} collects.
+ *
+ * @example
+ * ```ts
+ * import { PrivContext } from "@privsep/privsep";
+ * import { type CallRecorder, inProcess, recordCalls } from "@privsep/privsep/testing";
+ * import assert from "node:assert/strict";
+ *
+ * const net = new PrivContext({
+ *   module: "file:///virtual/call-recorder/privsep/mod.ts", // import.meta in real code
+ *   name: "net",
+ *   capabilities: ["CAP_NET_ADMIN"],
+ * });
+ * const linkUp = net.entrypoint(
+ *   "file:///virtual/call-recorder/privsep/links.ts",
+ *   function linkUp(device: string): void {
+ *     // a stand-in for `ip link set <device> up`
+ *   },
+ * );
+ * const linkDown = net.entrypoint(
+ *   "file:///virtual/call-recorder/privsep/links.ts",
+ *   function linkDown(device: string): void {},
+ * );
+ *
+ * using _ = inProcess();
+ * using recorder: CallRecorder = recordCalls();
+ * await linkUp("eth0");
+ * await linkUp("eth1");
+ * assert.equal(recorder.callsOf(linkUp).length, 2);
+ * assert(recorder.calledWith(linkUp, "eth1"));
+ * assert(!recorder.calledWith(linkDown, "eth1"));
+ * recorder.assertCalled(linkUp, "eth0");
+ * recorder.clear();
+ * assert.deepEqual(recorder.calls, []);
+ * ```
+ */
 export interface CallRecorder extends Restorable {
   /** Every entrypoint call made since recording started, in order. */
   readonly calls: RecordedCall[];
@@ -192,12 +257,28 @@ export interface CallRecorder extends Restorable {
  * in any mode (daemon, in-process, unprivileged).
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import { PrivContext } from "@privsep/privsep";
  * import { inProcess, recordCalls } from "@privsep/privsep/testing";
- * import * as motd from "../app/privsep/motd.ts";
+ *
+ * // app/privsep/motd.ts (and its context)
+ * const sysAdmin = new PrivContext({
+ *   module: "file:///virtual/record-calls/privsep/mod.ts", // import.meta in real code
+ *   name: "sysAdmin",
+ *   capabilities: ["CAP_DAC_OVERRIDE"],
+ * });
+ * const motd = {
+ *   updateMotd: sysAdmin.entrypoint(
+ *     "file:///virtual/record-calls/privsep/motd.ts",
+ *     function updateMotd(message: string): void {
+ *       // a stand-in for Deno.writeTextFile("/etc/motd", message)
+ *     },
+ *   ),
+ * };
+ *
  * using _ = inProcess();
  * using calls = recordCalls();
- * await motd.updateMotd("idle");
+ * await motd.updateMotd("idle"); // in a test: the service code that calls it
  * calls.assertCalled(motd.updateMotd, "idle");
  * ```
  */

@@ -1,0 +1,370 @@
+// Fault injection with a real daemon: what the caller sees, and what is left
+// behind, when a side dies, stops, stops reading or cannot start. Faults
+// already covered elsewhere are not repeated here: daemon SIGKILL mid-call
+// and the idle caller's death (channel_test.ts), a missing user, group or
+// libcap (privileges_test.ts), `sudo -n` without a rule (sudo_test.ts).
+import assert from "node:assert/strict";
+import {
+  ConfigError,
+  FailedToDropPrivileges,
+  init,
+  PrivContext,
+  PrivsepTimeout,
+} from "../mod.ts";
+import { encodeMessage, Kind } from "../protocol/messages.ts";
+import { testCtx } from "./fixtures/privsep/mod.ts";
+import * as ops from "./fixtures/privsep/ops.ts";
+import {
+  CALLER_USER,
+  DENO,
+  ensureUser,
+  removeUser,
+  requireRoot,
+  ROOT,
+  run,
+  scratchDir,
+  waitGone,
+  writeConfig,
+} from "./_helpers.ts";
+import { procKb, RawDaemon, withTimeout } from "../reliability/_raw.ts";
+
+const opts = { sanitizeOps: false, sanitizeResources: false };
+
+/** A context that always starts through its helper command (even as root). */
+export const viaHelper = new PrivContext({
+  module: import.meta,
+  name: "viaHelper",
+  cfgSection: "faults_helper",
+  capabilities: [],
+  startMethod: "sudo",
+});
+
+/** Pids whose command line contains `needle` (not our own pgrep). */
+async function pgrep(needle: string): Promise<number[]> {
+  const out = await run(["pgrep", "-f", "--", needle], { allowFail: true });
+  return out.stdout.trim().split("\n").filter(Boolean).map(Number);
+}
+
+/** Children of `parent` (by scanning /proc). */
+async function childrenOf(parent: number): Promise<number[]> {
+  const found: number[] = [];
+  for await (const e of Deno.readDir("/proc")) {
+    if (!/^\d+$/.test(e.name)) continue;
+    try {
+      const stat = await Deno.readTextFile(`/proc/${e.name}/stat`);
+      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+      if (ppid === parent) found.push(Number(e.name));
+    } catch { /* gone */ }
+  }
+  return found;
+}
+
+/** Starts reliability/fault_caller.ts; returns it and the daemon's pid. */
+async function startCaller(config: string, mode: string, arg: string) {
+  const caller = new Deno.Command(DENO, {
+    args: [
+      "run",
+      "-A",
+      `${ROOT}/reliability/fault_caller.ts`,
+      config,
+      mode,
+      arg,
+    ],
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  const reader = caller.stdout.getReader();
+  const { value } = await withTimeout(reader.read(), 20_000, "fault_caller");
+  reader.releaseLock();
+  const { pid } = JSON.parse(new TextDecoder().decode(value));
+  return { caller, pid: pid as number };
+}
+
+Deno.test("faults", opts, async (t) => {
+  requireRoot();
+  const dir = await scratchDir();
+  const use = async (section: Record<string, unknown>) => {
+    await testCtx.stop();
+    const config = await writeConfig(dir, {
+      e2e: { user: "root", capabilities: [], ...section } as never,
+    });
+    init({ configFiles: [config] });
+    return config;
+  };
+  try {
+    await t.step(
+      "caller SIGKILL mid-call: the daemon is gone within 1 s, no daemon is left",
+      async () => {
+        const config = await use({});
+        const { caller, pid } = await startCaller(config, "sleep", "30000");
+        caller.kill("SIGKILL");
+        await caller.status;
+        await caller.stdout.cancel();
+        const waited = await waitGone(pid, 1000);
+        assert.ok(waited < 1000, `${waited} ms`);
+        const left = await pgrep(
+          `--context=${testCtx.id}`,
+        );
+        assert.deepEqual(left, [], "no leftover daemon of this context");
+      },
+    );
+
+    await t.step(
+      "daemon SIGSTOP mid-call: calls in flight time out promptly, the stopped daemon is recycled, the next call restarts",
+      async () => {
+        await use({ timeout_ms: 500, cancel_grace_ms: 300 });
+        const pid = (await testCtx.start()).pid;
+        const calls = Array.from({ length: 8 }, () => ops.sleep(300));
+        await new Promise((r) => setTimeout(r, 50));
+        Deno.kill(pid, "SIGSTOP");
+        try {
+          const t0 = performance.now();
+          const settled = await Promise.allSettled(calls);
+          const ms = performance.now() - t0;
+          for (const s of settled) {
+            assert.equal(s.status, "rejected");
+            assert.ok(
+              (s as PromiseRejectedResult).reason instanceof PrivsepTimeout,
+              String((s as PromiseRejectedResult).reason),
+            );
+          }
+          assert.ok(ms < 1_500, `${ms} ms`);
+          // Timeout + grace + margin, then SIGTERM (pending while stopped),
+          // then SIGKILL a second later.
+          const gone = await waitGone(pid, 5_000);
+          assert.ok(gone < 4_000, `${gone} ms`);
+          const next = await ops.daemonPid();
+          assert.notEqual(next, pid);
+        } finally {
+          try {
+            Deno.kill(pid, "SIGKILL");
+          } catch { /* gone */ }
+        }
+      },
+    );
+
+    await t.step(
+      "the daemon's stdout closed while a 15 MiB reply is being written: the daemon exits at once, cleanly",
+      async () => {
+        await use({});
+        const d = new RawDaemon(testCtx.command());
+        try {
+          await d.handshake();
+          d.pause();
+          await d.write(
+            encodeMessage([Kind.Call, 1, "stress.ts#bigReply", [15 << 20]]),
+          );
+          // Let it fill the pipe and block in its write.
+          await new Promise((r) => setTimeout(r, 500));
+          assert.equal(d.status, undefined, "still running, blocked");
+          await d.closeStdout();
+          const t0 = performance.now();
+          const status = await d.waitExit(2_000);
+          assert.ok(performance.now() - t0 < 2_000);
+          assert.equal(status.code, 0, d.stderr);
+          assert.equal(d.stderr.trim(), "");
+        } finally {
+          await d.kill();
+        }
+      },
+    );
+
+    await t.step(
+      "a caller that stops reading: the daemon keeps only the replies it owes, and they all arrive once it reads again",
+      async () => {
+        await use({ concurrency: 8 });
+        const d = new RawDaemon(testCtx.command());
+        try {
+          await d.handshake();
+          await d.write(encodeMessage([Kind.Call, 1, "ops.ts#echo", [0]]));
+          await d.waitFor((m) => m.kind === Kind.Result, 10_000, "warm-up");
+          const before = procKb(d.pid, "VmRSS")!;
+          d.pause();
+          const owed = 64;
+          const size = 1 << 20;
+          for (let id = 2; id < 2 + owed; id++) {
+            await d.write(
+              encodeMessage([Kind.Call, id, "stress.ts#bigReply", [size]]),
+            );
+          }
+          await new Promise((r) => setTimeout(r, 1_500));
+          const during = procKb(d.pid, "VmRSS")!;
+          const growthMiB = (during - before) / 1024;
+          // Bounded by what it owes (64 MiB), not more.
+          assert.ok(
+            growthMiB < (owed * size) / 2 ** 20 * 2 + 64,
+            `daemon RSS grew by ${growthMiB.toFixed(0)} MiB`,
+          );
+          d.resume();
+          for (let id = 2; id < 2 + owed; id++) {
+            const m = await d.waitFor(
+              (m) => "id" in m && m.id === id,
+              20_000,
+              `reply ${id}`,
+            );
+            assert.equal(m.kind, Kind.Result);
+            assert.equal((m as { value: Uint8Array }).value.length, size);
+          }
+        } finally {
+          await d.kill();
+        }
+      },
+    );
+
+    await t.step(
+      "a helper command that does not exist: a clear error at once",
+      async () => {
+        const config = await writeConfig(dir, {
+          faults_helper: {
+            helper_command: ["/nonexistent/privsep-test/sudo", "-n"],
+          },
+        });
+        init({ configFiles: [config] });
+        await assert.rejects(
+          withTimeout(viaHelper.start(), 10_000, "start"),
+          (e: unknown) => {
+            assert.ok(e instanceof FailedToDropPrivileges, String(e));
+            assert.match(
+              e.message,
+              /"\/nonexistent\/privsep-test\/sudo" was not found/,
+            );
+            assert.match(e.message, /apt-get install sudo/);
+            return true;
+          },
+        );
+      },
+    );
+
+    await t.step(
+      "a config file that is missing, a directory, or not TOML: a ConfigError naming file and cause",
+      async () => {
+        const tomlDir = `${dir}/a-directory.toml`;
+        await Deno.mkdir(tomlDir);
+        const invalid = `${dir}/invalid.toml`;
+        await Deno.writeTextFile(invalid, "[e2e]\nuser = \n");
+        const binary = `${dir}/binary.toml`;
+        await Deno.writeFile(binary, new Uint8Array([0xff, 0xfe, 0x00, 0x5b]));
+        for (
+          const [file, cause] of [
+            [`${dir}/missing.toml`, /No such file or directory/],
+            [tomlDir, /Is a directory/],
+            [invalid, /TOML|invalid|Invalid|unexpected/],
+            [binary, /TOML|UTF-8|invalid|Invalid|unexpected|decode/],
+          ] as const
+        ) {
+          await testCtx.stop();
+          init({ configFiles: [file] });
+          await assert.rejects(
+            withTimeout(testCtx.start(), 10_000, "start"),
+            (e: unknown) => {
+              assert.ok(e instanceof ConfigError, `${file}: ${e}`);
+              assert.ok(e.message.includes(file), e.message);
+              assert.match(e.message, cause);
+              return true;
+            },
+          );
+        }
+      },
+    );
+
+    await t.step(
+      "as an unprivileged user: an unreadable config, and sudo that wants a password without a terminal; a clear error, never a hang",
+      async () => {
+        const home = `${dir}/home`;
+        const caller = await ensureUser(CALLER_USER, home);
+        try {
+          const env = {
+            HOME: home,
+            USER: CALLER_USER,
+            PATH: "/usr/local/bin:/usr/bin:/bin",
+            DENO_DIR: `${home}/.cache/deno`,
+          };
+          const asCaller = (config: string) =>
+            run([
+              "timeout",
+              "60",
+              "setpriv",
+              `--reuid=${caller.uid}`,
+              `--regid=${caller.gid}`,
+              "--init-groups",
+              "--",
+              DENO,
+              "run",
+              "-A",
+              `--config=${ROOT}/deno.json`,
+              `${ROOT}/reliability/fault_caller.ts`,
+              config,
+              "start",
+            ], { allowFail: true, env, cwd: home });
+
+          const secret = await writeConfig(dir, {
+            e2e: { user: "root", capabilities: [] },
+          });
+          await Deno.chmod(secret, 0o600);
+          const unreadable = await asCaller(secret);
+          assert.notEqual(unreadable.code, 124, "timed out");
+          assert.match(unreadable.stdout, /ConfigError/);
+          assert.ok(unreadable.stdout.includes(secret), unreadable.stdout);
+          assert.match(unreadable.stdout, /Permission denied/);
+
+          // No -n: sudo would ask for a password, and has no terminal.
+          const prompting = await writeConfig(dir, {
+            e2e: {
+              user: "root",
+              capabilities: [],
+              helper_command: ["sudo"],
+            },
+          });
+          const t0 = performance.now();
+          const out = await asCaller(prompting);
+          assert.notEqual(out.code, 124, "timed out");
+          assert.ok(performance.now() - t0 < 30_000);
+          assert.match(out.stdout, /FailedToDropPrivileges/);
+          assert.match(out.stdout, /terminal is required|password/);
+          assert.match(out.stdout, /Cmnd_Alias PRIVSEP_TEST_CTX = /);
+        } finally {
+          await removeUser(CALLER_USER);
+        }
+      },
+    );
+  } finally {
+    await testCtx.stop();
+    await viaHelper.stop();
+    init({ configFiles: [] });
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test({
+  name:
+    "caller SIGKILL during a runCommand() call leaves no child running (was bug 3 in reliability/REPORT.md)",
+  ...opts,
+  fn: async () => {
+    const dir = await scratchDir();
+    try {
+      const config = await writeConfig(dir, {
+        e2e: {
+          user: "root",
+          capabilities: [],
+          permissions: { run: ["/usr/bin/sleep"] },
+        },
+      });
+      const { caller, pid } = await startCaller(config, "sleep-command", "37");
+      const children = await childrenOf(pid);
+      assert.equal(children.length, 1);
+      caller.kill("SIGKILL");
+      await caller.status;
+      await caller.stdout.cancel();
+      await waitGone(pid, 1000);
+      try {
+        await waitGone(children[0], 2000);
+      } finally {
+        try {
+          Deno.kill(children[0], "SIGKILL");
+        } catch { /* gone */ }
+      }
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
