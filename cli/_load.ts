@@ -1,36 +1,16 @@
 // Loads an application's privsep modules the way the daemon does, and lists
 // the contexts they define. Used by inspect, doctor and sudoers.
-import { isAbsolute, join, resolve } from "node:path";
+import { isAbsolute, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
+import { parseArgs } from "node:util";
 import { registry } from "../contexts/_registry.ts";
+import { init } from "../contexts/priv_context.ts";
 import type { PrivContext } from "../contexts/priv_context.ts";
-
-const MODULE_FILE = /\.(ts|mts|js|mjs|tsx|jsx)$/;
-const SKIP_FILE = /(_test|\.test|\.bench|_bench)\.\w+$|\.d\.ts$/;
+import { moduleFiles } from "../contexts/_modules.ts";
 
 function toUrl(spec: string): string {
   if (/^(file|https?):/.test(spec)) return spec;
   return pathToFileURL(isAbsolute(spec) ? spec : resolve(spec)).href;
-}
-
-function moduleFiles(dir: string): string[] {
-  const out: string[] = [];
-  const walk = (d: string) => {
-    for (
-      const e of [...Deno.readDirSync(d)].sort((a, b) =>
-        a.name < b.name ? -1 : 1
-      )
-    ) {
-      if (e.name.startsWith(".") || e.name === "node_modules") continue;
-      const p = join(d, e.name);
-      if (e.isDirectory) walk(p);
-      else if (
-        e.isFile && MODULE_FILE.test(e.name) && !SKIP_FILE.test(e.name)
-      ) out.push(p);
-    }
-  };
-  walk(dir);
-  return out;
 }
 
 /**
@@ -73,7 +53,51 @@ export async function loadContexts(
   return found;
 }
 
-/** Parses `--json` and `--help` style flags shared by the commands. */
-export function wantsJson(args: readonly string[]): boolean {
-  return args.includes("--json");
+/** What the commands that take contexts parse from their arguments. */
+export interface ContextCommandArgs {
+  /** `--json`. */
+  json: boolean;
+  /** `--user=`, when given. */
+  user?: string;
+  /** `--sha256`. */
+  sha256: boolean;
+  /** The module specs (`path[#context]`). */
+  specs: string[];
+}
+
+/**
+ * Parses the options shared by `inspect`, `doctor` and `sudoers` (`--json`,
+ * `--user`, `--sha256`, `--config-file`, `--help`), applies the config files,
+ * and returns the arguments, or the exit code when there is nothing to do.
+ */
+export function contextCommandArgs(
+  args: string[],
+  usage: string,
+): ContextCommandArgs | number {
+  const { values, positionals } = parseArgs({
+    args,
+    options: {
+      json: { type: "boolean" },
+      user: { type: "string" },
+      sha256: { type: "boolean" },
+      "config-file": { type: "string", multiple: true },
+      help: { type: "boolean", short: "h" },
+    },
+    allowPositionals: true,
+  });
+  if (values.help) {
+    console.log(usage);
+    return 0;
+  }
+  if (positionals.length === 0) {
+    console.error(usage);
+    return 2;
+  }
+  init({ configFiles: values["config-file"] ?? [] });
+  return {
+    json: values.json ?? false,
+    user: values.user,
+    sha256: values.sha256 ?? false,
+    specs: positionals,
+  };
 }

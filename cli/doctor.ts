@@ -1,6 +1,5 @@
 // privsep doctor <module…>: everything that can make the first privileged
 // call fail, checked before it is made, each with a one-line fix.
-import { parseArgs } from "node:util";
 import { dirname } from "node:path";
 import { lookupGroup, lookupUser } from "../caps/_ffi.ts";
 import { kernelLastCap } from "../caps/drop.ts";
@@ -8,9 +7,9 @@ import { capabilitiesToMask, formatCapabilities } from "../caps/parse.ts";
 import { readProcessCredentials } from "../caps/proc.ts";
 import { capabilityName } from "../caps/table.ts";
 import { DEFAULT_DENO_DIR, layoutProblems } from "../contexts/command.ts";
-import { init, type PrivContext } from "../contexts/priv_context.ts";
+import type { PrivContext } from "../contexts/priv_context.ts";
 import { untrustedReason } from "../daemon/trust.ts";
-import { loadContexts } from "./_load.ts";
+import { contextCommandArgs, loadContexts } from "./_load.ts";
 
 const USAGE =
   `usage: privsep doctor [--json] [--user=<service user>] [--config-file=<abs path>]… <module.ts[#context]>…
@@ -239,30 +238,13 @@ export async function diagnose(
 
 /** Runs `privsep doctor`; returns the exit code. */
 export async function doctorMain(args: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args,
-    options: {
-      json: { type: "boolean" },
-      user: { type: "string" },
-      "config-file": { type: "string", multiple: true },
-      help: { type: "boolean", short: "h" },
-    },
-    allowPositionals: true,
-  });
-  if (values.help) {
-    console.log(USAGE);
-    return 0;
-  }
-  if (positionals.length === 0) {
-    console.error(USAGE);
-    return 2;
-  }
-  init({ configFiles: values["config-file"] ?? [] });
+  const parsed = contextCommandArgs(args, USAGE);
+  if (typeof parsed === "number") return parsed;
   const checks: Check[] = [];
-  for (const ctx of await loadContexts(positionals)) {
-    checks.push(...await diagnose(ctx, values.user));
+  for (const ctx of await loadContexts(parsed.specs)) {
+    checks.push(...await diagnose(ctx, parsed.user));
   }
-  if (values.json) {
+  if (parsed.json) {
     console.log(JSON.stringify(checks, null, 2));
   } else {
     let last = "";

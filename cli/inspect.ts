@@ -1,12 +1,11 @@
 // privsep inspect <module…>: every context and entrypoint an application
 // defines, with what each may do, and the ones that look too broad.
-import { parseArgs } from "node:util";
 import { fileURLToPath } from "node:url";
 import { capabilityName } from "../caps/table.ts";
 import { entrypointsOf } from "../contexts/_registry.ts";
-import { init, type PrivContext } from "../contexts/priv_context.ts";
+import type { PrivContext } from "../contexts/priv_context.ts";
 import { parameterNames } from "../contexts/schema.ts";
-import { loadContexts } from "./_load.ts";
+import { contextCommandArgs, loadContexts } from "./_load.ts";
 
 const USAGE =
   `usage: privsep inspect [--json] [--config-file=<abs path>]… <module.ts[#context]>…
@@ -131,26 +130,10 @@ export function inventory(contexts: readonly PrivContext[]): ContextReport[] {
 
 /** Runs `privsep inspect`; returns the exit code. */
 export async function inspectMain(args: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args,
-    options: {
-      json: { type: "boolean" },
-      "config-file": { type: "string", multiple: true },
-      help: { type: "boolean", short: "h" },
-    },
-    allowPositionals: true,
-  });
-  if (values.help) {
-    console.log(USAGE);
-    return 0;
-  }
-  if (positionals.length === 0) {
-    console.error(USAGE);
-    return 2;
-  }
-  init({ configFiles: values["config-file"] ?? [] });
-  const reports = inventory(await loadContexts(positionals));
-  if (values.json) {
+  const parsed = contextCommandArgs(args, USAGE);
+  if (typeof parsed === "number") return parsed;
+  const reports = inventory(await loadContexts(parsed.specs));
+  if (parsed.json) {
     console.log(JSON.stringify(reports, null, 2));
     return 0;
   }

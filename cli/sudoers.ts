@@ -1,9 +1,7 @@
 // privsep sudoers: the exact sudoers lines for contexts, from the same code
 // that builds the command the service runs, so the two cannot drift apart.
-import { parseArgs } from "node:util";
 import { ENV_PROGRAM } from "../contexts/command.ts";
-import { init } from "../contexts/priv_context.ts";
-import { loadContexts } from "./_load.ts";
+import { contextCommandArgs, loadContexts } from "./_load.ts";
 
 const USAGE =
   `usage: privsep sudoers --user=<user|%group> [--sha256] [--json] [--config-file=<abs path>]… <module.ts#context>…
@@ -28,31 +26,17 @@ async function sha256(path: string): Promise<string> {
 
 /** Runs `privsep sudoers`; returns the exit code. */
 export async function sudoersMain(args: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args,
-    options: {
-      user: { type: "string" },
-      sha256: { type: "boolean" },
-      json: { type: "boolean" },
-      "config-file": { type: "string", multiple: true },
-      help: { type: "boolean", short: "h" },
-    },
-    allowPositionals: true,
-  });
-  if (values.help) {
-    console.log(USAGE);
-    return 0;
-  }
-  if (!values.user || positionals.length === 0) {
+  const parsed = contextCommandArgs(args, USAGE);
+  if (typeof parsed === "number") return parsed;
+  if (!parsed.user) {
     console.error(USAGE);
     return 2;
   }
-  init({ configFiles: values["config-file"] ?? [] });
-  const digest = values.sha256 ? await sha256(ENV_PROGRAM) : undefined;
+  const digest = parsed.sha256 ? await sha256(ENV_PROGRAM) : undefined;
   const out: { context: string; argv: string[]; rule: string }[] = [];
-  for (const ctx of await loadContexts(positionals)) {
+  for (const ctx of await loadContexts(parsed.specs)) {
     try {
-      const rule = ctx.sudoersRule(values.user, { sha256: digest });
+      const rule = ctx.sudoersRule(parsed.user, { sha256: digest });
       const argv = ctx.command();
       out.push({
         context: ctx.id,
@@ -64,7 +48,7 @@ export async function sudoersMain(args: string[]): Promise<number> {
       return 1;
     }
   }
-  if (values.json) console.log(JSON.stringify(out, null, 2));
+  if (parsed.json) console.log(JSON.stringify(out, null, 2));
   else {console.log(
       out.map((o) => `# privsep context ${o.context}\n${o.rule}`).join("\n"),
     );}

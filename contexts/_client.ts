@@ -12,7 +12,7 @@ import {
   QUEUE_FULL_CODE,
   RemoteError,
 } from "../errors.ts";
-import { FrameDecoder } from "../protocol/frame.ts";
+import { concatFrames, FrameDecoder } from "../protocol/frame.ts";
 import {
   decodeMessage,
   encodeMessage,
@@ -306,7 +306,7 @@ export class DaemonClient {
       while (this.#outbox.length && !this.#closed) {
         const batch = this.#outbox.length === 1
           ? this.#outbox[0]
-          : concat(this.#outbox);
+          : concatFrames(this.#outbox);
         this.#outbox = [];
         await this.#writer.write(batch);
       }
@@ -501,16 +501,4 @@ export class DaemonClient {
     this.#writer.close().catch(() => {});
     this.#opts.onGone(this);
   }
-}
-
-function concat(chunks: Uint8Array[]): Uint8Array {
-  let n = 0;
-  for (const c of chunks) n += c.length;
-  const out = new Uint8Array(n);
-  let off = 0;
-  for (const c of chunks) {
-    out.set(c, off);
-    off += c.length;
-  }
-  return out;
 }

@@ -223,7 +223,8 @@ export class ConfigError extends Error {
   }
 }
 
-const PERMISSION_KINDS = [
+/** The kinds of Deno permission a context can declare, in flag order. */
+export const PERMISSION_KINDS = [
   "read",
   "write",
   "net",

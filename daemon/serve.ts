@@ -8,7 +8,6 @@
  */
 
 import { parseArgs } from "node:util";
-import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { configure, type LogRecord, type Sink } from "@logtape/logtape";
 import { ProtocolError, QUEUE_FULL_CODE } from "../errors.ts";
@@ -19,7 +18,11 @@ import { entrypointsOf, registry } from "../contexts/_registry.ts";
 import { setDaemonMode } from "../contexts/priv_context.ts";
 import type { PrivContext } from "../contexts/priv_context.ts";
 import { encodeValue } from "../protocol/codec.ts";
-import { DEFAULT_MAX_FRAME_BYTES, FrameDecoder } from "../protocol/frame.ts";
+import {
+  concatFrames,
+  DEFAULT_MAX_FRAME_BYTES,
+  FrameDecoder,
+} from "../protocol/frame.ts";
 import {
   decodeMessage,
   describeError,
@@ -27,31 +30,7 @@ import {
   Kind,
   PROTOCOL_VERSION,
 } from "../protocol/messages.ts";
-
-const MODULE_FILE = /\.(ts|mts|js|mjs|tsx|jsx)$/;
-const SKIP_FILE = /(_test|\.test|\.bench|_bench)\.\w+$|\.d\.ts$/;
-
-/** Lists the module files below `dir` (sorted; tests and hidden entries skipped). */
-function moduleFiles(dir: string): string[] {
-  const out: string[] = [];
-  const walk = (d: string) => {
-    const entries = [...Deno.readDirSync(d)].sort((a, b) =>
-      a.name < b.name ? -1 : 1
-    );
-    for (const e of entries) {
-      if (e.name.startsWith(".") || e.name === "node_modules") continue;
-      const p = join(d, e.name);
-      if (e.isDirectory) walk(p);
-      else if (
-        e.isFile && MODULE_FILE.test(e.name) && !SKIP_FILE.test(e.name)
-      ) {
-        out.push(p);
-      }
-    }
-  };
-  walk(dir);
-  return out;
-}
+import { moduleFiles } from "../contexts/_modules.ts";
 
 /** Writes frames to stdout, batching whatever piles up during a write. */
 class Outbox {
@@ -85,18 +64,7 @@ class Outbox {
       while (this.#queue.length) {
         const batch = this.#queue;
         this.#queue = [];
-        let data: Uint8Array;
-        if (batch.length === 1) data = batch[0];
-        else {
-          let n = 0;
-          for (const b of batch) n += b.length;
-          data = new Uint8Array(n);
-          let off = 0;
-          for (const b of batch) {
-            data.set(b, off);
-            off += b.length;
-          }
-        }
+        const data = batch.length === 1 ? batch[0] : concatFrames(batch);
         let off = 0;
         while (off < data.length) {
           off += await Deno.stdout.write(data.subarray(off));

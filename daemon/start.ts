@@ -11,7 +11,10 @@
 import { fileURLToPath } from "node:url";
 import { dropPrivileges, execve, restrictUnprivileged } from "../caps/drop.ts";
 import { lookupGroup, lookupUser, readFileViaLibc } from "../caps/_ffi.ts";
-import type { PermissionsSetting } from "../contexts/config.ts";
+import {
+  PERMISSION_KINDS,
+  type PermissionsSetting,
+} from "../contexts/config.ts";
 import { registry } from "../contexts/_registry.ts";
 import { type PrivContext, resolveSettings } from "../contexts/priv_context.ts";
 import { type Preflight, StartError } from "./preflight.ts";
@@ -45,17 +48,7 @@ function permissionFlags(
 ): string[] {
   if (permissions === "all") return ["--allow-all"];
   const flags: string[] = [];
-  const kinds = [
-    "read",
-    "write",
-    "net",
-    "env",
-    "sys",
-    "run",
-    "ffi",
-    "import",
-  ] as const;
-  for (const kind of kinds) {
+  for (const kind of PERMISSION_KINDS) {
     let list = permissions[kind];
     if (kind === "read") {
       // The daemon may always read (import) its own code.

@@ -179,3 +179,27 @@ export class FrameDecoder {
     this.#buf = next;
   }
 }
+
+/**
+ * Joins encoded frames into one buffer, so that a batch goes out in one write.
+ *
+ * @example
+ * ```ts
+ * import { concatFrames, encodeFrame } from "@privsep/privsep/protocol";
+ * import assert from "node:assert/strict";
+ * const a = encodeFrame(new Uint8Array([1]));
+ * const b = encodeFrame(new Uint8Array([2]));
+ * assert.equal(concatFrames([a, b]).length, a.length + b.length);
+ * ```
+ */
+export function concatFrames(frames: readonly Uint8Array[]): Uint8Array {
+  let n = 0;
+  for (const f of frames) n += f.length;
+  const out = new Uint8Array(n);
+  let off = 0;
+  for (const f of frames) {
+    out.set(f, off);
+    off += f.length;
+  }
+  return out;
+}
