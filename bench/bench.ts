@@ -1,94 +1,599 @@
-// `deno task bench`: this project's own figures, measured as root with the
-// daemon started directly (no sudo). Prints a markdown table and writes
-// bench/results/latest.json. Medians and percentiles over many calls; the
-// machine is shared and noisy, so compare ratios measured in one run.
-import { benchCtx, echo } from "./privsep/mod.ts";
+// `deno task bench` (quick profile) and `deno task bench --full` (the README's
+// figures): privsep side by side with oslo.privsep and with `sudo -n <cmd>`
+// per call, in the same run, each driven by an unprivileged user through real
+// sudo with exact sudoers rules. Runs as root: it creates the user
+// privsep-bench, the fixtures under /var/lib/privsep-bench (root-owned, not
+// below a world-writable directory) and /etc/sudoers.d/privsep-bench-*, and
+// removes all of them at the end, also on failure or Ctrl-C.
+//
+// The three systems run alternately (privsep, oslo, sudo, privsep, …) for
+// several rounds; every figure is the median of the rounds (cold starts: of
+// all samples), so drift on a shared, noisy machine cancels out.
+//
+// Writes bench/results/<date>.json, latest.json, latest.md and latest.svg,
+// then prints the table.
+import { init } from "../mod.ts";
+import { benchCtx } from "./privsep/mod.ts";
+import type { RoundParams, RoundResult } from "./drivers/_common.ts";
+import {
+  type Figures,
+  type Machine,
+  markdown,
+  METRICS,
+  svg,
+  type System,
+  SYSTEMS,
+} from "./report.ts";
 
-const quick = Deno.args.includes("--quick");
-const pct = (xs: number[], p: number) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor(p * s.length))];
-};
-const results: Record<string, number> = {};
-
-// Cold start: spawn, drop, exec, hello, verification, first reply.
-const starts: number[] = [];
-for (let i = 0; i < (quick ? 3 : 7); i++) {
-  const t0 = performance.now();
-  await echo(null);
-  starts.push(performance.now() - t0);
-  await benchCtx.stop();
-}
-results.coldStartMs = pct(starts, 0.5);
-
-// Sequential no-op calls.
-await echo(null);
-const seq: number[] = [];
-const n = quick ? 2_000 : 20_000;
-for (let i = 0; i < n; i++) {
-  const t0 = performance.now();
-  await echo(null);
-  seq.push(performance.now() - t0);
-}
-results.seqP50Us = pct(seq, 0.5) * 1000;
-results.seqP99Us = pct(seq, 0.99) * 1000;
-results.seqCallsPerSec = n / (seq.reduce((a, b) => a + b, 0) / 1000);
-
-// Calls in flight.
-for (const inFlight of [8, 64]) {
-  const total = quick ? 10_000 : 100_000;
-  let next = 0;
-  const t0 = performance.now();
-  await Promise.all(
-    Array.from({ length: inFlight }, async () => {
-      while (next++ < total) await echo(null);
-    }),
-  );
-  results[`inFlight${inFlight}CallsPerSec`] = total /
-    ((performance.now() - t0) / 1000);
-}
-
-// 1 MiB echo.
-const mib = new Uint8Array(1 << 20).fill(1);
-const big: number[] = [];
-for (let i = 0; i < (quick ? 20 : 100); i++) {
-  const t0 = performance.now();
-  await echo(mib);
-  big.push(performance.now() - t0);
-}
-results.echo1MiBMs = pct(big, 0.5);
-
-// Daemon peak RSS (VmHWM) after all of the above.
-const status = await Deno.readTextFile(`/proc/${benchCtx.daemon!.pid}/status`);
-results.daemonPeakRssMiB = Number(/VmHWM:\s+(\d+)/.exec(status)![1]) / 1024;
-await benchCtx.stop();
-
-const rows = [
-  [
-    "cold start to first reply (direct, median)",
-    `${results.coldStartMs.toFixed(0)} ms`,
-  ],
-  [
-    "sequential no-op call p50 / p99",
-    `${results.seqP50Us.toFixed(0)} µs / ${results.seqP99Us.toFixed(0)} µs`,
-  ],
-  ["sequential calls/s", results.seqCallsPerSec.toFixed(0)],
-  ["8 in flight, calls/s", results.inFlight8CallsPerSec.toFixed(0)],
-  ["64 in flight, calls/s", results.inFlight64CallsPerSec.toFixed(0)],
-  ["1 MiB Uint8Array echo (median)", `${results.echo1MiBMs.toFixed(2)} ms`],
-  ["daemon peak RSS", `${results.daemonPeakRssMiB.toFixed(0)} MiB`],
-];
-console.log(
-  `| what | figure |\n|---|---|\n${
-    rows.map(([a, b]) => `| ${a} | ${b} |`).join("\n")
-  }`,
+const full = Deno.args.includes("--full");
+const PROFILE = full ? "full" : "quick";
+const USER = "privsep-bench";
+const BASE = "/var/lib/privsep-bench";
+const HOME = `${BASE}/home`;
+const OSLO = `${BASE}/oslo`;
+const SECRET = `${BASE}/secret`;
+const TARGET = `${SECRET}/target`;
+const SOCKDIR = `${HOME}/oslo-sock`;
+const SUDOERS = ["privsep", "oslo", "sudo"].map((s) =>
+  `/etc/sudoers.d/${USER}-${s}`
 );
-await Deno.mkdir(new URL("./results/", import.meta.url), { recursive: true });
-await Deno.writeTextFile(
-  new URL("./results/latest.json", import.meta.url),
-  JSON.stringify(
-    { date: new Date().toISOString(), deno: Deno.version.deno, quick, results },
+const HERE = new URL(".", import.meta.url).pathname;
+const ROOT = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
+const DENO = Deno.execPath();
+const PYTHON = "/usr/bin/python3";
+const RESULTS = `${HERE}results`;
+
+/** Rounds, cold starts per round and calls per scenario, by profile. */
+const PLAN = full
+  ? {
+    rounds: 9,
+    timeoutMs: 300_000,
+    daemon: {
+      coldStarts: 3,
+      warmup: 1000,
+      seq: 20_000,
+      inflight: { "8": 40_000, "64": 64_000 },
+      mib: 100,
+      chown: 1000,
+    },
+    sudo: {
+      coldStarts: 5,
+      warmup: 5,
+      seq: 400,
+      inflight: { "8": 400, "64": 640 },
+      mib: 50,
+      chown: 200,
+    },
+  }
+  : {
+    rounds: 5,
+    timeoutMs: 90_000,
+    daemon: {
+      coldStarts: 2,
+      warmup: 300,
+      seq: 2000,
+      inflight: { "8": 8000, "64": 16_000 },
+      mib: 20,
+      chown: 100,
+    },
+    sudo: {
+      coldStarts: 3,
+      warmup: 3,
+      seq: 40,
+      inflight: { "8": 48, "64": 128 },
+      mib: 8,
+      chown: 20,
+    },
+  };
+
+const log = (msg: string) => console.error(`[bench] ${msg}`);
+const notes: string[] = [];
+
+async function run(
+  cmd: string[],
+  opts: { allowFail?: boolean; env?: Record<string, string> } = {},
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  const out = await new Deno.Command(cmd[0], {
+    args: cmd.slice(1),
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+    env: opts.env,
+  }).output();
+  const r = {
+    code: out.code,
+    stdout: new TextDecoder().decode(out.stdout),
+    stderr: new TextDecoder().decode(out.stderr),
+  };
+  if (!opts.allowFail && r.code !== 0) {
+    throw new Error(`${cmd.join(" ")} exited ${r.code}: ${r.stderr}`);
+  }
+  return r;
+}
+
+// ---------------------------------------------------------------- set-up
+
+let caller = { uid: -1, gid: -1 };
+let pthFile: string | undefined;
+let current: Deno.ChildProcess | undefined;
+let cleaned = false;
+
+async function ensureOslo(): Promise<void> {
+  const have = await run(
+    ["dpkg-query", "-W", "-f=${Status}", "python3-oslo.privsep"],
+    { allowFail: true },
+  );
+  if (have.stdout.includes("install ok installed")) return;
+  const msg =
+    "python3-oslo.privsep is not installed: installing it with apt-get (Debian's package, for /usr/bin/python3)";
+  log(msg);
+  notes.push(msg);
+  const env = { ...Deno.env.toObject(), DEBIAN_FRONTEND: "noninteractive" };
+  const first = await run(
+    ["apt-get", "install", "-y", "python3-oslo.privsep"],
+    {
+      allowFail: true,
+      env,
+    },
+  );
+  if (first.code !== 0) {
+    await run(["apt-get", "update"], { env });
+    await run(["apt-get", "install", "-y", "python3-oslo.privsep"], { env });
+  }
+}
+
+function sudoersEscape(arg: string): string {
+  if (/\s/.test(arg) || arg === "") {
+    throw new Error(`cannot write ${JSON.stringify(arg)} into a sudoers rule`);
+  }
+  return arg.replace(/[\\,:=]/g, (c) => `\\${c}`);
+}
+
+async function installRule(path: string, rule: string): Promise<void> {
+  const tmp = `${BASE}/rule-${crypto.randomUUID()}`;
+  await Deno.writeTextFile(tmp, rule.endsWith("\n") ? rule : rule + "\n", {
+    mode: 0o440,
+  });
+  await run(["visudo", "-cf", tmp]);
+  await run(["install", "-m", "0440", "-o", "root", "-g", "root", tmp, path]);
+  await Deno.remove(tmp);
+}
+
+async function writeTree(from: string, to: string): Promise<void> {
+  await Deno.mkdir(to, { recursive: true, mode: 0o755 });
+  await Deno.chmod(to, 0o755);
+  for await (const e of Deno.readDir(from)) {
+    if (e.name === "__pycache__") continue;
+    if (e.isDirectory) await writeTree(`${from}/${e.name}`, `${to}/${e.name}`);
+    else if (e.isFile) {
+      await Deno.copyFile(`${from}/${e.name}`, `${to}/${e.name}`);
+      await Deno.chmod(`${to}/${e.name}`, 0o644);
+    }
+  }
+}
+
+function spawnAsCaller(argv: string[]): Deno.ChildProcess {
+  return new Deno.Command("setpriv", {
+    args: [
+      `--reuid=${caller.uid}`,
+      `--regid=${caller.gid}`,
+      "--init-groups",
+      "--",
+      ...argv,
+    ],
+    env: {
+      HOME,
+      USER,
+      LOGNAME: USER,
+      PATH: "/usr/local/bin:/usr/bin:/bin",
+      DENO_DIR: `${HOME}/.cache/deno`,
+      LANG: "C.UTF-8",
+      NO_COLOR: "1",
+    },
+    clearEnv: true,
+    cwd: HOME,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+}
+
+/** Runs a caller as the bench user; its last stdout line is JSON. */
+async function asCaller<T>(argv: string[], what: string): Promise<T> {
+  const child = spawnAsCaller(argv);
+  current = child;
+  const timer = setTimeout(() => {
+    try {
+      child.kill("SIGKILL");
+    } catch { /* gone */ }
+  }, PLAN.timeoutMs);
+  const out = await child.output();
+  clearTimeout(timer);
+  current = undefined;
+  const stdout = new TextDecoder().decode(out.stdout).trim();
+  const stderr = new TextDecoder().decode(out.stderr).trim();
+  if (out.code !== 0) {
+    throw new Error(
+      `${what} exited ${out.code}${
+        out.signal ? ` (${out.signal}, timeout ${PLAN.timeoutMs} ms?)` : ""
+      }:\n${stderr.slice(-4000)}`,
+    );
+  }
+  try {
+    return JSON.parse(stdout.slice(stdout.lastIndexOf("\n") + 1));
+  } catch {
+    throw new Error(`${what} printed no JSON:\n${stdout}\n${stderr}`);
+  }
+}
+
+async function setUp(): Promise<{ privsepConfig: string; osloConf: string }> {
+  if (Deno.uid() !== 0) {
+    throw new Error(
+      "deno task bench must run as root: it creates the bench user, fixtures and sudoers rules (and removes them)",
+    );
+  }
+  await ensureOslo();
+  await Deno.remove(BASE, { recursive: true }).catch(() => {});
+  await Deno.mkdir(BASE, { mode: 0o755 });
+  await Deno.chmod(BASE, 0o755);
+
+  if ((await run(["id", "-u", USER], { allowFail: true })).code !== 0) {
+    await run([
+      "useradd",
+      "--system",
+      "--user-group",
+      "--shell",
+      "/usr/sbin/nologin",
+      "--home-dir",
+      HOME,
+      USER,
+    ]);
+  }
+  caller = {
+    uid: Number((await run(["id", "-u", USER])).stdout.trim()),
+    gid: Number((await run(["id", "-g", USER])).stdout.trim()),
+  };
+  await Deno.mkdir(HOME, { mode: 0o700 });
+  await Deno.chown(HOME, caller.uid, caller.gid);
+
+  // The narrow operation's file: root-owned, in a 0700 root directory.
+  await Deno.mkdir(SECRET, { mode: 0o700 });
+  await Deno.chmod(SECRET, 0o700);
+  await Deno.writeTextFile(TARGET, "bench\n", { mode: 0o644 });
+
+  // privsep: the context's section (user, capabilities, Deno permissions).
+  const privsepConfig = `${BASE}/privsep.toml`;
+  await Deno.writeTextFile(
+    privsepConfig,
+    [
+      "[privsep_bench]",
+      'user = "nobody"',
+      'capabilities = ["CAP_CHOWN", "CAP_DAC_OVERRIDE"]',
+      "[privsep_bench.permissions]",
+      `write = [${JSON.stringify(TARGET)}]`,
+      "",
+    ].join("\n"),
+    { mode: 0o644 },
+  );
+  init({ configFiles: [privsepConfig] });
+  await installRule(SUDOERS[0], benchCtx.sudoersRule(USER));
+
+  // oslo.privsep: the package where root's python3 finds it (a .pth file in
+  // site-packages, as if installed), its config section, its exact rule.
+  await writeTree(`${HERE}oslo`, OSLO);
+  const osloConf = `${OSLO}/bench.conf`;
+  await Deno.writeTextFile(
+    osloConf,
+    [
+      "[privsep_bench]",
+      "user = nobody",
+      // No `group`: oslo.privsep 3.0.1 calls setuid() before setgid(), so
+      // a non-root group fails with "Failed to set gid" (the daemon has no
+      // CAP_SETGID by then); its daemon keeps gid 0.
+      "capabilities = CAP_CHOWN,CAP_DAC_OVERRIDE",
+      "",
+    ].join("\n"),
+    { mode: 0o644 },
+  );
+  await run([PYTHON, "-m", "compileall", "-q", OSLO]);
+  const site = (await run([
+    PYTHON,
+    "-c",
+    "import site; print(site.getsitepackages()[0])",
+  ])).stdout.trim();
+  await Deno.mkdir(site, { recursive: true });
+  pthFile = `${site}/privsep-bench.pth`;
+  await Deno.writeTextFile(pthFile, `${OSLO}\n`, { mode: 0o644 });
+  const helperArgv = await asCaller<string[]>(
+    [PYTHON, `${OSLO}/driver.py`, "command", osloConf, SOCKDIR],
+    "oslo driver (command)",
+  );
+  if (helperArgv[0] !== "sudo" || helperArgv[1] !== "-n") {
+    throw new Error(`unexpected oslo helper command ${helperArgv.join(" ")}`);
+  }
+  const helper = (await run([
+    "sh",
+    "-c",
+    `PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin command -v ${
+      helperArgv[2]
+    }`,
+  ])).stdout.trim();
+  await installRule(
+    SUDOERS[1],
+    `${USER} ALL=(root) NOPASSWD: ${
+      [helper, ...helperArgv.slice(3)].map(sudoersEscape).join(" ")
+    }`,
+  );
+
+  // sudo per call: exactly these commands ("" = no arguments at all).
+  const own = `${caller.uid}:${caller.gid}`;
+  await installRule(
+    SUDOERS[2],
+    `${USER} ALL=(root) NOPASSWD: /usr/bin/true "", /usr/bin/cat "", ` +
+      `/usr/bin/chown ${sudoersEscape(own)} ${sudoersEscape(TARGET)}, ` +
+      `/usr/bin/chown 0\\:0 ${sudoersEscape(TARGET)}`,
+  );
+  return { privsepConfig, osloConf };
+}
+
+async function cleanUp(): Promise<void> {
+  if (cleaned) return;
+  cleaned = true;
+  const problems: string[] = [];
+  const attempt = async (what: string, f: () => Promise<unknown>) => {
+    try {
+      await f();
+    } catch (e) {
+      if (!(e instanceof Deno.errors.NotFound)) {
+        problems.push(`${what}: ${(e as Error).message}`);
+      }
+    }
+  };
+  for (const path of SUDOERS) await attempt(path, () => Deno.remove(path));
+  if (pthFile) await attempt(pthFile, () => Deno.remove(pthFile!));
+  if ((await run(["id", "-u", USER], { allowFail: true })).code === 0) {
+    const del = await run(["userdel", "--remove", USER], { allowFail: true });
+    // Exit 12 is only "could not remove the home directory" (done below).
+    if (del.code !== 0 && del.code !== 12) {
+      problems.push(`userdel ${USER}: ${del.stderr.trim()}`);
+    }
+  }
+  await attempt(BASE, () => Deno.remove(BASE, { recursive: true }));
+  if (problems.length) log(`clean-up problems:\n- ${problems.join("\n- ")}`);
+  else log(`removed ${USER}, ${BASE} and ${SUDOERS.join(", ")}`);
+}
+
+for (const sig of ["SIGINT", "SIGTERM"] as const) {
+  Deno.addSignalListener(sig, async () => {
+    log(`${sig}: cleaning up`);
+    try {
+      current?.kill("SIGKILL");
+    } catch { /* gone */ }
+    await cleanUp();
+    Deno.exit(130);
+  });
+}
+
+// ---------------------------------------------------------------- rounds
+
+function callerArgv(
+  system: System,
+  cfg: { privsepConfig: string; osloConf: string },
+  params: RoundParams,
+): string[] {
+  const json = JSON.stringify(params);
+  switch (system) {
+    case "privsep":
+      return [
+        DENO,
+        "run",
+        "-A",
+        "--no-prompt",
+        "--no-lock",
+        `--config=${ROOT}/deno.json`,
+        `${HERE}drivers/privsep_caller.ts`,
+        cfg.privsepConfig,
+        json,
+      ];
+    case "oslo":
+      return [PYTHON, `${OSLO}/driver.py`, "run", cfg.osloConf, SOCKDIR, json];
+    case "sudo":
+      return [
+        DENO,
+        "run",
+        "-A",
+        "--no-prompt",
+        "--no-lock",
+        `--config=${ROOT}/deno.json`,
+        `${HERE}drivers/sudo_caller.ts`,
+        json,
+      ];
+  }
+}
+
+function paramsFor(system: System, scale = 1): RoundParams {
+  const base = system === "sudo" ? PLAN.sudo : PLAN.daemon;
+  const n = (x: number) => Math.max(1, Math.round(x * scale));
+  return {
+    coldStarts: n(base.coldStarts),
+    warmup: n(base.warmup),
+    seq: n(base.seq),
+    inflight: {
+      "8": Math.max(8, n(base.inflight["8"])),
+      "64": Math.max(64, n(base.inflight["64"])),
+    },
+    mib: n(base.mib),
+    chown: n(base.chown),
+    target: TARGET,
+    uid: caller.uid,
+    gid: caller.gid,
+  };
+}
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+};
+
+async function machine(date: string, rounds: number): Promise<Machine> {
+  const cpuinfo = await Deno.readTextFile("/proc/cpuinfo");
+  const py = await run([
+    PYTHON,
+    "-c",
+    "import platform; print(platform.python_version())",
+  ]);
+  const oslo = await run(
+    ["dpkg-query", "-W", "-f=${Version}", "python3-oslo.privsep"],
+    { allowFail: true },
+  );
+  const sudo = await run(["sudo", "-V"], { allowFail: true });
+  return {
+    date,
+    profile: PROFILE,
+    rounds,
+    nproc: Number((await run(["nproc"])).stdout.trim()),
+    model: /model name\s*:\s*(.*)/.exec(cpuinfo)?.[1].trim() ?? "unknown CPU",
+    kernel: `Linux ${Deno.osRelease()}`,
+    deno: Deno.version.deno,
+    python: py.stdout.trim(),
+    oslo: oslo.stdout.trim().replace(/-[^-]*$/, "") || "?",
+    sudo: sudo.stdout.split("\n")[0].replace(/^Sudo version /, "sudo ") ||
+      "sudo",
+  };
+}
+
+function brief(r: RoundResult): string {
+  const f = (x: number) => x.toFixed(0);
+  return `cold ${r.coldStartMs.map(f).join("/")} ms, seq p50 ${
+    f(r.seqP50Us)
+  } µs, 64 in flight ${f(r.inFlight64CallsPerSec)}/s, 1 MiB ${
+    r.echo1MiBMs.toFixed(2)
+  } ms, chown ${r.chownP50Ms.toFixed(2)} ms`;
+}
+
+async function main(): Promise<void> {
+  const started = performance.now();
+  const date = new Date().toISOString();
+  const cfg = await setUp();
+  log(
+    `${PROFILE} profile: ${PLAN.rounds} rounds of privsep, oslo.privsep, sudo; caller ${USER} (uid ${caller.uid})`,
+  );
+
+  // One small untimed round each: caches, page cache, bytecode.
+  for (const s of SYSTEMS) {
+    await asCaller<RoundResult>(
+      callerArgv(s, cfg, paramsFor(s, 0.05)),
+      `${s} warm-up`,
+    );
+  }
+  log(`warm-up done (${((performance.now() - started) / 1000).toFixed(0)} s)`);
+
+  const raw: Record<System, RoundResult[]> = {
+    privsep: [],
+    oslo: [],
+    sudo: [],
+  };
+  for (let round = 1; round <= PLAN.rounds; round++) {
+    for (const s of SYSTEMS) {
+      const r = await asCaller<RoundResult>(
+        callerArgv(s, cfg, paramsFor(s)),
+        `${s} round ${round}`,
+      );
+      raw[s].push(r);
+      log(`round ${round}/${PLAN.rounds} ${s}: ${brief(r)}`);
+    }
+  }
+
+  // The daemon really ran dropped: not root, exactly the two capabilities.
+  const info = raw.privsep.at(-1)!.daemon as {
+    uid: number;
+    capabilities: number[];
+    verified: boolean;
+  };
+  if (
+    info.uid === 0 || info.verified !== true ||
+    info.capabilities.join() !== "0,1"
+  ) {
+    throw new Error(`unexpected privsep daemon ${JSON.stringify(info)}`);
+  }
+  const oslo = raw.oslo.at(-1)!.daemon as { uid: number; capEff: string };
+  if (oslo.uid === 0 || BigInt(`0x${oslo.capEff}`) !== 3n) {
+    throw new Error(`unexpected oslo.privsep daemon ${JSON.stringify(oslo)}`);
+  }
+  const st = await Deno.stat(TARGET);
+  if (st.uid !== 0 || st.gid !== 0) {
+    throw new Error(`${TARGET} ended owned by ${st.uid}:${st.gid}`);
+  }
+
+  const figures = {} as Figures;
+  for (const s of SYSTEMS) {
+    figures[s] = {};
+    for (const { key } of METRICS) {
+      const xs = key === "coldStartMs"
+        ? raw[s].flatMap((r) => r.coldStartMs)
+        : raw[s].map((r) => (r as unknown as Record<string, number>)[key])
+          .filter((x) => typeof x === "number");
+      figures[s][key] = xs.length ? median(xs) : undefined;
+    }
+  }
+  const childCpu = raw.sudo.map((r) => r.childCpuUsPerCall!);
+
+  const m = await machine(date, PLAN.rounds);
+  const md = markdown(figures, m);
+  const json = JSON.stringify(
+    {
+      date,
+      profile: PROFILE,
+      machine: m,
+      notes,
+      setup: {
+        caller:
+          `${USER}, an unprivileged user; every daemon starts through sudo -n with an exact rule`,
+        privsep:
+          "daemon as nobody with CAP_CHOWN + CAP_DAC_OVERRIDE (TOML section privsep_bench), concurrency 64",
+        oslo:
+          "privsep-helper through sudo -n, daemon as nobody (gid stays 0: oslo 3.0.1 cannot drop to a non-root group, it calls setuid before setgid) with CAP_CHOWN + CAP_DAC_OVERRIDE, default thread_pool_size (CPUs); client threads for calls in flight",
+        sudo:
+          "sudo -n /usr/bin/true (no-op), /usr/bin/cat (echo), /usr/bin/chown (narrow op), one process per call",
+      },
+      plan: PLAN,
+      medians: figures,
+      sudoChildCpuUsPerCallMedian: median(childCpu),
+      privsepDaemon: info,
+      osloDaemon: oslo,
+      rounds: raw,
+      runtimeSeconds: (performance.now() - started) / 1000,
+    },
     null,
     2,
-  ) + "\n",
-);
+  ) + "\n";
+  await Deno.mkdir(RESULTS, { recursive: true });
+  await Deno.writeTextFile(`${RESULTS}/${date.slice(0, 10)}.json`, json);
+  await Deno.writeTextFile(`${RESULTS}/latest.json`, json);
+  await Deno.writeTextFile(`${RESULTS}/latest.md`, md);
+  await Deno.writeTextFile(`${RESULTS}/latest.svg`, svg(figures, m));
+  // Formatted the way `deno fmt --check` (deno task check) wants them.
+  await run([
+    DENO,
+    "fmt",
+    "--quiet",
+    `--config=${ROOT}/deno.json`,
+    ...["latest.json", "latest.md", "latest.svg", `${date.slice(0, 10)}.json`]
+      .map((f) => `${RESULTS}/${f}`),
+  ]);
+  log(
+    `wrote bench/results/{${
+      date.slice(0, 10)
+    }.json,latest.json,latest.md,latest.svg} in ${
+      ((performance.now() - started) / 1000).toFixed(0)
+    } s`,
+  );
+  console.log(md);
+}
+
+try {
+  await main();
+} finally {
+  await cleanUp();
+}

@@ -1,10 +1,14 @@
-// The benchmark's context: no capabilities, the nobody user.
+// The benchmark's context. Declared with no capabilities and the nobody user;
+// `deno task bench` gives it CAP_CHOWN and CAP_DAC_OVERRIDE, its user and the
+// Deno write permission on the chown target through the `privsep_bench`
+// section of a generated TOML file, like a deployment would.
 import { PrivContext } from "../../mod.ts";
 
 /** Context for `deno task bench`. */
 export const benchCtx = new PrivContext({
   module: import.meta,
   name: "benchCtx",
+  cfgSection: "privsep_bench",
   capabilities: [],
   user: "nobody",
   concurrency: 64,
@@ -15,5 +19,13 @@ export const echo = benchCtx.entrypoint(
   import.meta,
   function echo<T>(value: T): T {
     return value;
+  },
+);
+
+/** Changes the owner of one file: the narrow operation of the benchmark. */
+export const chown = benchCtx.entrypoint(
+  import.meta,
+  async function chown(path: string, uid: number, gid: number): Promise<void> {
+    await Deno.chown(path, uid, gid);
   },
 );

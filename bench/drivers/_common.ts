@@ -1,0 +1,145 @@
+// Shared by the Deno callers of `deno task bench` (run as the unprivileged
+// bench user): the per-round parameters and the figures each caller prints.
+import process from "node:process";
+
+/** What one round of one system measures, sent by bench.ts as JSON. */
+export interface RoundParams {
+  /** Daemon starts measured (for sudo: first calls timed separately). */
+  coldStarts: number;
+  /** Untimed calls before the sequential run. */
+  warmup: number;
+  /** Sequential no-op calls. */
+  seq: number;
+  /** Total calls for 8 and 64 in flight. */
+  inflight: { "8": number; "64": number };
+  /** 1 MiB echoes. */
+  mib: number;
+  /** chown calls (alternately to the bench user and back to root). */
+  chown: number;
+  /** The root-owned file in a 0700 root directory. */
+  target: string;
+  /** The bench user's uid and gid. */
+  uid: number;
+  gid: number;
+}
+
+/** The figures of one round (times in the unit of their name). */
+export interface RoundResult {
+  coldStartMs: number[];
+  seqP50Us: number;
+  seqP99Us: number;
+  seqCallsPerSec: number;
+  callerCpuUsPerCall: number;
+  inFlight8CallsPerSec: number;
+  inFlight8P50Us: number;
+  inFlight8P99Us: number;
+  inFlight64CallsPerSec: number;
+  inFlight64P50Us: number;
+  inFlight64P99Us: number;
+  echo1MiBMs: number;
+  chownP50Ms: number;
+  chownP99Ms: number;
+  daemonPeakRssMiB?: number;
+  /** CPU of reaped children (sudo and its command) per sequential call. */
+  childCpuUsPerCall?: number;
+  /** What the caller saw of its daemon, for bench.ts to check. */
+  daemon?: unknown;
+}
+
+/** The p-quantile (0..1) of `xs`, nearest rank. */
+export function pct(xs: number[], p: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor(p * s.length))];
+}
+
+/** User + system CPU time of this process so far, in µs (getrusage). */
+export function cpuUs(): number {
+  const u = process.cpuUsage();
+  return u.user + u.system;
+}
+
+/** The CPU time of reaped children so far, in µs (/proc/self/stat). */
+export function childCpuUs(): number {
+  const stat = Deno.readTextFileSync("/proc/self/stat");
+  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  // Fields 16 and 17 (cutime, cstime), in clock ticks of 1/100 s.
+  return (Number(f[13]) + Number(f[14])) * 10_000;
+}
+
+/** Runs `call` `total` times from `inFlight` concurrent loops. */
+export async function inFlight(
+  total: number,
+  inFlight: number,
+  call: () => Promise<unknown>,
+): Promise<{ callsPerSec: number; p50Us: number; p99Us: number }> {
+  const per = Math.floor(total / inFlight);
+  const lat: number[] = [];
+  const t0 = performance.now();
+  await Promise.all(
+    Array.from({ length: inFlight }, async () => {
+      for (let i = 0; i < per; i++) {
+        const s = performance.now();
+        await call();
+        lat.push(performance.now() - s);
+      }
+    }),
+  );
+  const wallMs = performance.now() - t0;
+  return {
+    callsPerSec: lat.length / (wallMs / 1000),
+    p50Us: pct(lat, 0.5) * 1000,
+    p99Us: pct(lat, 0.99) * 1000,
+  };
+}
+
+/** Times `n` sequential calls; also the caller's CPU per call. */
+export async function sequential(
+  n: number,
+  call: () => Promise<unknown>,
+): Promise<
+  {
+    p50Us: number;
+    p99Us: number;
+    callsPerSec: number;
+    cpuUsPerCall: number;
+    childCpuUsPerCall: number;
+  }
+> {
+  const lat: number[] = [];
+  const c0 = cpuUs();
+  const k0 = childCpuUs();
+  const t0 = performance.now();
+  for (let i = 0; i < n; i++) {
+    const s = performance.now();
+    await call();
+    lat.push(performance.now() - s);
+  }
+  const wallMs = performance.now() - t0;
+  return {
+    p50Us: pct(lat, 0.5) * 1000,
+    p99Us: pct(lat, 0.99) * 1000,
+    callsPerSec: n / (wallMs / 1000),
+    cpuUsPerCall: (cpuUs() - c0) / n,
+    childCpuUsPerCall: (childCpuUs() - k0) / n,
+  };
+}
+
+/** Times `n` calls one after the other; returns the samples in ms. */
+export async function timed(
+  n: number,
+  call: (i: number) => Promise<unknown>,
+): Promise<number[]> {
+  const out: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const s = performance.now();
+    await call(i);
+    out.push(performance.now() - s);
+  }
+  return out;
+}
+
+/** The VmHWM (peak RSS) of a process, in MiB. */
+export function peakRssMiB(pid: number): number {
+  const status = Deno.readTextFileSync(`/proc/${pid}/status`);
+  return Number(/VmHWM:\s+(\d+)/.exec(status)![1]) / 1024;
+}
