@@ -67,8 +67,13 @@ export async function main(args: string[]): Promise<void> {
         fileURLToPath(import.meta.url),
         values.unprivileged ?? false,
       );
-      // Only now: privsep's other modules and its npm dependencies.
-      const { startDaemon } = await import("./daemon/start.ts");
+      // Only now: privsep's other modules and its npm dependencies. The
+      // serving stage's module is loaded too (not run): stage 1 writes the
+      // transpile cache that stage 2 may only read.
+      const [{ startDaemon }] = await Promise.all([
+        import("./daemon/start.ts"),
+        import("./daemon/serve.ts"),
+      ]);
       await startDaemon(values.context, facts);
     } else {
       throw new StartError(

@@ -74,7 +74,7 @@ export class DaemonClient {
   #writing = false;
   #stderr = "";
   #closed: Error | undefined;
-  #keepAlive: ReturnType<typeof setInterval> | undefined;
+  #keepAlive = false;
   #stopping = false;
   #hello!: (info: HelloInfo) => void;
   #helloFailed!: (error: Error) => void;
@@ -286,13 +286,23 @@ export class DaemonClient {
     await exited;
   }
 
+  // While calls are in flight the child keeps the caller's event loop alive
+  // (a pending reply must not let the process exit); otherwise it does not.
+  // ref()/unref() are flag flips, cheaper than a timer per call.
   #ref(): void {
-    this.#keepAlive ??= setInterval(() => {}, 1 << 30);
+    if (this.#keepAlive) return;
+    this.#keepAlive = true;
+    try {
+      this.#child.ref();
+    } catch { /* already exited */ }
   }
 
   #unref(): void {
-    if (this.#keepAlive !== undefined) clearInterval(this.#keepAlive);
-    this.#keepAlive = undefined;
+    if (!this.#keepAlive) return;
+    this.#keepAlive = false;
+    try {
+      this.#child.unref();
+    } catch { /* already exited */ }
   }
 
   #send(frame: Uint8Array): void {
