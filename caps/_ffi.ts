@@ -27,6 +27,7 @@ const LIBC_SYMBOLS = {
   getgrnam: { parameters: ["buffer"], result: "pointer" },
   getgrgid: { parameters: ["u32"], result: "pointer" },
   getenv: { parameters: ["buffer"], result: "pointer" },
+  fcntl: { parameters: ["i32", "i32", "i32"], result: "i32" },
   geteuid: { parameters: [], result: "u32" },
   getegid: { parameters: [], result: "u32" },
   mkdir: { parameters: ["buffer", "u32"], result: "i32" },
@@ -347,4 +348,20 @@ export function readLinkViaLibc(path: string): string {
 export function getenvViaLibc(name: string): string | undefined {
   const p = openLibc().getenv(cString(name));
   return p ? Deno.UnsafePointerView.getCString(p) : undefined;
+}
+
+const F_SETPIPE_SZ = 1031;
+
+/**
+ * Grows the kernel buffer of the pipe on `fd` (if it is a pipe) to `bytes`:
+ * fewer wake-ups per large message. Returns the new size, or -1 when `fd` is
+ * not a pipe or the size was refused.
+ *
+ * @example
+ * ```ts ignore
+ * setPipeSize(1, 1 << 20);
+ * ```
+ */
+export function setPipeSize(fd: number, bytes: number): number {
+  return openLibc().fcntl(fd, F_SETPIPE_SZ, bytes);
 }

@@ -343,13 +343,17 @@ export class DaemonClient {
   }
 
   async #readLoop(): Promise<void> {
-    const reader = this.#child.stdout.getReader();
+    // A BYOB reader fills one buffer again and again (the decoder copies
+    // what it keeps), instead of a new chunk per read.
+    const reader = this.#child.stdout.getReader({ mode: "byob" });
+    let buf = new Uint8Array(1 << 20);
     try {
       for (;;) {
-        const { value, done } = await reader.read();
-        if (done) break;
+        const { value, done } = await reader.read(buf);
+        if (done || !value) break;
         for (const body of this.#decoder.push(value)) this.#handle(body);
         if (this.#closed) break;
+        buf = new Uint8Array(value.buffer);
       }
     } catch (error) {
       this.#fail(

@@ -20,6 +20,13 @@ import {
  */
 export const DEFAULT_DENO_DIR = "/var/cache/privsep/deno";
 
+/**
+ * V8 flags of both daemon stages (the same in both, or stage 2 could not use
+ * the code cache stage 1 writes): a small young generation and `gc()`, with
+ * which the daemon frees large message buffers soon after use.
+ */
+export const DAEMON_V8_FLAGS = "--v8-flags=--expose-gc,--max-semi-space-size=1";
+
 /** The program that sets DENO_DIR for the daemon (sudo clears DENO_*). */
 export const ENV_PROGRAM = "/usr/bin/env";
 
@@ -145,6 +152,7 @@ export function daemonArgv(spec: DaemonCommandSpec): string[] {
     "--no-prompt",
     "--cached-only",
     "--no-lock",
+    DAEMON_V8_FLAGS,
     spec.denoConfig ? `--config=${spec.denoConfig}` : "--no-config",
     "--allow-ffi",
     `--allow-read=${reads.join(",")}`,

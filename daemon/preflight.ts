@@ -19,7 +19,7 @@ import {
   readFileViaLibc,
   readLinkViaLibc,
 } from "../caps/_ffi.ts";
-import { DEFAULT_DENO_DIR } from "../contexts/command.ts";
+import { DAEMON_V8_FLAGS, DEFAULT_DENO_DIR } from "../contexts/command.ts";
 import { assertTrusted, assertTrustedTree, useFileProbe } from "./trust.ts";
 
 /** A start-up failure: printed on stderr, exit code 2. */
@@ -53,6 +53,7 @@ const ALLOWED_FLAGS = new Set([
   "--no-lock",
   "--no-config",
   "--allow-ffi",
+  DAEMON_V8_FLAGS,
 ]);
 const REQUIRED_FLAGS = [
   "--no-prompt",

@@ -10,11 +10,17 @@
 
 import { fileURLToPath } from "node:url";
 import { dropPrivileges, execve, restrictUnprivileged } from "../caps/drop.ts";
-import { lookupGroup, lookupUser, readFileViaLibc } from "../caps/_ffi.ts";
+import {
+  lookupGroup,
+  lookupUser,
+  readFileViaLibc,
+  setPipeSize,
+} from "../caps/_ffi.ts";
 import {
   PERMISSION_KINDS,
   type PermissionsSetting,
 } from "../contexts/config.ts";
+import { DAEMON_V8_FLAGS } from "../contexts/command.ts";
 import { registry } from "../contexts/_registry.ts";
 import { type PrivContext, resolveSettings } from "../contexts/priv_context.ts";
 import { type Preflight, StartError } from "./preflight.ts";
@@ -41,6 +47,9 @@ function callerIdentity(): { pid: number; uid: number } | undefined {
   }
   return undefined;
 }
+
+/** Kernel buffer size of the channel's pipes. */
+const PIPE_BYTES = 1 << 20;
 
 function permissionFlags(
   permissions: PermissionsSetting,
@@ -143,6 +152,7 @@ export async function startDaemon(
     "--no-prompt",
     "--cached-only",
     "--no-lock",
+    DAEMON_V8_FLAGS,
     flags.config ? `--config=${flags.config}` : "--no-config",
     ...permissionFlags(settings.permissions, codeRoots),
     daemonPath,
@@ -171,6 +181,11 @@ export async function startDaemon(
     const { assertTrusted } = await import("./trust.ts");
     assertTrusted(settings.libcap);
   }
+  // The channel's pipes (shared with the caller): 1 MiB instead of 64 KiB,
+  // so that a large message needs few wake-ups. Only root may exceed
+  // /proc/sys/fs/pipe-max-size; failure (not a pipe) is harmless.
+  setPipeSize(0, PIPE_BYTES);
+  setPipeSize(1, PIPE_BYTES);
   if (facts.uid === 0) {
     dropPrivileges({
       libcap: settings.libcap,

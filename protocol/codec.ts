@@ -907,8 +907,12 @@ class Decoder {
   dv: DataView | undefined = undefined;
   busy = false;
 
-  run(bytes: Uint8Array): unknown {
+  /** Return `bin` values as views of the input instead of copies. */
+  alias = false;
+
+  run(bytes: Uint8Array, alias = false): unknown {
     this.busy = true;
+    this.alias = alias;
     this.items = 0;
     // A plain view: `slice` on a Node Buffer would alias the input.
     this.src = bytes.constructor === Uint8Array
@@ -1120,7 +1124,7 @@ class Decoder {
     const p = this.p;
     if (n > this.end - p) this.need(n, at, `bin of ${n} bytes`);
     this.p = p + n;
-    return this.src.slice(p, p + n);
+    return this.alias ? this.src.subarray(p, p + n) : this.src.slice(p, p + n);
   }
 
   tooMany(at: number): never {
@@ -1221,11 +1225,24 @@ const sharedDecoder = new Decoder();
  * decodeValue(encodeValue({ a: 1 })); // { a: 1 }
  * ```
  */
-export function decodeValue(bytes: Uint8Array): unknown {
+export function decodeValue(
+  bytes: Uint8Array,
+  options: DecodeOptions = {},
+): unknown {
   if (!(bytes instanceof Uint8Array)) {
     throw new TypeError("decodeValue() takes a Uint8Array");
   }
   // An object's setter on Object.prototype could decode while we decode.
   const decoder = sharedDecoder.busy ? new Decoder() : sharedDecoder;
-  return decoder.run(bytes);
+  return decoder.run(bytes, options.aliasBinary ?? false);
+}
+
+/** Options of {@linkcode decodeValue}. */
+export interface DecodeOptions {
+  /**
+   * Return `bin` values as views into `bytes` instead of copies: one copy
+   * less for large binary data, for input that is never reused (a frame
+   * body from `FrameDecoder`). Off by default.
+   */
+  aliasBinary?: boolean;
 }

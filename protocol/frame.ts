@@ -105,8 +105,13 @@ export function encodeFrame(
  */
 export class FrameDecoder {
   readonly #max: number;
-  #buf: Uint8Array = new Uint8Array(0);
-  #len = 0;
+  /** The length prefix being read (a header may span chunks). */
+  readonly #head = new Uint8Array(FRAME_HEADER_BYTES);
+  #headLen = 0;
+  /** The body being filled, its announced size, and how much has arrived. */
+  #body: Uint8Array | undefined;
+  #bodyLen = 0;
+  #filled = 0;
 
   /** Creates a decoder that rejects frames larger than `maxFrameBytes`. */
   constructor(maxFrameBytes: number = DEFAULT_MAX_FRAME_BYTES) {
@@ -115,68 +120,91 @@ export class FrameDecoder {
 
   /** Bytes received but not yet returned as a frame. */
   get buffered(): number {
-    return this.#len;
+    return this.#body ? FRAME_HEADER_BYTES + this.#filled : this.#headLen;
   }
 
   /**
    * Appends `chunk` and returns every complete frame body now available.
    * The returned bodies do not alias `chunk`, so the caller may reuse it.
+   * A body is allocated as its bytes arrive (never the announced size up
+   * front), and a body that arrives in one piece is copied once.
    */
   push(chunk: Uint8Array): Uint8Array[] {
     const frames: Uint8Array[] = [];
-    let data: Uint8Array;
-    if (this.#len === 0) {
-      data = chunk;
-    } else {
-      this.#ensure(this.#len + chunk.length);
-      this.#buf.set(chunk, this.#len);
-      this.#len += chunk.length;
-      data = this.#buf.subarray(0, this.#len);
-    }
-    let off = 0;
-    while (data.length - off >= FRAME_HEADER_BYTES) {
-      const n = ((data[off] << 24) >>> 0) + (data[off + 1] << 16) +
-        (data[off + 2] << 8) + data[off + 3];
-      if (n === 0) throw new ProtocolError("received an empty frame");
-      if (n > this.#max) {
-        throw new ProtocolError(
-          `received a frame of ${n} bytes, above maxFrameBytes ${this.#max}`,
+    let pos = 0;
+    const end = chunk.length;
+    while (pos < end) {
+      if (this.#body === undefined && this.#headLen === FRAME_HEADER_BYTES) {
+        this.#startBody();
+      }
+      if (this.#body !== undefined) {
+        const take = Math.min(this.#bodyLen - this.#filled, end - pos);
+        this.#reserve(this.#filled + take);
+        this.#body.set(chunk.subarray(pos, pos + take), this.#filled);
+        this.#filled += take;
+        pos += take;
+        if (this.#filled === this.#bodyLen) {
+          const body = this.#body;
+          frames.push(
+            body.length === this.#bodyLen ? body : body.slice(0, this.#bodyLen),
+          );
+          this.#body = undefined;
+          this.#headLen = 0;
+        }
+        continue;
+      }
+      if (this.#headLen === 0 && end - pos >= FRAME_HEADER_BYTES) {
+        // The common case: a whole header, maybe a whole frame, in the chunk.
+        const n = this.#check(
+          ((chunk[pos] << 24) >>> 0) + (chunk[pos + 1] << 16) +
+            (chunk[pos + 2] << 8) + chunk[pos + 3],
+        );
+        pos += FRAME_HEADER_BYTES;
+        if (end - pos >= n) {
+          // A copy, never a view: a Node Buffer's slice would alias `chunk`.
+          frames.push(new Uint8Array(chunk.subarray(pos, pos + n)));
+          pos += n;
+        } else {
+          this.#headLen = FRAME_HEADER_BYTES;
+          this.#bodyLen = n;
+        }
+        continue;
+      }
+      this.#head[this.#headLen++] = chunk[pos++];
+      if (this.#headLen === FRAME_HEADER_BYTES) {
+        const h = this.#head;
+        this.#bodyLen = this.#check(
+          ((h[0] << 24) >>> 0) + (h[1] << 16) + (h[2] << 8) + h[3],
         );
       }
-      if (data.length - off - FRAME_HEADER_BYTES < n) break;
-      const start = off + FRAME_HEADER_BYTES;
-      // A copy, never a view: `slice` on a Node Buffer would alias `chunk`.
-      frames.push(new Uint8Array(data.subarray(start, start + n)));
-      off = start + n;
-    }
-    const rest = data.length - off;
-    if (rest === 0) {
-      this.#len = 0;
-    } else if (data === chunk) {
-      this.#ensure(rest);
-      this.#buf.set(chunk.subarray(off), 0);
-      this.#len = rest;
-    } else if (off > 0) {
-      this.#buf.copyWithin(0, off, this.#len);
-      this.#len = rest;
-    }
-    if (this.#buf.length > 1 << 20 && this.#len < 1 << 16) {
-      // Give back the memory of one large frame once it has been consumed.
-      this.#buf = this.#buf.slice(0, Math.max(this.#len, 1 << 16));
     }
     return frames;
   }
 
-  #ensure(size: number): void {
-    if (size <= this.#buf.length) return;
-    // Never grow past one whole frame (header + maximum body).
-    const cap = Math.min(
-      Math.max(size, this.#buf.length * 2, 1 << 16),
-      this.#max + FRAME_HEADER_BYTES + (1 << 16),
+  #check(n: number): number {
+    if (n === 0) throw new ProtocolError("received an empty frame");
+    if (n > this.#max) {
+      throw new ProtocolError(
+        `received a frame of ${n} bytes, above maxFrameBytes ${this.#max}`,
+      );
+    }
+    return n;
+  }
+
+  #startBody(): void {
+    // Start small: the announced size is only allocated as data arrives.
+    this.#body = new Uint8Array(Math.min(this.#bodyLen, 1 << 20));
+    this.#filled = 0;
+  }
+
+  #reserve(size: number): void {
+    const body = this.#body!;
+    if (size <= body.length) return;
+    const next = new Uint8Array(
+      Math.min(this.#bodyLen, Math.max(size, body.length * 4)),
     );
-    const next = new Uint8Array(Math.max(cap, size));
-    next.set(this.#buf.subarray(0, this.#len));
-    this.#buf = next;
+    next.set(body.subarray(0, this.#filled));
+    this.#body = next;
   }
 }
 

@@ -286,7 +286,9 @@ export function toRemoteErrorInfo(value: unknown): RemoteErrorInfo {
  * ```
  */
 export function decodeMessage(body: Uint8Array): Message {
-  const m = decodeValue(body);
+  // Frame bodies are fresh buffers that nobody reuses: binary values may
+  // be views into them (one copy less of a large Uint8Array).
+  const m = decodeValue(body, { aliasBinary: true });
   if (!Array.isArray(m) || m.length < 2) bad("top-level");
   switch (m[0]) {
     case Kind.Call:
