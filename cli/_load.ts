@@ -1,12 +1,36 @@
 // Loads an application's privsep modules the way the daemon does, and lists
 // the contexts they define. Used by inspect, doctor and sudoers.
-import { isAbsolute, resolve } from "node:path";
+import { dirname, isAbsolute, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
 import { registry } from "../contexts/_registry.ts";
 import { init } from "../contexts/priv_context.ts";
 import type { PrivContext } from "../contexts/priv_context.ts";
 import { moduleFiles } from "../contexts/_modules.ts";
+import { assertTrustedTree } from "../daemon/trust.ts";
+import { findDenoConfig } from "../contexts/command.ts";
+
+/**
+ * As root, the commands run the application's code (they import it): only
+ * from a tree that no other user can modify, like the daemon itself.
+ */
+function checkBeforeImport(dir: string): void {
+  let root = false;
+  try {
+    root = Deno.uid() === 0;
+  } catch { /* no sys permission: not checked */ }
+  if (!root) return;
+  try {
+    assertTrustedTree(dir, { skip: (p) => p.endsWith("/.git") });
+  } catch (error) {
+    throw new Error(
+      `refusing to import the application's modules as root: ${
+        (error as Error).message
+      }. Run this command as the service's user, or make the application root-owned first`,
+      { cause: error },
+    );
+  }
+}
 
 function toUrl(spec: string): string {
   if (/^(file|https?):/.test(spec)) return spec;
@@ -29,6 +53,11 @@ export async function loadContexts(
       ? spec.slice(0, hash)
       : spec;
     const url = toUrl(path);
+    if (url.startsWith("file:")) {
+      // The whole application: the directory of its deno.json, or the module's.
+      const config = findDenoConfig(new URL(url));
+      checkBeforeImport(dirname(config ?? fileURLToPath(url)));
+    }
     await import(url);
     if (hash > 0 && path !== spec) wanted.push(`${url}${spec.slice(hash)}`);
   }
@@ -45,6 +74,7 @@ export async function loadContexts(
   if (found.length === 0) found = all;
   for (const ctx of found) {
     if (ctx.prefix.startsWith("file:")) {
+      checkBeforeImport(fileURLToPath(ctx.prefix));
       for (const file of moduleFiles(fileURLToPath(ctx.prefix))) {
         await import(pathToFileURL(file).href);
       }

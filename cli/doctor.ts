@@ -149,20 +149,32 @@ export async function diagnose(
     "chown -R root:root and chmod -R go-w the application and privsep, below root-owned directories (not /tmp)",
   );
 
-  // libcap.
-  try {
-    Deno.dlopen(settings.libcap ?? "libcap.so.2", {
-      cap_init: { parameters: [], result: "pointer" },
-    }).close();
-    add("libcap", true, `${settings.libcap ?? "libcap.so.2"} loads`);
-  } catch (error) {
+  // libcap. A path is loaded (its constructors run) only once it is trusted:
+  // doctor often runs as root.
+  const libcapPath = settings.libcap ?? "libcap.so.2";
+  const libcapReason = libcapPath.includes("/")
+    ? untrustedReason(libcapPath)
+    : null;
+  if (libcapReason) {
     add(
       "libcap",
       false,
-      (error as Error).message,
-      "apt-get install libcap2 (Fedora: dnf install libcap; Alpine: apk add libcap2)",
+      libcapReason,
+      "install libcap root-owned, or give its name (libcap.so.2)",
     );
-  }
+  } else {try {
+      Deno.dlopen(libcapPath, {
+        cap_init: { parameters: [], result: "pointer" },
+      }).close();
+      add("libcap", true, `${settings.libcap ?? "libcap.so.2"} loads`);
+    } catch (error) {
+      add(
+        "libcap",
+        false,
+        (error as Error).message,
+        "apt-get install libcap2 (Fedora: dnf install libcap; Alpine: apk add libcap2)",
+      );
+    }}
 
   // Target user and group.
   const account = lookupUser(settings.user);

@@ -65,9 +65,31 @@ export function vendorMain(args: string[]): number {
     console.error(`privsep vendor: ${dest} is inside privsep itself`);
     return 2;
   }
+  // Into a fresh directory (mkdtemp: nobody can have planted links in it),
+  // renamed into place at the end; an existing destination is refused, so
+  // no symbolic link in it can redirect root's writes.
+  try {
+    Deno.lstatSync(dest);
+    console.error(
+      `privsep vendor: ${dest} exists; remove it first (vendor never writes into an existing directory)`,
+    );
+    return 1;
+  } catch { /* good: it does not exist */ }
+  Deno.mkdirSync(dirname(dest), { recursive: true, mode: 0o755 });
+  const staging = Deno.makeTempDirSync({
+    dir: dirname(dest),
+    prefix: ".privsep-vendor-",
+  });
   let files = 0;
-  for (const part of PARTS) {
-    files += copyTree(join(source, part), join(dest, part));
+  try {
+    for (const part of PARTS) {
+      files += copyTree(join(source, part), join(staging, part));
+    }
+    Deno.chmodSync(staging, 0o755);
+    Deno.renameSync(staging, dest);
+  } catch (error) {
+    Deno.removeSync(staging, { recursive: true });
+    throw error;
   }
   // privsep's own npm dependencies (from its deno.json, when there is one).
   let config: { imports?: Record<string, string> } = {};

@@ -257,7 +257,10 @@ export class DaemonClient {
         context: this.#opts.context,
       }),
     );
-    await this.#terminate(unexpected ? 0 : 1000);
+    // EOF first even when recycling: a daemon that still reads leaves by
+    // itself and takes its runCommand children along; a blocked one gets
+    // SIGTERM.
+    await this.#terminate(unexpected ? 300 : 1000);
   }
 
   /** Stops the daemon at once (SIGTERM, which sudo relays, then SIGKILL). */

@@ -668,7 +668,13 @@ export class PrivContext {
    * context's daemon, and nothing else.
    */
   sudoersRule(user: string, options: { sha256?: string } = {}): string {
-    const spec = this.#commandSpec();
+    // The rule is for the real, root daemon: never the testing kit's
+    // unprivileged start, whatever mode this process is in.
+    const spec = {
+      ...this.#commandSpec(),
+      unprivileged: false,
+      denoDir: this.settings().denoDir,
+    };
     const problems = layoutProblems(spec);
     if (problems.length) {
       throw new Error(

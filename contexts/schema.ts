@@ -285,6 +285,19 @@ export async function validateArgs(
   const schemas = options?.args;
   if (!schemas) return args;
   const names = parameterNames(fn);
+  // Arguments beyond both the schemas and the function's declared
+  // parameters would reach the function unchecked (through `arguments`).
+  const arity = Math.max(schemas.length, names.length);
+  if (args.length > arity) {
+    throw new InvalidArgument(
+      `${key} takes at most ${arity} argument(s), got ${args.length}`,
+      {
+        index: arity,
+        parameter: `#${arity + 1}`,
+        issues: ["too many arguments"],
+      },
+    );
+  }
   const out = [...args];
   for (let i = 0; i < schemas.length; i++) {
     const schema = schemas[i];
@@ -314,13 +327,11 @@ export async function validateResult(
   if (!schema) return value;
   const result = await schema["~standard"].validate(value);
   if (result.issues) {
+    // The schema's messages may quote the refused value, which is privileged
+    // data: the caller only learns that the result was refused.
     throw new InvalidArgument(
-      `the result of ${key} is invalid: ${describeIssues(result.issues)}`,
-      {
-        index: null,
-        parameter: "result",
-        issues: result.issues.map((x) => x.message),
-      },
+      `the result of ${key} is invalid (the schema's messages are withheld: they may quote the value)`,
+      { index: null, parameter: "result", issues: [] },
     );
   }
   return result.value;

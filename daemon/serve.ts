@@ -55,6 +55,53 @@ function collectSoon(): void {
   }, 0);
 }
 
+/**
+ * Counts the timers pending in this process (the entrypoints' and ours), by
+ * wrapping the timer functions before any entrypoint module loads: the idle
+ * blocking read must not delay one.
+ */
+function trackTimers(): Set<number> {
+  const live = new Set<number>();
+  const g = globalThis as unknown as Record<
+    string,
+    (...a: unknown[]) => number
+  >;
+  const {
+    setTimeout: st,
+    setInterval: si,
+    clearTimeout: ct,
+    clearInterval: ci,
+  } = g;
+  g.setTimeout = (fn: unknown, ms?: unknown, ...args: unknown[]) => {
+    const id: number = st(
+      typeof fn === "function"
+        ? (...a: unknown[]) => {
+          live.delete(id);
+          return (fn as (...a: unknown[]) => unknown)(...a);
+        }
+        : fn,
+      ms,
+      ...args,
+    );
+    live.add(id);
+    return id;
+  };
+  g.setInterval = (...a: unknown[]) => {
+    const id = si(...a);
+    live.add(id);
+    return id;
+  };
+  g.clearTimeout = (id: unknown) => {
+    live.delete(id as number);
+    return ct(id);
+  };
+  g.clearInterval = (id: unknown) => {
+    live.delete(id as number);
+    return ci(id);
+  };
+  return live;
+}
+
 /** Frames up to this size are written synchronously when nothing is queued. */
 const SYNC_WRITE_MAX = 16 * 1024;
 
@@ -141,6 +188,13 @@ function errorFrame(
   try {
     return encodeMessage([Kind.Error, id, info], max);
   } catch {
+    if (max < 8192) {
+      // Not even a cut message fits: say only that.
+      return encodeMessage([Kind.Error, id, {
+        name: "ReplyTooLarge",
+        message: "error reply too large",
+      }], max);
+    }
     return encodeMessage([Kind.Error, id, {
       name: info.name.slice(0, 200),
       message: `${
@@ -154,26 +208,40 @@ function errorFrame(
 /** A counting semaphore with a bounded FIFO queue. */
 class Slots {
   #free: number;
-  #waiting: (() => void)[] = [];
-  constructor(n: number, readonly queueLimit: number) {
+  #waiting: { resolve: () => void; bytes: number }[] = [];
+  #waitingBytes = 0;
+  constructor(
+    n: number,
+    readonly queueLimit: number,
+    readonly queueBytes: number,
+  ) {
     this.#free = n;
   }
   get queued(): number {
     return this.#waiting.length;
   }
-  /** `undefined`: got a slot; a promise: queued; `false`: the queue is full. */
-  acquire(): Promise<void> | undefined | false {
+  /**
+   * `undefined`: got a slot; a promise: queued; `false`: the queue is full,
+   * by count or by the bytes its calls hold.
+   */
+  acquire(bytes: number): Promise<void> | undefined | false {
     if (this.#free > 0) {
       this.#free--;
       return undefined;
     }
-    if (this.#waiting.length >= this.queueLimit) return false;
-    return new Promise((resolve) => this.#waiting.push(resolve));
+    if (
+      this.#waiting.length >= this.queueLimit ||
+      this.#waitingBytes + bytes > this.queueBytes
+    ) return false;
+    this.#waitingBytes += bytes;
+    return new Promise((resolve) => this.#waiting.push({ resolve, bytes }));
   }
   release(): void {
     const next = this.#waiting.shift();
-    if (next) next();
-    else this.#free++;
+    if (next) {
+      this.#waitingBytes -= next.bytes;
+      next.resolve();
+    } else this.#free++;
   }
 }
 
@@ -261,6 +329,7 @@ export async function serveDaemon(args: string[]): Promise<void> {
   console.warn = consoleLog("warning");
   console.error = consoleLog("error");
 
+  const timers = trackTimers();
   const [moduleUrl] = contextId.split("#");
   await import(moduleUrl);
   const ctx = registry().contexts.get(contextId) as PrivContext | undefined;
@@ -268,7 +337,12 @@ export async function serveDaemon(args: string[]): Promise<void> {
   for (const file of moduleFiles(fileURLToPath(ctx.prefix))) await import(file);
   const entrypoints = entrypointsOf(ctx);
   const maxFrameBytes = ctx.options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES;
-  const slots = new Slots(concurrency, Number(values["queue-limit"] ?? "1000"));
+  // Queued calls hold their decoded arguments: bound them by bytes too.
+  const slots = new Slots(
+    concurrency,
+    Number(values["queue-limit"] ?? "1000"),
+    Math.max(64 << 20, 2 * maxFrameBytes),
+  );
   const graceMs = Number(values["cancel-grace-ms"] ?? "2000");
   const calls = new Map<number, Running>();
   const counters = { completed: 0, cancelled: 0, stuck: 0, stuckNow: 0 };
@@ -314,6 +388,8 @@ export async function serveDaemon(args: string[]): Promise<void> {
     if (!auditOn) return;
     const now = performance.now();
     const durationMs = Math.round((now - started) * 1000) / 1000;
+    // A refused name comes from the caller: no control characters in logs.
+    key = key.replace(/[\x00-\x1f\x7f]/g, "?");
     const properties: Record<string, unknown> = {
       context: contextId,
       entrypoint: key,
@@ -423,6 +499,7 @@ export async function serveDaemon(args: string[]): Promise<void> {
     id: number,
     key: string,
     callArgs: unknown[],
+    bytes: number,
   ): Promise<void> | undefined => {
     if (key === "$status") {
       out.send(encodeMessage([Kind.Result, id, status()]));
@@ -440,14 +517,14 @@ export async function serveDaemon(args: string[]): Promise<void> {
       }]));
       return;
     }
-    const wait = slots.acquire();
+    const wait = slots.acquire(bytes);
     if (wait === false) {
       audit(key, started, "refused", "PrivsepQueueFull");
       out.send(encodeMessage([Kind.Error, id, {
         name: "PrivsepQueueFull",
         code: QUEUE_FULL_CODE,
         message:
-          `${concurrency} calls run and ${slots.queueLimit} wait already; raise concurrency or queue_limit, or call less at once`,
+          `${concurrency} calls run and the queue is full (${slots.queueLimit} calls or ${slots.queueBytes} bytes of arguments); raise concurrency or queue_limit, or call less at once`,
       }]));
       return;
     }
@@ -533,10 +610,12 @@ export async function serveDaemon(args: string[]): Promise<void> {
     if (full) await full;
     let n: number | null;
     try {
-      // Idle (no call running, nothing to write): wait for the next call in
-      // a blocking read, which wakes up sooner than an async one. Timers
-      // cannot fire meanwhile, and none is needed: nothing is running.
-      n = calls.size === 0 && active.size === 0 && out.idle
+      // Idle (no call running, nothing to write, no timer pending): wait
+      // for the next call in a blocking read, which wakes up sooner than an
+      // async one. A pending timer (an entrypoint's delayed work) keeps the
+      // read async, so that it fires on time.
+      n = calls.size === 0 && active.size === 0 && out.idle &&
+          timers.size === 0
         ? Deno.stdin.readSync(buf)
         : await Deno.stdin.read(buf);
     } catch {
@@ -561,7 +640,9 @@ export async function serveDaemon(args: string[]): Promise<void> {
           if (calls.has(m.id)) {
             throw new ProtocolError(`call id ${m.id} is already in flight`);
           }
-          const p = run(m.id, m.entrypoint, m.args)?.catch(fatal);
+          const p = run(m.id, m.entrypoint, m.args, body.length)?.catch(
+            fatal,
+          );
           if (p) {
             active.add(p);
             p.finally(() => active.delete(p));

@@ -11,9 +11,12 @@
 import { fileURLToPath } from "node:url";
 import { dropPrivileges, execve, restrictUnprivileged } from "../caps/drop.ts";
 import {
+  getenvViaLibc,
   lookupGroup,
   lookupUser,
+  lstatViaLibc,
   readFileViaLibc,
+  readLinkViaLibc,
   setPipeSize,
 } from "../caps/_ffi.ts";
 import {
@@ -30,20 +33,50 @@ import { type Preflight, StartError } from "./preflight.ts";
  * past sudo's own processes. Its pid and real uid go into audit records.
  */
 function callerIdentity(): { pid: number; uid: number } | undefined {
+  // sudo's own processes are recognised by their executable (a process can
+  // name itself "sudo", it cannot change what /proc/<pid>/exe points to).
+  const sudoExe = resolveSudo();
   let pid = Deno.ppid;
   for (let hops = 0; hops < 4 && pid > 1; hops++) {
     let status: string;
+    let exe = "";
     try {
       status = new TextDecoder().decode(readFileViaLibc(`/proc/${pid}/status`));
+      exe = readLinkViaLibc(`/proc/${pid}/exe`);
     } catch {
       return undefined;
     }
     const field = (name: string) =>
       /^(\S*)/.exec(status.split(`\n${name}:\t`)[1] ?? "")?.[1];
-    if (field("Name") !== "sudo" && !status.startsWith("Name:\tsudo\n")) {
-      return { pid, uid: Number(field("Uid")) };
+    if (exe !== sudoExe) {
+      // Through sudo, the uid sudo authenticated is the one that counts.
+      const sudoUid = getenvViaLibc("SUDO_UID");
+      return {
+        pid,
+        uid: sudoExe && sudoUid && /^\d+$/.test(sudoUid) && hops > 0
+          ? Number(sudoUid)
+          : Number(field("Uid")),
+      };
     }
     pid = Number(field("PPid"));
+  }
+  return undefined;
+}
+
+/** Where sudo is (what its processes' /proc/<pid>/exe point to). */
+function resolveSudo(): string | undefined {
+  for (
+    const candidate of ["/usr/bin/sudo", "/bin/sudo", "/usr/local/bin/sudo"]
+  ) {
+    try {
+      const target = readLinkViaLibc(candidate);
+      return target.startsWith("/") ? target : candidate;
+    } catch {
+      // Not a link: the file itself, if it exists.
+      try {
+        if (lstatViaLibc(candidate).isFile) return candidate;
+      } catch { /* not there */ }
+    }
   }
   return undefined;
 }

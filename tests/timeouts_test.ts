@@ -286,6 +286,23 @@ Deno.test("timeouts and concurrency", opts, async (t) => {
     );
 
     await t.step(
+      "delayed work an entrypoint scheduled runs on time while the daemon is idle",
+      async () => {
+        await use({});
+        const scheduled = await slow.later(200);
+        // Nothing else is sent for a while: the daemon must not sleep in a
+        // blocking read past the timer.
+        await new Promise((r) => setTimeout(r, 700));
+        const fired = await slow.laterFired();
+        assert.ok(fired !== null, "the timer did not fire");
+        assert.ok(
+          fired - scheduled < 500,
+          `fired ${fired - scheduled} ms after scheduling`,
+        );
+      },
+    );
+
+    await t.step(
       "a late reply after a timeout is dropped without noise",
       async () => {
         const pid = await use({ timeout_ms: 100, cancel_grace_ms: 1_000 });
