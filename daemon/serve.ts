@@ -389,6 +389,7 @@ export async function serveDaemon(args: string[]): Promise<void> {
     const now = performance.now();
     const durationMs = Math.round((now - started) * 1000) / 1000;
     // A refused name comes from the caller: no control characters in logs.
+    // deno-lint-ignore no-control-regex
     key = key.replace(/[\x00-\x1f\x7f]/g, "?");
     const properties: Record<string, unknown> = {
       context: contextId,
