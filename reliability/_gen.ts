@@ -1,6 +1,7 @@
 // Seeded generators for the fuzzers: every input is a function of (seed,
 // iteration), so `--seed=N --from=I --iterations=1` replays one input.
 import { encodeValue } from "../protocol/codec.ts";
+import { concatFrames } from "../protocol/frame.ts";
 
 /** A small, fast, seeded PRNG (mulberry32). */
 export class Rng {
@@ -125,15 +126,7 @@ export function u32(n: number): Uint8Array {
 }
 
 export function concat(...parts: Uint8Array[]): Uint8Array {
-  let n = 0;
-  for (const p of parts) n += p.length;
-  const out = new Uint8Array(n);
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
+  return concatFrames(parts);
 }
 
 /** `body` with its u32 length prefix. */

@@ -18,6 +18,7 @@ import * as stress from "../tests/fixtures/privsep/stress.ts";
 import { requireRoot, scratchDir, writeConfig } from "../tests/_helpers.ts";
 import { Rng } from "./_gen.ts";
 import { fdCount, procKb, RawDaemon, type Received } from "./_raw.ts";
+import { concatFrames } from "../protocol/frame.ts";
 
 const { values: opt } = parseArgs({
   args: Deno.args,
@@ -156,15 +157,8 @@ try {
       while (outbox.length) {
         const batch = outbox;
         outbox = [];
-        let n = 0;
-        for (const b of batch) n += b.length;
-        const all = new Uint8Array(n);
-        let o = 0;
-        for (const b of batch) {
-          all.set(b, o);
-          o += b.length;
-        }
-        bytesOut += n;
+        const all = concatFrames(batch);
+        bytesOut += all.length;
         await d.write(all);
       }
       writing = false;

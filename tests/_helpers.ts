@@ -1,5 +1,6 @@
 // Shared set-up for the privileged end-to-end tests: they run as root against
 // the real kernel, real sudo and real users, and clean up after themselves.
+import { configure, type LogRecord } from "@logtape/logtape";
 import { capabilitiesToMask } from "../caps/parse.ts";
 import { readProcessCredentials } from "../caps/proc.ts";
 
@@ -196,4 +197,24 @@ export async function waitGone(pid: number, limitMs: number): Promise<number> {
     await new Promise((r) => setTimeout(r, 20));
   }
   throw new Error(`process ${pid} still runs after ${limitMs} ms`);
+}
+
+/**
+ * Sends every LogTape record of `category` (and below) at `lowestLevel` or
+ * above into the returned array (LogTape's own meta logger stays quiet).
+ */
+export async function captureLogs(
+  category: string[] = ["privsep"],
+  lowestLevel: "trace" | "debug" = "debug",
+): Promise<LogRecord[]> {
+  const records: LogRecord[] = [];
+  await configure({
+    reset: true,
+    sinks: { memory: (r) => records.push(r) },
+    loggers: [
+      { category, sinks: ["memory"], lowestLevel },
+      { category: ["logtape", "meta"], sinks: [], lowestLevel: "fatal" },
+    ],
+  });
+  return records;
 }

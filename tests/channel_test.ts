@@ -1,7 +1,7 @@
 // The channel with a real daemon: results, remote errors, what may be called,
 // forwarded logs, many calls in flight, and what happens when a side dies.
 import assert from "node:assert/strict";
-import { configure, type LogRecord, reset } from "@logtape/logtape";
+import { reset } from "@logtape/logtape";
 import {
   DaemonExitedError,
   init,
@@ -14,6 +14,7 @@ import { otherCtx, testCtx } from "./fixtures/privsep/mod.ts";
 import * as ops from "./fixtures/privsep/ops.ts";
 import * as other from "./fixtures/privsep/other/other.ts";
 import {
+  captureLogs,
   DENO,
   requireRoot,
   ROOT,
@@ -33,15 +34,7 @@ Deno.test("daemon channel", opts, async (t) => {
     e2e_other: { user: "root", capabilities: [] },
   });
   init({ configFiles: [config] });
-  const records: LogRecord[] = [];
-  await configure({
-    reset: true,
-    sinks: { memory: (r) => records.push(r) },
-    loggers: [
-      { category: ["privsep"], sinks: ["memory"], lowestLevel: "debug" },
-      { category: ["logtape", "meta"], sinks: [], lowestLevel: "fatal" },
-    ],
-  });
+  const records = await captureLogs();
   try {
     await t.step("values of every msgpack type travel both ways", async () => {
       const value = {

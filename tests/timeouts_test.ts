@@ -1,7 +1,7 @@
 // Timeouts that really stop the privileged work, and bounded concurrency, with
 // a real daemon (started directly as root).
 import assert from "node:assert/strict";
-import { configure, type LogRecord, reset } from "@logtape/logtape";
+import { reset } from "@logtape/logtape";
 import {
   callWith,
   DaemonExitedError,
@@ -12,7 +12,13 @@ import {
 import { testCtx } from "./fixtures/privsep/mod.ts";
 import * as ops from "./fixtures/privsep/ops.ts";
 import * as slow from "./fixtures/privsep/slow.ts";
-import { requireRoot, scratchDir, waitGone, writeConfig } from "./_helpers.ts";
+import {
+  captureLogs,
+  requireRoot,
+  scratchDir,
+  waitGone,
+  writeConfig,
+} from "./_helpers.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
@@ -57,15 +63,7 @@ function assertTimeout(
 Deno.test("timeouts and concurrency", opts, async (t) => {
   requireRoot();
   const dir = await scratchDir();
-  const records: LogRecord[] = [];
-  await configure({
-    reset: true,
-    sinks: { memory: (r) => records.push(r) },
-    loggers: [
-      { category: ["privsep"], sinks: ["memory"], lowestLevel: "debug" },
-      { category: ["logtape", "meta"], sinks: [], lowestLevel: "fatal" },
-    ],
-  });
+  const records = await captureLogs();
   const use = async (section: Record<string, unknown>) => {
     await testCtx.stop();
     init({
