@@ -13,6 +13,7 @@ import {
   RemoteError,
 } from "../errors.ts";
 import { concatFrames, FrameDecoder } from "../protocol/frame.ts";
+import { releaseFrame } from "../protocol/_release.ts";
 import {
   decodeMessage,
   encodeMessage,
@@ -322,6 +323,7 @@ export class DaemonClient {
           : concatFrames(this.#outbox);
         this.#outbox = [];
         await this.#writer.write(batch);
+        releaseFrame(batch);
       }
     } catch (error) {
       this.#fail(

@@ -35,8 +35,9 @@ import {
   PROTOCOL_VERSION,
 } from "../protocol/messages.ts";
 import { moduleFiles } from "../contexts/_modules.ts";
+import { releaseFrame } from "../protocol/_release.ts";
 
-/** After this much input at once, large buffers are about to become garbage. */
+/** A call whose message is this large leaves large buffers behind. */
 const LARGE_MESSAGE = 256 * 1024;
 let collectScheduled = false;
 
@@ -154,14 +155,24 @@ class Outbox {
     this.#writing = true;
     try {
       while (this.#queue.length) {
-        const batch = this.#queue;
-        this.#queue = [];
-        const data = batch.length === 1 ? batch[0] : concatFrames(batch);
+        // Small frames that piled up go out in one write; a large one goes
+        // out alone, without a copy, and its memory is released as soon as
+        // it is written instead of at some later collection.
+        const large = this.#queue[0].length > SYNC_WRITE_MAX;
+        let n = 1;
+        if (!large) {
+          while (
+            n < this.#queue.length && this.#queue[n].length <= SYNC_WRITE_MAX
+          ) n++;
+        }
+        const batch = this.#queue.splice(0, n);
+        const data = n === 1 ? batch[0] : concatFrames(batch);
         let off = 0;
         while (off < data.length) {
           off += await Deno.stdout.write(data.subarray(off));
         }
         this.#queued -= data.length;
+        if (large) releaseFrame(data);
         for (const resolve of this.#drained.splice(0)) resolve();
       }
     } catch {
@@ -251,6 +262,8 @@ interface Running {
   controller: AbortController;
   graceTimer?: ReturnType<typeof setTimeout>;
   stuck?: boolean;
+  /** The size of the call's message. */
+  bytes: number;
 }
 
 /**
@@ -489,6 +502,8 @@ export async function serveDaemon(args: string[]): Promise<void> {
     counters.completed++;
     slots.release();
     out.send(frame);
+    // The call's large arguments are garbage now, unless it kept them.
+    if (call.bytes >= LARGE_MESSAGE) collectSoon();
   };
 
   /**
@@ -529,7 +544,7 @@ export async function serveDaemon(args: string[]): Promise<void> {
       }]));
       return;
     }
-    const call: Running = { key, controller: new AbortController() };
+    const call: Running = { key, controller: new AbortController(), bytes };
     calls.set(id, call);
     if (wait === undefined && !ep.options?.args && !ep.options?.result) {
       let result: unknown;
@@ -624,7 +639,6 @@ export async function serveDaemon(args: string[]): Promise<void> {
     }
     if (n === null) return await leave(0);
     try {
-      if (n >= LARGE_MESSAGE) collectSoon();
       for (const body of decoder.push(buf.subarray(0, n))) {
         const m = decodeMessage(body);
         if (!greeted) {

@@ -89,6 +89,9 @@ export function encodeFrame(
   return out;
 }
 
+/** Bodies up to this size are allocated once, at their announced size. */
+const EXACT_BODY_BYTES = 4 << 20;
+
 /**
  * Incremental frame decoder: feed it chunks as they arrive, get whole frame
  * bodies back. Any malformed input throws {@linkcode ProtocolError} and the
@@ -126,8 +129,9 @@ export class FrameDecoder {
   /**
    * Appends `chunk` and returns every complete frame body now available.
    * The returned bodies do not alias `chunk`, so the caller may reuse it.
-   * A body is allocated as its bytes arrive (never the announced size up
-   * front), and a body that arrives in one piece is copied once.
+   * A body is allocated once at its announced size up to 4 MiB, and grows
+   * as its bytes arrive beyond that; a body that arrives in one piece is
+   * copied once.
    */
   push(chunk: Uint8Array): Uint8Array[] {
     const frames: Uint8Array[] = [];
@@ -192,8 +196,10 @@ export class FrameDecoder {
   }
 
   #startBody(): void {
-    // Start small: the announced size is only allocated as data arrives.
-    this.#body = new Uint8Array(Math.min(this.#bodyLen, 1 << 20));
+    // A body up to 4 MiB is allocated at its announced size, once; a larger
+    // one starts at 4 MiB and grows as its data arrives, so that a peer
+    // cannot make the decoder reserve maxFrameBytes with a header alone.
+    this.#body = new Uint8Array(Math.min(this.#bodyLen, EXACT_BODY_BYTES));
     this.#filled = 0;
   }
 
