@@ -616,7 +616,9 @@ export async function serveDaemon(args: string[]): Promise<void> {
   };
 
   const decoder = new FrameDecoder(maxFrameBytes);
-  const buf = new Uint8Array(1 << 20);
+  // Small frames arrive through this buffer; a large body is read straight
+  // into place (bodyTail), without a copy.
+  const buf = new Uint8Array(64 * 1024);
   // Backpressure: while this much waits to be written (the caller does not
   // read), stop reading new calls.
   const highWater = Math.max(8 << 20, maxFrameBytes);
@@ -624,6 +626,8 @@ export async function serveDaemon(args: string[]): Promise<void> {
   for (;;) {
     const full = out.below(highWater);
     if (full) await full;
+    const tail = decoder.bodyTail();
+    const into = tail ?? buf;
     let n: number | null;
     try {
       // Idle (no call running, nothing to write, no timer pending): wait
@@ -632,14 +636,17 @@ export async function serveDaemon(args: string[]): Promise<void> {
       // read async, so that it fires on time.
       n = calls.size === 0 && active.size === 0 && out.idle &&
           timers.size === 0
-        ? Deno.stdin.readSync(buf)
-        : await Deno.stdin.read(buf);
+        ? Deno.stdin.readSync(into)
+        : await Deno.stdin.read(into);
     } catch {
       n = null;
     }
     if (n === null) return await leave(0);
     try {
-      for (const body of decoder.push(buf.subarray(0, n))) {
+      const bodies = tail
+        ? decoder.commit(n)
+        : decoder.push(buf.subarray(0, n));
+      for (const body of bodies) {
         const m = decodeMessage(body);
         if (!greeted) {
           if (m.kind === Kind.Hello) auditOn = m.hello.audit !== false;

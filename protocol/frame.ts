@@ -185,6 +185,68 @@ export class FrameDecoder {
     return frames;
   }
 
+  /**
+   * The unfilled rest of a large body being received, to read into
+   * directly instead of through `push()`, which copies; `undefined` when
+   * no body is pending or fewer than `minBytes` of it are missing. After
+   * reading `n` bytes into it, call `commit(n)`; nothing else may be pushed
+   * in between.
+   *
+   * @example
+   * ```ts
+   * import { encodeFrame, FrameDecoder } from "@privsep/privsep/protocol";
+   * import assert from "node:assert/strict";
+   * const wire = encodeFrame(new Uint8Array(100_000).fill(7));
+   * const decoder = new FrameDecoder();
+   * decoder.push(wire.subarray(0, 10));
+   * const tail = decoder.bodyTail()!;
+   * tail.set(wire.subarray(10));
+   * const [body] = decoder.commit(wire.length - 10);
+   * assert.equal(body.length, 100_000);
+   * ```
+   */
+  bodyTail(minBytes: number = 64 * 1024): Uint8Array | undefined {
+    if (this.#body === undefined && this.#headLen === FRAME_HEADER_BYTES) {
+      this.#startBody();
+    }
+    const body = this.#body;
+    if (body === undefined || this.#bodyLen - this.#filled < minBytes) {
+      return undefined;
+    }
+    if (this.#filled === body.length) this.#reserve(this.#filled + 1);
+    return this.#body!.subarray(this.#filled, this.#bodyLen);
+  }
+
+  /**
+   * Counts `n` bytes read into the view from `bodyTail()`, and returns the
+   * body when it is complete (an empty list otherwise).
+   *
+   * @example
+   * ```ts
+   * import { FrameDecoder } from "@privsep/privsep/protocol";
+   * const decoder = new FrameDecoder();
+   * decoder.push(new Uint8Array([0, 1, 0, 0])); // announces 65536 bytes
+   * decoder.bodyTail()!.fill(1);
+   * decoder.commit(65536); // [Uint8Array(65536)]
+   * ```
+   */
+  commit(n: number): Uint8Array[] {
+    const body = this.#body;
+    if (
+      body === undefined || !Number.isInteger(n) || n < 0 ||
+      this.#filled + n > Math.min(body.length, this.#bodyLen)
+    ) {
+      throw new RangeError(
+        `commit(${n}) does not match the view bodyTail() returned: call bodyTail() first and commit at most its length`,
+      );
+    }
+    this.#filled += n;
+    if (this.#filled < this.#bodyLen) return [];
+    this.#body = undefined;
+    this.#headLen = 0;
+    return [body];
+  }
+
   #check(n: number): number {
     if (n === 0) throw new ProtocolError("received an empty frame");
     if (n > this.#max) {

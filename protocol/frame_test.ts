@@ -272,3 +272,66 @@ Deno.test("checkMaxFrameBytes() accepts integers from 1 to 0xFFFFFFFF", () => {
     assert.throws(() => new FrameDecoder(bad), RangeError, String(bad));
   }
 });
+
+/** Feeds `wire` to `decoder`, through bodyTail() whenever it offers a view. */
+function feedDirect(
+  decoder: FrameDecoder,
+  wire: Uint8Array,
+  chunk: number,
+): Uint8Array[] {
+  const out: Uint8Array[] = [];
+  let pos = 0;
+  while (pos < wire.length) {
+    const tail = decoder.bodyTail(1);
+    const n = Math.min(chunk, wire.length - pos, tail?.length ?? Infinity);
+    if (tail) {
+      tail.set(wire.subarray(pos, pos + n));
+      out.push(...decoder.commit(n));
+    } else {
+      out.push(...decoder.push(wire.subarray(pos, pos + n)));
+    }
+    pos += n;
+  }
+  return out;
+}
+
+Deno.test("FrameDecoder.bodyTail() lets a large body be read in place, between pushed frames", () => {
+  const frames = [body(10, 1), body(300_000, 2), body(3, 3), body(70_000, 4)];
+  const wire = new Uint8Array(
+    frames.reduce((n, f) => n + FRAME_HEADER_BYTES + f.length, 0),
+  );
+  let off = 0;
+  for (const f of frames) {
+    wire.set(encodeFrame(f), off);
+    off += FRAME_HEADER_BYTES + f.length;
+  }
+  for (const chunk of [7, 4096, 65_536, wire.length]) {
+    assert.deepEqual(feedDirect(new FrameDecoder(), wire, chunk), frames);
+  }
+});
+
+Deno.test("FrameDecoder.bodyTail() grows a body above 4 MiB as it is filled", () => {
+  const big = body(9 << 20, 5);
+  const got = feedDirect(new FrameDecoder(), encodeFrame(big), 1 << 20);
+  assert.equal(got.length, 1);
+  assert.deepEqual(got[0], big);
+});
+
+Deno.test("FrameDecoder.bodyTail() returns undefined with no body pending or too little of it missing", () => {
+  const decoder = new FrameDecoder();
+  assert.equal(decoder.bodyTail(), undefined);
+  decoder.push(encodeFrame(body(1000)).subarray(0, 10));
+  assert.equal(decoder.bodyTail(), undefined);
+  assert.equal(decoder.bodyTail(994)?.length, 994);
+});
+
+Deno.test("FrameDecoder.commit() rejects a count beyond the view with RangeError", () => {
+  const decoder = new FrameDecoder();
+  assert.throws(() => decoder.commit(1), RangeError);
+  decoder.push(encodeFrame(body(100_000)).subarray(0, 4));
+  const tail = decoder.bodyTail()!;
+  assert.throws(() => decoder.commit(tail.length + 1), RangeError);
+  assert.throws(() => decoder.commit(-1), RangeError);
+  assert.deepEqual(decoder.commit(tail.length - 1), []);
+  assert.equal(decoder.buffered, FRAME_HEADER_BYTES + 99_999);
+});
