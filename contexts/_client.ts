@@ -185,8 +185,13 @@ export class DaemonClient {
       this.#opts.maxFrameBytes,
     );
     return new Promise((resolve, reject) => {
-      const started = performance.now();
       const pending: Pending = { resolve, reject, entrypoint };
+      if (this.#pending.size === 0) this.#ref();
+      this.#pending.set(id, pending);
+      this.#send(frame);
+      // The common call has neither a timeout nor a signal: nothing more.
+      if (timeoutMs === undefined && !signal) return;
+      const started = performance.now();
       const giveUp = (error: Error) => {
         if (!this.#pending.has(id)) return;
         this.#take(id);
@@ -209,9 +214,6 @@ export class DaemonClient {
         signal.addEventListener("abort", onAbort, { once: true });
         pending.cleanup = () => signal.removeEventListener("abort", onAbort);
       }
-      if (this.#pending.size === 0) this.#ref();
-      this.#pending.set(id, pending);
-      this.#send(frame);
     });
   }
 
@@ -349,16 +351,21 @@ export class DaemonClient {
 
   async #readLoop(): Promise<void> {
     // A BYOB reader fills one buffer again and again (the decoder copies
-    // what it keeps), instead of a new chunk per read.
+    // what it keeps), instead of a new chunk per read; a large body is read
+    // straight into place.
     const reader = this.#child.stdout.getReader({ mode: "byob" });
-    let buf = new Uint8Array(1 << 20);
+    let buf = new Uint8Array(64 * 1024);
     try {
       for (;;) {
-        const { value, done } = await reader.read(buf);
+        const tail = this.#decoder.bodyTail();
+        const { value, done } = await reader.read(tail ?? buf);
         if (done || !value) break;
-        for (const body of this.#decoder.push(value)) this.#handle(body);
+        const bodies = tail
+          ? this.#decoder.commit(value.length, value)
+          : this.#decoder.push(value);
+        for (const body of bodies) this.#handle(body);
         if (this.#closed) break;
-        buf = new Uint8Array(value.buffer);
+        if (!tail) buf = new Uint8Array(value.buffer as ArrayBuffer);
       }
     } catch (error) {
       this.#fail(

@@ -219,7 +219,9 @@ export class FrameDecoder {
 
   /**
    * Counts `n` bytes read into the view from `bodyTail()`, and returns the
-   * body when it is complete (an empty list otherwise).
+   * body when it is complete (an empty list otherwise). A read that moved
+   * the view's memory to a new `ArrayBuffer` (a BYOB stream read transfers
+   * it) passes the view it returned as `moved`.
    *
    * @example
    * ```ts
@@ -230,8 +232,19 @@ export class FrameDecoder {
    * decoder.commit(65536); // [Uint8Array(65536)]
    * ```
    */
-  commit(n: number): Uint8Array[] {
-    const body = this.#body;
+  commit(n: number, moved?: Uint8Array): Uint8Array[] {
+    let body = this.#body;
+    if (body !== undefined && moved !== undefined) {
+      if (
+        body.length !== 0 || moved.byteOffset !== this.#filled ||
+        moved.buffer.byteLength > this.#bodyLen
+      ) {
+        throw new RangeError(
+          "commit(n, moved): moved must be the view a transferring read returned for the view of bodyTail()",
+        );
+      }
+      body = this.#body = new Uint8Array(moved.buffer as ArrayBuffer);
+    }
     if (
       body === undefined || !Number.isInteger(n) || n < 0 ||
       this.#filled + n > Math.min(body.length, this.#bodyLen)

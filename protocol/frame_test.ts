@@ -335,3 +335,54 @@ Deno.test("FrameDecoder.commit() rejects a count beyond the view with RangeError
   assert.deepEqual(decoder.commit(tail.length - 1), []);
   assert.equal(decoder.buffered, FRAME_HEADER_BYTES + 99_999);
 });
+
+Deno.test("FrameDecoder.commit() follows a body whose memory a BYOB read moved", async () => {
+  const frames = [body(5, 1), body(200_000, 2), body(9, 3)];
+  const wire = new Uint8Array(
+    frames.reduce((n, f) => n + FRAME_HEADER_BYTES + f.length, 0),
+  );
+  let off = 0;
+  for (const f of frames) {
+    wire.set(encodeFrame(f), off);
+    off += FRAME_HEADER_BYTES + f.length;
+  }
+  let pos = 0;
+  const stream = new ReadableStream({
+    type: "bytes",
+    pull(controller) {
+      const view = controller.byobRequest!.view! as Uint8Array;
+      const n = Math.min(view.length, 50_000, wire.length - pos);
+      view.set(wire.subarray(pos, pos + n));
+      pos += n;
+      controller.byobRequest!.respond(n);
+      if (pos === wire.length) controller.close();
+    },
+  });
+  const reader = stream.getReader({ mode: "byob" });
+  const decoder = new FrameDecoder();
+  const got: Uint8Array[] = [];
+  let buf = new Uint8Array(1024);
+  for (;;) {
+    const tail = decoder.bodyTail();
+    const { value, done } = await reader.read(tail ?? buf);
+    if (done || !value) break;
+    if (tail) {
+      assert.equal(tail.length, 0, "the read moved the tail's memory");
+      got.push(...decoder.commit(value.length, value));
+    } else {
+      got.push(...decoder.push(value));
+      buf = new Uint8Array(value.buffer as ArrayBuffer);
+    }
+  }
+  assert.deepEqual(got, frames);
+});
+
+Deno.test("FrameDecoder.commit() rejects a moved view that is not the tail's", () => {
+  const decoder = new FrameDecoder();
+  decoder.push(encodeFrame(body(100_000)).subarray(0, 4));
+  decoder.bodyTail();
+  assert.throws(
+    () => decoder.commit(10, new Uint8Array(100_000)),
+    RangeError,
+  );
+});
