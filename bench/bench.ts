@@ -8,21 +8,28 @@
 //
 // The three systems run alternately (privsep, oslo, sudo, privsep, …) for
 // several rounds; every figure is the median of the rounds (cold starts: of
-// all samples), so drift on a shared, noisy machine cancels out.
+// all samples), so drift on a shared, noisy machine cancels out. Each round
+// also runs the two daemons with their caller started on one CPU (taskset),
+// which sudo and the daemon inherit: on a VM a wake-up across CPUs costs
+// more than the whole call (see README, Performance).
 //
-// Writes bench/results/<date>.json, latest.json, latest.md and latest.svg,
-// then prints the table.
+// The full profile writes bench/results/<date>.json, latest.json, latest.md
+// and latest.svg (the README's figures), the quick one bench/results/quick.*
+// (ignored by git); both print the tables.
 import { init } from "../mod.ts";
 import { benchCtx } from "./privsep/mod.ts";
 import type { RoundParams, RoundResult } from "./drivers/_common.ts";
 import {
   type Figures,
+  isPinned,
   type Machine,
   markdown,
   METRICS,
+  SERIES,
+  type Series,
+  SERIES_SYSTEM,
   svg,
   type System,
-  SYSTEMS,
 } from "./report.ts";
 
 const full = Deno.args.includes("--full");
@@ -42,6 +49,12 @@ const ROOT = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
 const DENO = Deno.execPath();
 const PYTHON = "/usr/bin/python3";
 const RESULTS = `${HERE}results`;
+/** The CPU of the pinned series: the last one this process may run on. */
+const PINNED_CPU = Math.max(
+  ...(/Cpus_allowed_list:\s*(\S+)/.exec(
+    Deno.readTextFileSync("/proc/self/status"),
+  )?.[1] ?? "0").split(/[,-]/).map(Number),
+);
 
 /** Rounds, cold starts per round and calls per scenario, by profile. */
 const PLAN = full
@@ -232,6 +245,11 @@ async function setUp(): Promise<{ privsepConfig: string; osloConf: string }> {
       "deno task bench must run as root: it creates the bench user, fixtures and sudoers rules (and removes them)",
     );
   }
+  if ((await run(["taskset", "-V"], { allowFail: true })).code !== 0) {
+    throw new Error(
+      'deno task bench needs taskset for its one-CPU rounds: install util-linux ("apt-get install util-linux")',
+    );
+  }
   await ensureOslo();
   await Deno.remove(BASE, { recursive: true }).catch(() => {});
   await Deno.mkdir(BASE, { mode: 0o755 });
@@ -377,6 +395,17 @@ for (const sig of ["SIGINT", "SIGTERM"] as const) {
 // ---------------------------------------------------------------- rounds
 
 function callerArgv(
+  series: Series,
+  cfg: { privsepConfig: string; osloConf: string },
+  params: RoundParams,
+): string[] {
+  const argv = systemArgv(SERIES_SYSTEM[series], cfg, params);
+  return isPinned(series)
+    ? ["taskset", "-c", String(PINNED_CPU), ...argv]
+    : argv;
+}
+
+function systemArgv(
   system: System,
   cfg: { privsepConfig: string; osloConf: string },
   params: RoundParams,
@@ -411,8 +440,8 @@ function callerArgv(
   }
 }
 
-function paramsFor(system: System, scale = 1): RoundParams {
-  const base = system === "sudo" ? PLAN.sudo : PLAN.daemon;
+function paramsFor(series: Series, scale = 1): RoundParams {
+  const base = SERIES_SYSTEM[series] === "sudo" ? PLAN.sudo : PLAN.daemon;
   const n = (x: number) => Math.max(1, Math.round(x * scale));
   return {
     coldStarts: n(base.coldStarts),
@@ -460,6 +489,7 @@ async function machine(date: string, rounds: number): Promise<Machine> {
     oslo: oslo.stdout.trim().replace(/-[^-]*$/, "") || "?",
     sudo: sudo.stdout.split("\n")[0].replace(/^Sudo version /, "sudo ") ||
       "sudo",
+    pinnedCpu: PINNED_CPU,
   };
 }
 
@@ -477,11 +507,13 @@ async function main(): Promise<void> {
   const date = new Date().toISOString();
   const cfg = await setUp();
   log(
-    `${PROFILE} profile: ${PLAN.rounds} rounds of privsep, oslo.privsep, sudo; caller ${USER} (uid ${caller.uid})`,
+    `${PROFILE} profile: ${PLAN.rounds} rounds of ${
+      SERIES.join(", ")
+    }; caller ${USER} (uid ${caller.uid})`,
   );
 
   // One small untimed round each: caches, page cache, bytecode.
-  for (const s of SYSTEMS) {
+  for (const s of SERIES) {
     await asCaller<RoundResult>(
       callerArgv(s, cfg, paramsFor(s, 0.05)),
       `${s} warm-up`,
@@ -489,13 +521,14 @@ async function main(): Promise<void> {
   }
   log(`warm-up done (${((performance.now() - started) / 1000).toFixed(0)} s)`);
 
-  const raw: Record<System, RoundResult[]> = {
-    privsep: [],
-    oslo: [],
-    sudo: [],
-  };
+  const raw = Object.fromEntries(
+    SERIES.map((s) => [s, []]),
+  ) as unknown as Record<
+    Series,
+    RoundResult[]
+  >;
   for (let round = 1; round <= PLAN.rounds; round++) {
-    for (const s of SYSTEMS) {
+    for (const s of SERIES) {
       const r = await asCaller<RoundResult>(
         callerArgv(s, cfg, paramsFor(s)),
         `${s} round ${round}`,
@@ -505,21 +538,24 @@ async function main(): Promise<void> {
     }
   }
 
-  // The daemon really ran dropped: not root, exactly the two capabilities.
+  // The daemons really ran dropped: not root, exactly the two capabilities.
   const info = raw.privsep.at(-1)!.daemon as {
     uid: number;
     capabilities: number[];
     verified: boolean;
   };
-  if (
-    info.uid === 0 || info.verified !== true ||
-    info.capabilities.join() !== "0,1"
-  ) {
-    throw new Error(`unexpected privsep daemon ${JSON.stringify(info)}`);
+  for (const s of ["privsep", "privsep@1cpu"] as const) {
+    const d = raw[s].at(-1)!.daemon as typeof info;
+    if (d.uid === 0 || d.verified !== true || d.capabilities.join() !== "0,1") {
+      throw new Error(`unexpected privsep daemon ${JSON.stringify(d)}`);
+    }
   }
   const oslo = raw.oslo.at(-1)!.daemon as { uid: number; capEff: string };
-  if (oslo.uid === 0 || BigInt(`0x${oslo.capEff}`) !== 3n) {
-    throw new Error(`unexpected oslo.privsep daemon ${JSON.stringify(oslo)}`);
+  for (const s of ["oslo", "oslo@1cpu"] as const) {
+    const d = raw[s].at(-1)!.daemon as typeof oslo;
+    if (d.uid === 0 || BigInt(`0x${d.capEff}`) !== 3n) {
+      throw new Error(`unexpected oslo.privsep daemon ${JSON.stringify(d)}`);
+    }
   }
   const st = await Deno.stat(TARGET);
   if (st.uid !== 0 || st.gid !== 0) {
@@ -527,7 +563,7 @@ async function main(): Promise<void> {
   }
 
   const figures = {} as Figures;
-  for (const s of SYSTEMS) {
+  for (const s of SERIES) {
     figures[s] = {};
     for (const { key } of METRICS) {
       const xs = key === "coldStartMs"
@@ -556,6 +592,8 @@ async function main(): Promise<void> {
           "privsep-helper through sudo -n, daemon as nobody (gid stays 0: oslo 3.0.1 cannot drop to a non-root group, it calls setuid before setgid) with CAP_CHOWN + CAP_DAC_OVERRIDE, default thread_pool_size (CPUs); client threads for calls in flight",
         sudo:
           "sudo -n /usr/bin/true (no-op), /usr/bin/cat (echo), /usr/bin/chown (narrow op), one process per call",
+        oneCpu:
+          `privsep@1cpu and oslo@1cpu: the same callers started under taskset -c ${PINNED_CPU}; sudo and the daemon inherit the CPU mask`,
       },
       plan: PLAN,
       medians: figures,
@@ -568,24 +606,28 @@ async function main(): Promise<void> {
     null,
     2,
   ) + "\n";
+  // The full profile's files are the README's figures; a quick run goes to
+  // quick.* (not committed), so that it never replaces them.
+  const files: Record<string, string> = full
+    ? { [`${date.slice(0, 10)}.json`]: json, "latest.json": json }
+    : { "quick.json": json };
+  const stem = full ? "latest" : "quick";
+  files[`${stem}.md`] = md;
+  files[`${stem}.svg`] = svg(figures, m);
   await Deno.mkdir(RESULTS, { recursive: true });
-  await Deno.writeTextFile(`${RESULTS}/${date.slice(0, 10)}.json`, json);
-  await Deno.writeTextFile(`${RESULTS}/latest.json`, json);
-  await Deno.writeTextFile(`${RESULTS}/latest.md`, md);
-  await Deno.writeTextFile(`${RESULTS}/latest.svg`, svg(figures, m));
+  for (const [name, text] of Object.entries(files)) {
+    await Deno.writeTextFile(`${RESULTS}/${name}`, text);
+  }
   // Formatted the way `deno fmt --check` (deno task check) wants them.
   await run([
     DENO,
     "fmt",
     "--quiet",
     `--config=${ROOT}/deno.json`,
-    ...["latest.json", "latest.md", "latest.svg", `${date.slice(0, 10)}.json`]
-      .map((f) => `${RESULTS}/${f}`),
+    ...Object.keys(files).map((f) => `${RESULTS}/${f}`),
   ]);
   log(
-    `wrote bench/results/{${
-      date.slice(0, 10)
-    }.json,latest.json,latest.md,latest.svg} in ${
+    `wrote bench/results/{${Object.keys(files).join(",")}} in ${
       ((performance.now() - started) / 1000).toFixed(0)
     } s`,
   );

@@ -1,20 +1,51 @@
-// The markdown table and the SVG chart of `deno task bench`, from the medians
-// bench.ts aggregates. No dependencies: the SVG is written by hand.
+// The markdown tables and the SVG chart of `deno task bench`, from the
+// medians bench.ts aggregates. No dependencies: the SVG is written by hand.
 
-/** The three systems, in the order they run and appear. */
+/** The three systems. */
 export const SYSTEMS = ["privsep", "oslo", "sudo"] as const;
 /** One of {@linkcode SYSTEMS}. */
 export type System = typeof SYSTEMS[number];
-/** How each system is called in the table and the chart. */
-export const SYSTEM_LABELS: Record<System, string> = {
+
+/**
+ * What runs in a round, in order: each system as the scheduler places it,
+ * then the two daemons with their caller started on one CPU (`taskset`),
+ * which the daemon inherits through sudo. sudo per call is not run pinned:
+ * its cost is process creation, not a wake-up.
+ */
+export const SERIES = [
+  "privsep",
+  "oslo",
+  "sudo",
+  "privsep@1cpu",
+  "oslo@1cpu",
+] as const;
+/** One of {@linkcode SERIES}. */
+export type Series = typeof SERIES[number];
+/** The system a series runs. */
+export const SERIES_SYSTEM: Record<Series, System> = {
+  privsep: "privsep",
+  oslo: "oslo",
+  sudo: "sudo",
+  "privsep@1cpu": "privsep",
+  "oslo@1cpu": "oslo",
+};
+/** Whether a series runs with its caller (and so its daemon) on one CPU. */
+export const isPinned = (s: Series): boolean => s.endsWith("@1cpu");
+
+/** How each series is called in the tables and the chart. */
+export const SERIES_LABELS: Record<Series, string> = {
   privsep: "privsep (this)",
   oslo: "oslo.privsep",
   sudo: "sudo -n per call",
+  "privsep@1cpu": "privsep, one CPU",
+  "oslo@1cpu": "oslo.privsep, one CPU",
 };
-const COLORS: Record<System, string> = {
+const COLORS: Record<Series, string> = {
   privsep: "#2f6fdd",
   oslo: "#e08a1e",
   sudo: "#8a8a8a",
+  "privsep@1cpu": "#8fb3f0",
+  "oslo@1cpu": "#f2c48a",
 };
 
 /** The unit a metric is stored in. */
@@ -48,14 +79,19 @@ export const METRICS: Metric[] = [
   { key: "chownP99Ms", label: "chown (narrow op) p99", unit: "ms" },
   { key: "daemonPeakRssMiB", label: "daemon peak RSS (VmHWM)", unit: "mib" },
   {
+    key: "daemonRssAnonMiB",
+    label: "daemon's own memory at the end (RssAnon)",
+    unit: "mib",
+  },
+  {
     key: "callerCpuUsPerCall",
     label: "caller CPU per sequential call",
     unit: "us",
   },
 ];
 
-/** Medians per system and metric (absent: not applicable). */
-export type Figures = Record<System, Record<string, number | undefined>>;
+/** Medians per series and metric (absent: not applicable). */
+export type Figures = Record<Series, Record<string, number | undefined>>;
 
 /** What the report says about where and how it was measured. */
 export interface Machine {
@@ -69,6 +105,8 @@ export interface Machine {
   python: string;
   oslo: string;
   sudo: string;
+  /** The CPU the pinned series run on. */
+  pinnedCpu: number;
 }
 
 const group = (n: number) =>
@@ -108,21 +146,36 @@ function ratio(a: number | undefined, b: number | undefined): string {
   }×`;
 }
 
-/** The markdown table: every figure of the three systems, and the ratios. */
-export function markdown(figures: Figures, m: Machine): string {
+function table(
+  figures: Figures,
+  series: readonly Series[],
+  ratios: [Series, Series, string][],
+): string[] {
   const head = [
     "what",
-    ...SYSTEMS.map((s) => SYSTEM_LABELS[s]),
-    "this / oslo.privsep",
-    "this / sudo",
+    ...series.map((s) => SERIES_LABELS[s]),
+    ...ratios.map(([, , label]) => label),
   ];
   const rows = METRICS.map((metric) => [
     metric.label,
-    ...SYSTEMS.map((s) => format(figures[s][metric.key], metric.unit)),
-    ratio(figures.privsep[metric.key], figures.oslo[metric.key]),
-    ratio(figures.privsep[metric.key], figures.sudo[metric.key]),
-  ]);
+    ...series.map((s) => format(figures[s][metric.key], metric.unit)),
+    ...ratios.map(([a, b]) =>
+      ratio(figures[a][metric.key], figures[b][metric.key])
+    ),
+  ]).filter((row) => row.slice(1).some((cell) => cell !== "—"));
   const line = (cells: string[]) => `| ${cells.join(" | ")} |`;
+  return [
+    line(head),
+    line(head.map((_, i) => i === 0 ? "---" : "---:")),
+    ...rows.map(line),
+  ];
+}
+
+/**
+ * The markdown tables: every figure of the three systems as the scheduler
+ * places them, with the ratios; then the two daemons on one CPU.
+ */
+export function markdown(figures: Figures, m: Machine): string {
   return [
     `Measured ${
       m.date.slice(0, 10)
@@ -131,14 +184,26 @@ export function markdown(figures: Figures, m: Machine): string {
     `Deno ${m.deno}, oslo.privsep ${m.oslo} on Python ${m.python}, ${m.sudo}. ` +
     "Every caller is an unprivileged user going through real sudo.",
     "",
-    line(head),
-    line(head.map((_, i) => i === 0 ? "---" : "---:")),
-    ...rows.map(line),
+    "Placed by the scheduler (nothing pinned):",
+    "",
+    ...table(figures, ["privsep", "oslo", "sudo"], [
+      ["privsep", "oslo", "this / oslo.privsep"],
+      ["privsep", "sudo", "this / sudo"],
+    ]),
     "",
     "Ratios are this ÷ the other: below 1 is better for times, memory and " +
     "CPU, above 1 is better for calls/s. For `sudo -n` every call is a cold " +
     "start (`/usr/bin/true` for a no-op, `/usr/bin/cat` for the echo, " +
     "`/usr/bin/chown` for the narrow operation) and there is no daemon.",
+    "",
+    `Caller started on one CPU (\`taskset -c ${m.pinnedCpu}\`), which sudo ` +
+    "and the daemon inherit, so that caller and daemon wake each other on " +
+    "the same CPU:",
+    "",
+    ...table(figures, ["privsep@1cpu", "oslo@1cpu"], [
+      ["privsep@1cpu", "oslo@1cpu", "this / oslo.privsep"],
+      ["privsep@1cpu", "privsep", "one CPU / placed by the scheduler"],
+    ]),
     "",
   ].join("\n");
 }
@@ -177,7 +242,7 @@ function panel(p: Panel, x0: number, y0: number, width: number): {
     `<text x="${x0}" y="${y0}" class="h">${esc(p.title)}</text>`,
   ];
   const top = y0 + 14;
-  const groupH = SYSTEMS.length * barH + gap;
+  const groupH = SERIES.length * barH + gap;
   const plotH = p.rows.length * groupH;
   for (let d = lo; d <= hi; d++) {
     const x = xOf(10 ** d);
@@ -194,10 +259,10 @@ function panel(p: Panel, x0: number, y0: number, width: number): {
     const gy = top + i * groupH + gap / 2;
     out.push(
       `<text x="${plotX - 8}" y="${
-        gy + SYSTEMS.length * barH / 2 + 4
+        gy + SERIES.length * barH / 2 + 4
       }" class="label">${esc(row.label)}</text>`,
     );
-    SYSTEMS.forEach((s, j) => {
+    SERIES.forEach((s, j) => {
       const v = row.values[j];
       const y = gy + j * barH;
       if (v === undefined || !(v > 0)) return;
@@ -229,7 +294,7 @@ const fmtRate = (x: number) =>
 /** The chart: latency (left) and throughput (right), log scales. */
 export function svg(figures: Figures, m: Machine): string {
   const v = (key: string, scale = 1) =>
-    SYSTEMS.map((s) => {
+    SERIES.map((s) => {
       const x = figures[s][key];
       return x === undefined ? undefined : x * scale;
     });
@@ -272,12 +337,13 @@ export function svg(figures: Figures, m: Machine): string {
   );
   const height = top + Math.max(latency.height, throughput.height) + 20;
   const legendY = top + throughput.height + 10;
-  const legend = SYSTEMS.map((s, i) => {
-    const x = half + 10 + i * 170;
-    return `<rect x="${x}" y="${legendY}" width="12" height="12" fill="${
+  const legend = SERIES.map((s, i) => {
+    const x = half + 10 + (i % 3) * 175;
+    const y = legendY + Math.floor(i / 3) * 18;
+    return `<rect x="${x}" y="${y}" width="12" height="12" fill="${
       COLORS[s]
-    }"/><text x="${x + 18}" y="${legendY + 11}" class="legend">${
-      esc(SYSTEM_LABELS[s])
+    }"/><text x="${x + 18}" y="${y + 11}" class="legend">${
+      esc(SERIES_LABELS[s])
     }</text>`;
   }).join("\n");
   const notes = [
@@ -285,8 +351,10 @@ export function svg(figures: Figures, m: Machine): string {
     "real sudo with an exact sudoers rule. sudo -n per call: one process",
     "per call (true, cat, chown), so every call is a cold start.",
     "oslo.privsep: one Python client thread per call in flight.",
+    `One CPU: the caller starts under taskset -c ${m.pinnedCpu}; sudo and`,
+    "the daemon inherit it, so the two wake each other on one CPU.",
   ].map((t, i) =>
-    `<text x="${half + 10}" y="${legendY + 40 + i * 16}" class="s">${
+    `<text x="${half + 10}" y="${legendY + 58 + i * 16}" class="s">${
       esc(t)
     }</text>`
   ).join("\n");

@@ -40,6 +40,8 @@ export interface RoundResult {
   chownP50Ms: number;
   chownP99Ms: number;
   daemonPeakRssMiB?: number;
+  /** The daemon's anonymous resident memory (no shared binary pages), at the end. */
+  daemonRssAnonMiB?: number;
   /** CPU of reaped children (sudo and its command) per sequential call. */
   childCpuUsPerCall?: number;
   /** What the caller saw of its daemon, for bench.ts to check. */
@@ -140,6 +142,15 @@ export async function timed(
 
 /** The VmHWM (peak RSS) of a process, in MiB. */
 export function peakRssMiB(pid: number): number {
+  return statusKiB(pid, "VmHWM") / 1024;
+}
+
+/** The RssAnon (resident memory not backed by a file) of a process, in MiB. */
+export function rssAnonMiB(pid: number): number {
+  return statusKiB(pid, "RssAnon") / 1024;
+}
+
+function statusKiB(pid: number, field: string): number {
   const status = Deno.readTextFileSync(`/proc/${pid}/status`);
-  return Number(/VmHWM:\s+(\d+)/.exec(status)![1]) / 1024;
+  return Number(new RegExp(`${field}:\\s+(\\d+)`).exec(status)![1]);
 }

@@ -10,6 +10,7 @@ import {
   peakRssMiB,
   type RoundParams,
   type RoundResult,
+  rssAnonMiB,
   sequential,
   timed,
 } from "./_common.ts";
@@ -64,6 +65,7 @@ const result: RoundResult = {
   chownP50Ms: pct(ch, 0.5),
   chownP99Ms: pct(ch, 0.99),
   daemonPeakRssMiB: peakRssMiB(daemon.pid),
+  daemonRssAnonMiB: rssAnonMiB(daemon.pid),
   daemon,
 };
 await benchCtx.stop();

@@ -144,11 +144,13 @@ if params["chown"] % 2:
 out["chownP50Ms"] = pct(ch, 0.5)
 out["chownP99Ms"] = pct(ch, 0.99)
 
-# Daemon peak RSS after all of the above.
+# Daemon peak RSS and its anonymous memory after all of the above.
 out["daemon"] = ops.whoami()
 with open(f"/proc/{out['daemon']['pid']}/status") as f:
     for line in f:
         if line.startswith("VmHWM:"):
             out["daemonPeakRssMiB"] = int(line.split()[1]) / 1024
+        if line.startswith("RssAnon:"):
+            out["daemonRssAnonMiB"] = int(line.split()[1]) / 1024
 bench_ctx.stop()
 print(json.dumps(out))
