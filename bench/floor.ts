@@ -8,7 +8,15 @@
 // It runs twice per round, alternately: as the scheduler places the two
 // processes, and with both on one CPU (`taskset -c <last CPU>`, which the
 // child inherits). On a VM the difference is the cost of waking a process on
-// another CPU, which no I/O style avoids (see README, Performance).
+// another CPU, which no I/O style avoids (see README, Performance): the same
+// echo between two Python processes (os.read/os.write, no event loop at all)
+// runs beside it for comparison.
+//
+// Then the memory floor: the resident memory of a Deno process that runs
+// nothing, that imports one Node builtin (the daemon needs
+// node:async_hooks for callSignal()), and that imports @logtape/logtape (an
+// npm package, which brings Node compatibility whole), before any privsep
+// code or JIT-compiled code.
 //   deno task bench:floor [calls] [rounds]
 const SELF = new URL(import.meta.url).pathname;
 
@@ -55,6 +63,35 @@ if (Deno.args[0] === "--measure") {
   Deno.exit(0);
 }
 
+// The Python pair: the parent prints {"p50", "p99"} in µs.
+const PYTHON_PAIR = `
+import json, os, subprocess, sys, time
+calls = int(sys.argv[1])
+child = subprocess.Popen([sys.executable, "-c", """
+import os
+while True:
+    b = os.read(0, 65536)
+    if not b:
+        break
+    os.write(1, b)
+"""], stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0)
+w, r = child.stdin.fileno(), child.stdout.fileno()
+msg = bytes(24)
+times = []
+for i in range(calls + 2000):
+    t0 = time.perf_counter()
+    os.write(w, msg)
+    got = 0
+    while got < 24:
+        got += len(os.read(r, 65536))
+    if i >= 2000:
+        times.append(time.perf_counter() - t0)
+child.stdin.close()
+child.wait()
+times.sort()
+print(json.dumps({"p50": times[len(times) // 2] * 1e6, "p99": times[int(len(times) * 0.99)] * 1e6}))
+`;
+
 const calls = Number(Deno.args[0] ?? 20_000);
 const rounds = Number(Deno.args[1] ?? 3);
 const cpu = Math.max(
@@ -66,34 +103,90 @@ const placements = {
   "placed by the scheduler": [] as string[],
   [`one CPU (taskset -c ${cpu})`]: ["taskset", "-c", String(cpu)],
 };
+const pairs = {
+  "Deno-to-Deno stdio round trip": [
+    Deno.execPath(),
+    "run",
+    "-A",
+    "--no-config",
+    SELF,
+    "--measure",
+    String(calls),
+  ],
+  "Python-to-Python pipe round trip": [
+    "/usr/bin/python3",
+    "-c",
+    PYTHON_PAIR,
+    String(calls),
+  ],
+};
+
+async function output(argv: string[]): Promise<string> {
+  const out = await new Deno.Command(argv[0], {
+    args: argv.slice(1),
+    stderr: "inherit",
+  }).output();
+  if (!out.success) {
+    throw new Error(
+      `${argv.slice(0, 4).join(" ")} … failed${
+        argv[0] === "taskset"
+          ? ' (taskset comes with util-linux: "apt-get install util-linux")'
+          : ""
+      }`,
+    );
+  }
+  return new TextDecoder().decode(out.stdout);
+}
+
 const results = new Map<string, { p50: number; p99: number }[]>();
 for (let round = 0; round < rounds; round++) {
-  for (const [name, prefix] of Object.entries(placements)) {
-    const argv = [...prefix, Deno.execPath(), "run", "-A", "--no-config"];
-    const out = await new Deno.Command(argv[0], {
-      args: [...argv.slice(1), SELF, "--measure", String(calls)],
-      stderr: "inherit",
-    }).output();
-    if (!out.success) {
-      throw new Error(
-        `${argv.join(" ")} failed${
-          prefix.length
-            ? ' (taskset comes with util-linux: "apt-get install util-linux")'
-            : ""
-        }`,
-      );
+  for (const [pair, argv] of Object.entries(pairs)) {
+    for (const [placement, prefix] of Object.entries(placements)) {
+      const name = `${pair}, 24 bytes, ${calls} calls, ${placement}`;
+      const r = JSON.parse(await output([...prefix, ...argv]));
+      results.set(name, [...results.get(name) ?? [], r]);
     }
-    const r = JSON.parse(new TextDecoder().decode(out.stdout));
-    results.set(name, [...results.get(name) ?? [], r]);
   }
 }
 const median = (xs: number[]) => xs.sort((a, b) => a - b)[xs.length >> 1];
 for (const [name, rs] of results) {
   console.log(
-    `Deno-to-Deno stdio round trip, 24 bytes, ${calls} calls, ${name}: p50 ${
-      median(rs.map((r) => r.p50)).toFixed(0)
-    } µs, p99 ${
+    `${name}: p50 ${median(rs.map((r) => r.p50)).toFixed(0)} µs, p99 ${
       median(rs.map((r) => r.p99)).toFixed(0)
     } µs (median of ${rounds} rounds)`,
   );
+}
+
+// The memory floor, with the daemon's V8 flags and the project's config.
+const config = new URL("../deno.json", import.meta.url).pathname;
+const report =
+  'const s = Deno.readTextFileSync("/proc/self/status"); console.log(["VmRSS", "RssAnon", "RssFile"].map((k) => (Number(new RegExp(k + ":\\\\s+(\\\\d+)").exec(s)![1]) / 1024).toFixed(1)).join(" "));';
+const programs = {
+  "runs nothing": "",
+  "imports node:async_hooks":
+    'import { AsyncLocalStorage } from "node:async_hooks"; new AsyncLocalStorage();',
+  "imports @logtape/logtape":
+    'import { getLogger } from "@logtape/logtape"; getLogger(["x"]);',
+};
+for (const [what, code] of Object.entries(programs)) {
+  const dir = await Deno.makeTempDir({ prefix: "privsep-floor-" });
+  try {
+    const file = `${dir}/probe.ts`;
+    await Deno.writeTextFile(file, `${code}\n${report}\n`);
+    const argv = [
+      Deno.execPath(),
+      "run",
+      "-A",
+      "--v8-flags=--expose-gc,--max-semi-space-size=1",
+      `--config=${config}`,
+      file,
+    ];
+    await output(argv); // once to fill the cache, as the daemon finds it
+    const [rss, anon, file_] = (await output(argv)).trim().split(" ");
+    console.log(
+      `A Deno process that ${what}: ${rss} MiB resident (${anon} MiB its own, ${file_} MiB pages of the deno binary and other files)`,
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 }
