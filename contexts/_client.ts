@@ -213,6 +213,8 @@ export class DaemonClient {
         const onAbort = () => giveUp(signal.reason);
         signal.addEventListener("abort", onAbort, { once: true });
         pending.cleanup = () => signal.removeEventListener("abort", onAbort);
+        // Encoding the arguments runs their getters, which may have aborted.
+        if (signal.aborted) onAbort();
       }
     });
   }

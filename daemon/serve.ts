@@ -37,22 +37,32 @@ import {
 import { moduleFiles } from "../contexts/_modules.ts";
 import { releaseFrame } from "../protocol/_release.ts";
 
-/** A call whose message is this large leaves large buffers behind. */
+/** A message this large leaves large buffers behind. */
 const LARGE_MESSAGE = 256 * 1024;
-let collectScheduled = false;
+/**
+ * Large buffers held longer than this have likely been moved to the old
+ * generation (the young one is 1 MiB), which only a full collection frees.
+ */
+const LONG_CALL_MS = 50;
+let collectScheduled: "minor" | "major" | undefined;
 
 /**
  * Large messages leave large ArrayBuffers behind, which V8 only frees at its
- * next collection: a cheap young-generation collection soon after keeps the
- * daemon's memory near its idle size (the daemon runs with --expose-gc).
+ * next collection: a collection soon after keeps the daemon's memory near its
+ * idle size (the daemon runs with --expose-gc). A cheap young-generation one
+ * after a short call; a full one after a long call, whose buffers have had
+ * time to be promoted.
  */
-function collectSoon(): void {
+function collectSoon(type: "minor" | "major"): void {
   const gc = (globalThis as { gc?: (o: { type: string }) => void }).gc;
-  if (!gc || collectScheduled) return;
-  collectScheduled = true;
+  if (!gc || collectScheduled === "major" || collectScheduled === type) return;
+  const pending = collectScheduled !== undefined;
+  collectScheduled = type;
+  if (pending) return; // the pending one becomes a full collection
   setTimeout(() => {
-    collectScheduled = false;
-    gc({ type: "minor" });
+    const what = collectScheduled!;
+    collectScheduled = undefined;
+    gc({ type: what });
   }, 0);
 }
 
@@ -502,8 +512,13 @@ export async function serveDaemon(args: string[]): Promise<void> {
     counters.completed++;
     slots.release();
     out.send(frame);
-    // The call's large arguments are garbage now, unless it kept them.
-    if (call.bytes >= LARGE_MESSAGE) collectSoon();
+    // The call's large arguments and result are garbage now, unless it kept
+    // them.
+    if (call.bytes >= LARGE_MESSAGE || frame.length >= LARGE_MESSAGE) {
+      collectSoon(
+        performance.now() - started > LONG_CALL_MS ? "major" : "minor",
+      );
+    }
   };
 
   /**
@@ -517,8 +532,10 @@ export async function serveDaemon(args: string[]): Promise<void> {
     callArgs: unknown[],
     bytes: number,
   ): Promise<void> | undefined => {
+    // A message that runs nothing is garbage at once (see collectSoon).
     if (key === "$status") {
       out.send(encodeMessage([Kind.Result, id, status()]));
+      if (bytes >= LARGE_MESSAGE) collectSoon("minor");
       return;
     }
     const started = performance.now();
@@ -531,6 +548,7 @@ export async function serveDaemon(args: string[]): Promise<void> {
           key.slice(0, 200)
         }" is not an entrypoint of context ${ctx.name}`,
       }]));
+      if (bytes >= LARGE_MESSAGE) collectSoon("minor");
       return;
     }
     const wait = slots.acquire(bytes);
@@ -542,6 +560,7 @@ export async function serveDaemon(args: string[]): Promise<void> {
         message:
           `${concurrency} calls run and the queue is full (${slots.queueLimit} calls or ${slots.queueBytes} bytes of arguments); raise concurrency or queue_limit, or call less at once`,
       }]));
+      if (bytes >= LARGE_MESSAGE) collectSoon("minor");
       return;
     }
     const call: Running = { key, controller: new AbortController(), bytes };

@@ -19,6 +19,7 @@
 
 import { ProtocolError } from "../errors.ts";
 import { checkMaxFrameBytes, FRAME_HEADER_BYTES } from "./frame.ts";
+import { ownFrame } from "./_release.ts";
 
 /** Deepest nesting of arrays and maps (objects), both ways. */
 const MAX_DEPTH = 512;
@@ -131,7 +132,7 @@ class Encoder {
       }
       return this.chunks.length === 0
         ? copyOut(this.buf, this.pos)
-        : this.assemble();
+        : ownFrame(this.assemble());
     } finally {
       this.pos = 0;
       // Only when needed: storing an array's length costs tens of
@@ -578,7 +579,7 @@ let slabPos = 0;
  * otherwise into the unused tail of the slab, which is never written again.
  */
 function copyOut(buf: Uint8Array<ArrayBuffer>, n: number): Uint8Array {
-  if (n > SLAB_RESULT_BYTES) return buf.slice(0, n);
+  if (n > SLAB_RESULT_BYTES) return ownFrame(buf.slice(0, n));
   // A slab whose buffer was transferred has length 0: replaced here too.
   if (slabPos + n > slab.length) {
     slab = new Uint8Array(SLAB_BYTES);

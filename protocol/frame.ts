@@ -9,6 +9,7 @@
  */
 
 import { ProtocolError } from "../errors.ts";
+import { ownFrame } from "./_release.ts";
 
 /**
  * Size of the length prefix in bytes.
@@ -115,6 +116,8 @@ export class FrameDecoder {
   #body: Uint8Array | undefined;
   #bodyLen = 0;
   #filled = 0;
+  /** A view from bodyTail() awaits its commit(). */
+  #tailOut = false;
 
   /** Creates a decoder that rejects frames larger than `maxFrameBytes`. */
   constructor(maxFrameBytes: number = DEFAULT_MAX_FRAME_BYTES) {
@@ -128,12 +131,18 @@ export class FrameDecoder {
 
   /**
    * Appends `chunk` and returns every complete frame body now available.
+   * Throws `TypeError` while a view from `bodyTail()` awaits its `commit()`.
    * The returned bodies do not alias `chunk`, so the caller may reuse it.
    * A body is allocated once at its announced size up to 4 MiB, and grows
    * as its bytes arrive beyond that; a body that arrives in one piece is
    * copied once.
    */
   push(chunk: Uint8Array): Uint8Array[] {
+    if (this.#tailOut) {
+      throw new TypeError(
+        "push() while the view from bodyTail() is outstanding: commit(n) the bytes read into it first",
+      );
+    }
     const frames: Uint8Array[] = [];
     let pos = 0;
     const end = chunk.length;
@@ -214,6 +223,7 @@ export class FrameDecoder {
       return undefined;
     }
     if (this.#filled === body.length) this.#reserve(this.#filled + 1);
+    this.#tailOut = true;
     return this.#body!.subarray(this.#filled, this.#bodyLen);
   }
 
@@ -253,6 +263,7 @@ export class FrameDecoder {
         `commit(${n}) does not match the view bodyTail() returned: call bodyTail() first and commit at most its length`,
       );
     }
+    this.#tailOut = false;
     this.#filled += n;
     if (this.#filled < this.#bodyLen) return [];
     this.#body = undefined;
@@ -281,8 +292,9 @@ export class FrameDecoder {
   #reserve(size: number): void {
     const body = this.#body!;
     if (size <= body.length) return;
+    // Doubling: at most twice what has arrived is ever allocated.
     const next = new Uint8Array(
-      Math.min(this.#bodyLen, Math.max(size, body.length * 4)),
+      Math.min(this.#bodyLen, Math.max(size, body.length * 2)),
     );
     next.set(body.subarray(0, this.#filled));
     this.#body = next;
@@ -310,5 +322,5 @@ export function concatFrames(frames: readonly Uint8Array[]): Uint8Array {
     out.set(f, off);
     off += f.length;
   }
-  return out;
+  return ownFrame(out);
 }

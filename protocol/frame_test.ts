@@ -386,3 +386,58 @@ Deno.test("FrameDecoder.commit() rejects a moved view that is not the tail's", (
     RangeError,
   );
 });
+
+Deno.test("FrameDecoder.push() refuses while a view from bodyTail() awaits its commit()", () => {
+  const decoder = new FrameDecoder();
+  const wire = encodeFrame(body(100_000));
+  decoder.push(wire.subarray(0, 4));
+  const tail = decoder.bodyTail()!;
+  assert.throws(() => decoder.push(new Uint8Array(1)), TypeError);
+  tail.set(wire.subarray(4));
+  assert.equal(decoder.commit(tail.length).length, 1);
+  assert.deepEqual(decoder.push(encodeFrame(body(3))), [body(3)]);
+});
+
+Deno.test("FrameDecoder decodes any mix of push() and bodyTail() at random split points", () => {
+  // A small deterministic PRNG (mulberry32), so that a failure repeats.
+  let seed = 0x9e3779b9;
+  const rand = () => {
+    seed = (seed + 0x6d2b79f5) | 0;
+    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  const sizes = [1, 2, 3, 100, 65_535, 65_536, 300_000, (4 << 20) + 5];
+  for (let round = 0; round < 40; round++) {
+    const frames = Array.from(
+      { length: 1 + Math.floor(rand() * 5) },
+      (_, i) => body(sizes[Math.floor(rand() * sizes.length)], round * 8 + i),
+    );
+    const wire = new Uint8Array(
+      frames.reduce((n, f) => n + FRAME_HEADER_BYTES + f.length, 0),
+    );
+    let off = 0;
+    for (const f of frames) {
+      wire.set(encodeFrame(f), off);
+      off += FRAME_HEADER_BYTES + f.length;
+    }
+    const decoder = new FrameDecoder();
+    const got: Uint8Array[] = [];
+    let pos = 0;
+    while (pos < wire.length) {
+      const want = 1 + Math.floor(rand() ** 3 * (1 << 20));
+      const tail = rand() < 0.5 ? decoder.bodyTail(1) : undefined;
+      const n = Math.min(want, wire.length - pos, tail?.length ?? Infinity);
+      if (tail) {
+        tail.set(wire.subarray(pos, pos + n));
+        got.push(...decoder.commit(n));
+      } else {
+        got.push(...decoder.push(wire.subarray(pos, pos + n)));
+      }
+      pos += n;
+    }
+    assert.equal(got.length, frames.length, `round ${round}`);
+    got.forEach((g, i) => assert.deepEqual(g, frames[i], `round ${round}`));
+    assert.equal(decoder.buffered, 0);
+  }
+});

@@ -280,6 +280,23 @@ Deno.test("timeouts and concurrency", opts, async (t) => {
           callWith({ timeout: 100 }, () => slow.cooperative(10_000)),
         );
         assertTimeout(r2, "slow.ts#cooperative");
+        // A signal aborted while the arguments are encoded (by a getter).
+        const mid = new AbortController();
+        const arg = {
+          get n() {
+            mid.abort(new Error("aborted during encoding"));
+            return 1;
+          },
+        };
+        const [r3, ms3] = await timed(
+          callWith({ signal: mid.signal }, () => ops.echo(arg)),
+        );
+        assert.equal(r3.status, "rejected");
+        assert.match(
+          String((r3 as PromiseRejectedResult).reason),
+          /aborted during encoding/,
+        );
+        assert.ok(ms3 < 1_000);
       },
     );
 
