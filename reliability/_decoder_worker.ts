@@ -1,6 +1,7 @@
 // The in-process decoder fuzzer, run in a Worker so that the main thread can
 // see a hang (no progress) and stop it. Feeds frames, chunked at random,
-// through FrameDecoder and decodeMessage. Invariants: nothing but
+// through FrameDecoder (push, or in place through bodyTail/commit) and
+// decodeMessage. Invariants: nothing but
 // ProtocolError is ever thrown; a body that decodes re-encodes to the same
 // value; no input takes long.
 /// <reference lib="deno.worker" />
@@ -97,10 +98,20 @@ self.onmessage = (e: MessageEvent<DecoderJob>) => {
       const decoder = new FrameDecoder(max);
       let off = 0;
       while (off < wire.length) {
-        const n = r.chance(0.5) ? wire.length - off : r.range(1, 64);
-        const chunk = wire.slice(off, off + n);
+        let n = r.chance(0.5) ? wire.length - off : r.range(1, 64);
+        // Half the time a pending body is filled in place, as both ends of
+        // the channel read large bodies (bodyTail/commit).
+        const tail = r.chance(0.5) ? decoder.bodyTail(1) : undefined;
+        let bodies: Uint8Array[];
+        if (tail) {
+          n = Math.min(n, tail.length);
+          tail.set(wire.subarray(off, off + n));
+          bodies = decoder.commit(n);
+        } else {
+          bodies = decoder.push(wire.slice(off, off + n));
+        }
         off += n;
-        for (const body of decoder.push(chunk)) {
+        for (const body of bodies) {
           p.frames++;
           decodeMessage(body);
           p.decoded++;
