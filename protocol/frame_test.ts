@@ -5,6 +5,7 @@ import { Buffer } from "node:buffer";
 import { ProtocolError } from "../errors.ts";
 import {
   checkMaxFrameBytes,
+  concatFrames,
   DEFAULT_MAX_FRAME_BYTES,
   encodeFrame,
   FRAME_HEADER_BYTES,
@@ -273,17 +274,21 @@ Deno.test("checkMaxFrameBytes() accepts integers from 1 to 0xFFFFFFFF", () => {
   }
 });
 
-/** Feeds `wire` to `decoder`, through bodyTail() whenever it offers a view. */
-function feedDirect(
+/**
+ * Feeds `wire` to `decoder` in steps of `next().size` bytes, through
+ * bodyTail() when `next().direct` and it offers a view, else through push().
+ */
+function feed(
   decoder: FrameDecoder,
   wire: Uint8Array,
-  chunk: number,
+  next: () => { size: number; direct: boolean },
 ): Uint8Array[] {
   const out: Uint8Array[] = [];
   let pos = 0;
   while (pos < wire.length) {
-    const tail = decoder.bodyTail(1);
-    const n = Math.min(chunk, wire.length - pos, tail?.length ?? Infinity);
+    const { size, direct } = next();
+    const tail = direct ? decoder.bodyTail(1) : undefined;
+    const n = Math.min(size, wire.length - pos, tail?.length ?? Infinity);
     if (tail) {
       tail.set(wire.subarray(pos, pos + n));
       out.push(...decoder.commit(n));
@@ -295,16 +300,13 @@ function feedDirect(
   return out;
 }
 
+/** feed() in chunks of `chunk` bytes, through bodyTail() whenever it can. */
+const feedDirect = (decoder: FrameDecoder, wire: Uint8Array, chunk: number) =>
+  feed(decoder, wire, () => ({ size: chunk, direct: true }));
+
 Deno.test("FrameDecoder.bodyTail() lets a large body be read in place, between pushed frames", () => {
   const frames = [body(10, 1), body(300_000, 2), body(3, 3), body(70_000, 4)];
-  const wire = new Uint8Array(
-    frames.reduce((n, f) => n + FRAME_HEADER_BYTES + f.length, 0),
-  );
-  let off = 0;
-  for (const f of frames) {
-    wire.set(encodeFrame(f), off);
-    off += FRAME_HEADER_BYTES + f.length;
-  }
+  const wire = concatFrames(frames.map((f) => encodeFrame(f)));
   for (const chunk of [7, 4096, 65_536, wire.length]) {
     assert.deepEqual(feedDirect(new FrameDecoder(), wire, chunk), frames);
   }
@@ -338,14 +340,7 @@ Deno.test("FrameDecoder.commit() rejects a count beyond the view with RangeError
 
 Deno.test("FrameDecoder.commit() follows a body whose memory a BYOB read moved", async () => {
   const frames = [body(5, 1), body(200_000, 2), body(9, 3)];
-  const wire = new Uint8Array(
-    frames.reduce((n, f) => n + FRAME_HEADER_BYTES + f.length, 0),
-  );
-  let off = 0;
-  for (const f of frames) {
-    wire.set(encodeFrame(f), off);
-    off += FRAME_HEADER_BYTES + f.length;
-  }
+  const wire = concatFrames(frames.map((f) => encodeFrame(f)));
   let pos = 0;
   const stream = new ReadableStream({
     type: "bytes",
@@ -413,29 +408,12 @@ Deno.test("FrameDecoder decodes any mix of push() and bodyTail() at random split
       { length: 1 + Math.floor(rand() * 5) },
       (_, i) => body(sizes[Math.floor(rand() * sizes.length)], round * 8 + i),
     );
-    const wire = new Uint8Array(
-      frames.reduce((n, f) => n + FRAME_HEADER_BYTES + f.length, 0),
-    );
-    let off = 0;
-    for (const f of frames) {
-      wire.set(encodeFrame(f), off);
-      off += FRAME_HEADER_BYTES + f.length;
-    }
+    const wire = concatFrames(frames.map((f) => encodeFrame(f)));
     const decoder = new FrameDecoder();
-    const got: Uint8Array[] = [];
-    let pos = 0;
-    while (pos < wire.length) {
-      const want = 1 + Math.floor(rand() ** 3 * (1 << 20));
-      const tail = rand() < 0.5 ? decoder.bodyTail(1) : undefined;
-      const n = Math.min(want, wire.length - pos, tail?.length ?? Infinity);
-      if (tail) {
-        tail.set(wire.subarray(pos, pos + n));
-        got.push(...decoder.commit(n));
-      } else {
-        got.push(...decoder.push(wire.subarray(pos, pos + n)));
-      }
-      pos += n;
-    }
+    const got = feed(decoder, wire, () => ({
+      size: 1 + Math.floor(rand() ** 3 * (1 << 20)),
+      direct: rand() < 0.5,
+    }));
     assert.equal(got.length, frames.length, `round ${round}`);
     got.forEach((g, i) => assert.deepEqual(g, frames[i], `round ${round}`));
     assert.equal(decoder.buffered, 0);
