@@ -26,6 +26,7 @@ import {
   concatFrames,
   DEFAULT_MAX_FRAME_BYTES,
   FrameDecoder,
+  padFrames,
 } from "../protocol/frame.ts";
 import {
   decodeMessage,
@@ -139,10 +140,13 @@ class Outbox {
     // A small frame with nothing ahead of it goes out at once, without a
     // trip through the event loop; a pipe takes 64 KiB without blocking.
     if (this.idle && frame.length <= SYNC_WRITE_MAX) {
+      // Padded when it holds a newline byte, so that Deno's line-buffered
+      // stdout sends it in one write instead of two (see PADDING_FRAME).
+      const data = padFrames(frame);
       try {
         let off = 0;
-        while (off < frame.length) {
-          off += Deno.stdout.writeSync(frame.subarray(off));
+        while (off < data.length) {
+          off += Deno.stdout.writeSync(data.subarray(off));
         }
         return;
       } catch {
@@ -176,12 +180,15 @@ class Outbox {
           ) n++;
         }
         const batch = this.#queue.splice(0, n);
-        const data = n === 1 ? batch[0] : concatFrames(batch);
+        const joined = n === 1 ? batch[0] : concatFrames(batch);
+        // A large frame is not copied to be padded: one more write is
+        // little next to its size.
+        const data = large ? joined : padFrames(joined);
         let off = 0;
         while (off < data.length) {
           off += await Deno.stdout.write(data.subarray(off));
         }
-        this.#queued -= data.length;
+        this.#queued -= joined.length;
         if (large) releaseFrame(data);
         for (const resolve of this.#drained.splice(0)) resolve();
       }

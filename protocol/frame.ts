@@ -48,6 +48,43 @@ export const DEFAULT_MAX_FRAME_BYTES: number = 16 * 1024 * 1024;
 const U32_MAX = 0xffff_ffff;
 
 /**
+ * A padding frame: length 1, body the single byte `0x0a` (a newline). A
+ * receiver drops it ({@linkcode FrameDecoder} never returns it); it can never
+ * be a message, which is always a msgpack array. The daemon ends a write with
+ * it when the write contains a newline byte elsewhere: Deno writes its stdout
+ * through a line buffer that would otherwise split the write at its last
+ * newline into two system calls, and wake the reader twice.
+ *
+ * @example
+ * ```ts
+ * import { FrameDecoder, PADDING_FRAME } from "@privsep/privsep/protocol";
+ * new FrameDecoder().push(PADDING_FRAME); // []
+ * ```
+ */
+export const PADDING_FRAME: Uint8Array = new Uint8Array([0, 0, 0, 1, 0x0a]);
+
+/**
+ * `data` followed by {@linkcode PADDING_FRAME} when `data` holds a newline
+ * byte anywhere but at its end (otherwise `data` itself), so that a line
+ * buffered write sends it in one system call.
+ *
+ * @example
+ * ```ts
+ * import { encodeFrame, padFrames } from "@privsep/privsep/protocol";
+ * padFrames(encodeFrame(new Uint8Array([0x0a, 1]))).length; // 6 + 5
+ * padFrames(encodeFrame(new Uint8Array([1, 2]))).length; // 6
+ * ```
+ */
+export function padFrames(data: Uint8Array): Uint8Array {
+  const last = data.lastIndexOf(0x0a);
+  if (last === -1 || last === data.length - 1) return data;
+  const out = new Uint8Array(data.length + PADDING_FRAME.length);
+  out.set(data);
+  out.set(PADDING_FRAME, data.length);
+  return ownFrame(out);
+}
+
+/**
  * Checks a `maxFrameBytes` option and returns it.
  *
  * @example
@@ -95,8 +132,9 @@ const EXACT_BODY_BYTES = 4 << 20;
 
 /**
  * Incremental frame decoder: feed it chunks as they arrive, get whole frame
- * bodies back. Any malformed input throws {@linkcode ProtocolError} and the
- * decoder must then be discarded (the channel is closed).
+ * bodies back (padding frames, {@linkcode PADDING_FRAME}, are dropped). Any
+ * malformed input throws {@linkcode ProtocolError} and the decoder must then
+ * be discarded (the channel is closed).
  *
  * @example
  * ```ts
@@ -158,9 +196,13 @@ export class FrameDecoder {
         pos += take;
         if (this.#filled === this.#bodyLen) {
           const body = this.#body;
-          frames.push(
-            body.length === this.#bodyLen ? body : body.slice(0, this.#bodyLen),
-          );
+          if (!isPadding(body, this.#bodyLen)) {
+            frames.push(
+              body.length === this.#bodyLen
+                ? body
+                : body.slice(0, this.#bodyLen),
+            );
+          }
           this.#body = undefined;
           this.#headLen = 0;
         }
@@ -175,7 +217,9 @@ export class FrameDecoder {
         pos += FRAME_HEADER_BYTES;
         if (end - pos >= n) {
           // A copy, never a view: a Node Buffer's slice would alias `chunk`.
-          frames.push(new Uint8Array(chunk.subarray(pos, pos + n)));
+          if (n !== 1 || chunk[pos] !== 0x0a) {
+            frames.push(new Uint8Array(chunk.subarray(pos, pos + n)));
+          }
           pos += n;
         } else {
           this.#headLen = FRAME_HEADER_BYTES;
@@ -268,7 +312,7 @@ export class FrameDecoder {
     if (this.#filled < this.#bodyLen) return [];
     this.#body = undefined;
     this.#headLen = 0;
-    return [body];
+    return isPadding(body, this.#bodyLen) ? [] : [body];
   }
 
   #check(n: number): number {
@@ -299,6 +343,11 @@ export class FrameDecoder {
     next.set(body.subarray(0, this.#filled));
     this.#body = next;
   }
+}
+
+/** Whether a body of `length` bytes is that of {@linkcode PADDING_FRAME}. */
+function isPadding(body: Uint8Array, length: number): boolean {
+  return length === 1 && body[0] === 0x0a;
 }
 
 /**

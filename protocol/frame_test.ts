@@ -10,6 +10,8 @@ import {
   encodeFrame,
   FRAME_HEADER_BYTES,
   FrameDecoder,
+  PADDING_FRAME,
+  padFrames,
 } from "./frame.ts";
 
 /** A body of `n` bytes whose contents depend on `seed`, so frames differ. */
@@ -418,4 +420,39 @@ Deno.test("FrameDecoder decodes any mix of push() and bodyTail() at random split
     got.forEach((g, i) => assert.deepEqual(g, frames[i], `round ${round}`));
     assert.equal(decoder.buffered, 0);
   }
+});
+
+Deno.test("FrameDecoder drops padding frames, whole or split, pushed or in place", () => {
+  const a = body(3, 1);
+  const b = body(70_000, 2);
+  const wire = concatFrames([
+    PADDING_FRAME,
+    encodeFrame(a),
+    PADDING_FRAME,
+    encodeFrame(b),
+    PADDING_FRAME,
+  ]);
+  for (const chunk of [1, 2, 5, 7, 4096, wire.length]) {
+    const decoder = new FrameDecoder();
+    const got: Uint8Array[] = [];
+    for (let pos = 0; pos < wire.length; pos += chunk) {
+      got.push(...decoder.push(wire.subarray(pos, pos + chunk)));
+    }
+    assert.deepEqual(got, [a, b], `chunks of ${chunk}`);
+    assert.deepEqual(feedDirect(new FrameDecoder(), wire, chunk), [a, b]);
+  }
+});
+
+Deno.test("padFrames() appends a padding frame only when a newline byte is not last", () => {
+  const plain = encodeFrame(new Uint8Array([1, 2, 3]));
+  assert.equal(padFrames(plain), plain);
+  const endsInNewline = encodeFrame(new Uint8Array([1, 0x0a]));
+  assert.equal(padFrames(endsInNewline), endsInNewline);
+  const inner = encodeFrame(new Uint8Array([0x0a, 1]));
+  const padded = padFrames(inner);
+  assert.deepEqual(padded, concatFrames([inner, PADDING_FRAME]));
+  assert.equal(padded.lastIndexOf(0x0a), padded.length - 1);
+  assert.deepEqual(new FrameDecoder().push(padded), [
+    new Uint8Array([0x0a, 1]),
+  ]);
 });

@@ -22,11 +22,11 @@ import { DEFAULT_MAX_FRAME_BYTES } from "./frame.ts";
  * const frame = encodeMessage([Kind.Hello, { v: PROTOCOL_VERSION, pid: Deno.pid }]);
  * assert.deepEqual(decodeMessage(frame.subarray(4)), {
  *   kind: Kind.Hello,
- *   hello: { v: 1, pid: Deno.pid },
+ *   hello: { v: 2, pid: Deno.pid },
  * });
  * ```
  */
-export const PROTOCOL_VERSION = 1;
+export const PROTOCOL_VERSION = 2;
 
 /**
  * Message kinds (the first element of every message array).

@@ -49,7 +49,7 @@ Deno.test("Kind values are the protocol's message numbers", () => {
     Log: 5,
     Fatal: 6,
   });
-  assert.equal(PROTOCOL_VERSION, 1);
+  assert.equal(PROTOCOL_VERSION, 2);
 });
 
 Deno.test("encodeMessage() writes a frame whose body is the msgpack array", () => {
