@@ -18,7 +18,11 @@
 // (ignored by git); both print the tables.
 import { init } from "../mod.ts";
 import { benchCtx } from "./privsep/mod.ts";
-import type { RoundParams, RoundResult } from "./drivers/_common.ts";
+import {
+  lastAllowedCpu,
+  type RoundParams,
+  type RoundResult,
+} from "./drivers/_common.ts";
 import {
   type Figures,
   isPinned,
@@ -49,12 +53,8 @@ const ROOT = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
 const DENO = Deno.execPath();
 const PYTHON = "/usr/bin/python3";
 const RESULTS = `${HERE}results`;
-/** The CPU of the pinned series: the last one this process may run on. */
-const PINNED_CPU = Math.max(
-  ...(/Cpus_allowed_list:\s*(\S+)/.exec(
-    Deno.readTextFileSync("/proc/self/status"),
-  )?.[1] ?? "0").split(/[,-]/).map(Number),
-);
+/** The CPU of the pinned series. */
+const PINNED_CPU = lastAllowedCpu();
 
 /** Rounds, cold starts per round and calls per scenario, by profile. */
 const PLAN = full
@@ -411,32 +411,23 @@ function systemArgv(
   params: RoundParams,
 ): string[] {
   const json = JSON.stringify(params);
+  const denoDriver = (file: string, ...args: string[]) => [
+    DENO,
+    "run",
+    "-A",
+    "--no-prompt",
+    "--no-lock",
+    `--config=${ROOT}/deno.json`,
+    `${HERE}drivers/${file}`,
+    ...args,
+  ];
   switch (system) {
     case "privsep":
-      return [
-        DENO,
-        "run",
-        "-A",
-        "--no-prompt",
-        "--no-lock",
-        `--config=${ROOT}/deno.json`,
-        `${HERE}drivers/privsep_caller.ts`,
-        cfg.privsepConfig,
-        json,
-      ];
+      return denoDriver("privsep_caller.ts", cfg.privsepConfig, json);
     case "oslo":
       return [PYTHON, `${OSLO}/driver.py`, "run", cfg.osloConf, SOCKDIR, json];
     case "sudo":
-      return [
-        DENO,
-        "run",
-        "-A",
-        "--no-prompt",
-        "--no-lock",
-        `--config=${ROOT}/deno.json`,
-        `${HERE}drivers/sudo_caller.ts`,
-        json,
-      ];
+      return denoDriver("sudo_caller.ts", json);
   }
 }
 

@@ -18,6 +18,8 @@
 // npm package, which brings Node compatibility whole), before any privsep
 // code or JIT-compiled code.
 //   deno task bench:floor [calls] [rounds]
+import { lastAllowedCpu } from "./drivers/_common.ts";
+
 const SELF = new URL(import.meta.url).pathname;
 
 if (Deno.args[0] === "--child") {
@@ -94,11 +96,7 @@ print(json.dumps({"p50": times[len(times) // 2] * 1e6, "p99": times[int(len(time
 
 const calls = Number(Deno.args[0] ?? 20_000);
 const rounds = Number(Deno.args[1] ?? 3);
-const cpu = Math.max(
-  ...(/Cpus_allowed_list:\s*(\S+)/.exec(
-    Deno.readTextFileSync("/proc/self/status"),
-  )?.[1] ?? "0").split(/[,-]/).map(Number),
-);
+const cpu = lastAllowedCpu();
 const placements = {
   "placed by the scheduler": [] as string[],
   [`one CPU (taskset -c ${cpu})`]: ["taskset", "-c", String(cpu)],

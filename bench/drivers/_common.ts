@@ -154,3 +154,37 @@ function statusKiB(pid: number, field: string): number {
   const status = Deno.readTextFileSync(`/proc/${pid}/status`);
   return Number(new RegExp(`${field}:\\s+(\\d+)`).exec(status)![1]);
 }
+
+/** What every caller measures in a round, for its RoundResult. */
+export function roundFigures(m: {
+  coldStartMs: number[];
+  seq: Awaited<ReturnType<typeof sequential>>;
+  f8: Awaited<ReturnType<typeof inFlight>>;
+  f64: Awaited<ReturnType<typeof inFlight>>;
+  big: number[];
+  ch: number[];
+}): RoundResult {
+  return {
+    coldStartMs: m.coldStartMs,
+    seqP50Us: m.seq.p50Us,
+    seqP99Us: m.seq.p99Us,
+    seqCallsPerSec: m.seq.callsPerSec,
+    callerCpuUsPerCall: m.seq.cpuUsPerCall,
+    inFlight8CallsPerSec: m.f8.callsPerSec,
+    inFlight8P50Us: m.f8.p50Us,
+    inFlight8P99Us: m.f8.p99Us,
+    inFlight64CallsPerSec: m.f64.callsPerSec,
+    inFlight64P50Us: m.f64.p50Us,
+    inFlight64P99Us: m.f64.p99Us,
+    echo1MiBMs: pct(m.big, 0.5),
+    chownP50Ms: pct(m.ch, 0.5),
+    chownP99Ms: pct(m.ch, 0.99),
+  };
+}
+
+/** The last CPU this process may run on (the one-CPU rounds use it). */
+export function lastAllowedCpu(): number {
+  const status = Deno.readTextFileSync("/proc/self/status");
+  const list = /Cpus_allowed_list:\s*(\S+)/.exec(status)?.[1] ?? "0";
+  return Math.max(...list.split(/[,-]/).map(Number));
+}

@@ -6,8 +6,8 @@ import { init } from "../../mod.ts";
 import { benchCtx, chown, echo } from "../privsep/mod.ts";
 import {
   inFlight,
-  pct,
   peakRssMiB,
+  roundFigures,
   type RoundParams,
   type RoundResult,
   rssAnonMiB,
@@ -50,20 +50,7 @@ if (p.chown % 2) await chown(p.target, 0, 0);
 
 const daemon = benchCtx.daemon!;
 const result: RoundResult = {
-  coldStartMs,
-  seqP50Us: seq.p50Us,
-  seqP99Us: seq.p99Us,
-  seqCallsPerSec: seq.callsPerSec,
-  callerCpuUsPerCall: seq.cpuUsPerCall,
-  inFlight8CallsPerSec: f8.callsPerSec,
-  inFlight8P50Us: f8.p50Us,
-  inFlight8P99Us: f8.p99Us,
-  inFlight64CallsPerSec: f64.callsPerSec,
-  inFlight64P50Us: f64.p50Us,
-  inFlight64P99Us: f64.p99Us,
-  echo1MiBMs: pct(big, 0.5),
-  chownP50Ms: pct(ch, 0.5),
-  chownP99Ms: pct(ch, 0.99),
+  ...roundFigures({ coldStartMs, seq, f8, f64, big, ch }),
   daemonPeakRssMiB: peakRssMiB(daemon.pid),
   daemonRssAnonMiB: rssAnonMiB(daemon.pid),
   daemon,

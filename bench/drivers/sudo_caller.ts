@@ -6,7 +6,7 @@
 // Prints one RoundResult as JSON.
 import {
   inFlight,
-  pct,
+  roundFigures,
   type RoundParams,
   type RoundResult,
   sequential,
@@ -66,20 +66,7 @@ const ch = await timed(
 if (p.chown % 2) await sudo(["/usr/bin/chown", "0:0", p.target]);
 
 const result: RoundResult = {
-  coldStartMs,
-  seqP50Us: seq.p50Us,
-  seqP99Us: seq.p99Us,
-  seqCallsPerSec: seq.callsPerSec,
-  callerCpuUsPerCall: seq.cpuUsPerCall,
+  ...roundFigures({ coldStartMs, seq, f8, f64, big, ch }),
   childCpuUsPerCall: seq.childCpuUsPerCall,
-  inFlight8CallsPerSec: f8.callsPerSec,
-  inFlight8P50Us: f8.p50Us,
-  inFlight8P99Us: f8.p99Us,
-  inFlight64CallsPerSec: f64.callsPerSec,
-  inFlight64P50Us: f64.p50Us,
-  inFlight64P99Us: f64.p99Us,
-  echo1MiBMs: pct(big, 0.5),
-  chownP50Ms: pct(ch, 0.5),
-  chownP99Ms: pct(ch, 0.99),
 };
 console.log(JSON.stringify(result));
