@@ -52,18 +52,25 @@ let collectScheduled: "minor" | "major" | undefined;
  * next collection: a collection soon after keeps the daemon's memory near its
  * idle size (the daemon runs with --expose-gc). A cheap young-generation one
  * after a short call; a full one after a long call, whose buffers have had
- * time to be promoted.
+ * time to be promoted. `now` when the daemon has nothing else to do (no call,
+ * no timer, so none is scheduled either): it collects while the caller reads
+ * the reply, instead of in a timer that would keep the next read asynchronous.
  */
-function collectSoon(type: "minor" | "major"): void {
+function collectSoon(type: "minor" | "major", now = false): void {
   const gc = (globalThis as { gc?: (o: { type: string }) => void }).gc;
-  if (!gc || collectScheduled === "major" || collectScheduled === type) return;
+  if (!gc) return;
+  if (now) {
+    gc({ type });
+    return;
+  }
+  if (collectScheduled === "major" || collectScheduled === type) return;
   const pending = collectScheduled !== undefined;
   collectScheduled = type;
   if (pending) return; // the pending one becomes a full collection
   setTimeout(() => {
-    const what = collectScheduled!;
+    const what = collectScheduled;
     collectScheduled = undefined;
-    gc({ type: what });
+    if (what) gc({ type: what });
   }, 0);
 }
 
@@ -136,23 +143,33 @@ class Outbox {
     return !this.#writing && this.#queue.length === 0;
   }
 
-  send(frame: Uint8Array): void {
-    // A small frame with nothing ahead of it goes out at once, without a
-    // trip through the event loop; a pipe takes 64 KiB without blocking.
-    if (this.idle && frame.length <= SYNC_WRITE_MAX) {
-      // Padded when it holds a newline byte, so that Deno's line-buffered
-      // stdout sends it in one write instead of two (see PADDING_FRAME).
-      const data = padFrames(frame);
+  /**
+   * Sends a frame. A small frame with nothing ahead of it goes out at once,
+   * without a trip through the event loop (a pipe takes 64 KiB without
+   * blocking). So does a large one when `alone` (the daemon has nothing else
+   * to do: no other call, no pending timer), because blocking in the write
+   * then delays nothing, and an asynchronous write would go through one of
+   * Deno's blocking threads and leave the next read asynchronous too: two
+   * more wake-ups across threads per large call.
+   */
+  send(frame: Uint8Array, alone = false): void {
+    const large = frame.length > SYNC_WRITE_MAX;
+    if (this.idle && (alone || !large)) {
+      // A small frame is padded when it holds a newline byte, so that Deno's
+      // line-buffered stdout sends it in one write instead of two (see
+      // PADDING_FRAME); a large one is not copied for that.
+      const data = large ? frame : padFrames(frame);
       try {
         let off = 0;
         while (off < data.length) {
           off += Deno.stdout.writeSync(data.subarray(off));
         }
-        return;
       } catch {
         this.onGone();
         return;
       }
+      if (large) releaseFrame(data);
+      return;
     }
     this.#queue.push(frame);
     this.#queued += frame.length;
@@ -518,12 +535,15 @@ export async function serveDaemon(args: string[]): Promise<void> {
     if (call.stuck) counters.stuckNow--;
     counters.completed++;
     slots.release();
-    out.send(frame);
+    const alone = calls.size === 0 && timers.size === 0;
+    out.send(frame, alone);
     // The call's large arguments and result are garbage now, unless it kept
-    // them.
+    // them: collected at once when nothing else waits, while the caller reads
+    // the reply.
     if (call.bytes >= LARGE_MESSAGE || frame.length >= LARGE_MESSAGE) {
       collectSoon(
         performance.now() - started > LONG_CALL_MS ? "major" : "minor",
+        alone && out.idle,
       );
     }
   };
