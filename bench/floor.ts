@@ -16,13 +16,30 @@
 // nothing, that imports one Node builtin (the daemon needs
 // node:async_hooks for callSignal()), and that imports @logtape/logtape (an
 // npm package, which brings Node compatibility whole), before any privsep
-// code or JIT-compiled code.
+// code or JIT-compiled code; and the peak of the same echo child as above,
+// with and without those imports, once it has answered `calls` messages
+// (its hot loop compiled by V8's optimizing compiler, as a serving daemon's
+// is).
 //   deno task bench:floor [calls] [rounds]
-import { lastAllowedCpu } from "./drivers/_common.ts";
 
 const SELF = new URL(import.meta.url).pathname;
 
+/** VmHWM, RssAnon and RssFile of this process, in MiB, space-separated. */
+function memoryLine(): string {
+  const s = Deno.readTextFileSync("/proc/self/status");
+  return ["VmHWM", "RssAnon", "RssFile"].map((k) =>
+    (Number(new RegExp(`${k}:\\s+(\\d+)`).exec(s)![1]) / 1024).toFixed(1)
+  ).join(" ");
+}
+
 if (Deno.args[0] === "--child") {
+  // With --imports: what the daemon must import, loaded first.
+  if (Deno.args.includes("--imports")) {
+    const { AsyncLocalStorage } = await import("node:async_hooks");
+    const { getLogger } = await import("@logtape/logtape");
+    new AsyncLocalStorage();
+    getLogger(["x"]);
+  }
   const buf = new Uint8Array(65536);
   for (;;) {
     const n = Deno.stdin.readSync(buf);
@@ -30,16 +47,36 @@ if (Deno.args[0] === "--child") {
     let off = 0;
     while (off < n) off += Deno.stdout.writeSync(buf.subarray(off, n));
   }
+  // At EOF, for the memory floor: its peak after serving.
+  console.error(memoryLine());
   Deno.exit(0);
 }
 
 if (Deno.args[0] === "--measure") {
   const calls = Number(Deno.args[1]);
+  // --memory: the child runs as the daemon does (its V8 flags, the project's
+  // config, its imports) and the result is the child's memory after serving.
+  const memory = Deno.args.includes("--memory");
+  const imports = Deno.args.includes("--imports");
+  const config = new URL("../deno.json", import.meta.url).pathname;
+  const { DAEMON_V8_FLAGS } = await import("../contexts/command.ts");
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "--no-config", SELF, "--child"],
+    args: memory
+      ? [
+        "run",
+        "-A",
+        DAEMON_V8_FLAGS,
+        `--config=${config}`,
+        SELF,
+        "--child",
+        ...(imports ? ["--imports"] : []),
+      ]
+      : ["run", "--no-config", SELF, "--child"],
     stdin: "piped",
     stdout: "piped",
+    stderr: "piped",
   }).spawn();
+  const childStderr = new Response(child.stderr).text();
   const writer = child.stdin.getWriter();
   const reader = child.stdout.getReader({ mode: "byob" });
   let buf = new Uint8Array(65536);
@@ -59,11 +96,19 @@ if (Deno.args[0] === "--measure") {
   }
   await writer.close();
   await child.status;
+  if (memory) {
+    console.log((await childStderr).trim());
+    Deno.exit(0);
+  }
   times.sort((a, b) => a - b);
   const at = (p: number) => times[Math.floor(p * times.length)] * 1000;
   console.log(JSON.stringify({ p50: at(0.5), p99: at(0.99) }));
   Deno.exit(0);
 }
+
+// Imported here, not at the top: the child must load nothing else.
+const { DAEMON_V8_FLAGS } = await import("../contexts/command.ts");
+const { lastAllowedCpu } = await import("./drivers/_common.ts");
 
 // The Python pair: the parent prints {"p50", "p99"} in µs.
 const PYTHON_PAIR = `
@@ -175,7 +220,7 @@ for (const [what, code] of Object.entries(programs)) {
       Deno.execPath(),
       "run",
       "-A",
-      "--v8-flags=--expose-gc,--max-semi-space-size=1",
+      DAEMON_V8_FLAGS,
       `--config=${config}`,
       file,
     ];
@@ -187,4 +232,23 @@ for (const [what, code] of Object.entries(programs)) {
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+}
+for (const imports of [false, true]) {
+  const argv = [
+    Deno.execPath(),
+    "run",
+    "-A",
+    "--no-config",
+    SELF,
+    "--measure",
+    String(calls),
+    "--memory",
+    ...(imports ? ["--imports"] : []),
+  ];
+  const [hwm, anon, file_] = (await output(argv)).trim().split(" ");
+  console.log(
+    `The Deno echo child${
+      imports ? " importing both" : ""
+    }, after ${calls} calls: peak ${hwm} MiB resident (${anon} MiB its own, ${file_} MiB pages of the deno binary and other files)`,
+  );
 }
