@@ -16,9 +16,17 @@
 // The full profile writes bench/results/<date>.json, latest.json, latest.md
 // and latest.svg (the README's figures), the quick one bench/results/quick.*
 // (ignored by git); both print the tables.
+//
+// --halt-poll-ns=N sets the haltpoll cpuidle governor's guest_halt_poll_ns
+// (a KVM guest's: how long an idle vCPU polls before it halts) for the run
+// and restores it at the end; the full profile then writes
+// bench/results/haltpoll-<N>.{json,md,svg} instead of latest.* (see README,
+// Performance: on this machine the boot command line sets it to 0).
 import { init } from "../mod.ts";
 import { benchCtx } from "./privsep/mod.ts";
 import {
+  cpuidle,
+  HALT_POLL,
   lastAllowedCpu,
   type RoundParams,
   type RoundResult,
@@ -37,6 +45,15 @@ import {
 } from "./report.ts";
 
 const full = Deno.args.includes("--full");
+const haltPollArg = Deno.args.find((a) => a.startsWith("--halt-poll-ns="))
+  ?.slice("--halt-poll-ns=".length);
+if (haltPollArg !== undefined && !/^\d{1,10}$/.test(haltPollArg)) {
+  throw new TypeError(
+    `--halt-poll-ns takes a number of nanoseconds, such as --halt-poll-ns=200000 (Linux's default); got "${haltPollArg}"`,
+  );
+}
+/** guest_halt_poll_ns before the run, restored at the end. */
+let haltPollBefore: string | undefined;
 const PROFILE = full ? "full" : "quick";
 const USER = "privsep-bench";
 const BASE = "/var/lib/privsep-bench";
@@ -367,6 +384,12 @@ async function cleanUp(): Promise<void> {
       }
     }
   };
+  if (haltPollBefore !== undefined) {
+    await attempt(
+      HALT_POLL,
+      () => Deno.writeTextFile(HALT_POLL, haltPollBefore!),
+    );
+  }
   for (const path of SUDOERS) await attempt(path, () => Deno.remove(path));
   if (pthFile) await attempt(pthFile, () => Deno.remove(pthFile!));
   if ((await run(["id", "-u", USER], { allowFail: true })).code === 0) {
@@ -475,6 +498,7 @@ async function machine(date: string, rounds: number): Promise<Machine> {
     nproc: Number((await run(["nproc"])).stdout.trim()),
     model: /model name\s*:\s*(.*)/.exec(cpuinfo)?.[1].trim() ?? "unknown CPU",
     kernel: `Linux ${Deno.osRelease()}`,
+    cpuidle: cpuidle(),
     deno: Deno.version.deno,
     python: py.stdout.trim(),
     oslo: oslo.stdout.trim().replace(/-[^-]*$/, "") || "?",
@@ -496,6 +520,17 @@ function brief(r: RoundResult): string {
 async function main(): Promise<void> {
   const started = performance.now();
   const date = new Date().toISOString();
+  if (haltPollArg !== undefined) {
+    try {
+      haltPollBefore = (await Deno.readTextFile(HALT_POLL)).trim();
+    } catch {
+      throw new Error(
+        `--halt-poll-ns: ${HALT_POLL} does not exist: this kernel runs no haltpoll cpuidle governor (a KVM guest's), so there is nothing to set`,
+      );
+    }
+    await Deno.writeTextFile(HALT_POLL, haltPollArg);
+    log(`guest_halt_poll_ns ${haltPollBefore} -> ${haltPollArg} for this run`);
+  }
   const cfg = await setUp();
   log(
     `${PROFILE} profile: ${PLAN.rounds} rounds of ${
@@ -599,10 +634,15 @@ async function main(): Promise<void> {
   ) + "\n";
   // The full profile's files are the README's figures; a quick run goes to
   // quick.* (not committed), so that it never replaces them.
-  const files: Record<string, string> = full
+  // With --halt-poll-ns, haltpoll-<N>.* instead of latest.*.
+  const stem = !full
+    ? "quick"
+    : haltPollArg === undefined
+    ? "latest"
+    : `haltpoll-${haltPollArg}`;
+  const files: Record<string, string> = stem === "latest"
     ? { [`${date.slice(0, 10)}.json`]: json, "latest.json": json }
-    : { "quick.json": json };
-  const stem = full ? "latest" : "quick";
+    : { [`${stem}.json`]: json };
   files[`${stem}.md`] = md;
   files[`${stem}.svg`] = svg(figures, m);
   await Deno.mkdir(RESULTS, { recursive: true });

@@ -108,7 +108,10 @@ if (Deno.args[0] === "--measure") {
 
 // Imported here, not at the top: the child must load nothing else.
 const { DAEMON_V8_FLAGS } = await import("../contexts/command.ts");
-const { lastAllowedCpu } = await import("./drivers/_common.ts");
+const { cpuidle, lastAllowedCpu } = await import("./drivers/_common.ts");
+// Halt polling decides the cost of a wake-up across CPUs on a VM (README,
+// Performance).
+console.log(`${Deno.osRelease()}, ${cpuidle()}`);
 
 // The Python pair: the parent prints {"p50", "p99"} in µs.
 const PYTHON_PAIR = `

@@ -101,6 +101,8 @@ export interface Machine {
   nproc: number;
   model: string;
   kernel: string;
+  /** The cpuidle driver, and halt polling where it is the haltpoll one. */
+  cpuidle: string;
   deno: string;
   python: string;
   oslo: string;
@@ -179,7 +181,7 @@ export function markdown(figures: Figures, m: Machine): string {
   return [
     `Measured ${
       m.date.slice(0, 10)
-    } on ${m.model}, nproc ${m.nproc} (${m.kernel}), ` +
+    } on ${m.model}, nproc ${m.nproc} (${m.kernel}, ${m.cpuidle}), ` +
     `${m.profile} profile, median of ${m.rounds} alternating rounds; ` +
     `Deno ${m.deno}, oslo.privsep ${m.oslo} on Python ${m.python}, ${m.sudo}. ` +
     "Every caller is an unprivileged user going through real sudo.",
@@ -360,7 +362,7 @@ export function svg(figures: Figures, m: Machine): string {
   ).join("\n");
   const subtitle =
     `Measured ${m.date.slice(0, 10)} on ${m.model}, nproc ${m.nproc}, ` +
-    `${m.kernel}; ${m.profile} profile, median of ${m.rounds} alternating rounds`;
+    `${m.kernel}, ${m.cpuidle}; ${m.profile} profile, median of ${m.rounds} alternating rounds`;
   const versions =
     `privsep on Deno ${m.deno} · oslo.privsep ${m.oslo} on Python ${m.python} · ${m.sudo}`;
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="system-ui, -apple-system, Segoe UI, Helvetica, Arial, sans-serif">

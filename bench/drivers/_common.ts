@@ -188,3 +188,22 @@ export function lastAllowedCpu(): number {
   const list = /Cpus_allowed_list:\s*(\S+)/.exec(status)?.[1] ?? "0";
   return Math.max(...list.split(/[,-]/).map(Number));
 }
+
+/** The haltpoll cpuidle governor's polling time (a KVM guest's), in ns. */
+export const HALT_POLL = "/sys/module/haltpoll/parameters/guest_halt_poll_ns";
+
+/** The cpuidle driver, with guest_halt_poll_ns where there is one. */
+export function cpuidle(): string {
+  const read = (path: string) => {
+    try {
+      return Deno.readTextFileSync(path).trim();
+    } catch {
+      return undefined;
+    }
+  };
+  const driver = read("/sys/devices/system/cpu/cpuidle/current_driver");
+  const poll = read(HALT_POLL);
+  return `cpuidle ${driver ?? "none"}${
+    poll === undefined ? "" : `, guest_halt_poll_ns ${poll}`
+  }`;
+}
