@@ -47,9 +47,12 @@ import {
 const full = Deno.args.includes("--full");
 const haltPollArg = Deno.args.find((a) => a.startsWith("--halt-poll-ns="))
   ?.slice("--halt-poll-ns=".length);
-if (haltPollArg !== undefined && !/^\d{1,10}$/.test(haltPollArg)) {
-  throw new TypeError(
-    `--halt-poll-ns takes a number of nanoseconds, such as --halt-poll-ns=200000 (Linux's default); got "${haltPollArg}"`,
+if (
+  haltPollArg !== undefined &&
+  !(/^\d{1,8}$/.test(haltPollArg) && Number(haltPollArg) <= 10_000_000)
+) {
+  throw new RangeError(
+    `--halt-poll-ns takes 0 to 10000000 nanoseconds (an idle vCPU spins that long before it halts), such as --halt-poll-ns=200000 (Linux's default); got "${haltPollArg}"`,
   );
 }
 /** guest_halt_poll_ns before the run, restored at the end. */
@@ -404,7 +407,7 @@ async function cleanUp(): Promise<void> {
   else log(`removed ${USER}, ${BASE} and ${SUDOERS.join(", ")}`);
 }
 
-for (const sig of ["SIGINT", "SIGTERM"] as const) {
+for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
   Deno.addSignalListener(sig, async () => {
     log(`${sig}: cleaning up`);
     try {

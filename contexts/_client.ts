@@ -380,7 +380,14 @@ export class DaemonClient {
       );
       this.kill();
     } finally {
-      reader.releaseLock();
+      if (this.#closed) {
+        // Closed by us: close our end of the pipe too. A daemon blocked
+        // writing a large reply then fails with EPIPE and leaves at once,
+        // instead of waiting for the SIGTERM of close().
+        await reader.cancel().catch(() => {});
+      } else {
+        reader.releaseLock();
+      }
     }
     if (!this.#closed) {
       const status = await this.#exited;

@@ -147,10 +147,13 @@ class Outbox {
    * Sends a frame. A small frame with nothing ahead of it goes out at once,
    * without a trip through the event loop (a pipe takes 64 KiB without
    * blocking). So does a large one when `alone` (the daemon has nothing else
-   * to do: no other call, no pending timer), because blocking in the write
-   * then delays nothing, and an asynchronous write would go through one of
-   * Deno's blocking threads and leave the next read asynchronous too: two
-   * more wake-ups across threads per large call.
+   * to do: no other call running or read, nothing of the next message
+   * received, no pending timer), because blocking in the write then delays
+   * nothing, and an asynchronous write would go through one of Deno's
+   * blocking threads and leave the next read asynchronous too: two more
+   * wake-ups across threads per large call. While it blocks, the daemon
+   * reads nothing: a caller must read replies while it writes (PROTOCOL.md,
+   * Flow control); one that closes its end makes the write fail at once.
    */
   send(frame: Uint8Array, alone = false): void {
     const large = frame.length > SYNC_WRITE_MAX;
@@ -392,6 +395,8 @@ export async function serveDaemon(args: string[]): Promise<void> {
   );
   const graceMs = Number(values["cancel-grace-ms"] ?? "2000");
   const calls = new Map<number, Running>();
+  /** Calls read in the current batch but not started yet. */
+  let undispatched = 0;
   const counters = { completed: 0, cancelled: 0, stuck: 0, stuckNow: 0 };
   const log = (level: LogRecord["level"], message: string) =>
     wireSink({
@@ -535,12 +540,17 @@ export async function serveDaemon(args: string[]): Promise<void> {
     if (call.stuck) counters.stuckNow--;
     counters.completed++;
     slots.release();
-    const alone = calls.size === 0 && timers.size === 0;
+    // Nothing else to do: no call running or read and waiting to start, no
+    // part of the next message received, no timer pending.
+    const alone = calls.size === 0 && undispatched === 0 &&
+      decoder.buffered === 0 && timers.size === 0;
+    // Taken before sending: a written frame's memory is released.
+    const replyBytes = frame.length;
     out.send(frame, alone);
     // The call's large arguments and result are garbage now, unless it kept
     // them: collected at once when nothing else waits, while the caller reads
     // the reply.
-    if (call.bytes >= LARGE_MESSAGE || frame.length >= LARGE_MESSAGE) {
+    if (call.bytes >= LARGE_MESSAGE || replyBytes >= LARGE_MESSAGE) {
       collectSoon(
         performance.now() - started > LONG_CALL_MS ? "major" : "minor",
         alone && out.idle,
@@ -692,7 +702,9 @@ export async function serveDaemon(args: string[]): Promise<void> {
       const bodies = tail
         ? decoder.commit(n)
         : decoder.push(buf.subarray(0, n));
-      for (const body of bodies) {
+      for (let i = 0; i < bodies.length; i++) {
+        const body = bodies[i];
+        undispatched = bodies.length - 1 - i;
         const m = decodeMessage(body);
         if (!greeted) {
           if (m.kind === Kind.Hello) auditOn = m.hello.audit !== false;
@@ -725,6 +737,8 @@ export async function serveDaemon(args: string[]): Promise<void> {
       }
     } catch (error) {
       await fatal(error);
+    } finally {
+      undispatched = 0;
     }
   }
 }

@@ -12,8 +12,10 @@ import {
   PrivsepTimeout,
 } from "../mod.ts";
 import { encodeMessage, Kind } from "../protocol/messages.ts";
+import { concatFrames } from "../protocol/frame.ts";
 import { testCtx } from "./fixtures/privsep/mod.ts";
 import * as ops from "./fixtures/privsep/ops.ts";
+import * as stress from "./fixtures/privsep/stress.ts";
 import {
   CALLER_USER,
   DENO,
@@ -208,6 +210,112 @@ Deno.test("faults", opts, async (t) => {
         } finally {
           await d.kill();
         }
+      },
+    );
+
+    await t.step(
+      "large results of small calls: the daemon frees them after each call",
+      async () => {
+        await use({});
+        const d = new RawDaemon(testCtx.command());
+        try {
+          await d.handshake();
+          const size = 8 << 20;
+          let id = 1;
+          const bigCall = async () => {
+            const want = id++;
+            await d.write(
+              encodeMessage([Kind.Call, want, "stress.ts#bigReply", [size]]),
+            );
+            await d.waitFor(
+              (m) => "id" in m && m.id === want && m.kind === Kind.Result,
+              20_000,
+              `reply ${want}`,
+            );
+          };
+          // Once for what stays: code, heap growth, malloc's kept memory.
+          await bigCall();
+          await new Promise((r) => setTimeout(r, 300));
+          const before = procKb(d.pid, "RssAnon")!;
+          for (let i = 0; i < 6; i++) await bigCall();
+          await new Promise((r) => setTimeout(r, 300));
+          const growthMiB = (procKb(d.pid, "RssAnon")! - before) / 1024;
+          // Six 8 MiB results kept until V8 collects by itself: ~48 MiB.
+          assert.ok(
+            growthMiB < 16,
+            `daemon RssAnon grew by ${growthMiB.toFixed(0)} MiB`,
+          );
+        } finally {
+          await d.kill();
+        }
+      },
+    );
+
+    await t.step(
+      "a large reply does not hold back a call read with it: the call runs while the caller does not read",
+      async () => {
+        await use({});
+        const d = new RawDaemon(testCtx.command());
+        try {
+          await d.handshake();
+          d.pause();
+          // One write, two calls: a 15 MiB reply (more than the pipe
+          // holds), then a call that takes 500 ms.
+          await d.write(concatFrames([
+            encodeMessage([Kind.Call, 1, "stress.ts#bigReply", [15 << 20]]),
+            encodeMessage([Kind.Call, 2, "stress.ts#taggedSlow", [2, 500]]),
+          ]));
+          await new Promise((r) => setTimeout(r, 1_000));
+          const t0 = performance.now();
+          d.resume();
+          await d.waitFor((m) => "id" in m && m.id === 2, 10_000, "reply 2");
+          const ms = performance.now() - t0;
+          // Before: the daemon started call 2 only once reply 1 was read.
+          assert.ok(
+            ms < 400,
+            `reply 2 came ${ms.toFixed(0)} ms after reading resumed`,
+          );
+        } finally {
+          await d.kill();
+        }
+      },
+    );
+
+    await t.step(
+      "stop() while the daemon writes a 15 MiB reply: the daemon leaves at once, no SIGTERM needed",
+      async () => {
+        await use({});
+        // Catch the daemon inside the write of the reply (the caller is
+        // reading it), then stop: the caller stops reading.
+        let caught = false;
+        for (let attempt = 0; attempt < 10 && !caught; attempt++) {
+          const pid = (await testCtx.start()).pid;
+          let answered = false;
+          const call = stress.bigReply(15 << 20).then(
+            () => answered = true,
+            () => undefined,
+          );
+          const deadline = performance.now() + 5_000;
+          while (!answered && performance.now() < deadline) {
+            const syscall = await Deno.readTextFile(`/proc/${pid}/syscall`)
+              .catch(() => "");
+            if (syscall.startsWith("1 ")) {
+              caught = true;
+              break;
+            }
+          }
+          const t0 = performance.now();
+          await testCtx.stop();
+          const stopMs = performance.now() - t0;
+          await call;
+          if (!caught) continue;
+          const gone = await waitGone(pid, 2_000);
+          // Before: the daemon stayed blocked in its write until close()
+          // sent SIGTERM, 1 s after EOF.
+          assert.ok(stopMs < 500, `stop() took ${stopMs.toFixed(0)} ms`);
+          assert.ok(gone < 500, `daemon gone after ${gone} ms`);
+        }
+        assert.ok(caught, "never caught the daemon inside its write");
       },
     );
 
