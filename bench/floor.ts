@@ -149,16 +149,18 @@ const placements = {
   "placed by the scheduler": [] as string[],
   [`one CPU (taskset -c ${cpu})`]: ["taskset", "-c", String(cpu)],
 };
+/** This file's parent side, which starts the echo child and measures. */
+const MEASURE = [
+  Deno.execPath(),
+  "run",
+  "-A",
+  "--no-config",
+  SELF,
+  "--measure",
+  String(calls),
+];
 const pairs = {
-  "Deno-to-Deno stdio round trip": [
-    Deno.execPath(),
-    "run",
-    "-A",
-    "--no-config",
-    SELF,
-    "--measure",
-    String(calls),
-  ],
+  "Deno-to-Deno stdio round trip": MEASURE,
   "Python-to-Python pipe round trip": [
     "/usr/bin/python3",
     "-c",
@@ -237,17 +239,7 @@ for (const [what, code] of Object.entries(programs)) {
   }
 }
 for (const imports of [false, true]) {
-  const argv = [
-    Deno.execPath(),
-    "run",
-    "-A",
-    "--no-config",
-    SELF,
-    "--measure",
-    String(calls),
-    "--memory",
-    ...(imports ? ["--imports"] : []),
-  ];
+  const argv = [...MEASURE, "--memory", ...(imports ? ["--imports"] : [])];
   const [hwm, anon, file_] = (await output(argv)).trim().split(" ");
   console.log(
     `The Deno echo child${

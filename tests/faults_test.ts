@@ -93,6 +93,20 @@ Deno.test("faults", opts, async (t) => {
     init({ configFiles: [config] });
     return config;
   };
+  // A daemon of testCtx driven frame by frame, past its hello.
+  const withDaemon = async (
+    section: Record<string, unknown>,
+    body: (d: RawDaemon) => Promise<void>,
+  ) => {
+    await use(section);
+    const d = new RawDaemon(testCtx.command());
+    try {
+      await d.handshake();
+      await body(d);
+    } finally {
+      await d.kill();
+    }
+  };
   try {
     await t.step(
       "caller SIGKILL mid-call: the daemon is gone within 1 s, no daemon is left",
@@ -147,11 +161,8 @@ Deno.test("faults", opts, async (t) => {
 
     await t.step(
       "the daemon's stdout closed while a 15 MiB reply is being written: the daemon exits at once, cleanly",
-      async () => {
-        await use({});
-        const d = new RawDaemon(testCtx.command());
-        try {
-          await d.handshake();
+      () =>
+        withDaemon({}, async (d) => {
           d.pause();
           await d.write(
             encodeMessage([Kind.Call, 1, "stress.ts#bigReply", [15 << 20]]),
@@ -165,19 +176,13 @@ Deno.test("faults", opts, async (t) => {
           assert.ok(performance.now() - t0 < 2_000);
           assert.equal(status.code, 0, d.stderr);
           assert.equal(d.stderr.trim(), "");
-        } finally {
-          await d.kill();
-        }
-      },
+        }),
     );
 
     await t.step(
       "a caller that stops reading: the daemon keeps only the replies it owes, and they all arrive once it reads again",
-      async () => {
-        await use({ concurrency: 8 });
-        const d = new RawDaemon(testCtx.command());
-        try {
-          await d.handshake();
+      () =>
+        withDaemon({ concurrency: 8 }, async (d) => {
           await d.write(encodeMessage([Kind.Call, 1, "ops.ts#echo", [0]]));
           await d.waitFor((m) => m.kind === Kind.Result, 10_000, "warm-up");
           const before = procKb(d.pid, "VmRSS")!;
@@ -207,19 +212,13 @@ Deno.test("faults", opts, async (t) => {
             assert.equal(m.kind, Kind.Result);
             assert.equal((m as { value: Uint8Array }).value.length, size);
           }
-        } finally {
-          await d.kill();
-        }
-      },
+        }),
     );
 
     await t.step(
       "large results of small calls: the daemon frees them after each call",
-      async () => {
-        await use({});
-        const d = new RawDaemon(testCtx.command());
-        try {
-          await d.handshake();
+      () =>
+        withDaemon({}, async (d) => {
           const size = 8 << 20;
           let id = 1;
           const bigCall = async () => {
@@ -245,19 +244,13 @@ Deno.test("faults", opts, async (t) => {
             growthMiB < 16,
             `daemon RssAnon grew by ${growthMiB.toFixed(0)} MiB`,
           );
-        } finally {
-          await d.kill();
-        }
-      },
+        }),
     );
 
     await t.step(
       "a large reply does not hold back a call read with it: the call runs while the caller does not read",
-      async () => {
-        await use({});
-        const d = new RawDaemon(testCtx.command());
-        try {
-          await d.handshake();
+      () =>
+        withDaemon({}, async (d) => {
           d.pause();
           // One write, two calls: a 15 MiB reply (more than the pipe
           // holds), then a call that takes 500 ms.
@@ -275,10 +268,7 @@ Deno.test("faults", opts, async (t) => {
             ms < 400,
             `reply 2 came ${ms.toFixed(0)} ms after reading resumed`,
           );
-        } finally {
-          await d.kill();
-        }
-      },
+        }),
     );
 
     await t.step(
