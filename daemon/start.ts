@@ -24,6 +24,7 @@ import {
   type PermissionsSetting,
 } from "../contexts/config.ts";
 import { DAEMON_V8_FLAGS } from "../contexts/command.ts";
+import { EXACT_BODY_BYTES } from "../protocol/_body.ts";
 import { registry } from "../contexts/_registry.ts";
 import { type PrivContext, resolveSettings } from "../contexts/priv_context.ts";
 import { type Preflight, StartError } from "./preflight.ts";
@@ -89,7 +90,7 @@ const PIPE_BYTES = 1 << 20;
  * up to 4 MiB are allocated once at their size (FrameDecoder); by default
  * glibc gives such blocks back to the kernel when they are freed (an mmap, or
  * a trim of the heap's top), so every large call faulted its buffers in
- * again, zeroed page by page: ~200-500 page faults per 1 MiB echo, measured
+ * again, zeroed page by page: 40-500 page faults per 1 MiB echo, measured
  * with /proc/<pid>/stat. Served from the heap and kept up to 8 MiB of free
  * top, the same echo takes 5-9 faults and ~0.3 ms less. A block above 4 MiB
  * is still mapped and unmapped on its own, so at most 8 MiB per malloc arena
@@ -98,7 +99,7 @@ const PIPE_BYTES = 1 << 20;
  * body was mapped afresh (2.3-2.5 ms per 1 MiB echo).
  */
 const MALLOC_ENV = {
-  MALLOC_MMAP_THRESHOLD_: String((4 << 20) + 1),
+  MALLOC_MMAP_THRESHOLD_: String(EXACT_BODY_BYTES + 1),
   MALLOC_TRIM_THRESHOLD_: String(8 << 20),
 };
 

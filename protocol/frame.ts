@@ -10,6 +10,7 @@
 
 import { ProtocolError } from "../errors.ts";
 import { ownFrame } from "./_release.ts";
+import { EXACT_BODY_BYTES } from "./_body.ts";
 
 /**
  * Size of the length prefix in bytes.
@@ -126,9 +127,6 @@ export function encodeFrame(
   out.set(body, FRAME_HEADER_BYTES);
   return out;
 }
-
-/** Bodies up to this size are allocated once, at their announced size. */
-const EXACT_BODY_BYTES = 4 << 20;
 
 /**
  * Incremental frame decoder: feed it chunks as they arrive, get whole frame

@@ -181,6 +181,32 @@ export async function expectCredentials(
   return creds.threads.length;
 }
 
+/**
+ * Children of `parent`, by scanning /proc; with `cmdline`, only those whose
+ * command line (arguments joined by spaces) is exactly that.
+ */
+export async function childrenOf(
+  parent: number,
+  cmdline?: string,
+): Promise<number[]> {
+  const found: number[] = [];
+  for await (const e of Deno.readDir("/proc")) {
+    if (!/^\d+$/.test(e.name)) continue;
+    try {
+      const stat = await Deno.readTextFile(`/proc/${e.name}/stat`);
+      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+      if (ppid !== parent) continue;
+      if (cmdline !== undefined) {
+        const cmd = (await Deno.readTextFile(`/proc/${e.name}/cmdline`))
+          .split("\0").join(" ").trim();
+        if (cmd !== cmdline) continue;
+      }
+      found.push(Number(e.name));
+    } catch { /* gone */ }
+  }
+  return found;
+}
+
 /** Waits until `pid` is gone; returns milliseconds waited, or throws. */
 export async function waitGone(pid: number, limitMs: number): Promise<number> {
   const start = performance.now();

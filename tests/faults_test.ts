@@ -18,6 +18,7 @@ import * as ops from "./fixtures/privsep/ops.ts";
 import * as stress from "./fixtures/privsep/stress.ts";
 import {
   CALLER_USER,
+  childrenOf,
   DENO,
   ensureUser,
   removeUser,
@@ -45,20 +46,6 @@ export const viaHelper = new PrivContext({
 async function pgrep(needle: string): Promise<number[]> {
   const out = await run(["pgrep", "-f", "--", needle], { allowFail: true });
   return out.stdout.trim().split("\n").filter(Boolean).map(Number);
-}
-
-/** Children of `parent` (by scanning /proc). */
-async function childrenOf(parent: number): Promise<number[]> {
-  const found: number[] = [];
-  for await (const e of Deno.readDir("/proc")) {
-    if (!/^\d+$/.test(e.name)) continue;
-    try {
-      const stat = await Deno.readTextFile(`/proc/${e.name}/stat`);
-      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
-      if (ppid === parent) found.push(Number(e.name));
-    } catch { /* gone */ }
-  }
-  return found;
 }
 
 /** Starts reliability/fault_caller.ts; returns it and the daemon's pid. */

@@ -14,6 +14,7 @@ import * as ops from "./fixtures/privsep/ops.ts";
 import * as slow from "./fixtures/privsep/slow.ts";
 import {
   captureLogs,
+  childrenOf,
   requireRoot,
   scratchDir,
   waitGone,
@@ -21,25 +22,6 @@ import {
 } from "./_helpers.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
-
-/** Children of `parent` whose command line is exactly `cmdline`. */
-async function childrenRunning(
-  parent: number,
-  cmdline: string,
-): Promise<number[]> {
-  const found: number[] = [];
-  for await (const entry of Deno.readDir("/proc")) {
-    if (!/^\d+$/.test(entry.name)) continue;
-    try {
-      const stat = await Deno.readTextFile(`/proc/${entry.name}/stat`);
-      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
-      const cmd = (await Deno.readTextFile(`/proc/${entry.name}/cmdline`))
-        .split("\0").join(" ").trim();
-      if (ppid === parent && cmd === cmdline) found.push(Number(entry.name));
-    } catch { /* gone */ }
-  }
-  return found;
-}
 
 async function timed<T>(
   p: Promise<T>,
@@ -118,7 +100,7 @@ Deno.test("timeouts and concurrency", opts, async (t) => {
         let children: number[] = [];
         for (let i = 0; i < 50 && children.length === 0; i++) {
           await new Promise((r) => setTimeout(r, 20));
-          children = await childrenRunning(pid, "/usr/bin/sleep 31");
+          children = await childrenOf(pid, "/usr/bin/sleep 31");
         }
         assert.equal(children.length, 1, "the subprocess runs");
         const [r, ms] = await call;
