@@ -89,15 +89,18 @@ export interface ContextCommandArgs {
   json: boolean;
   /** `--user=`, when given. */
   user?: string;
-  /** `--sha256`. */
-  sha256: boolean;
+  /** `--dry-run` (install). */
+  dryRun: boolean;
+  /** `--sudoers-file=` (install), when given. */
+  sudoersFile?: string;
   /** The module specs (`path[#context]`). */
   specs: string[];
 }
 
 /**
- * Parses the options shared by `inspect`, `doctor` and `sudoers` (`--json`,
- * `--user`, `--sha256`, `--config-file`, `--help`), applies the config files,
+ * Parses the options shared by `inspect`, `doctor`, `sudoers` and `install`
+ * (`--json`, `--user`, `--dry-run`, `--sudoers-file`, `--config-file`,
+ * `--help`), applies the config files,
  * and returns the arguments, or the exit code when there is nothing to do.
  */
 export function contextCommandArgs(
@@ -109,7 +112,8 @@ export function contextCommandArgs(
     options: {
       json: { type: "boolean" },
       user: { type: "string" },
-      sha256: { type: "boolean" },
+      "dry-run": { type: "boolean" },
+      "sudoers-file": { type: "string" },
       "config-file": { type: "string", multiple: true },
       help: { type: "boolean", short: "h" },
     },
@@ -127,7 +131,8 @@ export function contextCommandArgs(
   return {
     json: values.json ?? false,
     user: values.user,
-    sha256: values.sha256 ?? false,
+    dryRun: values["dry-run"] ?? false,
+    sudoersFile: values["sudoers-file"],
     specs: positionals,
   };
 }

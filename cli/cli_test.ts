@@ -24,13 +24,17 @@ async function cli(
 Deno.test("privsep --help lists the commands; an unknown one is an error", async () => {
   const help = await cli("--help");
   assert.equal(help.code, 0);
-  for (const c of ["sudoers", "inspect", "doctor", "caps", "vendor"]) {
+  for (
+    const c of ["install", "sudoers", "inspect", "doctor", "caps", "vendor"]
+  ) {
     assert.match(help.stdout, new RegExp(`\\b${c}\\b`));
   }
   const bad = await cli("frobnicate");
   assert.equal(bad.code, 2);
   assert.match(bad.stderr, /unknown command "frobnicate"/);
-  for (const c of ["sudoers", "inspect", "doctor", "caps", "vendor"]) {
+  for (
+    const c of ["install", "sudoers", "inspect", "doctor", "caps", "vendor"]
+  ) {
     const h = await cli(c, "--help");
     assert.equal(h.code, 0, c);
     assert.match(h.stdout, new RegExp(`usage: privsep ${c}`));
@@ -109,7 +113,43 @@ Deno.test("privsep sudoers refuses without --user and prints a rule with it", as
   assert.equal(out.code, 0, out.stderr);
   assert.match(
     out.stdout,
-    /^Cmnd_Alias PRIVSEP_TEST_CTX = \/usr\/bin\/env DENO_DIR\\=/m,
+    /^app ALL=\(root\) CWD=\/ NOPASSWD: sha256:[0-9a-f]{64} \/usr\/local\/libexec\/privsep\/testCtx-[0-9a-f]{12} ""$/m,
   );
-  assert.match(out.stdout, /^app ALL=\(root\) NOPASSWD: PRIVSEP_TEST_CTX$/m);
+  assert.doesNotMatch(out.stdout, /Cmnd_Alias|daemon\.ts/);
+});
+
+Deno.test("privsep install --dry-run prints the launcher and the rule, writes nothing", async () => {
+  const out = await cli(
+    "install",
+    "--dry-run",
+    "--user=app",
+    "--sudoers-file=/etc/sudoers.d/privsep-cli-test-none",
+    `${FIXTURE}#testCtx`,
+  );
+  assert.equal(out.code, 0, out.stderr);
+  assert.match(out.stdout, /^#!\/bin\/sh$/m);
+  assert.match(out.stdout, /^cd \/ \|\| exit 126$/m);
+  assert.match(
+    out.stdout,
+    /privsep-cli-test-none \(mode 440, would be written\)/,
+  );
+  assert.match(out.stdout, /^app ALL=\(root\) CWD=\/ NOPASSWD: sha256:/m);
+  let written = true;
+  try {
+    Deno.statSync("/etc/sudoers.d/privsep-cli-test-none");
+  } catch {
+    written = false;
+  }
+  assert.equal(written, false);
+});
+
+Deno.test("privsep install refuses a sudoers file name that sudo would skip", async () => {
+  const out = await cli(
+    "install",
+    "--user=app",
+    "--sudoers-file=/etc/sudoers.d/app.conf",
+    `${FIXTURE}#testCtx`,
+  );
+  assert.equal(out.code, 2);
+  assert.match(out.stderr, /sudo skips names with a "\."/);
 });

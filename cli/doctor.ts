@@ -6,7 +6,11 @@ import { kernelLastCap } from "../caps/drop.ts";
 import { capabilitiesToMask, formatCapabilities } from "../caps/parse.ts";
 import { readProcessCredentials } from "../caps/proc.ts";
 import { capabilityName } from "../caps/table.ts";
-import { DEFAULT_DENO_DIR, layoutProblems } from "../contexts/command.ts";
+import {
+  daemonCommand,
+  DEFAULT_DENO_DIR,
+  layoutProblems,
+} from "../contexts/command.ts";
 import type { PrivContext } from "../contexts/priv_context.ts";
 import { untrustedReason } from "../daemon/trust.ts";
 import { contextCommandArgs, loadContexts } from "./_load.ts";
@@ -14,8 +18,10 @@ import { contextCommandArgs, loadContexts } from "./_load.ts";
 const USAGE =
   `usage: privsep doctor [--json] [--user=<service user>] [--config-file=<abs path>]… <module.ts[#context]>…
 
-Checks, for each context, everything that can make its first call fail:
-sudo and the sudoers rule (non-interactively), the deno binary, libcap, the
+Checks, for each context, everything that can make its first call fail or
+weaken its boundary: sudo, the launcher, the sudoers rules as sudo applies
+them (the launcher with no arguments, never the daemon's command line; as
+root also "visudo -c" of the whole configuration), the deno binary, libcap, the
 ownership of every file the root daemon loads, the target user and group, the
 daemon's cache directory, the config, and whether the kernel and this
 process's bounding set allow the capabilities. Run it as the service's user,
@@ -46,6 +52,99 @@ async function run(cmd: string[]): Promise<{ code: number; out: string }> {
   } catch (error) {
     return { code: 127, out: (error as Error).message };
   }
+}
+
+/**
+ * The launcher (installed, root-owned, exactly what this version writes) and
+ * the sudoers configuration as a whole, asked of sudo itself: the service's
+ * user may run the launcher with no argument, with no argument at all, and
+ * not the daemon's command line (a rule naming it can be regrouped).
+ */
+async function sudoChecks(
+  ctx: PrivContext,
+  asRoot: boolean,
+  user: string | undefined,
+): Promise<Check[]> {
+  const checks: Check[] = [];
+  const add = (check: string, ok: boolean, detail: string, fix?: string) =>
+    checks.push({
+      context: ctx.id,
+      check,
+      ok,
+      detail,
+      fix: ok ? undefined : fix,
+    });
+  const install = `deno task privsep install --user=${user ?? "<user>"} ${
+    ctx.id.replace("file://", "")
+  }`;
+  const launcher = ctx.launcher();
+  let installed: string | undefined;
+  try {
+    installed = Deno.readTextFileSync(launcher);
+  } catch { /* checked below */ }
+  const reason = installed === undefined ? null : untrustedReason(launcher);
+  add(
+    "launcher",
+    installed === ctx.launcherScript() && reason === null,
+    installed === undefined ? `${launcher} is not installed` : reason ??
+      (installed === ctx.launcherScript()
+        ? `${launcher} starts this daemon`
+        : `${launcher} differs from what this version writes (an older install?)`),
+    `as root: ${install}`,
+  );
+  if (asRoot) {
+    const whole = await run(["visudo", "-c", "-q"]);
+    add(
+      "sudoers files",
+      whole.code === 0,
+      whole.code === 0
+        ? "visudo -c: the whole configuration parses"
+        : whole.out,
+      "fix the file visudo names (visudo -c lists every file it reads)",
+    );
+  }
+  if (asRoot && !user) {
+    add(
+      "sudoers rule",
+      true,
+      "not checked: running as root starts the daemon directly (give --user=<service user> to check the rule)",
+    );
+    return checks;
+  }
+  const list = (argv: string[]) =>
+    run(["sudo", "-n", "-l", ...(asRoot ? ["-U", user!] : []), ...argv]);
+  const who = asRoot ? user! : "this user";
+  const plain = await list([launcher]);
+  add(
+    "sudoers rule",
+    plain.code === 0,
+    plain.code === 0
+      ? `sudo lets ${who} run ${launcher}`
+      : plain.out || `sudo does not let ${who} run ${launcher}`,
+    `as root: ${install}`,
+  );
+  const withArgs = await list([launcher, "run --no-prompt"]);
+  add(
+    "no arguments",
+    withArgs.code !== 0,
+    withArgs.code !== 0
+      ? "sudo refuses the launcher with arguments"
+      : `a rule lets ${who} pass arguments to ${launcher}`,
+    'end the launcher\'s rule in "" (privsep install writes it so) and remove broader rules',
+  );
+  const daemonArgv = ctx.commandSpec();
+  const old = await list(
+    daemonCommand({ ...daemonArgv, unprivileged: false }),
+  );
+  add(
+    "no daemon command rule",
+    old.code !== 0,
+    old.code !== 0
+      ? "sudo refuses the daemon's own command line"
+      : `a rule lets ${who} run the daemon's command line through sudo: its words can be regrouped ("run --no-prompt" as one word runs a file of that name as root)`,
+    "remove that rule (privsep 0.1's Cmnd_Alias PRIVSEP_…) and use the launcher's",
+  );
+  return checks;
 }
 
 /** Runs every check for `ctx`. */
@@ -80,7 +179,7 @@ export async function diagnose(
   const asRoot = Deno.uid() === 0;
   const serviceUser = user ?? (asRoot ? undefined : Deno.env.get("USER"));
 
-  // sudo, and the rule for this exact command.
+  // sudo, the launcher, and the rules sudo really applies to it.
   const sudo = await run(["sh", "-c", "command -v sudo"]);
   if (sudo.code !== 0) {
     add(
@@ -91,40 +190,7 @@ export async function diagnose(
     );
   } else {
     add("sudo", true, sudo.out);
-    const argv = ctx.command().slice(ctx.command().indexOf("/usr/bin/env"));
-    if (!asRoot) {
-      const r = await run(["sudo", "-n", "-l", ...argv]);
-      add(
-        "sudoers rule",
-        r.code === 0,
-        r.code === 0
-          ? "sudo -n allows the daemon command"
-          : r.out || "sudo -n -l refused",
-        `add the rule from "deno task privsep sudoers --user=${
-          serviceUser ?? "<user>"
-        } ${
-          ctx.id.replace("file://", "")
-        }" with visudo -f /etc/sudoers.d/<app>`,
-      );
-    } else if (user) {
-      const r = await run(["sudo", "-n", "-l", "-U", user, ...argv]);
-      add(
-        "sudoers rule",
-        r.code === 0,
-        r.code === 0
-          ? `sudo allows ${user} the daemon command`
-          : r.out || `sudo does not allow ${user} the daemon command`,
-        `add the rule from "deno task privsep sudoers --user=${user} ${
-          ctx.id.replace("file://", "")
-        }" with visudo -f /etc/sudoers.d/<app>`,
-      );
-    } else {
-      add(
-        "sudoers rule",
-        true,
-        "not checked: running as root starts the daemon directly (give --user=<service user> to check the rule)",
-      );
-    }
+    checks.push(...await sudoChecks(ctx, asRoot, user ?? serviceUser));
   }
 
   // The deno binary and every file the root daemon loads.

@@ -2,6 +2,7 @@
  * The operator's command line: `deno task privsep <command>`.
  *
  * ```sh
+ * deno task privsep install --user=app /opt/app/privsep/mod.ts
  * deno task privsep sudoers --user=app /opt/app/privsep/mod.ts#sysAdmin
  * deno task privsep inspect /opt/app/privsep/mod.ts
  * deno task privsep doctor --user=app /opt/app/privsep/mod.ts
@@ -15,13 +16,15 @@
 import { capsMain } from "./caps.ts";
 import { doctorMain } from "./doctor.ts";
 import { inspectMain } from "./inspect.ts";
+import { installMain } from "./install.ts";
 import { sudoersMain } from "./sudoers.ts";
 import { vendorMain } from "./vendor.ts";
 
 const USAGE = `usage: privsep <command> [options]
 
 commands:
-  sudoers   the exact, wildcard-free sudoers lines for contexts
+  install   as root: each context's launcher and the sudoers rules for them
+  sudoers   the sudoers line per context (its launcher, no arguments)
   inspect   every context and entrypoint, what each may do, what is broad
   doctor    everything that can make the first call fail, with fixes
   caps      the capability sets of a process, per thread
@@ -33,6 +36,8 @@ commands:
 export async function main(args: string[]): Promise<number> {
   const [command, ...rest] = args;
   switch (command) {
+    case "install":
+      return await installMain(rest);
     case "sudoers":
       return await sudoersMain(rest);
     case "inspect":

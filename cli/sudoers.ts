@@ -1,28 +1,16 @@
-// privsep sudoers: the exact sudoers lines for contexts, from the same code
-// that builds the command the service runs, so the two cannot drift apart.
-import { ENV_PROGRAM } from "../contexts/command.ts";
+// privsep sudoers: the sudoers line per context, from the same code that
+// builds the launcher the service runs, so the two cannot drift apart.
 import { contextCommandArgs, loadContexts } from "./_load.ts";
 
 const USAGE =
-  `usage: privsep sudoers --user=<user|%group> [--sha256] [--json] [--config-file=<abs path>]… <module.ts#context>…
+  `usage: privsep sudoers --user=<user|%group> [--json] [--config-file=<abs path>]… <module.ts#context>…
 
-Prints a Cmnd_Alias and a NOPASSWD rule per context that let <user> start
-exactly that daemon as root, and nothing else (no wildcards). It refuses when
-root would run files that a non-root user can modify. --sha256 pins the
-digest of ${ENV_PROGRAM}, the program sudo runs (the deno binary is pinned by
-path and must be root-owned, which the daemon checks). Install with
-"visudo -f /etc/sudoers.d/<app>".`;
-
-async function sha256(path: string): Promise<string> {
-  const digest = await crypto.subtle.digest(
-    "SHA-256",
-    await Deno.readFile(path),
-  );
-  return Array.from(
-    new Uint8Array(digest),
-    (b) => b.toString(16).padStart(2, "0"),
-  ).join("");
-}
+Prints, per context, the sudoers line that lets <user> run the context's
+launcher as root with no arguments (""), in / (CWD=/), pinned by the
+launcher's SHA-256, and nothing else. The launcher must be installed too:
+"privsep install" writes both (use this command only to feed a
+configuration-management tool). It refuses when root would run files that a
+non-root user can modify.`;
 
 /** Runs `privsep sudoers`; returns the exit code. */
 export async function sudoersMain(args: string[]): Promise<number> {
@@ -32,16 +20,13 @@ export async function sudoersMain(args: string[]): Promise<number> {
     console.error(USAGE);
     return 2;
   }
-  const digest = parsed.sha256 ? await sha256(ENV_PROGRAM) : undefined;
-  const out: { context: string; argv: string[]; rule: string }[] = [];
+  const out: { context: string; launcher: string; rule: string }[] = [];
   for (const ctx of await loadContexts(parsed.specs)) {
     try {
-      const rule = ctx.sudoersRule(parsed.user, { sha256: digest });
-      const argv = ctx.command();
       out.push({
         context: ctx.id,
-        argv: argv.slice(argv.indexOf(ENV_PROGRAM)),
-        rule,
+        launcher: ctx.launcher(),
+        rule: ctx.sudoersRule(parsed.user),
       });
     } catch (error) {
       console.error(`privsep sudoers: ${(error as Error).message}`);
@@ -49,9 +34,11 @@ export async function sudoersMain(args: string[]): Promise<number> {
     }
   }
   if (parsed.json) console.log(JSON.stringify(out, null, 2));
-  else {console.log(
+  else {
+    console.log(
       out.map((o) => `# privsep context ${o.context}\n${o.rule}`).join("\n"),
-    );}
+    );
+  }
   return 0;
 }
 

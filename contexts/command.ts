@@ -5,6 +5,7 @@
  * @module
  */
 
+import { createHash } from "node:crypto";
 import { dirname, isAbsolute, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import {
@@ -185,17 +186,125 @@ export function daemonCommand(spec: DaemonCommandSpec): string[] {
 }
 
 /**
- * Escapes one command-line word for a sudoers `Cmnd` (sudoers(5)). sudoers
- * drops a backslash before a backslash, `,`, `:`, `=` or `#`, keeps it before
- * `!`, and rejects it before anything else (`(`, `)` and `"` need none); the
- * arguments are then matched with fnmatch(3), where a backslash escapes the
- * next character, so a literal backslash takes four.
+ * Where `privsep install` puts the contexts' launchers when the context sets
+ * no `launcher_dir`: root-owned, like everything root runs.
  */
-function sudoersWord(word: string): string {
-  return word.replace(
-    /[\\,:=#!]/g,
-    (c) => c === "\\" ? "\\\\\\\\" : `\\${c}`,
+export const DEFAULT_LAUNCHER_DIR = "/usr/local/libexec/privsep";
+
+/** What a launcher's path may be made of: nothing sudoers would read specially. */
+const LAUNCHER_PATH = /^\/[A-Za-z0-9_.+@\/-]+$/;
+
+/**
+ * The launcher of a context: `<launcherDir>/<exportName>-<12 hex digits>`,
+ * the digits from the SHA-256 of the context id, so that two applications
+ * with a context of the same name never share a launcher (nor a rule).
+ *
+ * @example
+ * ```ts
+ * import { launcherPath } from "@privsep/privsep";
+ * import assert from "node:assert/strict";
+ *
+ * const path = launcherPath("file:///opt/app/privsep/mod.ts#sysAdmin");
+ * assert.match(path, /^\/usr\/local\/libexec\/privsep\/sysAdmin-[0-9a-f]{12}$/);
+ * ```
+ */
+export function launcherPath(
+  contextId: string,
+  launcherDir: string = DEFAULT_LAUNCHER_DIR,
+): string {
+  if (!LAUNCHER_PATH.test(launcherDir)) {
+    throw new TypeError(
+      `the launcher directory must be an absolute path of letters, digits and _ . + @ - /, got "${launcherDir}"`,
+    );
+  }
+  const name = contextId.slice(contextId.lastIndexOf("#") + 1).replace(
+    /[^A-Za-z0-9_]/g,
+    "_",
   );
+  const digest = createHash("sha256").update(contextId).digest("hex");
+  return `${launcherDir.replace(/\/+$/, "")}/${name}-${digest.slice(0, 12)}`;
+}
+
+/** One word for a POSIX shell, single-quoted. */
+function shellWord(word: string): string {
+  return /^[A-Za-z0-9_./=,:@%+-]+$/.test(word)
+    ? word
+    : `'${word.replaceAll("'", "'\\''")}'`;
+}
+
+/**
+ * The launcher script of a daemon: the one program a sudoers rule lets the
+ * service's user run, with no arguments. It ignores its arguments, its
+ * working directory and its environment: it changes to `/` and `exec`s
+ * exactly {@linkcode daemonArgv} under `env -i` (only sudo's own `SUDO_UID`,
+ * `SUDO_GID` and `SUDO_USER` pass, for the audit records). `privsep install`
+ * writes it root-owned, mode 0755.
+ *
+ * @example
+ * ```ts
+ * import { launcherScript } from "@privsep/privsep";
+ * import assert from "node:assert/strict";
+ *
+ * const script = launcherScript({
+ *   denoPath: "/usr/local/bin/deno",
+ *   daemonPath: "/opt/app/vendor/privsep/daemon.ts",
+ *   codeRoots: ["/opt/app"],
+ *   contextId: "file:///opt/app/privsep/mod.ts#sysAdmin",
+ * });
+ * assert.match(script, /^#!\/bin\/sh\n/);
+ * assert.match(script, /\ncd \/ \|\| exit 126\n/);
+ * assert.match(script, /exec \/usr\/bin\/env -i /);
+ * assert.doesNotMatch(script, /"\$@"|\$[*]/); // arguments are never used
+ * ```
+ */
+export function launcherScript(spec: DaemonCommandSpec): string {
+  const argv = daemonArgv({ ...spec, unprivileged: false });
+  // env's own DENO_DIR=… word stays where daemonArgv puts it, after -i.
+  const words = [
+    argv[0],
+    "-i",
+    '"SUDO_UID=${SUDO_UID-}"',
+    '"SUDO_GID=${SUDO_GID-}"',
+    '"SUDO_USER=${SUDO_USER-}"',
+    ...argv.slice(1).map(shellWord),
+  ];
+  const lines: string[] = [];
+  let line = "exec";
+  for (const word of words) {
+    if (line.length + word.length > 76) {
+      lines.push(`${line} \\`);
+      line = " ";
+    }
+    line += ` ${word}`;
+  }
+  lines.push(line);
+  // A comment must stay on its line: no control character of the id in it.
+  // deno-lint-ignore no-control-regex
+  const id = spec.contextId.replace(/[\0-\x1f\x7f]/g, "?");
+  return [
+    "#!/bin/sh",
+    `# privsep launcher of ${id}`,
+    "# Written by `privsep install`. sudo runs it with no arguments (its rule",
+    '# ends in ""), and it uses none of its arguments, environment or working',
+    "# directory. The sudoers rule pins this file's SHA-256: to change it, run",
+    "# `privsep install` again.",
+    "cd / || exit 126",
+    ...lines,
+    "",
+  ].join("\n");
+}
+
+/**
+ * The SHA-256 of a launcher script, in hex: what its sudoers rule pins.
+ *
+ * @example
+ * ```ts
+ * import { launcherDigest } from "@privsep/privsep";
+ * launcherDigest("#!/bin/sh\n").length; // 64
+ * ```
+ */
+export function launcherDigest(script: string | Uint8Array): string {
+  return createHash("sha256").update(script).digest("hex");
 }
 
 /**
@@ -208,41 +317,42 @@ function sudoersWord(word: string): string {
  *
  * const options: SudoersRuleOptions = {
  *   user: "%app",
- *   alias: "APP_PRIVSEP",
- *   sha256: "0".repeat(64), // the digest of /usr/bin/deno
+ *   sha256: "0".repeat(64), // launcherDigest() of the launcher script
  * };
- * const rule = sudoersRule(["/usr/bin/deno", "run", "/opt/d.ts"], options);
  * assert.equal(
- *   rule,
- *   `Cmnd_Alias APP_PRIVSEP = sha256:${"0".repeat(64)} /usr/bin/deno run /opt/d.ts\n` +
- *     "%app ALL=(root) NOPASSWD: APP_PRIVSEP\n",
+ *   sudoersRule("/usr/local/libexec/privsep/sysAdmin-0123456789ab", options),
+ *   `%app ALL=(root) CWD=/ NOPASSWD: sha256:${"0".repeat(64)} ` +
+ *     '/usr/local/libexec/privsep/sysAdmin-0123456789ab ""\n',
  * );
  * ```
  */
 export interface SudoersRuleOptions {
   /** The user (or `%group`) allowed to start the daemon. */
   user: string;
-  /** A `Cmnd_Alias` name (upper case); derived from the context if omitted. */
-  alias?: string;
-  /** Prefix the command with `sha256:<digest>` of the deno binary. */
+  /** The SHA-256 of the launcher (hex or base64): sudo refuses any other file. */
   sha256?: string;
 }
 
 /**
- * The exact, wildcard-free sudoers lines that let `user` start this one
- * daemon as root without a password, and nothing else.
+ * The sudoers line that lets `user` run one launcher as root without a
+ * password, with no arguments (`""`) and in `/` (`CWD=/`), and nothing
+ * else. No `Cmnd_Alias`: a name could clash with another application's.
+ *
+ * A rule never names the daemon's own command line: sudo compares a rule's
+ * arguments with the user's arguments joined by spaces, so the user could
+ * regroup words (`"run --no-prompt"` as one word makes Deno run a file of
+ * that name as root). A fixed launcher with no arguments leaves nothing to
+ * regroup.
  *
  * @example
  * ```ts
  * import { sudoersRule } from "@privsep/privsep";
- * const argv = ["/usr/bin/deno", "run", "--no-config", "/opt/d.ts", "--context=file:///opt/m.ts#ctx"];
- * sudoersRule(argv, { user: "app" });
- * // Cmnd_Alias PRIVSEP_CTX = /usr/bin/deno run --no-config /opt/d.ts --context\=file\:///opt/m.ts\#ctx
- * // app ALL=(root) NOPASSWD: PRIVSEP_CTX
+ * sudoersRule("/usr/local/libexec/privsep/sysAdmin-0123456789ab", { user: "app" });
+ * // app ALL=(root) CWD=/ NOPASSWD: /usr/local/libexec/privsep/sysAdmin-0123456789ab ""
  * ```
  */
 export function sudoersRule(
-  argv: readonly string[],
+  launcher: string,
   options: SudoersRuleOptions,
 ): string {
   if (!/^%?[a-z_][a-z0-9_.-]*\$?$/i.test(options.user)) {
@@ -250,28 +360,9 @@ export function sudoersRule(
       `not a valid user or %group for sudoers: "${options.user}"`,
     );
   }
-  if (argv.length === 0 || !isAbsolute(argv[0])) {
-    throw new TypeError("the command must start with an absolute program path");
-  }
-  for (const word of argv) {
-    if (/[\s\0*?[\]]/.test(word) || word === "") {
-      throw new TypeError(
-        `a sudoers command word cannot be empty or contain white space or wildcards: "${word}"`,
-      );
-    }
-  }
-  const contextArg = argv.find((w) => w.startsWith("--context="));
-  const context = contextArg?.slice(contextArg.lastIndexOf("#") + 1);
-  const alias = options.alias ??
-    `PRIVSEP_${
-      (context ?? "DAEMON").replace(/([a-z])([A-Z])/g, "$1_$2").replace(
-        /\W/g,
-        "_",
-      ).toUpperCase()
-    }`;
-  if (!/^[A-Z][A-Z0-9_]*$/.test(alias)) {
+  if (!LAUNCHER_PATH.test(launcher) || launcher.includes("/../")) {
     throw new TypeError(
-      `a Cmnd_Alias name must be upper case letters, digits and _: "${alias}"`,
+      `the launcher must be an absolute path of letters, digits and _ . + @ - (sudoers matches it literally, without escapes), got "${launcher}"`,
     );
   }
   if (
@@ -283,11 +374,7 @@ export function sudoersRule(
     );
   }
   const digest = options.sha256 ? `sha256:${options.sha256} ` : "";
-  return [
-    `Cmnd_Alias ${alias} = ${digest}${argv.map(sudoersWord).join(" ")}`,
-    `${options.user} ALL=(root) NOPASSWD: ${alias}`,
-    "",
-  ].join("\n");
+  return `${options.user} ALL=(root) CWD=/ NOPASSWD: ${digest}${launcher} ""\n`;
 }
 
 /**

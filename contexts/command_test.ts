@@ -8,6 +8,9 @@ import {
   daemonCommand,
   type DaemonCommandSpec,
   findDenoConfig,
+  launcherDigest,
+  launcherPath,
+  launcherScript,
   sudoersRule,
 } from "./command.ts";
 
@@ -236,62 +239,43 @@ Deno.test("daemonCommand() validates like daemonArgv()", () => {
   );
 });
 
-Deno.test("sudoersRule() escapes sudoers special characters", () => {
-  const argv = [
-    "/usr/bin/deno",
-    "run",
-    "--allow-read=/opt/app,/etc/app.toml",
-    "/opt/d.ts",
-    "--context=file:///opt/m.ts#sysAdmin",
-    "--x=a\\b",
-    'c!d(e)"f',
-  ];
+const LAUNCHER = "/usr/local/libexec/privsep/sysAdmin-0123456789ab";
+
+Deno.test("sudoersRule() allows one launcher, no arguments, in /", () => {
   assert.equal(
-    sudoersRule(argv, { user: "app" }),
-    "Cmnd_Alias PRIVSEP_SYS_ADMIN = /usr/bin/deno run " +
-      "--allow-read\\=/opt/app\\,/etc/app.toml /opt/d.ts " +
-      "--context\\=file\\:///opt/m.ts\\#sysAdmin " +
-      // sudoers strips one backslash and fnmatch(3) another.
-      "--x\\=a\\\\\\\\b " +
-      // `(`, `)` and `"` need no escape; a backslash before them is a
-      // syntax error for sudoers.
-      'c\\!d(e)"f\n' +
-      "app ALL=(root) NOPASSWD: PRIVSEP_SYS_ADMIN\n",
+    sudoersRule(LAUNCHER, { user: "app" }),
+    `app ALL=(root) CWD=/ NOPASSWD: ${LAUNCHER} ""\n`,
   );
 });
 
-Deno.test("sudoersRule() escapes # so that it cannot start a comment", () => {
-  const rule = sudoersRule(daemonArgv(SPEC), { user: "app" });
-  const [line] = rule.split("\n");
-  assert.ok(line.includes("\\#sysAdmin"), line);
-  assert.ok(!/[^\\]#/.test(line), line);
-});
-
-Deno.test("sudoersRule() rejects wildcards, white space and empty words", () => {
+Deno.test("sudoersRule() rejects wildcards, white space and relative paths", () => {
   for (
-    const word of [
-      "*",
-      "/opt/*.ts",
-      "a?b",
-      "[ab]",
-      "x]",
-      "a b",
-      "a\tb",
-      "a\nb",
-      "nul\0",
+    const path of [
+      "/opt/*",
+      "/opt/a,b",
+      "/opt/a:b",
+      "/opt/a=b",
+      "/opt/a#b",
+      "/opt/a!b",
+      "/opt/a\\b",
+      "/opt/../x",
+      "/opt/a?b",
+      "/opt/[ab]",
+      "/opt/a b",
+      "/opt/a\tb",
+      "/opt/a\nb",
+      "/opt/nul\0",
       "",
+      "launcher",
+      "./launcher",
     ]
   ) {
     assert.throws(
-      () => sudoersRule(["/usr/bin/deno", "run", word], { user: "app" }),
-      /cannot be empty or contain white space or wildcards/,
-      JSON.stringify(word),
+      () => sudoersRule(path, { user: "app" }),
+      TypeError,
+      JSON.stringify(path),
     );
   }
-  assert.throws(
-    () => sudoersRule(["/usr/bin/de*"], { user: "app" }),
-    TypeError,
-  );
 });
 
 Deno.test("sudoersRule() rejects a bad user", () => {
@@ -310,80 +294,31 @@ Deno.test("sudoersRule() rejects a bad user", () => {
     ]
   ) {
     assert.throws(
-      () => sudoersRule(["/usr/bin/deno"], { user }),
+      () => sudoersRule(LAUNCHER, { user }),
       /not a valid user or %group/,
       JSON.stringify(user),
     );
   }
   for (const user of ["app", "%wheel", "svc-app", "svc_app.1", "machine$"]) {
     assert.match(
-      sudoersRule(["/usr/bin/deno"], { user }),
-      new RegExp(`^${user.replace("$", "\\$")} ALL=\\(root\\) NOPASSWD: `, "m"),
+      sudoersRule(LAUNCHER, { user }),
+      new RegExp(
+        `^${user.replace("$", "\\$")} ALL=\\(root\\) CWD=/ NOPASSWD: `,
+      ),
     );
   }
 });
 
-Deno.test("sudoersRule() rejects a relative or missing program", () => {
-  assert.throws(
-    () => sudoersRule([], { user: "app" }),
-    /absolute program path/,
-  );
-  assert.throws(
-    () => sudoersRule(["deno", "run"], { user: "app" }),
-    /absolute program path/,
-  );
-  assert.throws(
-    () => sudoersRule(["./deno", "run"], { user: "app" }),
-    /absolute program path/,
-  );
-});
-
-Deno.test("sudoersRule() derives the alias from the context export name", () => {
-  const alias = (exportName: string) =>
-    sudoersRule(
-      daemonArgv({ ...SPEC, contextId: `file:///opt/m.ts#${exportName}` }),
-      { user: "app" },
-    ).split(" ")[1];
-  assert.equal(alias("sysAdmin"), "PRIVSEP_SYS_ADMIN");
-  assert.equal(alias("netNsAdmin"), "PRIVSEP_NET_NS_ADMIN");
-  assert.equal(alias("motd"), "PRIVSEP_MOTD");
-  assert.equal(alias("ctx2"), "PRIVSEP_CTX2");
-  assert.equal(alias("$ctx"), "PRIVSEP__CTX");
-  assert.equal(
-    sudoersRule(["/usr/bin/true"], { user: "app" }).split(" ")[1],
-    "PRIVSEP_DAEMON",
-  );
-});
-
-Deno.test("sudoersRule() takes an explicit alias and checks it", () => {
-  const rule = sudoersRule(["/usr/bin/true"], {
-    user: "app",
-    alias: "MY_DAEMON2",
-  });
-  assert.equal(
-    rule,
-    "Cmnd_Alias MY_DAEMON2 = /usr/bin/true\napp ALL=(root) NOPASSWD: MY_DAEMON2\n",
-  );
-  for (const alias of ["lower", "1ABC", "A-B", "A B", "ALL, B"]) {
-    assert.throws(
-      () => sudoersRule(["/usr/bin/true"], { user: "app", alias }),
-      /Cmnd_Alias name/,
-      alias,
-    );
-  }
-});
-
-Deno.test("sudoersRule() prefixes the command with the sha256 digest", () => {
+Deno.test("sudoersRule() prefixes the launcher with its sha256 digest", () => {
   const hex = "ab".repeat(32);
   assert.equal(
-    sudoersRule(["/usr/bin/true", "x"], { user: "app", sha256: hex }),
-    `Cmnd_Alias PRIVSEP_DAEMON = sha256:${hex} /usr/bin/true x\n` +
-      "app ALL=(root) NOPASSWD: PRIVSEP_DAEMON\n",
+    sudoersRule(LAUNCHER, { user: "app", sha256: hex }),
+    `app ALL=(root) CWD=/ NOPASSWD: sha256:${hex} ${LAUNCHER} ""\n`,
   );
   const base64 = `${"A".repeat(42)}Q=`;
   assert.match(
-    sudoersRule(["/usr/bin/true"], { user: "app", sha256: base64 }),
-    new RegExp(`= sha256:${base64} /usr/bin/true\n`),
+    sudoersRule(LAUNCHER, { user: "app", sha256: base64 }),
+    new RegExp(`NOPASSWD: sha256:${base64} ${LAUNCHER} ""\n`),
   );
 });
 
@@ -398,24 +333,74 @@ Deno.test("sudoersRule() rejects a sha256 digest that is not hex or base64", () 
     ]
   ) {
     assert.throws(
-      () => sudoersRule(["/usr/bin/true"], { user: "app", sha256 }),
-      /sha256/,
-      JSON.stringify(sha256),
+      () => sudoersRule(LAUNCHER, { user: "app", sha256 }),
+      /SHA-256 digest/,
+      sha256,
     );
   }
 });
 
-/** A daemon command whose words use every character sudoers escapes. */
-function awkwardSpec(denoPath: string): DaemonCommandSpec {
-  return {
-    denoPath,
-    daemonPath: '/opt/privsep(1)/d=a:e#m!o"n\\.ts',
-    denoConfig: "/opt/app:1/deno.json",
-    codeRoots: ["/opt/app:1", "/opt/lib#2!"],
-    contextId: "file:///opt/app:1/m(x).ts#sysAdmin",
-    configFiles: ["/etc/app=1/privsep\\x.toml"],
-  };
+Deno.test("launcherPath() is unique per context id, named after the export", () => {
+  const a = launcherPath("file:///opt/a/privsep/mod.ts#sysAdmin");
+  const b = launcherPath("file:///opt/b/privsep/mod.ts#sysAdmin");
+  assert.match(a, /^\/usr\/local\/libexec\/privsep\/sysAdmin-[0-9a-f]{12}$/);
+  assert.notEqual(a, b);
+  assert.equal(a, launcherPath("file:///opt/a/privsep/mod.ts#sysAdmin"));
+  assert.match(
+    launcherPath("file:///opt/m.ts#$ctx", "/srv/launchers/"),
+    /^\/srv\/launchers\/_ctx-[0-9a-f]{12}$/,
+  );
+  assert.throws(() => launcherPath("file:///opt/m.ts#c", "rel"), TypeError);
+  assert.throws(() => launcherPath("file:///opt/m.ts#c", "/a b"), TypeError);
+});
+
+/** The words a POSIX shell makes of a launcher's exec line. */
+async function shellWords(script: string): Promise<string[]> {
+  const body = script.replace("exec /usr/bin/env -i", "printf '%s\\0'");
+  const out = await new Deno.Command("/bin/sh", {
+    args: ["-c", body],
+    env: { SUDO_UID: "1000", SUDO_GID: "1001", SUDO_USER: "svc" },
+    clearEnv: true,
+    stdout: "piped",
+  }).output();
+  return new TextDecoder().decode(out.stdout).split("\0").slice(0, -1);
 }
+
+Deno.test("launcherScript() runs exactly daemonArgv(), in /, with a fixed environment", async () => {
+  const script = launcherScript({
+    ...SPEC,
+    configFiles: ["/etc/app/it's.toml"],
+    contextId: "file:///opt/app/privsep/mod.ts#sysAdmin",
+  });
+  assert.match(script, /^#!\/bin\/sh\n/);
+  assert.ok(script.includes("\ncd / || exit 126\nexec /usr/bin/env -i "));
+  assert.doesNotMatch(script, /\$[@*0-9#]/, "uses no argument");
+  const argv = daemonArgv({
+    ...SPEC,
+    configFiles: ["/etc/app/it's.toml"],
+  });
+  assert.deepEqual(await shellWords(script), [
+    "SUDO_UID=1000",
+    "SUDO_GID=1001",
+    "SUDO_USER=svc",
+    ...argv.slice(1),
+  ]);
+});
+
+Deno.test("launcherScript() never starts the unprivileged daemon", () => {
+  assert.ok(
+    !launcherScript({ ...SPEC, unprivileged: true }).includes(
+      "--unprivileged",
+    ),
+  );
+});
+
+Deno.test("launcherDigest() is the SHA-256 of the script", () => {
+  assert.equal(
+    launcherDigest(""),
+    "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+  );
+});
 
 const VISUDO = "/usr/sbin/visudo";
 
@@ -426,12 +411,12 @@ Deno.test({
     const dir = await Deno.makeTempDir({ prefix: "privsep_sudoers_" });
     try {
       const rules = [
-        sudoersRule(daemonArgv(SPEC), { user: "app" }),
-        sudoersRule(daemonArgv(awkwardSpec("/usr/local/bin/deno")), {
+        sudoersRule(LAUNCHER, { user: "app" }),
+        sudoersRule("/opt/x_y/a.b+c@d-e", {
           user: "%wheel",
           sha256: "ab".repeat(32),
         }),
-        sudoersRule(["/usr/bin/true"], {
+        sudoersRule(LAUNCHER, {
           user: "app",
           sha256: btoa(String.fromCharCode(...new Uint8Array(32).fill(7))),
         }),
@@ -449,7 +434,6 @@ Deno.test({
         assert.equal(out.code, 0, `${rule}\n${text}`);
         assert.match(text, /parsed OK/);
       }
-      assert.ok(rules[1].split("\n")[0].includes("\\#sysAdmin"));
     } finally {
       await Deno.remove(dir, { recursive: true });
     }
@@ -475,22 +459,14 @@ function canAskSudo(): boolean {
 }
 
 Deno.test({
-  name: "sudoersRule() output lets sudo run exactly that argv",
+  name:
+    "sudoersRule() output lets sudo run the launcher with no argument, and nothing else",
   ignore: !canAskSudo(),
   async fn() {
-    const program = "/usr/bin/true";
-    // The command sudo runs is /usr/bin/env, so that is what the digest pins.
-    const digest = Array.from(
-      new Uint8Array(
-        await crypto.subtle.digest(
-          "SHA-256",
-          await Deno.readFile("/usr/bin/env"),
-        ),
-      ),
-      (b) => b.toString(16).padStart(2, "0"),
-    ).join("");
-    const argv = daemonArgv(awkwardSpec(program));
     const dir = await Deno.makeTempDir({ prefix: "privsep_sudo_" });
+    const launcher = join(dir, "sysAdmin-0123456789ab");
+    const script = launcherScript(SPEC);
+    await Deno.writeTextFile(launcher, script, { mode: 0o755 });
     const allowed = async (rule: string, command: string[]) => {
       const file = join(dir, "sudoers");
       await Deno.writeTextFile(file, rule);
@@ -511,25 +487,36 @@ Deno.test({
       return out.code === 0;
     };
     try {
-      for (const sha256 of [undefined, digest]) {
-        const rule = sudoersRule(argv, { user: "nobody", sha256 });
-        assert.ok(await allowed(rule, argv), rule);
-        // Any change to the command line is refused.
-        const changed = [
-          argv.filter((w) => w !== "--no-lock"),
-          [...argv, "--allow-all"],
-          argv.map((w) => w.replace("\\", "")),
-          argv.map((w) => w.replace("#sysAdmin", "#other")),
-        ];
-        for (const other of changed) {
-          assert.equal(await allowed(rule, other), false, other.join(" "));
+      for (const sha256 of [undefined, launcherDigest(script)]) {
+        const rule = sudoersRule(launcher, { user: "nobody", sha256 });
+        assert.ok(await allowed(rule, [launcher]), rule);
+        // Any argument, however it is split or merged, is refused.
+        for (
+          const args of [
+            ["run --no-prompt"],
+            ["run", "--no-prompt"],
+            ["--allow-all"],
+            ["x"],
+            ["-c", "id"],
+            [""],
+            [" "],
+          ]
+        ) {
+          assert.equal(
+            await allowed(rule, [launcher, ...args]),
+            false,
+            args.join(" "),
+          );
+        }
+        for (const other of ["/usr/bin/env", "/bin/sh", `${launcher}x`]) {
+          assert.equal(await allowed(rule, [other]), false, other);
         }
       }
-      const wrongDigest = sudoersRule(argv, {
+      const wrongDigest = sudoersRule(launcher, {
         user: "nobody",
         sha256: "00".repeat(32),
       });
-      assert.equal(await allowed(wrongDigest, argv), false);
+      assert.equal(await allowed(wrongDigest, [launcher]), false);
     } finally {
       await Deno.remove(dir, { recursive: true });
     }

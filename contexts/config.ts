@@ -168,6 +168,11 @@ export interface ContextSettings {
   libcap?: string;
   /** The absolute DENO_DIR the serving daemon uses (TOML key `deno_dir`). */
   denoDir?: string;
+  /**
+   * The root-owned directory that holds the context's launcher, the one
+   * program its sudoers rule allows (TOML key `launcher_dir`).
+   */
+  launcherDir?: string;
   /** The Deno permissions of the serving daemon. */
   permissions?: PermissionsSetting;
 }
@@ -251,6 +256,7 @@ const SECTION_KEYS = [
   "on_stuck",
   "queue_limit",
   "deno_dir",
+  "launcher_dir",
   "libcap",
   "permissions",
 ] as const;
@@ -536,14 +542,24 @@ function parseNonEmptyString(
   return value;
 }
 
-function parseDenoDir(place: Place, value: unknown): string {
-  const key = "deno_dir";
-  const remedy = 'give an absolute path such as "/var/cache/app/privsep-deno"';
+function parseAbsoluteDir(
+  place: Place,
+  key: "deno_dir" | "launcher_dir",
+  value: unknown,
+  example: string,
+): string {
+  const remedy = `give an absolute path such as "${example}"`;
   if (typeof value !== "string") {
     throw typeError(place, key, value, "a string", remedy);
   }
-  if (!value.startsWith("/") || value.includes("\0")) {
-    throw typeError(place, key, value, "an absolute path", remedy);
+  if (!value.startsWith("/") || /[\s\0]/.test(value)) {
+    throw typeError(
+      place,
+      key,
+      value,
+      "an absolute path without white space",
+      remedy,
+    );
   }
   return value;
 }
@@ -711,7 +727,22 @@ function parseSectionTable(table: Table, place: Place): ContextSettings {
       "give the number of calls that may wait for a free slot, for example 1000",
     );
   }
-  if (has("deno_dir")) settings.denoDir = parseDenoDir(place, table.deno_dir);
+  if (has("deno_dir")) {
+    settings.denoDir = parseAbsoluteDir(
+      place,
+      "deno_dir",
+      table.deno_dir,
+      "/var/cache/app/privsep-deno",
+    );
+  }
+  if (has("launcher_dir")) {
+    settings.launcherDir = parseAbsoluteDir(
+      place,
+      "launcher_dir",
+      table.launcher_dir,
+      "/usr/local/libexec/privsep",
+    );
+  }
   if (has("libcap")) {
     const value = table.libcap;
     if (typeof value !== "string" || value === "" || /\s/.test(value)) {
@@ -751,7 +782,7 @@ function parseSectionTable(table: Table, place: Place): ContextSettings {
  * - `cancel_grace_ms`: an integer from 1 to 2147483647.
  * - `on_stuck`: `"recycle"` or `"report"`.
  * - `queue_limit`: an integer from 1 to 1000000.
- * - `deno_dir`: an absolute path.
+ * - `deno_dir`, `launcher_dir`: an absolute path without white space.
  * - `libcap`: a library name or absolute path.
  * - `permissions`: `"all"`, or a table whose keys are `read`, `write`, `net`,
  *   `env`, `sys`, `run`, `ffi`, `import`, each a non-empty array of strings,

@@ -33,7 +33,11 @@ import {
 import {
   daemonCommand,
   type DaemonCommandSpec,
+  DEFAULT_LAUNCHER_DIR,
   findDenoConfig,
+  launcherDigest,
+  launcherPath,
+  launcherScript as buildLauncherScript,
   layoutProblems,
   sudoersRule as buildSudoersRule,
 } from "./command.ts";
@@ -152,8 +156,16 @@ export interface PrivContextOptions {
   loggerName?: string;
   /** Send the daemon's stack traces with errors and log them (default `false`). */
   logDaemonTraceback?: boolean;
-  /** The command that gains root, `["sudo", "-n"]` by default (oslo's `root_helper`). */
+  /**
+   * The command that gains root, `["sudo", "-n"]` by default (oslo's
+   * `root_helper`); the context's launcher is its one argument.
+   */
   helperCommand?: readonly string[];
+  /**
+   * Where the context's launcher lives (`/usr/local/libexec/privsep` by
+   * default): the root-owned script that the sudoers rule allows.
+   */
+  launcherDir?: string;
   /** `"auto"` (default): direct when the caller is root, sudo otherwise. */
   startMethod?: StartMethod;
   /** TOML files with the `cfgSection` (absolute paths), added to {@linkcode init}'s. */
@@ -215,6 +227,8 @@ export interface ResolvedSettings {
   helperCommand: string[];
   /** Stage-2 DENO_DIR, when set. */
   denoDir?: string;
+  /** The directory of the context's launcher. */
+  launcherDir: string;
   /** libcap to load (name or absolute path), when not the default. */
   libcap?: string;
 }
@@ -663,28 +677,55 @@ export class PrivContext {
     return this.#commandSpec();
   }
 
-  /** The exact argv that {@linkcode PrivContext.start} spawns. */
+  /**
+   * The exact argv that {@linkcode PrivContext.start} spawns: through sudo,
+   * the helper command and the context's launcher (nothing else); directly
+   * or unprivileged, the daemon's own command line.
+   */
   command(): string[] {
-    return daemonCommand({
-      ...this.#commandSpec(),
-      helperCommand: this.#startMethod() === "sudo"
-        ? this.settings().helperCommand
-        : [],
-    });
+    return this.#argv(this.settings());
+  }
+
+  #argv(settings: ResolvedSettings): string[] {
+    if (this.#startMethod() === "sudo") {
+      return [...settings.helperCommand, this.launcher()];
+    }
+    return daemonCommand(this.#commandSpec(settings));
   }
 
   /**
-   * The exact, wildcard-free sudoers lines that let `user` start this
-   * context's daemon, and nothing else.
+   * The path of this context's launcher: the root-owned script that its
+   * sudoers rule lets the service's user run, with no arguments.
    */
-  sudoersRule(user: string, options: { sha256?: string } = {}): string {
-    // The rule is for the real, root daemon: never the testing kit's
-    // unprivileged start, whatever mode this process is in.
-    const spec = {
+  launcher(): string {
+    return launcherPath(this.id, this.settings().launcherDir);
+  }
+
+  /**
+   * The launcher script `privsep install` writes for this context. It runs
+   * the real, root daemon, whatever mode this process is in.
+   */
+  launcherScript(): string {
+    return buildLauncherScript(this.#rootSpec());
+  }
+
+  #rootSpec(): DaemonCommandSpec {
+    // Never the testing kit's unprivileged start, whatever mode this
+    // process is in.
+    return {
       ...this.#commandSpec(),
       unprivileged: false,
       denoDir: this.settings().denoDir,
     };
+  }
+
+  /**
+   * The sudoers line that lets `user` run this context's launcher as root,
+   * with no arguments, and nothing else. It pins the launcher's SHA-256 and
+   * refuses when root would run files that a non-root user can modify.
+   */
+  sudoersRule(user: string): string {
+    const spec = this.#rootSpec();
     const problems = layoutProblems(spec);
     if (problems.length) {
       throw new Error(
@@ -693,7 +734,10 @@ export class PrivContext {
         }`,
       );
     }
-    return buildSudoersRule(daemonCommand(spec), { user, ...options });
+    return buildSudoersRule(this.launcher(), {
+      user,
+      sha256: launcherDigest(buildLauncherScript(spec)),
+    });
   }
 
   /** The running daemon, or `undefined`. */
@@ -876,12 +920,7 @@ export class PrivContext {
 
   async #spawn(): Promise<DaemonClient> {
     const settings = this.settings();
-    const argv = daemonCommand({
-      ...this.#commandSpec(settings),
-      helperCommand: this.#startMethod() === "sudo"
-        ? settings.helperCommand
-        : [],
-    });
+    const argv = this.#argv(settings);
     if (this.#hadDaemon) {
       log.warn("restarting the privsep daemon of {context}", {
         context: this.id,
@@ -927,19 +966,28 @@ export class PrivContext {
   }
 
   #startHint(stderr: string): string {
-    if (
-      /password is required|terminal is required|may not run sudo|not allowed to execute/i
-        .test(stderr)
-    ) {
+    const sudoRefused =
+      /password is required|terminal is required|may not run sudo|not allowed to execute|command not found/i
+        .test(stderr);
+    if (sudoRefused && this.#startMethod() === "sudo") {
       let user = "<the service's user>";
       try {
         user = Deno.env.get("USER") ?? Deno.env.get("LOGNAME") ?? user;
       } catch { /* no env permission */ }
-      return `sudo refused to start the daemon without a password. Add this rule (visudo -f /etc/sudoers.d/privsep):\n${
-        this.sudoersRule(user)
-      }`;
+      const cli = fileURLToPath(new URL("../cli/privsep.ts", import.meta.url));
+      let rule: string;
+      try {
+        rule = `It writes the launcher ${this.launcher()} and this rule:\n${
+          this.sudoersRule(user)
+        }`;
+      } catch (error) {
+        rule = (error as Error).message;
+      }
+      return `sudo refused to run the context's launcher. As root, install it and its sudoers rule with:\n  deno run -A ${cli} install --user=${user} ${
+        fileURLToPath(this.moduleUrl)
+      }#${this.name}\n${rule}`;
     }
-    return "Check the sudoers rule (ctx.sudoersRule(user)), that libcap is installed, that the context's user and group exist, and that the daemon's files are root-owned.";
+    return "Check the launcher and its sudoers rule (privsep doctor), that libcap is installed, that the context's user and group exist, and that the daemon's files are root-owned.";
   }
 }
 
@@ -1028,6 +1076,7 @@ export function resolveSettings(
       ...(file.helperCommand ?? o.helperCommand ?? globals.helperCommand),
     ],
     denoDir: file.denoDir,
+    launcherDir: file.launcherDir ?? o.launcherDir ?? DEFAULT_LAUNCHER_DIR,
     libcap: file.libcap,
   };
 }

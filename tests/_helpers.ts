@@ -244,3 +244,31 @@ export async function captureLogs(
   });
   return records;
 }
+
+/**
+ * Installs, as root, the launchers of `specs` and a sudoers file that lets
+ * `user` run them: what an operator does with `privsep install`. Returns the
+ * sudoers file, to remove at the end.
+ */
+export async function installLaunchers(options: {
+  user: string;
+  configFiles: string[];
+  specs: string[];
+  sudoersFile: string;
+  root?: string;
+}): Promise<string> {
+  const root = options.root ?? ROOT;
+  await run([
+    DENO,
+    "run",
+    "-A",
+    `--config=${root}/deno.json`,
+    `${root}/cli/privsep.ts`,
+    "install",
+    `--user=${options.user}`,
+    `--sudoers-file=${options.sudoersFile}`,
+    ...options.configFiles.map((f) => `--config-file=${f}`),
+    ...options.specs,
+  ]);
+  return options.sudoersFile;
+}

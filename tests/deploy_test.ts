@@ -89,14 +89,18 @@ await appCtx.stop();
 `,
       );
       const config = `${base}/app.toml`;
-      await Deno.writeTextFile(config, `[app]\nuser = "${DAEMON}"\n`);
+      await Deno.writeTextFile(
+        config,
+        `[app]\nuser = "${DAEMON}"\nlauncher_dir = "${base}/libexec"\n`,
+      );
       // A root-only directory that only CAP_DAC_OVERRIDE lets the daemon into.
       await Deno.mkdir(data, { mode: 0o700 });
       await Deno.chmod(data, 0o700);
       await run(["chown", "-R", "root:root", app]);
       await run(["chmod", "-R", "go-w", app]);
 
-      // 2. The operator generates and installs the rule with the vendored CLI.
+      // 2. The operator installs the launcher and the sudoers rule with the
+      // vendored CLI.
       const cli = [
         DENO,
         "run",
@@ -104,23 +108,40 @@ await appCtx.stop();
         `--config=${app}/deno.json`,
         `${app}/vendor/privsep/cli/privsep.ts`,
       ];
-      const rule = await run([
+      const install = [
         ...cli,
-        "sudoers",
+        "install",
         `--user=${SERVICE}`,
+        `--sudoers-file=${sudoers}`,
         `--config-file=${config}`,
         `${app}/privsep/mod.ts#appCtx`,
-      ], {
-        cwd: app,
-      });
+      ];
+      const dry = await run([...install, "--dry-run"], { cwd: app });
+      assert.match(dry.stdout, /would be written/);
+      await assert.rejects(Deno.stat(sudoers), Deno.errors.NotFound);
+      const installed = await run(install, { cwd: app });
       assert.match(
-        rule.stdout,
+        installed.stdout,
+        /wrote .*\/libexec\/appCtx-[0-9a-f]{12}\n/,
+      );
+      const launcher = /wrote (\S+\/libexec\/appCtx-[0-9a-f]{12})\n/.exec(
+        installed.stdout,
+      )![1];
+      assert.match(
+        await Deno.readTextFile(launcher),
         new RegExp(`${app}/vendor/privsep/daemon\\.ts`),
       );
-      const tmp = `${base}/rule`;
-      await Deno.writeTextFile(tmp, rule.stdout);
-      await run(["visudo", "-cf", tmp]);
-      await run(["install", "-m", "0440", tmp, sudoers]);
+      assert.match(
+        await Deno.readTextFile(sudoers),
+        new RegExp(
+          `^${SERVICE} ALL=\\(root\\) CWD=/ NOPASSWD: sha256:[0-9a-f]{64} ${launcher} ""$`,
+          "m",
+        ),
+      );
+      // Idempotent: a second run changes nothing.
+      const again = await run(install, { cwd: app });
+      assert.doesNotMatch(again.stdout, /^wrote /m);
+      assert.match(again.stdout, /^unchanged /m);
 
       // 3. The service, as its own user.
       const env = {
@@ -171,7 +192,28 @@ await appCtx.stop();
       }[];
       assert.deepEqual(checks.filter((c) => !c.ok), [], doctor.stdout);
       assert.equal(doctor.code, 0);
-      assert.ok(checks.some((c) => c.check === "sudoers rule" && c.ok));
+      for (
+        const name of [
+          "launcher",
+          "sudoers rule",
+          "no arguments",
+          "no daemon command rule",
+        ]
+      ) {
+        assert.ok(checks.some((c) => c.check === name && c.ok), name);
+      }
+      // And as root for the service user: the whole sudoers parses too.
+      const asRoot = await run([
+        ...cli,
+        "doctor",
+        "--json",
+        `--user=${SERVICE}`,
+        `--config-file=${config}`,
+        `${app}/privsep/mod.ts#appCtx`,
+      ], { allowFail: true });
+      const rootChecks = JSON.parse(asRoot.stdout) as typeof checks;
+      assert.deepEqual(rootChecks.filter((c) => !c.ok), [], asRoot.stdout);
+      assert.ok(rootChecks.some((c) => c.check === "sudoers files" && c.ok));
     } finally {
       await Deno.remove(sudoers).catch(() => {});
       await removeUser(SERVICE);

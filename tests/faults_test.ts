@@ -406,7 +406,11 @@ Deno.test("faults", opts, async (t) => {
           assert.ok(performance.now() - t0 < 30_000);
           assert.match(out.stdout, /FailedToDropPrivileges/);
           assert.match(out.stdout, /terminal is required|password/);
-          assert.match(out.stdout, /Cmnd_Alias PRIVSEP_TEST_CTX = /);
+          assert.match(out.stdout, / install --user=/);
+          assert.match(
+            out.stdout,
+            /CWD=\/ NOPASSWD: sha256:[0-9a-f]{64} \S+ ""/,
+          );
         } finally {
           await removeUser(CALLER_USER);
         }
