@@ -307,6 +307,7 @@ async function setUp(): Promise<{ privsepConfig: string; osloConf: string }> {
       "[privsep_bench]",
       'user = "nobody"',
       'capabilities = ["CAP_CHOWN", "CAP_DAC_OVERRIDE"]',
+      `launcher_dir = ${JSON.stringify(`${BASE}/libexec`)}`,
       "[privsep_bench.permissions]",
       `write = [${JSON.stringify(TARGET)}]`,
       "",
@@ -314,6 +315,12 @@ async function setUp(): Promise<{ privsepConfig: string; osloConf: string }> {
     { mode: 0o644 },
   );
   init({ configFiles: [privsepConfig] });
+  // What privsep install does: the context's launcher, root-owned, and the
+  // rule that lets the bench user run it with no arguments.
+  await Deno.mkdir(`${BASE}/libexec`, { mode: 0o755 });
+  await Deno.writeTextFile(benchCtx.launcher(), benchCtx.launcherScript(), {
+    mode: 0o755,
+  });
   await installRule(SUDOERS[0], benchCtx.sudoersRule(USER));
 
   // oslo.privsep: the package where root's python3 finds it (a .pth file in

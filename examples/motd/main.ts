@@ -1,7 +1,8 @@
 // The seed's first example, end to end: `deno task demo`.
 //
 // As root it starts the daemon directly; as another user it goes through
-// sudo, and without a sudoers rule it prints the exact rule to add.
+// sudo, and without its launcher and sudoers rule it prints the install
+// command and the rule.
 import { dirname } from "node:path";
 import { FailedToDropPrivileges } from "../../mod.ts";
 import {
@@ -51,7 +52,9 @@ try {
     console.error(
       `The daemon could not start through sudo (${
         error.stderr.split("\n")[0] || error.message.split("\n")[0]
-      }).\nAs root, add this rule with "visudo -f /etc/sudoers.d/privsep-demo", then run the demo again:\n\n${
+      }).\nAs root, install its launcher and sudoers rule, then run the demo again:\n\n  deno task privsep install --user=${
+        Deno.env.get("USER") ?? String(Deno.uid())
+      } ${new URL("./privsep/mod.ts", import.meta.url).pathname}\n\nThe rule it writes:\n${
         sysAdmin.sudoersRule(Deno.env.get("USER") ?? String(Deno.uid()))
       }`,
     );
