@@ -149,3 +149,51 @@ Deno.test(
     }
   },
 );
+
+Deno.test(
+  "close_range and its /proc fallback let only 0-2 cross an execve",
+  opts,
+  async (t) => {
+    requireRoot();
+    const dir = await scratchDir();
+    try {
+      // A Deno process with 7 and 8 inherited (and its own descriptors)
+      // marks from 3 up, then execs a shell that lists what it got.
+      const execWith = async (mark: string) => {
+        const code = `
+          import * as ffi from "${ROOT}/caps/_ffi.ts";
+          import { execve } from "${ROOT}/caps/drop.ts";
+          ${mark}
+          execve("/bin/sh", ["sh", "-c", "ls /proc/$$/fd"], {});
+        `;
+        const out = await run([
+          "/bin/sh",
+          "-c",
+          'exec 7</etc/hostname 8>>"$1"; shift; exec "$@"',
+          "sh",
+          `${dir}/appended`,
+          DENO,
+          "eval",
+          "--no-config",
+          code,
+        ]);
+        return out.stdout.trim().split("\n").map(Number).sort((a, b) => a - b);
+      };
+      await t.step("without marking, 7 and 8 cross (control)", async () => {
+        const fds = await execWith("");
+        assert.ok(fds.includes(7) && fds.includes(8), `got ${fds}`);
+      });
+      await t.step("close_range(3, ~0U, CLOSE_RANGE_CLOEXEC)", async () => {
+        assert.deepEqual(await execWith("ffi.closeOnExecFrom(3);"), [0, 1, 2]);
+      });
+      await t.step("the /proc/self/fd fallback", async () => {
+        assert.deepEqual(
+          await execWith("ffi.markCloseOnExecViaProc(3);"),
+          [0, 1, 2],
+        );
+      });
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+);
