@@ -93,7 +93,8 @@ export function openLibc(): Libc {
 
 /**
  * Opens libcap (once per name or path). A missing library throws an `Error`
- * that names the package to install.
+ * that names the package to install; a relative path with a slash (which
+ * dlopen would resolve against the working directory) a `TypeError`.
  *
  * @example
  * ```ts ignore
@@ -102,6 +103,15 @@ export function openLibc(): Libc {
  * ```
  */
 export function openLibcap(nameOrPath: string = DEFAULT_LIBCAP): Libcap {
+  // Checked here too, not only by the config parser: dlopen would resolve
+  // a relative path with a slash against the working directory, as root.
+  if (!/^[^\0]+$/.test(nameOrPath) || /^[^/].*\//.test(nameOrPath)) {
+    throw new TypeError(
+      `refusing to load libcap from ${
+        JSON.stringify(nameOrPath)
+      }: give a library name without a slash such as "libcap.so.2", or an absolute path`,
+    );
+  }
   let lib = libcaps.get(nameOrPath);
   if (lib) return lib;
   try {
