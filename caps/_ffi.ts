@@ -93,7 +93,8 @@ export function openLibc(): Libc {
 
 /**
  * Opens libcap (once per name or path). A missing library throws an `Error`
- * that names the package to install.
+ * that names the package to install; a relative path with a slash (which
+ * dlopen would resolve against the working directory) a `TypeError`.
  *
  * @example
  * ```ts ignore
@@ -102,6 +103,15 @@ export function openLibc(): Libc {
  * ```
  */
 export function openLibcap(nameOrPath: string = DEFAULT_LIBCAP): Libcap {
+  // Checked here too, not only by the config parser: dlopen would resolve
+  // a relative path with a slash against the working directory, as root.
+  if (!/^[^\0]+$/.test(nameOrPath) || /^[^/].*\//.test(nameOrPath)) {
+    throw new TypeError(
+      `refusing to load libcap from ${
+        JSON.stringify(nameOrPath)
+      }: give a library name without a slash such as "libcap.so.2", or an absolute path`,
+    );
+  }
   let lib = libcaps.get(nameOrPath);
   if (lib) return lib;
   try {
@@ -364,4 +374,93 @@ const F_SETPIPE_SZ = 1031;
  */
 export function setPipeSize(fd: number, bytes: number): number {
   return openLibc().fcntl(fd, F_SETPIPE_SZ, bytes);
+}
+
+/** close_range(2): one number on every architecture (Linux 5.9 and later). */
+const SYS_CLOSE_RANGE = 436;
+/** Its flag that marks instead of closing (Linux 5.11 and later). */
+const CLOSE_RANGE_CLOEXEC = 4;
+const SYS_GETDENTS64 = Deno.build.arch === "aarch64" ? 61 : 217;
+const F_SETFD = 2;
+const FD_CLOEXEC = 1;
+const O_DIRECTORY = 0o200000;
+const O_CLOEXEC = 0o2000000;
+const ENOSYS = 38;
+const EINVAL = 22;
+
+/**
+ * Marks every descriptor from `first` up close-on-exec, so that the next
+ * `execve` closes them all: the new image starts with descriptors below
+ * `first` only. Nothing is closed now, so the threads of this (Deno) process
+ * keep their own descriptors until the exec. Uses
+ * `close_range(first, ~0U, CLOSE_RANGE_CLOEXEC)`; on kernels without it
+ * (before 5.11), marks each descriptor listed in `/proc/self/fd`.
+ *
+ * @example
+ * ```ts ignore
+ * closeOnExecFrom(3); // only stdin, stdout and stderr cross the next execve
+ * ```
+ */
+export function closeOnExecFrom(first: number): void {
+  if (!Number.isInteger(first) || first < 0) {
+    throw new RangeError(`not a descriptor number: ${first}`);
+  }
+  const c = openLibc();
+  const r = c.syscall(
+    BigInt(SYS_CLOSE_RANGE),
+    BigInt(first),
+    0xffffffffn,
+    BigInt(CLOSE_RANGE_CLOEXEC),
+  );
+  if (r >= 0) return;
+  const code = errno();
+  if (code !== ENOSYS && code !== EINVAL) {
+    throw new SystemCallError("close_range", code, strerror(code));
+  }
+  markCloseOnExecViaProc(first);
+}
+
+/**
+ * The fallback of {@linkcode closeOnExecFrom} (kernels before 5.11): marks
+ * each descriptor from `first` up that `/proc/self/fd` lists.
+ *
+ * @example
+ * ```ts ignore
+ * markCloseOnExecViaProc(3);
+ * ```
+ */
+export function markCloseOnExecViaProc(first: number): void {
+  const c = openLibc();
+  const dir = c.open(cString("/proc/self/fd"), O_DIRECTORY | O_CLOEXEC);
+  check("open(/proc/self/fd)", dir);
+  try {
+    const buf = new Uint8Array(32768);
+    const view = new DataView(buf.buffer);
+    const ptr = BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(buf)));
+    for (;;) {
+      const n = Number(
+        c.syscall(
+          BigInt(SYS_GETDENTS64),
+          BigInt(dir),
+          ptr,
+          BigInt(buf.length),
+        ),
+      );
+      check("getdents64(/proc/self/fd)", n);
+      if (n === 0) break;
+      // struct linux_dirent64 { u64 ino; i64 off; u16 reclen; u8 type; char name[]; }
+      for (let off = 0; off < n;) {
+        const reclen = view.getUint16(off + 16, true);
+        const end = buf.indexOf(0, off + 19);
+        const name = new TextDecoder().decode(buf.subarray(off + 19, end));
+        off += reclen;
+        if (!/^\d+$/.test(name)) continue;
+        const fd = Number(name);
+        if (fd < first || fd === dir) continue;
+        check(`fcntl(${fd}, F_SETFD)`, c.fcntl(fd, F_SETFD, FD_CLOEXEC));
+      }
+    }
+  } finally {
+    c.close(dir);
+  }
 }

@@ -743,23 +743,39 @@ function parseSectionTable(table: Table, place: Place): ContextSettings {
       "/usr/local/libexec/privsep",
     );
   }
-  if (has("libcap")) {
-    const value = table.libcap;
-    if (typeof value !== "string" || value === "" || /\s/.test(value)) {
-      throw typeError(
-        place,
-        "libcap",
-        value,
-        'a library name or absolute path such as "libcap.so.2"',
-        'write libcap = "libcap.so.2" or an absolute path',
-      );
-    }
-    settings.libcap = value;
-  }
+  if (has("libcap")) settings.libcap = parseLibcap(place, table.libcap);
   if (has("permissions")) {
     settings.permissions = parsePermissions(place, table.permissions);
   }
   return settings;
+}
+
+/**
+ * `libcap`: a bare library name, which the dynamic loader looks up in its
+ * search path, or a normalised absolute path. A relative path with a slash
+ * would make root load the library from the daemon's working directory
+ * (dlopen(3) treats any name with a slash as a path).
+ */
+function parseLibcap(place: Place, value: unknown): string {
+  const valid = typeof value === "string" && /^[^\s\0]+$/.test(value) && (
+    value.startsWith("/")
+      ? value.split("/").slice(1).every((s) => s && s !== "." && s !== "..")
+      : !value.includes("/") && value !== "." && value !== ".."
+  );
+  if (!valid) {
+    const relative = typeof value === "string" && value.includes("/") &&
+      !value.startsWith("/");
+    throw typeError(
+      place,
+      "libcap",
+      value,
+      'a library name without a slash such as "libcap.so.2", or a normalised absolute path',
+      relative
+        ? `a relative path would be loaded, as root, from the directory the daemon was started in; write libcap = "libcap.so.2" (the loader's search path) or an absolute path such as libcap = "/usr/lib/${value}"`
+        : 'write libcap = "libcap.so.2" (the loader\'s search path) or an absolute path such as libcap = "/usr/lib/x86_64-linux-gnu/libcap.so.2"',
+    );
+  }
+  return value;
 }
 
 /**
@@ -783,7 +799,8 @@ function parseSectionTable(table: Table, place: Place): ContextSettings {
  * - `on_stuck`: `"recycle"` or `"report"`.
  * - `queue_limit`: an integer from 1 to 1000000.
  * - `deno_dir`, `launcher_dir`: an absolute path without white space.
- * - `libcap`: a library name or absolute path.
+ * - `libcap`: a library name without a slash (looked up in the loader's
+ *   search path) or a normalised absolute path; never a relative path.
  * - `permissions`: `"all"`, or a table whose keys are `read`, `write`, `net`,
  *   `env`, `sys`, `run`, `ffi`, `import`, each a non-empty array of strings,
  *   or `true` for unscoped access (stored as an empty list).

@@ -565,3 +565,61 @@ Deno.test("ConfigError carries its name, location and cause", () => {
   assert.equal(bare.file, undefined);
   assert.equal("cause" in bare, false);
 });
+
+Deno.test("parseConfigSection() reads libcap as a bare name or an absolute path", () => {
+  assert.deepEqual(section('libcap = "libcap.so.2"'), {
+    libcap: "libcap.so.2",
+  });
+  assert.deepEqual(
+    section('libcap = "/usr/lib/x86_64-linux-gnu/libcap.so.2"'),
+    { libcap: "/usr/lib/x86_64-linux-gnu/libcap.so.2" },
+  );
+});
+
+Deno.test("parseConfigSection() rejects a relative libcap path, which root would load from its working directory", () => {
+  for (
+    const value of [
+      "x86_64-linux-gnu/libcap.so.2",
+      "./libcap.so.2",
+      "lib/../libcap.so.2",
+    ]
+  ) {
+    const error = assertConfigError(
+      () => section(`libcap = "${value}"`),
+      { key: "libcap", section: "ctx", file: "test.toml" },
+      /"libcap" must be a library name without a slash such as "libcap\.so\.2", or a normalised absolute path/,
+      /loaded, as root, from the directory the daemon was started in/,
+      /write libcap = "libcap\.so\.2"/,
+    );
+    assert.ok(error.message.includes(`got "${value}"`), error.message);
+    assert.ok(error.message.includes(`"/usr/lib/${value}"`), error.message);
+  }
+  assertConfigError(
+    () => section('libcap = "x86_64-linux-gnu/libcap.so.2"'),
+    {},
+    /an absolute path such as libcap = "\/usr\/lib\/x86_64-linux-gnu\/libcap\.so\.2"/,
+  );
+});
+
+Deno.test("parseConfigSection() rejects other invalid libcap values", () => {
+  for (
+    const value of [
+      '""',
+      '"."',
+      '".."',
+      '"/"',
+      '"/usr/lib/"',
+      '"/usr/lib/../tmp/libcap.so.2"',
+      '"/usr//lib/libcap.so.2"',
+      '"lib cap.so"',
+      "2",
+    ]
+  ) {
+    assertConfigError(
+      () => section(`libcap = ${value}`),
+      { key: "libcap" },
+      /"libcap" must be a library name without a slash/,
+      /write libcap = "libcap\.so\.2"/,
+    );
+  }
+});

@@ -161,6 +161,10 @@ export function preflight(
   unprivileged = false,
 ): Preflight {
   const libc = openLibc();
+  // First: nothing this stage resolves may depend on the directory the
+  // caller started it in (dlopen, relative paths, empty LD_LIBRARY_PATH
+  // entries all resolve against it).
+  check("chdir(/)", libc.chdir(cString("/")));
   const uid = libc.geteuid();
   const gid = libc.getegid();
   if (uid !== 0) {

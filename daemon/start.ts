@@ -11,6 +11,7 @@
 import { fileURLToPath } from "node:url";
 import { dropPrivileges, execve, restrictUnprivileged } from "../caps/drop.ts";
 import {
+  closeOnExecFrom,
   getenvViaLibc,
   lookupGroup,
   lookupUser,
@@ -251,5 +252,8 @@ export async function startDaemon(
     // bounding set): only no_new_privs, so that nothing it runs gains any.
     restrictUnprivileged();
   }
+  // Only the channel crosses the exec: a root caller's descriptors (direct
+  // start; sudo closes them) and stage 1's own must not reach the context.
+  closeOnExecFrom(3);
   return execve(Deno.execPath(), serveArgv, env);
 }

@@ -1,0 +1,199 @@
+// A root service that starts its daemon directly (no sudo, which closes
+// descriptors above 2) must not hand the descriptors it holds to the daemon's
+// serving stage, which runs as another user: through them, that user could
+// read and write files only root may open.
+import assert from "node:assert/strict";
+import {
+  DENO,
+  ensureUser,
+  removeUser,
+  requireRoot,
+  ROOT,
+  run,
+  scratchDir,
+  writeConfig,
+} from "./_helpers.ts";
+
+const opts = { sanitizeOps: false, sanitizeResources: false };
+
+/** The daemon's user: unique to this file, so parallel test files never race. */
+const FD_USER = "privsep-fd-d";
+
+interface Descriptor {
+  fd: number;
+  target: string;
+  dev?: number;
+  ino?: number;
+  flags?: number;
+}
+
+/** O_CLOEXEC as /proc/<pid>/fdinfo reports it. */
+const O_CLOEXEC = 0o2000000;
+
+interface Attempt {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+Deno.test(
+  "direct start: the daemon's serving stage inherits no descriptor of the root caller",
+  opts,
+  async (t) => {
+    requireRoot();
+    const dir = await scratchDir();
+    await ensureUser(FD_USER);
+    try {
+      const rootOnly = `${dir}/root-only.log`;
+      await Deno.writeTextFile(rootOnly, "root's log\n", { mode: 0o600 });
+      await Deno.chmod(rootOnly, 0o600);
+      const config = await writeConfig(dir, {
+        fds: { user: FD_USER, capabilities: [], permissions: "all" },
+      });
+      const marker = `written by ${FD_USER} ${crypto.randomUUID()}`;
+      // The caller runs as root with /etc/shadow open for reading on 7 and
+      // the root-only file open for appending on 8, both inheritable.
+      const out = await run([
+        "/bin/sh",
+        "-c",
+        'exec 7</etc/shadow 8>>"$1"; shift; exec "$@"',
+        "sh",
+        rootOnly,
+        DENO,
+        "run",
+        "-A",
+        `--config=${ROOT}/deno.json`,
+        `${ROOT}/tests/fixtures/fds_caller.ts`,
+        config,
+        marker,
+      ]);
+      const report = JSON.parse(out.stdout.trim().split("\n").at(-1)!) as {
+        pid: number;
+        daemon: Descriptor[];
+        caller: Descriptor[];
+        read: Attempt;
+        write: Attempt;
+      };
+      // The files as the caller holds them (/etc/shadow is replaced by every
+      // useradd and userdel: its path may name another file by now).
+      const held = (fd: number) => {
+        const d = report.caller.find((d) => d.fd === fd);
+        assert.ok(d, `caller's descriptors: ${JSON.stringify(report.caller)}`);
+        return d;
+      };
+      const same = (a: Descriptor, b: Descriptor) =>
+        a.dev === b.dev && a.ino === b.ino;
+      const logFile = await Deno.stat(rootOnly);
+
+      await t.step("precondition: the caller holds both descriptors", () => {
+        assert.match(held(7).target, /^\/etc\/shadow/);
+        assert.equal(held(8).target, rootOnly);
+        assert.equal(held(8).ino, logFile.ino);
+        for (const fd of [7, 8]) {
+          assert.equal(held(fd).flags! & O_CLOEXEC, 0, `${fd} is inheritable`);
+        }
+      });
+
+      await t.step(
+        "no descriptor of the serving stage refers to the caller's files",
+        () => {
+          const leaked = report.daemon.filter((d) =>
+            same(d, held(7)) || same(d, held(8))
+          );
+          assert.deepEqual(
+            leaked,
+            [],
+            `daemon ${report.pid} holds: ${JSON.stringify(report.daemon)}`,
+          );
+        },
+      );
+
+      await t.step(
+        "every descriptor above 2 of the serving stage is its own",
+        () => {
+          // A descriptor that crossed the exec into the serving stage was
+          // inheritable and stays so; the serving stage's own (epoll, its
+          // cache, sockets) are all opened close-on-exec.
+          const inherited = report.daemon.filter((d) =>
+            d.fd > 2 && (d.flags! & O_CLOEXEC) === 0
+          );
+          assert.deepEqual(
+            inherited,
+            [],
+            `daemon ${report.pid} holds: ${JSON.stringify(report.daemon)}`,
+          );
+          assert.ok(report.daemon.every((d) => d.flags !== undefined));
+        },
+      );
+
+      await t.step(
+        "the daemon's user cannot read /etc/shadow through 7",
+        () => {
+          assert.notEqual(report.read.code, 0, "reading descriptor 7 worked");
+          assert.doesNotMatch(report.read.stdout, /^root:/m);
+          assert.match(report.read.stderr, /Bad file descriptor/);
+        },
+      );
+
+      await t.step(
+        "the daemon's user cannot append to the root-only file through 8",
+        async () => {
+          assert.notEqual(report.write.code, 0, "writing descriptor 8 worked");
+          assert.match(report.write.stderr, /Bad file descriptor/);
+          assert.equal(await Deno.readTextFile(rootOnly), "root's log\n");
+        },
+      );
+    } finally {
+      await removeUser(FD_USER);
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+);
+
+Deno.test(
+  "close_range and its /proc fallback let only 0-2 cross an execve",
+  opts,
+  async (t) => {
+    requireRoot();
+    const dir = await scratchDir();
+    try {
+      // A Deno process with 7 and 8 inherited (and its own descriptors)
+      // marks from 3 up, then execs a shell that lists what it got.
+      const execWith = async (mark: string) => {
+        const code = `
+          import * as ffi from "${ROOT}/caps/_ffi.ts";
+          import { execve } from "${ROOT}/caps/drop.ts";
+          ${mark}
+          execve("/bin/sh", ["sh", "-c", "ls /proc/$$/fd"], {});
+        `;
+        const out = await run([
+          "/bin/sh",
+          "-c",
+          'exec 7</etc/hostname 8>>"$1"; shift; exec "$@"',
+          "sh",
+          `${dir}/appended`,
+          DENO,
+          "eval",
+          "--no-config",
+          code,
+        ]);
+        return out.stdout.trim().split("\n").map(Number).sort((a, b) => a - b);
+      };
+      await t.step("without marking, 7 and 8 cross (control)", async () => {
+        const fds = await execWith("");
+        assert.ok(fds.includes(7) && fds.includes(8), `got ${fds}`);
+      });
+      await t.step("close_range(3, ~0U, CLOSE_RANGE_CLOEXEC)", async () => {
+        assert.deepEqual(await execWith("ffi.closeOnExecFrom(3);"), [0, 1, 2]);
+      });
+      await t.step("the /proc/self/fd fallback", async () => {
+        assert.deepEqual(
+          await execWith("ffi.markCloseOnExecViaProc(3);"),
+          [0, 1, 2],
+        );
+      });
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+);
