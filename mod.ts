@@ -73,6 +73,9 @@ export {
   daemonCommand,
   type DaemonCommandSpec,
   findDenoConfig,
+  launcherDigest,
+  launcherPath,
+  launcherScript,
   sudoersRule,
   type SudoersRuleOptions,
 } from "./contexts/command.ts";

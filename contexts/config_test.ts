@@ -355,7 +355,7 @@ Deno.test("parseConfigSection() rejects a relative deno_dir", () => {
   assertConfigError(
     () => section('deno_dir = "cache/deno"'),
     { key: "deno_dir" },
-    /must be an absolute path, got "cache\/deno" \(a string\)/,
+    /must be an absolute path without white space, got "cache\/deno" \(a string\)/,
   );
   assertConfigError(() => section('deno_dir = "./x"'), { key: "deno_dir" });
   assertConfigError(() => section("deno_dir = 1"), { key: "deno_dir" });
