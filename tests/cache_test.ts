@@ -194,6 +194,35 @@ Deno.test(
       }
 
       await t.step(
+        "the launcher's check refuses a cache that anyone but root could have written",
+        async () => {
+          const check = (path: string) =>
+            run([
+              "sh",
+              "-c",
+              `. ${ROOT}/daemon/_launcher_check.sh && privsep_check_cache "$1"`,
+              "sh",
+              path,
+            ], { allowFail: true });
+          // What the daemons above left: root-owned, read-only for others.
+          assert.equal((await check(denoDir)).code, 0);
+          assert.equal((await check(`${dir}/not-yet/deno`)).code, 0);
+          const entry = `${denoDir}/gen/file${VICTIM}.js`;
+          await Deno.chmod(entry, 0o664);
+          const group = await check(denoDir);
+          assert.equal(group.code, 1);
+          assert.match(group.stderr, /is not root-owned or is writable/);
+          await Deno.chmod(entry, 0o644);
+          await Deno.chown(entry, daemonUser.uid, daemonUser.gid);
+          assert.equal((await check(denoDir)).code, 1);
+          await Deno.chown(entry, 0, 0);
+          assert.equal((await check(denoDir)).code, 0);
+          assert.match((await check("/tmp/privsep-cache")).stderr, /mode 1777/);
+          assert.match((await check("cache")).stderr, /must be an absolute/);
+        },
+      );
+
+      await t.step(
         "a daemon that keeps CAP_SYS_ADMIN stays in the host's mount namespace (it could undo any mount)",
         async () => {
           const info = await start({
