@@ -29,6 +29,10 @@ import { EXACT_BODY_BYTES } from "../protocol/_body.ts";
 import { registry } from "../contexts/_registry.ts";
 import { type PrivContext, resolveSettings } from "../contexts/priv_context.ts";
 import { type Preflight, StartError } from "./preflight.ts";
+import { protectTrustedPaths } from "./_readonly.ts";
+
+/** CAP_SYS_ADMIN: a daemon that keeps it could undo any mount. */
+const CAP_SYS_ADMIN = 21;
 
 /**
  * The process that asked for this daemon, as the kernel knows it: the parent,
@@ -241,6 +245,19 @@ export async function startDaemon(
   setPipeSize(0, PIPE_BYTES);
   setPipeSize(1, PIPE_BYTES);
   if (facts.uid === 0) {
+    // What this stage trusted and ran (and the next first stage will run)
+    // becomes read-only for the serving stage, whatever its uid and DAC
+    // capabilities: a uid-0 daemon owns every root-owned file.
+    if (!settings.capabilities.includes(CAP_SYS_ADMIN)) {
+      protectTrustedPaths([
+        denoDir,
+        ...codeRoots,
+        Deno.execPath(),
+        ...(flags.config ? [flags.config] : []),
+        ...configFiles,
+        ...(settings.libcap?.startsWith("/") ? [settings.libcap] : []),
+      ]);
+    }
     dropPrivileges({
       libcap: settings.libcap,
       keep: settings.capabilities,
