@@ -8,6 +8,7 @@
 import { createHash } from "node:crypto";
 import { dirname, isAbsolute, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { CACHE_CHECK_SH } from "./_launcher_check.ts";
 import {
   assertTrustedTree,
   UntrustedPathError,
@@ -235,7 +236,8 @@ function shellWord(word: string): string {
 /**
  * The launcher script of a daemon: the one program a sudoers rule lets the
  * service's user run, with no arguments. It ignores its arguments, its
- * working directory and its environment: it changes to `/` and `exec`s
+ * working directory and its environment: it changes to `/`, refuses a
+ * daemon cache that anyone but root could have written, and `exec`s
  * exactly {@linkcode daemonArgv} under `env -i` (only sudo's own `SUDO_UID`,
  * `SUDO_GID` and `SUDO_USER` pass, for the audit records). `privsep install`
  * writes it root-owned, mode 0755.
@@ -288,7 +290,13 @@ export function launcherScript(spec: DaemonCommandSpec): string {
     '# ends in ""), and it uses none of its arguments, environment or working',
     "# directory. The sudoers rule pins this file's SHA-256: to change it, run",
     "# `privsep install` again.",
+    "unset IFS",
     "cd / || exit 126",
+    "# The cache stage 1 runs its first modules from, checked before deno starts.",
+    CACHE_CHECK_SH.trimEnd(),
+    `privsep_check_cache ${
+      shellWord(spec.denoDir ?? DEFAULT_DENO_DIR)
+    } || exit 126`,
     ...lines,
     "",
   ].join("\n");

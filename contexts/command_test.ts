@@ -13,6 +13,7 @@ import {
   launcherScript,
   sudoersRule,
 } from "./command.ts";
+import { CACHE_CHECK_SH } from "./_launcher_check.ts";
 
 const SPEC: DaemonCommandSpec = {
   denoPath: "/usr/local/bin/deno",
@@ -356,7 +357,8 @@ Deno.test("launcherPath() is unique per context id, named after the export", () 
 
 /** The words a POSIX shell makes of a launcher's exec line. */
 async function shellWords(script: string): Promise<string[]> {
-  const body = script.replace("exec /usr/bin/env -i", "printf '%s\\0'");
+  const body = script.replace("exec /usr/bin/env -i", "printf '%s\\0'")
+    .replace(/\nprivsep_check_cache [^\n]*\n/, "\n");
   const out = await new Deno.Command("/bin/sh", {
     args: ["-c", body],
     env: { SUDO_UID: "1000", SUDO_GID: "1001", SUDO_USER: "svc" },
@@ -373,8 +375,17 @@ Deno.test("launcherScript() runs exactly daemonArgv(), in /, with a fixed enviro
     contextId: "file:///opt/app/privsep/mod.ts#sysAdmin",
   });
   assert.match(script, /^#!\/bin\/sh\n/);
-  assert.ok(script.includes("\ncd / || exit 126\nexec /usr/bin/env -i "));
-  assert.doesNotMatch(script, /\$[@*0-9#]/, "uses no argument");
+  assert.ok(script.includes("\nunset IFS\ncd / || exit 126\n"));
+  assert.match(
+    script,
+    /\nprivsep_check_cache \/var\/cache\/privsep\/deno \|\| exit 126\nexec \/usr\/bin\/env -i /,
+  );
+  // Only the cache check's function has parameters; the script uses none.
+  assert.doesNotMatch(
+    script.replace(CACHE_CHECK_SH, ""),
+    /\$[@*0-9#]/,
+    "uses no argument",
+  );
   const argv = daemonArgv({
     ...SPEC,
     configFiles: ["/etc/app/it's.toml"],

@@ -5,6 +5,7 @@
 import assert from "node:assert/strict";
 import { CAP_DAC_OVERRIDE, CAP_NET_BIND_SERVICE } from "../caps/table.ts";
 import { init } from "../mod.ts";
+import { CACHE_CHECK_SH } from "../contexts/_launcher_check.ts";
 import { testCtx } from "./fixtures/privsep/mod.ts";
 import * as cache from "./fixtures/privsep/cache.ts";
 import {
@@ -200,7 +201,7 @@ Deno.test(
             run([
               "sh",
               "-c",
-              `. ${ROOT}/daemon/_launcher_check.sh && privsep_check_cache "$1"`,
+              `${CACHE_CHECK_SH}\nprivsep_check_cache "$1"`,
               "sh",
               path,
             ], { allowFail: true });

@@ -54,7 +54,9 @@ try {
         error.stderr.split("\n")[0] || error.message.split("\n")[0]
       }).\nAs root, install its launcher and sudoers rule, then run the demo again:\n\n  deno task privsep install --user=${
         Deno.env.get("USER") ?? String(Deno.uid())
-      } ${new URL("./privsep/mod.ts", import.meta.url).pathname}\n\nThe rule it writes:\n${
+      } ${
+        new URL("./privsep/mod.ts", import.meta.url).pathname
+      }\n\nThe rule it writes:\n${
         sysAdmin.sudoersRule(Deno.env.get("USER") ?? String(Deno.uid()))
       }`,
     );
