@@ -231,3 +231,26 @@ Deno.test("Deno's --allow-write follows a symbolic link at the allowed path (why
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("privsep inspect and doctor report verify = false", async () => {
+  await Deno.mkdir("/var/lib/privsep-tests", { recursive: true, mode: 0o755 });
+  const config = `/var/lib/privsep-tests/verify-${crypto.randomUUID()}.toml`;
+  await Deno.writeTextFile(
+    config,
+    '[e2e]\nuser = "root"\ncapabilities = []\nverify = false\n',
+  );
+  try {
+    const args = [`--config-file=${config}`, `${FIXTURE}#testCtx`];
+    const [ctx] = JSON.parse((await cli("inspect", "--json", ...args)).stdout);
+    assert.equal(ctx.verify, false);
+    assert.ok(ctx.warnings.some((w: string) => w.startsWith("verify = false")));
+    const checks = JSON.parse((await cli("doctor", "--json", ...args)).stdout);
+    const check = checks.find((c: { check: string }) =>
+      c.check === "verification"
+    );
+    assert.equal(check.warn, true);
+    assert.match(check.detail, /does not check the daemon's credentials/);
+  } finally {
+    await Deno.remove(config);
+  }
+});

@@ -258,6 +258,15 @@ export async function diagnose(
     "chown root:root and chmod go-w each path named above and the directories leading to it, or allow a root-owned path instead",
   );
   if (redirectable.length) checks[checks.length - 1].warn = true;
+  add(
+    "verification",
+    settings.verify,
+    settings.verify
+      ? "the caller checks the daemon's credentials in /proc (it must run with --allow-all)"
+      : "verify = false: the caller does not check the daemon's credentials in /proc",
+    "remove verify = false and run the service with --allow-all",
+  );
+  if (!settings.verify) checks[checks.length - 1].warn = true;
   return checks;
 }
 

@@ -52,6 +52,8 @@ export interface ContextReport {
   permissions: unknown;
   timeoutMs?: number;
   concurrency: number;
+  /** Whether the caller checks the daemon's credentials in /proc. */
+  verify: boolean;
   entrypoints: {
     key: string;
     module: string;
@@ -94,6 +96,11 @@ export function inventory(contexts: readonly PrivContext[]): ContextReport[] {
       }
       warnings.push(...redirectablePathWarnings(s.permissions));
     }
+    if (!s.verify) {
+      warnings.push(
+        "verify = false: the caller does not check the daemon's credentials in /proc",
+      );
+    }
     const entrypoints = [...entrypointsOf(ctx).values()].map((ep) => {
       const parameters = parameterNames(ep.fn);
       const schemas = ep.options?.args ?? [];
@@ -125,6 +132,7 @@ export function inventory(contexts: readonly PrivContext[]): ContextReport[] {
       permissions: s.permissions,
       timeoutMs: s.timeoutMs,
       concurrency: s.concurrency,
+      verify: s.verify,
       entrypoints,
       warnings,
     };
