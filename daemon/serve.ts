@@ -327,6 +327,7 @@ export async function serveDaemon(args: string[]): Promise<void> {
       "queue-limit": { type: "string" },
       "caller-pid": { type: "string" },
       "caller-uid": { type: "string" },
+      "caller-pid-unknown": { type: "string" },
       "cancel-grace-ms": { type: "string" },
       "log-daemon-traceback": { type: "boolean" },
     },
@@ -433,6 +434,8 @@ export async function serveDaemon(args: string[]): Promise<void> {
   const callerUid = values["caller-uid"] === undefined
     ? null
     : Number(values["caller-uid"]);
+  // Why callerPid is null although the caller is known (through sudo).
+  const callerPidUnknown = values["caller-pid-unknown"];
   // The caller says in its hello whether anyone listens to audit records.
   let auditOn = true;
   const audit = (
@@ -453,6 +456,7 @@ export async function serveDaemon(args: string[]): Promise<void> {
       entrypoint: key,
       callerUid,
       callerPid,
+      ...(callerPidUnknown ? { callerPidUnknown } : {}),
       daemonPid: Deno.pid,
       start: new Date(Date.now() - (now - started)).toISOString(),
       durationMs,
