@@ -153,3 +153,144 @@ Deno.test("privsep install refuses a sudoers file name that sudo would skip", as
   assert.equal(out.code, 2);
   assert.match(out.stderr, /sudo skips names with a "\."/);
 });
+
+Deno.test("privsep inspect and doctor warn about allowed paths a non-root user can redirect", async () => {
+  if (Deno.uid() !== 0) throw new Error("this test needs root (chown)");
+  await Deno.mkdir("/var/lib/privsep-tests", { recursive: true, mode: 0o755 });
+  const dir = await Deno.makeTempDir({
+    dir: "/var/lib/privsep-tests",
+    prefix: "cli-paths-",
+  });
+  await Deno.chmod(dir, 0o755);
+  // svc: the service's (or the daemon user's) directory, here uid 65534.
+  await Deno.mkdir(`${dir}/svc`, { mode: 0o755 });
+  await Deno.chown(`${dir}/svc`, 65534, 65534);
+  await Deno.mkdir(`${dir}/clean`, { mode: 0o755 });
+  await Deno.mkdir(`${dir}/shared`, { mode: 0o775 });
+  await Deno.chown(`${dir}/shared`, 0, 100);
+  await Deno.chmod(`${dir}/shared`, 0o775);
+  // A root-owned link into the service's directory.
+  await Deno.symlink(`${dir}/svc`, `${dir}/link`);
+  const config = `${dir}/c.toml`;
+  await Deno.writeTextFile(
+    config,
+    `[e2e]\nuser = "root"\ncapabilities = []\n[e2e.permissions]\nwrite = ["${dir}/svc/out.log", "${dir}/clean/out.log", "${dir}/shared/x"]\nread = ["${dir}/link/in.txt", "${dir}/clean"]\n`,
+  );
+  try {
+    const out = await cli(
+      "inspect",
+      "--json",
+      `--config-file=${config}`,
+      `${FIXTURE}#testCtx`,
+    );
+    assert.equal(out.code, 0, out.stderr);
+    const [ctx] = JSON.parse(out.stdout);
+    const about = (path: string) =>
+      ctx.warnings.filter((w: string) => w.includes(` path ${path} `));
+    const [svc] = about(`${dir}/svc/out.log`);
+    assert.match(svc, /^allowed write path/);
+    assert.match(svc, new RegExp(`${dir}/svc is owned by uid 65534, not root`));
+    assert.match(svc, /Deno follows symbolic links/);
+    assert.match(
+      about(`${dir}/shared/x`)[0],
+      new RegExp(`${dir}/shared is writable by group 100`),
+    );
+    assert.match(
+      about(`${dir}/link/in.txt`)[0],
+      new RegExp(
+        `^allowed read path .*${dir}/svc is owned by uid 65534, not root \\(${dir}/link is a symbolic link to ${dir}/svc\\)`,
+      ),
+    );
+    assert.deepEqual(
+      about(`${dir}/clean/out.log`),
+      [],
+      "root-owned: no warning",
+    );
+    assert.deepEqual(about(`${dir}/clean`), []);
+
+    const doctor = await cli(
+      "doctor",
+      "--json",
+      `--config-file=${config}`,
+      `${FIXTURE}#testCtx`,
+    );
+    const checks = JSON.parse(doctor.stdout);
+    const paths = checks.find((c: { check: string }) =>
+      c.check === "allowed paths"
+    );
+    assert.equal(paths.ok, false);
+    assert.equal(paths.warn, true);
+    assert.match(paths.detail, new RegExp(`${dir}/svc is owned by uid 65534`));
+    assert.match(paths.fix, /chown root:root/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("Deno's --allow-write follows a symbolic link at the allowed path (why inspect and doctor warn)", async () => {
+  if (Deno.uid() !== 0) throw new Error("this test needs root (chown)");
+  await Deno.mkdir("/var/lib/privsep-tests", { recursive: true, mode: 0o755 });
+  const dir = await Deno.makeTempDir({
+    dir: "/var/lib/privsep-tests",
+    prefix: "cli-follow-",
+  });
+  try {
+    await Deno.chmod(dir, 0o755);
+    const secret = `${dir}/root-only`;
+    await Deno.writeTextFile(secret, "original\n", { mode: 0o600 });
+    // What a service user could do in a directory it owns.
+    await Deno.mkdir(`${dir}/svc`);
+    await Deno.symlink(secret, `${dir}/svc/out.log`);
+    const script = `${dir}/write.ts`;
+    await Deno.writeTextFile(
+      script,
+      `Deno.writeTextFileSync(${
+        JSON.stringify(`${dir}/svc/out.log`)
+      }, "overwritten\\n");\n`,
+    );
+    const write = (allowed: string) =>
+      new Deno.Command(Deno.execPath(), {
+        args: [
+          "run",
+          "--no-config",
+          "--no-prompt",
+          `--allow-read=${script}`,
+          `--allow-write=${allowed}`,
+          script,
+        ],
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+    // The permission is real: another path is refused.
+    assert.equal((await write(`${dir}/elsewhere`)).code, 1);
+    assert.equal(await Deno.readTextFile(secret), "original\n");
+    const out = await write(`${dir}/svc/out.log`);
+    assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+    assert.equal(await Deno.readTextFile(secret), "overwritten\n");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("privsep inspect and doctor report verify = false", async () => {
+  await Deno.mkdir("/var/lib/privsep-tests", { recursive: true, mode: 0o755 });
+  const config = `/var/lib/privsep-tests/verify-${crypto.randomUUID()}.toml`;
+  await Deno.writeTextFile(
+    config,
+    '[e2e]\nuser = "root"\ncapabilities = []\nverify = false\n',
+  );
+  try {
+    const args = [`--config-file=${config}`, `${FIXTURE}#testCtx`];
+    const [ctx] = JSON.parse((await cli("inspect", "--json", ...args)).stdout);
+    assert.equal(ctx.verify, false);
+    assert.ok(ctx.warnings.some((w: string) => w.startsWith("verify = false")));
+    const checks = JSON.parse((await cli("doctor", "--json", ...args)).stdout);
+    const check = checks.find((c: { check: string }) =>
+      c.check === "verification"
+    );
+    assert.equal(check.warn, true);
+    assert.match(check.detail, /does not check the daemon's credentials/);
+  } finally {
+    await Deno.remove(config);
+  }
+});

@@ -14,6 +14,7 @@ import {
 import type { PrivContext } from "../contexts/priv_context.ts";
 import { untrustedReason } from "../daemon/trust.ts";
 import { contextCommandArgs, loadContexts } from "./_load.ts";
+import { redirectablePathWarnings } from "./_write_paths.ts";
 
 const USAGE =
   `usage: privsep doctor [--json] [--user=<service user>] [--config-file=<abs path>]… <module.ts[#context]>…
@@ -34,6 +35,8 @@ export interface Check {
   ok: boolean;
   detail: string;
   fix?: string;
+  /** A warning: printed as WARN, does not make the doctor fail. */
+  warn?: boolean;
 }
 
 async function run(cmd: string[]): Promise<{ code: number; out: string }> {
@@ -311,6 +314,25 @@ export async function diagnose(
       }`,
     "start the service with a bounding set that includes these capabilities (systemd: CapabilityBoundingSet=; containers: --cap-add)",
   );
+
+  // Allowed paths a non-root user could point elsewhere with a symlink.
+  const redirectable = redirectablePathWarnings(settings.permissions);
+  add(
+    "allowed paths",
+    redirectable.length === 0,
+    redirectable.join("\n") || "no allowed read or write path is redirectable",
+    "chown root:root and chmod go-w each path named above and the directories leading to it, or allow a root-owned path instead",
+  );
+  if (redirectable.length) checks[checks.length - 1].warn = true;
+  add(
+    "verification",
+    settings.verify,
+    settings.verify
+      ? "the caller checks the daemon's credentials in /proc (it must run with --allow-all)"
+      : "verify = false: the caller does not check the daemon's credentials in /proc",
+    "remove verify = false and run the service with --allow-all",
+  );
+  if (!settings.verify) checks[checks.length - 1].warn = true;
   return checks;
 }
 
@@ -329,10 +351,12 @@ export async function doctorMain(args: string[]): Promise<number> {
     for (const c of checks) {
       if (c.context !== last) console.log(`context ${last = c.context}`);
       console.log(
-        `  ${c.ok ? "ok  " : "FAIL"} ${c.check.padEnd(16)} ${c.detail}`,
+        `  ${c.ok ? "ok  " : c.warn ? "WARN" : "FAIL"} ${
+          c.check.padEnd(16)
+        } ${c.detail}`,
       );
       if (c.fix) console.log(`       fix: ${c.fix}`);
     }
   }
-  return checks.every((c) => c.ok) ? 0 : 1;
+  return checks.every((c) => c.ok || c.warn) ? 0 : 1;
 }

@@ -6,6 +6,7 @@ import { entrypointsOf } from "../contexts/_registry.ts";
 import type { PrivContext } from "../contexts/priv_context.ts";
 import { parameterNames } from "../contexts/schema.ts";
 import { contextCommandArgs, loadContexts } from "./_load.ts";
+import { redirectablePathWarnings } from "./_write_paths.ts";
 
 const USAGE =
   `usage: privsep inspect [--json] [--config-file=<abs path>]… <module.ts[#context]>…
@@ -14,7 +15,8 @@ Lists every privilege context the modules define and every entrypoint below
 each context's prefix: capabilities (after the config files), user and group,
 Deno permissions, timeout, concurrency, and which entrypoints validate their
 arguments. Flags what is broad: capabilities that amount to root, a root
-target user, permissions "all", and entrypoints that take a path or a command
+target user, permissions "all", allowed read or write paths that a non-root
+user could redirect with a symbolic link, and entrypoints that take a path or a command
 line without a schema ("privileged functions must be as narrow as possible").`;
 
 /** Why a capability is flagged: it amounts to (nearly) full root. */
@@ -50,6 +52,8 @@ export interface ContextReport {
   permissions: unknown;
   timeoutMs?: number;
   concurrency: number;
+  /** Whether the caller checks the daemon's credentials in /proc. */
+  verify: boolean;
   entrypoints: {
     key: string;
     module: string;
@@ -90,6 +94,12 @@ export function inventory(contexts: readonly PrivContext[]): ContextReport[] {
           );
         }
       }
+      warnings.push(...redirectablePathWarnings(s.permissions));
+    }
+    if (!s.verify) {
+      warnings.push(
+        "verify = false: the caller does not check the daemon's credentials in /proc",
+      );
     }
     const entrypoints = [...entrypointsOf(ctx).values()].map((ep) => {
       const parameters = parameterNames(ep.fn);
@@ -122,6 +132,7 @@ export function inventory(contexts: readonly PrivContext[]): ContextReport[] {
       permissions: s.permissions,
       timeoutMs: s.timeoutMs,
       concurrency: s.concurrency,
+      verify: s.verify,
       entrypoints,
       warnings,
     };

@@ -16,6 +16,7 @@
  * helper_command = ["/usr/bin/sudo", "-n", "/usr/local/bin/privsep-helper"]
  * logger_name = "nova.privsep.daemon"
  * log_daemon_traceback = true
+ * verify = true               # false skips the /proc check (logged)
  * timeout_ms = 30000
  * deno_dir = "/var/cache/nova/privsep-deno"
  *
@@ -153,6 +154,12 @@ export interface ContextSettings {
    * (TOML key `log_daemon_traceback`).
    */
   logDaemonTraceback?: boolean;
+  /**
+   * Whether the caller checks the daemon's credentials in /proc after it
+   * starts (TOML key `verify`); `false` skips it, with a warning at every
+   * start.
+   */
+  verify?: boolean;
   /** The default per-call timeout in milliseconds (TOML key `timeout_ms`). */
   timeoutMs?: number;
   /**
@@ -251,6 +258,7 @@ const SECTION_KEYS = [
   "helper_command",
   "logger_name",
   "log_daemon_traceback",
+  "verify",
   "timeout_ms",
   "cancel_grace_ms",
   "on_stuck",
@@ -687,6 +695,19 @@ function parseSectionTable(table: Table, place: Place): ContextSettings {
     }
     settings.logDaemonTraceback = value;
   }
+  if (has("verify")) {
+    const value = table.verify;
+    if (typeof value !== "boolean") {
+      throw typeError(
+        place,
+        "verify",
+        value,
+        "a boolean",
+        "write true or false without quotes",
+      );
+    }
+    settings.verify = value;
+  }
   if (has("timeout_ms")) {
     settings.timeoutMs = parsePositiveInteger(
       place,
@@ -794,6 +815,7 @@ function parseLibcap(place: Place, value: unknown): string {
  * - `helper_command`: an array of strings, or a string split on whitespace.
  * - `logger_name`: a non-empty string.
  * - `log_daemon_traceback`: a boolean.
+ * - `verify`: a boolean.
  * - `timeout_ms`: an integer from 1 to 2147483647.
  * - `cancel_grace_ms`: an integer from 1 to 2147483647.
  * - `on_stuck`: `"recycle"` or `"report"`.

@@ -157,6 +157,14 @@ export interface PrivContextOptions {
   /** Send the daemon's stack traces with errors and log them (default `false`). */
   logDaemonTraceback?: boolean;
   /**
+   * Check, after each start, that every thread of the daemon has exactly the
+   * context's credentials (`/proc/<pid>/task/<tid>/status`); `true` by
+   * default. Deno 2.9 reads `/proc` only with `--allow-all`: a caller without
+   * it refuses to use the daemon (`FailedToDropPrivileges`) unless this is
+   * `false`, which skips the check and logs a warning at every start.
+   */
+  verify?: boolean;
+  /**
    * The command that gains root, `["sudo", "-n"]` by default (oslo's
    * `root_helper`); the context's launcher is its one argument.
    */
@@ -223,6 +231,8 @@ export interface ResolvedSettings {
   loggerName: string[];
   /** Whether stack traces travel and are logged. */
   logDaemonTraceback: boolean;
+  /** Whether the caller checks the daemon's credentials in /proc. */
+  verify: boolean;
   /** Helper command for the sudo start method. */
   helperCommand: string[];
   /** Stage-2 DENO_DIR, when set. */
@@ -1072,6 +1082,7 @@ export function resolveSettings(
     ),
     logDaemonTraceback: file.logDaemonTraceback ?? o.logDaemonTraceback ??
       false,
+    verify: file.verify ?? o.verify ?? true,
     helperCommand: [
       ...(file.helperCommand ?? o.helperCommand ?? globals.helperCommand),
     ],
@@ -1106,15 +1117,31 @@ async function verifyDaemon(
       { context },
     );
   }
+  if (!settings.verify) {
+    log.warn(
+      "the daemon of {context} (pid {pid}) is NOT verified: verify = false skips the check of its credentials in /proc",
+      { pid: hello.pid, context },
+    );
+    return info;
+  }
   let creds;
   try {
     creds = await readProcessCredentials(hello.pid);
   } catch (error) {
-    log.warn(
-      "cannot read /proc/{pid} to verify the daemon of {context} ({reason}); give the caller --allow-all to verify",
-      { pid: hello.pid, context, reason: (error as Error).message },
+    const reason = (error as Error).message;
+    if (unprivileged) {
+      // The testing kit's daemon runs as this process's own user, without
+      // capabilities: it cannot hold more than the caller does.
+      log.warn(
+        "cannot read /proc/{pid} to verify the unprivileged daemon of {context} ({reason}); it runs as this user, so it is used unverified",
+        { pid: hello.pid, context, reason },
+      );
+      return info;
+    }
+    throw new FailedToDropPrivileges(
+      `cannot verify the daemon of ${context} (pid ${hello.pid}): reading /proc/${hello.pid}/task/*/status failed (${reason}). Deno 2.9 reads /proc only with --allow-all: run the caller with --allow-all, or set verify: false (TOML: verify = false) explicitly to use the daemon unverified`,
+      { context, cause: error },
     );
-    return info;
   }
   for (const t of creds.threads) {
     // A non-root unprivileged daemon cannot shrink its bounding set (it has

@@ -37,6 +37,7 @@ import {
 } from "../protocol/messages.ts";
 import { moduleFiles } from "../contexts/_modules.ts";
 import { releaseFrame } from "../protocol/_release.ts";
+import { lastDecoded } from "../protocol/_decoded_cost.ts";
 
 /** A message this large leaves large buffers behind. */
 const LARGE_MESSAGE = 256 * 1024;
@@ -270,7 +271,9 @@ class Slots {
   }
   /**
    * `undefined`: got a slot; a promise: queued; `false`: the queue is full,
-   * by count or by the bytes its calls hold.
+   * by count or by the memory its calls hold (`bytes`: a call's estimated
+   * decoded size, see protocol/_decoded_cost.ts). An empty queue takes any
+   * one call, so that a call larger than the budget can still wait.
    */
   acquire(bytes: number): Promise<void> | undefined | false {
     if (this.#free > 0) {
@@ -279,7 +282,8 @@ class Slots {
     }
     if (
       this.#waiting.length >= this.queueLimit ||
-      this.#waitingBytes + bytes > this.queueBytes
+      (this.#waiting.length > 0 &&
+        this.#waitingBytes + bytes > this.queueBytes)
     ) return false;
     this.#waitingBytes += bytes;
     return new Promise((resolve) => this.#waiting.push({ resolve, bytes }));
@@ -299,7 +303,7 @@ interface Running {
   controller: AbortController;
   graceTimer?: ReturnType<typeof setTimeout>;
   stuck?: boolean;
-  /** The size of the call's message. */
+  /** What the call's message costs in memory, decoded (an estimate). */
   bytes: number;
 }
 
@@ -323,6 +327,7 @@ export async function serveDaemon(args: string[]): Promise<void> {
       "queue-limit": { type: "string" },
       "caller-pid": { type: "string" },
       "caller-uid": { type: "string" },
+      "caller-pid-unknown": { type: "string" },
       "cancel-grace-ms": { type: "string" },
       "log-daemon-traceback": { type: "boolean" },
     },
@@ -387,7 +392,8 @@ export async function serveDaemon(args: string[]): Promise<void> {
   for (const file of moduleFiles(fileURLToPath(ctx.prefix))) await import(file);
   const entrypoints = entrypointsOf(ctx);
   const maxFrameBytes = ctx.options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES;
-  // Queued calls hold their decoded arguments: bound them by bytes too.
+  // Queued calls hold their decoded arguments: bound them by what those
+  // cost in memory too (estimated while decoding, protocol/_decoded_cost.ts).
   const slots = new Slots(
     concurrency,
     Number(values["queue-limit"] ?? "1000"),
@@ -428,6 +434,8 @@ export async function serveDaemon(args: string[]): Promise<void> {
   const callerUid = values["caller-uid"] === undefined
     ? null
     : Number(values["caller-uid"]);
+  // Why callerPid is null although the caller is known (through sudo).
+  const callerPidUnknown = values["caller-pid-unknown"];
   // The caller says in its hello whether anyone listens to audit records.
   let auditOn = true;
   const audit = (
@@ -448,6 +456,7 @@ export async function serveDaemon(args: string[]): Promise<void> {
       entrypoint: key,
       callerUid,
       callerPid,
+      ...(callerPidUnknown ? { callerPidUnknown } : {}),
       daemonPid: Deno.pid,
       start: new Date(Date.now() - (now - started)).toISOString(),
       durationMs,
@@ -595,7 +604,7 @@ export async function serveDaemon(args: string[]): Promise<void> {
         name: "PrivsepQueueFull",
         code: QUEUE_FULL_CODE,
         message:
-          `${concurrency} calls run and the queue is full (${slots.queueLimit} calls or ${slots.queueBytes} bytes of arguments); raise concurrency or queue_limit, or call less at once`,
+          `${concurrency} calls run and the queue is full (${slots.queueLimit} calls or ${slots.queueBytes} bytes of decoded arguments, estimated); raise concurrency or queue_limit, or call less at once`,
       }]));
       if (bytes >= LARGE_MESSAGE) collectSoon("minor");
       return;
@@ -720,7 +729,8 @@ export async function serveDaemon(args: string[]): Promise<void> {
           if (calls.has(m.id)) {
             throw new ProtocolError(`call id ${m.id} is already in flight`);
           }
-          const p = run(m.id, m.entrypoint, m.args, body.length)?.catch(
+          // lastDecoded: the message just decoded (at least its bytes).
+          const p = run(m.id, m.entrypoint, m.args, lastDecoded.cost)?.catch(
             fatal,
           );
           if (p) {

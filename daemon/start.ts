@@ -37,20 +37,40 @@ const CAP_SYS_ADMIN = 21;
 /**
  * The process that asked for this daemon, as the kernel knows it: the parent,
  * past sudo's own processes. Its pid and real uid go into audit records.
+ * When that process is gone (it exited after running sudo, which was then
+ * reparented), and only when our parent really is sudo (its executable),
+ * the uid is sudo's `SUDO_UID` and the pid is unknown, with the reason.
  */
-function callerIdentity(): { pid: number; uid: number } | undefined {
+function callerIdentity():
+  | { pid: number; uid: number }
+  | { pid: undefined; uid: number; pidUnknown: string }
+  | undefined {
   // sudo's own processes are recognised by their executable (a process can
   // name itself "sudo", it cannot change what /proc/<pid>/exe points to).
   const sudoExe = resolveSudo();
   let pid = Deno.ppid;
-  for (let hops = 0; hops < 4 && pid > 1; hops++) {
+  let hops = 0;
+  const gone = () => {
+    // Started by sudo (hops > 0: our parent was sudo's executable), which
+    // set SUDO_UID to the uid it authenticated: that much is still known.
+    const sudoUid = getenvViaLibc("SUDO_UID");
+    return sudoExe && hops > 0 && sudoUid && /^\d+$/.test(sudoUid)
+      ? {
+        pid: undefined,
+        uid: Number(sudoUid),
+        pidUnknown:
+          "the process that ran sudo had exited before the daemon started; callerUid is sudo's SUDO_UID",
+      }
+      : undefined;
+  };
+  for (; hops < 4 && pid > 1; hops++) {
     let status: string;
     let exe = "";
     try {
       status = new TextDecoder().decode(readFileViaLibc(`/proc/${pid}/status`));
       exe = readLinkViaLibc(`/proc/${pid}/exe`);
     } catch {
-      return undefined;
+      return gone();
     }
     const field = (name: string) =>
       /^(\S*)/.exec(status.split(`\n${name}:\t`)[1] ?? "")?.[1];
@@ -66,7 +86,8 @@ function callerIdentity(): { pid: number; uid: number } | undefined {
     }
     pid = Number(field("PPid"));
   }
-  return undefined;
+  // Reparented to init: the caller is gone.
+  return pid <= 1 ? gone() : undefined;
 }
 
 /** Where sudo is (what its processes' /proc/<pid>/exe point to). */
@@ -215,9 +236,12 @@ export async function startDaemon(
     daemonPath,
     "--stage=serve",
     `--context=${contextId}`,
-    ...(caller
-      ? [`--caller-pid=${caller.pid}`, `--caller-uid=${caller.uid}`]
+    ...(caller?.pid !== undefined
+      ? [`--caller-pid=${caller.pid}`]
+      : caller
+      ? [`--caller-pid-unknown=${caller.pidUnknown}`]
       : []),
+    ...(caller ? [`--caller-uid=${caller.uid}`] : []),
     `--concurrency=${settings.concurrency}`,
     `--queue-limit=${settings.queueLimit}`,
     `--cancel-grace-ms=${settings.cancelGraceMs}`,

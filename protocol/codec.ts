@@ -20,6 +20,14 @@
 import { ProtocolError } from "../errors.ts";
 import { checkMaxFrameBytes, FRAME_HEADER_BYTES } from "./frame.ts";
 import { ownFrame } from "./_release.ts";
+import {
+  BIN_COST,
+  CONS_STRING_COST,
+  DATE_COST,
+  ITEM_COST,
+  lastDecoded,
+  MAP_ENTRY_COST,
+} from "./_decoded_cost.ts";
 
 /** Deepest nesting of arrays and maps (objects), both ways. */
 const MAX_DEPTH = 512;
@@ -904,6 +912,10 @@ class Decoder {
   src: Uint8Array = EMPTY;
   p = 0;
   items = 0;
+  /** Map entries and maps (also counted in `items`). */
+  mapItems = 0;
+  /** Memory beyond the counts above (see `_decoded_cost.ts`). */
+  extra = 0;
   end = 0;
   dv: DataView | undefined = undefined;
   busy = false;
@@ -915,6 +927,8 @@ class Decoder {
     this.busy = true;
     this.alias = alias;
     this.items = 0;
+    this.mapItems = 0;
+    this.extra = 0;
     // A plain view: `slice` on a Node Buffer would alias the input.
     this.src = bytes.constructor === Uint8Array
       ? bytes
@@ -1085,7 +1099,11 @@ class Decoder {
     this.p = p + n;
     if (n <= 128) {
       const s = ascii(this.src, p, n);
-      if (s !== undefined) return s;
+      if (s !== undefined) {
+        // Built by concatenation: cons strings cost ~7 bytes per byte.
+        if (n > 12) this.extra += n * CONS_STRING_COST;
+        return s;
+      }
     }
     return this.utf8(p, n, at);
   }
@@ -1125,6 +1143,7 @@ class Decoder {
     const p = this.p;
     if (n > this.end - p) this.need(n, at, `bin of ${n} bytes`);
     this.p = p + n;
+    this.extra += BIN_COST;
     return this.alias ? this.src.subarray(p, p + n) : this.src.slice(p, p + n);
   }
 
@@ -1156,6 +1175,7 @@ class Decoder {
       this.need(n * 2, at, `map of ${n} entries`);
     }
     if ((this.items += n + 1) > MAX_DECODED_ITEMS) this.tooMany(at);
+    this.mapItems += n + 1;
     const o: Record<string, unknown> = {};
     for (let i = 0; i < n; i++) {
       const keyAt = this.p;
@@ -1208,6 +1228,7 @@ class Decoder {
     if (!(Math.abs(ms) <= MAX_DATE_MS)) {
       invalid("timestamp outside the range of Date", at);
     }
+    this.extra += DATE_COST;
     return new Date(ms);
   }
 }
@@ -1235,7 +1256,10 @@ export function decodeValue(
   }
   // An object's setter on Object.prototype could decode while we decode.
   const decoder = sharedDecoder.busy ? new Decoder() : sharedDecoder;
-  return decoder.run(bytes, options.aliasBinary ?? false);
+  const value = decoder.run(bytes, options.aliasBinary ?? false);
+  lastDecoded.cost = bytes.length + decoder.items * ITEM_COST +
+    decoder.mapItems * MAP_ENTRY_COST + decoder.extra;
+  return value;
 }
 
 /** Options of {@linkcode decodeValue}. */
