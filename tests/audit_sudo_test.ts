@@ -9,6 +9,7 @@ import { testCtx } from "./fixtures/privsep/mod.ts";
 import {
   captureLogs,
   ensureUser,
+  installLaunchers,
   removeUser,
   requireRoot,
   run,
@@ -32,15 +33,16 @@ Deno.test("audit through sudo after the caller exited", opts, async () => {
   let client: DaemonClient | undefined;
   let records: LogRecord[] = [];
   try {
-    init({
-      configFiles: [
-        await writeConfig(dir, { e2e: { user: "root", capabilities: [] } }),
-      ],
+    const config = await writeConfig(dir, {
+      e2e: { user: "root", capabilities: [], launcher_dir: `${dir}/libexec` },
     });
-    const rule = `${dir}/rule`;
-    await Deno.writeTextFile(rule, testCtx.sudoersRule(CALLER) + "\n");
-    await run(["visudo", "-cf", rule]);
-    await run(["install", "-m", "0440", rule, sudoers]);
+    init({ configFiles: [config] });
+    await installLaunchers({
+      user: CALLER,
+      configFiles: [config],
+      specs: [testCtx.id.replace("file://", "")],
+      sudoersFile: sudoers,
+    });
     records = await captureLogs(["privsep", "audit"]);
     // The caller runs sudo in the background and exits at once: sudo is
     // reparented before the daemon's first stage looks at its parents. The
@@ -58,7 +60,7 @@ Deno.test("audit through sudo after the caller exited", opts, async () => {
         "-c",
         'exec 3<&0; sudo -n "$@" <&3 3<&- & exit 0',
         "sh",
-        ...testCtx.command(),
+        testCtx.launcher(),
       ],
       maxFrameBytes: 1 << 24,
       daemonLogger: ["privsep", "daemon"],

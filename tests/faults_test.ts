@@ -409,7 +409,7 @@ Deno.test("faults", opts, async (t) => {
           assert.match(out.stdout, / install --user=/);
           assert.match(
             out.stdout,
-            /CWD=\/ NOPASSWD: sha256:[0-9a-f]{64} \S+ ""/,
+            /CWD=\/ NOPASSWD: sha256:[0-9a-f]{64} \S+\/testCtx-[0-9a-f]{12} /,
           );
         } finally {
           await removeUser(CALLER_USER);
