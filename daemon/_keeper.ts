@@ -70,6 +70,10 @@ const SYMBOLS = {
   chown: { parameters: ["buffer", "u32", "u32"], result: "i32" },
   open: { parameters: ["buffer", "i32"], result: "i32" },
   close: { parameters: ["i32"], result: "i32" },
+  opendir: { parameters: ["buffer"], result: "pointer" },
+  readdir: { parameters: ["pointer"], result: "pointer" },
+  closedir: { parameters: ["pointer"], result: "i32" },
+  access: { parameters: ["buffer", "i32"], result: "i32" },
   posix_spawn: {
     parameters: ["buffer", "buffer", "buffer", "pointer", "buffer", "buffer"],
     result: "i32",
@@ -143,6 +147,33 @@ function spawn(argv: readonly string[], env: Record<string, string>): number {
   }
 }
 
+/** Offset of `d_name` in glibc's `struct dirent` on 64-bit Linux. */
+const D_NAME = 19;
+
+/**
+ * Removes what keepers of daemons that are gone left: a keeper removes its
+ * FIFO but may not remove its directory (root's /run/privsep is the parent).
+ */
+function sweep(): void {
+  const c = libc();
+  const d = c.opendir(cString(RUN_DIR));
+  if (!d) return;
+  try {
+    const stale: string[] = [];
+    for (let e = c.readdir(d); e; e = c.readdir(d)) {
+      const name = Deno.UnsafePointerView.getCString(e, D_NAME);
+      const pid = /^tree-(\d+)$/.exec(name)?.[1];
+      if (pid && c.access(cString(`/proc/${pid}`), 0) < 0) stale.push(name);
+    }
+    for (const name of stale) {
+      c.unlink(cString(`${RUN_DIR}/${name}/keeper`));
+      c.rmdir(cString(`${RUN_DIR}/${name}`));
+    }
+  } finally {
+    c.closedir(d);
+  }
+}
+
 /**
  * Stage 1, as root and before the drop: starts the daemon's keeper as
  * `uid`/`gid`.
@@ -159,6 +190,7 @@ export async function startKeeper(uid: number, gid: number): Promise<string> {
   if (c.mkdir(cString(RUN_DIR), 0o755) < 0 && errno() !== EEXIST) {
     check(`mkdir(${RUN_DIR})`, -1);
   }
+  sweep();
   const dir = `${RUN_DIR}/tree-${Deno.pid}`;
   const fifo = `${dir}/keeper`;
   // A daemon of the same pid that died before its keeper cleaned up.

@@ -224,6 +224,8 @@ export async function runCommand(
     };
   } finally {
     signal.removeEventListener("abort", onAbort);
+    // Nothing the command started outlives the call.
+    groupDone(child.pid);
     settled = true;
     clearTimeout(killTimer);
     clearTimeout(giveUpTimer);

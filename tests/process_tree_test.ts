@@ -111,8 +111,15 @@ Deno.test(
     await captureLogs();
     const daemonUser = await ensureUser(TREE_DAEMON);
     const uid = daemonUser.uid;
+    /** Kills what an earlier failed step left, so each step stands alone. */
+    const sweep = async () => {
+      for (const line of await processesOf(uid)) {
+        await run(["kill", "-KILL", line.split(" ")[0]], { allowFail: true });
+      }
+    };
     const use = async (section: Record<string, unknown>) => {
       await treeCtx.stop();
+      await sweep();
       init({
         configFiles: [
           await writeConfig(dir, {
@@ -231,6 +238,7 @@ Deno.test(
             DENO_DIR: `${home}/.cache/deno`,
           };
           sudoers = await allowSudo(dir, TREE_CALLER, config, env);
+          await sweep();
           const marker = nextMarker();
           const out = await run([
             "setpriv",
