@@ -158,6 +158,21 @@ Deno.test(
       );
 
       await t.step(
+        "a finished command's background process is killed with the call",
+        async () => {
+          const pid = await use({});
+          const marker = nextMarker();
+          assert.equal(await ops.leaveBehind(marker), 0);
+          await waitNone(
+            "the finished command's group",
+            () => processesOf(uid, `sleep ${marker}`),
+            1_000,
+          );
+          assert.equal(treeCtx.daemon?.pid, pid);
+        },
+      );
+
+      await t.step(
         "recycle: the blocked daemon's other call's tree is killed",
         async () => {
           const pid = await use({
