@@ -1,21 +1,24 @@
 /**
  * A narrow way for a privileged function to run one fixed program: an
  * absolute path, an argument list (no shell), an explicit environment, and
- * the call's cancellation. When the call is cancelled the child gets SIGTERM,
- * then SIGKILL after a grace period, and the promise rejects.
+ * the call's cancellation. The child runs in a session and process group of
+ * its own; when the call is cancelled the whole group gets SIGTERM, then
+ * SIGKILL after a grace period, and the promise rejects.
  *
  * @module
  */
 
 import { callSignal } from "../contexts/call_scope.ts";
+import { groupDone, killGroup, trackGroup } from "./_children.ts";
 
 /** Children started by runCommand() that have not exited yet. */
 const children = new Set<Deno.ChildProcess>();
 
 /**
  * Kills (SIGKILL) every child that {@linkcode runCommand} started and that
- * still runs: the daemon calls this when it exits, so that no program it ran
- * outlives it with its credentials.
+ * still runs, with its process group: the daemon calls this when it exits, so
+ * that no program it ran outlives it with its credentials (in a daemon, the
+ * kernel also kills whatever escaped its group when the daemon ends).
  *
  * @example
  * ```ts
@@ -26,12 +29,21 @@ const children = new Set<Deno.ChildProcess>();
 export function killRunningCommands(): number {
   let n = 0;
   for (const child of children) {
-    try {
-      child.kill("SIGKILL");
-      n++;
-    } catch { /* already gone */ }
+    signalTree(child, "SIGKILL");
+    n++;
   }
   return n;
+}
+
+/** Signals the child's process group, and the child itself. */
+function signalTree(
+  child: Deno.ChildProcess,
+  signal: "SIGTERM" | "SIGKILL",
+): void {
+  killGroup(child.pid, signal);
+  try {
+    child.kill(signal);
+  } catch { /* already gone */ }
 }
 
 /**
@@ -67,7 +79,12 @@ export interface RunCommandOptions {
   env?: Record<string, string>;
   /** Bytes written to the child's stdin, then closed (default: no stdin). */
   stdin?: Uint8Array | string;
-  /** Milliseconds between SIGTERM and SIGKILL on cancellation (default 1000). */
+  /**
+   * Milliseconds between SIGTERM and SIGKILL of the child's process group on
+   * cancellation (default 1000). A cancelled call's promise rejects at the
+   * latest this long after the child exited, even if a process that left
+   * the group still holds its output open.
+   */
   killGraceMs?: number;
   /** Working directory (default `/`). */
   cwd?: string;
@@ -160,19 +177,28 @@ export async function runCommand(
     stdin: options.stdin === undefined ? "null" : "piped",
     stdout: "piped",
     stderr: "piped",
+    // setsid(): a process group of its own, which cancellation kills whole.
+    detached: true,
   }).spawn();
+  trackGroup(child.pid);
   children.add(child);
   child.status.finally(() => children.delete(child));
+  const graceMs = options.killGraceMs ?? 1000;
   let killTimer: ReturnType<typeof setTimeout> | undefined;
+  let giveUpTimer: ReturnType<typeof setTimeout> | undefined;
+  let settled = false;
+  let giveUp: (reason: unknown) => void = () => {};
+  const gaveUp = new Promise<never>((_, reject) => giveUp = reject);
+  gaveUp.catch(() => {});
   const onAbort = () => {
-    try {
-      child.kill("SIGTERM");
-    } catch { /* already gone */ }
-    killTimer = setTimeout(() => {
-      try {
-        child.kill("SIGKILL");
-      } catch { /* already gone */ }
-    }, options.killGraceMs ?? 1000);
+    signalTree(child, "SIGTERM");
+    killTimer = setTimeout(() => signalTree(child, "SIGKILL"), graceMs);
+    // Whatever left the group and holds the pipes open does not hold the
+    // call: it answers once the child has exited and the grace has passed.
+    child.status.then(() => {
+      if (settled) return;
+      giveUpTimer = setTimeout(() => giveUp(signal.reason), graceMs);
+    });
   };
   signal.addEventListener("abort", onAbort, { once: true });
   try {
@@ -185,7 +211,9 @@ export async function runCommand(
       );
       await writer.close();
     }
-    const out = await child.output();
+    const output = child.output();
+    output.catch(() => {});
+    const out = await Promise.race([output, gaveUp]);
     signal.throwIfAborted();
     return {
       code: out.code,
@@ -196,6 +224,10 @@ export async function runCommand(
     };
   } finally {
     signal.removeEventListener("abort", onAbort);
+    // Nothing the command started outlives the call.
+    groupDone(child.pid);
+    settled = true;
     clearTimeout(killTimer);
+    clearTimeout(giveUpTimer);
   }
 }

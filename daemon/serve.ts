@@ -14,6 +14,7 @@ import { ProtocolError, QUEUE_FULL_CODE } from "../errors.ts";
 import { runWithSignal } from "../contexts/call_scope.ts";
 import { validateArgs, validateResult } from "../contexts/schema.ts";
 import { killRunningCommands } from "./run_command.ts";
+import { connectKeeper } from "./_children.ts";
 import {
   type EntrypointRecord,
   entrypointsOf,
@@ -330,12 +331,15 @@ export async function serveDaemon(args: string[]): Promise<void> {
       "caller-pid-unknown": { type: "string" },
       "cancel-grace-ms": { type: "string" },
       "log-daemon-traceback": { type: "boolean" },
+      keeper: { type: "string" },
     },
     strict: true,
   });
   const contextId = values.context ?? "";
   const concurrency = Number(values.concurrency ?? "1");
   const withStack = values["log-daemon-traceback"] ?? false;
+  // Before any entrypoint can start a process (see _keeper.ts).
+  if (values.keeper) connectKeeper(values.keeper);
   const out = new Outbox();
   setDaemonMode();
 
@@ -674,6 +678,17 @@ export async function serveDaemon(args: string[]): Promise<void> {
     return await new Promise<never>(() => {});
   };
   out.onGone = () => void leave(0);
+  // sudo relays these from the caller (who may signal its own sudo): leave
+  // the same way, children first. A blocked daemon runs no handler; its
+  // SIGKILL leaves the rest to the kernel (see _keeper.ts).
+  for (
+    const [name, number] of [["SIGTERM", 15], ["SIGHUP", 1], [
+      "SIGINT",
+      2,
+    ]] as const
+  ) {
+    Deno.addSignalListener(name, () => void leave(128 + number));
+  }
   const fatal = async (error: unknown): Promise<never> => {
     out.send(encodeMessage([Kind.Fatal, describeError(error, false)]));
     await new Promise((r) => setTimeout(r, 50));

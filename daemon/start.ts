@@ -269,6 +269,23 @@ export async function startDaemon(
   setPipeSize(0, PIPE_BYTES);
   setPipeSize(1, PIPE_BYTES);
   if (facts.uid === 0) {
+    // Kills what the daemon started when the daemon ends (see _keeper.ts).
+    const { SETPRIV, SH, startKeeper } = await import("./_keeper.ts");
+    const { assertTrusted } = await import("./trust.ts");
+    assertTrusted(SETPRIV);
+    assertTrusted(SH);
+    const fifo = await startKeeper(user.id, group.id);
+    serveArgv.push(`--keeper=${fifo}`);
+    const at = serveArgv.findIndex((a) => a.startsWith("--allow-write"));
+    if (settings.permissions !== "all" && serveArgv[at] !== "--allow-write") {
+      if (at < 0) {
+        serveArgv.splice(
+          serveArgv.indexOf(daemonPath),
+          0,
+          `--allow-write=${fifo}`,
+        );
+      } else serveArgv[at] += `,${fifo}`;
+    }
     // What this stage trusted and ran (and the next first stage will run)
     // becomes read-only for the serving stage, whatever its uid and DAC
     // capabilities: a uid-0 daemon owns every root-owned file.

@@ -439,7 +439,8 @@ Deno.test({
         },
       });
       const { caller, pid } = await startCaller(config, "sleep-command", "37");
-      const children = await childrenOf(pid);
+      // (the daemon also has its process keeper as a child)
+      const children = await childrenOf(pid, "/usr/bin/sleep 37");
       assert.equal(children.length, 1);
       caller.kill("SIGKILL");
       await caller.status;

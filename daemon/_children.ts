@@ -1,0 +1,53 @@
+/**
+ * How the serving stage kills a command's whole process tree: every command
+ * runs in a session and process group of its own (`detached`), and a group is
+ * signalled through the keeper that stage 1 started (see `_keeper.ts`), or
+ * directly when there is none and Deno allows it (an unscoped `--allow-run`).
+ *
+ * @module
+ */
+
+let keeper: Deno.FsFile | undefined;
+const encoder = new TextEncoder();
+
+/**
+ * Opens the keeper's FIFO (`--keeper=`), before any entrypoint loads. Throws
+ * when it cannot: a daemon without its keeper must not run commands.
+ */
+export function connectKeeper(path: string): void {
+  keeper = Deno.openSync(path, { write: true });
+  keeper.writeSync(encoder.encode("hello\n"));
+}
+
+/** Tells the keeper about a group, or what to do with it. */
+function tell(op: string, pid: number): boolean {
+  if (!keeper) return false;
+  try {
+    // One short write: atomic on a pipe.
+    keeper.writeSync(encoder.encode(`${op} ${pid}\n`));
+    return true;
+  } catch {
+    return false; // the keeper is gone
+  }
+}
+
+/** A command leads a new group: the keeper kills it if the daemon dies. */
+export function trackGroup(pid: number): void {
+  tell("track", pid);
+}
+
+/** A command finished: what is left of its group is killed. */
+export function groupDone(pid: number): void {
+  if (!tell("done", pid)) killGroup(pid, "SIGKILL");
+}
+
+/**
+ * Sends `signal` to every process of the group that `pid` leads (the pid as
+ * this process sees it). Never throws: a gone group or keeper is no error.
+ */
+export function killGroup(pid: number, signal: "SIGTERM" | "SIGKILL"): void {
+  if (tell(signal.slice(3), pid)) return;
+  try {
+    Deno.kill(-pid, signal);
+  } catch { /* not allowed, or the group is gone */ }
+}

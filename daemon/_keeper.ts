@@ -1,0 +1,238 @@
+/**
+ * The daemon's process keeper (stage 1 side). Stage 1, still root, starts a
+ * fixed shell as the context's user with no capabilities and
+ * `PR_SET_PDEATHSIG(SIGTERM)` pointing at the daemon (set by `setpriv`, after
+ * its uid change, which would clear it). The serving stage tells it, through
+ * a FIFO only it may write, which process groups its commands lead
+ * (`track`), which to signal (`TERM`, `KILL`: the serving stage may not
+ * signal a group itself, `Deno.kill` needs an unscoped `--allow-run`) and
+ * which command finished (`done`: what is left of its group is killed).
+ * When the daemon ends, however it ends (SIGKILL included), the kernel sends
+ * the keeper SIGTERM and it kills every group still tracked.
+ *
+ * Not covered: a process that leaves its group (setsid, setpgid) survives its
+ * call and its daemon; only a cgroup or a PID namespace would catch it, see
+ * docs/security/process_tree.md.
+ *
+ * @module
+ */
+
+import { check, cString, errno, strerror } from "../caps/_ffi.ts";
+
+const O_WRONLY = 0o1;
+const O_RDONLY = 0;
+const O_NONBLOCK = 0o4000;
+const O_CLOEXEC = 0o2000000;
+const ENXIO = 6;
+const EEXIST = 17;
+
+/** Where the per-daemon FIFOs live (root-owned). */
+const RUN_DIR = "/run/privsep";
+/** The programs the keeper needs. */
+export const SETPRIV = "/usr/bin/setpriv";
+/** The keeper's shell. */
+export const SH = "/bin/sh";
+
+/**
+ * The keeper: `$1` is its FIFO, `$2` the FIFO's directory. It holds the FIFO
+ * open for reading and writing (no EOF while the daemon re-executes itself)
+ * and reads `<op> <pgid>` lines; `hello` means the serving stage has the FIFO
+ * open, so its path goes.
+ */
+const KEEPER_SCRIPT = `exec 3<>"$1" </dev/null
+fifo=$1 dir=$2 groups=
+cleanup() {
+  for g in $groups; do kill -s KILL -- "-$g" 2>/dev/null; done
+  exit 0
+}
+trap cleanup TERM HUP INT
+while read -r op pg <&3; do
+  case $pg in *[!0-9]*) continue ;; esac
+  case $op in
+  hello) rm -f "$fifo"; rmdir "$dir" ;;
+  track) groups="$groups $pg" ;;
+  done)
+    kill -s KILL -- "-$pg" 2>/dev/null
+    left=
+    for g in $groups; do [ "$g" = "$pg" ] || left="$left $g"; done
+    groups=$left ;;
+  TERM|KILL) kill -s "$op" -- "-$pg" 2>/dev/null ;;
+  esac
+done
+cleanup
+`;
+
+const SYMBOLS = {
+  mkfifo: { parameters: ["buffer", "u32"], result: "i32" },
+  mkdir: { parameters: ["buffer", "u32"], result: "i32" },
+  rmdir: { parameters: ["buffer"], result: "i32" },
+  unlink: { parameters: ["buffer"], result: "i32" },
+  chown: { parameters: ["buffer", "u32", "u32"], result: "i32" },
+  open: { parameters: ["buffer", "i32"], result: "i32" },
+  close: { parameters: ["i32"], result: "i32" },
+  opendir: { parameters: ["buffer"], result: "pointer" },
+  readdir: { parameters: ["pointer"], result: "pointer" },
+  closedir: { parameters: ["pointer"], result: "i32" },
+  access: { parameters: ["buffer", "i32"], result: "i32" },
+  posix_spawn: {
+    parameters: ["buffer", "buffer", "buffer", "pointer", "buffer", "buffer"],
+    result: "i32",
+  },
+  posix_spawn_file_actions_init: { parameters: ["buffer"], result: "i32" },
+  posix_spawn_file_actions_addopen: {
+    parameters: ["buffer", "i32", "buffer", "i32", "u32"],
+    result: "i32",
+  },
+  posix_spawn_file_actions_destroy: { parameters: ["buffer"], result: "i32" },
+} as const;
+
+let lib: Deno.DynamicLibrary<typeof SYMBOLS>["symbols"] | undefined;
+function libc() {
+  lib ??= Deno.dlopen("libc.so.6", SYMBOLS).symbols;
+  return lib;
+}
+
+/** A NULL-terminated table of C strings, and what keeps them alive. */
+function table(items: readonly string[]): [Uint8Array, Uint8Array[]] {
+  const keep = items.map(cString);
+  const t = new BigUint64Array(items.length + 1);
+  keep.forEach((s, i) =>
+    t[i] = BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(s)))
+  );
+  return [new Uint8Array(t.buffer), keep];
+}
+
+/** `posix_spawn` (safe in a multi-threaded process, unlike fork). */
+function spawn(argv: readonly string[], env: Record<string, string>): number {
+  const c = libc();
+  const actions = new Uint8Array(256);
+  check(
+    "posix_spawn_file_actions_init",
+    -c.posix_spawn_file_actions_init(actions),
+  );
+  const devNull = cString("/dev/null");
+  try {
+    for (const fd of [0, 1, 2]) {
+      const r = c.posix_spawn_file_actions_addopen(
+        actions,
+        fd,
+        devNull,
+        fd === 0 ? O_RDONLY : O_WRONLY,
+        0,
+      );
+      if (r !== 0) {
+        throw new Error(`posix_spawn_file_actions_addopen: ${strerror(r)}`);
+      }
+    }
+    const pid = new Int32Array(1);
+    const [argvT, keepA] = table(argv);
+    const [envT, keepE] = table(
+      Object.entries(env).map(([k, v]) => `${k}=${v}`),
+    );
+    const r = c.posix_spawn(
+      new Uint8Array(pid.buffer),
+      cString(argv[0]),
+      actions,
+      null,
+      argvT,
+      envT,
+    );
+    void keepA, keepE;
+    if (r !== 0) {
+      throw new Error(`posix_spawn(${argv[0]}) failed: ${strerror(r)}`);
+    }
+    return pid[0];
+  } finally {
+    c.posix_spawn_file_actions_destroy(actions);
+  }
+}
+
+/** Offset of `d_name` in glibc's `struct dirent` on 64-bit Linux. */
+const D_NAME = 19;
+
+/**
+ * Removes what keepers of daemons that are gone left: a keeper removes its
+ * FIFO but may not remove its directory (root's /run/privsep is the parent).
+ */
+function sweep(): void {
+  const c = libc();
+  const d = c.opendir(cString(RUN_DIR));
+  if (!d) return;
+  try {
+    const stale: string[] = [];
+    for (let e = c.readdir(d); e; e = c.readdir(d)) {
+      const name = Deno.UnsafePointerView.getCString(e, D_NAME);
+      const pid = /^tree-(\d+)$/.exec(name)?.[1];
+      if (pid && c.access(cString(`/proc/${pid}`), 0) < 0) stale.push(name);
+    }
+    for (const name of stale) {
+      c.unlink(cString(`${RUN_DIR}/${name}/keeper`));
+      c.rmdir(cString(`${RUN_DIR}/${name}`));
+    }
+  } finally {
+    c.closedir(d);
+  }
+}
+
+/**
+ * Stage 1, as root and before the drop: starts the daemon's keeper as
+ * `uid`/`gid`.
+ * Returns the FIFO the serving stage opens (`--keeper=`), or throws an
+ * `Error` that says what failed.
+ *
+ * @example
+ * ```ts ignore
+ * const fifo = await startKeeper(1001, 1001);
+ * ```
+ */
+export async function startKeeper(uid: number, gid: number): Promise<string> {
+  const c = libc();
+  if (c.mkdir(cString(RUN_DIR), 0o755) < 0 && errno() !== EEXIST) {
+    check(`mkdir(${RUN_DIR})`, -1);
+  }
+  sweep();
+  const dir = `${RUN_DIR}/tree-${Deno.pid}`;
+  const fifo = `${dir}/keeper`;
+  // A daemon of the same pid that died before its keeper cleaned up.
+  c.unlink(cString(fifo));
+  c.rmdir(cString(dir));
+  check(`mkdir(${dir})`, c.mkdir(cString(dir), 0o700));
+  check(`mkfifo(${fifo})`, c.mkfifo(cString(fifo), 0o600));
+  check(`chown(${fifo})`, c.chown(cString(fifo), uid, gid));
+  check(`chown(${dir})`, c.chown(cString(dir), uid, gid));
+  spawn([
+    SETPRIV,
+    `--reuid=${uid}`,
+    `--regid=${gid}`,
+    "--clear-groups",
+    "--inh-caps=-all",
+    "--bounding-set=-all",
+    "--no-new-privs",
+    "--pdeathsig=TERM",
+    "--",
+    SH,
+    "-c",
+    KEEPER_SCRIPT,
+    "privsep-keeper",
+    fifo,
+    dir,
+  ], { PATH: "/usr/bin:/bin" });
+  // The keeper has the FIFO open once its shell runs, so after setpriv set
+  // its parent-death signal: from then on it dies with this process.
+  for (let waited = 0;; waited += 5) {
+    const fd = c.open(cString(fifo), O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd >= 0) {
+      c.close(fd);
+      return fifo;
+    }
+    const code = errno();
+    if (code !== ENXIO || waited > 5000) {
+      throw new Error(
+        `the daemon's process keeper (${SETPRIV} and ${SH}) did not start: open(${fifo}) failed: ${
+          strerror(code)
+        }; check that util-linux's setpriv is installed`,
+      );
+    }
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
