@@ -1,4 +1,4 @@
-// `deno task bench` (quick profile) and `deno task bench --full` (the README's
+// `deno task bench` (quick profile) and `deno task bench --full` (docs/performance.md's
 // figures): privsep side by side with oslo.privsep and with `sudo -n <cmd>`
 // per call, in the same run, each driven by an unprivileged user through real
 // sudo with exact sudoers rules. Runs as root: it creates the user
@@ -11,16 +11,16 @@
 // all samples), so drift on a shared, noisy machine cancels out. Each round
 // also runs the two daemons with their caller started on one CPU (taskset),
 // which sudo and the daemon inherit: on a VM a wake-up across CPUs costs
-// more than the whole call (see README, Performance).
+// more than the whole call (see docs/performance.md).
 //
 // The full profile writes bench/results/<date>.json, latest.json, latest.md
-// and latest.svg (the README's figures), the quick one bench/results/quick.*
+// and latest.svg (docs/performance.md's figures), the quick one bench/results/quick.*
 // (ignored by git); both print the tables.
 //
 // --halt-poll-ns=N sets the haltpoll cpuidle governor's guest_halt_poll_ns
 // (a KVM guest's: how long an idle vCPU polls before it halts) for the run
 // and restores it at the end; the full profile then writes
-// bench/results/haltpoll-<N>.{json,md,svg} instead of latest.* (see README,
+// bench/results/haltpoll-<N>.{json,md,svg} instead of latest.* (see docs/performance.md,
 // Performance: on this machine the boot command line sets it to 0).
 import { init } from "../mod.ts";
 import { benchCtx } from "./privsep/mod.ts";
@@ -642,7 +642,7 @@ async function main(): Promise<void> {
     null,
     2,
   ) + "\n";
-  // The full profile's files are the README's figures; a quick run goes to
+  // The full profile's files are docs/performance.md's figures; a quick run goes to
   // quick.* (not committed), so that it never replaces them.
   // With --halt-poll-ns, haltpoll-<N>.* instead of latest.*.
   const stem = !full

@@ -8,7 +8,7 @@
 // It runs twice per round, alternately: as the scheduler places the two
 // processes, and with both on one CPU (`taskset -c <last CPU>`, which the
 // child inherits). On a VM the difference is the cost of waking a process on
-// another CPU, which no I/O style avoids (see README, Performance): the same
+// another CPU, which no I/O style avoids (see docs/performance.md): the same
 // echo between two Python processes (os.read/os.write, no event loop at all)
 // runs beside it for comparison.
 //
@@ -109,7 +109,7 @@ if (Deno.args[0] === "--measure") {
 // Imported here, not at the top: the child must load nothing else.
 const { DAEMON_V8_FLAGS } = await import("../contexts/command.ts");
 const { cpuidle, lastAllowedCpu } = await import("./drivers/_common.ts");
-// Halt polling decides the cost of a wake-up across CPUs on a VM (README,
+// Halt polling decides the cost of a wake-up across CPUs on a VM (docs/performance.md,
 // Performance).
 console.log(`${Deno.osRelease()}, ${cpuidle()}`);
 

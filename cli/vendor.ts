@@ -10,7 +10,8 @@ const USAGE = `usage: privsep vendor <destination directory>
 Copies privsep's own files (mod.ts, daemon.ts, caps/, contexts/, daemon/,
 protocol/, cli/, errors.ts) into <destination>, e.g.
 /opt/app/vendor/privsep, and prints the deno.json "imports" entries the
-application needs. Then install the application root-owned: see the README,
+application needs. Then install the application root-owned and run "privsep
+install": see docs/operating.md,
 "Deploying with sudo".`;
 
 const PARTS = [

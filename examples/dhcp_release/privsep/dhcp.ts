@@ -1,5 +1,5 @@
 // A narrow function: it runs one fixed program with checked arguments, never
-// "any command" (see README, converting from rootwrap).
+// "any command" (see docs/oslo_privsep.md, converting from rootwrap).
 import { runCommand } from "../../../mod.ts";
 import { DHCP_RELEASE, dhcpReleaseCmd } from "./mod.ts";
 

@@ -1,5 +1,5 @@
 // Privileged functions touching the MOTD. Narrow: they can only overwrite
-// one file, never "any file" (see README, "narrow functions").
+// one file, never "any file" (see the README, "The seed example").
 import { sysAdmin } from "./mod.ts";
 
 /** Where the demo writes: a root-only directory of its own. */
