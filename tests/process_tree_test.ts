@@ -10,6 +10,7 @@ import {
   captureLogs,
   DENO,
   ensureUser,
+  installLaunchers,
   removeUser,
   requireRoot,
   ROOT,
@@ -78,28 +79,14 @@ async function waitSleeping(uid: number, marker: number): Promise<void> {
  * Lets `user` start the context's daemon through sudo; returns the rule's
  * file, to remove. Kept in one place: how rules look may change.
  */
-async function allowSudo(
-  dir: string,
-  user: string,
-  config: string,
-  env: Record<string, string>,
-): Promise<string> {
-  const rule = (await run([
-    DENO,
-    "run",
-    "-A",
-    `--config=${ROOT}/deno.json`,
-    `${ROOT}/tests/fixtures/tree_caller.ts`,
-    config,
-    "rule",
+/** What an operator does: the context's launcher and the rule for `user`. */
+async function allowSudo(user: string, config: string): Promise<string> {
+  return await installLaunchers({
     user,
-  ], { env })).stdout;
-  const path = `/etc/sudoers.d/privsep-tree-${Deno.pid}`;
-  const tmp = `${dir}/rule-${crypto.randomUUID()}`;
-  await Deno.writeTextFile(tmp, rule);
-  await run(["visudo", "-cf", tmp]);
-  await run(["install", "-m", "0440", tmp, path]);
-  return path;
+    configFiles: [config],
+    specs: [`${ROOT}/tests/fixtures/tree/mod.ts#treeCtx`],
+    sudoersFile: `/etc/sudoers.d/privsep-tree-${Deno.pid}`,
+  });
 }
 
 Deno.test(
@@ -243,6 +230,7 @@ Deno.test(
               user: TREE_DAEMON,
               capabilities: [],
               permissions: { run: ["/bin/sh"] },
+              launcher_dir: `${dir}/libexec`,
             },
           });
           await Deno.chmod(config, 0o644);
@@ -252,7 +240,7 @@ Deno.test(
             PATH: "/usr/local/bin:/usr/bin:/bin",
             DENO_DIR: `${home}/.cache/deno`,
           };
-          sudoers = await allowSudo(dir, TREE_CALLER, config, env);
+          sudoers = await allowSudo(TREE_CALLER, config);
           await sweep();
           const marker = nextMarker();
           const out = await run([
