@@ -13,6 +13,7 @@ import {
 } from "../contexts/command.ts";
 import type { PrivContext } from "../contexts/priv_context.ts";
 import { untrustedReason } from "../daemon/trust.ts";
+import { run } from "./_exec.ts";
 import { contextCommandArgs, loadContexts } from "./_load.ts";
 import { redirectablePathWarnings } from "./_write_paths.ts";
 
@@ -39,24 +40,6 @@ export interface Check {
   warn?: boolean;
 }
 
-async function run(cmd: string[]): Promise<{ code: number; out: string }> {
-  try {
-    const o = await new Deno.Command(cmd[0], {
-      args: cmd.slice(1),
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    const d = new TextDecoder();
-    return {
-      code: o.code,
-      out: (d.decode(o.stdout) + d.decode(o.stderr)).trim(),
-    };
-  } catch (error) {
-    return { code: 127, out: (error as Error).message };
-  }
-}
-
 /**
  * The launcher (installed, root-owned, exactly what this version writes) and
  * the sudoers configuration as a whole, asked of sudo itself: the service's
@@ -67,16 +50,8 @@ async function sudoChecks(
   ctx: PrivContext,
   asRoot: boolean,
   user: string | undefined,
-): Promise<Check[]> {
-  const checks: Check[] = [];
-  const add = (check: string, ok: boolean, detail: string, fix?: string) =>
-    checks.push({
-      context: ctx.id,
-      check,
-      ok,
-      detail,
-      fix: ok ? undefined : fix,
-    });
+  add: (check: string, ok: boolean, detail: string, fix?: string) => void,
+): Promise<void> {
   const install = `deno task privsep install --user=${user ?? "<user>"} ${
     ctx.id.replace("file://", "")
   }`;
@@ -112,7 +87,7 @@ async function sudoChecks(
       true,
       "not checked: running as root starts the daemon directly (give --user=<service user> to check the rule)",
     );
-    return checks;
+    return;
   }
   const list = (argv: string[]) =>
     run(["sudo", "-n", "-l", ...(asRoot ? ["-U", user!] : []), ...argv]);
@@ -147,7 +122,6 @@ async function sudoChecks(
       : `a rule lets ${who} run the daemon's command line through sudo: its words can be regrouped ("run --no-prompt" as one word runs a file of that name as root)`,
     "remove that rule (privsep 0.1's Cmnd_Alias PRIVSEP_…) and use the launcher's",
   );
-  return checks;
 }
 
 /** Runs every check for `ctx`. */
@@ -193,7 +167,7 @@ export async function diagnose(
     );
   } else {
     add("sudo", true, sudo.out);
-    checks.push(...await sudoChecks(ctx, asRoot, user ?? serviceUser));
+    await sudoChecks(ctx, asRoot, user ?? serviceUser, add);
   }
 
   // The deno binary and every file the root daemon loads.

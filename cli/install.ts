@@ -5,6 +5,7 @@ import { basename, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { PrivContext } from "../contexts/priv_context.ts";
 import { untrustedReason } from "../daemon/trust.ts";
+import { run } from "./_exec.ts";
 import { contextCommandArgs, loadContexts } from "./_load.ts";
 
 const USAGE =
@@ -55,26 +56,13 @@ function readOrUndefined(path: string): string | undefined {
 async function visudo(
   args: string[],
 ): Promise<{ ok: boolean; out: string }> {
-  try {
-    const o = await new Deno.Command("visudo", {
-      args,
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    const d = new TextDecoder();
-    return {
-      ok: o.success,
-      out: (d.decode(o.stdout) + d.decode(o.stderr)).trim(),
-    };
-  } catch (error) {
-    return {
-      ok: false,
-      out: `${
-        (error as Error).message
-      }: visudo is part of sudo (apt-get install sudo; Fedora: dnf install sudo)`,
-    };
-  }
+  const r = await run(["visudo", ...args]);
+  return {
+    ok: r.code === 0,
+    out: r.code === 127
+      ? `${r.out}: visudo is part of sudo (apt-get install sudo; Fedora: dnf install sudo)`
+      : r.out,
+  };
 }
 
 /** Creates `dir` and missing parents root-owned 0755; refuses an untrusted one. */
