@@ -214,6 +214,70 @@ await appCtx.stop();
       const rootChecks = JSON.parse(asRoot.stdout) as typeof checks;
       assert.deepEqual(rootChecks.filter((c) => !c.ok), [], asRoot.stdout);
       assert.ok(rootChecks.some((c) => c.check === "sudoers files" && c.ok));
+
+      // 5. A launcher changed after install: sudo refuses it (the rule pins
+      // its digest), the service's call fails, and doctor says why.
+      await Deno.writeTextFile(launcher, "echo tampered >&2\n", {
+        append: true,
+      });
+      const tampered = await asService([
+        DENO,
+        "run",
+        "-A",
+        `--config=${app}/deno.json`,
+        `${app}/main.ts`,
+        config,
+      ]);
+      assert.notEqual(tampered.code, 0);
+      assert.doesNotMatch(tampered.stderr, /tampered/);
+      const afterTamper = JSON.parse(
+        (await run([
+          ...cli,
+          "doctor",
+          "--json",
+          `--user=${SERVICE}`,
+          `--config-file=${config}`,
+          `${app}/privsep/mod.ts#appCtx`,
+        ], { allowFail: true })).stdout,
+      ) as typeof checks;
+      const failed = afterTamper.filter((c) => !c.ok).map((c) => c.check);
+      assert.deepEqual(failed.sort(), ["launcher", "sudoers rule"]);
+      // Installing again puts it right.
+      await run(install, { cwd: app });
+      const fixed = await asService([
+        DENO,
+        "run",
+        "-A",
+        `--config=${app}/deno.json`,
+        `${app}/main.ts`,
+        config,
+      ]);
+      assert.equal(fixed.code, 0, fixed.stderr);
+
+      // 6. A sudoers configuration that does not parse as a whole with the
+      // new file: install restores the old state and says so. (A private
+      // mount namespace shows visudo a broken /etc/sudoers; the host's is
+      // untouched.)
+      const broken = `${base}/broken-sudoers`;
+      await Deno.writeTextFile(broken, "this is not sudoers syntax\n", {
+        mode: 0o440,
+      });
+      const other = `/etc/sudoers.d/privsep-e2e-deploy-broken-${Deno.pid}`;
+      const refused = await run([
+        "unshare",
+        "-m",
+        "sh",
+        "-c",
+        'mount --bind "$1" /etc/sudoers && shift && exec "$@"',
+        "sh",
+        broken,
+        ...install.map((a) =>
+          a.startsWith("--sudoers-file=") ? `--sudoers-file=${other}` : a
+        ),
+      ], { allowFail: true, cwd: app });
+      assert.equal(refused.code, 1, refused.stdout + refused.stderr);
+      assert.match(refused.stderr, /does not parse .* restored/);
+      await assert.rejects(Deno.stat(other), Deno.errors.NotFound);
     } finally {
       await Deno.remove(sudoers).catch(() => {});
       await removeUser(SERVICE);
