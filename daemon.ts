@@ -5,8 +5,10 @@
  * `daemon/trust.ts` and the libc bindings), drops to the context's
  * capabilities and user and `execve`s the second, which serves calls over
  * stdin/stdout. Services never run this by hand: `PrivContext` builds the
- * exact command (see `ctx.command()`), and `ctx.sudoersRule(user)` the
- * matching sudoers line.
+ * exact command (`ctx.command()`), which a root-owned launcher per context
+ * runs (`ctx.launcherScript()`, written by `privsep install`), and
+ * `ctx.sudoersRule(user)` lets the service's user run that launcher with no
+ * arguments.
  *
  * ```sh
  * /usr/bin/env DENO_DIR=/var/cache/privsep/deno /usr/local/bin/deno run \
