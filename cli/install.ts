@@ -1,15 +1,26 @@
 // privsep install: the root-owned launcher of each context and the one
 // sudoers file that lets the service's user run them, with no arguments.
 import { createHash } from "node:crypto";
-import { basename, dirname } from "node:path";
-import { fileURLToPath } from "node:url";
+import { basename, dirname, isAbsolute, join, resolve } from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
+import { findDenoConfig } from "../contexts/command.ts";
 import type { PrivContext } from "../contexts/priv_context.ts";
 import { untrustedReason } from "../daemon/trust.ts";
 import { run } from "./_exec.ts";
 import { contextCommandArgs, loadContexts } from "./_load.ts";
+import { vendorImports, vendorPackage } from "./vendor.ts";
 
 const USAGE =
-  `usage: privsep install --user=<user|%group> [--dry-run] [--sudoers-file=<path>] [--config-file=<abs path>]… <module.ts[#context]>…
+  `usage: privsep install --user=<user|%group> [--vendor-dir=<dir>] [--dry-run] [--sudoers-file=<path>] [--config-file=<abs path>]… <module.ts[#context]>…
+
+With --vendor-dir (run it in production as root, from the package itself:
+deno run -A jsr:@privsep/privsep/cli install --vendor-dir=vendor/privsep …),
+first copies this version of privsep into <dir> (a previous copy is replaced
+as a whole), points the "@privsep/privsep" imports of the application's
+deno.json (the nearest to the first module) at it, adds privsep's npm
+dependencies and "nodeModulesDir": "manual" when missing, runs "deno install"
+there (node_modules), and then runs the vendored copy's install with the
+other options: the daemon runs only local, root-owned files.
 
 As root, writes for each context its launcher (a fixed, root-owned script that
 starts exactly that daemon, in /, with a fixed environment; see "ctx.launcher()")
@@ -99,8 +110,197 @@ function writeRootFile(file: Planned): void {
   Deno.renameSync(tmp, file.path);
 }
 
+/** Takes `--vendor-dir=<dir>` (or `--vendor-dir <dir>`) out of `args`. */
+function takeVendorDir(
+  args: readonly string[],
+): { vendorDir?: string; rest: string[] } {
+  const rest: string[] = [];
+  let vendorDir: string | undefined;
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i];
+    if (arg === "--") {
+      rest.push(...args.slice(i));
+      break;
+    }
+    if (arg.startsWith("--vendor-dir=")) {
+      vendorDir = arg.slice("--vendor-dir=".length);
+    } else if (arg === "--vendor-dir" && i + 1 < args.length) {
+      vendorDir = args[++i];
+    } else rest.push(arg);
+  }
+  return { vendorDir, rest };
+}
+
+/** Writes `path` atomically, keeping its owner and mode. */
+function replaceFile(path: string, content: string): void {
+  const info = Deno.statSync(path);
+  const tmp = `${dirname(path)}/.${basename(path)}.privsep-new`;
+  Deno.writeTextFileSync(tmp, content, { mode: info.mode! & 0o7777 });
+  Deno.chownSync(tmp, info.uid, info.gid);
+  Deno.chmodSync(tmp, info.mode! & 0o7777);
+  Deno.renameSync(tmp, path);
+}
+
+/**
+ * The application's deno.json with its privsep imports pointing at the
+ * vendored copy: every `@privsep/privsep…` entry replaced, privsep's npm
+ * dependencies added where the application maps none, `nodeModulesDir`
+ * "manual" unless it has one (the daemon finds npm packages only in the
+ * application's node_modules: its own cache is never written by downloads).
+ */
+function pointConfigAt(
+  config: Record<string, unknown>,
+  wanted: Record<string, string>,
+): { config: Record<string, unknown>; changes: string[] } {
+  const imports = { ...(config.imports ?? {}) } as Record<string, string>;
+  const changes: string[] = [];
+  for (const key of Object.keys(imports)) {
+    if (
+      (key === "@privsep/privsep" || key.startsWith("@privsep/privsep/")) &&
+      !(key in wanted)
+    ) {
+      delete imports[key];
+      changes.push(`removed "${key}"`);
+    }
+  }
+  for (const [key, value] of Object.entries(wanted)) {
+    const ours = key === "@privsep/privsep" ||
+      key.startsWith("@privsep/privsep/");
+    if (imports[key] === value || (!ours && key in imports)) continue;
+    changes.push(`"${key}": "${value}"`);
+    imports[key] = value;
+  }
+  const out: Record<string, unknown> = { ...config, imports };
+  if (!("nodeModulesDir" in config)) {
+    out.nodeModulesDir = "manual";
+    changes.push(`"nodeModulesDir": "manual"`);
+  }
+  return { config: out, changes };
+}
+
+async function runInherit(
+  args: string[],
+  cwd: string,
+): Promise<number> {
+  const { code } = await new Deno.Command(Deno.execPath(), {
+    args,
+    cwd,
+    stdin: "null",
+    stdout: "inherit",
+    stderr: "inherit",
+  }).output();
+  return code;
+}
+
+/** `install --vendor-dir`: vendor, point the app at the copy, run its install. */
+async function installVendored(
+  vendorDir: string,
+  rest: string[],
+): Promise<number> {
+  const parsed = contextCommandArgs(rest, USAGE);
+  if (typeof parsed === "number") return parsed;
+  const first = parsed.specs[0].replace(/#[A-Za-z_$][\w$]*$/, "");
+  if (/^[a-z]+:/.test(first) && !first.startsWith("file:")) {
+    console.error(
+      `privsep install: with --vendor-dir the application's modules must be local files, got "${first}"`,
+    );
+    return 2;
+  }
+  const modulePath = first.startsWith("file:")
+    ? fileURLToPath(first)
+    : resolve(first);
+  const configPath = findDenoConfig(pathToFileURL(modulePath));
+  if (!configPath) {
+    console.error(
+      `privsep install: no deno.json in ${
+        dirname(modulePath)
+      } or above; the application needs one (its imports map @privsep/privsep to the vendored copy)`,
+    );
+    return 1;
+  }
+  const appDir = dirname(configPath);
+  const dest = isAbsolute(vendorDir) ? vendorDir : resolve(vendorDir);
+  const vendoredCli = join(dest, "cli", "privsep.ts");
+  const again = [
+    "run",
+    "-A",
+    `--config=${configPath}`,
+    vendoredCli,
+    "install",
+    ...rest,
+  ];
+  if (parsed.dryRun) {
+    console.log(
+      `# would vendor privsep from ${
+        new URL("../", import.meta.url).href
+      } into ${dest} (replacing a previous copy), point ${configPath} at it, run deno install in ${appDir}, then: deno ${
+        again.join(" ")
+      }`,
+    );
+    try {
+      Deno.statSync(vendoredCli);
+    } catch {
+      console.log(
+        `# ${dest} holds no copy yet: the launchers are shown once it does`,
+      );
+      return 0;
+    }
+    return await runInherit(again, appDir);
+  }
+  if (Deno.uid() !== 0) {
+    console.error(
+      "privsep install: run it as root (it writes root-owned files the daemon runs); --dry-run shows what it would do",
+    );
+    return 1;
+  }
+  let text: string;
+  let config: Record<string, unknown>;
+  try {
+    text = Deno.readTextFileSync(configPath);
+    config = JSON.parse(text);
+  } catch (error) {
+    console.error(
+      `privsep install: cannot read ${configPath} as JSON (${
+        (error as Error).message
+      }); set its imports by hand (privsep vendor prints them) and run install without --vendor-dir`,
+    );
+    return 1;
+  }
+  try {
+    const vendored = await vendorPackage(dest);
+    console.log(
+      `vendored privsep ${vendored.version} (${vendored.files} files) into ${vendored.dest}${
+        vendored.replaced ? ", replacing the previous copy" : ""
+      }`,
+    );
+    const wanted = vendorImports(vendored, appDir);
+    const { config: updated, changes } = pointConfigAt(config, wanted);
+    if (changes.length) {
+      replaceFile(configPath, JSON.stringify(updated, null, 2) + "\n");
+      console.log(`updated ${configPath}: ${changes.join(", ")}`);
+    } else console.log(`unchanged ${configPath}`);
+  } catch (error) {
+    console.error(`privsep install: ${(error as Error).message}`);
+    return 1;
+  }
+  // node_modules for privsep's npm dependencies (and the application's).
+  const installed = await runInherit(
+    ["install", `--config=${configPath}`],
+    appDir,
+  );
+  if (installed !== 0) {
+    console.error(
+      `privsep install: "deno install" in ${appDir} failed (exit ${installed}); the daemon needs the npm packages in ${appDir}/node_modules`,
+    );
+    return 1;
+  }
+  return await runInherit(again, appDir);
+}
+
 /** Runs `privsep install`; returns the exit code. */
 export async function installMain(args: string[]): Promise<number> {
+  const { vendorDir, rest } = takeVendorDir(args);
+  if (vendorDir !== undefined) return await installVendored(vendorDir, rest);
   const parsed = contextCommandArgs(args, USAGE);
   if (typeof parsed === "number") return parsed;
   if (!parsed.user) {

@@ -1,14 +1,27 @@
 /**
- * The operator's command line: `deno task privsep <command>`.
+ * privsep's operator command line. As root, in the application's directory,
+ * one command vendors privsep into the application (the root daemon runs only
+ * local, root-owned files), points the application's deno.json at that copy,
+ * and writes each context's launcher and the sudoers rules:
  *
  * ```sh
- * deno task privsep install --user=app /opt/app/privsep/mod.ts
- * deno task privsep sudoers --user=app /opt/app/privsep/mod.ts#sysAdmin
- * deno task privsep inspect /opt/app/privsep/mod.ts
- * deno task privsep doctor --user=app /opt/app/privsep/mod.ts
- * deno task privsep caps 1234
- * deno task privsep vendor /opt/app/vendor/privsep
+ * deno run -A jsr:@privsep/privsep/cli install --user=app \
+ *   --vendor-dir=/opt/app/vendor/privsep /opt/app/privsep/mod.ts
  * ```
+ *
+ * The other commands:
+ *
+ * ```sh
+ * privsep sudoers --user=app /opt/app/privsep/mod.ts#sysAdmin
+ * privsep inspect /opt/app/privsep/mod.ts
+ * privsep doctor --user=app /opt/app/privsep/mod.ts
+ * privsep caps 1234
+ * privsep vendor /opt/app/vendor/privsep
+ * ```
+ *
+ * where `privsep` is `deno run -A jsr:@privsep/privsep/cli`, or, once
+ * vendored, `deno run -A --config=/opt/app/deno.json
+ * /opt/app/vendor/privsep/cli/privsep.ts`. See docs/operating.md.
  *
  * @module
  */
@@ -29,10 +42,25 @@ commands:
   doctor    everything that can make the first call fail, with fixes
   caps      the capability sets of a process, per thread
   vendor    copy privsep into an application, for a root-owned install
+            (install --vendor-dir=<dir> does it too)
 
 "privsep <command> --help" tells more.`;
 
-/** Runs the command line; returns the exit code. */
+/**
+ * Runs the command line with `args` (the command, then its options) and
+ * returns the exit code; what `deno run jsr:@privsep/privsep/cli` runs.
+ *
+ * @param args The command line, without the program name.
+ * @returns The exit code: 0 on success, 1 on failure, 2 on bad usage.
+ *
+ * @example Print the usage
+ * ```ts
+ * import { main } from "@privsep/privsep/cli";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(await main(["--help"]), 0);
+ * ```
+ */
 export async function main(args: string[]): Promise<number> {
   const [command, ...rest] = args;
   switch (command) {
@@ -47,7 +75,7 @@ export async function main(args: string[]): Promise<number> {
     case "caps":
       return await capsMain(rest);
     case "vendor":
-      return vendorMain(rest);
+      return await vendorMain(rest);
     case undefined:
     case "-h":
     case "--help":

@@ -329,6 +329,34 @@ export interface TrustedTreeOptions {
 }
 
 /**
+ * Whether the directory a link inside the tree resolves to is itself a real
+ * directory of the tree that the walk visits (not below a skipped entry):
+ * `deno install` lays node_modules out as links into node_modules/.deno.
+ */
+function walkedTarget(
+  link: string,
+  root: string,
+  skip: ((path: string) => boolean) | undefined,
+): boolean {
+  let realRoot: string;
+  let target: string;
+  try {
+    realRoot = Deno.realPathSync(root === "" ? "/" : root);
+    target = Deno.realPathSync(link);
+  } catch {
+    return false;
+  }
+  if (!target.startsWith(realRoot === "/" ? "/" : `${realRoot}/`)) return false;
+  let path = root === "" ? "" : root;
+  for (const part of target.slice(realRoot.length).split("/")) {
+    if (part === "") continue;
+    path = `${path}/${part}`;
+    if (skip?.(path)) return false;
+  }
+  return true;
+}
+
+/**
  * Throws unless a directory, its ancestors and everything below it are
  * trusted.
  *
@@ -338,7 +366,9 @@ export interface TrustedTreeOptions {
  * accepted). Symbolic links inside the tree are not descended into: the link
  * must be root-owned, its target is checked like {@linkcode assertTrusted}
  * does (the target and the directories leading to it), and a link to a
- * directory is refused, since its contents would not be walked.
+ * directory is refused, since its contents would not be walked, unless it
+ * resolves to a directory inside the tree that the walk visits anyway (as
+ * `deno install` links node_modules/<name> to node_modules/.deno/…).
  *
  * @param dir The directory to check.
  * @param options Entries to leave unchecked.
@@ -404,7 +434,7 @@ export function assertTrustedTree(
         try {
           linksToDirectory = probe.stat(path).isDirectory;
         } catch { /* cannot tell: refuse below */ }
-        if (linksToDirectory) {
+        if (linksToDirectory && !walkedTarget(path, root, skip)) {
           // Deno follows it when importing, but this walk would not: refuse
           // rather than leave a tree unchecked.
           throw new UntrustedPathError(

@@ -586,6 +586,46 @@ Deno.test({
 });
 
 Deno.test({
+  name:
+    "assertTrustedTree() accepts a link to a directory inside the tree (deno install's node_modules)",
+  ignore,
+  fn() {
+    withBase((base) => {
+      const tree = makeTree(base);
+      const pkg = makeDir(
+        `${makeDir(`${makeDir(`${tree}/node_modules`)}/.deno`)}/pkg@1.0.0`,
+      );
+      makeFile(`${pkg}/index.js`);
+      Deno.symlinkSync(".deno/pkg@1.0.0", `${tree}/node_modules/pkg`);
+      assertTrustedTree(tree);
+      // Its target is walked like the rest of the tree.
+      makeFile(`${pkg}/loose.js`, 0o666);
+      assertTreeThrows(tree, `${pkg}/loose.js`, {}, /writable/);
+    });
+  },
+});
+
+Deno.test({
+  name:
+    "assertTrustedTree() refuses a link to a directory inside the tree that the walk skips",
+  ignore,
+  fn() {
+    withBase((base) => {
+      const tree = makeTree(base);
+      const hidden = makeDir(`${tree}/.git`);
+      makeFile(`${hidden}/loose.ts`, 0o666);
+      Deno.symlinkSync(".git", `${tree}/code`);
+      assertTreeThrows(
+        tree,
+        `${tree}/code`,
+        { skip: (p) => p.endsWith("/.git") },
+        /symbolic link to a directory/,
+      );
+    });
+  },
+});
+
+Deno.test({
   name: "assertTrustedTree() rejects a tree below an untrusted ancestor",
   ignore,
   fn() {
