@@ -9,14 +9,22 @@
 
 let keeper: Deno.FsFile | undefined;
 const encoder = new TextEncoder();
+/** Whether the daemon has a cgroup of its own (`--cgroup=`). */
+let cgroup = false;
+/** Commands of runCommand() running now. */
+let live = 0;
+/** Whether a command ran since the last look for leftovers. */
+let ran = false;
 
 /**
  * Opens the keeper's FIFO (`--keeper=`), before any entrypoint loads. Throws
  * when it cannot: a daemon without its keeper must not run commands.
+ * `inCgroup` is the daemon's cgroup (`--cgroup=`), if it has one.
  */
-export function connectKeeper(path: string): void {
+export function connectKeeper(path: string, inCgroup?: string): void {
   keeper = Deno.openSync(path, { write: true });
   keeper.writeSync(encoder.encode("hello\n"));
+  cgroup = !!path && !!inCgroup;
 }
 
 /** Tells the keeper about a group, or what to do with it. */
@@ -33,12 +41,27 @@ function tell(op: string, pid: number): boolean {
 
 /** A command leads a new group: the keeper kills it if the daemon dies. */
 export function trackGroup(pid: number): void {
+  live++;
+  ran = true;
   tell("track", pid);
 }
 
 /** A command finished: what is left of its group is killed. */
 export function groupDone(pid: number): void {
+  live--;
   if (!tell("done", pid)) killGroup(pid, "SIGKILL");
+}
+
+/**
+ * Called when no call runs: if a command ran since the last time and none
+ * runs now, the keeper kills every process of the daemon's cgroup whose
+ * parents do not lead to the daemon: what left its command's process group
+ * and was orphaned. Returns whether it asked.
+ */
+export function reapLeftovers(): boolean {
+  if (!cgroup || !ran || live > 0) return false;
+  ran = false;
+  return tell("sweep", 0);
 }
 
 /**

@@ -10,9 +10,10 @@
  * When the daemon ends, however it ends (SIGKILL included), the kernel sends
  * the keeper SIGTERM and it kills every group still tracked.
  *
- * Not covered: a process that leaves its group (setsid, setpgid) survives its
- * call and its daemon; only a cgroup or a PID namespace would catch it, see
- * docs/security/process_tree.md.
+ * A process that leaves its group (setsid, setpgid) is caught only by the
+ * daemon's cgroup, where there is one (`_cgroup.ts`): the keeper then kills
+ * the whole cgroup too, and `sweep`s the orphans out of it when no call
+ * runs. See docs/security/process_tree.md.
  *
  * @module
  */
@@ -34,16 +35,32 @@ export const SETPRIV = "/usr/bin/setpriv";
 export const SH = "/bin/sh";
 
 /**
- * The keeper: `$1` is its FIFO, `$2` the FIFO's directory. It holds the FIFO
- * open for reading and writing (no EOF while the daemon re-executes itself)
- * and reads `<op> <pgid>` lines; `hello` means the serving stage has the FIFO
- * open, so its path goes.
+ * The keeper: `$1` is its FIFO, `$2` the FIFO's directory, `$3` the daemon's
+ * cgroup (empty without one, see `_cgroup.ts`). It holds the FIFO open for
+ * reading and writing (no EOF while the daemon re-executes itself) and reads
+ * `<op> <pgid>` lines; `hello` means the serving stage has the FIFO open, so
+ * its path goes; `sweep` (sent when no call runs) kills every process of
+ * the cgroup whose parents do not lead to the daemon (`$PPID`): what left its
+ * command's group and was orphaned. When the daemon dies, every tracked group
+ * and then the whole cgroup are killed.
  */
 const KEEPER_SCRIPT = `exec 3<>"$1" </dev/null
-fifo=$1 dir=$2 groups=
+fifo=$1 dir=$2 cg=$3 groups=
 cleanup() {
   for g in $groups; do kill -s KILL -- "-$g" 2>/dev/null; done
+  [ -z "$cg" ] || echo 1 >"$cg/cgroup.kill"
   exit 0
+}
+ours() {
+  q=$1 n=0
+  while [ "$q" -gt 1 ] && [ "$n" -lt 256 ]; do
+    [ "$q" = "$PPID" ] && return 0
+    read -r s <"/proc/$q/stat" || return 1
+    s=\${s##*) }
+    set -- $s
+    q=$2 n=$((n + 1))
+  done
+  return 1
 }
 trap cleanup TERM HUP INT
 while read -r op pg <&3; do
@@ -57,6 +74,9 @@ while read -r op pg <&3; do
     for g in $groups; do [ "$g" = "$pg" ] || left="$left $g"; done
     groups=$left ;;
   TERM|KILL) kill -s "$op" -- "-$pg" 2>/dev/null ;;
+  sweep) [ -z "$cg" ] || while read -r p; do
+      ours "$p" || kill -s KILL -- "-$p" "$p" 2>/dev/null
+    done <"$cg/cgroup.procs" ;;
   esac
 done
 cleanup
@@ -176,16 +196,20 @@ function sweep(): void {
 
 /**
  * Stage 1, as root and before the drop: starts the daemon's keeper as
- * `uid`/`gid`.
- * Returns the FIFO the serving stage opens (`--keeper=`), or throws an
+ * `uid`/`gid`; it kills the cgroup `cgroup` (if not empty) when the daemon
+ * ends. Returns the FIFO the serving stage opens (`--keeper=`), or throws an
  * `Error` that says what failed.
  *
  * @example
  * ```ts ignore
- * const fifo = await startKeeper(1001, 1001);
+ * const fifo = await startKeeper(1001, 1001, "");
  * ```
  */
-export async function startKeeper(uid: number, gid: number): Promise<string> {
+export async function startKeeper(
+  uid: number,
+  gid: number,
+  cgroup: string,
+): Promise<string> {
   const c = libc();
   if (c.mkdir(cString(RUN_DIR), 0o755) < 0 && errno() !== EEXIST) {
     check(`mkdir(${RUN_DIR})`, -1);
@@ -216,6 +240,7 @@ export async function startKeeper(uid: number, gid: number): Promise<string> {
     "privsep-keeper",
     fifo,
     dir,
+    cgroup,
   ], { PATH: "/usr/bin:/bin" });
   // The keeper has the FIFO open once its shell runs, so after setpriv set
   // its parent-death signal: from then on it dies with this process.

@@ -14,7 +14,7 @@ import { ProtocolError, QUEUE_FULL_CODE } from "../errors.ts";
 import { runWithSignal } from "../contexts/call_scope.ts";
 import { validateArgs, validateResult } from "../contexts/schema.ts";
 import { killRunningCommands } from "./run_command.ts";
-import { connectKeeper } from "./_children.ts";
+import { connectKeeper, reapLeftovers } from "./_children.ts";
 import {
   type EntrypointRecord,
   entrypointsOf,
@@ -332,6 +332,8 @@ export async function serveDaemon(args: string[]): Promise<void> {
       "cancel-grace-ms": { type: "string" },
       "log-daemon-traceback": { type: "boolean" },
       keeper: { type: "string" },
+      cgroup: { type: "string" },
+      "cgroup-missing": { type: "string" },
     },
     strict: true,
   });
@@ -339,7 +341,7 @@ export async function serveDaemon(args: string[]): Promise<void> {
   const concurrency = Number(values.concurrency ?? "1");
   const withStack = values["log-daemon-traceback"] ?? false;
   // Before any entrypoint can start a process (see _keeper.ts).
-  if (values.keeper) connectKeeper(values.keeper);
+  if (values.keeper) connectKeeper(values.keeper, values.cgroup);
   const out = new Outbox();
   setDaemonMode();
 
@@ -433,6 +435,14 @@ export async function serveDaemon(args: string[]): Promise<void> {
       Number,
     ),
   }]));
+  if (values["cgroup-missing"]) {
+    log(
+      "warning",
+      `the daemon runs without a cgroup of its own: ${
+        values["cgroup-missing"]
+      }; a process that its commands start and that leaves its process group (setsid, a daemonizing program) outlives its call and the daemon`,
+    );
+  }
 
   const callerPid = Number(values["caller-pid"] ?? "0") || null;
   const callerUid = values["caller-uid"] === undefined
@@ -549,6 +559,8 @@ export async function serveDaemon(args: string[]): Promise<void> {
       frame = errorFrame(id, error, withStack, maxFrameBytes);
     }
     calls.delete(id);
+    // No call runs: what its commands left in the daemon's cgroup goes.
+    if (calls.size === 0) reapLeftovers();
     clearTimeout(call.graceTimer);
     if (call.stuck) counters.stuckNow--;
     counters.completed++;

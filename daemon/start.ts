@@ -274,8 +274,21 @@ export async function startDaemon(
     const { assertTrusted } = await import("./trust.ts");
     assertTrusted(SETPRIV);
     assertTrusted(SH);
-    const fifo = await startKeeper(user.id, group.id);
-    serveArgv.push(`--keeper=${fifo}`);
+    // ... and the daemon's cgroup, which catches what leaves its group.
+    const { createCgroup, joinCgroup } = await import("./_cgroup.ts");
+    const created = createCgroup(user.id);
+    const fifo = await startKeeper(
+      user.id,
+      group.id,
+      "path" in created ? created.path : "",
+    );
+    const cgroup = joinCgroup(created);
+    serveArgv.push(
+      `--keeper=${fifo}`,
+      "path" in cgroup
+        ? `--cgroup=${cgroup.path}`
+        : `--cgroup-missing=${cgroup.missing}`,
+    );
     const at = serveArgv.findIndex((a) => a.startsWith("--allow-write"));
     if (settings.permissions !== "all" && serveArgv[at] !== "--allow-write") {
       if (at < 0) {

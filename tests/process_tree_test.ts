@@ -76,17 +76,47 @@ async function waitSleeping(uid: number, marker: number): Promise<void> {
 }
 
 /**
- * Lets `user` start the context's daemon through sudo; returns the rule's
- * file, to remove. Kept in one place: how rules look may change.
+ * The cgroup2 hierarchy's mount point. Throws, saying which kernel feature is
+ * missing, where there is none: a process that leaves its process group then
+ * survives its daemon, and the steps that need it fail (never skip).
  */
-/** What an operator does: the context's launcher and the rule for `user`. */
-async function allowSudo(user: string, config: string): Promise<string> {
-  return await installLaunchers({
-    user,
-    configFiles: [config],
-    specs: [`${ROOT}/tests/fixtures/tree/mod.ts#treeCtx`],
-    sudoersFile: `/etc/sudoers.d/privsep-tree-${Deno.pid}`,
+function cgroup2Mount(): string {
+  const info = Deno.readTextFileSync("/proc/self/mountinfo");
+  for (const line of info.split("\n")) {
+    const [mount, fs] = line.split(" - ");
+    if (fs?.startsWith("cgroup2 ")) return mount.split(" ")[4];
+  }
+  throw new Error(
+    "this kernel has no cgroup2 hierarchy mounted (cgroup v2, with cgroup.kill from Linux 5.14): a process that leaves its process group survives its call and its daemon here",
+  );
+}
+
+/** The daemon's cgroup (a directory below the cgroup2 mount). */
+async function cgroupOf(pid: number): Promise<string> {
+  const line = (await Deno.readTextFile(`/proc/${pid}/cgroup`)).split("\n")
+    .find((l) => l.startsWith("0::"));
+  assert.ok(line, `process ${pid} is in no cgroup2 cgroup`);
+  const dir = cgroup2Mount() + line.slice(3).replace(/\/$/, "");
+  assert.match(
+    dir,
+    new RegExp(`/privsep-${pid}$`),
+    `the daemon ${pid} runs in a cgroup of its own`,
+  );
+  await Deno.stat(`${dir}/cgroup.kill`).catch(() => {
+    throw new Error(
+      `${dir} has no cgroup.kill: this kernel is older than Linux 5.14, and a process that leaves its process group survives its daemon here`,
+    );
   });
+  return dir;
+}
+
+/** Waits until `count` processes of `uid` run `sleep <marker>`. */
+async function waitEscaped(uid: number, marker: number, count = 2) {
+  for (let i = 0; i < 250; i++) {
+    if ((await processesOf(uid, `sleep ${marker}`)).length >= count) return;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  throw new Error(`${count} sleep ${marker} did not start`);
 }
 
 Deno.test(
@@ -104,6 +134,8 @@ Deno.test(
         await run(["kill", "-KILL", line.split(" ")[0]], { allowFail: true });
       }
     };
+    /** Daemons this file started (their cgroups go at the end). */
+    const daemons = new Set<number>();
     const use = async (section: Record<string, unknown>) => {
       await treeCtx.stop();
       await sweep();
@@ -119,7 +151,9 @@ Deno.test(
           }),
         ],
       });
-      return (await treeCtx.start()).pid;
+      const { pid } = await treeCtx.start();
+      daemons.add(pid);
+      return pid;
     };
     let sudoers: string | undefined;
     try {
@@ -220,9 +254,12 @@ Deno.test(
         },
       );
 
-      await t.step(
-        "an unprivileged caller that sends SIGTERM to its sudo leaves nothing running",
-        async () => {
+      /**
+       * An unprivileged caller starts `op` through sudo, waits for its
+       * `sleep <marker>`, and sends SIGTERM to its own sudo.
+       */
+      const sudoTerm = async (op: "stubborn" | "escape") => {
+        {
           const home = `${dir}/home`;
           const caller = await ensureUser(TREE_CALLER, home);
           const config = await writeConfig(dir, {
@@ -240,7 +277,12 @@ Deno.test(
             PATH: "/usr/local/bin:/usr/bin:/bin",
             DENO_DIR: `${home}/.cache/deno`,
           };
-          sudoers = await allowSudo(TREE_CALLER, config);
+          sudoers ??= await installLaunchers({
+            user: TREE_CALLER,
+            configFiles: [config],
+            specs: [treeCtx.id.replace("file://", "")],
+            sudoersFile: `/etc/sudoers.d/privsep-tree-${Deno.pid}`,
+          });
           await sweep();
           const marker = nextMarker();
           const out = await run([
@@ -257,15 +299,174 @@ Deno.test(
             config,
             "term",
             String(marker),
+            op,
           ], { allowFail: true, env, cwd: home });
           assert.equal(out.code, 0, out.stderr);
           const { daemonPid } = JSON.parse(out.stdout);
+          daemons.add(daemonPid);
           await waitGone(daemonPid, 3_000);
           await waitNone(
             "the daemon's processes after sudo's SIGTERM",
             () => processesOf(uid),
             2_000,
           );
+        }
+      };
+
+      await t.step(
+        "an unprivileged caller that sends SIGTERM to its sudo leaves nothing running",
+        () => sudoTerm("stubborn"),
+      );
+
+      await t.step(
+        "an unprivileged caller that sends SIGTERM to its sudo leaves no process that left its session",
+        async () => {
+          cgroup2Mount();
+          await sudoTerm("escape");
+        },
+      );
+
+      await t.step(
+        "a command's process that left its session is killed with the call",
+        async () => {
+          const pid = await use({});
+          cgroup2Mount();
+          const marker = nextMarker();
+          assert.equal(await ops.escape(marker, false), 0);
+          await waitNone(
+            "the finished command's escaped process",
+            () => processesOf(uid, `sleep ${marker}`),
+            1_000,
+          );
+          assert.equal(treeCtx.daemon?.pid, pid);
+          await cgroupOf(pid);
+        },
+      );
+
+      await t.step(
+        "cancel: a command's process that left its session is killed, and the call answers",
+        async () => {
+          const pid = await use({ concurrency: 2, on_stuck: "report" });
+          cgroup2Mount();
+          const marker = nextMarker();
+          const call = callWith(
+            { timeout: 300 },
+            () => ops.escape(marker, true),
+          );
+          await waitEscaped(uid, marker);
+          await assert.rejects(call, PrivsepTimeout);
+          await waitNone(
+            "the cancelled command's escaped process",
+            () => processesOf(uid, `sleep ${marker}`),
+            2_500,
+          );
+          const status = await treeCtx.status();
+          assert.equal(status.running, 0, "the cancelled call answered");
+          assert.equal(treeCtx.daemon?.pid, pid, "no recycle needed");
+          await cgroupOf(pid);
+        },
+      );
+
+      await t.step(
+        "a running call's process that left its session outlives another call",
+        async () => {
+          await use({ concurrency: 2 });
+          cgroup2Mount();
+          const marker = nextMarker();
+          const call = ops.escape(marker, true).catch((e) => e);
+          await waitEscaped(uid, marker);
+          assert.equal(await ops.runTrue(), 0);
+          await new Promise((r) => setTimeout(r, 300));
+          assert.equal(
+            (await processesOf(uid, `sleep ${marker}`)).length,
+            2,
+            "the running call's processes are all there",
+          );
+          await treeCtx.stop();
+          await call;
+        },
+      );
+
+      await t.step(
+        "SIGKILL of the daemon kills a process that left its session",
+        async () => {
+          const pid = await use({ concurrency: 2 });
+          cgroup2Mount();
+          const marker = nextMarker();
+          const call = ops.escape(marker, true).catch((e) => e);
+          await waitEscaped(uid, marker);
+          Deno.kill(pid, "SIGKILL");
+          await waitGone(pid, 2_000);
+          await waitNone(
+            "the killed daemon's processes",
+            () => processesOf(uid),
+            2_000,
+          );
+          await call;
+        },
+      );
+
+      await t.step(
+        "a stopped daemon leaves no process that left its session",
+        async () => {
+          await use({ concurrency: 2 });
+          cgroup2Mount();
+          const marker = nextMarker();
+          const call = ops.escape(marker, true).catch((e) => e);
+          await waitEscaped(uid, marker);
+          await treeCtx.stop();
+          await waitNone(
+            "the stopped daemon's processes",
+            () => processesOf(uid),
+            2_000,
+          );
+          await call;
+        },
+      );
+
+      await t.step(
+        "the daemon's commands cannot leave its cgroup",
+        async () => {
+          const pid = await use({});
+          const cgroup = await cgroupOf(pid);
+          const parent = cgroup.slice(0, cgroup.lastIndexOf("/"));
+          assert.notEqual(await ops.moveTo(parent), 0, "moved to the parent");
+          assert.notEqual(await ops.moveTo(cgroup), 0, "wrote cgroup.procs");
+          assert.equal((await Deno.stat(`${cgroup}/cgroup.procs`)).uid, 0);
+        },
+      );
+
+      await t.step(
+        "the next daemon kills what a dead daemon whose keeper was killed left, and removes its cgroup",
+        async () => {
+          const pid = await use({ concurrency: 2 });
+          const cgroup = await cgroupOf(pid);
+          const marker = nextMarker();
+          const call = ops.escape(marker, true).catch((e) => e);
+          await waitEscaped(uid, marker);
+          const keeper = await processesOf(uid, "privsep-keeper");
+          assert.equal(keeper.length, 1, keeper.join("; "));
+          Deno.kill(Number(keeper[0].split(" ")[0]), "SIGKILL");
+          Deno.kill(pid, "SIGKILL");
+          await waitGone(pid, 2_000);
+          await call;
+          await treeCtx.stop();
+          await new Promise((r) => setTimeout(r, 200));
+          assert.ok(
+            (await processesOf(uid, `sleep ${marker}`)).length > 0,
+            "without its keeper, the escaped process outlived the daemon",
+          );
+          daemons.add((await treeCtx.start()).pid);
+          await waitNone(
+            "the dead daemon's escaped process",
+            () => processesOf(uid, `sleep ${marker}`),
+            2_000,
+          );
+          for (let i = 0; i < 40; i++) {
+            if (!await Deno.stat(cgroup).then(() => true, () => false)) break;
+            await new Promise((r) => setTimeout(r, 50));
+          }
+          await assert.rejects(Deno.stat(cgroup), Deno.errors.NotFound);
         },
       );
     } finally {
@@ -274,6 +475,13 @@ Deno.test(
       // Nothing of the daemon's user may be left, whatever failed above.
       for (const line of await processesOf(uid)) {
         await run(["kill", "-KILL", line.split(" ")[0]], { allowFail: true });
+      }
+      // The cgroups of this file's daemons, all gone now.
+      const own = (await Deno.readTextFile("/proc/self/cgroup")).split("\n")
+        .find((l) => l.startsWith("0::"))?.slice(3);
+      for (const pid of daemons) {
+        await Deno.remove(`${cgroup2Mount()}${own}/privsep-${pid}`)
+          .catch(() => {});
       }
       await removeUser(TREE_CALLER);
       await removeUser(TREE_DAEMON);

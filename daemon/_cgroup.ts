@@ -1,0 +1,195 @@
+/**
+ * The daemon's cgroup (stage 1 side). Where the kernel has a cgroup2
+ * hierarchy, stage 1 (root) creates `privsep-<pid>` below its own cgroup2
+ * cgroup, lets the keeper's user write that cgroup's `cgroup.kill` (that one
+ * file), starts the keeper (which stays outside), and moves itself in.
+ * Everything the daemon starts, and everything those start, is born in that
+ * cgroup and cannot leave it: moving a process needs write access to the
+ * `cgroup.procs` of the source's and the destination's common ancestor, and
+ * every `cgroup.procs` stays root's. When the daemon ends the keeper writes
+ * `cgroup.kill`, which kills the whole cgroup (a process that left its
+ * process group or session included). A later stage 1 started in the same
+ * cgroup kills and removes what dead daemons left.
+ *
+ * Best effort: when there is no cgroup2 hierarchy or a step fails, the daemon
+ * runs without (process groups only) and says why (`--cgroup-missing`).
+ *
+ * @module
+ */
+
+import { cString, errno, readFileViaLibc, strerror } from "../caps/_ffi.ts";
+
+const O_WRONLY = 0o1;
+const O_CLOEXEC = 0o2000000;
+const EEXIST = 17;
+
+const SYMBOLS = {
+  mkdir: { parameters: ["buffer", "u32"], result: "i32" },
+  rmdir: { parameters: ["buffer"], result: "i32" },
+  chown: { parameters: ["buffer", "u32", "u32"], result: "i32" },
+  open: { parameters: ["buffer", "i32"], result: "i32" },
+  write: { parameters: ["i32", "buffer", "usize"], result: "isize" },
+  close: { parameters: ["i32"], result: "i32" },
+  opendir: { parameters: ["buffer"], result: "pointer" },
+  readdir: { parameters: ["pointer"], result: "pointer" },
+  closedir: { parameters: ["pointer"], result: "i32" },
+  access: { parameters: ["buffer", "i32"], result: "i32" },
+  usleep: { parameters: ["u32"], result: "i32" },
+} as const;
+
+let lib: Deno.DynamicLibrary<typeof SYMBOLS>["symbols"] | undefined;
+function libc() {
+  lib ??= Deno.dlopen("libc.so.6", SYMBOLS).symbols;
+  return lib;
+}
+
+/** Offset of `d_name` in glibc's `struct dirent` on 64-bit Linux. */
+const D_NAME = 19;
+
+/** The daemon's cgroup, or why it has none. */
+export type DaemonCgroup = { path: string } | { missing: string };
+
+/** Writes `text` to an existing file; returns the error text, if any. */
+function writeFile(path: string, text: string): string | undefined {
+  const c = libc();
+  const fd = c.open(cString(path), O_WRONLY | O_CLOEXEC);
+  if (fd < 0) return `open(${path}): ${strerror(errno())}`;
+  try {
+    const bytes = new TextEncoder().encode(text);
+    if (Number(c.write(fd, bytes, BigInt(bytes.length))) !== bytes.length) {
+      return `write(${path}): ${strerror(errno())}`;
+    }
+  } finally {
+    c.close(fd);
+  }
+}
+
+/**
+ * This process's cgroup2 cgroup as a directory: the cgroup2 mount point
+ * (mountinfo) joined with the `0::` line of /proc/self/cgroup.
+ */
+function currentCgroup(): DaemonCgroup {
+  const text = (path: string) =>
+    new TextDecoder().decode(readFileViaLibc(path, 1 << 24));
+  let mount: string | undefined;
+  for (const line of text("/proc/self/mountinfo").split("\n")) {
+    const [left, right] = line.split(" - ");
+    if (right?.startsWith("cgroup2 ")) {
+      mount = left.split(" ")[4]?.replace(
+        /\\([0-7]{3})/g,
+        (_, o) => String.fromCharCode(parseInt(o, 8)),
+      );
+      break;
+    }
+  }
+  if (!mount) {
+    return {
+      missing:
+        "this kernel has no cgroup2 hierarchy mounted (cgroup v2; mount one, e.g. systemd's unified or hybrid hierarchy)",
+    };
+  }
+  const own = text("/proc/self/cgroup").split("\n")
+    .find((l) => l.startsWith("0::"))?.slice(3);
+  if (!own?.startsWith("/")) {
+    return {
+      missing:
+        `this process is in no cgroup2 cgroup (/proc/self/cgroup has no "0::" line)`,
+    };
+  }
+  return { path: (mount + own).replace(/\/+$/, "") };
+}
+
+/**
+ * Kills (`cgroup.kill`) and removes the `privsep-<pid>` cgroups below
+ * `parent` whose daemon is gone: what a keeper that was killed could not do.
+ */
+function sweep(parent: string): void {
+  const c = libc();
+  const d = c.opendir(cString(parent));
+  if (!d) return;
+  const stale: string[] = [];
+  try {
+    for (let e = c.readdir(d); e; e = c.readdir(d)) {
+      const name = Deno.UnsafePointerView.getCString(e, D_NAME);
+      const pid = /^privsep-(\d+)$/.exec(name)?.[1];
+      if (
+        pid && Number(pid) !== Deno.pid &&
+        c.access(cString(`/proc/${pid}`), 0) < 0
+      ) stale.push(`${parent}/${name}`);
+    }
+  } finally {
+    c.closedir(d);
+  }
+  for (const dir of stale) {
+    writeFile(`${dir}/cgroup.kill`, "1");
+    // The killed processes leave the cgroup as they exit: wait a little.
+    for (let i = 0; i < 20 && c.rmdir(cString(dir)) < 0; i++) {
+      c.usleep(5000);
+    }
+  }
+}
+
+/**
+ * Stage 1, as root, before it starts the keeper: creates the daemon's cgroup
+ * below this process's cgroup2 cgroup and lets `uid` (the keeper's user)
+ * write its `cgroup.kill`. Never throws.
+ *
+ * @example
+ * ```ts ignore
+ * const created = createCgroup(1001);
+ * ```
+ */
+export function createCgroup(uid: number): DaemonCgroup {
+  try {
+    const current = currentCgroup();
+    if (!("path" in current)) return current;
+    sweep(current.path);
+    const c = libc();
+    const path = `${current.path}/privsep-${Deno.pid}`;
+    if (c.mkdir(cString(path), 0o755) < 0) {
+      const code = errno();
+      // A daemon of the same pid that died: empty, since its pid is ours.
+      if (code !== EEXIST) {
+        return { missing: `mkdir(${path}): ${strerror(code)}` };
+      }
+    }
+    const kill = `${path}/cgroup.kill`;
+    if (c.access(cString(kill), 0) < 0) {
+      c.rmdir(cString(path));
+      return {
+        missing:
+          `${kill} does not exist: this kernel is older than Linux 5.14 (cgroup.kill)`,
+      };
+    }
+    if (c.chown(cString(kill), uid, 0xffffffff) < 0) {
+      const why = `chown(${kill}): ${strerror(errno())}`;
+      c.rmdir(cString(path));
+      return { missing: why };
+    }
+    return { path };
+  } catch (error) {
+    return { missing: (error as Error).message };
+  }
+}
+
+/**
+ * Stage 1, as root, after the keeper started (outside the cgroup, so that
+ * `cgroup.kill` does not kill it): moves this process, all its threads, into
+ * the cgroup `created`. Returns the daemon's cgroup, or why it has none (the
+ * cgroup is then removed). Never throws.
+ *
+ * @example
+ * ```ts ignore
+ * const cgroup = joinCgroup(createCgroup(1001));
+ * ```
+ */
+export function joinCgroup(created: DaemonCgroup): DaemonCgroup {
+  if (!("path" in created)) return created;
+  const failed = writeFile(`${created.path}/cgroup.procs`, String(Deno.pid));
+  if (failed === undefined) return created;
+  libc().rmdir(cString(created.path));
+  return {
+    missing:
+      `${failed} (on a systemd host, let the service own its cgroup: Delegate=yes)`,
+  };
+}
