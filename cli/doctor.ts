@@ -307,7 +307,47 @@ export async function diagnose(
     "remove verify = false and run the service with --allow-all",
   );
   if (!settings.verify) checks[checks.length - 1].warn = true;
+  const cgroup = cgroupKill();
+  add(
+    "cgroup",
+    cgroup.ok,
+    cgroup.detail,
+    "run on Linux 5.14+ with the cgroup2 hierarchy mounted (systemd: unified or hybrid layout); without it a process that leaves its group survives its daemon",
+  );
+  if (!cgroup.ok) checks[checks.length - 1].warn = true;
   return checks;
+}
+
+/**
+ * Whether a daemon started from here gets a cgroup of its own that
+ * `cgroup.kill` empties: a cgroup2 hierarchy, and `cgroup.kill` in this
+ * process's cgroup2 cgroup (the daemon's is created below it).
+ */
+function cgroupKill(): { ok: boolean; detail: string } {
+  try {
+    const mount = Deno.readTextFileSync("/proc/self/mountinfo").split("\n")
+      .map((l) => l.split(" - "))
+      .find(([, fs]) => fs?.startsWith("cgroup2 "))?.[0].split(" ")[4];
+    if (!mount) {
+      return { ok: false, detail: "no cgroup2 hierarchy is mounted" };
+    }
+    const own = Deno.readTextFileSync("/proc/self/cgroup").split("\n")
+      .find((l) => l.startsWith("0::"))?.slice(3).replace(/\/$/, "") ?? "";
+    // The root cgroup has no cgroup.kill; its children do from Linux 5.14.
+    const [major, minor] = Deno.osRelease().split(".").map(Number);
+    if (own !== "" || major < 5 || (major === 5 && minor < 14)) {
+      Deno.statSync(`${mount}${own}/cgroup.kill`);
+    }
+    return {
+      ok: true,
+      detail: `daemons get a cgroup of their own below ${mount}${own}`,
+    };
+  } catch (error) {
+    return {
+      ok: false,
+      detail: `no cgroup.kill (Linux 5.14+): ${(error as Error).message}`,
+    };
+  }
 }
 
 /** Runs `privsep doctor`; returns the exit code. */
