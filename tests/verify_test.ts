@@ -217,6 +217,9 @@ Deno.test("daemon verification", opts, async (t) => {
         } finally {
           await sudoCtx.stop();
           init({ configFiles: [] });
+          // userdel fails while the refused daemon's processes exist: in
+          // this VM they stay zombies of pid 1 until this test process exits,
+          // so a later run may find the user and reuse it (ensureUser).
           await removeUser(OTHER_USER);
         }
       },
