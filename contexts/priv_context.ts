@@ -47,6 +47,7 @@ import {
   type PermissionsSetting,
 } from "./config.ts";
 import { DaemonClient } from "./_client.ts";
+import { ancestry, expectedIds } from "./_verify.ts";
 import {
   type EntrypointRecord,
   entrypointsOf,
@@ -1143,17 +1144,56 @@ async function verifyDaemon(
       { context, cause: error },
     );
   }
+  // The hello names the daemon's pid: it must be the process this caller
+  // spawned (sudo or the daemon itself) or one of its descendants, not any
+  // process that happens to hold the expected credentials.
+  const child = client.info!.helperPid;
+  const chain = await ancestry(hello.pid, child);
+  if (!chain) {
+    throw new FailedToDropPrivileges(
+      `the daemon of ${context} names pid ${hello.pid} in its hello, which is not a process this caller started: it is not the spawned helper (pid ${child}) nor one of its descendants in /proc/<pid>/stat; check helper_command`,
+      { context },
+    );
+  }
+  // Who it must run as, resolved here from this caller's settings (as the
+  // daemon's first stage resolves them), not taken from its hello. The
+  // testing kit's daemon runs as this process's user.
+  let expected;
+  try {
+    expected = unprivileged
+      ? {
+        uid: Deno.uid(),
+        gid: Deno.gid(),
+        user: "this process's user",
+        group: "this process's group",
+      }
+      : expectedIds(settings);
+  } catch (error) {
+    throw new FailedToDropPrivileges(
+      `cannot verify the daemon of ${context} (pid ${hello.pid}): resolving its user and group on the caller's side failed (${
+        (error as Error).message
+      }); create them, or make this caller read the same config files as the daemon`,
+      { context, cause: error },
+    );
+  }
+  if (info.uid !== expected.uid || info.gid !== expected.gid) {
+    throw new FailedToDropPrivileges(
+      `the daemon of ${context} (pid ${hello.pid}) runs as uid ${info.uid} gid ${info.gid} by its hello, but this caller's settings say ${expected.user} (uid ${expected.uid}) and ${expected.group} (gid ${expected.gid}); both sides must read the same config files (reinstall the launcher with privsep install after changing them)`,
+      { context },
+    );
+  }
   for (const t of creds.threads) {
     // A non-root unprivileged daemon cannot shrink its bounding set (it has
     // no capability to, and no_new_privs keeps it from gaining any).
-    const sets = unprivileged && info.uid !== 0
+    const sets = unprivileged && expected.uid !== 0
       ? [t.capEff, t.capPrm, t.capInh, t.capAmb]
       : [t.capEff, t.capPrm, t.capInh, t.capBnd, t.capAmb];
     const ids = [t.uid.real, t.uid.effective, t.uid.saved, t.uid.fs];
     const gids = [t.gid.real, t.gid.effective, t.gid.saved, t.gid.fs];
     if (
       sets.some((s) => s !== want) || !t.noNewPrivs ||
-      ids.some((v) => v !== info.uid) || gids.some((v) => v !== info.gid)
+      ids.some((v) => v !== expected.uid) ||
+      gids.some((v) => v !== expected.gid)
     ) {
       throw new FailedToDropPrivileges(
         `the daemon of ${context} (pid ${hello.pid}) does not run with exactly its context's credentials: thread ${t.tid} has uid ${
@@ -1162,7 +1202,7 @@ async function verifyDaemon(
           t.capEff.toString(16)
         }, bounding ${
           t.capBnd.toString(16)
-        }, no_new_privs ${t.noNewPrivs}; expected uid ${info.uid}, capabilities ${
+        }, no_new_privs ${t.noNewPrivs}; expected uid ${expected.uid}, gid ${expected.gid}, capabilities ${
           want.toString(16)
         }`,
         { context },

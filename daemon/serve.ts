@@ -410,6 +410,14 @@ export async function serveDaemon(args: string[]): Promise<void> {
   /** Calls read in the current batch but not started yet. */
   let undispatched = 0;
   const counters = { completed: 0, cancelled: 0, stuck: 0, stuckNow: 0 };
+  /**
+   * Estimated decoded bytes of the calls refused since the last full
+   * collection forced for them. A refused call's arguments were live while
+   * they were decoded, so most were promoted to the old generation: garbage
+   * that V8 lets grow to a few times the live heap (the queue's) before it
+   * collects on its own.
+   */
+  let refusedBytes = 0;
   const log = (level: LogRecord["level"], message: string) =>
     wireSink({
       category: ["privsep", "daemon"],
@@ -622,7 +630,12 @@ export async function serveDaemon(args: string[]): Promise<void> {
         message:
           `${concurrency} calls run and the queue is full (${slots.queueLimit} calls or ${slots.queueBytes} bytes of decoded arguments, estimated); raise concurrency or queue_limit, or call less at once`,
       }]));
-      if (bytes >= LARGE_MESSAGE) collectSoon("minor");
+      // Once the refused calls add up to the queue's budget, a full
+      // collection (at most one per budget's worth of refused calls).
+      if ((refusedBytes += bytes) >= slots.queueBytes) {
+        refusedBytes = 0;
+        collectSoon("major");
+      } else if (bytes >= LARGE_MESSAGE) collectSoon("minor");
       return;
     }
     const call: Running = { key, controller: new AbortController(), bytes };

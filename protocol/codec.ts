@@ -27,6 +27,7 @@ import {
   ITEM_COST,
   lastDecoded,
   MAP_ENTRY_COST,
+  STRING_COST,
 } from "./_decoded_cost.ts";
 
 /** Deepest nesting of arrays and maps (objects), both ways. */
@@ -1041,12 +1042,13 @@ class Decoder {
         return this.u32(at, "uint 32");
       case 0xcf: {
         this.need(8, at, "uint 64");
+        const p = this.p;
         const hi = this.u32(at, "");
         const lo = this.u32(at, "");
-        // Up to 2^53 - 1 as a number, beyond as a bigint.
-        return hi < 0x20_0000
-          ? hi * POW32 + lo
-          : (BigInt(hi) << 32n) | BigInt(lo);
+        // Up to 2^53 - 1 as a number, beyond as a bigint (read at once: no
+        // intermediate bigints to collect).
+        if (hi < 0x20_0000) return hi * POW32 + lo;
+        return this.view().getBigUint64(p);
       }
       case 0xd0:
         return (this.u8(at, "int 8") << 24) >> 24;
@@ -1056,13 +1058,14 @@ class Decoder {
         return this.u32(at, "int 32") | 0;
       case 0xd3: {
         this.need(8, at, "int 64");
+        const p = this.p;
         const hi = this.u32(at, "") | 0;
         const lo = this.u32(at, "");
         if (hi >= -0x20_0000 && hi < 0x20_0000) {
           const v = hi * POW32 + lo;
           if (v >= -Number.MAX_SAFE_INTEGER) return v;
         }
-        return (BigInt(hi) << 32n) + BigInt(lo);
+        return this.view().getBigInt64(p);
       }
       case 0xd4:
         return this.ext(1, at);
@@ -1105,6 +1108,10 @@ class Decoder {
         return s;
       }
     }
+    // Charged its bytes once more (with the frame's, two per byte: V8 stores
+    // a string with a character beyond U+00FF two bytes per character) and
+    // its header.
+    this.extra += n + STRING_COST;
     return this.utf8(p, n, at);
   }
 
@@ -1132,7 +1139,11 @@ class Decoder {
       while (i < n && keyCacheBytes[base + i] === src[p + i]) i++;
       if (i === n) return keyCacheStrings[slot];
     }
-    const key = ascii(src, p, n) ?? this.utf8(p, n, at);
+    let key = ascii(src, p, n);
+    if (key === undefined) {
+      this.extra += n + STRING_COST;
+      key = this.utf8(p, n, at);
+    }
     keyCacheStrings[slot] = key;
     keyCacheLength[slot] = n + 1;
     for (let i = 0; i < n; i++) keyCacheBytes[base + i] = src[p + i];

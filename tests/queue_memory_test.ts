@@ -11,43 +11,113 @@ import { procKb, RawDaemon } from "../reliability/_raw.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
+/** The queue's budget of decoded bytes with the default frame size. */
+const BUDGET_KB = 64 * 1024;
+/**
+ * What the daemon may grow by over its idle size (~51 MB): three times the
+ * queue's budget. The queued calls hold up to the budget; the rest is what
+ * V8 has not collected yet (refused calls' arguments, replies).
+ */
+const GROWTH_LIMIT_KB = 3 * BUDGET_KB;
+
 /** Elements per call: 60 KB on the wire, ~3.8 MB of objects once decoded. */
 const ELEMENTS = 60_000;
-/** Calls sent while the only slot is busy: 18 MB on the wire in all. */
-const CALLS = 300;
-/**
- * What the daemon may grow to: its idle size (~45 MB) plus the 64 MiB queue
- * budget, with room for V8's young generation and fragmentation. All 300
- * calls queued would hold ~1.2 GB of objects.
- */
-const RSS_LIMIT_KB = 400 * 1024;
 
-Deno.test(
-  "tiny-map frames: the queue is bounded by decoded size, excess calls get queue-full",
-  opts,
-  async () => {
-    requireRoot();
-    const dir = await scratchDir();
-    const config = await writeConfig(dir, {
-      e2e: { user: "root", capabilities: [], concurrency: 1 },
-    });
-    init({ configFiles: [config] });
-    const d = new RawDaemon(testCtx.command());
+interface Peak {
+  idleKb: number;
+  peakKb: number;
+  refused: Extract<Message, { kind: 3 }>[];
+}
+
+/**
+ * Sends `frames` (call ids 2...) to a daemon with one slot, busy with an 8 s
+ * sleep, and samples its RSS until every call is answered.
+ */
+async function peakFor(frames: Uint8Array[]): Promise<Peak> {
+  const dir = await scratchDir();
+  const config = await writeConfig(dir, {
+    e2e: { user: "root", capabilities: [], concurrency: 1 },
+  });
+  init({ configFiles: [config] });
+  const d = new RawDaemon(testCtx.command());
+  try {
+    await d.handshake();
+    const pid = (d.received[0] as Extract<Message, { kind: 0 }>).hello.pid;
+    const idleKb = procKb(pid, "VmRSS")!;
+    // The only slot sleeps; every call after it queues or is refused.
+    await d.write(
+      encodeMessage([Kind.Call, 1, "ops.ts#sleep", [8000]], 1 << 24),
+    );
+    let peakKb = idleKb;
+    const sampler = setInterval(() => {
+      peakKb = Math.max(peakKb, procKb(pid, "VmRSS") ?? 0);
+    }, 20);
     try {
-      await d.handshake();
-      const pid = (d.received[0] as Extract<Message, { kind: 0 }>).hello.pid;
-      const idleKb = procKb(pid, "VmRSS")!;
-      // The only slot sleeps; every call after it queues or is refused.
-      await d.write(
-        encodeMessage([Kind.Call, 1, "ops.ts#sleep", [8000]], 1 << 24),
+      for (let i = 0; i < frames.length; i += 10) {
+        await d.write(concatFrames(frames.slice(i, i + 10)));
+      }
+      // Every call is answered: queued ones after the sleep, the rest at
+      // once with a refusal.
+      const answered = (m: { kind: unknown; id?: number }) =>
+        (m.kind === Kind.Result || m.kind === Kind.Error) && m.id !== 1;
+      await d.waitFor(
+        () =>
+          d.received.filter((m) => answered(m as never)).length >=
+            frames.length,
+        60_000,
+        "every call's answer",
       );
+    } finally {
+      clearInterval(sampler);
+      peakKb = Math.max(peakKb, procKb(pid, "VmRSS") ?? 0);
+    }
+    const refused = d.received.filter((m) =>
+      m.kind === Kind.Error && m.error.name === "PrivsepQueueFull"
+    ) as Extract<Message, { kind: 3 }>[];
+    return { idleKb, peakKb, refused };
+  } finally {
+    await d.kill();
+    init({ configFiles: [] });
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+/** 400 calls of `ops.ts#echo(arg)`. */
+function echoFrames(arg: unknown): Uint8Array[] {
+  const frames: Uint8Array[] = [];
+  for (let id = 2; id < 2 + 400; id++) {
+    frames.push(encodeMessage([Kind.Call, id, "ops.ts#echo", [arg]], 1 << 24));
+  }
+  return frames;
+}
+
+/** Asserts the growth bound; logs what was measured. */
+function assertBounded(label: string, { idleKb, peakKb, refused }: Peak) {
+  console.log(
+    `${label}: idle ${idleKb} kB, peak ${peakKb} kB (+${
+      peakKb - idleKb
+    } kB), ${refused.length} refused`,
+  );
+  assert.ok(
+    peakKb - idleKb <= GROWTH_LIMIT_KB,
+    `${label}: the daemon grew from ${idleKb} kB to ${peakKb} kB, more than ${GROWTH_LIMIT_KB} kB (3 x the queue's budget)`,
+  );
+}
+
+Deno.test("queue memory", opts, async (t) => {
+  requireRoot();
+
+  await t.step(
+    "tiny-map frames: the queue is bounded by decoded size, excess calls get queue-full",
+    async () => {
       // An array32 header (0xdd, u32 count), then that many empty maps (0x80).
       const args = new Uint8Array(5 + ELEMENTS);
       args[0] = 0xdd;
       new DataView(args.buffer).setUint32(1, ELEMENTS);
       args.fill(0x80, 5);
       const frames: Uint8Array[] = [];
-      for (let id = 2; id < 2 + CALLS; id++) {
+      // 300 calls: 18 MB on the wire, ~1.2 GB of objects if all queued.
+      for (let id = 2; id < 2 + 300; id++) {
         // A call message with a placeholder argument, patched below: the
         // encoder would not take 60,000 objects fast enough to matter.
         const head = encodeMessage([Kind.Call, id, "ops.ts#echo", [null]]);
@@ -57,47 +127,44 @@ Deno.test(
         new DataView(body.buffer).setUint32(0, body.length - 4);
         frames.push(body);
       }
-      let peakKb = idleKb;
-      const sampler = setInterval(() => {
-        peakKb = Math.max(peakKb, procKb(pid, "VmRSS") ?? 0);
-      }, 20);
-      try {
-        for (let i = 0; i < frames.length; i += 20) {
-          await d.write(concatFrames(frames.slice(i, i + 20)));
-        }
-        // Every call is answered: queued ones after the sleep, the rest at
-        // once with a refusal.
-        const answered = (m: { kind: unknown; id?: number }) =>
-          (m.kind === Kind.Result || m.kind === Kind.Error) && m.id !== 1;
-        await d.waitFor(
-          () => d.received.filter((m) => answered(m as never)).length >= CALLS,
-          30_000,
-          "every call's answer",
-        );
-      } finally {
-        clearInterval(sampler);
-        peakKb = Math.max(peakKb, procKb(pid, "VmRSS") ?? 0);
-      }
-      console.log(`daemon RSS: idle ${idleKb} kB, peak ${peakKb} kB`);
-      const refused = d.received.filter((m) =>
-        m.kind === Kind.Error && m.error.name === "PrivsepQueueFull"
-      );
+      const peak = await peakFor(frames);
+      assertBounded("300 calls of 60,000 empty maps", peak);
       assert.ok(
-        peakKb < RSS_LIMIT_KB,
-        `the daemon grew from ${idleKb} kB to ${peakKb} kB (limit ${RSS_LIMIT_KB} kB)`,
+        peak.refused.length >= frames.length - 10,
+        `${peak.refused.length} of ${frames.length} calls were refused as queue-full`,
       );
-      assert.ok(
-        refused.length >= CALLS - 10,
-        `${refused.length} of ${CALLS} calls were refused as queue-full (peak ${peakKb} kB)`,
-      );
-      assert.match(
-        (refused[0] as Extract<Message, { kind: 3 }>).error.message,
-        /the queue is full/,
-      );
-    } finally {
-      await d.kill();
-      init({ configFiles: [] });
-      await Deno.remove(dir, { recursive: true });
-    }
-  },
-);
+      assert.match(peak.refused[0].error.message, /the queue is full/);
+    },
+  );
+
+  // Found by a security review: before the estimate charged strings decoded
+  // as UTF-8 twice their bytes and refused calls' garbage was collected, the
+  // daemon grew by ~240 MB (one 250 kB string with a U+20AC), ~320 MB
+  // (20,000 short non-ASCII strings) and ~220-240 MB (20,000 bigints).
+  const ascii = "a".repeat(250_000);
+  const kinds: [string, unknown][] = [
+    ["400 calls of an ASCII string of 250 kB", ascii],
+    ["400 calls of an ASCII string of 250 kB + one U+20AC", ascii + "\u20ac"],
+    [
+      "400 calls of 20,000 strings of 9 ASCII bytes + U+20AC",
+      Array.from(
+        { length: 20_000 },
+        (_, i) => `${i}`.padStart(9, "x") + "\u20ac",
+      ),
+    ],
+    [
+      "400 calls of 20,000 64-bit bigints",
+      Array.from({ length: 20_000 }, (_, i) => (1n << 60n) + BigInt(i)),
+    ],
+  ];
+  for (const [label, arg] of kinds) {
+    await t.step(
+      `${label}: the daemon grows by at most 3 x the queue's budget`,
+      async () => {
+        const peak = await peakFor(echoFrames(arg));
+        assertBounded(label, peak);
+        assert.ok(peak.refused.length > 0, "no call was refused");
+      },
+    );
+  }
+});

@@ -4,12 +4,14 @@
 // logged at every start.
 import assert from "node:assert/strict";
 import { reset } from "@logtape/logtape";
-import { init } from "../mod.ts";
-import { testCtx } from "./fixtures/privsep/mod.ts";
+import { FailedToDropPrivileges, init } from "../mod.ts";
+import { sudoCtx, testCtx } from "./fixtures/privsep/mod.ts";
 import * as ops from "./fixtures/privsep/ops.ts";
 import {
   captureLogs,
   DENO,
+  ensureUser,
+  removeUser,
   requireRoot,
   ROOT,
   run,
@@ -18,6 +20,9 @@ import {
 } from "./_helpers.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
+
+/** The daemon's user in the steps where the caller expects another one. */
+const OTHER_USER = "privsep-vf-d";
 
 /** Every permission a caller needs to start a daemon, but not --allow-all. */
 const NARROW = [
@@ -158,6 +163,119 @@ Deno.test("daemon verification", opts, async (t) => {
         assert.deepEqual(value, { from: "unprivileged" });
         assert.deepEqual(daemon.capabilities, []);
         assert.equal(daemon.verified, false);
+      },
+    );
+    await t.step(
+      "a daemon that runs as another user than the caller's settings say is refused",
+      async () => {
+        const other = await ensureUser(OTHER_USER);
+        const section = {
+          capabilities: [],
+          launcher_dir: dir,
+          helper_command: ["/usr/bin/sudo", "-n"],
+        };
+        try {
+          // The launcher reads a config that names OTHER_USER (as after an
+          // install with another config than the service reads).
+          init({
+            configFiles: [
+              await writeConfig(dir, {
+                verify_sudo: { ...section, user: OTHER_USER },
+              }),
+            ],
+          });
+          await Deno.writeTextFile(
+            sudoCtx.launcher(),
+            sudoCtx.launcherScript(),
+            { mode: 0o755 },
+          );
+          // Both sides agree: verified, through sudo.
+          const agreed = await sudoCtx.start();
+          assert.equal(agreed.verified, true);
+          assert.equal(agreed.uid, other.uid);
+          await sudoCtx.stop();
+          // The caller's settings say root; the daemon still runs as
+          // OTHER_USER and says so in its hello.
+          init({
+            configFiles: [
+              await writeConfig(dir, {
+                verify_sudo: { ...section, user: "root" },
+              }),
+            ],
+          });
+          await assert.rejects(sudoCtx.start(), (e: unknown) => {
+            assert.ok(e instanceof FailedToDropPrivileges, String(e));
+            assert.match(
+              e.message,
+              new RegExp(
+                `runs as uid ${other.uid} .*user "root" \\(uid 0\\)`,
+              ),
+            );
+            return true;
+          });
+          assert.equal(sudoCtx.daemon, undefined);
+        } finally {
+          await sudoCtx.stop();
+          init({ configFiles: [] });
+          // userdel fails while the refused daemon's processes exist: in
+          // this VM they stay zombies of pid 1 until this test process exits,
+          // so a later run may find the user and reuse it (ensureUser).
+          await removeUser(OTHER_USER);
+        }
+      },
+    );
+
+    await t.step(
+      "a hello naming a process this caller did not start is refused",
+      async () => {
+        // A real daemon with the credentials sudoCtx expects (root, no
+        // capabilities), started apart: its pid is what the impostor names.
+        const fake = `${ROOT}/tests/fixtures/fake_daemon.ts`;
+        const config = await writeConfig(dir, {
+          e2e: { user: "root", capabilities: [] },
+          verify_sudo: {
+            user: "root",
+            capabilities: [],
+            launcher_dir: dir,
+            helper_command: [DENO, "run", "-A", `--config=${ROOT}/deno.json`],
+          },
+        });
+        init({ configFiles: [config] });
+        try {
+          const target = await testCtx.start();
+          assert.equal(target.verified, true);
+          init({
+            configFiles: [
+              config,
+              await writeConfig(dir, {
+                verify_sudo: {
+                  helper_command: [
+                    DENO,
+                    "run",
+                    "-A",
+                    `--config=${ROOT}/deno.json`,
+                    fake,
+                    String(target.pid),
+                  ],
+                },
+              }),
+            ],
+          });
+          await assert.rejects(sudoCtx.start(), (e: unknown) => {
+            assert.ok(e instanceof FailedToDropPrivileges, String(e));
+            assert.match(
+              e.message,
+              new RegExp(
+                `pid ${target.pid} .*not a process this caller started`,
+              ),
+            );
+            return true;
+          });
+        } finally {
+          await sudoCtx.stop();
+          await testCtx.stop();
+          init({ configFiles: [] });
+        }
       },
     );
   } finally {
