@@ -353,6 +353,7 @@ export interface PreparedConfinement {
  */
 export function prepareConfinement(
   plan: ConfinementPlan,
+  scopesApplied = false,
 ): PreparedConfinement {
   if (plan.mode === "off") {
     return { plan, unenforced: [], apply() {} };
@@ -370,13 +371,14 @@ export function prepareConfinement(
   };
   for (const gap of gaps(plan, abi, true)) fail(gap);
   let ruleset: Ruleset | undefined;
-  if (abi >= 1 && (plan.fs || plan.tcpPorts || plan.scope.length)) {
+  const scope = scopesApplied ? [] : plan.scope;
+  if (abi >= 1 && (plan.fs || plan.tcpPorts || scope.length)) {
     const spec: RulesetSpec = {
       fs: plan.fs
         ? [...WRITE_ACCESS, ...(plan.fs.reads ? READ_ACCESS : [])]
         : [],
       net: plan.tcpPorts !== undefined,
-      scope: plan.scope,
+      scope,
     };
     ruleset = new Ruleset(spec, abi);
     try {
@@ -477,15 +479,26 @@ export function describePlan(plan: ConfinementPlan): string[] {
 }
 
 /**
- * Stage 1's call site: plans the context's sandbox, builds the ruleset (as
- * root, before the drop), adds `--unconfined=<what>` to the serving stage's
- * arguments for each part the kernel cannot enforce (it logs them), and
- * returns what confines the thread right before the exec. A "required"
- * sandbox the kernel cannot enforce is a {@linkcode StartError}.
+ * Stage 1's call site, in three steps.
+ *
+ * 1. `confineFor()` plans the context's sandbox; a root first stage
+ *    (CAP_SYS_ADMIN, so no no_new_privs needed yet) confines its thread at
+ *    once with a first Landlock layer that holds only the scopes, so that
+ *    the process keeper it starts next is inside that layer: the daemon may
+ *    still signal the keeper (its parent-death signal) and nothing outside.
+ * 2. `prepare(keeperFifo)` builds the second layer (paths and ports) while
+ *    the thread may still open every path.
+ * 3. `apply()`, after the drop, restricts the thread to that layer and
+ *    installs the seccomp filter; each part the kernel cannot enforce adds
+ *    `--unconfined=<what>` to the serving stage's arguments (it logs them).
+ *
+ * A "required" sandbox the kernel cannot enforce is a {@linkcode StartError}.
  *
  * @example
  * ```ts ignore
- * const confine = confineFor(settings, facts, serveArgv, fifo);
+ * const confine = confineFor(settings, facts, serveArgv);
+ * const fifo = await startKeeper(uid, gid);
+ * confine.prepare(fifo);
  * dropPrivileges(plan);
  * confine.apply();
  * execve(...);
@@ -495,36 +508,48 @@ export function confineFor(
   settings: ConfinementSettings & { libcap?: string },
   facts: Preflight,
   serveArgv: string[],
-  keeperFifo?: string,
-): { apply(): void } {
-  const plan = planConfinement(settings, {
-    codeRoots: facts.codeRoots,
-    configFiles: facts.configFiles,
-    denoConfig: facts.config,
-    denoDir: facts.denoDir,
-    execPath: Deno.execPath(),
-    keeperFifo,
-    libcap: settings.libcap,
-  });
-  let prepared: PreparedConfinement;
-  try {
-    prepared = prepareConfinement(plan);
-  } catch (error) {
-    throw new StartError((error as Error).message, { cause: error });
+): { prepare(keeperFifo?: string): void; apply(): void } {
+  const planWith = (keeperFifo?: string) =>
+    planConfinement(settings, {
+      codeRoots: facts.codeRoots,
+      configFiles: facts.configFiles,
+      denoConfig: facts.config,
+      denoDir: facts.denoDir,
+      execPath: Deno.execPath(),
+      keeperFifo,
+      libcap: settings.libcap,
+    });
+  const early = planWith();
+  let scoped = false;
+  const wrap = <T>(what: string, f: () => T): T => {
+    try {
+      return f();
+    } catch (error) {
+      throw new StartError(
+        `${what}${(error as Error).message}`,
+        { cause: error },
+      );
+    }
+  };
+  if (
+    facts.uid === 0 && early.mode !== "off" && early.scope.length &&
+    landlockAbi() >= 6
+  ) {
+    wrap("the kernel sandbox could not be applied: ", () => {
+      new Ruleset({ fs: [], net: false, scope: early.scope }).restrictSelf();
+    });
+    scoped = true;
   }
+  let prepared: PreparedConfinement | undefined;
   return {
+    prepare(keeperFifo?: string) {
+      const plan = planWith(keeperFifo);
+      prepared = wrap("", () => prepareConfinement(plan, scoped));
+    },
     apply() {
-      try {
-        prepared.apply();
-      } catch (error) {
-        throw new StartError(
-          `the kernel sandbox could not be applied: ${
-            (error as Error).message
-          }`,
-          { cause: error },
-        );
-      }
-      for (const what of prepared.unenforced) {
+      const p = prepared ?? wrap("", () => prepareConfinement(early, scoped));
+      wrap("the kernel sandbox could not be applied: ", () => p.apply());
+      for (const what of p.unenforced) {
         serveArgv.push(`--unconfined=${what}`);
       }
     },

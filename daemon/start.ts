@@ -269,7 +269,8 @@ export async function startDaemon(
   // /proc/sys/fs/pipe-max-size; failure (not a pipe) is harmless.
   setPipeSize(0, PIPE_BYTES);
   setPipeSize(1, PIPE_BYTES);
-  let confine: { apply(): void };
+  // The kernel sandbox: its scopes now, so that the keeper shares them.
+  const confine = confineFor(settings, facts, serveArgv);
   if (facts.uid === 0) {
     // Kills what the daemon started when the daemon ends (see _keeper.ts).
     const { SETPRIV, SH, startKeeper } = await import("./_keeper.ts");
@@ -314,7 +315,7 @@ export async function startDaemon(
         ...(settings.libcap?.startsWith("/") ? [settings.libcap] : []),
       ]);
     }
-    confine = confineFor(settings, facts, serveArgv, fifo);
+    confine.prepare(fifo);
     dropPrivileges({
       libcap: settings.libcap,
       keep: settings.capabilities,
@@ -324,7 +325,7 @@ export async function startDaemon(
   } else {
     // A non-root user has no capabilities to drop (and may not touch its
     // bounding set): only no_new_privs, so that nothing it runs gains any.
-    confine = confineFor(settings, facts, serveArgv);
+    confine.prepare();
     restrictUnprivileged();
   }
   // The kernel sandbox (Landlock, seccomp), on this thread, for the exec.

@@ -169,6 +169,37 @@ Deno.test(
       );
 
       await t.step(
+        "the daemon's programs cannot signal a process of the same user outside the daemon",
+        async () => {
+          const victim = new Deno.Command("/usr/bin/setpriv", {
+            args: [
+              `--reuid=${SBX_DAEMON}`,
+              `--regid=${SBX_DAEMON}`,
+              "--clear-groups",
+              "/usr/bin/sleep",
+              "30",
+            ],
+            stdin: "null",
+            stdout: "null",
+            stderr: "null",
+          }).spawn();
+          try {
+            await new Promise((r) => setTimeout(r, 100));
+            const r = await ops.exec("/bin/sh", ["-c", `kill ${victim.pid}`]);
+            assert.notEqual(r.code, 0, "the kill succeeded");
+            assert.match(r.stderr, /Operation not permitted/);
+            const status = await Deno.readTextFile(
+              `/proc/${victim.pid}/status`,
+            );
+            assert.match(status, /\nState:\tS/, "the victim still sleeps");
+          } finally {
+            victim.kill("SIGKILL");
+            await victim.status;
+          }
+        },
+      );
+
+      await t.step(
         "a context without net cannot connect to a listener on 127.0.0.1",
         async () => {
           const r = await ops.exec("/bin/bash", bashConnect(listenPort));
