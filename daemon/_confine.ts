@@ -306,6 +306,38 @@ function gaps(plan: ConfinementPlan, abi: number, seccomp: boolean): string[] {
 }
 
 /**
+ * The plan of `settings` as the CLI shows it (paths stage 1 learns are
+ * placeholders), with what this kernel cannot enforce; `kernel` says
+ * "unknown" when Landlock could not be queried (no FFI permission).
+ *
+ * @example
+ * ```ts ignore
+ * const { plan, unenforced } = confinementReport(ctx.settings());
+ * ```
+ */
+export function confinementReport(
+  settings: ConfinementSettings,
+): { plan: ConfinementPlan; landlockAbi?: number; unenforced: string[] } {
+  const plan = planConfinement(settings, {});
+  let abi: number | undefined;
+  try {
+    abi = landlockAbi();
+  } catch {
+    return {
+      plan,
+      unenforced: [
+        "unknown: Landlock could not be queried (run with --allow-ffi)",
+      ],
+    };
+  }
+  return {
+    plan,
+    landlockAbi: abi,
+    unenforced: plan.mode === "off" ? [] : unenforced(plan, abi),
+  };
+}
+
+/**
  * What of `plan` the running kernel cannot enforce (empty: everything).
  *
  * @example
@@ -354,11 +386,11 @@ export interface PreparedConfinement {
 export function prepareConfinement(
   plan: ConfinementPlan,
   scopesApplied = false,
+  abi: number = landlockAbi(),
 ): PreparedConfinement {
   if (plan.mode === "off") {
     return { plan, unenforced: [], apply() {} };
   }
-  const abi = landlockAbi();
   const missing: string[] = [];
   const required = plan.mode === "required";
   const fail = (what: string) => {

@@ -5,13 +5,20 @@
 // outside (files on disk, /proc/<pid>/task/*/status, a listener of this test).
 import assert from "node:assert/strict";
 import { init, RemoteError } from "../mod.ts";
+import { CAP_KILL, CAP_SYS_ADMIN, CAP_SYS_TIME } from "../caps/table.ts";
+import { buildFilter, expandSyscallEntry } from "../caps/_seccomp.ts";
+import type { PermissionsSetting } from "../contexts/config.ts";
+import { planConfinement, prepareConfinement } from "../daemon/_confine.ts";
 import { sandboxCtx } from "./fixtures/sandbox/mod.ts";
 import * as ops from "./fixtures/sandbox/ops.ts";
 import {
   captureLogs,
+  DENO,
   ensureUser,
   removeUser,
   requireRoot,
+  ROOT,
+  run,
   scratchDir,
   writeConfig,
 } from "./_helpers.ts";
@@ -73,19 +80,17 @@ Deno.test(
     (async () => {
       for await (const c of listener) c.close();
     })().catch(() => {});
+    let config = "";
     const use = async (section: Record<string, unknown>) => {
       await sandboxCtx.stop();
-      init({
-        configFiles: [
-          await writeConfig(dir, {
-            sandbox: {
-              user: SBX_DAEMON,
-              capabilities: ["CAP_DAC_OVERRIDE"],
-              ...section,
-            } as never,
-          }),
-        ],
+      config = await writeConfig(dir, {
+        sandbox: {
+          user: SBX_DAEMON,
+          capabilities: ["CAP_DAC_OVERRIDE"],
+          ...section,
+        } as never,
       });
+      init({ configFiles: [config] });
       return (await sandboxCtx.start()).pid;
     };
     const base = {
@@ -147,6 +152,35 @@ Deno.test(
           const s = seccompOf(child.stdout);
           assert.equal(s.mode, 2, "the child's Seccomp");
           assert.ok(s.filters >= 1, "the child's Seccomp_filters");
+        },
+      );
+
+      await t.step(
+        "privsep caps shows the filter; privsep inspect shows the rules",
+        async () => {
+          const pid = sandboxCtx.daemon!.pid;
+          const cli = [DENO, "run", "-A", `--config=${ROOT}/deno.json`];
+          const caps = await run([
+            ...cli,
+            `${ROOT}/cli/privsep.ts`,
+            "caps",
+            String(pid),
+          ]);
+          assert.match(caps.stdout, /seccomp=filter \(1 filters\)/);
+          const inspect = await run([
+            ...cli,
+            `${ROOT}/cli/privsep.ts`,
+            "inspect",
+            `--config-file=${config}`,
+            `${ROOT}/tests/fixtures/sandbox/mod.ts`,
+          ]);
+          assert.ok(
+            inspect.stdout.includes(`write ${data}  (permissions.write)`),
+            inspect.stdout,
+          );
+          assert.match(inspect.stdout, /landlock tcp: no bind, no connect/);
+          assert.match(inspect.stdout, /seccomp: EPERM for .*keyctl/);
+          assert.match(inspect.stdout, /everything above enforced/);
         },
       );
 
@@ -264,3 +298,88 @@ Deno.test(
     }
   },
 );
+
+Deno.test("the sandbox plan follows the context's permissions", () => {
+  const plan = (permissions: PermissionsSetting, capabilities: number[] = []) =>
+    planConfinement({
+      capabilities,
+      permissions,
+      confinement: "best-effort",
+      syscallFilter: [],
+    }, { keeperFifo: "/run/privsep/tree-1/keeper" });
+  // No write permission: nothing but /dev/null and the keeper's FIFO.
+  assert.deepEqual(plan({}).fs?.rules.map((r) => r.path), [
+    "/dev/null",
+    "/run/privsep/tree-1/keeper",
+  ]);
+  assert.deepEqual(plan({}).tcpPorts, []);
+  assert.equal(plan({ write: [] }).fs, undefined, "unscoped write");
+  assert.equal(plan("all").fs, undefined);
+  assert.equal(plan("all").tcpPorts, undefined);
+  assert.deepEqual(plan({ net: ["127.0.0.1:8080", "[::1]:53"] }).tcpPorts, [
+    53,
+    8080,
+  ]);
+  assert.equal(plan({ net: ["example.com"] }).tcpPorts, undefined);
+  assert.ok(plan({}).scope.includes("signal"));
+  assert.ok(!plan({}, [CAP_KILL]).scope.includes("signal"));
+  // Capability-aware: CAP_SYS_ADMIN keeps mount, CAP_SYS_TIME the clock.
+  assert.ok(plan({}).deny.includes("mount"));
+  assert.ok(!plan({}, [CAP_SYS_ADMIN]).deny.includes("mount"));
+  assert.ok(!plan({}, [CAP_SYS_TIME]).deny.includes("clock_settime"));
+  assert.ok(plan({}, [CAP_SYS_TIME]).deny.includes("reboot"));
+  const tuned = planConfinement({
+    capabilities: [CAP_SYS_ADMIN],
+    permissions: {},
+    confinement: "best-effort",
+    syscallFilter: ["+@keyring", "-@mount"],
+  }, {});
+  assert.ok(!tuned.deny.includes("keyctl"));
+  assert.ok(tuned.deny.includes("mount"), "-@mount beats CAP_SYS_ADMIN");
+  assert.throws(() => expandSyscallEntry("@mount"), TypeError);
+  assert.throws(() => expandSyscallEntry("+@nope"), /valid|group/);
+});
+
+Deno.test("best-effort reports what an older kernel cannot enforce; required refuses", () => {
+  const settings = {
+    capabilities: [],
+    permissions: { write: ["/nonexistent-privsep-sbx/x"] },
+    syscallFilter: [],
+  };
+  const best = prepareConfinement(
+    planConfinement({ ...settings, confinement: "best-effort" }, {}),
+    false,
+    3,
+  );
+  assert.ok(best.unenforced.some((u) => /TCP ports are not confined/.test(u)));
+  assert.ok(best.unenforced.some((u) => /not scoped/.test(u)));
+  assert.ok(best.unenforced.some((u) => /does not exist/.test(u)));
+  assert.throws(
+    () =>
+      prepareConfinement(
+        planConfinement({ ...settings, confinement: "required" }, {}),
+        false,
+        0,
+      ),
+    /confinement = "required" but Landlock is not available/,
+  );
+});
+
+Deno.test("the BPF filter checks the architecture and denies x32 and the listed calls", () => {
+  const prog = buildFilter(["ptrace", "bpf"], "x86_64");
+  const view = new DataView(prog.buffer);
+  const insn = (i: number) => ({
+    code: view.getUint16(i * 8, true),
+    jt: view.getUint8(i * 8 + 2),
+    k: view.getUint32(i * 8 + 4, true),
+  });
+  assert.equal(prog.length / 8, 4 + 3 + 2);
+  assert.equal(insn(1).k, 0xc000003e);
+  assert.equal(insn(4).k, 0x40000000);
+  assert.equal(insn(5).k, 101);
+  assert.equal(insn(6).k, 321);
+  // Every check jumps to the last instruction: return EPERM.
+  for (const i of [4, 5, 6]) assert.equal(i + 1 + insn(i).jt, 8);
+  assert.equal(insn(8).k, 0x00050001);
+  assert.equal(insn(7).k, 0x7fff0000);
+});
