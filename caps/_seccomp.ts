@@ -68,6 +68,9 @@ export const SYSCALLS: Readonly<Record<string, SyscallInfo>> = {
   mount_setattr: { x64: 442, a64: 442, caps: [CAP_SYS_ADMIN] },
   unshare: { x64: 272, a64: 97, caps: [CAP_SYS_ADMIN] },
   setns: { x64: 308, a64: 268, caps: [CAP_SYS_ADMIN] },
+  // Denied with ENOSYS (the C library falls back to clone, whose flags the
+  // filter can read), and clone itself with a CLONE_NEW* flag with EPERM.
+  clone3: { x64: 435, a64: 435, caps: [CAP_SYS_ADMIN] },
   ptrace: { x64: 101, a64: 117, caps: [CAP_SYS_PTRACE] },
   process_vm_readv: { x64: 310, a64: 270, caps: [CAP_SYS_PTRACE] },
   process_vm_writev: { x64: 311, a64: 271, caps: [CAP_SYS_PTRACE] },
@@ -120,7 +123,7 @@ export const SYSCALL_GROUPS: Readonly<Record<string, readonly string[]>> = {
     "fspick",
     "mount_setattr",
   ],
-  "@namespace": ["unshare", "setns"],
+  "@namespace": ["unshare", "setns", "clone3"],
   "@debug": [
     "ptrace",
     "process_vm_readv",
@@ -208,6 +211,12 @@ const BPF_LD_W_ABS = 0x20;
 const BPF_JEQ_K = 0x15;
 const BPF_JGE_K = 0x35;
 const BPF_RET_K = 0x06;
+const BPF_JSET_K = 0x45;
+const ENOSYS = 38;
+/** CLONE_NEWNS, _NEWCGROUP, _NEWUTS, _NEWIPC, _NEWUSER, _NEWPID, _NEWNET, _NEWTIME. */
+const CLONE_NEW_MASK = 0x00020000 | 0x02000000 | 0x04000000 | 0x08000000 |
+  0x10000000 | 0x20000000 | 0x40000000 | 0x00000080;
+const SYS_CLONE = { x64: 56, a64: 220 };
 const SECCOMP_RET_ALLOW = 0x7fff0000;
 const SECCOMP_RET_ERRNO = 0x00050000;
 const EPERM = 1;
@@ -226,9 +235,13 @@ export function buildFilter(
   if (!x64 && arch !== "aarch64") {
     throw new RangeError(`no system call table for ${arch}`);
   }
+  const nr = (n: string) => x64 ? SYSCALLS[n]?.x64 : SYSCALLS[n]?.a64;
+  // clone3 carries its flags in memory the filter cannot read: it gets
+  // ENOSYS, so that the C library uses clone, whose flags are checked.
+  const cloneNs = names.includes("clone3");
   const numbers = [
     ...new Set(
-      names.map((n) => x64 ? SYSCALLS[n]?.x64 : SYSCALLS[n]?.a64).filter((
+      names.filter((n) => n !== "clone3").map(nr).filter((
         n,
       ): n is number => n !== undefined),
     ),
@@ -239,13 +252,21 @@ export function buildFilter(
   insns.push([BPF_JEQ_K, 1, 0, x64 ? AUDIT_ARCH_X86_64 : AUDIT_ARCH_AARCH64]);
   insns.push([BPF_RET_K, 0, 0, SECCOMP_RET_ERRNO | EPERM]);
   insns.push([BPF_LD_W_ABS, 0, 0, 0]);
+  // Each check jumps to "ret EPERM", after the clone block and "ret ALLOW".
+  const tail = cloneNs ? 4 : 0;
   const checks = numbers.length + (x64 ? 1 : 0);
-  // Each check jumps to the final "ret EPERM" (after "ret ALLOW").
-  let left = checks;
+  let left = checks + tail;
   if (x64) insns.push([BPF_JGE_K, left--, 0, X32_SYSCALL_BIT]);
-  for (const nr of numbers) insns.push([BPF_JEQ_K, left--, 0, nr]);
+  for (const n of numbers) insns.push([BPF_JEQ_K, left--, 0, n]);
+  if (cloneNs) {
+    insns.push([BPF_JEQ_K, 5, 0, nr("clone3")!]); // -> ret ENOSYS
+    insns.push([BPF_JEQ_K, 0, 2, x64 ? SYS_CLONE.x64 : SYS_CLONE.a64]);
+    insns.push([BPF_LD_W_ABS, 0, 0, 16]); // low half of args[0]: the flags
+    insns.push([BPF_JSET_K, 1, 0, CLONE_NEW_MASK]); // -> ret EPERM
+  }
   insns.push([BPF_RET_K, 0, 0, SECCOMP_RET_ALLOW]);
   insns.push([BPF_RET_K, 0, 0, SECCOMP_RET_ERRNO | EPERM]);
+  if (cloneNs) insns.push([BPF_RET_K, 0, 0, SECCOMP_RET_ERRNO | ENOSYS]);
   const out = new Uint8Array(insns.length * 8);
   const view = new DataView(out.buffer);
   insns.forEach(([code, jt, jf, k], i) => {

@@ -197,6 +197,12 @@ Deno.test(
           const r = await ops.exec("/usr/bin/unshare", ["-U", "/bin/true"]);
           assert.notEqual(r.code, 0, "unshare -U succeeded");
           assert.match(r.stderr, /Operation not permitted/);
+          // clone(CLONE_NEWUSER | SIGCHLD) straight from a program.
+          const c = await ops.exec("/usr/bin/perl", [
+            "-e",
+            'my $r = syscall(56, 0x10000011, 0, 0, 0, 0); exit 0 if $r == 0; print $r < 0 ? "denied: $!\\n" : "cloned\\n"',
+          ]);
+          assert.match(c.stdout, /denied: Operation not permitted/);
           assert.equal(await ops.ping(), "pong");
           assert.equal(sandboxCtx.daemon!.pid, pid, "the same daemon");
         },
