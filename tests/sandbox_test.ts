@@ -67,7 +67,7 @@ Deno.test(
   opts,
   async (t) => {
     requireRoot();
-    await captureLogs();
+    const logs = await captureLogs();
     const dir = await scratchDir();
     await ensureUser(SBX_DAEMON);
     const data = `${dir}/data`;
@@ -277,6 +277,22 @@ Deno.test(
           assert.equal(r.stdout, "");
           const ok = await ops.exec("/bin/sh", ["-c", `cat ${data}/f`]);
           assert.equal(ok.stdout, "x\n", ok.stderr);
+        },
+      );
+
+      await t.step(
+        "what the kernel cannot enforce is logged when the daemon starts",
+        async () => {
+          const missing = `${data}/not-yet/state.json`;
+          await use({ permissions: { ...base, write: [missing] } });
+          assert.equal(await ops.ping(), "pong");
+          const warned = logs.some((r) =>
+            r.level === "warning" &&
+            String(r.message.join("")).includes(
+              `kernel sandbox not enforced: ${missing} does not exist`,
+            )
+          );
+          assert.ok(warned, "no warning about the missing write path");
         },
       );
 
