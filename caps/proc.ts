@@ -79,6 +79,8 @@ export interface StatusCredentials {
    * if the kernel was built without seccomp.
    */
   seccomp?: number;
+  /** How many seccomp filters are installed (`Seccomp_filters`), when shown. */
+  seccompFilters?: number;
 }
 
 /**
@@ -205,6 +207,9 @@ export function parseProcStatus(text: string): StatusCredentials {
     noNewPrivs: number("NoNewPrivs") !== 0,
   };
   if (fields.has("Seccomp")) credentials.seccomp = number("Seccomp");
+  if (fields.has("Seccomp_filters")) {
+    credentials.seccompFilters = number("Seccomp_filters");
+  }
   return credentials;
 }
 

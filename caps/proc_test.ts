@@ -97,6 +97,7 @@ Deno.test("parseProcStatus() parses a real status file", () => {
     capAmb: 0n,
     noNewPrivs: false,
     seccomp: 0,
+    seccompFilters: 0,
   });
 });
 

@@ -6,8 +6,16 @@ import { readProcessCredentials } from "../caps/proc.ts";
 const USAGE = `usage: privsep caps [--json] [pid]
 
 Shows the capability sets (effective, permitted, inheritable, bounding,
-ambient), uids, gids and no_new_privs of every thread of a process (this one
-by default), with readable names.`;
+ambient), uids, gids, no_new_privs and seccomp state (mode and number of
+filters) of every thread of a process (this one by default), with readable
+names. Landlock domains are not visible in /proc: "privsep inspect" shows the
+rules a context's daemon applies.`;
+
+const SECCOMP_MODES: Record<number, string> = {
+  0: "off",
+  1: "strict",
+  2: "filter",
+};
 
 /** Runs `privsep caps`; returns the exit code. */
 export async function capsMain(args: string[]): Promise<number> {
@@ -53,6 +61,8 @@ export async function capsMain(args: string[]): Promise<number> {
           gid: t.gid,
           groups: t.groups,
           noNewPrivs: t.noNewPrivs,
+          seccomp: t.seccomp,
+          seccompFilters: t.seccompFilters,
           ...sets(t),
         })),
       },
@@ -77,6 +87,8 @@ export async function capsMain(args: string[]): Promise<number> {
     console.log(
       `  thread ${t.tid}: uid ${t.uid.real}/${t.uid.effective}/${t.uid.saved}/${t.uid.fs} gid ${t.gid.real}/${t.gid.effective}/${t.gid.saved}/${t.gid.fs} no_new_privs=${
         t.noNewPrivs ? 1 : 0
+      } seccomp=${SECCOMP_MODES[t.seccomp ?? -1] ?? "unknown"}${
+        t.seccompFilters ? ` (${t.seccompFilters} filters)` : ""
       }`,
     );
     for (const [k, v] of Object.entries(s)) {

@@ -13,6 +13,7 @@ import {
 } from "../contexts/command.ts";
 import type { PrivContext } from "../contexts/priv_context.ts";
 import { untrustedReason } from "../daemon/trust.ts";
+import { confinementReport } from "../daemon/_confine.ts";
 import { run } from "./_exec.ts";
 import { contextCommandArgs, loadContexts } from "./_load.ts";
 import { redirectablePathWarnings } from "./_write_paths.ts";
@@ -315,6 +316,25 @@ export async function diagnose(
     "run on Linux 5.14+ with the cgroup2 hierarchy mounted (systemd: unified or hybrid layout); without it a process that leaves its group survives its daemon",
   );
   if (!cgroup.ok) checks[checks.length - 1].warn = true;
+  const sandbox = confinementReport(settings);
+  const gaps = sandbox.unenforced;
+  add(
+    "kernel sandbox",
+    settings.confinement !== "off" && gaps.length === 0,
+    settings.confinement === "off"
+      ? 'confinement = "off": no Landlock rules, no seccomp filter'
+      : gaps.length
+      ? `confinement = "${settings.confinement}", Landlock ABI ${
+        sandbox.landlockAbi ?? "unknown"
+      }; not enforced: ${gaps.join("; ")}`
+      : `Landlock ABI ${sandbox.landlockAbi}: every rule of "privsep inspect" is enforced; seccomp denies ${sandbox.plan.deny.length} system calls`,
+    settings.confinement === "required"
+      ? "the daemon will refuse to start: boot a kernel with Landlock (lsm=...,landlock, ABI 6 or later) and seccomp"
+      : 'use a kernel with Landlock ABI 6 or later (lsm=...,landlock), or accept it; confinement = "required" would refuse to start',
+  );
+  if (settings.confinement !== "required" && !checks[checks.length - 1].ok) {
+    checks[checks.length - 1].warn = true;
+  }
   return checks;
 }
 

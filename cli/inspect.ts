@@ -7,6 +7,11 @@ import type { PrivContext } from "../contexts/priv_context.ts";
 import { parameterNames } from "../contexts/schema.ts";
 import { contextCommandArgs, loadContexts } from "./_load.ts";
 import { redirectablePathWarnings } from "./_write_paths.ts";
+import {
+  type ConfinementPlan,
+  confinementReport,
+  describePlan,
+} from "../daemon/_confine.ts";
 
 const USAGE =
   `usage: privsep inspect [--json] [--config-file=<abs path>]… <module.ts[#context]>…
@@ -17,7 +22,9 @@ Deno permissions, timeout, concurrency, and which entrypoints validate their
 arguments. Flags what is broad: capabilities that amount to root, a root
 target user, permissions "all", allowed read or write paths that a non-root
 user could redirect with a symbolic link, and entrypoints that take a path or a command
-line without a schema ("privileged functions must be as narrow as possible").`;
+line without a schema ("privileged functions must be as narrow as possible").
+Shows each context's kernel sandbox (Landlock paths, ports and scopes, the
+system calls the seccomp filter denies) and what this kernel cannot enforce.`;
 
 /** Why a capability is flagged: it amounts to (nearly) full root. */
 const BROAD_CAPS: Record<string, string> = {
@@ -54,6 +61,12 @@ export interface ContextReport {
   concurrency: number;
   /** Whether the caller checks the daemon's credentials in /proc. */
   verify: boolean;
+  /** The kernel sandbox the daemon applies, and what this kernel cannot enforce. */
+  confinement: {
+    plan: ConfinementPlan;
+    landlockAbi?: number;
+    unenforced: string[];
+  };
   entrypoints: {
     key: string;
     module: string;
@@ -101,6 +114,15 @@ export function inventory(contexts: readonly PrivContext[]): ContextReport[] {
         "verify = false: the caller does not check the daemon's credentials in /proc",
       );
     }
+    const confinement = confinementReport(s);
+    if (s.confinement === "off") {
+      warnings.push(
+        'confinement = "off": no Landlock rules and no seccomp filter',
+      );
+    }
+    for (const u of confinement.unenforced) {
+      warnings.push(`kernel sandbox not enforced here: ${u}`);
+    }
     const entrypoints = [...entrypointsOf(ctx).values()].map((ep) => {
       const parameters = parameterNames(ep.fn);
       const schemas = ep.options?.args ?? [];
@@ -133,6 +155,7 @@ export function inventory(contexts: readonly PrivContext[]): ContextReport[] {
       timeoutMs: s.timeoutMs,
       concurrency: s.concurrency,
       verify: s.verify,
+      confinement,
       entrypoints,
       warnings,
     };
@@ -163,6 +186,14 @@ export async function inspectMain(args: string[]): Promise<number> {
         r.permissions === "all"
           ? '"all"  <-- --allow-all'
           : JSON.stringify(r.permissions)
+      }`,
+    );
+    for (const line of describePlan(r.confinement.plan)) {
+      console.log(`  ${line}`);
+    }
+    console.log(
+      `  kernel: Landlock ABI ${r.confinement.landlockAbi ?? "unknown"}${
+        r.confinement.unenforced.length ? "" : ", everything above enforced"
       }`,
     );
     for (const w of r.warnings) console.log(`  ! ${w}`);

@@ -26,6 +26,9 @@
  * net = true                    # true means unscoped (--allow-net)
  * ```
  *
+ * Kernel sandbox keys: `confinement = "best-effort"` (or `"required"`,
+ * `"off"`) and `syscall_filter = ["+@keyring", "-@mount"]`.
+ *
  * Other sections of the file are ignored, so one file can hold the sections of
  * several contexts.
  *
@@ -44,6 +47,7 @@
  */
 
 import { parse } from "smol-toml";
+import { expandSyscallEntry } from "../caps/_seccomp.ts";
 
 /**
  * A list of Deno permission values, such as paths for `read` or host names for
@@ -182,6 +186,16 @@ export interface ContextSettings {
   launcherDir?: string;
   /** The Deno permissions of the serving daemon. */
   permissions?: PermissionsSetting;
+  /**
+   * How the kernel sandbox (Landlock, seccomp) is applied (TOML key
+   * `confinement`): `"required"`, `"best-effort"` or `"off"`.
+   */
+  confinement?: "required" | "best-effort" | "off";
+  /**
+   * Changes to the default system call filter (TOML key `syscall_filter`):
+   * `"+@group"` or `"+name"` allows, `"-@group"` or `"-name"` denies.
+   */
+  syscallFilter?: string[];
 }
 
 /** Options for constructing a {@linkcode ConfigError}. */
@@ -267,6 +281,8 @@ const SECTION_KEYS = [
   "launcher_dir",
   "libcap",
   "permissions",
+  "confinement",
+  "syscall_filter",
 ] as const;
 
 /** The largest delay `setTimeout` honours; larger ones fire at once. */
@@ -768,6 +784,42 @@ function parseSectionTable(table: Table, place: Place): ContextSettings {
   if (has("permissions")) {
     settings.permissions = parsePermissions(place, table.permissions);
   }
+  if (has("confinement")) {
+    const value = table.confinement;
+    if (value !== "required" && value !== "best-effort" && value !== "off") {
+      throw typeError(
+        place,
+        "confinement",
+        value,
+        '"required", "best-effort" or "off"',
+        'write confinement = "best-effort" (the default: apply what the kernel supports), "required" (refuse to start without it) or "off"',
+      );
+    }
+    settings.confinement = value;
+  }
+  if (has("syscall_filter")) {
+    const value = table.syscall_filter;
+    const remedy =
+      'give entries such as ["+@keyring", "-@mount"] ("+" allows, "-" denies a group or a system call)';
+    if (!Array.isArray(value)) {
+      throw typeError(place, "syscall_filter", value, "an array", remedy);
+    }
+    settings.syscallFilter = value.map((item: unknown, index) => {
+      const key = `syscall_filter[${index}]`;
+      if (typeof item !== "string") {
+        throw typeError(place, key, item, "a string", remedy);
+      }
+      try {
+        expandSyscallEntry(item);
+      } catch (error) {
+        throw new ConfigError(
+          `${where(place)}: ${(error as Error).message}`,
+          errorOptions(place, key),
+        );
+      }
+      return item;
+    });
+  }
   return settings;
 }
 
@@ -826,6 +878,9 @@ function parseLibcap(place: Place, value: unknown): string {
  * - `permissions`: `"all"`, or a table whose keys are `read`, `write`, `net`,
  *   `env`, `sys`, `run`, `ffi`, `import`, each a non-empty array of strings,
  *   or `true` for unscoped access (stored as an empty list).
+ * - `confinement`: `"required"`, `"best-effort"` or `"off"`.
+ * - `syscall_filter`: an array of `"+@group"`, `"-@group"`, `"+name"`,
+ *   `"-name"` entries (see docs/security/sandbox.md).
  *
  * @param tomlText The TOML document.
  * @param section The name of the context's section.

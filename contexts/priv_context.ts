@@ -12,6 +12,7 @@ import { fileURLToPath } from "node:url";
 import { getLogger } from "@logtape/logtape";
 import { capabilitiesToMask, parseCapabilities } from "../caps/parse.ts";
 import { readProcessCredentials } from "../caps/proc.ts";
+import { expandSyscallEntry } from "../caps/_seccomp.ts";
 import {
   FailedToDropPrivileges,
   PrivsepTimeout,
@@ -183,6 +184,19 @@ export interface PrivContextOptions {
   denoConfig?: string | false;
   /** Hard maximum size of one message, both ways (16 MiB by default). */
   maxFrameBytes?: number;
+  /**
+   * The kernel sandbox (Landlock rules from `permissions`, a seccomp
+   * filter): `"best-effort"` (default) applies what the kernel supports and
+   * warns about the rest, `"required"` refuses to start without all of it,
+   * `"off"` applies none. See docs/security/sandbox.md.
+   */
+  confinement?: "required" | "best-effort" | "off";
+  /**
+   * Changes to the default system call filter, applied in order:
+   * `"+@keyring"` allows a group, `"-@mount"` denies one even when a kept
+   * capability would allow it; single calls by name (`"+ptrace"`) too.
+   */
+  syscallFilter?: readonly string[];
 }
 
 /**
@@ -242,6 +256,10 @@ export interface ResolvedSettings {
   launcherDir: string;
   /** libcap to load (name or absolute path), when not the default. */
   libcap?: string;
+  /** How the kernel sandbox is applied. */
+  confinement: "required" | "best-effort" | "off";
+  /** Changes to the default system call filter. */
+  syscallFilter: string[];
 }
 
 /**
@@ -472,6 +490,24 @@ export class PrivContext {
     checkPositiveInt("options.timeout", options.timeout);
     checkPositiveInt("options.cancelGraceMs", options.cancelGraceMs);
     checkPositiveInt("options.queueLimit", options.queueLimit);
+    if (
+      options.confinement !== undefined &&
+      !["required", "best-effort", "off"].includes(options.confinement)
+    ) {
+      throw new TypeError(
+        `options.confinement must be "required", "best-effort" or "off", got ${
+          JSON.stringify(options.confinement)
+        }`,
+      );
+    }
+    if (options.syscallFilter !== undefined) {
+      if (!Array.isArray(options.syscallFilter)) {
+        throw new TypeError(
+          'options.syscallFilter must be an array such as ["+@keyring", "-@mount"]',
+        );
+      }
+      options.syscallFilter.forEach(expandSyscallEntry);
+    }
     if (
       options.onStuck !== undefined && options.onStuck !== "recycle" &&
       options.onStuck !== "report"
@@ -1090,6 +1126,8 @@ export function resolveSettings(
     denoDir: file.denoDir,
     launcherDir: file.launcherDir ?? o.launcherDir ?? DEFAULT_LAUNCHER_DIR,
     libcap: file.libcap,
+    confinement: file.confinement ?? o.confinement ?? "best-effort",
+    syscallFilter: [...(file.syscallFilter ?? o.syscallFilter ?? [])],
   };
 }
 

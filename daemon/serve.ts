@@ -334,6 +334,7 @@ export async function serveDaemon(args: string[]): Promise<void> {
       keeper: { type: "string" },
       cgroup: { type: "string" },
       "cgroup-missing": { type: "string" },
+      unconfined: { type: "string", multiple: true },
     },
     strict: true,
   });
@@ -450,6 +451,11 @@ export async function serveDaemon(args: string[]): Promise<void> {
         values["cgroup-missing"]
       }; a process that its commands start and that leaves its process group (setsid, a daemonizing program) outlives its call and the daemon`,
     );
+  }
+
+  // What of the context's kernel sandbox this kernel could not enforce.
+  for (const what of values.unconfined ?? []) {
+    log("warning", `kernel sandbox not enforced: ${what}`);
   }
 
   const callerPid = Number(values["caller-pid"] ?? "0") || null;

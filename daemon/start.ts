@@ -30,6 +30,7 @@ import { registry } from "../contexts/_registry.ts";
 import { type PrivContext, resolveSettings } from "../contexts/priv_context.ts";
 import { type Preflight, StartError } from "./preflight.ts";
 import { protectTrustedPaths } from "./_readonly.ts";
+import { confineFor } from "./_confine.ts";
 
 /** CAP_SYS_ADMIN: a daemon that keeps it could undo any mount. */
 const CAP_SYS_ADMIN = 21;
@@ -268,6 +269,8 @@ export async function startDaemon(
   // /proc/sys/fs/pipe-max-size; failure (not a pipe) is harmless.
   setPipeSize(0, PIPE_BYTES);
   setPipeSize(1, PIPE_BYTES);
+  // The kernel sandbox: its scopes now, so that the keeper shares them.
+  const confine = confineFor(settings, facts, serveArgv);
   if (facts.uid === 0) {
     // Kills what the daemon started when the daemon ends (see _keeper.ts).
     const { SETPRIV, SH, startKeeper } = await import("./_keeper.ts");
@@ -312,6 +315,7 @@ export async function startDaemon(
         ...(settings.libcap?.startsWith("/") ? [settings.libcap] : []),
       ]);
     }
+    confine.prepare(fifo);
     dropPrivileges({
       libcap: settings.libcap,
       keep: settings.capabilities,
@@ -321,8 +325,11 @@ export async function startDaemon(
   } else {
     // A non-root user has no capabilities to drop (and may not touch its
     // bounding set): only no_new_privs, so that nothing it runs gains any.
+    confine.prepare();
     restrictUnprivileged();
   }
+  // The kernel sandbox (Landlock, seccomp), on this thread, for the exec.
+  confine.apply();
   // Only the channel crosses the exec: a root caller's descriptors (direct
   // start; sudo closes them) and stage 1's own must not reach the context.
   closeOnExecFrom(3);

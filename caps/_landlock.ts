@@ -1,0 +1,308 @@
+/**
+ * Landlock through raw system calls (Deno FFI to libc's `syscall`): the
+ * kernel's unprivileged access control for the calling thread and everything
+ * it executes or starts afterwards (see landlock(7)).
+ *
+ * A ruleset is built (any thread, no privilege needed), then
+ * {@linkcode restrictSelf} confines the calling thread; the daemon's first
+ * stage calls it on the main thread right before `execve`, so the whole
+ * serving stage, all its threads and every program it runs inherit the
+ * domain. Needs `--allow-ffi`, and no_new_privs (or CAP_SYS_ADMIN) for the
+ * restriction.
+ *
+ * @module
+ */
+
+import { errno, strerror, SystemCallError } from "./_ffi.ts";
+
+/** The same numbers on every architecture (added after the unification). */
+const SYS_LANDLOCK_CREATE_RULESET = 444;
+const SYS_LANDLOCK_ADD_RULE = 445;
+const SYS_LANDLOCK_RESTRICT_SELF = 446;
+const LANDLOCK_CREATE_RULESET_VERSION = 1;
+const LANDLOCK_RULE_PATH_BENEATH = 1;
+const LANDLOCK_RULE_NET_PORT = 2;
+const O_PATH = 0o10000000;
+const O_CLOEXEC = 0o2000000;
+
+/** Filesystem access rights, with the ABI version that introduced each. */
+export const FS_ACCESS = {
+  execute: { bit: 1n << 0n, abi: 1 },
+  write_file: { bit: 1n << 1n, abi: 1 },
+  read_file: { bit: 1n << 2n, abi: 1 },
+  read_dir: { bit: 1n << 3n, abi: 1 },
+  remove_dir: { bit: 1n << 4n, abi: 1 },
+  remove_file: { bit: 1n << 5n, abi: 1 },
+  make_char: { bit: 1n << 6n, abi: 1 },
+  make_dir: { bit: 1n << 7n, abi: 1 },
+  make_reg: { bit: 1n << 8n, abi: 1 },
+  make_sock: { bit: 1n << 9n, abi: 1 },
+  make_fifo: { bit: 1n << 10n, abi: 1 },
+  make_block: { bit: 1n << 11n, abi: 1 },
+  make_sym: { bit: 1n << 12n, abi: 1 },
+  refer: { bit: 1n << 13n, abi: 2 },
+  truncate: { bit: 1n << 14n, abi: 3 },
+  ioctl_dev: { bit: 1n << 15n, abi: 5 },
+} as const;
+
+/** A filesystem access right's name. */
+export type FsAccess = keyof typeof FS_ACCESS;
+
+/** The rights that only make sense on a directory. */
+const DIR_ONLY: readonly FsAccess[] = [
+  "read_dir",
+  "remove_dir",
+  "remove_file",
+  "make_char",
+  "make_dir",
+  "make_reg",
+  "make_sock",
+  "make_fifo",
+  "make_block",
+  "make_sym",
+  "refer",
+];
+
+/** TCP port rights (ABI 4). */
+export const NET_ACCESS = {
+  bind_tcp: { bit: 1n, abi: 4 },
+  connect_tcp: { bit: 2n, abi: 4 },
+} as const;
+
+/** Scopes (ABI 6). */
+export const SCOPE = {
+  abstract_unix_socket: { bit: 1n, abi: 6 },
+  signal: { bit: 2n, abi: 6 },
+} as const;
+
+const SYMBOLS = {
+  syscall: {
+    parameters: ["i64", "u64", "u64", "u64", "u64"],
+    result: "i64",
+  },
+  open: { parameters: ["buffer", "i32"], result: "i32" },
+  close: { parameters: ["i32"], result: "i32" },
+} as const;
+
+let lib: Deno.DynamicLibrary<typeof SYMBOLS>["symbols"] | undefined;
+function libc() {
+  lib ??= Deno.dlopen("libc.so.6", SYMBOLS).symbols;
+  return lib;
+}
+
+function address(buf: Uint8Array): bigint {
+  return BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(buf)));
+}
+
+/**
+ * The Landlock ABI version of the running kernel: 0 when Landlock is not
+ * built in or not enabled (`lsm=` boot parameter), else 1 and up.
+ *
+ * @example
+ * ```ts ignore
+ * landlockAbi(); // 7 on Linux 6.15
+ * ```
+ */
+export function landlockAbi(): number {
+  const r = Number(
+    libc().syscall(
+      BigInt(SYS_LANDLOCK_CREATE_RULESET),
+      0n,
+      0n,
+      BigInt(LANDLOCK_CREATE_RULESET_VERSION),
+      0n,
+    ),
+  );
+  return r < 0 ? 0 : r;
+}
+
+/** Sums the bits of `names` in `table`, keeping those the ABI knows. */
+function mask<T extends string>(
+  table: Record<T, { bit: bigint; abi: number }>,
+  names: readonly T[],
+  abi: number,
+): bigint {
+  let m = 0n;
+  for (const n of names) if (table[n].abi <= abi) m |= table[n].bit;
+  return m;
+}
+
+/** What a ruleset handles: anything handled and not allowed by a rule is denied. */
+export interface RulesetSpec {
+  /** Filesystem rights the ruleset restricts. */
+  fs: readonly FsAccess[];
+  /** Whether TCP bind and connect are restricted (to the port rules). */
+  net: boolean;
+  /** Scopes: no signals or abstract-socket connections out of the domain. */
+  scope: readonly (keyof typeof SCOPE)[];
+}
+
+/**
+ * A Landlock ruleset under construction. Rights the kernel's ABI does not
+ * know are left out (the caller decides whether that is acceptable).
+ *
+ * @example
+ * ```ts ignore
+ * const r = new Ruleset({ fs: ["write_file"], net: true, scope: ["signal"] });
+ * r.allowPath("/var/lib/app", ["write_file"]);
+ * r.allowPort(8080, ["bind_tcp"]);
+ * r.restrictSelf();
+ * ```
+ */
+export class Ruleset {
+  readonly #abi: number;
+  readonly #handledFs: bigint;
+  #fd: number;
+
+  /** Creates the ruleset (a file descriptor, close-on-exec). */
+  constructor(spec: RulesetSpec, abi: number = landlockAbi()) {
+    if (abi < 1) {
+      throw new SystemCallError(
+        "landlock_create_ruleset",
+        95,
+        "Landlock is not available on this kernel",
+      );
+    }
+    this.#abi = abi;
+    this.#handledFs = mask(FS_ACCESS, spec.fs, abi);
+    // struct landlock_ruleset_attr { u64 handled_access_fs;
+    //   u64 handled_access_net; u64 scoped; } (the last two from ABI 4/6)
+    const attr = new BigUint64Array(3);
+    attr[0] = this.#handledFs;
+    attr[1] = spec.net && abi >= 4
+      ? mask(NET_ACCESS, ["bind_tcp", "connect_tcp"], abi)
+      : 0n;
+    attr[2] = mask(SCOPE, spec.scope, abi);
+    const size = abi >= 6 ? 24 : abi >= 4 ? 16 : 8;
+    const fd = Number(
+      libc().syscall(
+        BigInt(SYS_LANDLOCK_CREATE_RULESET),
+        address(new Uint8Array(attr.buffer)),
+        BigInt(size),
+        0n,
+        0n,
+      ),
+    );
+    if (fd < 0) {
+      const code = errno();
+      throw new SystemCallError(
+        "landlock_create_ruleset",
+        code,
+        strerror(code),
+      );
+    }
+    this.#fd = fd;
+  }
+
+  /**
+   * Allows `access` below `path` (a directory) or on it (a file): only the
+   * rights this ruleset handles, and for a file only those that apply to
+   * files. Throws `Deno.errors.NotFound` when the path does not exist.
+   */
+  allowPath(path: string, access: readonly FsAccess[]): void {
+    const fd = libc().open(
+      new TextEncoder().encode(path + "\0"),
+      O_PATH | O_CLOEXEC,
+    );
+    if (fd < 0) {
+      const code = errno();
+      if (code === 2) throw new Deno.errors.NotFound(`${path} does not exist`);
+      throw new SystemCallError(`open(${path}, O_PATH)`, code, strerror(code));
+    }
+    try {
+      let allowed = mask(FS_ACCESS, access, this.#abi) & this.#handledFs;
+      if (!isDirectoryFd(fd)) {
+        allowed &= ~mask(FS_ACCESS, DIR_ONLY, this.#abi);
+      }
+      if (allowed === 0n) return;
+      // struct landlock_path_beneath_attr { u64 allowed_access; s32 parent_fd; } packed
+      const attr = new Uint8Array(12);
+      const view = new DataView(attr.buffer);
+      view.setBigUint64(0, allowed, true);
+      view.setInt32(8, fd, true);
+      this.#addRule(LANDLOCK_RULE_PATH_BENEATH, attr, path);
+    } finally {
+      libc().close(fd);
+    }
+  }
+
+  /** Allows TCP `access` (bind, connect) on `port`. */
+  allowPort(port: number, access: readonly (keyof typeof NET_ACCESS)[]): void {
+    if (this.#abi < 4) return;
+    // struct landlock_net_port_attr { u64 allowed_access; u64 port; }
+    const attr = new BigUint64Array([
+      mask(NET_ACCESS, access, this.#abi),
+      BigInt(port),
+    ]);
+    this.#addRule(
+      LANDLOCK_RULE_NET_PORT,
+      new Uint8Array(attr.buffer),
+      `port ${port}`,
+    );
+  }
+
+  #addRule(type: number, attr: Uint8Array, what: string): void {
+    const r = Number(
+      libc().syscall(
+        BigInt(SYS_LANDLOCK_ADD_RULE),
+        BigInt(this.#fd),
+        BigInt(type),
+        address(attr),
+        0n,
+      ),
+    );
+    if (r < 0) {
+      const code = errno();
+      throw new SystemCallError(
+        `landlock_add_rule(${what})`,
+        code,
+        strerror(code),
+      );
+    }
+  }
+
+  /**
+   * Confines the calling thread (and what it executes and starts) to the
+   * ruleset, then closes it. Needs no_new_privs or CAP_SYS_ADMIN.
+   */
+  restrictSelf(): void {
+    const r = Number(
+      libc().syscall(
+        BigInt(SYS_LANDLOCK_RESTRICT_SELF),
+        BigInt(this.#fd),
+        0n,
+        0n,
+        0n,
+      ),
+    );
+    const code = r < 0 ? errno() : 0;
+    this.close();
+    if (r < 0) {
+      throw new SystemCallError("landlock_restrict_self", code, strerror(code));
+    }
+  }
+
+  /** Closes the ruleset's descriptor (idempotent). */
+  close(): void {
+    if (this.#fd >= 0) libc().close(this.#fd);
+    this.#fd = -1;
+  }
+}
+
+const SYS_FSTAT = Deno.build.arch === "aarch64" ? 80 : 5;
+const S_IFMT = 0o170000;
+const S_IFDIR = 0o040000;
+
+function isDirectoryFd(fd: number): boolean {
+  // struct stat: st_mode at 24 on x86_64, at 16 on aarch64 (u32).
+  const buf = new Uint8Array(256);
+  const r = Number(
+    libc().syscall(BigInt(SYS_FSTAT), BigInt(fd), address(buf), 0n, 0n),
+  );
+  if (r < 0) return false;
+  const mode = new DataView(buf.buffer).getUint32(
+    Deno.build.arch === "aarch64" ? 16 : 24,
+    true,
+  );
+  return (mode & S_IFMT) === S_IFDIR;
+}

@@ -1,0 +1,589 @@
+/**
+ * The per-context kernel sandbox: what the context's settings say becomes
+ * Landlock rules (filesystem paths, TCP ports, signal and abstract-socket
+ * scoping) and a seccomp filter, applied by the daemon's first stage on the
+ * main thread right before the `execve` of the serving stage, so that the
+ * serving stage, all its threads and every program it starts inherit them.
+ *
+ * {@linkcode planConfinement} is pure (the CLI shows the plan);
+ * {@linkcode prepareConfinement} builds the ruleset while the first stage may
+ * still open every path, and its `apply()` confines the thread after the
+ * privilege drop (no_new_privs is set by then).
+ *
+ * @module
+ */
+
+import {
+  type FsAccess,
+  landlockAbi,
+  Ruleset,
+  type RulesetSpec,
+} from "../caps/_landlock.ts";
+import { deniedSyscalls, installFilter } from "../caps/_seccomp.ts";
+import type { PermissionsSetting } from "../contexts/config.ts";
+import { type Preflight, StartError } from "./preflight.ts";
+
+/** How strictly the sandbox is applied. */
+export type ConfinementMode = "required" | "best-effort" | "off";
+
+/** The rights that change the filesystem. */
+export const WRITE_ACCESS: readonly FsAccess[] = [
+  "write_file",
+  "remove_dir",
+  "remove_file",
+  "make_char",
+  "make_dir",
+  "make_reg",
+  "make_sock",
+  "make_fifo",
+  "make_block",
+  "make_sym",
+  "refer",
+  "truncate",
+];
+/** The rights that read or execute. */
+export const READ_ACCESS: readonly FsAccess[] = [
+  "read_file",
+  "read_dir",
+  "execute",
+];
+
+/** What the serving stage itself needs to read, when reads are confined. */
+const SYSTEM_READ = [
+  "/usr",
+  "/bin",
+  "/sbin",
+  "/lib",
+  "/lib64",
+  "/etc/ld.so.cache",
+  "/etc/localtime",
+  "/etc/nsswitch.conf",
+  "/etc/passwd",
+  "/etc/group",
+  "/etc/hosts",
+  "/etc/host.conf",
+  "/etc/resolv.conf",
+  "/etc/gai.conf",
+  "/etc/ssl",
+  "/proc",
+  "/sys/devices/system/cpu",
+  "/sys/fs/cgroup",
+  "/dev/null",
+  "/dev/zero",
+  "/dev/full",
+  "/dev/random",
+  "/dev/urandom",
+];
+/** What the serving stage (and its programs) may always write. */
+const SYSTEM_WRITE = ["/dev/null"];
+
+const CAP_KILL = 5;
+
+/** One path rule of a plan. */
+export interface PathRule {
+  /** The path, as it will be opened. */
+  path: string;
+  /** `"read"` (read, list, execute) or `"write"` (read and change). */
+  access: "read" | "write";
+  /** Why it is there. */
+  why: string;
+}
+
+/** What a context's sandbox consists of (before the kernel is asked). */
+export interface ConfinementPlan {
+  /** The mode the plan is applied in. */
+  mode: ConfinementMode;
+  /** Landlock filesystem rules; `undefined`: the filesystem is not confined. */
+  fs?: {
+    /** Whether reads are confined too (a scoped `read` list). */
+    reads: boolean;
+    /** Paths below which access is allowed. */
+    rules: PathRule[];
+  };
+  /** TCP ports that may be bound and connected to; `undefined`: not confined. */
+  tcpPorts?: number[];
+  /** Landlock scopes. */
+  scope: ("signal" | "abstract_unix_socket")[];
+  /** System calls that fail with EPERM. */
+  deny: string[];
+  /** Calls of the default deny list allowed because a capability is kept. */
+  allowedByCapability: string[];
+  /** What is left unconfined on purpose, and why. */
+  notes: string[];
+}
+
+/** The facts stage 1 knows; the CLI leaves them out and gets placeholders. */
+export interface ConfinementFacts {
+  codeRoots?: readonly string[];
+  configFiles?: readonly string[];
+  denoConfig?: string;
+  denoDir?: string;
+  execPath?: string;
+  keeperFifo?: string;
+  libcap?: string;
+}
+
+/** The settings the plan depends on. */
+export interface ConfinementSettings {
+  capabilities: readonly number[];
+  permissions: PermissionsSetting;
+  confinement: ConfinementMode;
+  syscallFilter: readonly string[];
+}
+
+/** The TCP port an `--allow-net` value names, or undefined (any port). */
+export function netPort(value: string): number | undefined {
+  const m = /^(?:\[[^\]]*\]|[^:\[\]]*):(\d{1,5})$/.exec(value);
+  if (!m) return undefined;
+  const port = Number(m[1]);
+  return port >= 1 && port <= 65535 ? port : undefined;
+}
+
+/**
+ * The sandbox a context's settings ask for. Pure: nothing is opened.
+ *
+ * @example
+ * ```ts ignore
+ * planConfinement({ capabilities: [], permissions: { write: ["/var/lib/x"] },
+ *   confinement: "best-effort", syscallFilter: [] }, {});
+ * ```
+ */
+export function planConfinement(
+  s: ConfinementSettings,
+  facts: ConfinementFacts,
+): ConfinementPlan {
+  const plan: ConfinementPlan = {
+    mode: s.confinement,
+    scope: [],
+    deny: [],
+    allowedByCapability: [],
+    notes: [],
+  };
+  if (s.confinement === "off") {
+    plan.notes.push(
+      'confinement = "off": no Landlock rules, no seccomp filter',
+    );
+    return plan;
+  }
+  const { deny, allowedByCapability } = deniedSyscalls(
+    s.capabilities,
+    s.syscallFilter,
+  );
+  plan.deny = deny;
+  plan.allowedByCapability = allowedByCapability;
+  plan.scope.push("abstract_unix_socket");
+  const p = s.permissions;
+  const all = p === "all";
+  if (!s.capabilities.includes(CAP_KILL) && !all && p.run?.length !== 0) {
+    plan.scope.push("signal");
+  } else {
+    plan.notes.push(
+      "signals are not scoped: the context keeps CAP_KILL, or may run any program",
+    );
+  }
+  if (all) {
+    plan.notes.push(
+      'permissions "all": no Landlock filesystem or TCP rules (only the seccomp filter and abstract-socket scoping)',
+    );
+    return plan;
+  }
+  const place = (value: string | undefined, label: string) =>
+    value ?? `<${label}>`;
+  const rules: PathRule[] = [];
+  const writesConfined = p.write === undefined || p.write.length > 0;
+  const readsConfined = p.read !== undefined && p.read.length > 0;
+  if (!writesConfined) {
+    plan.notes.push("unscoped write permission: writes are not confined");
+  }
+  if (!readsConfined) {
+    plan.notes.push(
+      "no scoped read list: reads are not confined by Landlock (Deno's --allow-read still applies to the daemon itself)",
+    );
+  }
+  if (writesConfined) {
+    for (const w of p.write ?? []) {
+      rules.push({ path: w, access: "write", why: "permissions.write" });
+    }
+    for (const w of SYSTEM_WRITE) {
+      rules.push({ path: w, access: "write", why: "system" });
+    }
+    rules.push({
+      path: place(facts.keeperFifo, "keeper FIFO"),
+      access: "write",
+      why: "the process keeper's FIFO",
+    });
+  }
+  if (readsConfined) {
+    for (const r of p.read ?? []) {
+      rules.push({ path: r, access: "read", why: "permissions.read" });
+    }
+    for (const r of p.run ?? []) {
+      rules.push({ path: r, access: "read", why: "permissions.run" });
+    }
+    for (const r of facts.codeRoots ?? ["<code roots>"]) {
+      rules.push({ path: r, access: "read", why: "the daemon's code" });
+    }
+    rules.push(
+      {
+        path: place(facts.denoDir, "DENO_DIR"),
+        access: "read",
+        why: "the cache",
+      },
+      {
+        path: place(facts.execPath, "deno binary"),
+        access: "read",
+        why: "the runtime",
+      },
+    );
+    for (
+      const f of [
+        ...(facts.configFiles ?? []),
+        ...(facts.denoConfig ? [facts.denoConfig] : []),
+        ...(facts.libcap?.startsWith("/") ? [facts.libcap] : []),
+      ]
+    ) {
+      rules.push({ path: f, access: "read", why: "configuration" });
+    }
+    for (const r of SYSTEM_READ) {
+      rules.push({ path: r, access: "read", why: "system" });
+    }
+    if (!writesConfined) {
+      plan.notes.push(
+        "reads are confined but writes are not: every path stays writable",
+      );
+    }
+  }
+  if (writesConfined || readsConfined) {
+    plan.fs = { reads: readsConfined, rules };
+  }
+  if (p.net === undefined) {
+    plan.tcpPorts = [];
+  } else if (p.net.length === 0) {
+    plan.notes.push("unscoped net permission: TCP is not confined");
+  } else {
+    const ports = p.net.map(netPort);
+    if (ports.every((x) => x !== undefined)) {
+      plan.tcpPorts = [...new Set(ports as number[])].sort((a, b) => a - b);
+    } else {
+      plan.notes.push(
+        `net permission ${
+          JSON.stringify(p.net)
+        } names a host without a port: TCP ports are not confined (write host:port to confine them)`,
+      );
+    }
+  }
+  return plan;
+}
+
+/** The Landlock ABI each part of a plan needs. */
+function gaps(plan: ConfinementPlan, abi: number, seccomp: boolean): string[] {
+  const out: string[] = [];
+  if (plan.fs && abi < 1) {
+    out.push(
+      "Landlock is not available: filesystem rules are not enforced by the kernel",
+    );
+  }
+  if (plan.fs && abi >= 1 && abi < 2) {
+    out.push(
+      "Landlock ABI < 2: files can never be renamed or linked across directories",
+    );
+  }
+  if (plan.fs && abi >= 1 && abi < 3) {
+    out.push("Landlock ABI < 3: truncation is not confined");
+  }
+  if (plan.tcpPorts && abi < 4) {
+    out.push(`Landlock ABI ${abi} < 4: TCP ports are not confined`);
+  }
+  if (plan.scope.length && abi < 6) {
+    out.push(
+      `Landlock ABI ${abi} < 6: signals and abstract unix sockets are not scoped`,
+    );
+  }
+  if (plan.deny.length && !seccomp) {
+    out.push("seccomp filters are not available: no system call is denied");
+  }
+  return out;
+}
+
+/**
+ * The plan of `settings` as the CLI shows it (paths stage 1 learns are
+ * placeholders), with what this kernel cannot enforce; `kernel` says
+ * "unknown" when Landlock could not be queried (no FFI permission).
+ *
+ * @example
+ * ```ts ignore
+ * const { plan, unenforced } = confinementReport(ctx.settings());
+ * ```
+ */
+export function confinementReport(
+  settings: ConfinementSettings,
+): { plan: ConfinementPlan; landlockAbi?: number; unenforced: string[] } {
+  const plan = planConfinement(settings, {});
+  let abi: number | undefined;
+  try {
+    abi = landlockAbi();
+  } catch {
+    return {
+      plan,
+      unenforced: [
+        "unknown: Landlock could not be queried (run with --allow-ffi)",
+      ],
+    };
+  }
+  return {
+    plan,
+    landlockAbi: abi,
+    unenforced: plan.mode === "off" ? [] : unenforced(plan, abi),
+  };
+}
+
+/**
+ * What of `plan` the running kernel cannot enforce (empty: everything).
+ *
+ * @example
+ * ```ts ignore
+ * unenforced(plan); // ["Landlock ABI 3 < 4: TCP ports are not confined"]
+ * ```
+ */
+export function unenforced(
+  plan: ConfinementPlan,
+  abi: number = landlockAbi(),
+): string[] {
+  return gaps(plan, abi, seccompAvailable());
+}
+
+function seccompAvailable(): boolean {
+  try {
+    const status = Deno.readTextFileSync("/proc/self/status");
+    return /\nSeccomp:\t/.test(status);
+  } catch {
+    return true;
+  }
+}
+
+/** A ruleset built before the drop, applied after it. */
+export interface PreparedConfinement {
+  /** The plan. */
+  plan: ConfinementPlan;
+  /** What the kernel cannot enforce (best-effort only; required threw). */
+  unenforced: string[];
+  /** Confines the calling thread: Landlock, then the seccomp filter. */
+  apply(): void;
+}
+
+/**
+ * Builds the Landlock ruleset of `plan` (opening its paths now). With mode
+ * "required", throws an `Error` naming what the kernel cannot enforce.
+ *
+ * @example
+ * ```ts ignore
+ * const c = prepareConfinement(plan);
+ * dropPrivileges(...);
+ * c.apply();
+ * execve(...);
+ * ```
+ */
+export function prepareConfinement(
+  plan: ConfinementPlan,
+  scopesApplied = false,
+  abi: number = landlockAbi(),
+): PreparedConfinement {
+  if (plan.mode === "off") {
+    return { plan, unenforced: [], apply() {} };
+  }
+  const missing: string[] = [];
+  const required = plan.mode === "required";
+  const fail = (what: string) => {
+    if (required) {
+      throw new Error(
+        `confinement = "required" but ${what}; use a kernel with Landlock (ABI 6 or later, lsm=landlock) and seccomp, or set confinement = "best-effort"`,
+      );
+    }
+    missing.push(what);
+  };
+  for (const gap of gaps(plan, abi, true)) fail(gap);
+  let ruleset: Ruleset | undefined;
+  const scope = scopesApplied ? [] : plan.scope;
+  if (abi >= 1 && (plan.fs || plan.tcpPorts || scope.length)) {
+    const spec: RulesetSpec = {
+      fs: plan.fs
+        ? [...WRITE_ACCESS, ...(plan.fs.reads ? READ_ACCESS : [])]
+        : [],
+      net: plan.tcpPorts !== undefined,
+      scope,
+    };
+    ruleset = new Ruleset(spec, abi);
+    try {
+      for (const rule of plan.fs?.rules ?? []) {
+        const access = rule.access === "write"
+          ? [...READ_ACCESS, ...WRITE_ACCESS]
+          : READ_ACCESS;
+        try {
+          ruleset.allowPath(rule.path, access);
+        } catch (error) {
+          if (!(error instanceof Deno.errors.NotFound)) throw error;
+          if (rule.why === "system") continue;
+          // A file the context may create: its directory (Landlock cannot
+          // name a path that does not exist yet).
+          const parent = rule.path.replace(/\/[^/]+\/?$/, "") || "/";
+          if (rule.access === "write" && parent !== "/") {
+            try {
+              ruleset.allowPath(parent, access);
+              missing.push(
+                `${rule.path} does not exist: its directory ${parent} is writable instead`,
+              );
+              continue;
+            } catch { /* the parent is missing too */ }
+          }
+          missing.push(
+            `${rule.path} does not exist: no ${rule.access} rule for it (the kernel refuses access there)`,
+          );
+        }
+      }
+      for (const port of plan.tcpPorts ?? []) {
+        ruleset.allowPort(port, ["bind_tcp", "connect_tcp"]);
+      }
+    } catch (error) {
+      ruleset.close();
+      throw error;
+    }
+  }
+  return {
+    plan,
+    unenforced: missing,
+    apply() {
+      ruleset?.restrictSelf();
+      if (plan.deny.length) {
+        try {
+          installFilter(plan.deny);
+        } catch (error) {
+          if (required) throw error;
+          missing.push(
+            `the seccomp filter could not be installed: ${
+              (error as Error).message
+            }`,
+          );
+        }
+      }
+    },
+  };
+}
+
+/**
+ * Lines that describe `plan` for `privsep inspect`.
+ *
+ * @example
+ * ```ts ignore
+ * describePlan(plan).forEach((l) => console.log(l));
+ * ```
+ */
+export function describePlan(plan: ConfinementPlan): string[] {
+  const lines = [`confinement ${plan.mode}`];
+  if (plan.mode === "off") return lines;
+  if (plan.fs) {
+    lines.push(
+      `  landlock fs: writes confined${
+        plan.fs.reads ? ", reads confined" : ""
+      }; allowed:`,
+    );
+    for (const r of plan.fs.rules) {
+      lines.push(`    ${r.access.padEnd(5)} ${r.path}  (${r.why})`);
+    }
+  } else lines.push("  landlock fs: not confined");
+  lines.push(
+    plan.tcpPorts === undefined
+      ? "  landlock tcp: not confined"
+      : plan.tcpPorts.length
+      ? `  landlock tcp: bind/connect only ports ${plan.tcpPorts.join(", ")}`
+      : "  landlock tcp: no bind, no connect",
+  );
+  lines.push(`  landlock scope: ${plan.scope.join(", ") || "none"}`);
+  lines.push(`  seccomp: EPERM for ${plan.deny.join(", ") || "nothing"}`);
+  if (plan.allowedByCapability.length) {
+    lines.push(
+      `  seccomp: allowed by kept capabilities: ${
+        plan.allowedByCapability.join(", ")
+      }`,
+    );
+  }
+  for (const n of plan.notes) lines.push(`  note: ${n}`);
+  return lines;
+}
+
+/**
+ * Stage 1's call site, in three steps.
+ *
+ * 1. `confineFor()` plans the context's sandbox; a root first stage
+ *    (CAP_SYS_ADMIN, so no no_new_privs needed yet) confines its thread at
+ *    once with a first Landlock layer that holds only the scopes, so that
+ *    the process keeper it starts next is inside that layer: the daemon may
+ *    still signal the keeper (its parent-death signal) and nothing outside.
+ * 2. `prepare(keeperFifo)` builds the second layer (paths and ports) while
+ *    the thread may still open every path.
+ * 3. `apply()`, after the drop, restricts the thread to that layer and
+ *    installs the seccomp filter; each part the kernel cannot enforce adds
+ *    `--unconfined=<what>` to the serving stage's arguments (it logs them).
+ *
+ * A "required" sandbox the kernel cannot enforce is a {@linkcode StartError}.
+ *
+ * @example
+ * ```ts ignore
+ * const confine = confineFor(settings, facts, serveArgv);
+ * const fifo = await startKeeper(uid, gid);
+ * confine.prepare(fifo);
+ * dropPrivileges(plan);
+ * confine.apply();
+ * execve(...);
+ * ```
+ */
+export function confineFor(
+  settings: ConfinementSettings & { libcap?: string },
+  facts: Preflight,
+  serveArgv: string[],
+): { prepare(keeperFifo?: string): void; apply(): void } {
+  const planWith = (keeperFifo?: string) =>
+    planConfinement(settings, {
+      codeRoots: facts.codeRoots,
+      configFiles: facts.configFiles,
+      denoConfig: facts.config,
+      denoDir: facts.denoDir,
+      execPath: Deno.execPath(),
+      keeperFifo,
+      libcap: settings.libcap,
+    });
+  const early = planWith();
+  let scoped = false;
+  const wrap = <T>(what: string, f: () => T): T => {
+    try {
+      return f();
+    } catch (error) {
+      throw new StartError(
+        `${what}${(error as Error).message}`,
+        { cause: error },
+      );
+    }
+  };
+  if (
+    facts.uid === 0 && early.mode !== "off" && early.scope.length &&
+    landlockAbi() >= 6
+  ) {
+    wrap("the kernel sandbox could not be applied: ", () => {
+      new Ruleset({ fs: [], net: false, scope: early.scope }).restrictSelf();
+    });
+    scoped = true;
+  }
+  let prepared: PreparedConfinement | undefined;
+  return {
+    prepare(keeperFifo?: string) {
+      const plan = planWith(keeperFifo);
+      prepared = wrap("", () => prepareConfinement(plan, scoped));
+    },
+    apply() {
+      const p = prepared ?? wrap("", () => prepareConfinement(early, scoped));
+      wrap("the kernel sandbox could not be applied: ", () => p.apply());
+      for (const what of p.unenforced) {
+        serveArgv.push(`--unconfined=${what}`);
+      }
+    },
+  };
+}

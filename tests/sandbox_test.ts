@@ -1,0 +1,407 @@
+// The per-context kernel sandbox, against the real kernel and a real daemon:
+// Landlock turns the context's write/read/net permissions into rules that
+// every program the daemon starts inherits, and a seccomp filter makes the
+// system calls no helper of this kind needs fail with EPERM. Checked from
+// outside (files on disk, /proc/<pid>/task/*/status, a listener of this test).
+import assert from "node:assert/strict";
+import { init, RemoteError } from "../mod.ts";
+import { CAP_KILL, CAP_SYS_ADMIN, CAP_SYS_TIME } from "../caps/table.ts";
+import { buildFilter, expandSyscallEntry } from "../caps/_seccomp.ts";
+import type { PermissionsSetting } from "../contexts/config.ts";
+import { planConfinement, prepareConfinement } from "../daemon/_confine.ts";
+import { sandboxCtx } from "./fixtures/sandbox/mod.ts";
+import * as ops from "./fixtures/sandbox/ops.ts";
+import {
+  captureLogs,
+  DENO,
+  ensureUser,
+  removeUser,
+  requireRoot,
+  ROOT,
+  run,
+  scratchDir,
+  writeConfig,
+} from "./_helpers.ts";
+
+const opts = { sanitizeOps: false, sanitizeResources: false };
+/** The context's user (unique to this file). */
+const SBX_DAEMON = "privsep-sbx-d";
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.lstat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** `Seccomp` and `Seccomp_filters` of one /proc status text. */
+function seccompOf(status: string): { mode: number; filters: number } {
+  return {
+    mode: Number(/\nSeccomp:\t(\d+)/.exec(status)?.[1] ?? -1),
+    filters: Number(/\nSeccomp_filters:\t(\d+)/.exec(status)?.[1] ?? -1),
+  };
+}
+
+/** A TCP port nobody listens on now. */
+function freePort(): number {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (l.addr as Deno.NetAddr).port;
+  l.close();
+  return port;
+}
+
+const perlBind = (port: number) => [
+  "-MIO::Socket::INET",
+  "-e",
+  `IO::Socket::INET->new(LocalAddr => "127.0.0.1", LocalPort => ${port}, Listen => 1, ReuseAddr => 1) or die "bind: $!\\n"; print "bound\\n"`,
+];
+const bashConnect = (port: number) => [
+  "-c",
+  `exec 3<>/dev/tcp/127.0.0.1/${port} && echo connected`,
+];
+
+Deno.test(
+  "the kernel sandbox confines what the daemon's programs may do",
+  opts,
+  async (t) => {
+    requireRoot();
+    const logs = await captureLogs();
+    const dir = await scratchDir();
+    await ensureUser(SBX_DAEMON);
+    const data = `${dir}/data`;
+    await Deno.mkdir(data, { mode: 0o755 }); // root's: only CAP_DAC_OVERRIDE writes here
+    const tag = crypto.randomUUID().slice(0, 8);
+    const outside = `/etc/privsep-sbx-${tag}`;
+    const viaLink = `/etc/privsep-sbx-${tag}-link`;
+    const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const listenPort = (listener.addr as Deno.NetAddr).port;
+    (async () => {
+      for await (const c of listener) c.close();
+    })().catch(() => {});
+    let config = "";
+    const use = async (section: Record<string, unknown>) => {
+      await sandboxCtx.stop();
+      config = await writeConfig(dir, {
+        sandbox: {
+          user: SBX_DAEMON,
+          capabilities: ["CAP_DAC_OVERRIDE"],
+          ...section,
+        } as never,
+      });
+      init({ configFiles: [config] });
+      return (await sandboxCtx.start()).pid;
+    };
+    const base = {
+      write: [data],
+      run: ["/bin/sh", "/bin/bash", "/usr/bin/unshare", "/usr/bin/perl"],
+      ffi: true,
+    };
+    try {
+      await t.step(
+        "CAP_DAC_OVERRIDE and write = [dir]: a shell cannot write /etc",
+        async () => {
+          await use({ permissions: base });
+          const r = await ops.exec("/bin/sh", ["-c", `echo x > ${outside}`]);
+          assert.notEqual(r.code, 0, `the write succeeded: ${r.stderr}`);
+          assert.match(r.stderr, /Permission denied/);
+          assert.equal(await exists(outside), false, `${outside} was created`);
+        },
+      );
+
+      await t.step("writing below the allowed directory works", async () => {
+        const r = await ops.exec("/bin/sh", [
+          "-c",
+          `echo x > ${data}/f && mkdir ${data}/d && echo y > ${data}/d/g && rm ${data}/d/g`,
+        ]);
+        assert.equal(r.code, 0, r.stderr);
+        assert.equal(await Deno.readTextFile(`${data}/f`), "x\n");
+      });
+
+      await t.step(
+        "a symbolic link planted in the allowed directory does not lead out",
+        async () => {
+          await Deno.symlink(viaLink, `${data}/link`);
+          const r = await ops.exec("/bin/sh", ["-c", `echo x > ${data}/link`]);
+          assert.notEqual(r.code, 0, "the write through the link succeeded");
+          assert.equal(await exists(viaLink), false, `${viaLink} was created`);
+        },
+      );
+
+      await t.step(
+        "every thread of the daemon and of a child has the seccomp filter",
+        async () => {
+          const pid = sandboxCtx.daemon!.pid;
+          const tasks: string[] = [];
+          for await (const e of Deno.readDir(`/proc/${pid}/task`)) {
+            tasks.push(e.name);
+          }
+          assert.ok(tasks.length > 1, "a multi-threaded daemon");
+          for (const tid of tasks) {
+            const s = seccompOf(
+              await Deno.readTextFile(`/proc/${pid}/task/${tid}/status`),
+            );
+            assert.equal(s.mode, 2, `thread ${tid}: Seccomp ${s.mode}`);
+            assert.ok(s.filters >= 1, `thread ${tid}: no filter`);
+          }
+          const child = await ops.exec("/bin/sh", [
+            "-c",
+            "cat /proc/self/status",
+          ]);
+          const s = seccompOf(child.stdout);
+          assert.equal(s.mode, 2, "the child's Seccomp");
+          assert.ok(s.filters >= 1, "the child's Seccomp_filters");
+        },
+      );
+
+      await t.step(
+        "privsep caps shows the filter; privsep inspect shows the rules",
+        async () => {
+          const pid = sandboxCtx.daemon!.pid;
+          const cli = [DENO, "run", "-A", `--config=${ROOT}/deno.json`];
+          const caps = await run([
+            ...cli,
+            `${ROOT}/cli/privsep.ts`,
+            "caps",
+            String(pid),
+          ]);
+          assert.match(caps.stdout, /seccomp=filter \(1 filters\)/);
+          const inspect = await run([
+            ...cli,
+            `${ROOT}/cli/privsep.ts`,
+            "inspect",
+            `--config-file=${config}`,
+            `${ROOT}/tests/fixtures/sandbox/mod.ts`,
+          ]);
+          assert.ok(
+            inspect.stdout.includes(`write ${data}  (permissions.write)`),
+            inspect.stdout,
+          );
+          assert.match(inspect.stdout, /landlock tcp: no bind, no connect/);
+          assert.match(inspect.stdout, /seccomp: EPERM for .*keyctl/);
+          assert.match(inspect.stdout, /everything above enforced/);
+        },
+      );
+
+      await t.step(
+        "a denied system call fails with EPERM and the daemon keeps serving",
+        async () => {
+          const pid = sandboxCtx.daemon!.pid;
+          const error = await ops.keyctl().then(
+            () => assert.fail("keyctl succeeded"),
+            (e) => e,
+          );
+          assert.ok(error instanceof RemoteError, String(error));
+          assert.equal(error.code, "EPERM");
+          const r = await ops.exec("/usr/bin/unshare", ["-U", "/bin/true"]);
+          assert.notEqual(r.code, 0, "unshare -U succeeded");
+          assert.match(r.stderr, /Operation not permitted/);
+          // clone(CLONE_NEWUSER | SIGCHLD) straight from a program.
+          const c = await ops.exec("/usr/bin/perl", [
+            "-e",
+            'my $r = syscall(56, 0x10000011, 0, 0, 0, 0); exit 0 if $r == 0; print $r < 0 ? "denied: $!\\n" : "cloned\\n"',
+          ]);
+          assert.match(c.stdout, /denied: Operation not permitted/);
+          assert.equal(await ops.ping(), "pong");
+          assert.equal(sandboxCtx.daemon!.pid, pid, "the same daemon");
+        },
+      );
+
+      await t.step(
+        "the daemon's programs cannot signal a process of the same user outside the daemon",
+        async () => {
+          const victim = new Deno.Command("/usr/bin/setpriv", {
+            args: [
+              `--reuid=${SBX_DAEMON}`,
+              `--regid=${SBX_DAEMON}`,
+              "--clear-groups",
+              "/usr/bin/sleep",
+              "30",
+            ],
+            stdin: "null",
+            stdout: "null",
+            stderr: "null",
+          }).spawn();
+          try {
+            await new Promise((r) => setTimeout(r, 100));
+            const r = await ops.exec("/bin/sh", ["-c", `kill ${victim.pid}`]);
+            assert.notEqual(r.code, 0, "the kill succeeded");
+            assert.match(r.stderr, /Operation not permitted/);
+            const status = await Deno.readTextFile(
+              `/proc/${victim.pid}/status`,
+            );
+            assert.match(status, /\nState:\tS/, "the victim still sleeps");
+          } finally {
+            victim.kill("SIGKILL");
+            await victim.status;
+          }
+        },
+      );
+
+      await t.step(
+        "a context without net cannot connect to a listener on 127.0.0.1",
+        async () => {
+          const r = await ops.exec("/bin/bash", bashConnect(listenPort));
+          assert.notEqual(r.code, 0, "the connect succeeded");
+          assert.match(r.stderr, /Permission denied/);
+          const b = await ops.exec("/usr/bin/perl", perlBind(freePort()));
+          assert.notEqual(b.code, 0, "the bind succeeded");
+        },
+      );
+
+      await t.step(
+        "a context with a named port binds and connects to that port only",
+        async () => {
+          const port = freePort();
+          await use({
+            permissions: { ...base, net: [`127.0.0.1:${port}`] },
+          });
+          const ok = await ops.exec("/usr/bin/perl", perlBind(port));
+          assert.equal(ok.code, 0, ok.stderr);
+          const other = await ops.exec("/usr/bin/perl", perlBind(freePort()));
+          assert.notEqual(other.code, 0, "a bind to another port succeeded");
+          assert.match(other.stderr, /Permission denied/);
+          const c = await ops.exec("/bin/bash", bashConnect(listenPort));
+          assert.notEqual(c.code, 0, "a connect to another port succeeded");
+        },
+      );
+
+      await t.step(
+        "with a scoped read list, the daemon starts and its programs read only that",
+        async () => {
+          await use({ permissions: { ...base, read: [data] } });
+          assert.equal(await ops.ping(), "pong");
+          const r = await ops.exec("/bin/sh", ["-c", "cat /etc/shadow"]);
+          assert.notEqual(r.code, 0, "/etc/shadow was read");
+          assert.equal(r.stdout, "");
+          const ok = await ops.exec("/bin/sh", ["-c", `cat ${data}/f`]);
+          assert.equal(ok.stdout, "x\n", ok.stderr);
+        },
+      );
+
+      await t.step(
+        "what the kernel cannot enforce is logged when the daemon starts",
+        async () => {
+          const missing = `${data}/not-yet/state.json`;
+          await use({ permissions: { ...base, write: [missing] } });
+          assert.equal(await ops.ping(), "pong");
+          const warned = logs.some((r) =>
+            r.level === "warning" &&
+            String(r.message.join("")).includes(
+              `kernel sandbox not enforced: ${missing} does not exist`,
+            )
+          );
+          assert.ok(warned, "no warning about the missing write path");
+        },
+      );
+
+      await t.step(
+        'confinement = "off" applies nothing (the checks above can fail)',
+        async () => {
+          await use({ permissions: base, confinement: "off" });
+          const r = await ops.exec("/bin/sh", ["-c", `echo x > ${outside}`]);
+          assert.equal(r.code, 0, r.stderr);
+          assert.equal(await exists(outside), true);
+          const s = seccompOf(
+            (await ops.exec("/bin/sh", ["-c", "cat /proc/self/status"]))
+              .stdout,
+          );
+          assert.equal(s.mode, 0);
+        },
+      );
+    } finally {
+      listener.close();
+      await sandboxCtx.stop();
+      await Deno.remove(outside).catch(() => {});
+      await Deno.remove(viaLink).catch(() => {});
+      await Deno.remove(dir, { recursive: true });
+      await removeUser(SBX_DAEMON);
+    }
+  },
+);
+
+Deno.test("the sandbox plan follows the context's permissions", () => {
+  const plan = (permissions: PermissionsSetting, capabilities: number[] = []) =>
+    planConfinement({
+      capabilities,
+      permissions,
+      confinement: "best-effort",
+      syscallFilter: [],
+    }, { keeperFifo: "/run/privsep/tree-1/keeper" });
+  // No write permission: nothing but /dev/null and the keeper's FIFO.
+  assert.deepEqual(plan({}).fs?.rules.map((r) => r.path), [
+    "/dev/null",
+    "/run/privsep/tree-1/keeper",
+  ]);
+  assert.deepEqual(plan({}).tcpPorts, []);
+  assert.equal(plan({ write: [] }).fs, undefined, "unscoped write");
+  assert.equal(plan("all").fs, undefined);
+  assert.equal(plan("all").tcpPorts, undefined);
+  assert.deepEqual(plan({ net: ["127.0.0.1:8080", "[::1]:53"] }).tcpPorts, [
+    53,
+    8080,
+  ]);
+  assert.equal(plan({ net: ["example.com"] }).tcpPorts, undefined);
+  assert.ok(plan({}).scope.includes("signal"));
+  assert.ok(!plan({}, [CAP_KILL]).scope.includes("signal"));
+  // Capability-aware: CAP_SYS_ADMIN keeps mount, CAP_SYS_TIME the clock.
+  assert.ok(plan({}).deny.includes("mount"));
+  assert.ok(!plan({}, [CAP_SYS_ADMIN]).deny.includes("mount"));
+  assert.ok(!plan({}, [CAP_SYS_TIME]).deny.includes("clock_settime"));
+  assert.ok(plan({}, [CAP_SYS_TIME]).deny.includes("reboot"));
+  const tuned = planConfinement({
+    capabilities: [CAP_SYS_ADMIN],
+    permissions: {},
+    confinement: "best-effort",
+    syscallFilter: ["+@keyring", "-@mount"],
+  }, {});
+  assert.ok(!tuned.deny.includes("keyctl"));
+  assert.ok(tuned.deny.includes("mount"), "-@mount beats CAP_SYS_ADMIN");
+  assert.throws(() => expandSyscallEntry("@mount"), TypeError);
+  assert.throws(() => expandSyscallEntry("+@nope"), /valid|group/);
+});
+
+Deno.test("best-effort reports what an older kernel cannot enforce; required refuses", () => {
+  const settings = {
+    capabilities: [],
+    permissions: { write: ["/nonexistent-privsep-sbx/x"] },
+    syscallFilter: [],
+  };
+  const best = prepareConfinement(
+    planConfinement({ ...settings, confinement: "best-effort" }, {}),
+    false,
+    3,
+  );
+  assert.ok(best.unenforced.some((u) => /TCP ports are not confined/.test(u)));
+  assert.ok(best.unenforced.some((u) => /not scoped/.test(u)));
+  assert.ok(best.unenforced.some((u) => /does not exist/.test(u)));
+  assert.throws(
+    () =>
+      prepareConfinement(
+        planConfinement({ ...settings, confinement: "required" }, {}),
+        false,
+        0,
+      ),
+    /confinement = "required" but Landlock is not available/,
+  );
+});
+
+Deno.test("the BPF filter checks the architecture and denies x32 and the listed calls", () => {
+  const prog = buildFilter(["ptrace", "bpf"], "x86_64");
+  const view = new DataView(prog.buffer);
+  const insn = (i: number) => ({
+    code: view.getUint16(i * 8, true),
+    jt: view.getUint8(i * 8 + 2),
+    k: view.getUint32(i * 8 + 4, true),
+  });
+  assert.equal(prog.length / 8, 4 + 3 + 2);
+  assert.equal(insn(1).k, 0xc000003e);
+  assert.equal(insn(4).k, 0x40000000);
+  assert.equal(insn(5).k, 101);
+  assert.equal(insn(6).k, 321);
+  // Every check jumps to the last instruction: return EPERM.
+  for (const i of [4, 5, 6]) assert.equal(i + 1 + insn(i).jt, 8);
+  assert.equal(insn(8).k, 0x00050001);
+  assert.equal(insn(7).k, 0x7fff0000);
+});
