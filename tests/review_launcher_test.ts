@@ -92,7 +92,11 @@ Deno.test(
           // Like a fresh host: /var/cache/privsep missing, /var/cache/man
           // owned by man. Here: the scratch dir holds the caller's home.
           const out = await asCaller('sudo -n "$1" </dev/null', launcher);
-          assert.doesNotMatch(out.stderr, /rm -rf/, "the launcher advises removing a directory that is not the cache");
+          assert.doesNotMatch(
+            out.stderr,
+            /rm -rf/,
+            "the launcher advises removing a directory that is not the cache",
+          );
           assert.equal(out.code, 0, out.stderr);
         },
       );
@@ -128,7 +132,7 @@ Deno.test(
         async () => {
           // The daemon lives while its stdin is open: a sleep feeds it.
           const held = asCaller(
-            'umask 000; ulimit -c unlimited; ulimit -n 64; exec 7</etc/hostname 9>>./fd9; ' +
+            "umask 000; ulimit -c unlimited; ulimit -n 64; exec 7</etc/hostname 9>>./fd9; " +
               'sleep 4 | sudo -n "$1" >/dev/null',
             launcher,
           );
@@ -153,7 +157,11 @@ Deno.test(
           console.log(
             status.match(/^(Umask|Uid|CapEff|NoNewPrivs):.*$/gm)?.join("\n"),
           );
-          console.log(limits.split("\n").filter((l) => /core|open files/i.test(l)).join("\n"));
+          console.log(
+            limits.split("\n").filter((l) => /core|open files/i.test(l)).join(
+              "\n",
+            ),
+          );
           console.log(fds.join("\n"));
           await held;
           assert.ok(
@@ -172,7 +180,9 @@ Deno.test(
             'ulimit -f 1; sudo -n "$1" </dev/null',
             launcher,
           );
-          console.log(`with ulimit -f 1: exit ${cut.code} ${cut.stderr.slice(0, 300)}`);
+          console.log(
+            `with ulimit -f 1: exit ${cut.code} ${cut.stderr.slice(0, 300)}`,
+          );
           const out = await asCaller('sudo -n "$1" </dev/null', launcher);
           assert.equal(out.code, 0, out.stderr);
         },
