@@ -78,6 +78,7 @@ const SYSTEM_READ = [
 const SYSTEM_WRITE = ["/dev/null"];
 
 const CAP_KILL = 5;
+const CAP_SYS_ADMIN = 21;
 
 /** One path rule of a plan. */
 export interface PathRule {
@@ -190,12 +191,23 @@ export function planConfinement(
   const place = (value: string | undefined, label: string) =>
     value ?? `<${label}>`;
   const rules: PathRule[] = [];
-  const writesConfined = p.write === undefined || p.write.length > 0;
-  const readsConfined = p.read !== undefined && p.read.length > 0;
-  if (!writesConfined) {
+  // Landlock refuses every mount change to a thread whose domain handles
+  // file access, and a context that keeps CAP_SYS_ADMIN is there to mount
+  // (ip netns, ip -n) and could not be confined by paths anyway.
+  const sysAdmin = s.capabilities.includes(CAP_SYS_ADMIN);
+  if (sysAdmin) {
+    plan.notes.push(
+      "the context keeps CAP_SYS_ADMIN: no Landlock filesystem rules (Landlock would refuse every mount, which such a context needs)",
+    );
+  }
+  const writesConfined = !sysAdmin &&
+    (p.write === undefined || p.write.length > 0);
+  const readsConfined = !sysAdmin && p.read !== undefined &&
+    p.read.length > 0;
+  if (!writesConfined && !sysAdmin) {
     plan.notes.push("unscoped write permission: writes are not confined");
   }
-  if (!readsConfined) {
+  if (!readsConfined && !sysAdmin) {
     plan.notes.push(
       "no scoped read list: reads are not confined by Landlock (Deno's --allow-read still applies to the daemon itself)",
     );

@@ -350,6 +350,14 @@ Deno.test("the sandbox plan follows the context's permissions", () => {
   assert.ok(!plan({}, [CAP_SYS_ADMIN]).deny.includes("mount"));
   assert.ok(!plan({}, [CAP_SYS_TIME]).deny.includes("clock_settime"));
   assert.ok(plan({}, [CAP_SYS_TIME]).deny.includes("reboot"));
+  // Landlock refuses every mount to a domain that handles file access: a
+  // context that keeps CAP_SYS_ADMIN (ip netns, ip -n) gets no file rules,
+  // but keeps its TCP rules and scopes.
+  assert.equal(plan({ write: ["/var/lib/x"] }, [CAP_SYS_ADMIN]).fs, undefined);
+  assert.deepEqual(plan({}, [CAP_SYS_ADMIN]).tcpPorts, []);
+  assert.ok(
+    plan({}, [CAP_SYS_ADMIN]).notes.some((n) => n.includes("CAP_SYS_ADMIN")),
+  );
   const tuned = planConfinement({
     capabilities: [CAP_SYS_ADMIN],
     permissions: {},
