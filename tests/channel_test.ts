@@ -63,6 +63,38 @@ Deno.test("daemon channel", opts, async (t) => {
     );
 
     await t.step(
+      'a permission error says what works: permissions = "all" for /proc, the context\'s list otherwise',
+      async () => {
+        await assert.rejects(
+          ops.readAsync("/proc/self/status"),
+          (e: unknown) => {
+            assert.ok(e instanceof RemoteError, String(e));
+            assert.equal(e.remoteName, "NotCapable");
+            assert.match(
+              e.message,
+              /^Requires read access to "\/proc\/self\/status": /,
+            );
+            assert.match(
+              e.message,
+              /permissions = "all" of the context testCtx \(in its TOML section \[e2e\]/,
+            );
+            assert.doesNotMatch(e.message, /--allow-read flag|run again/);
+            return true;
+          },
+        );
+        await assert.rejects(ops.readAsync("/etc/hostname"), (e: unknown) => {
+          assert.ok(e instanceof RemoteError, String(e));
+          assert.match(
+            e.message,
+            /add it to permissions\.read of the context testCtx \(in its TOML section \[e2e\]/,
+          );
+          assert.doesNotMatch(e.message, /run again/);
+          return true;
+        });
+      },
+    );
+
+    await t.step(
       "an error of a class that does not set name arrives under its class's name",
       async () => {
         await assert.rejects(ops.fail("class"), (e: unknown) => {
