@@ -3,12 +3,13 @@
 // DENO_DIR the daemon cannot trust, and its daemon.ts is not a local file).
 import { parseArgs } from "node:util";
 import { dirname, isAbsolute, join, relative, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
+import { fileURLToPath, pathToFileURL as toFileUrl } from "node:url";
+import { findDenoConfig } from "../contexts/command.ts";
 
 const USAGE = `usage: privsep vendor <destination directory>
 
 Copies privsep's own files (mod.ts, daemon.ts, caps/, contexts/, daemon/,
-protocol/, cli/, errors.ts) into <destination>, e.g.
+protocol/, cli/, testing/, errors.ts) into <destination>, e.g.
 /opt/app/vendor/privsep, and prints the deno.json "imports" entries the
 application needs. Then install the application root-owned and run "privsep
 install": see docs/operating.md,
@@ -24,6 +25,7 @@ const PARTS = [
   "daemon",
   "protocol",
   "cli",
+  "testing",
 ];
 const SKIP = /_test\.ts$|\.md$/;
 
@@ -97,17 +99,33 @@ export function vendorMain(args: string[]): number {
   try {
     config = JSON.parse(Deno.readTextFileSync(join(source, "deno.json")));
   } catch { /* a vendored copy has none */ }
-  const imports: Record<string, string> = {
-    "@privsep/privsep": `./${relative(Deno.cwd(), join(dest, "mod.ts"))}`,
+  // Import map paths are relative to the deno.json that holds them: the
+  // application's, the first one above the destination.
+  const appConfig = findDenoConfig(toFileUrl(dest));
+  const base = appConfig ? dirname(appConfig) : Deno.cwd();
+  const pathTo = (file: string) => {
+    const rel = relative(base, join(dest, file));
+    return rel.startsWith("../") ? rel : `./${rel}`;
   };
+  const imports: Record<string, string> = {};
+  const exported = (config as { exports?: Record<string, string> }).exports ??
+    { ".": "./mod.ts" };
+  for (const [key, file] of Object.entries(exported)) {
+    imports[
+      key === "." ? "@privsep/privsep" : `@privsep/privsep/${key.slice(2)}`
+    ] = pathTo(file);
+  }
   for (
     const [k, v] of Object.entries(config.imports as Record<string, string>)
   ) {
     if (k !== "msgpackr/pack" && k !== "msgpackr/unpack") imports[k] = v;
   }
+  const where = appConfig
+    ? `Add to ${appConfig} (paths relative to it)`
+    : `No deno.json above ${dest}: add to the application's deno.json (these paths are relative to ${base}; make them relative to that file)`;
   console.log(`copied ${files} files to ${dest}
-Add to the application's deno.json (paths relative to it), with "nodeModulesDir": "manual"
-and the npm packages installed in its node_modules:
+${where}, with "nodeModulesDir": "manual"
+and the npm packages installed in its node_modules (see docs/install.md):
 ${JSON.stringify({ imports }, null, 2)}`);
   return 0;
 }
