@@ -193,11 +193,32 @@ export interface RemoteErrorInfo {
 }
 
 /**
- * A privileged function threw in the daemon. The remote error is described by
- * data only: no class is ever looked up or constructed by a name taken off the
- * wire. `remoteName` and `code` are what callers branch on.
+ * A privileged function threw in the daemon (or, with `setClientMode(false)`,
+ * in-process). The remote error is described by data only: no class is ever
+ * looked up or constructed by a name taken off the wire. `remoteName` and
+ * `code` are what callers branch on.
  *
- * @example
+ * The error's parts each have their own field:
+ *
+ * - `message` is the remote error's message, unchanged;
+ * - `remoteName` is the remote error's `name`, or its class's name when the
+ *   class did not set one (`class NotFoundError extends Error {}` arrives as
+ *   `"NotFoundError"`);
+ * - `entrypoint` is where it was thrown, as `path#function` below the
+ *   context's prefix;
+ * - `code` and `data` are the remote error's `code` (a string such as
+ *   `"ENOENT"`) and plain `data`, when it had them;
+ * - `cause` is the whole {@linkcode RemoteErrorInfo}, with the remote stack
+ *   when the context's `log_daemon_traceback` is on.
+ *
+ * Names the library itself sends: `"NotAnEntrypoint"` (the name called is
+ * not an entrypoint of the daemon's context; nothing ran),
+ * `"InvalidArgument"` (an entrypoint's schema refused an argument; nothing
+ * ran) and `"ReplyTooLarge"` (the error did not fit in a frame even with its
+ * message cut). Deno's own
+ * errors keep their names (`"NotFound"`, `"PermissionDenied"`, `"NotCapable"`).
+ *
+ * @example Branch on the remote name
  * ```ts
  * import { RemoteError } from "@privsep/privsep";
  * try {
@@ -208,11 +229,32 @@ export interface RemoteErrorInfo {
  *   }
  * }
  * ```
+ *
+ * @example The parts of a remote error
+ * ```ts
+ * import { RemoteError } from "@privsep/privsep";
+ * import assert from "node:assert/strict";
+ *
+ * const error = new RemoteError(
+ *   { name: "NotFoundError", message: "no user bob" },
+ *   "users.ts#lookup",
+ * );
+ * assert.equal(error.message, "no user bob");
+ * assert.equal(error.remoteName, "NotFoundError");
+ * assert.equal(error.entrypoint, "users.ts#lookup");
+ * assert.equal(
+ *   `${error.remoteName} in ${error.entrypoint}: ${error.message}`,
+ *   "NotFoundError in users.ts#lookup: no user bob",
+ * );
+ * ```
  */
 export class RemoteError extends Error {
   /** Always `"RemoteError"`. */
   override name = "RemoteError";
-  /** The remote error's name. */
+  /**
+   * The remote error's name: its `name`, or its class's name when the class
+   * did not set one.
+   */
   readonly remoteName: string;
   /** The remote error's code, if any. */
   readonly code?: string;
@@ -223,11 +265,9 @@ export class RemoteError extends Error {
   /** The remote name, message and stack. */
   declare readonly cause: RemoteErrorInfo;
 
-  /** Creates the error from the daemon's report. */
+  /** Creates the error from the daemon's report; `message` is the remote message. */
   constructor(info: RemoteErrorInfo, entrypoint: string) {
-    super(`${info.name}: ${info.message} (in privileged ${entrypoint})`, {
-      cause: info,
-    });
+    super(info.message, { cause: info });
     this.remoteName = info.name;
     this.code = info.code;
     this.data = info.data;

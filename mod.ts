@@ -99,6 +99,11 @@ export {
   callWith,
 } from "./contexts/call_scope.ts";
 export {
+  sleep,
+  type SleepOptions,
+  throwIfCancelled,
+} from "./contexts/cancel.ts";
+export {
   killRunningCommands,
   runCommand,
   type RunCommandOptions,

@@ -294,3 +294,105 @@ Deno.test("privsep inspect and doctor report verify = false", async () => {
     await Deno.remove(config);
   }
 });
+
+Deno.test("privsep vendor prints import paths relative to the application's deno.json, with every export", async () => {
+  const base = await Deno.makeTempDir({ prefix: "privsep-vendor-" });
+  try {
+    const app = `${base}/app`;
+    await Deno.mkdir(`${app}/privsep`, { recursive: true });
+    await Deno.writeTextFile(`${app}/deno.json`, "{}\n");
+    // Run from elsewhere: the paths must not depend on the current directory.
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", CLI, "vendor", "app/vendor/privsep"],
+      cwd: base,
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const stdout = new TextDecoder().decode(out.stdout);
+    assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+    assert.match(stdout, new RegExp(`Add to ${app}/deno\\.json`));
+    const { imports } = JSON.parse(stdout.slice(stdout.indexOf("{")));
+    assert.deepEqual(
+      Object.fromEntries(
+        Object.entries(imports).filter(([k]) => k.startsWith("@privsep/")),
+      ),
+      {
+        "@privsep/privsep": "./vendor/privsep/mod.ts",
+        "@privsep/privsep/caps": "./vendor/privsep/caps/mod.ts",
+        "@privsep/privsep/protocol": "./vendor/privsep/protocol/mod.ts",
+        "@privsep/privsep/daemon": "./vendor/privsep/daemon.ts",
+        "@privsep/privsep/testing": "./vendor/privsep/testing/mod.ts",
+      },
+    );
+    // docs/install.md: the application as it is set up there type-checks,
+    // and with "nodeModulesDir": "manual" it needs @types/node for that.
+    await Deno.writeTextFile(
+      `${app}/deno.json`,
+      JSON.stringify({ imports, nodeModulesDir: "manual" }),
+    );
+    await Deno.mkdir(`${app}/node_modules/@types`, { recursive: true });
+    const ROOT = new URL("../", import.meta.url).pathname;
+    for (const pkg of ["@logtape", "smol-toml", "undici-types"]) {
+      const cp = await new Deno.Command("cp", {
+        args: ["-a", `${ROOT}node_modules/${pkg}`, `${app}/node_modules/`],
+      }).output();
+      assert.equal(cp.code, 0, pkg);
+    }
+    await Deno.writeTextFile(
+      `${app}/privsep/mod.ts`,
+      `import { caps, PrivContext, sleep } from "@privsep/privsep";
+import { CAP_NET_ADMIN } from "@privsep/privsep/caps";
+export const net = new PrivContext({
+  module: import.meta,
+  name: "net",
+  capabilities: [caps.CAP_NET_BIND_SERVICE, CAP_NET_ADMIN],
+});
+export const wait = net.entrypoint(import.meta, async function wait(ms: number): Promise<void> {
+  await sleep(ms);
+});
+`,
+    );
+    await Deno.writeTextFile(
+      `${app}/main_test.ts`,
+      `import { inProcess } from "@privsep/privsep/testing";
+import * as privsep from "./privsep/mod.ts";
+Deno.test("wait", async () => {
+  using _ = inProcess();
+  await privsep.wait(1);
+});
+`,
+    );
+    const check = () =>
+      new Deno.Command(Deno.execPath(), {
+        args: ["check", "main_test.ts"],
+        cwd: app,
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+    const without = await check();
+    assert.notEqual(without.code, 0);
+    assert.match(
+      new TextDecoder().decode(without.stderr),
+      /npm:@types\/node/,
+    );
+    const cp = await new Deno.Command("cp", {
+      args: [
+        "-a",
+        `${ROOT}node_modules/@types/node`,
+        `${app}/node_modules/@types/`,
+      ],
+    }).output();
+    assert.equal(cp.code, 0);
+    const checked = await check();
+    assert.equal(checked.code, 0, new TextDecoder().decode(checked.stderr));
+    const test = await new Deno.Command(Deno.execPath(), {
+      args: ["test", "-A", "main_test.ts"],
+      cwd: app,
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    assert.equal(test.code, 0, new TextDecoder().decode(test.stderr));
+  } finally {
+    await Deno.remove(base, { recursive: true });
+  }
+});

@@ -100,9 +100,12 @@ export function callWith<T>(options: CallOptions, fn: () => T): T {
 /**
  * The signal of the privileged call running now. It aborts when the call is
  * cancelled: the caller's timeout passed or the caller aborted it. Long or
- * blocking work should pass it on (`fetch`, `runCommand`, timers) or check it;
- * a function that ignores it is reported and, by default, its daemon is
- * recycled. Outside a privileged call it returns a signal that never aborts.
+ * blocking work should pass it on (`fetch(url, { signal: callSignal() })`,
+ * `Deno.readTextFile(path, { signal: callSignal() })`), wait with
+ * `sleep()` instead of `setTimeout`, or check it between steps with
+ * `throwIfCancelled()`; `runCommand` listens to it itself. A function
+ * that ignores it is reported and, by default, its daemon is recycled.
+ * Outside a privileged call it returns a signal that never aborts.
  *
  * @example
  * ```ts

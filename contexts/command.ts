@@ -79,7 +79,7 @@ export interface DaemonCommandSpec {
   configFiles?: readonly string[];
   /** The helper that gains root, e.g. `["sudo", "-n"]`; empty to run directly. */
   helperCommand?: readonly string[];
-  /** The daemon's root-owned DENO_DIR ({@linkcode DEFAULT_DENO_DIR} by default). */
+  /** The daemon's root-owned DENO_DIR (`/var/cache/privsep/deno` by default). */
   denoDir?: string;
   /**
    * Start without sudo and without capabilities, as the current user (the

@@ -34,7 +34,7 @@
  *
  * @example Read a context's section from layered files
  * ```ts ignore
- * import { loadConfigSection } from "./config.ts";
+ * import { loadConfigSection } from "./config.ts"; // not exported by the package
  *
  * const settings = loadConfigSection(
  *   ["/etc/app/privsep.toml", "/etc/app/privsep.d/local.toml"],
@@ -56,7 +56,7 @@ import { expandSyscallEntry } from "../caps/_seccomp.ts";
  *
  * @example
  * ```ts
- * import type { PermissionList } from "./config.ts";
+ * import type { PermissionList } from "@privsep/privsep";
  *
  * const paths: PermissionList = ["/etc/app", "/var/lib/app"];
  * const unscoped: PermissionList = [];
@@ -71,7 +71,7 @@ export type PermissionList = readonly string[];
  *
  * @example
  * ```ts
- * import type { DenoPermissions } from "./config.ts";
+ * import type { DenoPermissions } from "@privsep/privsep";
  *
  * const permissions: DenoPermissions = {
  *   read: ["/etc/app"],
@@ -105,7 +105,7 @@ export interface DenoPermissions {
  *
  * @example
  * ```ts
- * import type { PermissionsSetting } from "./config.ts";
+ * import type { PermissionsSetting } from "@privsep/privsep";
  *
  * const narrow: PermissionsSetting = { read: ["/etc/app"] };
  * const everything: PermissionsSetting = "all";
@@ -120,7 +120,7 @@ export type PermissionsSetting = DenoPermissions | "all";
  *
  * @example
  * ```ts
- * import type { ContextSettings } from "./config.ts";
+ * import type { ContextSettings } from "@privsep/privsep";
  *
  * const settings: ContextSettings = {
  *   user: "nova",
@@ -214,14 +214,32 @@ export interface ConfigErrorOptions extends ErrorOptions {
  *
  * @example
  * ```ts
- * import { ConfigError, parseConfigSection } from "./config.ts";
+ * import { ConfigError, PrivContext } from "@privsep/privsep";
+ * import assert from "node:assert/strict";
  *
+ * const file = await Deno.makeTempFile({ suffix: ".toml" });
  * try {
- *   parseConfigSection("[ctx]\nconcurrency = 0\n", "ctx", "app.toml");
- * } catch (error) {
- *   if (error instanceof ConfigError) {
- *     console.log(error.file, error.section, error.key); // app.toml ctx concurrency
- *   }
+ *   await Deno.writeTextFile(file, "[app_admin]\nconcurrency = 0\n");
+ *   const admin = new PrivContext({
+ *     module: "file:///virtual/config-error/privsep/mod.ts", // import.meta in real code
+ *     name: "admin",
+ *     cfgSection: "app_admin",
+ *     capabilities: [],
+ *     configFiles: [file],
+ *   });
+ *   const error = (() => {
+ *     try {
+ *       admin.settings(); // also when the first call starts the daemon
+ *     } catch (error) {
+ *       return error;
+ *     }
+ *   })();
+ *   assert(error instanceof ConfigError);
+ *   assert.equal(error.file, file);
+ *   assert.equal(error.section, "app_admin");
+ *   assert.equal(error.key, "concurrency");
+ * } finally {
+ *   await Deno.remove(file);
  * }
  * ```
  */
@@ -891,7 +909,7 @@ function parseLibcap(place: Place, value: unknown): string {
  *
  * @example Parse a section
  * ```ts
- * import { parseConfigSection } from "./config.ts";
+ * import { parseConfigSection } from "./config.ts"; // not exported by the package
  * import assert from "node:assert/strict";
  *
  * const settings = parseConfigSection(
@@ -963,7 +981,7 @@ export function parseConfigSection(
  *
  * @example Layer a local override on top of the packaged defaults
  * ```ts
- * import { loadConfigSection } from "./config.ts";
+ * import { loadConfigSection } from "./config.ts"; // not exported by the package
  * import assert from "node:assert/strict";
  *
  * const dir = Deno.makeTempDirSync();

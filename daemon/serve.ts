@@ -36,6 +36,7 @@ import {
   Kind,
   PROTOCOL_VERSION,
 } from "../protocol/messages.ts";
+import { type HintContext, permissionHint } from "./_permission_hint.ts";
 import { moduleFiles } from "../contexts/_modules.ts";
 import { releaseFrame } from "../protocol/_release.ts";
 import { lastDecoded } from "../protocol/_decoded_cost.ts";
@@ -233,8 +234,9 @@ function errorFrame(
   error: unknown,
   withStack: boolean,
   max: number,
+  ctx: HintContext,
 ): Uint8Array {
-  const info = describeError(error, withStack);
+  const info = permissionHint(describeError(error, withStack), ctx);
   try {
     return encodeMessage([Kind.Error, id, info], max);
   } catch {
@@ -552,7 +554,7 @@ export async function serveDaemon(args: string[]): Promise<void> {
         frame = encodeMessage([Kind.Result, id, outcome.value], maxFrameBytes);
         audit(key, started, "ok", undefined, logged);
       } catch (error) {
-        frame = errorFrame(id, error, withStack, maxFrameBytes);
+        frame = errorFrame(id, error, withStack, maxFrameBytes, ctx);
         audit(key, started, "error", (error as Error).name, logged);
       }
     } else {
@@ -570,7 +572,7 @@ export async function serveDaemon(args: string[]): Promise<void> {
           `${key} failed: ${(error as Error)?.stack ?? String(error)}`,
         );
       }
-      frame = errorFrame(id, error, withStack, maxFrameBytes);
+      frame = errorFrame(id, error, withStack, maxFrameBytes, ctx);
     }
     calls.delete(id);
     // No call runs: what its commands left in the daemon's cgroup goes.

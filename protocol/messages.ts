@@ -356,14 +356,60 @@ export function decodeMessage(body: Uint8Array): Message {
   }
 }
 
+/** The prototypes whose `name` says only "some built-in error class". */
+const BUILTIN_ERROR_PROTOTYPES: ReadonlySet<object> = new Set([
+  Error.prototype,
+  TypeError.prototype,
+  RangeError.prototype,
+  SyntaxError.prototype,
+  ReferenceError.prototype,
+  EvalError.prototype,
+  URIError.prototype,
+  AggregateError.prototype,
+]);
+
+/**
+ * The name a thrown error is reported under: its `name` when the error or its
+ * class set one, else its class's name (`class NotFoundError extends Error {}`
+ * is reported as `"NotFoundError"`, not `"Error"`).
+ */
+function errorName(error: Error): string {
+  const name = String(error.name);
+  try {
+    // Where does `name` come from? The first object on the chain owning it.
+    let holder: object | null = error;
+    while (holder !== null && !Object.hasOwn(holder, "name")) {
+      holder = Object.getPrototypeOf(holder);
+    }
+    if (holder === null || !BUILTIN_ERROR_PROTOTYPES.has(holder)) return name;
+    const ctor = (error as { constructor?: unknown }).constructor;
+    if (typeof ctor === "function" && typeof ctor.name === "string") {
+      if (ctor.name !== "") return ctor.name;
+    }
+  } catch { /* a proxy or a throwing getter: keep `name` */ }
+  return name;
+}
+
 /**
  * Describes a thrown value as a remote error envelope: name, message, code,
  * plain `data`, and the stack only when `withStack` is set.
  *
+ * The name is the error's `name` when the error or its class sets one, and
+ * otherwise its class's name: `class NotFoundError extends Error {}` is
+ * described as `"NotFoundError"`. The name is data; the caller never
+ * constructs a class from it.
+ *
  * @example
  * ```ts
  * import { describeError } from "@privsep/privsep/protocol";
- * describeError(new TypeError("bad"), false); // { name: "TypeError", message: "bad" }
+ * import assert from "node:assert/strict";
+ *
+ * assert.deepEqual(describeError(new TypeError("bad"), false), {
+ *   name: "TypeError",
+ *   message: "bad",
+ * });
+ * class NotFoundError extends Error {} // does not set `name`
+ * assert.equal(describeError(new NotFoundError("gone"), false).name, "NotFoundError");
  * ```
  */
 export function describeError(
@@ -377,7 +423,7 @@ export function describeError(
       code?: string;
       data?: unknown;
       stack?: string;
-    } = { name: String(error.name), message: String(error.message) };
+    } = { name: errorName(error), message: String(error.message) };
     const { code, data } = error as Error & { code?: unknown; data?: unknown };
     if (typeof code === "string") info.code = code;
     if (data !== undefined) {

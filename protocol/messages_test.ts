@@ -415,6 +415,45 @@ Deno.test("describeError() keeps an Error subclass's name, message and code", ()
   });
 });
 
+Deno.test("describeError() names an error by its class when the class does not set name", () => {
+  class NotFoundError extends Error {}
+  class Narrow extends TypeError {}
+  class Named extends Error {
+    override name = "Custom";
+  }
+  class OnPrototype extends Error {}
+  OnPrototype.prototype.name = "FromPrototype";
+  class Sub extends Named {}
+  const setLater = new NotFoundError("x");
+  setLater.name = "SetOnInstance";
+  assert.equal(
+    describeError(new NotFoundError("gone"), false).name,
+    "NotFoundError",
+  );
+  assert.equal(describeError(new NotFoundError("gone"), false).message, "gone");
+  assert.equal(describeError(new Narrow("n"), false).name, "Narrow");
+  assert.equal(describeError(new Named("n"), false).name, "Custom");
+  assert.equal(
+    describeError(new OnPrototype("p"), false).name,
+    "FromPrototype",
+  );
+  assert.equal(describeError(new Sub("s"), false).name, "Custom");
+  assert.equal(describeError(setLater, false).name, "SetOnInstance");
+  assert.equal(describeError(new Error("e"), false).name, "Error");
+  assert.equal(describeError(new RangeError("r"), false).name, "RangeError");
+  // An anonymous class keeps the inherited name.
+  const Anonymous = (() => class extends Error {})();
+  assert.equal(describeError(new Anonymous("a"), false).name, "Error");
+  // A constructor getter that throws does not break the envelope.
+  const hostile = new Error("h");
+  Object.defineProperty(hostile, "constructor", {
+    get() {
+      throw new Error("no");
+    },
+  });
+  assert.equal(describeError(hostile, false).name, "Error");
+});
+
 Deno.test("describeError() keeps a Deno error's name and code", () => {
   let thrown: unknown;
   try {

@@ -20,6 +20,17 @@ import {
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
+Deno.test("inProcess() reports a thrown error as a daemon does: class name, message unchanged", async () => {
+  using _ = inProcess();
+  await assert.rejects(ops.fail("class"), (e: unknown) => {
+    assert.ok(e instanceof RemoteError, String(e));
+    assert.equal(e.remoteName, "NotFoundError");
+    assert.equal(e.message, "no such thing");
+    assert.equal(e.entrypoint, "ops.ts#fail");
+    return true;
+  });
+});
+
 Deno.test("inProcess() runs entrypoints here, with schemas, and restores", async () => {
   {
     using _ = inProcess();

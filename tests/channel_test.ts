@@ -63,6 +63,53 @@ Deno.test("daemon channel", opts, async (t) => {
     );
 
     await t.step(
+      'a permission error says what works: permissions = "all" for /proc, the context\'s list otherwise',
+      async () => {
+        await assert.rejects(
+          ops.readAsync("/proc/self/status"),
+          (e: unknown) => {
+            assert.ok(e instanceof RemoteError, String(e));
+            assert.equal(e.remoteName, "NotCapable");
+            assert.match(
+              e.message,
+              /^Requires read access to "\/proc\/self\/status": /,
+            );
+            assert.match(
+              e.message,
+              /permissions = "all" of the context testCtx \(in its TOML section \[e2e\]/,
+            );
+            assert.doesNotMatch(e.message, /--allow-read flag|run again/);
+            return true;
+          },
+        );
+        await assert.rejects(ops.readAsync("/etc/hostname"), (e: unknown) => {
+          assert.ok(e instanceof RemoteError, String(e));
+          assert.match(
+            e.message,
+            /add it to permissions\.read of the context testCtx \(in its TOML section \[e2e\]/,
+          );
+          assert.doesNotMatch(e.message, /run again/);
+          return true;
+        });
+      },
+    );
+
+    await t.step(
+      "an error of a class that does not set name arrives under its class's name",
+      async () => {
+        await assert.rejects(ops.fail("class"), (e: unknown) => {
+          assert.ok(e instanceof RemoteError);
+          assert.equal(e.remoteName, "NotFoundError");
+          assert.equal(e.cause.name, "NotFoundError");
+          assert.equal(e.message, "no such thing");
+          assert.equal(e.entrypoint, "ops.ts#fail");
+          assert.equal(String(e), "RemoteError: no such thing");
+          return true;
+        });
+      },
+    );
+
+    await t.step(
       "a remote exception comes back with name, message, code and data",
       async () => {
         await assert.rejects(ops.fail("custom"), (e: unknown) => {
@@ -71,6 +118,7 @@ Deno.test("daemon channel", opts, async (t) => {
           assert.equal(e.code, "E_CUSTOM");
           assert.deepEqual(e.data, { n: 1 });
           assert.equal(e.cause.message, "custom failure");
+          assert.equal(e.message, "custom failure", "the message unchanged");
           assert.equal(e.entrypoint, "ops.ts#fail");
           assert.equal(
             e.cause.stack,
@@ -79,7 +127,11 @@ Deno.test("daemon channel", opts, async (t) => {
           );
           return true;
         });
-        await assert.rejects(ops.fail("x"), /RangeError: out of range: x/);
+        await assert.rejects(ops.fail("x"), {
+          name: "RemoteError",
+          remoteName: "RangeError",
+          message: "out of range: x",
+        });
       },
     );
 
