@@ -296,7 +296,13 @@ Deno.test("privsep inspect and doctor report verify = false", async () => {
 });
 
 Deno.test("privsep vendor prints import paths relative to the application's deno.json, with every export", async () => {
-  const base = await Deno.makeTempDir({ prefix: "privsep-vendor-" });
+  // vendor refuses, as root, a destination that others could write (/tmp).
+  await Deno.mkdir("/var/lib/privsep-tests", { recursive: true, mode: 0o755 });
+  const base = await Deno.makeTempDir({
+    dir: "/var/lib/privsep-tests",
+    prefix: "privsep-vendor-",
+  });
+  await Deno.chmod(base, 0o755);
   try {
     const app = `${base}/app`;
     await Deno.mkdir(`${app}/privsep`, { recursive: true });
@@ -319,6 +325,7 @@ Deno.test("privsep vendor prints import paths relative to the application's deno
       {
         "@privsep/privsep": "./vendor/privsep/mod.ts",
         "@privsep/privsep/caps": "./vendor/privsep/caps/mod.ts",
+        "@privsep/privsep/cli": "./vendor/privsep/cli/privsep.ts",
         "@privsep/privsep/protocol": "./vendor/privsep/protocol/mod.ts",
         "@privsep/privsep/daemon": "./vendor/privsep/daemon.ts",
         "@privsep/privsep/testing": "./vendor/privsep/testing/mod.ts",

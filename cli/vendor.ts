@@ -261,13 +261,17 @@ export async function vendorMain(args: string[]): Promise<number> {
     console.error(`privsep vendor: ${(error as Error).message}`);
     return 1;
   }
+  const config = findDenoConfig(pathToFileURL(resolve(vendored.dest)));
   const imports = vendorImports(vendored, appDirOf(vendored.dest));
+  const where = config
+    ? `Add to ${config} (paths relative to it)`
+    : `No deno.json above ${vendored.dest}: add to the application's deno.json (these paths are relative to ${Deno.cwd()}; make them relative to that file)`;
   console.log(
     `copied ${vendored.files} files of privsep ${vendored.version} to ${vendored.dest}${
       vendored.replaced ? " (the previous copy was removed)" : ""
     }
-Add to the application's deno.json (paths relative to it), with "nodeModulesDir": "manual"
-and the npm packages installed in its node_modules (deno install):
+${where}, with "nodeModulesDir": "manual"
+and the npm packages installed in its node_modules (deno install; see docs/install.md):
 ${JSON.stringify({ imports }, null, 2)}`,
   );
   return 0;
