@@ -5,7 +5,7 @@ import { basename, dirname, isAbsolute, join, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { findDenoConfig } from "../contexts/command.ts";
 import type { PrivContext } from "../contexts/priv_context.ts";
-import { untrustedReason } from "../daemon/trust.ts";
+import { assertTrustedTree, untrustedReason } from "../daemon/trust.ts";
 import { run } from "./_exec.ts";
 import { contextCommandArgs, loadContexts } from "./_load.ts";
 import { vendorImports, vendorPackage } from "./vendor.ts";
@@ -101,10 +101,24 @@ function ensureTrustedDir(dir: string): void {
   }
 }
 
+/**
+ * Creates `tmp` afresh: a leftover (or planted) file or link of that name is
+ * removed first (unlink does not follow a link), and the new file is created
+ * exclusively, so the write never goes through a link.
+ */
+function createFresh(tmp: string, content: string, mode: number): void {
+  try {
+    Deno.removeSync(tmp);
+  } catch (error) {
+    if (!(error instanceof Deno.errors.NotFound)) throw error;
+  }
+  Deno.writeTextFileSync(tmp, content, { mode, createNew: true });
+}
+
 /** Writes `file` atomically, root-owned, with `mode`. */
 function writeRootFile(file: Planned): void {
   const tmp = `${dirname(file.path)}/.${basename(file.path)}.privsep-new`;
-  Deno.writeTextFileSync(tmp, file.content, { mode: file.mode });
+  createFresh(tmp, file.content, file.mode);
   Deno.chownSync(tmp, 0, 0);
   Deno.chmodSync(tmp, file.mode);
   Deno.renameSync(tmp, file.path);
@@ -135,7 +149,7 @@ function takeVendorDir(
 function replaceFile(path: string, content: string): void {
   const info = Deno.statSync(path);
   const tmp = `${dirname(path)}/.${basename(path)}.privsep-new`;
-  Deno.writeTextFileSync(tmp, content, { mode: info.mode! & 0o7777 });
+  createFresh(tmp, content, info.mode! & 0o7777);
   Deno.chownSync(tmp, info.uid, info.gid);
   Deno.chmodSync(tmp, info.mode! & 0o7777);
   Deno.renameSync(tmp, path);
@@ -219,6 +233,21 @@ async function installVendored(
     return 1;
   }
   const appDir = dirname(configPath);
+  // As root, everything below runs or rewrites the application's files (its
+  // deno.json maps the CLI's own imports): only in a tree no other user can
+  // change, as the daemon requires anyway.
+  if (Deno.uid() === 0) {
+    try {
+      assertTrustedTree(appDir, { skip: (p) => p.endsWith("/.git") });
+    } catch (error) {
+      console.error(
+        `privsep install: refusing to work as root in ${appDir}: ${
+          (error as Error).message
+        }. Install the application root-owned first (chown -R root:root ${appDir}; chmod -R go-w ${appDir}), below root-owned directories`,
+      );
+      return 1;
+    }
+  }
   const dest = isAbsolute(vendorDir) ? vendorDir : resolve(vendorDir);
   const vendoredCli = join(dest, "cli", "privsep.ts");
   const again = [
