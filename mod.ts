@@ -104,7 +104,6 @@ export {
   throwIfCancelled,
 } from "./contexts/cancel.ts";
 export {
-  killRunningCommands,
   runCommand,
   type RunCommandOptions,
   type RunCommandResult,

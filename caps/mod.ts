@@ -24,4 +24,4 @@
 export * from "./table.ts";
 export * from "./parse.ts";
 export * from "./proc.ts";
-export * from "./drop.ts";
+export { kernelLastCap } from "./_drop.ts";

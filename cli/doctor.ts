@@ -2,7 +2,7 @@
 // call fail, checked before it is made, each with a one-line fix.
 import { dirname } from "node:path";
 import { lookupGroup, lookupUser } from "../caps/_ffi.ts";
-import { kernelLastCap } from "../caps/drop.ts";
+import { kernelLastCap } from "../caps/_drop.ts";
 import { capabilitiesToMask, formatCapabilities } from "../caps/parse.ts";
 import { readProcessCredentials } from "../caps/proc.ts";
 import { capabilityName } from "../caps/table.ts";

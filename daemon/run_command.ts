@@ -21,8 +21,8 @@ const children = new Set<Deno.ChildProcess>();
  * kernel also kills whatever escaped its group when the daemon ends).
  *
  * @example
- * ```ts
- * import { killRunningCommands } from "@privsep/privsep";
+ * ```ts ignore
+ * import { killRunningCommands } from "./run_command.ts"; // the daemon's, not exported
  * killRunningCommands(); // 0 when nothing runs
  * ```
  */

@@ -9,7 +9,7 @@
  */
 
 import { fileURLToPath } from "node:url";
-import { dropPrivileges, execve, restrictUnprivileged } from "../caps/drop.ts";
+import { dropPrivileges, execve, restrictUnprivileged } from "../caps/_drop.ts";
 import {
   closeOnExecFrom,
   getenvViaLibc,

@@ -58,7 +58,7 @@ const U32_MAX = 0xffff_ffff;
  *
  * @example
  * ```ts
- * import { FrameDecoder, PADDING_FRAME } from "@privsep/privsep/protocol";
+ * import { FrameDecoder, PADDING_FRAME } from "./frame.ts"; // PADDING_FRAME is internal
  * new FrameDecoder().push(PADDING_FRAME); // []
  * ```
  */
@@ -71,7 +71,7 @@ export const PADDING_FRAME: Uint8Array = new Uint8Array([0, 0, 0, 1, 0x0a]);
  *
  * @example
  * ```ts
- * import { encodeFrame, padFrames } from "@privsep/privsep/protocol";
+ * import { encodeFrame, padFrames } from "./frame.ts"; // internal
  * padFrames(encodeFrame(new Uint8Array([0x0a, 1]))).length; // 6 + 5
  * padFrames(encodeFrame(new Uint8Array([1, 2]))).length; // 6
  * ```
@@ -130,7 +130,7 @@ export function encodeFrame(
 
 /**
  * Incremental frame decoder: feed it chunks as they arrive, get whole frame
- * bodies back (padding frames, {@linkcode PADDING_FRAME}, are dropped). Any
+ * bodies back (padding frames, one byte 0x0a, are dropped). Any
  * malformed input throws {@linkcode ProtocolError} and the decoder must then
  * be discarded (the channel is closed).
  *

@@ -14,7 +14,14 @@
  * @module
  */
 
-export * from "./frame.ts";
+export {
+  checkMaxFrameBytes,
+  concatFrames,
+  DEFAULT_MAX_FRAME_BYTES,
+  encodeFrame,
+  FRAME_HEADER_BYTES,
+  FrameDecoder,
+} from "./frame.ts";
 export * from "./codec.ts";
 export * from "./messages.ts";
 export type { RemoteErrorInfo } from "../errors.ts";

@@ -162,7 +162,7 @@ Deno.test(
       const execWith = async (mark: string) => {
         const code = `
           import * as ffi from "${ROOT}/caps/_ffi.ts";
-          import { execve } from "${ROOT}/caps/drop.ts";
+          import { execve } from "${ROOT}/caps/_drop.ts";
           ${mark}
           execve("/bin/sh", ["sh", "-c", "ls /proc/$$/fd"], {});
         `;

@@ -71,7 +71,7 @@ Deno.test(
         "stage 1's drop refuses it too, without the config parser",
         async () => {
           const code = `
-            import { dropPrivileges } from "${ROOT}/caps/drop.ts";
+            import { dropPrivileges } from "${ROOT}/caps/_drop.ts";
             let error = "";
             try {
               dropPrivileges({ keep: [], uid: 65534, gid: 65534, libcap: ${

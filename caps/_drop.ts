@@ -35,8 +35,8 @@ const CAP_SET = 1;
  * What to reduce the process to, for {@linkcode dropPrivileges}.
  *
  * @example
- * ```ts
- * import { CAP_NET_ADMIN, dropPrivileges, type DropPlan, execve } from "@privsep/privsep/caps";
+ * ```ts ignore
+ * import { CAP_NET_ADMIN, dropPrivileges, type DropPlan, execve } from "./_drop.ts";
  *
  * const plan: DropPlan = {
  *   keep: [CAP_NET_ADMIN],
@@ -94,8 +94,8 @@ export function kernelLastCap(): number {
  * state for other threads: call {@linkcode execve} right after.
  *
  * @example
- * ```ts
- * import { dropPrivileges, execve } from "@privsep/privsep/caps";
+ * ```ts ignore
+ * import { dropPrivileges, execve } from "./_drop.ts";
  *
  * // Root only, and it replaces the process: not run here.
  * function becomeNobody(): never {
@@ -188,8 +188,8 @@ export function dropPrivileges(plan: DropPlan): void {
  * no_new_privs (so nothing it executes gains privileges) and moves to `/`.
  *
  * @example
- * ```ts
- * import { execve, restrictUnprivileged } from "@privsep/privsep/caps";
+ * ```ts ignore
+ * import { execve, restrictUnprivileged } from "./_drop.ts";
  *
  * // Irreversible for this process, and it replaces it: not run here.
  * function runRestricted(): never {
@@ -212,8 +212,8 @@ export function restrictUnprivileged(): void {
  * variables in `env`. Returns only by throwing.
  *
  * @example
- * ```ts
- * import { execve } from "@privsep/privsep/caps";
+ * ```ts ignore
+ * import { execve } from "./_drop.ts";
  *
  * // Replaces this process: not run here.
  * function becomeTrue(): never {
