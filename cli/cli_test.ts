@@ -62,6 +62,17 @@ Deno.test("privsep inspect --json lists contexts, entrypoints and broad shapes",
   );
   assert.equal(byKey["audit.ts#publicEcho"].auditArgs, true);
   assert.equal(byKey["slow.ts#quick"].timeoutMs, 200);
+  // The daemon loads every module below the prefix: the other context's
+  // entrypoints (in other/) too, which inspect names.
+  assert.ok(
+    ctx.modules.some((m: string) => m.endsWith("/privsep/other/other.ts")),
+  );
+  assert.ok(
+    ctx.warnings.some((w: string) =>
+      /entrypoint module\(s\) of context .*#otherCtx/.test(w)
+    ),
+    ctx.warnings.join("\n"),
+  );
 });
 
 Deno.test("privsep doctor fails with a fix when the context's user is missing", async () => {

@@ -2,7 +2,8 @@
 // defines, with what each may do, and the ones that look too broad.
 import { fileURLToPath } from "node:url";
 import { capabilityName } from "../caps/table.ts";
-import { entrypointsOf } from "../contexts/_registry.ts";
+import { moduleFiles } from "../contexts/_modules.ts";
+import { entrypointsOf, registry } from "../contexts/_registry.ts";
 import type { PrivContext } from "../contexts/priv_context.ts";
 import { parameterNames } from "../contexts/schema.ts";
 import { contextCommandArgs, loadContexts } from "./_load.ts";
@@ -67,6 +68,8 @@ export interface ContextReport {
     landlockAbi?: number;
     unenforced: string[];
   };
+  /** The modules the daemon loads at start: every module below the prefix. */
+  modules: string[];
   entrypoints: {
     key: string;
     module: string;
@@ -92,6 +95,28 @@ export function inventory(contexts: readonly PrivContext[]): ContextReport[] {
       warnings.push(
         "runs as uid 0: it owns every root-owned file (privsep's own, /etc/sudoers) and can rewrite them; prefer a dedicated user",
       );
+    }
+    // What the daemon loads at start: every module below the prefix, so
+    // another context's code below it runs in this daemon too.
+    const modules = ctx.prefix.startsWith("file:")
+      ? moduleFiles(fileURLToPath(ctx.prefix))
+      : [];
+    // Another context's entrypoint modules below this prefix run their
+    // top-level code in this daemon too.
+    for (const value of registry().contexts.values()) {
+      const other = value as PrivContext;
+      if (other.id === ctx.id || !other.prefix.startsWith("file:")) continue;
+      const theirs = new Set(
+        [...entrypointsOf(other).keys()].map((key) =>
+          fileURLToPath(new URL(key.slice(0, key.indexOf("#")), other.prefix))
+        ),
+      );
+      const shared = modules.filter((m) => theirs.has(m));
+      if (shared.length) {
+        warnings.push(
+          `loads ${shared.length} entrypoint module(s) of context ${other.id} (below this context's prefix): give each context a directory of its own (prefix)`,
+        );
+      }
     }
     if (s.permissions === "all") {
       warnings.push('Deno permissions "all": only the kernel drop limits it');
@@ -156,6 +181,7 @@ export function inventory(contexts: readonly PrivContext[]): ContextReport[] {
       concurrency: s.concurrency,
       verify: s.verify,
       confinement,
+      modules,
       entrypoints,
       warnings,
     };
@@ -197,6 +223,7 @@ export async function inspectMain(args: string[]): Promise<number> {
       }`,
     );
     for (const w of r.warnings) console.log(`  ! ${w}`);
+    console.log(`  loads ${r.modules.length} modules at start`);
     console.log(`  entrypoints (${r.entrypoints.length}):`);
     for (const e of r.entrypoints) {
       console.log(
