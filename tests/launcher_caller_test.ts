@@ -1,4 +1,4 @@
-// Security review of the launcher as the service user sees it: what the
+// The launcher as the service user sees it: what the
 // caller still controls when it runs `sudo -n <launcher>` (umask, rlimits,
 // descriptors, a tty) and what of it reaches the root daemon.
 import assert from "node:assert/strict";
@@ -15,8 +15,8 @@ import {
 } from "./_helpers.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
-const CALLER = "privsep-rv-c";
-const DAEMON = "privsep-rv-d";
+const CALLER = "privsep-lc-c";
+const DAEMON = "privsep-lc-d";
 const SPEC = `${ROOT}/tests/fixtures/privsep/mod.ts#testCtx`;
 
 /** The serving daemons whose DENO_DIR is `denoDir`. */
@@ -37,7 +37,7 @@ async function daemonsWith(denoDir: string): Promise<number[]> {
 }
 
 Deno.test(
-  "review: what the service user's umask, rlimits and descriptors do to the root daemon",
+  "what the service user's umask, rlimits and descriptors do to the root daemon",
   opts,
   async (t) => {
     requireRoot();
@@ -45,7 +45,7 @@ Deno.test(
     const home = `${dir}/home`;
     const caller = await ensureUser(CALLER, home);
     await ensureUser(DAEMON);
-    const sudoers = `/etc/sudoers.d/privsep-rv-${Deno.pid}`;
+    const sudoers = `/etc/sudoers.d/privsep-lc-${Deno.pid}`;
     const denoDir = `${dir}/cache/deno`;
     const config = await writeConfig(dir, {
       e2e: {
@@ -87,12 +87,16 @@ Deno.test(
       ])).stdout.trim();
 
       await t.step(
-        "a DENO_DIR whose parent is missing starts (the launcher judges the nearest ancestor's whole tree)",
+        "a DENO_DIR whose parent is missing starts: the launcher judges the ancestors, not what else they hold",
         async () => {
           // Like a fresh host: /var/cache/privsep missing, /var/cache/man
           // owned by man. Here: the scratch dir holds the caller's home.
           const out = await asCaller('sudo -n "$1" </dev/null', launcher);
-          assert.doesNotMatch(out.stderr, /rm -rf/, "the launcher advises removing a directory that is not the cache");
+          assert.doesNotMatch(
+            out.stderr,
+            /rm -rf/,
+            "the launcher advises removing a directory that is not the cache",
+          );
           assert.equal(out.code, 0, out.stderr);
         },
       );
@@ -128,7 +132,7 @@ Deno.test(
         async () => {
           // The daemon lives while its stdin is open: a sleep feeds it.
           const held = asCaller(
-            'umask 000; ulimit -c unlimited; ulimit -n 64; exec 7</etc/hostname 9>>./fd9; ' +
+            "umask 000; ulimit -c unlimited; ulimit -n 64; exec 7</etc/hostname 9>>./fd9; " +
               'sleep 4 | sudo -n "$1" >/dev/null',
             launcher,
           );
@@ -153,7 +157,11 @@ Deno.test(
           console.log(
             status.match(/^(Umask|Uid|CapEff|NoNewPrivs):.*$/gm)?.join("\n"),
           );
-          console.log(limits.split("\n").filter((l) => /core|open files/i.test(l)).join("\n"));
+          console.log(
+            limits.split("\n").filter((l) => /core|open files/i.test(l)).join(
+              "\n",
+            ),
+          );
           console.log(fds.join("\n"));
           await held;
           assert.ok(
@@ -172,7 +180,9 @@ Deno.test(
             'ulimit -f 1; sudo -n "$1" </dev/null',
             launcher,
           );
-          console.log(`with ulimit -f 1: exit ${cut.code} ${cut.stderr.slice(0, 300)}`);
+          console.log(
+            `with ulimit -f 1: exit ${cut.code} ${cut.stderr.slice(0, 300)}`,
+          );
           const out = await asCaller('sudo -n "$1" </dev/null', launcher);
           assert.equal(out.code, 0, out.stderr);
         },
