@@ -297,6 +297,7 @@ export async function startDaemon(
         ...(flags.config ? [flags.config] : []),
         ...configFiles,
         ...(settings.libcap?.startsWith("/") ? [settings.libcap] : []),
+        settings.launcherDir,
       ]);
     }
     dropPrivileges({
