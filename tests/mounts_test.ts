@@ -175,6 +175,7 @@ Deno.test(
       const info = await testCtx.start();
       const out: string[] = [];
       let mountinfo: string;
+      let chmodWay: string;
       try {
         mountinfo = await Deno.readTextFile(`/proc/${info.pid}/mountinfo`);
         for (
@@ -189,6 +190,9 @@ Deno.test(
             ["chmod", "/usr/bin/env"],
           ] as const
         ) out.push(`${op} ${path}: ${await mounts.attempt(op, path)}`);
+        // Not prevented: the mode of a directory on the way (the next
+        // launcher and stage 1 then refuse to start; see cache_test.ts).
+        chmodWay = await mounts.attempt("chmod", `${dir}/real`);
       } finally {
         await testCtx.stop();
       }
@@ -214,10 +218,60 @@ Deno.test(
         assert.ok(points.has(top), `${top} is not a mount point`);
         if (st.isDirectory) assert.ok(points.get(top)!.includes("ro"));
       }
+      assert.equal(chmodWay, "ok");
       // The host's own view is unchanged.
       assert.equal(await Deno.readLink(`${dir}/via`), "real");
     } finally {
       await run(["rm", "-rf", dir, `${dir}.moved`], { allowFail: true });
+    }
+  },
+);
+
+Deno.test(
+  "another mount of the same directory on the host: renames through it fail, writes through it do not",
+  opts,
+  async () => {
+    requireRoot();
+    const dir = await scratchDir();
+    const alias = `${dir}-alias`;
+    await Deno.mkdir(`${dir}/cache`, { mode: 0o755 });
+    await Deno.mkdir(alias, { mode: 0o755 });
+    const denoDir = `${dir}/cache/deno`;
+    const config = await writeConfig(dir, {
+      e2e: {
+        deno_dir: denoDir,
+        user: "root",
+        capabilities: ["CAP_NET_BIND_SERVICE"],
+        permissions: "all",
+      },
+    });
+    init({ configFiles: [config] });
+    // Like /var also mounted at /srv/var: the same directories, another
+    // mount, which the daemon's read-only view of the cache does not cover.
+    await run(["mount", "--bind", dir, alias]);
+    try {
+      await testCtx.start();
+      try {
+        // The directories on the way are pinned whatever the path to them.
+        assert.match(
+          await mounts.attempt("rename", `${alias}/cache`),
+          /Device or resource busy/,
+        );
+        // The cache itself is writable through the other mount.
+        assert.equal(
+          await mounts.attempt("write", `${alias}/cache/deno/planted`),
+          "ok",
+        );
+        assert.match(
+          await mounts.attempt("write", `${denoDir}/planted`),
+          /Read-only file system/,
+        );
+      } finally {
+        await testCtx.stop();
+      }
+    } finally {
+      await run(["umount", alias], { allowFail: true });
+      await run(["rm", "-rf", dir, alias], { allowFail: true });
     }
   },
 );
