@@ -6,16 +6,20 @@
  * `privsep_check_cache DIR` succeeds when DIR, every ancestor and everything
  * below it is root-owned and not writable by group or others (links: owned
  * by root), or when DIR does not exist yet and its nearest existing ancestor
- * passes (stage 1 creates it root-owned). Otherwise it says on stderr what
- * failed and how to fix it, and returns 1. It sees what anyone but root
- * could have written; what a uid-0 daemon could write it cannot, which is
- * why daemons see the cache through read-only mounts (daemon/_readonly.ts).
+ * and that ancestor's ancestors pass (stage 1 creates DIR root-owned; what
+ * else the ancestor holds is not judged: on a fresh host /var/cache/man is
+ * owned by user man). Otherwise it says on stderr what failed and how to
+ * fix it (naming DIR, never an ancestor, in its advice), and returns 1. It
+ * sees what anyone but root could have written; what a uid-0 daemon could
+ * write it cannot, which is why daemons see the cache through read-only
+ * mounts (daemon/_readonly.ts).
  */
 export const CACHE_CHECK_SH: string = `privsep_check_cache() {
   case $1 in
     /*) ;;
     *) echo "privsep: DENO_DIR must be an absolute path, got \\"$1\\"" >&2; return 1 ;;
   esac
+  _pc_dir=$1
   _pc_path=$1
   while [ ! -e "$_pc_path" ] && [ ! -L "$_pc_path" ]; do
     _pc_path=\${_pc_path%/*}
@@ -25,17 +29,19 @@ export const CACHE_CHECK_SH: string = `privsep_check_cache() {
   while :; do
     set -- $(/usr/bin/stat -c '%u %a' -- "$_pc_p") || return 1
     if [ "$1" != 0 ] || [ $((0$2 & 022)) -ne 0 ]; then
-      echo "privsep: refusing DENO_DIR $_pc_path: $_pc_p is owned by uid $1 with mode $2; make it root-owned and not writable by group or others (chown root:root, chmod go-w)" >&2
+      echo "privsep: refusing DENO_DIR $_pc_dir: $_pc_p is owned by uid $1 with mode $2; make it root-owned and not writable by group or others (chown root:root, chmod go-w)" >&2
       return 1
     fi
     [ "$_pc_p" = / ] && break
     _pc_p=\${_pc_p%/*}
     [ -n "$_pc_p" ] || _pc_p=/
   done
-  if [ -d "$_pc_path" ]; then
-    _pc_bad=$(/usr/bin/find "$_pc_path" \\( ! -user 0 -o \\( ! -type l -perm /022 \\) \\) -print -quit) || return 1
+  # The tree below DIR only when DIR itself exists: an ancestor's other
+  # entries are none of the cache's business.
+  if [ "$_pc_path" = "$_pc_dir" ] && [ -d "$_pc_dir" ]; then
+    _pc_bad=$(/usr/bin/find "$_pc_dir" \\( ! -user 0 -o \\( ! -type l -perm /022 \\) \\) -print -quit) || return 1
     if [ -n "$_pc_bad" ]; then
-      echo "privsep: refusing DENO_DIR $_pc_path: $_pc_bad is not root-owned or is writable by group or others; remove the cache (rm -rf $_pc_path), the daemon rebuilds it" >&2
+      echo "privsep: refusing DENO_DIR $_pc_dir: $_pc_bad is not root-owned or is writable by group or others; remove the cache (rm -rf $_pc_dir), the daemon rebuilds it" >&2
       return 1
     fi
   fi

@@ -7,6 +7,19 @@
  * transpiled code that the next root first stage runs; a read-only mount can
  * (EROFS, whatever the uid or DAC capabilities).
  *
+ * The way to each of these paths must hold too: a uid-0 daemon also owns
+ * their parent directories, and renaming one (or a symlink on the way)
+ * would move the read-only tree aside on the host and let the daemon put
+ * its own at the trusted path. Every directory and symlink on the way is
+ * therefore a mount point of its own in the daemon's namespace (a bind of
+ * itself): rename, rmdir and unlink of a mount point fail with EBUSY,
+ * whatever the uid. `/usr` and `/boot` are read-only as a whole (like
+ * systemd's ProtectSystem=yes: libc, the loader, libcap, `/usr/bin/env` and
+ * `sh`, which the launcher and the first stage run as root); the symlinks
+ * of `/` that lead into `/usr` (`/bin`, `/lib64`: the loader every ELF
+ * binary names) are pinned, and where they are real directories they are
+ * read-only.
+ *
  * The first stage calls {@linkcode protectTrustedPaths} on its main thread
  * right before the drop: the thread gets a mount namespace of its own (mount
  * namespaces, like credentials, are per thread) and `execve` makes it the
@@ -16,7 +29,27 @@
  * @module
  */
 
-import { lstatViaLibc, readFileViaLibc } from "../caps/_ffi.ts";
+import {
+  lstatViaLibc,
+  readFileViaLibc,
+  readLinkViaLibc,
+} from "../caps/_ffi.ts";
+
+/**
+ * System directories read-only for every protected daemon (ProtectSystem=yes,
+ * plus the top-level directories that merged /usr turns into symlinks).
+ */
+const SYSTEM_PATHS = [
+  "/usr",
+  "/boot",
+  "/efi",
+  "/bin",
+  "/sbin",
+  "/lib",
+  "/lib32",
+  "/lib64",
+  "/libx32",
+] as const;
 
 const CLONE_NEWNS = 0x00020000;
 const MS_RDONLY = 0x1;
@@ -26,8 +59,16 @@ const MS_REC = 0x4000;
 const MS_SLAVE = 0x80000;
 /** mount_setattr(2): the same number on every Linux architecture. */
 const SYS_MOUNT_SETATTR = 442;
+/** open_tree(2), move_mount(2): likewise (Linux 5.2). */
+const SYS_OPEN_TREE = 428;
+const SYS_MOVE_MOUNT = 429;
+const OPEN_TREE_CLONE = 0x1;
+const OPEN_TREE_CLOEXEC = 0o2000000;
+const MOVE_MOUNT_F_EMPTY_PATH = 0x4;
 const AT_FDCWD = -100;
+const AT_SYMLINK_NOFOLLOW = 0x100;
 const AT_RECURSIVE = 0x8000;
+const MAX_SYMLINKS = 40;
 const MOUNT_ATTR_RDONLY = 0x1;
 const ENOSYS = 38;
 
@@ -41,6 +82,7 @@ const SYMBOLS = {
     parameters: ["i64", "i64", "buffer", "u64", "buffer", "u64"],
     result: "i64",
   },
+  close: { parameters: ["i32"], result: "i32" },
   __errno_location: { parameters: [], result: "pointer" },
   strerror: { parameters: ["i32"], result: "pointer" },
 } as const;
@@ -136,12 +178,100 @@ function makeReadOnly(path: string): void {
 }
 
 /**
+ * Resolves `path` component by component (symlinks followed, like the
+ * kernel does). Returns the resolved path and every directory and symlink
+ * met on the way ("/" and the resolved path itself excluded), or undefined
+ * when a component does not exist.
+ */
+function walk(path: string): { resolved: string; way: string[] } | undefined {
+  const way: string[] = [];
+  const rest = path.split("/").filter((p) => p !== "" && p !== ".");
+  let cur = "";
+  let links = 0;
+  while (rest.length > 0) {
+    const name = rest.shift()!;
+    if (name === "..") {
+      cur = cur.slice(0, cur.lastIndexOf("/"));
+      continue;
+    }
+    const next = `${cur}/${name}`;
+    let st;
+    try {
+      st = lstatViaLibc(next);
+    } catch {
+      return undefined;
+    }
+    if (!st.isSymlink) {
+      if (rest.length > 0) way.push(next);
+      cur = next;
+      continue;
+    }
+    if (++links > MAX_SYMLINKS) return undefined;
+    way.push(next);
+    const target = readLinkViaLibc(next);
+    if (target.startsWith("/")) cur = "";
+    rest.unshift(...target.split("/").filter((p) => p !== "" && p !== "."));
+  }
+  return { resolved: cur || "/", way };
+}
+
+/**
+ * Makes `path` (a directory or a symlink, not followed) a mount point of
+ * itself, with everything mounted below it: the same view, but the kernel
+ * refuses to rename, remove or replace a mount point (EBUSY).
+ */
+function pin(path: string): void {
+  const l = libc();
+  const fd = Number(l.syscall(
+    BigInt(SYS_OPEN_TREE),
+    BigInt(AT_FDCWD),
+    c(path),
+    BigInt(
+      OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE | AT_SYMLINK_NOFOLLOW,
+    ),
+    null,
+    0n,
+  ));
+  if (fd < 0) {
+    if (errno() !== ENOSYS) fail(`open_tree(${path}, OPEN_TREE_CLONE)`);
+    // Linux before 5.2: mount(2) follows a symlink, so only directories.
+    if (!lstatViaLibc(path).isDirectory) return;
+    if (
+      l.mount(c(path), c(path), null, BigInt(MS_BIND | MS_REC), null) < 0
+    ) fail(`mount(${path}, MS_BIND|MS_REC)`);
+    return;
+  }
+  try {
+    const r = l.syscall(
+      BigInt(SYS_MOVE_MOUNT),
+      BigInt(fd),
+      c(""),
+      BigInt(AT_FDCWD),
+      c(path),
+      BigInt(MOVE_MOUNT_F_EMPTY_PATH),
+    );
+    if (r < 0n) fail(`move_mount(${path})`);
+  } finally {
+    l.close(fd);
+  }
+}
+
+/** Whether `path` is `base` or below it. */
+function within(path: string, base: string): boolean {
+  return path === base || base === "/" || path.startsWith(base + "/");
+}
+
+/**
  * Gives the calling thread a mount namespace of its own in which every path
  * of `paths` (and everything below it) is a read-only bind mount of itself.
  * Paths that do not exist are skipped; a path below another listed one is
- * covered by it. Needs CAP_SYS_ADMIN; call it on the thread that `execve`s,
- * right before the drop, and only for a context that does not keep
- * CAP_SYS_ADMIN (which could undo any mount).
+ * covered by it. Every directory and symlink on the way to a path becomes a
+ * mount point (renaming, removing or replacing it fails with EBUSY), and
+ * the system directories (`/usr`, `/boot`, and `/bin`, `/lib`... where they
+ * are real directories; pinned where they are symlinks) are read-only too.
+ * Returns the read-only mount points. Needs CAP_SYS_ADMIN; call it on the
+ * thread that `execve`s, right before the drop, and only for a context that
+ * does not keep CAP_SYS_ADMIN (which could undo any mount).
  *
  * @example
  * ```ts ignore
@@ -160,21 +290,31 @@ export function protectTrustedPaths(paths: readonly string[]): string[] {
   if (
     l.mount(c("none"), c("/"), null, BigInt(MS_REC | MS_SLAVE), null) < 0
   ) fail("mount(/, MS_REC|MS_SLAVE)");
-  const sorted = [...new Set(paths.map((p) => p.replace(/\/+$/, "") || "/"))]
-    .sort();
+  const targets = new Set<string>();
+  const way = new Set<string>();
+  for (const path of [...paths, ...SYSTEM_PATHS]) {
+    const found = walk(path);
+    if (!found) continue;
+    targets.add(found.resolved);
+    for (const p of found.way) way.add(p);
+  }
+  // A target below another is covered by it (sorted: parents first).
   const bound: string[] = [];
-  for (const path of sorted) {
-    if (bound.some((b) => path === b || path.startsWith(b + "/"))) continue;
-    try {
-      lstatViaLibc(path);
-    } catch {
-      continue;
-    }
+  for (const path of [...targets].sort()) {
+    if (!bound.some((b) => within(path, b))) bound.push(path);
+  }
+  // Top-down, so that each pin is made through the pins above it; nothing
+  // inside a read-only tree needs one (EROFS already).
+  const depth = (p: string) => p.split("/").length;
+  const pins = [...way]
+    .filter((p) => !bound.some((b) => within(p, b)))
+    .sort((a, b) => depth(a) - depth(b) || (a < b ? -1 : 1));
+  for (const path of pins) pin(path);
+  for (const path of bound) {
     if (
       l.mount(c(path), c(path), null, BigInt(MS_BIND | MS_REC), null) < 0
     ) fail(`mount(${path}, MS_BIND)`);
     makeReadOnly(path);
-    bound.push(path);
   }
   return bound;
 }

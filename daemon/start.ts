@@ -313,6 +313,7 @@ export async function startDaemon(
         ...(flags.config ? [flags.config] : []),
         ...configFiles,
         ...(settings.libcap?.startsWith("/") ? [settings.libcap] : []),
+        settings.launcherDir,
       ]);
     }
     confine.prepare(fifo);

@@ -208,6 +208,14 @@ Deno.test(
           // What the daemons above left: root-owned, read-only for others.
           assert.equal((await check(denoDir)).code, 0);
           assert.equal((await check(`${dir}/not-yet/deno`)).code, 0);
+          // A cache not created yet: only its ancestors are judged, not
+          // what else its nearest existing ancestor holds (on a fresh host,
+          // /var/cache/man is owned by user man).
+          await Deno.mkdir(`${dir}/other`, { mode: 0o755 });
+          await Deno.chown(`${dir}/other`, daemonUser.uid, daemonUser.gid);
+          const fresh = await check(`${dir}/not-yet/deno`);
+          assert.equal(fresh.code, 0, fresh.stderr);
+          await Deno.remove(`${dir}/other`);
           const entry = `${denoDir}/gen/file${VICTIM}.js`;
           await Deno.chmod(entry, 0o664);
           const group = await check(denoDir);
@@ -215,7 +223,13 @@ Deno.test(
           assert.match(group.stderr, /is not root-owned or is writable/);
           await Deno.chmod(entry, 0o644);
           await Deno.chown(entry, daemonUser.uid, daemonUser.gid);
-          assert.equal((await check(denoDir)).code, 1);
+          const owned = await check(denoDir);
+          assert.equal(owned.code, 1);
+          // The advice names the cache itself, never an ancestor.
+          assert.ok(
+            owned.stderr.includes(`(rm -rf ${denoDir})`),
+            owned.stderr,
+          );
           await Deno.chown(entry, 0, 0);
           assert.equal((await check(denoDir)).code, 0);
           assert.match((await check("/tmp/privsep-cache")).stderr, /mode 1777/);

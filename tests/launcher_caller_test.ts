@@ -1,0 +1,197 @@
+// The launcher as the service user sees it: what the
+// caller still controls when it runs `sudo -n <launcher>` (umask, rlimits,
+// descriptors, a tty) and what of it reaches the root daemon.
+import assert from "node:assert/strict";
+import {
+  DENO,
+  ensureUser,
+  installLaunchers,
+  removeUser,
+  requireRoot,
+  ROOT,
+  run,
+  scratchDir,
+  writeConfig,
+} from "./_helpers.ts";
+
+const opts = { sanitizeOps: false, sanitizeResources: false };
+const CALLER = "privsep-lc-c";
+const DAEMON = "privsep-lc-d";
+const SPEC = `${ROOT}/tests/fixtures/privsep/mod.ts#testCtx`;
+
+/** The serving daemons whose DENO_DIR is `denoDir`. */
+async function daemonsWith(denoDir: string): Promise<number[]> {
+  const found: number[] = [];
+  for await (const e of Deno.readDir("/proc")) {
+    if (!/^\d+$/.test(e.name)) continue;
+    try {
+      const env = await Deno.readTextFile(`/proc/${e.name}/environ`);
+      const cmd = await Deno.readTextFile(`/proc/${e.name}/cmdline`);
+      if (
+        env.split("\0").includes(`DENO_DIR=${denoDir}`) &&
+        cmd.includes("--stage=serve")
+      ) found.push(Number(e.name));
+    } catch { /* gone */ }
+  }
+  return found;
+}
+
+Deno.test(
+  "what the service user's umask, rlimits and descriptors do to the root daemon",
+  opts,
+  async (t) => {
+    requireRoot();
+    const dir = await scratchDir();
+    const home = `${dir}/home`;
+    const caller = await ensureUser(CALLER, home);
+    await ensureUser(DAEMON);
+    const sudoers = `/etc/sudoers.d/privsep-lc-${Deno.pid}`;
+    const denoDir = `${dir}/cache/deno`;
+    const config = await writeConfig(dir, {
+      e2e: {
+        user: DAEMON,
+        capabilities: ["CAP_NET_BIND_SERVICE"],
+        launcher_dir: `${dir}/libexec`,
+        deno_dir: denoDir,
+      },
+    });
+    /** Runs `script` with sh as the caller; $L is the launcher. */
+    const asCaller = (script: string, launcher: string) =>
+      run([
+        "setpriv",
+        `--reuid=${caller.uid}`,
+        `--regid=${caller.gid}`,
+        "--init-groups",
+        "--",
+        "/bin/sh",
+        "-c",
+        script,
+        "sh",
+        launcher,
+      ], { allowFail: true, cwd: home });
+    try {
+      await installLaunchers({
+        user: CALLER,
+        configFiles: [config],
+        specs: [SPEC],
+        sudoersFile: sudoers,
+      });
+      const launcher = (await run([
+        DENO,
+        "run",
+        "-A",
+        `--config=${ROOT}/deno.json`,
+        `${ROOT}/tests/fixtures/caller.ts`,
+        config,
+        "launcher",
+      ])).stdout.trim();
+
+      await t.step(
+        "a DENO_DIR whose parent is missing starts: the launcher judges the ancestors, not what else they hold",
+        async () => {
+          // Like a fresh host: /var/cache/privsep missing, /var/cache/man
+          // owned by man. Here: the scratch dir holds the caller's home.
+          const out = await asCaller('sudo -n "$1" </dev/null', launcher);
+          assert.doesNotMatch(
+            out.stderr,
+            /rm -rf/,
+            "the launcher advises removing a directory that is not the cache",
+          );
+          assert.equal(out.code, 0, out.stderr);
+        },
+      );
+      await run(["rm", "-rf", `${dir}/cache`]);
+      await Deno.mkdir(`${dir}/cache`, { mode: 0o755 });
+
+      await t.step(
+        "umask 000: the cache stage 1 creates is not group/world-writable",
+        async () => {
+          const out = await asCaller(
+            'umask 000; sudo -n "$1" </dev/null',
+            launcher,
+          );
+          assert.equal(out.code, 0, out.stderr);
+          const bad = await run([
+            "find",
+            `${dir}/cache`,
+            "(",
+            "-perm",
+            "/022",
+            "!",
+            "-type",
+            "l",
+            ")",
+            "-print",
+          ]);
+          assert.equal(bad.stdout, "", `writable by others:\n${bad.stdout}`);
+        },
+      );
+
+      await t.step(
+        "held daemon: umask, rlimits and descriptors of the serving stage",
+        async () => {
+          // The daemon lives while its stdin is open: a sleep feeds it.
+          const held = asCaller(
+            "umask 000; ulimit -c unlimited; ulimit -n 64; exec 7</etc/hostname 9>>./fd9; " +
+              'sleep 4 | sudo -n "$1" >/dev/null',
+            launcher,
+          );
+          let pids: number[] = [];
+          for (let i = 0; i < 60 && pids.length === 0; i++) {
+            await new Promise((r) => setTimeout(r, 100));
+            pids = await daemonsWith(denoDir);
+          }
+          if (pids.length !== 1) {
+            const o = await held;
+            assert.fail(`no serving daemon found: ${o.code} ${o.stderr}`);
+          }
+          const pid = pids[0];
+          const status = await Deno.readTextFile(`/proc/${pid}/status`);
+          const limits = await Deno.readTextFile(`/proc/${pid}/limits`);
+          const fds: string[] = [];
+          for await (const e of Deno.readDir(`/proc/${pid}/fd`)) {
+            const target = await Deno.readLink(`/proc/${pid}/fd/${e.name}`)
+              .catch(() => "?");
+            fds.push(`${e.name} -> ${target}`);
+          }
+          console.log(
+            status.match(/^(Umask|Uid|CapEff|NoNewPrivs):.*$/gm)?.join("\n"),
+          );
+          console.log(
+            limits.split("\n").filter((l) => /core|open files/i.test(l)).join(
+              "\n",
+            ),
+          );
+          console.log(fds.join("\n"));
+          await held;
+          assert.ok(
+            !fds.some((f) => f.includes("/etc/hostname") || f.includes("fd9")),
+            `caller descriptors reached the daemon: ${fds.join(", ")}`,
+          );
+          assert.match(status, /^Umask:\s+0022$/m);
+        },
+      );
+
+      await t.step(
+        "RLIMIT_FSIZE: a stage 1 cut short leaves no cache entry that breaks the next start",
+        async () => {
+          await run(["rm", "-rf", denoDir]);
+          const cut = await asCaller(
+            'ulimit -f 1; sudo -n "$1" </dev/null',
+            launcher,
+          );
+          console.log(
+            `with ulimit -f 1: exit ${cut.code} ${cut.stderr.slice(0, 300)}`,
+          );
+          const out = await asCaller('sudo -n "$1" </dev/null', launcher);
+          assert.equal(out.code, 0, out.stderr);
+        },
+      );
+    } finally {
+      await Deno.remove(sudoers).catch(() => {});
+      await removeUser(CALLER);
+      await removeUser(DAEMON);
+      await run(["rm", "-rf", dir], { allowFail: true });
+    }
+  },
+);
