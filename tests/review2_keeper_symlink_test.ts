@@ -84,7 +84,9 @@ Deno.test(
           .trim();
         attacker = undefined;
         won = out !== "none";
-        console.log(`attempt ${attempt}: swapped tree-${out}; start: ${started}`);
+        console.log(
+          `attempt ${attempt}: swapped tree-${out}; start: ${started}`,
+        );
       }
       const now = await Deno.readTextFile(victim);
       console.log(`victim now begins ${JSON.stringify(now.slice(0, 40))}`);
