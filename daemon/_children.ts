@@ -19,11 +19,12 @@ let ran = false;
 /**
  * Opens the keeper's FIFO (`--keeper=`), before any entrypoint loads. Throws
  * when it cannot: a daemon without its keeper must not run commands.
- * `inCgroup` is the daemon's cgroup (`--cgroup=`), if it has one.
+ * `inCgroup` is the daemon's cgroup (`--cgroup=`), if it has one. The path's
+ * directory is root's (see `_keeper.ts`): no process of the daemon's user
+ * can have put another file under the FIFO's name.
  */
 export function connectKeeper(path: string, inCgroup?: string): void {
   keeper = Deno.openSync(path, { write: true });
-  keeper.writeSync(encoder.encode("hello\n"));
   cgroup = !!path && !!inCgroup;
 }
 

@@ -24,10 +24,23 @@ const O_WRONLY = 0o1;
 const O_RDONLY = 0;
 const O_NONBLOCK = 0o4000;
 const O_CLOEXEC = 0o2000000;
+const O_NOFOLLOW = 0o400000;
 const ENXIO = 6;
 const EEXIST = 17;
+const AT_FDCWD = -100;
+const AT_SYMLINK_NOFOLLOW = 0x100;
+const AT_EMPTY_PATH = 0x1000;
+const STATX_BASIC_STATS = 0x7ff;
+const S_IFMT = 0o170000;
+const S_IFIFO = 0o010000;
+const S_IFDIR = 0o040000;
 
-/** Where the per-daemon FIFOs live (root-owned). */
+/**
+ * Where the per-daemon FIFOs live. It and every `tree-<pid>` directory in it
+ * stay root-owned: only the FIFO itself belongs to the context's user, so
+ * that no process of that user can replace its name (with a symlink to a
+ * root-only file, say) between the uses of the path.
+ */
 const RUN_DIR = "/run/privsep";
 /** The programs the keeper needs. */
 export const SETPRIV = "/usr/bin/setpriv";
@@ -35,17 +48,21 @@ export const SETPRIV = "/usr/bin/setpriv";
 export const SH = "/bin/sh";
 
 /**
- * The keeper: `$1` is its FIFO, `$2` the FIFO's directory, `$3` the daemon's
- * cgroup (empty without one, see `_cgroup.ts`). It holds the FIFO open for
- * reading and writing (no EOF while the daemon re-executes itself) and reads
- * `<op> <pgid>` lines; `hello` means the serving stage has the FIFO open, so
- * its path goes; `sweep` (sent when no call runs) kills every process of
- * the cgroup whose parents do not lead to the daemon (`$PPID`): what left its
- * command's group and was orphaned. When the daemon dies, every tracked group
- * and then the whole cgroup are killed.
+ * The keeper: `$1` is its FIFO, `$2` the daemon's cgroup (empty without one,
+ * see `_cgroup.ts`). It holds the FIFO open for reading and writing (no EOF
+ * while the daemon re-executes itself) and reads `<op> <pgid>` lines. It
+ * acts only on groups it was told to `track` whose leader (alive, or a
+ * zombie not yet reaped) leads that group and descends from the daemon
+ * (`$PPID`): `TERM`, `KILL` and `done` name any other group in vain, so the
+ * daemon cannot have it signal a process it did not start (`kill -- -1`
+ * would be every process of its uid). `sweep` (sent when no call runs) kills
+ * every process of the cgroup whose parents do not lead to the daemon: what
+ * left its command's group and was orphaned. When the daemon dies, every
+ * tracked group and then the whole cgroup are killed. Stage 1 removes the
+ * FIFO and its directory once the daemon is gone (`sweep()` below).
  */
 const KEEPER_SCRIPT = `exec 3<>"$1" </dev/null
-fifo=$1 dir=$2 cg=$3 groups=
+cg=$2 groups=
 cleanup() {
   for g in $groups; do kill -s KILL -- "-$g" 2>/dev/null; done
   [ -z "$cg" ] || echo 1 >"$cg/cgroup.kill"
@@ -62,18 +79,30 @@ ours() {
   done
   return 1
 }
+leads() {
+  l=$1
+  read -r s <"/proc/$l/stat" || return 1
+  s=\${s##*) }
+  set -- $s
+  [ "$3" = "$l" ] && ours "$l"
+}
+tracked() {
+  for g in $groups; do [ "$g" = "$1" ] && return 0; done
+  return 1
+}
 trap cleanup TERM HUP INT
 while read -r op pg <&3; do
-  case $pg in *[!0-9]*) continue ;; esac
+  case $pg in ''|*[!0-9]*) continue ;; esac
   case $op in
-  hello) rm -f "$fifo"; rmdir "$dir" ;;
-  track) groups="$groups $pg" ;;
+  track)
+    [ "$pg" -gt 1 ] && ! tracked "$pg" && leads "$pg" && groups="$groups $pg" ;;
   done)
+    tracked "$pg" || continue
     kill -s KILL -- "-$pg" 2>/dev/null
     left=
     for g in $groups; do [ "$g" = "$pg" ] || left="$left $g"; done
     groups=$left ;;
-  TERM|KILL) kill -s "$op" -- "-$pg" 2>/dev/null ;;
+  TERM|KILL) tracked "$pg" && kill -s "$op" -- "-$pg" 2>/dev/null ;;
   sweep) [ -z "$cg" ] || while read -r p; do
       ours "$p" || kill -s KILL -- "-$p" "$p" 2>/dev/null
     done <"$cg/cgroup.procs" ;;
@@ -87,13 +116,17 @@ const SYMBOLS = {
   mkdir: { parameters: ["buffer", "u32"], result: "i32" },
   rmdir: { parameters: ["buffer"], result: "i32" },
   unlink: { parameters: ["buffer"], result: "i32" },
-  chown: { parameters: ["buffer", "u32", "u32"], result: "i32" },
+  lchown: { parameters: ["buffer", "u32", "u32"], result: "i32" },
   open: { parameters: ["buffer", "i32"], result: "i32" },
   close: { parameters: ["i32"], result: "i32" },
   opendir: { parameters: ["buffer"], result: "pointer" },
   readdir: { parameters: ["pointer"], result: "pointer" },
   closedir: { parameters: ["pointer"], result: "i32" },
   access: { parameters: ["buffer", "i32"], result: "i32" },
+  statx: {
+    parameters: ["i32", "buffer", "i32", "u32", "buffer"],
+    result: "i32",
+  },
   posix_spawn: {
     parameters: ["buffer", "buffer", "buffer", "pointer", "buffer", "buffer"],
     result: "i32",
@@ -170,9 +203,53 @@ function spawn(argv: readonly string[], env: Record<string, string>): number {
 /** Offset of `d_name` in glibc's `struct dirent` on 64-bit Linux. */
 const D_NAME = 19;
 
+/** What `statx` says of a file: its type and identity. */
+interface Ident {
+  type: number;
+  uid: number;
+  dev: string;
+  ino: bigint;
+}
+
+/** `statx` of `path` (not following a last symlink), or of `fd` when given. */
+function ident(path: string, fd = AT_FDCWD): Ident | undefined {
+  // struct statx: stx_uid at 20, stx_mode (u16) at 28, stx_ino at 32,
+  // stx_dev_major and stx_dev_minor at 136 and 140.
+  const buf = new Uint8Array(256);
+  const r = libc().statx(
+    fd,
+    cString(path),
+    fd === AT_FDCWD ? AT_SYMLINK_NOFOLLOW : AT_EMPTY_PATH,
+    STATX_BASIC_STATS,
+    buf,
+  );
+  if (r < 0) return undefined;
+  const v = new DataView(buf.buffer);
+  return {
+    type: v.getUint16(28, true) & S_IFMT,
+    uid: v.getUint32(20, true),
+    dev: `${v.getUint32(136, true)}:${v.getUint32(140, true)}`,
+    ino: v.getBigUint64(32, true),
+  };
+}
+
 /**
- * Removes what keepers of daemons that are gone left: a keeper removes its
- * FIFO but may not remove its directory (root's /run/privsep is the parent).
+ * Removes the keeper directory `dir` of a daemon that is gone: only what a
+ * keeper directory holds (the FIFO `keeper`, then the empty directory),
+ * never through a symlink. Anything else stays, and so does the directory.
+ */
+function removeTree(dir: string): void {
+  const c = libc();
+  if (ident(dir)?.type !== S_IFDIR) return;
+  const fifo = `${dir}/keeper`;
+  if (ident(fifo)?.type === S_IFIFO) c.unlink(cString(fifo));
+  c.rmdir(cString(dir)); // fails unless empty
+}
+
+/**
+ * Removes what keepers of daemons that are gone left (their FIFO and its
+ * directory): the directory is root's, so that its names stay root's
+ * choice, and the keeper may not remove it.
  */
 function sweep(): void {
   const c = libc();
@@ -185,10 +262,7 @@ function sweep(): void {
       const pid = /^tree-(\d+)$/.exec(name)?.[1];
       if (pid && c.access(cString(`/proc/${pid}`), 0) < 0) stale.push(name);
     }
-    for (const name of stale) {
-      c.unlink(cString(`${RUN_DIR}/${name}/keeper`));
-      c.rmdir(cString(`${RUN_DIR}/${name}`));
-    }
+    for (const name of stale) removeTree(`${RUN_DIR}/${name}`);
   } finally {
     c.closedir(d);
   }
@@ -198,7 +272,9 @@ function sweep(): void {
  * Stage 1, as root and before the drop: starts the daemon's keeper as
  * `uid`/`gid`; it kills the cgroup `cgroup` (if not empty) when the daemon
  * ends. Returns the FIFO the serving stage opens (`--keeper=`), or throws an
- * `Error` that says what failed.
+ * `Error` that says what failed. The FIFO is the context user's, its
+ * directory root's (mode 0711): no process of that user can put another
+ * file under the FIFO's name.
  *
  * @example
  * ```ts ignore
@@ -214,16 +290,29 @@ export async function startKeeper(
   if (c.mkdir(cString(RUN_DIR), 0o755) < 0 && errno() !== EEXIST) {
     check(`mkdir(${RUN_DIR})`, -1);
   }
+  const run = ident(RUN_DIR);
+  if (run?.type !== S_IFDIR || run.uid !== 0) {
+    throw new Error(
+      `${RUN_DIR} is not a root-owned directory; remove it so that the daemon can create it`,
+    );
+  }
   sweep();
   const dir = `${RUN_DIR}/tree-${Deno.pid}`;
   const fifo = `${dir}/keeper`;
-  // A daemon of the same pid that died before its keeper cleaned up.
-  c.unlink(cString(fifo));
-  c.rmdir(cString(dir));
-  check(`mkdir(${dir})`, c.mkdir(cString(dir), 0o700));
+  // A daemon of the same pid that died before a sweep.
+  removeTree(dir);
+  if (c.mkdir(cString(dir), 0o711) < 0) {
+    const code = errno();
+    throw new Error(
+      `mkdir(${dir}) failed: ${strerror(code)}${
+        code === EEXIST ? "; it holds more than a keeper FIFO: remove it" : ""
+      }`,
+    );
+  }
   check(`mkfifo(${fifo})`, c.mkfifo(cString(fifo), 0o600));
-  check(`chown(${fifo})`, c.chown(cString(fifo), uid, gid));
-  check(`chown(${dir})`, c.chown(cString(dir), uid, gid));
+  const made = ident(fifo);
+  if (made?.type !== S_IFIFO) check(`statx(${fifo})`, -1);
+  check(`lchown(${fifo})`, c.lchown(cString(fifo), uid, gid));
   spawn([
     SETPRIV,
     `--reuid=${uid}`,
@@ -239,15 +328,26 @@ export async function startKeeper(
     KEEPER_SCRIPT,
     "privsep-keeper",
     fifo,
-    dir,
     cgroup,
   ], { PATH: "/usr/bin:/bin" });
   // The keeper has the FIFO open once its shell runs, so after setpriv set
   // its parent-death signal: from then on it dies with this process.
   for (let waited = 0;; waited += 5) {
-    const fd = c.open(cString(fifo), O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+    const fd = c.open(
+      cString(fifo),
+      O_WRONLY | O_NONBLOCK | O_CLOEXEC | O_NOFOLLOW,
+    );
     if (fd >= 0) {
+      const opened = ident("", fd);
       c.close(fd);
+      if (
+        opened?.type !== S_IFIFO || opened.dev !== made!.dev ||
+        opened.ino !== made!.ino
+      ) {
+        throw new Error(
+          `the daemon's process keeper FIFO ${fifo} was replaced after stage 1 created it; stop what writes to ${dir}`,
+        );
+      }
       return fifo;
     }
     const code = errno();
