@@ -1,7 +1,7 @@
 /**
  * The privilege drop: reduce the calling thread to exactly a set of
  * capabilities and a user, then `execve` a new program so that every thread
- * of the new process has exactly those credentials (DESIGN.md §3.2).
+ * of the new process has exactly those credentials (docs/security.md, "The drop").
  *
  * Only the daemon's first stage calls this. Needs `--allow-ffi` and root
  * (CAP_SETPCAP, CAP_SETUID, CAP_SETGID).

@@ -3,7 +3,7 @@
  * first stage. Everything here runs on the calling (main) thread and is only
  * meaningful right before an `execve`: Linux credentials are per thread, and
  * only `execve` makes the calling thread's credentials the whole process's
- * (see DESIGN.md §3).
+ * (see docs/security.md).
  *
  * Needs `--allow-ffi`.
  *

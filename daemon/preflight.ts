@@ -70,7 +70,7 @@ function ownCommandLine(): string[] {
 
 /**
  * Checks our own deno command line against the allowlist: exactly the flags
- * `daemonArgv()` writes, nothing else (DESIGN.md §3.5).
+ * `daemonArgv()` writes, nothing else (docs/security.md).
  */
 export function checkOwnFlags(
   argv: readonly string[],
