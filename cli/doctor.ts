@@ -14,6 +14,7 @@ import {
 import type { PrivContext } from "../contexts/priv_context.ts";
 import { untrustedReason } from "../daemon/trust.ts";
 import { confinementReport } from "../daemon/_confine.ts";
+import { cgroupDir } from "../daemon/_cgroup.ts";
 import { run } from "./_exec.ts";
 import { contextCommandArgs, loadContexts } from "./_load.ts";
 import { redirectablePathWarnings } from "./_write_paths.ts";
@@ -345,22 +346,21 @@ export async function diagnose(
  */
 function cgroupKill(): { ok: boolean; detail: string } {
   try {
-    const mount = Deno.readTextFileSync("/proc/self/mountinfo").split("\n")
-      .map((l) => l.split(" - "))
-      .find(([, fs]) => fs?.startsWith("cgroup2 "))?.[0].split(" ")[4];
-    if (!mount) {
-      return { ok: false, detail: "no cgroup2 hierarchy is mounted" };
-    }
-    const own = Deno.readTextFileSync("/proc/self/cgroup").split("\n")
-      .find((l) => l.startsWith("0::"))?.slice(3).replace(/\/$/, "") ?? "";
+    const cgroups = Deno.readTextFileSync("/proc/self/cgroup");
+    const own = cgroupDir(
+      Deno.readTextFileSync("/proc/self/mountinfo"),
+      cgroups,
+    );
+    if (!("path" in own)) return { ok: false, detail: own.missing };
     // The root cgroup has no cgroup.kill; its children do from Linux 5.14.
     const [major, minor] = Deno.osRelease().split(".").map(Number);
-    if (own !== "" || major < 5 || (major === 5 && minor < 14)) {
-      Deno.statSync(`${mount}${own}/cgroup.kill`);
+    const isRoot = /^0::\/$/m.test(cgroups);
+    if (!isRoot || major < 5 || (major === 5 && minor < 14)) {
+      Deno.statSync(`${own.path}/cgroup.kill`);
     }
     return {
       ok: true,
-      detail: `daemons get a cgroup of their own below ${mount}${own}`,
+      detail: `daemons get a cgroup of their own below ${own.path}`,
     };
   } catch (error) {
     return {

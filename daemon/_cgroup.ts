@@ -65,14 +65,13 @@ function writeFile(path: string, text: string): string | undefined {
 }
 
 /**
- * This process's cgroup2 cgroup as a directory: the cgroup2 mount point
- * (mountinfo) joined with the `0::` line of /proc/self/cgroup.
+ * A process's cgroup2 cgroup as a directory, from its `/proc/<pid>/mountinfo`
+ * (the cgroup2 mount point) and `/proc/<pid>/cgroup` (the `0::` line). Pure:
+ * the daemon reads both through libc, `privsep doctor` through Deno.
  */
-function currentCgroup(): DaemonCgroup {
-  const text = (path: string) =>
-    new TextDecoder().decode(readFileViaLibc(path, 1 << 24));
+export function cgroupDir(mountinfo: string, cgroups: string): DaemonCgroup {
   let mount: string | undefined;
-  for (const line of text("/proc/self/mountinfo").split("\n")) {
+  for (const line of mountinfo.split("\n")) {
     const [left, right] = line.split(" - ");
     if (right?.startsWith("cgroup2 ")) {
       mount = left.split(" ")[4]?.replace(
@@ -88,8 +87,7 @@ function currentCgroup(): DaemonCgroup {
         "this kernel has no cgroup2 hierarchy mounted (cgroup v2; mount one, e.g. systemd's unified or hybrid hierarchy)",
     };
   }
-  const own = text("/proc/self/cgroup").split("\n")
-    .find((l) => l.startsWith("0::"))?.slice(3);
+  const own = cgroups.split("\n").find((l) => l.startsWith("0::"))?.slice(3);
   if (!own?.startsWith("/")) {
     return {
       missing:
@@ -97,6 +95,13 @@ function currentCgroup(): DaemonCgroup {
     };
   }
   return { path: (mount + own).replace(/\/+$/, "") };
+}
+
+/** This process's cgroup2 cgroup as a directory. */
+function currentCgroup(): DaemonCgroup {
+  const text = (path: string) =>
+    new TextDecoder().decode(readFileViaLibc(path, 1 << 24));
+  return cgroupDir(text("/proc/self/mountinfo"), text("/proc/self/cgroup"));
 }
 
 /**

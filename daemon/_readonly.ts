@@ -30,9 +30,12 @@
  */
 
 import {
+  cString as c,
+  errno,
   lstatViaLibc,
   readFileViaLibc,
   readLinkViaLibc,
+  strerror,
 } from "../caps/_ffi.ts";
 
 /**
@@ -83,8 +86,6 @@ const SYMBOLS = {
     result: "i64",
   },
   close: { parameters: ["i32"], result: "i32" },
-  __errno_location: { parameters: [], result: "pointer" },
-  strerror: { parameters: ["i32"], result: "pointer" },
 } as const;
 
 type Symbols = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
@@ -95,23 +96,13 @@ function libc(): Symbols {
   return lib;
 }
 
-function errno(): number {
-  const p = libc().__errno_location();
-  return p ? new Deno.UnsafePointerView(p).getInt32() : 0;
-}
-
 function fail(what: string, code = errno()): never {
-  const p = libc().strerror(code);
-  const text = p ? Deno.UnsafePointerView.getCString(p) : `errno ${code}`;
+  const text = strerror(code);
   const error = new Error(
     `${what} failed: ${text} (errno ${code}); the daemon keeps its cache and code read-only in a mount namespace of its own, which needs a kernel with mount namespaces and a first stage with CAP_SYS_ADMIN`,
   );
   error.name = "SystemCallError";
   throw error;
-}
-
-function c(text: string): Uint8Array<ArrayBuffer> {
-  return new TextEncoder().encode(text + "\0");
 }
 
 /** Mount points at or below `path` in this thread's namespace (mountinfo). */

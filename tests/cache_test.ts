@@ -10,6 +10,7 @@ import { testCtx } from "./fixtures/privsep/mod.ts";
 import * as cache from "./fixtures/privsep/cache.ts";
 import {
   DENO,
+  EMIT_VICTIM,
   ensureUser,
   expectCredentials,
   removeUser,
@@ -17,6 +18,7 @@ import {
   ROOT,
   run,
   scratchDir,
+  statusPayload as payload,
   writeConfig,
 } from "./_helpers.ts";
 
@@ -24,29 +26,7 @@ const opts = { sanitizeOps: false, sanitizeResources: false };
 /** This file's own daemon user. */
 const CACHE_USER = "privsep-cache-d";
 
-/** A module the first stage loads before it checks anything. */
-const VICTIM = `${ROOT}/caps/_ffi.ts`;
-
-/** Code that, run as the victim module, writes its process status to `marker`. */
-function payload(marker: string): string {
-  return `
-if (import.meta.url === ${JSON.stringify(`file://${VICTIM}`)}) {
-  try {
-    const lib = Deno.dlopen("libc.so.6", {
-      open: { parameters: ["buffer", "i32", "u32"], result: "i32" },
-      write: { parameters: ["i32", "buffer", "usize"], result: "isize" },
-      close: { parameters: ["i32"], result: "i32" },
-    }).symbols;
-    const status = readFileViaLibc("/proc/self/status");
-    // O_WRONLY | O_CREAT | O_APPEND: one status per process that ran this.
-    const fd = lib.open(new TextEncoder().encode(${
-    JSON.stringify(marker)
-  } + "\\0"), 0o2101, 0o644);
-    lib.write(fd, status as Uint8Array<ArrayBuffer>, BigInt(status.length));
-    lib.close(fd);
-  } catch { /* a serving stage without --allow-ffi: stay unnoticed */ }
-}`;
-}
+const VICTIM = EMIT_VICTIM;
 
 /** The mounts of `pid` (mount point -> per-mount options), from mountinfo. */
 async function mountsOf(pid: number): Promise<Map<string, string[]>> {

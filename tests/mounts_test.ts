@@ -14,35 +14,17 @@ import { init } from "../mod.ts";
 import { testCtx } from "./fixtures/privsep/mod.ts";
 import * as mounts from "./fixtures/privsep/mounts.ts";
 import {
+  EMIT_VICTIM,
   expectCredentials,
   requireRoot,
-  ROOT,
   run,
   scratchDir,
+  statusPayload as payload,
   writeConfig,
 } from "./_helpers.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
-const VICTIM = `${ROOT}/caps/_ffi.ts`;
-
-function payload(marker: string): string {
-  return `
-if (import.meta.url === ${JSON.stringify(`file://${VICTIM}`)}) {
-  try {
-    const lib = Deno.dlopen("libc.so.6", {
-      open: { parameters: ["buffer", "i32", "u32"], result: "i32" },
-      write: { parameters: ["i32", "buffer", "usize"], result: "isize" },
-      close: { parameters: ["i32"], result: "i32" },
-    }).symbols;
-    const status = readFileViaLibc("/proc/self/status");
-    const fd = lib.open(new TextEncoder().encode(${
-    JSON.stringify(marker)
-  } + "\\0"), 0o2101, 0o644);
-    lib.write(fd, status as Uint8Array<ArrayBuffer>, BigInt(status.length));
-    lib.close(fd);
-  } catch { /* stage 2 */ }
-}`;
-}
+const VICTIM = EMIT_VICTIM;
 
 Deno.test(
   "a uid-0 daemon cannot replace the read-only cache by renaming its parent",
