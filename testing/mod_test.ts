@@ -9,6 +9,7 @@ import {
   ROOT,
   run,
   scratchDir,
+  testUser,
 } from "../tests/_helpers.ts";
 import {
   forbidDaemon,
@@ -98,9 +99,9 @@ Deno.test(
       '[e2e]\nuser = "root"\ncapabilities = ["CAP_NET_ADMIN"]\n',
     );
     init({ configFiles: [config] });
-    const user = "privsep-e2e-kit";
-    const ids = await ensureUser(user, `${dir}/home`);
+    const user = testUser(import.meta, "kit");
     try {
+      const ids = await ensureUser(user, `${dir}/home`);
       {
         await using _ = await unprivilegedDaemon();
         assert.equal(await ops.echo("wire"), "wire");

@@ -14,12 +14,14 @@ import {
   requireRoot,
   run,
   scratchDir,
+  testSudoersFile,
+  testUser,
   writeConfig,
 } from "./_helpers.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 /** This file's own caller user. */
-const CALLER = "privsep-aud-c";
+const CALLER = testUser(import.meta, "c");
 
 Deno.test("audit through sudo after the caller exited", opts, async () => {
   requireRoot();
@@ -28,11 +30,11 @@ Deno.test("audit through sudo after the caller exited", opts, async () => {
     throw new Error('this test needs sudo: "apt-get install -y sudo"');
   }
   const dir = await scratchDir();
-  const caller = await ensureUser(CALLER, `${dir}/home`);
-  const sudoers = `/etc/sudoers.d/privsep-aud-${Deno.pid}`;
+  const sudoers = testSudoersFile(import.meta);
   let client: DaemonClient | undefined;
   let records: LogRecord[] = [];
   try {
+    const caller = await ensureUser(CALLER, `${dir}/home`);
     const config = await writeConfig(dir, {
       e2e: { user: "root", capabilities: [], launcher_dir: `${dir}/libexec` },
     });

@@ -19,12 +19,13 @@ import {
   run,
   scratchDir,
   statusPayload as payload,
+  testUser,
   writeConfig,
 } from "./_helpers.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 /** This file's own daemon user. */
-const CACHE_USER = "privsep-cache-d";
+const CACHE_USER = testUser(import.meta, "d");
 
 const VICTIM = EMIT_VICTIM;
 

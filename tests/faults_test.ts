@@ -17,7 +17,6 @@ import { testCtx } from "./fixtures/privsep/mod.ts";
 import * as ops from "./fixtures/privsep/ops.ts";
 import * as stress from "./fixtures/privsep/stress.ts";
 import {
-  CALLER_USER,
   childrenOf,
   DENO,
   ensureUser,
@@ -26,12 +25,15 @@ import {
   ROOT,
   run,
   scratchDir,
+  testUser,
   waitGone,
   writeConfig,
 } from "./_helpers.ts";
 import { procKb, RawDaemon, withTimeout } from "../reliability/_raw.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
+/** This file's own unprivileged caller. */
+const CALLER_USER = testUser(import.meta, "c");
 
 /** A context that always starts through its helper command (even as root). */
 export const viaHelper = new PrivContext({
@@ -105,10 +107,16 @@ Deno.test("faults", opts, async (t) => {
         await caller.stdout.cancel();
         const waited = await waitGone(pid, 1000);
         assert.ok(waited < 1000, `${waited} ms`);
-        const left = await pgrep(
-          `--context=${testCtx.id}`,
-        );
-        assert.deepEqual(left, [], "no leftover daemon of this context");
+        // This caller's daemon only: other test files run daemons of
+        // testCtx at the same time (deno test --parallel). Stage 1 names
+        // this file's config, the serving stage its caller's pid.
+        const left = [
+          ...await pgrep(`--context=${testCtx.id} .*--config-file=${config}`),
+          ...await pgrep(
+            `--context=${testCtx.id} .*--caller-pid=${caller.pid}( |$)`,
+          ),
+        ];
+        assert.deepEqual(left, [], "no leftover daemon of this caller");
       },
     );
 
@@ -356,8 +364,8 @@ Deno.test("faults", opts, async (t) => {
       "as an unprivileged user: an unreadable config, and sudo that wants a password without a terminal; a clear error, never a hang",
       async () => {
         const home = `${dir}/home`;
-        const caller = await ensureUser(CALLER_USER, home);
         try {
+          const caller = await ensureUser(CALLER_USER, home);
           const env = {
             HOME: home,
             USER: CALLER_USER,

@@ -14,9 +14,11 @@ import {
   ROOT,
   run,
   scratchDir,
+  testUser,
 } from "./_helpers.ts";
 
-const USER = "privsep-ins-e";
+/** This file's own user: the application's developer. */
+const USER = testUser(import.meta, "dev");
 
 Deno.test(
   "privsep install --vendor-dir refuses, as root, an application tree another user owns (and follows no link planted there)",
@@ -24,8 +26,8 @@ Deno.test(
   async () => {
     requireRoot();
     const dir = await scratchDir();
-    const { uid, gid } = await ensureUser(USER);
     try {
+      const { uid, gid } = await ensureUser(USER);
       const victim = `${dir}/victim`;
       await Deno.writeTextFile(victim, "root only\n", { mode: 0o600 });
       const app = `${dir}/app`;

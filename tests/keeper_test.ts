@@ -19,6 +19,7 @@ import {
   requireRoot,
   ROOT,
   scratchDir,
+  testUser,
   writeConfig,
 } from "./_helpers.ts";
 
@@ -38,17 +39,17 @@ Deno.test(
   opts,
   async () => {
     requireRoot();
-    const user = "privsep-kp-d";
+    const user = testUser(import.meta, "d");
     const dir = await scratchDir();
-    const { uid, gid } = await ensureUser(user);
-    const victim = `${dir}/victim`;
-    await Deno.writeTextFile(victim, SECRET, { mode: 0o600 });
-    const allowed = `${dir}/allowed`;
-    await Deno.writeTextFile(allowed, "", { mode: 0o600 });
     const denoDir = await Deno.makeTempDir({ prefix: "privsep-kp-deno-" });
-    await Deno.chown(denoDir, uid, gid);
     let attacker: Deno.ChildProcess | undefined;
     try {
+      const { uid, gid } = await ensureUser(user);
+      const victim = `${dir}/victim`;
+      await Deno.writeTextFile(victim, SECRET, { mode: 0o600 });
+      const allowed = `${dir}/allowed`;
+      await Deno.writeTextFile(allowed, "", { mode: 0o600 });
+      await Deno.chown(denoDir, uid, gid);
       let out = "none";
       for (let attempt = 0; attempt < 5 && out === "none"; attempt++) {
         await treeCtx.stop();
@@ -106,6 +107,7 @@ Deno.test(
       await treeCtx.stop();
       await Deno.remove(denoDir, { recursive: true });
       await removeUser(user);
+      await Deno.remove(dir, { recursive: true });
     }
   },
 );
@@ -115,9 +117,8 @@ Deno.test(
   opts,
   async () => {
     requireRoot();
-    const user = "privsep-kp-s";
+    const user = testUser(import.meta, "s");
     const dir = await scratchDir();
-    await ensureUser(user);
     // Pids above pid_max never run: these daemons are gone.
     const stale = "/run/privsep/tree-99999991";
     const link = "/run/privsep/tree-99999992";
@@ -126,6 +127,7 @@ Deno.test(
     await Deno.mkdir(target);
     await Deno.writeTextFile(`${target}/keeper`, "keep");
     try {
+      await ensureUser(user);
       await Deno.mkdir("/run/privsep", { recursive: true, mode: 0o755 });
       await Deno.mkdir(stale, { mode: 0o711 });
       await new Deno.Command("/usr/bin/mkfifo", { args: [`${stale}/keeper`] })
@@ -151,6 +153,7 @@ Deno.test(
         await Deno.remove(p, { recursive: true }).catch(() => {});
       }
       await removeUser(user);
+      await Deno.remove(dir, { recursive: true });
     }
   },
 );
@@ -160,10 +163,10 @@ Deno.test(
   opts,
   async (t) => {
     requireRoot();
-    const user = "privsep-kp-c";
+    const user = testUser(import.meta, "c");
     const dir = await scratchDir();
-    const { uid, gid } = await ensureUser(user);
     try {
+      const { uid, gid } = await ensureUser(user);
       for (const confinement of ["best-effort", "off"]) {
         await t.step(`confinement ${confinement}`, async () => {
           // A process of the context's user that is not the daemon's, in a
@@ -218,6 +221,7 @@ Deno.test(
       }
     } finally {
       await removeUser(user);
+      await Deno.remove(dir, { recursive: true });
     }
   },
 );

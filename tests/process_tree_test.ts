@@ -16,15 +16,17 @@ import {
   ROOT,
   run,
   scratchDir,
+  testSudoersFile,
+  testUser,
   waitGone,
   writeConfig,
 } from "./_helpers.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 /** The context's user: every process of the daemon runs as this uid. */
-const TREE_DAEMON = "privsep-tree-d";
+const TREE_DAEMON = testUser(import.meta, "d");
 /** The unprivileged caller of the sudo test. */
-const TREE_CALLER = "privsep-tree-c";
+const TREE_CALLER = testUser(import.meta, "c");
 
 /** A number no other test uses as `sleep`'s argument. */
 let markerSeq = 4000 + (Deno.pid % 1000) * 7;
@@ -281,7 +283,7 @@ Deno.test(
             user: TREE_CALLER,
             configFiles: [config],
             specs: [treeCtx.id.replace("file://", "")],
-            sudoersFile: `/etc/sudoers.d/privsep-tree-${Deno.pid}`,
+            sudoersFile: testSudoersFile(import.meta),
           });
           await sweep();
           const marker = nextMarker();

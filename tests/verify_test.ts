@@ -16,13 +16,14 @@ import {
   ROOT,
   run,
   scratchDir,
+  testUser,
   writeConfig,
 } from "./_helpers.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
 /** The daemon's user in the steps where the caller expects another one. */
-const OTHER_USER = "privsep-vf-d";
+const OTHER_USER = testUser(import.meta, "d");
 
 /** Every permission a caller needs to start a daemon, but not --allow-all. */
 const NARROW = [
