@@ -65,6 +65,7 @@ Deno.test(
             `${ROOT}/tests/fixtures/keeper/swap_keeper.ts`,
             victim,
             "15000",
+            String(uid),
           ],
           env: { DENO_DIR: denoDir, HOME: denoDir, NO_COLOR: "1" },
           stdout: "piped",
