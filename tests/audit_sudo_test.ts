@@ -19,11 +19,10 @@ import {
   writeConfig,
 } from "./_helpers.ts";
 
-const opts = { sanitizeOps: false, sanitizeResources: false };
 /** This file's own caller user. */
 const CALLER = testUser(import.meta, "c");
 
-Deno.test("audit through sudo after the caller exited", opts, async () => {
+Deno.test("audit through sudo after the caller exited", async () => {
   requireRoot();
   const sudo = await run(["sh", "-c", "command -v sudo"], { allowFail: true });
   if (sudo.code !== 0) {

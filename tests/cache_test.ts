@@ -23,7 +23,6 @@ import {
   writeConfig,
 } from "./_helpers.ts";
 
-const opts = { sanitizeOps: false, sanitizeResources: false };
 /** This file's own daemon user. */
 const CACHE_USER = testUser(import.meta, "d");
 
@@ -44,7 +43,6 @@ async function mountsOf(pid: number): Promise<Map<string, string[]>> {
 
 Deno.test(
   "the cache that stage 1 runs from is never writable by a serving daemon",
-  opts,
   async (t) => {
     requireRoot();
     const dir = await scratchDir();

@@ -14,14 +14,12 @@ import {
   testUser,
 } from "./_helpers.ts";
 
-const opts = { sanitizeOps: false, sanitizeResources: false };
 /** This file's own users: the service's, and its daemon's. */
 const SERVICE = testUser(import.meta, "svc");
 const DAEMON = testUser(import.meta, "d");
 
 Deno.test(
   "deployment: vendored, root-owned, sudo, own user",
-  opts,
   async () => {
     requireRoot();
     const base = await scratchDir();

@@ -15,8 +15,6 @@ import {
   writeConfig,
 } from "./_helpers.ts";
 
-const opts = { sanitizeOps: false, sanitizeResources: false };
-
 /** The daemon's user: unique to this file, so parallel test files never race. */
 const FD_USER = testUser(import.meta, "d");
 
@@ -39,7 +37,6 @@ interface Attempt {
 
 Deno.test(
   "direct start: the daemon's serving stage inherits no descriptor of the root caller",
-  opts,
   async (t) => {
     requireRoot();
     const dir = await scratchDir();
@@ -153,7 +150,6 @@ Deno.test(
 
 Deno.test(
   "close_range and its /proc fallback let only 0-2 cross an execve",
-  opts,
   async (t) => {
     requireRoot();
     const dir = await scratchDir();

@@ -22,7 +22,6 @@ const USER = testUser(import.meta, "dev");
 
 Deno.test(
   "privsep install --vendor-dir refuses, as root, an application tree another user owns (and follows no link planted there)",
-  { sanitizeOps: false, sanitizeResources: false },
   async () => {
     requireRoot();
     const dir = await scratchDir();

@@ -22,7 +22,6 @@ import {
   testUser,
 } from "./_helpers.ts";
 
-const opts = { sanitizeOps: false, sanitizeResources: false };
 /** This file's own users: the service's, and its daemon's. */
 const SERVICE = testUser(import.meta, "svc");
 const DAEMON = testUser(import.meta, "d");
@@ -88,7 +87,6 @@ function edited(
 
 Deno.test(
   "jsr install: served by URL, installed by one command as root, called through sudo, upgraded",
-  opts,
   async () => {
     requireRoot();
     const published = await publishedFiles();

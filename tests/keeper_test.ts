@@ -23,7 +23,6 @@ import {
   writeConfig,
 } from "./_helpers.ts";
 
-const opts = { sanitizeOps: false, sanitizeResources: false };
 const SECRET = "root:$y$j9T$notarealhash:19000:0:99999:7:::\n";
 
 async function alive(pid: number): Promise<boolean> {
@@ -36,7 +35,6 @@ async function alive(pid: number): Promise<boolean> {
 
 Deno.test(
   "keeper: another process of the context's user cannot redirect the keeper FIFO to a root-only file",
-  opts,
   async () => {
     requireRoot();
     const user = testUser(import.meta, "d");
@@ -115,7 +113,6 @@ Deno.test(
 
 Deno.test(
   "keeper: the next daemon removes a dead daemon's keeper directory, without following a symlink",
-  opts,
   async () => {
     requireRoot();
     const user = testUser(import.meta, "s");
@@ -161,7 +158,6 @@ Deno.test(
 
 Deno.test(
   "keeper: the keeper signals only groups the daemon started",
-  opts,
   async (t) => {
     requireRoot();
     const user = testUser(import.meta, "c");

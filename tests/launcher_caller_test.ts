@@ -16,7 +16,6 @@ import {
   writeConfig,
 } from "./_helpers.ts";
 
-const opts = { sanitizeOps: false, sanitizeResources: false };
 /** This file's own users: the service's (the caller), and its daemon's. */
 const CALLER = testUser(import.meta, "c");
 const DAEMON = testUser(import.meta, "d");
@@ -41,7 +40,6 @@ async function daemonsWith(denoDir: string): Promise<number[]> {
 
 Deno.test(
   "what the service user's umask, rlimits and descriptors do to the root daemon",
-  opts,
   async (t) => {
     requireRoot();
     const dir = await scratchDir();

@@ -20,7 +20,6 @@ import {
   writeConfig,
 } from "./_helpers.ts";
 
-const opts = { sanitizeOps: false, sanitizeResources: false };
 /** This file's own users: the daemon's, and a plain user who spies on it. */
 const DAEMON_USER = testUser(import.meta, "d");
 const CALLER_USER = testUser(import.meta, "c");
@@ -71,7 +70,7 @@ function assertChildWithin(
   assert.equal(status.noNewPrivs, 1, `${what}: NoNewPrivs`);
 }
 
-Deno.test("privilege matrix", opts, async (t) => {
+Deno.test("privilege matrix", async (t) => {
   requireRoot();
   const dir = await scratchDir();
   const asUser = (uid: number, gid: number, cmd: string[]) =>

@@ -21,13 +21,11 @@ import {
   writeConfig,
 } from "./_helpers.ts";
 
-const opts = { sanitizeOps: false, sanitizeResources: false };
 /** This file's own daemon user. */
 const DAEMON_USER = testUser(import.meta, "d");
 
 Deno.test(
   "privileged daemon: credentials, file access and permissions",
-  opts,
   async (t) => {
     requireRoot();
     const dir = await scratchDir();

@@ -9,8 +9,6 @@ import { testCtx } from "./fixtures/privsep/mod.ts";
 import { requireRoot, scratchDir, writeConfig } from "./_helpers.ts";
 import { procKb, RawDaemon } from "../reliability/_raw.ts";
 
-const opts = { sanitizeOps: false, sanitizeResources: false };
-
 /** The queue's budget of decoded bytes with the default frame size. */
 const BUDGET_KB = 64 * 1024;
 /**
@@ -104,7 +102,7 @@ function assertBounded(label: string, { idleKb, peakKb, refused }: Peak) {
   );
 }
 
-Deno.test("queue memory", opts, async (t) => {
+Deno.test("queue memory", async (t) => {
   requireRoot();
 
   await t.step(

@@ -24,7 +24,6 @@ import {
   writeConfig,
 } from "./_helpers.ts";
 
-const opts = { sanitizeOps: false, sanitizeResources: false };
 /** The context's user (unique to this file). */
 const SBX_DAEMON = testUser(import.meta, "d");
 
@@ -65,7 +64,6 @@ const bashConnect = (port: number) => [
 
 Deno.test(
   "the kernel sandbox confines what the daemon's programs may do",
-  opts,
   async (t) => {
     requireRoot();
     const logs = await captureLogs();

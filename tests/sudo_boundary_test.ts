@@ -20,7 +20,6 @@ import {
   writeConfig,
 } from "./_helpers.ts";
 
-const opts = { sanitizeOps: false, sanitizeResources: false };
 /** This file's own users: the service's (the caller), and its daemon's. */
 const CALLER = testUser(import.meta, "c");
 const DAEMON = testUser(import.meta, "d");
@@ -28,7 +27,6 @@ const SPEC = `${ROOT}/tests/fixtures/privsep/mod.ts#testCtx`;
 
 Deno.test(
   "sudo boundary: nothing the service user passes changes what root runs",
-  opts,
   async (t) => {
     requireRoot();
     const dir = await scratchDir();

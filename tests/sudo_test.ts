@@ -16,7 +16,6 @@ import {
   writeConfig,
 } from "./_helpers.ts";
 
-const opts = { sanitizeOps: false, sanitizeResources: false };
 /** This file's own users: the daemon's, and the unprivileged caller's. */
 const DAEMON_USER = testUser(import.meta, "d");
 const CALLER_USER = testUser(import.meta, "c");
@@ -56,7 +55,7 @@ async function requireSudo(): Promise<void> {
   }
 }
 
-Deno.test("through real sudo as an unprivileged user", opts, async (t) => {
+Deno.test("through real sudo as an unprivileged user", async (t) => {
   requireRoot();
   await requireSudo();
   const dir = await scratchDir();

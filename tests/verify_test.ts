@@ -20,8 +20,6 @@ import {
   writeConfig,
 } from "./_helpers.ts";
 
-const opts = { sanitizeOps: false, sanitizeResources: false };
-
 /** The daemon's user in the steps where the caller expects another one. */
 const OTHER_USER = testUser(import.meta, "d");
 
@@ -48,7 +46,7 @@ function caller(permissions: string[], fixture: string, ...args: string[]) {
   ], { allowFail: true });
 }
 
-Deno.test("daemon verification", opts, async (t) => {
+Deno.test("daemon verification", async (t) => {
   requireRoot();
   const dir = await scratchDir();
   try {
