@@ -10,9 +10,12 @@
 import { parseArgs } from "node:util";
 import { fileURLToPath } from "node:url";
 import { configure, type LogRecord, type Sink } from "@logtape/logtape";
-import { ProtocolError, QUEUE_FULL_CODE } from "../errors.ts";
-import { runWithSignal } from "../contexts/call_scope.ts";
-import { validateArgs, validateResult } from "../contexts/schema.ts";
+import {
+  ProtocolError,
+  QUEUE_FULL_CODE,
+  type RemoteErrorInfo,
+} from "../errors.ts";
+import { invoke, type Outcome, replyFrame } from "../core/invoke.ts";
 import { killRunningCommands } from "./run_command.ts";
 import { connectKeeper, reapLeftovers } from "./_children.ts";
 import {
@@ -36,7 +39,7 @@ import {
   Kind,
   PROTOCOL_VERSION,
 } from "../protocol/messages.ts";
-import { type HintContext, permissionHint } from "./_permission_hint.ts";
+import { permissionHint } from "./_permission_hint.ts";
 import { moduleFiles } from "../contexts/_modules.ts";
 import { releaseFrame } from "../protocol/_release.ts";
 import { lastDecoded } from "../protocol/_decoded_cost.ts";
@@ -221,39 +224,6 @@ class Outbox {
     } finally {
       this.#writing = false;
     }
-  }
-}
-
-/**
- * An error reply that always fits: when the envelope is too large for a
- * frame (a message quoting a huge argument, large data, a long stack), it is
- * sent again with the message cut and without data and stack.
- */
-function errorFrame(
-  id: number,
-  error: unknown,
-  withStack: boolean,
-  max: number,
-  ctx: HintContext,
-): Uint8Array {
-  const info = permissionHint(describeError(error, withStack), ctx);
-  try {
-    return encodeMessage([Kind.Error, id, info], max);
-  } catch {
-    if (max < 8192) {
-      // Not even a cut message fits: say only that.
-      return encodeMessage([Kind.Error, id, {
-        name: "ReplyTooLarge",
-        message: "error reply too large",
-      }], max);
-    }
-    return encodeMessage([Kind.Error, id, {
-      name: info.name.slice(0, 200),
-      message: `${
-        info.message.slice(0, 4096)
-      }… (error reply cut: it was larger than maxFrameBytes ${max})`,
-      ...(info.code ? { code: info.code.slice(0, 200) } : {}),
-    }], max);
   }
 }
 
@@ -537,6 +507,11 @@ export async function serveDaemon(args: string[]): Promise<void> {
     }, graceMs);
   };
 
+  const limits = {
+    maxFrameBytes,
+    withStack,
+    hint: (info: RemoteErrorInfo) => permissionHint(info, ctx),
+  };
   /** Builds the reply of a finished call, audits it, frees its slot, sends it. */
   const finish = (
     id: number,
@@ -544,19 +519,16 @@ export async function serveDaemon(args: string[]): Promise<void> {
     ep: EntrypointRecord,
     callArgs: unknown[],
     started: number,
-    outcome: { value: unknown } | { error: unknown },
+    outcome: Outcome,
   ) => {
     const key = call.key;
     const logged = ep.options?.auditArgs ? callArgs : undefined;
-    let frame: Uint8Array;
-    if ("value" in outcome) {
-      try {
-        frame = encodeMessage([Kind.Result, id, outcome.value], maxFrameBytes);
-        audit(key, started, "ok", undefined, logged);
-      } catch (error) {
-        frame = errorFrame(id, error, withStack, maxFrameBytes, ctx);
-        audit(key, started, "error", (error as Error).name, logged);
-      }
+    const reply = replyFrame(id, outcome, limits);
+    if (reply.ok) {
+      audit(key, started, "ok", undefined, logged);
+    } else if ("value" in outcome) {
+      // The value did not encode or fit.
+      audit(key, started, "error", (reply.error as Error).name, logged);
     } else {
       const error = outcome.error;
       audit(
@@ -572,8 +544,8 @@ export async function serveDaemon(args: string[]): Promise<void> {
           `${key} failed: ${(error as Error)?.stack ?? String(error)}`,
         );
       }
-      frame = errorFrame(id, error, withStack, maxFrameBytes, ctx);
     }
+    const frame = reply.frame;
     calls.delete(id);
     // No call runs: what its commands left in the daemon's cgroup goes.
     if (calls.size === 0) reapLeftovers();
@@ -648,47 +620,13 @@ export async function serveDaemon(args: string[]): Promise<void> {
     }
     const call: Running = { key, controller: new AbortController(), bytes };
     calls.set(id, call);
-    if (wait === undefined && !ep.options?.args && !ep.options?.result) {
-      let result: unknown;
-      try {
-        result = runWithSignal(
-          call.controller.signal,
-          () => ep.fn(...callArgs),
-        );
-      } catch (error) {
-        finish(id, call, ep, callArgs, started, { error });
-        return;
-      }
-      if (typeof (result as PromiseLike<unknown>)?.then !== "function") {
-        finish(id, call, ep, callArgs, started, { value: result });
-        return;
-      }
-      return Promise.resolve(result).then(
-        (value) => finish(id, call, ep, callArgs, started, { value }),
-        (error) => finish(id, call, ep, callArgs, started, { error }),
-      );
-    }
-    return (async () => {
-      let outcome: { value: unknown } | { error: unknown };
-      try {
-        if (wait) await wait;
-        call.controller.signal.throwIfAborted();
-        const checked = await validateArgs(key, ep.fn, ep.options, callArgs);
-        outcome = {
-          value: await validateResult(
-            key,
-            ep.options,
-            await runWithSignal(
-              call.controller.signal,
-              () => ep.fn(...checked),
-            ),
-          ),
-        };
-      } catch (error) {
-        outcome = { error };
-      }
-      finish(id, call, ep, callArgs, started, outcome);
-    })();
+    return invoke(
+      ep,
+      callArgs,
+      call.controller.signal,
+      (outcome) => finish(id, call, ep, callArgs, started, outcome),
+      wait,
+    );
   };
 
   // Leaving: cancel what still runs (runCommand kills its children on the
