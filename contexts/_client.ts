@@ -226,6 +226,17 @@ export class DaemonClient {
     });
   }
 
+  /** Asks the daemon for its counters (a status message). */
+  status(): Promise<unknown> {
+    if (this.#closed) return Promise.reject(this.#closed);
+    const id = this.#nextId++;
+    return new Promise((resolve, reject) => {
+      if (this.#pending.size === 0) this.#ref();
+      this.#pending.set(id, { resolve, reject, entrypoint: "status" });
+      this.#send(encodeMessage([Kind.Status, id]));
+    });
+  }
+
   /** Tells the daemon to cancel `id`, and watches that it really stops. */
   #cancel(id: number, entrypoint: string): void {
     if (this.#closed) return;

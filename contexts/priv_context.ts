@@ -944,7 +944,7 @@ export class PrivContext {
     const client = this.#client?.alive
       ? this.#client
       : await this.#ensureClient();
-    return await client.call("$status", [], undefined) as DaemonStatus;
+    return await client.status() as DaemonStatus;
   }
 
   #ensureClient(entrypoint?: string): Promise<DaemonClient> {

@@ -194,6 +194,11 @@ export class Session {
       }
     } else if (m.kind === Kind.Cancel) {
       this.#calls.cancel(m.id);
+    } else if (m.kind === Kind.Status) {
+      if (this.#calls.has(m.id)) {
+        throw new ProtocolError(`status id ${m.id} is a call in flight`);
+      }
+      this.#out.send(encodeMessage([Kind.Result, m.id, this.status()]));
     } else {
       throw new ProtocolError(
         `received a message of kind ${m.kind}, which only daemons send`,
@@ -225,12 +230,6 @@ export class Session {
     args: unknown[],
     bytes: number,
   ): Promise<void> | undefined {
-    // A message that runs nothing is garbage at once (see _memory.ts).
-    if (key === "$status") {
-      this.#out.send(encodeMessage([Kind.Result, id, this.status()]));
-      if (bytes >= LARGE_MESSAGE) this.#collector.soon("minor");
-      return;
-    }
     const started = performance.now();
     const ep = this.#o.entrypoints.get(key);
     if (!ep) {
@@ -246,6 +245,7 @@ export class Session {
           key.slice(0, 200)
         }" is not an entrypoint of context ${this.#o.contextName}`,
       }]));
+      // A message that runs nothing is garbage at once (see _memory.ts).
       if (bytes >= LARGE_MESSAGE) this.#collector.soon("minor");
       return;
     }
