@@ -88,13 +88,19 @@ export class DaemonClient {
     this.#cancelled = new StuckWatch({
       graceMs: opts.cancelGraceMs ?? 2000,
       onStuck: opts.onStuck ?? "recycle",
-      report: (reason, recycling) =>
-        log.warn(
-          recycling
-            ? "recycling the privsep daemon of {context}: {reason}"
-            : "privsep daemon of {context}: {reason}",
-          { context: opts.context, reason },
-        ),
+      report: (reason, recycling) => {
+        if (recycling) {
+          log.warn("recycling the privsep daemon of {context}: {reason}", {
+            context: opts.context,
+            reason,
+          });
+        } else {
+          log.warn("privsep daemon of {context}: {reason}", {
+            context: opts.context,
+            reason,
+          });
+        }
+      },
       recycle: (reason) =>
         void this.close(`the daemon was recycled because ${reason}`, true),
     });
