@@ -460,7 +460,21 @@ export function decodeValue(
   return value;
 }
 
-/** Options of {@linkcode decodeValue}. */
+/**
+ * Options of {@linkcode decodeValue}.
+ *
+ * @example
+ * ```ts
+ * import { type DecodeOptions, decodeValue, encodeValue } from "@privsep/privsep/protocol";
+ * import assert from "node:assert/strict";
+ *
+ * const bytes = encodeValue(new Uint8Array([1, 2, 3]));
+ * const options: DecodeOptions = { aliasBinary: true };
+ * const view = decodeValue(bytes, options) as Uint8Array;
+ * assert.deepEqual(view, new Uint8Array([1, 2, 3]));
+ * assert.equal(view.buffer, bytes.buffer); // a view, not a copy
+ * ```
+ */
 export interface DecodeOptions {
   /**
    * Return `bin` values as views into `bytes` instead of copies: one copy
