@@ -272,7 +272,7 @@ await Deno.writeTextFile(
   out,
   `${
     new Date().toISOString().slice(0, 10)
-  }, ${calls} calls per echo run, round trips the median of ${rounds} rounds:\n\n${
+  }, \`deno task bench:floor ${calls} ${rounds}\`:\n\n${
     lines.map((l) => `- ${l}`).join("\n")
   }\n`,
 );
