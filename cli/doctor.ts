@@ -10,9 +10,9 @@ import {
   daemonCommand,
   DEFAULT_DENO_DIR,
   layoutProblems,
-} from "../contexts/command.ts";
+} from "../core/command.ts";
 import type { PrivContext } from "../contexts/priv_context.ts";
-import { untrustedReason } from "../daemon/trust.ts";
+import { untrustedReason } from "../core/trust.ts";
 import { confinementReport } from "../daemon/_confine.ts";
 import { cgroupDir } from "../daemon/_cgroup.ts";
 import { run } from "./_exec.ts";

@@ -2,10 +2,10 @@
 // defines, with what each may do, and the ones that look too broad.
 import { fileURLToPath } from "node:url";
 import { capabilityName } from "../caps/table.ts";
-import { moduleFiles } from "../contexts/_modules.ts";
-import { entrypointsOf, registry } from "../contexts/_registry.ts";
+import { moduleFiles } from "../core/_modules.ts";
+import { entrypointsOf, registry } from "../core/_registry.ts";
 import type { PrivContext } from "../contexts/priv_context.ts";
-import { parameterNames } from "../contexts/schema.ts";
+import { parameterNames } from "../core/schema.ts";
 import { contextCommandArgs, loadContexts } from "./_load.ts";
 import { redirectablePathWarnings } from "./_write_paths.ts";
 import {

@@ -19,8 +19,12 @@ import {
   readFileViaLibc,
   readLinkViaLibc,
 } from "../caps/_ffi.ts";
-import { DAEMON_V8_FLAGS, DEFAULT_DENO_DIR } from "../contexts/command.ts";
-import { assertTrusted, assertTrustedTree, useFileProbe } from "./trust.ts";
+import { DAEMON_V8_FLAGS, DEFAULT_DENO_DIR } from "../core/command.ts";
+import {
+  assertTrusted,
+  assertTrustedTree,
+  useFileProbe,
+} from "../core/trust.ts";
 
 /** A start-up failure: printed on stderr, exit code 2. */
 export class StartError extends Error {
