@@ -18,7 +18,7 @@ import { fileURLToPath, pathToFileURL } from "node:url";
  * client) and `daemon/` share a layer: what both need lives in `core/`.
  */
 export const LAYERS: readonly (readonly string[])[] = [
-  ["errors.ts"],
+  ["errors.ts", "_suggest.ts"],
   ["protocol", "caps"],
   ["core"],
   ["contexts", "daemon"],

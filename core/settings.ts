@@ -8,11 +8,11 @@
  */
 
 import { parseCapabilities } from "../caps/parse.ts";
-import { DEFAULT_LAUNCHER_DIR } from "./command.ts";
 import {
   type ContextSettings,
   loadConfigSection,
   type PermissionsSetting,
+  SETTING_DEFAULTS,
 } from "./config.ts";
 
 /**
@@ -291,28 +291,30 @@ export function resolveSettings(
     : {};
   return {
     capabilities: parseCapabilities(file.capabilities ?? o.capabilities),
-    user: file.user ?? o.user ?? "root",
+    user: file.user ?? o.user ?? SETTING_DEFAULTS.user,
     group: file.group ?? o.group,
     permissions: file.permissions ?? o.permissions ?? {},
     concurrency: file.concurrency ?? o.concurrency ??
       navigator.hardwareConcurrency ?? 1,
     timeoutMs: file.timeoutMs ?? o.timeout,
-    cancelGraceMs: file.cancelGraceMs ?? o.cancelGraceMs ?? 2000,
-    onStuck: file.onStuck ?? o.onStuck ?? "recycle",
-    queueLimit: file.queueLimit ?? o.queueLimit ?? 1000,
-    loggerName: (file.loggerName ?? o.loggerName ?? "privsep.daemon").split(
-      ".",
-    ),
+    cancelGraceMs: file.cancelGraceMs ?? o.cancelGraceMs ??
+      SETTING_DEFAULTS.cancelGraceMs,
+    onStuck: file.onStuck ?? o.onStuck ?? SETTING_DEFAULTS.onStuck,
+    queueLimit: file.queueLimit ?? o.queueLimit ?? SETTING_DEFAULTS.queueLimit,
+    loggerName: (file.loggerName ?? o.loggerName ?? SETTING_DEFAULTS.loggerName)
+      .split("."),
     logDaemonTraceback: file.logDaemonTraceback ?? o.logDaemonTraceback ??
-      false,
-    verify: file.verify ?? o.verify ?? true,
+      SETTING_DEFAULTS.logDaemonTraceback,
+    verify: file.verify ?? o.verify ?? SETTING_DEFAULTS.verify,
     helperCommand: [
       ...(file.helperCommand ?? o.helperCommand ?? globals.helperCommand),
     ],
     denoDir: file.denoDir,
-    launcherDir: file.launcherDir ?? o.launcherDir ?? DEFAULT_LAUNCHER_DIR,
+    launcherDir: file.launcherDir ?? o.launcherDir ??
+      SETTING_DEFAULTS.launcherDir,
     libcap: file.libcap,
-    confinement: file.confinement ?? o.confinement ?? "best-effort",
+    confinement: file.confinement ?? o.confinement ??
+      SETTING_DEFAULTS.confinement,
     syscallFilter: [...(file.syscallFilter ?? o.syscallFilter ?? [])],
   };
 }
