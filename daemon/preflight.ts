@@ -1,9 +1,10 @@
 /**
  * What the daemon's first stage checks before it loads anything beyond this
- * file, `trust.ts` and the libc bindings: that it runs as root, that its own
- * command line carries exactly the pinned flags, and that the deno binary,
- * the config, the cache directory, the config files and every file below its
- * code roots are root-owned and not writable by others. Only then does
+ * file, `core/trust.ts` (with `core/command.ts`) and the libc bindings: that
+ * it runs as root, that its own command line carries exactly the pinned
+ * flags, and that the deno binary, the config, the cache directory, the
+ * config files and every file below its code roots are root-owned and not
+ * writable by others. Only then does
  * `daemon.ts` import the rest of privsep and its npm dependencies.
  *
  * @module
