@@ -122,8 +122,7 @@ export function inventory(contexts: readonly PrivContext[]): ContextReport[] {
       : [];
     // Another context's entrypoint modules below this prefix run their
     // top-level code in this daemon too.
-    for (const value of registry().contexts.values()) {
-      const other = value as PrivContext;
+    for (const other of registry().contexts.values()) {
       if (other.id === ctx.id || !other.prefix.startsWith("file:")) continue;
       const theirs = new Set(
         [...entrypointsOf(other).keys()].map((key) =>
