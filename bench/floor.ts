@@ -59,7 +59,7 @@ if (Deno.args[0] === "--measure") {
   const memory = Deno.args.includes("--memory");
   const imports = Deno.args.includes("--imports");
   const config = new URL("../deno.json", import.meta.url).pathname;
-  const { DAEMON_V8_FLAGS } = await import("../contexts/command.ts");
+  const { DAEMON_V8_FLAGS } = await import("../core/command.ts");
   const child = new Deno.Command(Deno.execPath(), {
     args: memory
       ? [
@@ -107,7 +107,7 @@ if (Deno.args[0] === "--measure") {
 }
 
 // Imported here, not at the top: the child must load nothing else.
-const { DAEMON_V8_FLAGS } = await import("../contexts/command.ts");
+const { DAEMON_V8_FLAGS } = await import("../core/command.ts");
 const { cpuidle, lastAllowedCpu } = await import("./drivers/_common.ts");
 // Halt polling decides the cost of a wake-up across CPUs on a VM (docs/performance.md,
 // Performance).
