@@ -63,7 +63,7 @@ if (Deno.args[0] === "--measure") {
   const memory = Deno.args.includes("--memory");
   const imports = Deno.args.includes("--imports");
   const config = new URL("../deno.json", import.meta.url).pathname;
-  const { DAEMON_V8_FLAGS } = await import("../contexts/command.ts");
+  const { DAEMON_V8_FLAGS } = await import("../core/command.ts");
   const child = new Deno.Command(Deno.execPath(), {
     args: memory
       ? [
@@ -111,7 +111,7 @@ if (Deno.args[0] === "--measure") {
 }
 
 // Imported here, not at the top: the child must load nothing else.
-const { DAEMON_V8_FLAGS } = await import("../contexts/command.ts");
+const { DAEMON_V8_FLAGS } = await import("../core/command.ts");
 const { cpuidle, HALT_POLL, lastAllowedCpu } = await import(
   "./drivers/_common.ts"
 );

@@ -11,17 +11,16 @@ import { parseArgs } from "node:util";
 import { fileURLToPath } from "node:url";
 import { configure, type LogRecord, type Sink } from "@logtape/logtape";
 import { ProtocolError, QUEUE_FULL_CODE } from "../errors.ts";
-import { runWithSignal } from "../contexts/call_scope.ts";
-import { validateArgs, validateResult } from "../contexts/schema.ts";
+import { runWithSignal } from "../core/call_scope.ts";
+import { validateArgs, validateResult } from "../core/schema.ts";
 import { killRunningCommands } from "./run_command.ts";
 import { connectKeeper, reapLeftovers } from "./_children.ts";
 import {
   type EntrypointRecord,
   entrypointsOf,
-  registry,
-} from "../contexts/_registry.ts";
-import { setDaemonMode } from "../contexts/priv_context.ts";
-import type { PrivContext } from "../contexts/priv_context.ts";
+  findContext,
+  setDaemonMode,
+} from "../core/_registry.ts";
 import { encodeValue } from "../protocol/codec.ts";
 import {
   concatFrames,
@@ -37,7 +36,7 @@ import {
   PROTOCOL_VERSION,
 } from "../protocol/messages.ts";
 import { type HintContext, permissionHint } from "./_permission_hint.ts";
-import { moduleFiles } from "../contexts/_modules.ts";
+import { moduleFiles } from "../core/_modules.ts";
 import { releaseFrame } from "../protocol/_release.ts";
 import { lastDecoded } from "../protocol/_decoded_cost.ts";
 
@@ -396,7 +395,7 @@ export async function serveDaemon(args: string[]): Promise<void> {
   const timers = trackTimers();
   const [moduleUrl] = contextId.split("#");
   await import(moduleUrl);
-  const ctx = registry().contexts.get(contextId) as PrivContext | undefined;
+  const ctx = findContext(contextId);
   if (!ctx) throw new Error(`no PrivContext ${contextId}`);
   for (const file of moduleFiles(fileURLToPath(ctx.prefix))) await import(file);
   const entrypoints = entrypointsOf(ctx);
