@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import { CAP_CHOWN, CAP_NET_ADMIN } from "../caps/table.ts";
 import { ProtocolError, RemoteError } from "../errors.ts";
-import { PrivContext, resolveSettings, setClientMode } from "./priv_context.ts";
+import { PrivContext, setClientMode } from "./priv_context.ts";
+import { resolveSettings } from "../core/settings.ts";
 
 let n = 0;
 function context(
@@ -152,7 +153,7 @@ Deno.test("settings() applies the TOML section over the options", async () => {
 });
 
 Deno.test("in-process mode honours timeouts, per-call signals and callSignal()", async () => {
-  const { callSignal, callWith } = await import("./call_scope.ts");
+  const { callSignal, callWith } = await import("../core/call_scope.ts");
   const { PrivsepTimeout } = await import("../errors.ts");
   const ctx = context({ timeout: 50 });
   let sawAbort = false;

@@ -5,12 +5,12 @@
 // Private: no export of the package re-exports it.
 
 import type { RemoteErrorInfo } from "../errors.ts";
-import { runWithSignal } from "../contexts/call_scope.ts";
+import { runWithSignal } from "./call_scope.ts";
 import {
   type EntrypointOptions,
   validateArgs,
   validateResult,
-} from "../contexts/schema.ts";
+} from "./schema.ts";
 import { describeError, encodeMessage, Kind } from "../protocol/messages.ts";
 
 /** What invoke() needs of an entrypoint. */

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import { callSignal } from "../contexts/call_scope.ts";
-import type { StandardSchemaV1 } from "../contexts/schema.ts";
+import { callSignal } from "./call_scope.ts";
+import type { StandardSchemaV1 } from "./schema.ts";
 import { decodeMessage, Kind, type Message } from "../protocol/messages.ts";
 import { FRAME_HEADER_BYTES } from "../protocol/frame.ts";
 import {

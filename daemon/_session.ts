@@ -10,7 +10,7 @@ import {
   replyFrame,
   type ReplyLimits,
 } from "../core/invoke.ts";
-import type { EntrypointRecord } from "../contexts/_registry.ts";
+import type { EntrypointRecord } from "../core/_registry.ts";
 import { FrameDecoder } from "../protocol/frame.ts";
 import {
   decodeMessage,

@@ -11,13 +11,15 @@ import { parseArgs } from "node:util";
 import { fileURLToPath } from "node:url";
 import type { RemoteErrorInfo } from "../errors.ts";
 import { connectKeeper } from "./_children.ts";
-import { entrypointsOf, registry } from "../contexts/_registry.ts";
-import { setDaemonMode } from "../contexts/priv_context.ts";
-import type { PrivContext } from "../contexts/priv_context.ts";
+import {
+  entrypointsOf,
+  findContext,
+  setDaemonMode,
+} from "../core/_registry.ts";
 import { DEFAULT_MAX_FRAME_BYTES } from "../protocol/frame.ts";
 import { encodeMessage, Kind, PROTOCOL_VERSION } from "../protocol/messages.ts";
 import { permissionHint } from "./_permission_hint.ts";
-import { moduleFiles } from "../contexts/_modules.ts";
+import { moduleFiles } from "../core/_modules.ts";
 import { Audit } from "./_audit.ts";
 import { bridgeLogs } from "./_log_bridge.ts";
 import { Outbox } from "./_outbox.ts";
@@ -68,7 +70,7 @@ export async function serveDaemon(args: string[]): Promise<void> {
   const timers = trackTimers();
   const [moduleUrl] = contextId.split("#");
   await import(moduleUrl);
-  const ctx = registry().contexts.get(contextId) as PrivContext | undefined;
+  const ctx = findContext(contextId);
   if (!ctx) throw new Error(`no PrivContext ${contextId}`);
   for (const file of moduleFiles(fileURLToPath(ctx.prefix))) await import(file);
   const maxFrameBytes = ctx.options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES;

@@ -12,6 +12,7 @@
 // | --only=daemon, --json=PATH (figures for reliability/REPORT.md),
 // --include-known-bugs (also send inputs that trigger the bugs listed in
 // reliability/REPORT.md).
+import { dirname } from "node:path";
 import { parseArgs } from "node:util";
 import { isDeepStrictEqual } from "node:util";
 import { init } from "../mod.ts";
@@ -847,6 +848,7 @@ if (opt.only !== "decoder") await fuzzDaemon();
 figures.failures = failures;
 figures.seconds = Number((elapsed() / 1000).toFixed(1));
 if (opt.json) {
+  await Deno.mkdir(dirname(opt.json), { recursive: true });
   await Deno.writeTextFile(opt.json, JSON.stringify(figures, null, 2) + "\n");
 }
 if (failures.length) {
