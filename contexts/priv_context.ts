@@ -13,24 +13,20 @@ import { getLogger } from "@logtape/logtape";
 import { capabilitiesToMask, parseCapabilities } from "../caps/parse.ts";
 import { readProcessCredentials } from "../caps/proc.ts";
 import { expandSyscallEntry } from "../caps/_seccomp.ts";
-import {
-  FailedToDropPrivileges,
-  PrivsepTimeout,
-  RemoteError,
-} from "../errors.ts";
-import { describeError } from "../protocol/messages.ts";
-import { currentCallOptions, runWithSignal } from "../core/call_scope.ts";
+import { FailedToDropPrivileges } from "../errors.ts";
+import { decodeMessage, encodeMessage, Kind } from "../protocol/messages.ts";
+import { currentCallOptions } from "../core/call_scope.ts";
 import {
   checkEntrypointOptions,
   type EntrypointOptions,
-  validateArgs,
-  validateResult,
 } from "../core/schema.ts";
-import { decodeValue, encodeValue } from "../protocol/codec.ts";
 import {
   checkMaxFrameBytes,
   DEFAULT_MAX_FRAME_BYTES,
+  FRAME_HEADER_BYTES,
 } from "../protocol/frame.ts";
+import { invoke, replyFrame } from "../core/invoke.ts";
+import { callTimeout, replyError } from "./_call_errors.ts";
 import {
   daemonCommand,
   type DaemonCommandSpec,
@@ -640,7 +636,12 @@ export class PrivContext {
       : this.#ensureClient(record.key).then(send);
   }
 
-  /** Runs an entrypoint in this process, through the codec, with its signal and timeout. */
+  /**
+   * Runs an entrypoint in this process as its daemon would (core/invoke.ts),
+   * through the codec both ways, with its signal and timeout: the call's
+   * frame is encoded and decoded, the reply's too, and an error reply
+   * becomes the error a daemon's would.
+   */
   async #inProcess(
     record: EntrypointRecord,
     args: unknown[],
@@ -649,13 +650,10 @@ export class PrivContext {
     options?.signal?.throwIfAborted();
     const settings = this.settings();
     const timeout = options?.timeout ?? record.timeoutMs ?? settings.timeoutMs;
+    const maxFrameBytes = this.options.maxFrameBytes ??
+      DEFAULT_MAX_FRAME_BYTES;
     const controller = new AbortController();
     const started = performance.now();
-    // What the daemon would send back: the function's errors (and the
-    // schemas') arrive as RemoteError, exactly as over the wire.
-    const remote = (error: unknown): never => {
-      throw new RemoteError(describeError(error, true), record.key);
-    };
     let timer: ReturnType<typeof setTimeout> | undefined;
     let onAbort: (() => void) | undefined;
     const stop = new Promise<never>((_, reject) => {
@@ -670,38 +668,34 @@ export class PrivContext {
         signal.addEventListener("abort", onAbort, { once: true });
       }
       if (timeout !== undefined) {
-        timer = setTimeout(() =>
-          abort(
-            new PrivsepTimeout(
-              `privileged call ${record.key} of ${this.id} did not answer within ${timeout} ms`,
-              {
-                context: this.id,
-                entrypoint: record.key,
-                elapsedMs: Math.round(performance.now() - started),
-              },
-            ),
-          ), timeout);
+        timer = setTimeout(
+          () => abort(callTimeout(this.id, record.key, timeout, started)),
+          timeout,
+        );
       }
     });
     stop.catch(() => {});
     try {
-      const copy = decodeValue(encodeValue(args)) as unknown[];
-      const work = (async () => {
-        const checked = await validateArgs(
-          record.key,
-          record.fn,
-          record.options,
-          copy,
-        );
-        const value = await runWithSignal(
-          controller.signal,
-          () => record.fn(...checked),
-        );
-        return encodeValue(
-          await validateResult(record.key, record.options, value),
-        );
-      })().catch(remote);
-      return decodeValue(await Promise.race([work, stop]));
+      // What the daemon receives: the arguments, through the codec.
+      const call = decodeMessage(
+        encodeMessage([Kind.Call, 0, record.key, args], maxFrameBytes)
+          .subarray(FRAME_HEADER_BYTES),
+      ) as { args: unknown[] };
+      const reply = new Promise<Uint8Array>((resolve, reject) => {
+        // The daemon's stacks travel with log_daemon_traceback; a test's
+        // always do.
+        invoke(record, call.args, controller.signal, (outcome) =>
+          resolve(
+            replyFrame(0, outcome, { maxFrameBytes, withStack: true }).frame,
+          ))?.catch(reject);
+      });
+      const m = decodeMessage(
+        (await Promise.race([reply, stop])).subarray(FRAME_HEADER_BYTES),
+      );
+      if (m.kind === Kind.Error) {
+        throw replyError(m.error, record.key, this.id);
+      }
+      return (m as { value: unknown }).value;
     } finally {
       clearTimeout(timer);
       if (onAbort) options?.signal?.removeEventListener("abort", onAbort);
@@ -717,7 +711,7 @@ export class PrivContext {
     const client = this.#client?.alive
       ? this.#client
       : await this.#ensureClient();
-    return await client.call("$status", [], undefined) as DaemonStatus;
+    return await client.status() as DaemonStatus;
   }
 
   #ensureClient(entrypoint?: string): Promise<DaemonClient> {

@@ -236,11 +236,11 @@ try {
     // The daemon's own count.
     d.onMessage = undefined;
     d.keep = true;
-    await d.write(encodeMessage([Kind.Call, N + 1, "$status", []]));
+    await d.write(encodeMessage([Kind.Status, N + 1]));
     const st = await d.waitFor(
       (m) => m.kind === Kind.Result && m.id === N + 1,
       10_000,
-      "$status",
+      "status",
     );
     status = (st as { value: unknown }).value;
     await d.kill();
