@@ -2,7 +2,7 @@
  * The privsep daemon, in two stages. Started as root (through sudo, or
  * directly), the first stage checks that everything it loads is root-owned
  * (before it loads anything but this file, `daemon/preflight.ts`,
- * `daemon/trust.ts` and the libc bindings), drops to the context's
+ * `core/trust.ts` and the libc bindings), drops to the context's
  * capabilities and user and `execve`s the second, which serves calls over
  * stdin/stdout. Services never run this by hand: `PrivContext` builds the
  * exact command (`ctx.command()`), which a root-owned launcher per context

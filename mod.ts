@@ -60,14 +60,16 @@ export * as caps from "./caps/table.ts";
 export {
   type DaemonInfo,
   type DaemonStatus,
-  init,
   PrivContext,
+  setClientMode,
+} from "./contexts/priv_context.ts";
+export {
+  init,
   type PrivContextOptions,
   type ResolvedSettings,
   resolveSettings,
-  setClientMode,
   type StartMethod,
-} from "./contexts/priv_context.ts";
+} from "./core/settings.ts";
 export {
   daemonArgv,
   daemonCommand,
@@ -78,26 +80,22 @@ export {
   launcherScript,
   sudoersRule,
   type SudoersRuleOptions,
-} from "./contexts/command.ts";
+} from "./core/command.ts";
 export {
   ConfigError,
   type ContextSettings,
   type DenoPermissions,
   type PermissionList,
   type PermissionsSetting,
-} from "./contexts/config.ts";
+} from "./core/config.ts";
 export {
   type EntrypointOptions,
   InvalidArgument,
   type StandardIssue,
   type StandardResult,
   type StandardSchemaV1,
-} from "./contexts/schema.ts";
-export {
-  type CallOptions,
-  callSignal,
-  callWith,
-} from "./contexts/call_scope.ts";
+} from "./core/schema.ts";
+export { type CallOptions, callSignal, callWith } from "./core/call_scope.ts";
 export {
   sleep,
   type SleepOptions,

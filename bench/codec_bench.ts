@@ -1,3 +1,4 @@
+// `deno task bench:codec` (writes bench/results/codec.txt) or
 // `deno bench --allow-all bench/codec_bench.ts`: our msgpack codec
 // (protocol/codec.ts) against msgpackr, encode then decode, on the shapes
 // the channel carries most. msgpackr runs as Packr/Unpackr with

@@ -20,6 +20,10 @@
 // with and without those imports, once it has answered `calls` messages
 // (its hot loop compiled by V8's optimizing compiler, as a serving daemon's
 // is).
+//
+// It prints its report and writes it to bench/results/floor.md, or to
+// bench/results/floor-haltpoll-<N>.md on a VM whose haltpoll governor polls
+// for N ns (docs/performance.md cites both).
 //   deno task bench:floor [calls] [rounds]
 
 const SELF = new URL(import.meta.url).pathname;
@@ -59,7 +63,7 @@ if (Deno.args[0] === "--measure") {
   const memory = Deno.args.includes("--memory");
   const imports = Deno.args.includes("--imports");
   const config = new URL("../deno.json", import.meta.url).pathname;
-  const { DAEMON_V8_FLAGS } = await import("../contexts/command.ts");
+  const { DAEMON_V8_FLAGS } = await import("../core/command.ts");
   const child = new Deno.Command(Deno.execPath(), {
     args: memory
       ? [
@@ -107,11 +111,19 @@ if (Deno.args[0] === "--measure") {
 }
 
 // Imported here, not at the top: the child must load nothing else.
-const { DAEMON_V8_FLAGS } = await import("../contexts/command.ts");
-const { cpuidle, lastAllowedCpu } = await import("./drivers/_common.ts");
+const { DAEMON_V8_FLAGS } = await import("../core/command.ts");
+const { cpuidle, HALT_POLL, lastAllowedCpu } = await import(
+  "./drivers/_common.ts"
+);
+/** The report's lines: printed, then written to bench/results/. */
+const lines: string[] = [];
+function say(line: string): void {
+  console.log(line);
+  lines.push(line);
+}
 // Halt polling decides the cost of a wake-up across CPUs on a VM (docs/performance.md,
 // Performance).
-console.log(`${Deno.osRelease()}, ${cpuidle()}`);
+say(`${Deno.osRelease()}, ${cpuidle()}, Deno ${Deno.version.deno}`);
 
 // The Python pair: the parent prints {"p50", "p99"} in µs.
 const PYTHON_PAIR = `
@@ -198,7 +210,7 @@ for (let round = 0; round < rounds; round++) {
 }
 const median = (xs: number[]) => xs.sort((a, b) => a - b)[xs.length >> 1];
 for (const [name, rs] of results) {
-  console.log(
+  say(
     `${name}: p50 ${median(rs.map((r) => r.p50)).toFixed(0)} µs, p99 ${
       median(rs.map((r) => r.p99)).toFixed(0)
     } µs (median of ${rounds} rounds)`,
@@ -231,7 +243,7 @@ for (const [what, code] of Object.entries(programs)) {
     ];
     await output(argv); // once to fill the cache, as the daemon finds it
     const [rss, anon, file_] = (await output(argv)).trim().split(" ");
-    console.log(
+    say(
       `A Deno process that ${what}: ${rss} MiB resident (${anon} MiB its own, ${file_} MiB pages of the deno binary and other files)`,
     );
   } finally {
@@ -241,9 +253,35 @@ for (const [what, code] of Object.entries(programs)) {
 for (const imports of [false, true]) {
   const argv = [...MEASURE, "--memory", ...(imports ? ["--imports"] : [])];
   const [hwm, anon, file_] = (await output(argv)).trim().split(" ");
-  console.log(
+  say(
     `The Deno echo child${
       imports ? " importing both" : ""
     }, after ${calls} calls: peak ${hwm} MiB resident (${anon} MiB its own, ${file_} MiB pages of the deno binary and other files)`,
   );
 }
+
+let haltPoll: string | undefined;
+try {
+  haltPoll = Deno.readTextFileSync(HALT_POLL).trim();
+} catch { /* not a KVM guest with the haltpoll governor */ }
+const out = new URL(
+  `results/floor${haltPoll === undefined ? "" : `-haltpoll-${haltPoll}`}.md`,
+  import.meta.url,
+);
+await Deno.writeTextFile(
+  out,
+  `${
+    new Date().toISOString().slice(0, 10)
+  }, \`deno task bench:floor ${calls} ${rounds}\`:\n\n${
+    lines.map((l) => `- ${l}`).join("\n")
+  }\n`,
+);
+// Formatted the way `deno fmt --check` (deno task check) wants it.
+await output([
+  Deno.execPath(),
+  "fmt",
+  "--quiet",
+  `--config=${config}`,
+  out.pathname,
+]);
+console.log(`wrote ${out.pathname}`);

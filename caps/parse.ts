@@ -4,6 +4,7 @@ import {
   type CapabilityName,
   capabilityName,
 } from "./table.ts";
+import { editDistance } from "../_suggest.ts";
 
 const VALID_FORMS =
   `valid forms are a name such as "CAP_NET_ADMIN", "cap_net_admin" or "net_admin", or a number from 0 to ${CAP_LAST_CAP}`;
@@ -218,20 +219,4 @@ function closestName(name: string): string | undefined {
     }
   }
   return tied ? undefined : best;
-}
-
-function editDistance(a: string, b: string): number {
-  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    const current = [i];
-    for (let j = 1; j <= b.length; j++) {
-      current[j] = Math.min(
-        previous[j] + 1,
-        current[j - 1] + 1,
-        previous[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1),
-      );
-    }
-    previous = current;
-  }
-  return previous[b.length];
 }

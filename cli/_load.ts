@@ -3,12 +3,12 @@
 import { dirname, isAbsolute, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
-import { registry } from "../contexts/_registry.ts";
-import { init } from "../contexts/priv_context.ts";
+import { registry } from "../core/_registry.ts";
+import { init } from "../core/settings.ts";
 import type { PrivContext } from "../contexts/priv_context.ts";
-import { moduleFiles } from "../contexts/_modules.ts";
-import { assertTrustedTree } from "../daemon/trust.ts";
-import { findDenoConfig } from "../contexts/command.ts";
+import { moduleFiles } from "../core/_modules.ts";
+import { assertTrustedTree } from "../core/trust.ts";
+import { findDenoConfig } from "../core/command.ts";
 
 /**
  * As root, the commands run the application's code (they import it): only

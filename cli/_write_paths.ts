@@ -6,7 +6,7 @@
 // (docs/security/permissions.md). Used by `privsep inspect` and `privsep
 // doctor`.
 import { dirname, isAbsolute, normalize } from "node:path";
-import type { PermissionsSetting } from "../contexts/config.ts";
+import type { PermissionsSetting } from "../core/config.ts";
 
 /** Why `path` (one entry on the way to an allowed path) is redirectable. */
 function entryProblem(path: string): string | undefined {

@@ -1,7 +1,7 @@
 // privsep doctor <module…>: everything that can make the first privileged
 // call fail, checked before it is made, each with a one-line fix.
 import { dirname } from "node:path";
-import { lookupGroup, lookupUser } from "../caps/_ffi.ts";
+import { DEFAULT_LIBCAP, lookupGroup, lookupUser } from "../caps/_ffi.ts";
 import { kernelLastCap } from "../caps/_drop.ts";
 import { capabilitiesToMask, formatCapabilities } from "../caps/parse.ts";
 import { readProcessCredentials } from "../caps/proc.ts";
@@ -10,9 +10,9 @@ import {
   daemonCommand,
   DEFAULT_DENO_DIR,
   layoutProblems,
-} from "../contexts/command.ts";
+} from "../core/command.ts";
 import type { PrivContext } from "../contexts/priv_context.ts";
-import { untrustedReason } from "../daemon/trust.ts";
+import { untrustedReason } from "../core/trust.ts";
 import { confinementReport } from "../daemon/_confine.ts";
 import { cgroupDir } from "../daemon/_cgroup.ts";
 import { run } from "./_exec.ts";
@@ -196,7 +196,7 @@ export async function diagnose(
 
   // libcap. A path is loaded (its constructors run) only once it is trusted:
   // doctor often runs as root.
-  const libcapPath = settings.libcap ?? "libcap.so.2";
+  const libcapPath = settings.libcap ?? DEFAULT_LIBCAP;
   const libcapReason = libcapPath.includes("/")
     ? untrustedReason(libcapPath)
     : null;
@@ -211,7 +211,7 @@ export async function diagnose(
       Deno.dlopen(libcapPath, {
         cap_init: { parameters: [], result: "pointer" },
       }).close();
-      add("libcap", true, `${settings.libcap ?? "libcap.so.2"} loads`);
+      add("libcap", true, `${settings.libcap ?? DEFAULT_LIBCAP} loads`);
     } catch (error) {
       add(
         "libcap",

@@ -2,10 +2,12 @@
 // defines, with what each may do, and the ones that look too broad.
 import { fileURLToPath } from "node:url";
 import { capabilityName } from "../caps/table.ts";
-import { moduleFiles } from "../contexts/_modules.ts";
-import { entrypointsOf, registry } from "../contexts/_registry.ts";
+import { moduleFiles } from "../core/_modules.ts";
+import { entrypointsOf, registry } from "../core/_registry.ts";
 import type { PrivContext } from "../contexts/priv_context.ts";
-import { parameterNames } from "../contexts/schema.ts";
+import { parameterNames } from "../core/schema.ts";
+import { CONFIG_KEYS } from "../core/config.ts";
+import type { ResolvedSettings } from "../core/settings.ts";
 import { contextCommandArgs, loadContexts } from "./_load.ts";
 import { redirectablePathWarnings } from "./_write_paths.ts";
 import {
@@ -18,9 +20,9 @@ const USAGE =
   `usage: privsep inspect [--json] [--config-file=<abs path>]… <module.ts[#context]>…
 
 Lists every privilege context the modules define and every entrypoint below
-each context's prefix: capabilities (after the config files), user and group,
-Deno permissions, timeout, concurrency, and which entrypoints validate their
-arguments. Flags what is broad: capabilities that amount to root, a root
+each context's prefix: the value of every config key after the config files
+(capabilities, user and group, Deno permissions, timeout, concurrency, ...),
+and which entrypoints validate their arguments. Flags what is broad: capabilities that amount to root, a root
 target user, permissions "all", allowed read or write paths that a non-root
 user could redirect with a symbolic link, and entrypoints that take a path or a command
 line without a schema ("privileged functions must be as narrow as possible").
@@ -80,6 +82,23 @@ export interface ContextReport {
     warnings: string[];
   }[];
   warnings: string[];
+  /**
+   * Every config key (core/config.ts's CONFIG_KEYS, in its order) with its
+   * effective value after the options and config files; a key whose default
+   * is not a fixed value (timeout_ms, group, deno_dir, libcap) is absent
+   * when unset.
+   */
+  settings: Record<string, unknown>;
+}
+
+/** A resolved setting as its config key would write it. */
+function settingValue(
+  s: ResolvedSettings,
+  field: keyof ResolvedSettings,
+): unknown {
+  if (field === "loggerName") return s.loggerName.join(".");
+  if (field === "capabilities") return s.capabilities.map(capabilityName);
+  return s[field];
 }
 
 /** The inventory of `contexts` (exported for tests and the doctor). */
@@ -103,8 +122,7 @@ export function inventory(contexts: readonly PrivContext[]): ContextReport[] {
       : [];
     // Another context's entrypoint modules below this prefix run their
     // top-level code in this daemon too.
-    for (const value of registry().contexts.values()) {
-      const other = value as PrivContext;
+    for (const other of registry().contexts.values()) {
       if (other.id === ctx.id || !other.prefix.startsWith("file:")) continue;
       const theirs = new Set(
         [...entrypointsOf(other).keys()].map((key) =>
@@ -184,6 +202,9 @@ export function inventory(contexts: readonly PrivContext[]): ContextReport[] {
       modules,
       entrypoints,
       warnings,
+      settings: Object.fromEntries(
+        CONFIG_KEYS.map((k) => [k.key, settingValue(s, k.field)]),
+      ),
     };
   });
 }
@@ -199,21 +220,19 @@ export async function inspectMain(args: string[]): Promise<number> {
   }
   for (const r of reports) {
     console.log(`context ${r.id}${r.cfgSection ? ` [${r.cfgSection}]` : ""}`);
-    console.log(
-      `  user ${r.user}${
-        r.group ? `:${r.group}` : ""
-      }, concurrency ${r.concurrency}, timeout ${r.timeoutMs ?? "none"}${
-        r.timeoutMs ? " ms" : ""
-      }`,
-    );
-    console.log(`  capabilities ${r.capabilities.join(", ") || "(none)"}`);
-    console.log(
-      `  permissions ${
-        r.permissions === "all"
-          ? '"all"  <-- --allow-all'
-          : JSON.stringify(r.permissions)
-      }`,
-    );
+    // One line per config key, from the same table the parser follows.
+    for (const k of CONFIG_KEYS) {
+      const value = r.settings[k.key];
+      console.log(
+        `  ${k.key} = ${
+          value === undefined
+            ? `(default: ${k.default.replaceAll("`", "")})`
+            : value === "all"
+            ? '"all"  <-- --allow-all'
+            : JSON.stringify(value)
+        }`,
+      );
+    }
     for (const line of describePlan(r.confinement.plan)) {
       console.log(`  ${line}`);
     }

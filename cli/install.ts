@@ -3,9 +3,9 @@
 import { createHash } from "node:crypto";
 import { basename, dirname, isAbsolute, join, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
-import { findDenoConfig } from "../contexts/command.ts";
+import { findDenoConfig } from "../core/command.ts";
 import type { PrivContext } from "../contexts/priv_context.ts";
-import { assertTrustedTree, untrustedReason } from "../daemon/trust.ts";
+import { assertTrustedTree, untrustedReason } from "../core/trust.ts";
 import { run } from "./_exec.ts";
 import { contextCommandArgs, loadContexts } from "./_load.ts";
 import { vendorImports, vendorPackage } from "./vendor.ts";

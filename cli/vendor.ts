@@ -10,8 +10,8 @@
 import { parseArgs } from "node:util";
 import { dirname, isAbsolute, join, relative, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
-import { findDenoConfig } from "../contexts/command.ts";
-import { untrustedReason } from "../daemon/trust.ts";
+import { findDenoConfig } from "../core/command.ts";
+import { untrustedReason } from "../core/trust.ts";
 
 const USAGE = `usage: privsep vendor <destination directory>
 

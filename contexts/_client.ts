@@ -6,11 +6,7 @@ import { getLogger, type Logger, type LogLevel } from "@logtape/logtape";
 import {
   DaemonExitedError,
   FailedToDropPrivileges,
-  PrivsepQueueFull,
-  PrivsepTimeout,
   ProtocolError,
-  QUEUE_FULL_CODE,
-  RemoteError,
 } from "../errors.ts";
 import { concatFrames, FrameDecoder } from "../protocol/frame.ts";
 import { releaseFrame } from "../protocol/_release.ts";
@@ -22,6 +18,8 @@ import {
   type LogRecordInfo,
   PROTOCOL_VERSION,
 } from "../protocol/messages.ts";
+import { callTimeout, replyError } from "./_call_errors.ts";
+import { StuckWatch } from "./_stuck_watch.ts";
 
 const log = getLogger(["privsep", "client"]);
 const auditLog = getLogger(["privsep", "audit"]);
@@ -67,8 +65,8 @@ export class DaemonClient {
   readonly #writer: WritableStreamDefaultWriter<Uint8Array>;
   readonly #decoder: FrameDecoder;
   readonly #pending = new Map<number, Pending>();
-  /** Cancelled calls whose reply has not come yet, with their stuck timers. */
-  readonly #cancelled = new Map<number, ReturnType<typeof setTimeout>>();
+  /** Cancelled calls whose reply has not come yet. */
+  readonly #cancelled: StuckWatch;
   readonly #daemonLog: Logger;
   #nextId = 1;
   #outbox: Uint8Array[] = [];
@@ -87,6 +85,25 @@ export class DaemonClient {
     this.#opts = opts;
     this.#decoder = new FrameDecoder(opts.maxFrameBytes);
     this.#daemonLog = getLogger([...opts.daemonLogger]);
+    this.#cancelled = new StuckWatch({
+      graceMs: opts.cancelGraceMs ?? 2000,
+      onStuck: opts.onStuck ?? "recycle",
+      report: (reason, recycling) => {
+        if (recycling) {
+          log.warn("recycling the privsep daemon of {context}: {reason}", {
+            context: opts.context,
+            reason,
+          });
+        } else {
+          log.warn("privsep daemon of {context}: {reason}", {
+            context: opts.context,
+            reason,
+          });
+        }
+      },
+      recycle: (reason) =>
+        void this.close(`the daemon was recycled because ${reason}`, true),
+    });
     const [program, ...args] = opts.argv;
     try {
       this.#child = new Deno.Command(program, {
@@ -200,12 +217,8 @@ export class DaemonClient {
       };
       if (timeoutMs !== undefined) {
         pending.timer = setTimeout(() => {
-          const elapsedMs = Math.round(performance.now() - started);
           giveUp(
-            new PrivsepTimeout(
-              `privileged call ${entrypoint} of ${this.#opts.context} did not answer within ${timeoutMs} ms`,
-              { context: this.#opts.context, entrypoint, elapsedMs },
-            ),
+            callTimeout(this.#opts.context, entrypoint, timeoutMs, started),
           );
         }, timeoutMs);
       }
@@ -219,32 +232,22 @@ export class DaemonClient {
     });
   }
 
+  /** Asks the daemon for its counters (a status message). */
+  status(): Promise<unknown> {
+    if (this.#closed) return Promise.reject(this.#closed);
+    const id = this.#nextId++;
+    return new Promise((resolve, reject) => {
+      if (this.#pending.size === 0) this.#ref();
+      this.#pending.set(id, { resolve, reject, entrypoint: "status" });
+      this.#send(encodeMessage([Kind.Status, id]));
+    });
+  }
+
   /** Tells the daemon to cancel `id`, and watches that it really stops. */
   #cancel(id: number, entrypoint: string): void {
     if (this.#closed) return;
     this.#send(encodeMessage([Kind.Cancel, id]));
-    const grace = this.#opts.cancelGraceMs ?? 2000;
-    // The daemon needs the grace period plus a margin to answer.
-    this.#cancelled.set(
-      id,
-      setTimeout(() => {
-        this.#cancelled.delete(id);
-        const reason =
-          `${entrypoint} did not stop within ${grace} ms of its cancellation`;
-        if ((this.#opts.onStuck ?? "recycle") === "recycle") {
-          log.warn("recycling the privsep daemon of {context}: {reason}", {
-            context: this.#opts.context,
-            reason,
-          });
-          this.close(`the daemon was recycled because ${reason}`, true);
-        } else {
-          log.warn("privsep daemon of {context}: {reason}", {
-            context: this.#opts.context,
-            reason,
-          });
-        }
-      }, grace + 500),
-    );
+    this.#cancelled.watch(id, entrypoint);
   }
 
   /**
@@ -425,14 +428,7 @@ export class DaemonClient {
       case Kind.Error: {
         const p = this.#take(m.id);
         if (!p) break;
-        p.reject(
-          m.error.code === QUEUE_FULL_CODE
-            ? new PrivsepQueueFull(
-              `privileged call ${p.entrypoint} of ${this.#opts.context} was refused: ${m.error.message}`,
-              { context: this.#opts.context, entrypoint: p.entrypoint },
-            )
-            : new RemoteError(m.error, p.entrypoint),
-        );
+        p.reject(replyError(m.error, p.entrypoint, this.#opts.context));
         break;
       }
       case Kind.Log:
@@ -458,11 +454,7 @@ export class DaemonClient {
     if (!p) {
       // A reply for a call that timed out or was aborted: it has stopped,
       // so it is not stuck; the reply itself is dropped.
-      const stuckTimer = this.#cancelled.get(id);
-      if (stuckTimer !== undefined) {
-        clearTimeout(stuckTimer);
-        this.#cancelled.delete(id);
-      }
+      this.#cancelled.settled(id);
       return undefined;
     }
     this.#pending.delete(id);
@@ -530,7 +522,6 @@ export class DaemonClient {
       p.cleanup?.();
       p.reject(final);
     }
-    for (const timer of this.#cancelled.values()) clearTimeout(timer);
     this.#cancelled.clear();
     this.#unref();
     this.#writer.close().catch(() => {});

@@ -21,7 +21,7 @@
  * @module
  */
 
-import { callSignal } from "./call_scope.ts";
+import { callSignal } from "../core/call_scope.ts";
 
 /** Options for {@linkcode sleep}. */
 export interface SleepOptions {

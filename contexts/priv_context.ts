@@ -13,40 +13,36 @@ import { getLogger } from "@logtape/logtape";
 import { capabilitiesToMask, parseCapabilities } from "../caps/parse.ts";
 import { readProcessCredentials } from "../caps/proc.ts";
 import { expandSyscallEntry } from "../caps/_seccomp.ts";
-import {
-  FailedToDropPrivileges,
-  PrivsepTimeout,
-  RemoteError,
-} from "../errors.ts";
-import { describeError } from "../protocol/messages.ts";
-import { currentCallOptions, runWithSignal } from "./call_scope.ts";
+import { FailedToDropPrivileges } from "../errors.ts";
+import { decodeMessage, encodeMessage, Kind } from "../protocol/messages.ts";
+import { currentCallOptions } from "../core/call_scope.ts";
 import {
   checkEntrypointOptions,
   type EntrypointOptions,
-  validateArgs,
-  validateResult,
-} from "./schema.ts";
-import { decodeValue, encodeValue } from "../protocol/codec.ts";
+} from "../core/schema.ts";
 import {
   checkMaxFrameBytes,
   DEFAULT_MAX_FRAME_BYTES,
+  FRAME_HEADER_BYTES,
 } from "../protocol/frame.ts";
+import { invoke, replyFrame } from "../core/invoke.ts";
+import { callTimeout, replyError } from "./_call_errors.ts";
 import {
   daemonCommand,
   type DaemonCommandSpec,
-  DEFAULT_LAUNCHER_DIR,
   findDenoConfig,
   launcherDigest,
   launcherPath,
   launcherScript as buildLauncherScript,
   layoutProblems,
   sudoersRule as buildSudoersRule,
-} from "./command.ts";
+} from "../core/command.ts";
 import {
-  type ContextSettings,
-  loadConfigSection,
-  type PermissionsSetting,
-} from "./config.ts";
+  globals,
+  type PrivContextOptions,
+  type ResolvedSettings,
+  resolveSettings,
+} from "../core/settings.ts";
 import { DaemonClient } from "./_client.ts";
 import { ancestry, expectedIds } from "./_verify.ts";
 import {
@@ -54,213 +50,9 @@ import {
   entrypointsOf,
   type Mode,
   registry,
-} from "./_registry.ts";
+} from "../core/_registry.ts";
 
 const log = getLogger(["privsep", "client"]);
-
-/**
- * How the daemon gains root before it drops to the context: `"auto"` (direct
- * when the caller is root, sudo otherwise), `"sudo"` (through the helper
- * command), `"direct"` (the daemon command itself), or `"unprivileged"` (as
- * the current user, without capabilities; the testing kit's).
- *
- * @example
- * ```ts
- * import { PrivContext, type StartMethod } from "@privsep/privsep";
- * import assert from "node:assert/strict";
- *
- * const startMethod: StartMethod = "sudo";
- * const ctx = new PrivContext({
- *   module: "file:///virtual/start-method/privsep/mod.ts", // import.meta in real code
- *   name: "ctx",
- *   capabilities: [],
- *   startMethod,
- *   helperCommand: ["sudo", "-n"],
- * });
- * assert.deepEqual(ctx.command().slice(0, 2), ["sudo", "-n"]);
- * ```
- */
-export type StartMethod = "auto" | "sudo" | "direct" | "unprivileged";
-
-/**
- * Options of a {@linkcode PrivContext}. Only `module`, `name` and
- * `capabilities` are required; a TOML section (`cfgSection`) overrides the
- * others.
- *
- * @example
- * ```ts
- * import { caps, PrivContext, type PrivContextOptions } from "@privsep/privsep";
- * import assert from "node:assert/strict";
- *
- * const options: PrivContextOptions = {
- *   module: "file:///virtual/options/privsep/mod.ts", // import.meta in real code
- *   name: "netAdmin",
- *   capabilities: [caps.CAP_NET_ADMIN, "net_raw"],
- *   cfgSection: "app_net_admin",
- *   permissions: { run: ["/usr/sbin/ip"] },
- *   concurrency: 4,
- *   timeout: 5_000,
- *   onStuck: "recycle",
- * };
- * const netAdmin = new PrivContext(options);
- * assert.equal(netAdmin.id, "file:///virtual/options/privsep/mod.ts#netAdmin");
- * assert.equal(netAdmin.prefix, "file:///virtual/options/privsep/");
- * ```
- */
-export interface PrivContextOptions {
-  /**
-   * The module that defines the context: pass `import.meta`. With `name` it
-   * is how the daemon finds the context (oslo's `pypath`).
-   */
-  module: ImportMeta | URL | string;
-  /** The name under which the module exports the context. */
-  name: string;
-  /**
-   * The capabilities the daemon keeps, by name (`"CAP_CHOWN"`, `"chown"`) or
-   * number. Required; there is no way to ask for all of them.
-   */
-  capabilities: readonly (string | number)[];
-  /** The TOML section with this context's settings (oslo's `cfg_section`). */
-  cfgSection?: string;
-  /**
-   * The directory below which every entrypoint's module must live; the
-   * directory of `module` by default. Every module below it is loaded by the
-   * daemon at start.
-   */
-  prefix?: URL | string;
-  /** The user the daemon runs as (name or uid); `"root"` by default. */
-  user?: string;
-  /** The group the daemon runs as; the user's primary group by default. */
-  group?: string;
-  /**
-   * The Deno permissions of the serving daemon; none by default. `"all"`
-   * must be asked for explicitly (needed for `/proc`, `/sys`, most `/dev`).
-   */
-  permissions?: PermissionsSetting;
-  /** Calls the daemon runs at once (oslo's `thread_pool_size`); CPUs by default. */
-  concurrency?: number;
-  /** Milliseconds a call may take before it rejects with `PrivsepTimeout`. */
-  timeout?: number;
-  /**
-   * Milliseconds a cancelled (timed-out or aborted) call may keep running
-   * before it counts as stuck; 2000 by default.
-   */
-  cancelGraceMs?: number;
-  /**
-   * What a stuck call does: `"recycle"` (default) stops the daemon (calls in
-   * flight on it reject) and the next call starts a fresh one, so the service
-   * never silently loses capacity; `"report"` only logs it.
-   */
-  onStuck?: "recycle" | "report";
-  /** Calls that may wait for a free slot before new ones are refused; 1000 by default. */
-  queueLimit?: number;
-  /** The LogTape category of forwarded daemon logs, dotted; `"privsep.daemon"` by default. */
-  loggerName?: string;
-  /** Send the daemon's stack traces with errors and log them (default `false`). */
-  logDaemonTraceback?: boolean;
-  /**
-   * Check, after each start, that every thread of the daemon has exactly the
-   * context's credentials (`/proc/<pid>/task/<tid>/status`); `true` by
-   * default. Deno 2.9 reads `/proc` only with `--allow-all`: a caller without
-   * it refuses to use the daemon (`FailedToDropPrivileges`) unless this is
-   * `false`, which skips the check and logs a warning at every start.
-   */
-  verify?: boolean;
-  /**
-   * The command that gains root, `["sudo", "-n"]` by default (oslo's
-   * `root_helper`); the context's launcher is its one argument.
-   */
-  helperCommand?: readonly string[];
-  /**
-   * Where the context's launcher lives (`/usr/local/libexec/privsep` by
-   * default): the root-owned script that the sudoers rule allows.
-   */
-  launcherDir?: string;
-  /** `"auto"` (default): direct when the caller is root, sudo otherwise. */
-  startMethod?: StartMethod;
-  /** TOML files with the `cfgSection` (absolute paths), added to {@linkcode init}'s. */
-  configFiles?: readonly string[];
-  /** The application's `deno.json` for the daemon; found upwards from `module` by default; `false` for none. */
-  denoConfig?: string | false;
-  /** Hard maximum size of one message, both ways (16 MiB by default). */
-  maxFrameBytes?: number;
-  /**
-   * The kernel sandbox (Landlock rules from `permissions`, a seccomp
-   * filter): `"best-effort"` (default) applies what the kernel supports and
-   * warns about the rest, `"required"` refuses to start without all of it,
-   * `"off"` applies none. See docs/security/sandbox.md.
-   */
-  confinement?: "required" | "best-effort" | "off";
-  /**
-   * Changes to the default system call filter, applied in order:
-   * `"+@keyring"` allows a group, `"-@mount"` denies one even when a kept
-   * capability would allow it; single calls by name (`"+ptrace"`) too.
-   */
-  syscallFilter?: readonly string[];
-}
-
-/**
- * A context's settings after its TOML section is applied, from
- * {@linkcode PrivContext.settings} or {@linkcode resolveSettings}.
- *
- * @example
- * ```ts
- * import { PrivContext, type ResolvedSettings } from "@privsep/privsep";
- * import assert from "node:assert/strict";
- *
- * const ctx = new PrivContext({
- *   module: "file:///virtual/resolved-settings/privsep/mod.ts", // import.meta in real code
- *   name: "ctx",
- *   capabilities: ["net_admin", "CAP_CHOWN"],
- *   user: "app-priv",
- *   concurrency: 2,
- * });
- * const settings: ResolvedSettings = ctx.settings();
- * assert.deepEqual(settings.capabilities, [0, 12]);
- * assert.equal(settings.user, "app-priv");
- * assert.equal(settings.concurrency, 2);
- * assert.equal(settings.queueLimit, 1000);
- * assert.deepEqual(settings.loggerName, ["privsep", "daemon"]);
- * ```
- */
-export interface ResolvedSettings {
-  /** Capability numbers, sorted. */
-  capabilities: number[];
-  /** Target user. */
-  user: string;
-  /** Target group, when set. */
-  group?: string;
-  /** Deno permissions of the serving stage. */
-  permissions: PermissionsSetting;
-  /** Calls run at once. */
-  concurrency: number;
-  /** Per-call timeout in ms. */
-  timeoutMs?: number;
-  /** Grace for a cancelled call before it counts as stuck, in ms. */
-  cancelGraceMs: number;
-  /** What a stuck call does to its daemon. */
-  onStuck: "recycle" | "report";
-  /** Calls that may wait for a slot. */
-  queueLimit: number;
-  /** LogTape category of forwarded logs. */
-  loggerName: string[];
-  /** Whether stack traces travel and are logged. */
-  logDaemonTraceback: boolean;
-  /** Whether the caller checks the daemon's credentials in /proc. */
-  verify: boolean;
-  /** Helper command for the sudo start method. */
-  helperCommand: string[];
-  /** Stage-2 DENO_DIR, when set. */
-  denoDir?: string;
-  /** The directory of the context's launcher. */
-  launcherDir: string;
-  /** libcap to load (name or absolute path), when not the default. */
-  libcap?: string;
-  /** How the kernel sandbox is applied. */
-  confinement: "required" | "best-effort" | "off";
-  /** Changes to the default system call filter. */
-  syscallFilter: string[];
-}
 
 /**
  * A daemon's counters, from {@linkcode PrivContext.status}.
@@ -337,33 +129,6 @@ export interface DaemonInfo {
   verified: boolean;
 }
 
-const globals: { helperCommand: string[]; configFiles: string[] } = {
-  helperCommand: ["sudo", "-n"],
-  configFiles: [],
-};
-
-/**
- * Sets process-wide defaults, like oslo's `priv_context.init(root_helper=…)`
- * and its `--config-file` options.
- *
- * @example
- * ```ts
- * import { init } from "@privsep/privsep";
- * init({ helperCommand: ["sudo", "-n"], configFiles: ["/etc/app/privsep.toml"] });
- * ```
- */
-export function init(
-  options: {
-    helperCommand?: readonly string[];
-    configFiles?: readonly string[];
-  },
-): void {
-  if (options.helperCommand) {
-    globals.helperCommand = [...options.helperCommand];
-  }
-  if (options.configFiles) globals.configFiles = [...options.configFiles];
-}
-
 /**
  * Chooses where entrypoints run in this process: `true` (the default) sends
  * calls to the daemon; `false` runs them in-process, for unit tests (oslo's
@@ -403,11 +168,6 @@ export function setClientMode(enabled: boolean): void {
     throw new Error("setClientMode() cannot be used inside the privsep daemon");
   }
   reg.mode = enabled ? "client" : "in-process";
-}
-
-/** @internal Used by the daemon's serving stage. */
-export function setDaemonMode(): void {
-  registry().mode = "daemon";
 }
 
 function moduleUrl(module: ImportMeta | URL | string, what: string): string {
@@ -876,7 +636,12 @@ export class PrivContext {
       : this.#ensureClient(record.key).then(send);
   }
 
-  /** Runs an entrypoint in this process, through the codec, with its signal and timeout. */
+  /**
+   * Runs an entrypoint in this process as its daemon would (core/invoke.ts),
+   * through the codec both ways, with its signal and timeout: the call's
+   * frame is encoded and decoded, the reply's too, and an error reply
+   * becomes the error a daemon's would.
+   */
   async #inProcess(
     record: EntrypointRecord,
     args: unknown[],
@@ -885,13 +650,10 @@ export class PrivContext {
     options?.signal?.throwIfAborted();
     const settings = this.settings();
     const timeout = options?.timeout ?? record.timeoutMs ?? settings.timeoutMs;
+    const maxFrameBytes = this.options.maxFrameBytes ??
+      DEFAULT_MAX_FRAME_BYTES;
     const controller = new AbortController();
     const started = performance.now();
-    // What the daemon would send back: the function's errors (and the
-    // schemas') arrive as RemoteError, exactly as over the wire.
-    const remote = (error: unknown): never => {
-      throw new RemoteError(describeError(error, true), record.key);
-    };
     let timer: ReturnType<typeof setTimeout> | undefined;
     let onAbort: (() => void) | undefined;
     const stop = new Promise<never>((_, reject) => {
@@ -906,38 +668,34 @@ export class PrivContext {
         signal.addEventListener("abort", onAbort, { once: true });
       }
       if (timeout !== undefined) {
-        timer = setTimeout(() =>
-          abort(
-            new PrivsepTimeout(
-              `privileged call ${record.key} of ${this.id} did not answer within ${timeout} ms`,
-              {
-                context: this.id,
-                entrypoint: record.key,
-                elapsedMs: Math.round(performance.now() - started),
-              },
-            ),
-          ), timeout);
+        timer = setTimeout(
+          () => abort(callTimeout(this.id, record.key, timeout, started)),
+          timeout,
+        );
       }
     });
     stop.catch(() => {});
     try {
-      const copy = decodeValue(encodeValue(args)) as unknown[];
-      const work = (async () => {
-        const checked = await validateArgs(
-          record.key,
-          record.fn,
-          record.options,
-          copy,
-        );
-        const value = await runWithSignal(
-          controller.signal,
-          () => record.fn(...checked),
-        );
-        return encodeValue(
-          await validateResult(record.key, record.options, value),
-        );
-      })().catch(remote);
-      return decodeValue(await Promise.race([work, stop]));
+      // What the daemon receives: the arguments, through the codec.
+      const call = decodeMessage(
+        encodeMessage([Kind.Call, 0, record.key, args], maxFrameBytes)
+          .subarray(FRAME_HEADER_BYTES),
+      ) as { args: unknown[] };
+      const reply = new Promise<Uint8Array>((resolve, reject) => {
+        // The daemon's stacks travel with log_daemon_traceback; a test's
+        // always do.
+        invoke(record, call.args, controller.signal, (outcome) =>
+          resolve(
+            replyFrame(0, outcome, { maxFrameBytes, withStack: true }).frame,
+          ))?.catch(reject);
+      });
+      const m = decodeMessage(
+        (await Promise.race([reply, stop])).subarray(FRAME_HEADER_BYTES),
+      );
+      if (m.kind === Kind.Error) {
+        throw replyError(m.error, record.key, this.id);
+      }
+      return (m as { value: unknown }).value;
     } finally {
       clearTimeout(timer);
       if (onAbort) options?.signal?.removeEventListener("abort", onAbort);
@@ -953,7 +711,7 @@ export class PrivContext {
     const client = this.#client?.alive
       ? this.#client
       : await this.#ensureClient();
-    return await client.call("$status", [], undefined) as DaemonStatus;
+    return await client.status() as DaemonStatus;
   }
 
   #ensureClient(entrypoint?: string): Promise<DaemonClient> {
@@ -1062,73 +820,6 @@ function outermost(paths: string[]): string[] {
   return unique.filter((p) =>
     !unique.some((q) => q !== p && (p.startsWith(q + "/") || q === "/"))
   );
-}
-
-/**
- * Applies a context's TOML section (from `configFiles`) over its options.
- * Both the caller and the daemon use this, so they agree.
- *
- * @example
- * ```ts
- * import { PrivContext, resolveSettings } from "@privsep/privsep";
- * import assert from "node:assert/strict";
- *
- * const sysAdmin = new PrivContext({
- *   module: "file:///virtual/resolve-settings/privsep/mod.ts", // import.meta in real code
- *   name: "sysAdmin",
- *   cfgSection: "app_sys_admin",
- *   capabilities: ["CAP_CHOWN"],
- *   concurrency: 2,
- * });
- * const file = await Deno.makeTempFile({ suffix: ".toml" });
- * try {
- *   await Deno.writeTextFile(
- *     file,
- *     '[app_sys_admin]\nuser = "app-priv"\ncapabilities = ["CAP_CHOWN", "net_admin"]\n',
- *   );
- *   const settings = resolveSettings(sysAdmin, [file]);
- *   assert.deepEqual(settings.capabilities, [0, 12]); // from the file
- *   assert.equal(settings.user, "app-priv"); // from the file
- *   assert.equal(settings.concurrency, 2); // from the options
- * } finally {
- *   await Deno.remove(file);
- * }
- * ```
- */
-export function resolveSettings(
-  ctx: PrivContext,
-  configFiles: readonly string[],
-): ResolvedSettings {
-  const o = ctx.options;
-  const file: ContextSettings = ctx.cfgSection && configFiles.length
-    ? loadConfigSection(configFiles, ctx.cfgSection)
-    : {};
-  return {
-    capabilities: parseCapabilities(file.capabilities ?? o.capabilities),
-    user: file.user ?? o.user ?? "root",
-    group: file.group ?? o.group,
-    permissions: file.permissions ?? o.permissions ?? {},
-    concurrency: file.concurrency ?? o.concurrency ??
-      navigator.hardwareConcurrency ?? 1,
-    timeoutMs: file.timeoutMs ?? o.timeout,
-    cancelGraceMs: file.cancelGraceMs ?? o.cancelGraceMs ?? 2000,
-    onStuck: file.onStuck ?? o.onStuck ?? "recycle",
-    queueLimit: file.queueLimit ?? o.queueLimit ?? 1000,
-    loggerName: (file.loggerName ?? o.loggerName ?? "privsep.daemon").split(
-      ".",
-    ),
-    logDaemonTraceback: file.logDaemonTraceback ?? o.logDaemonTraceback ??
-      false,
-    verify: file.verify ?? o.verify ?? true,
-    helperCommand: [
-      ...(file.helperCommand ?? o.helperCommand ?? globals.helperCommand),
-    ],
-    denoDir: file.denoDir,
-    launcherDir: file.launcherDir ?? o.launcherDir ?? DEFAULT_LAUNCHER_DIR,
-    libcap: file.libcap,
-    confinement: file.confinement ?? o.confinement ?? "best-effort",
-    syscallFilter: [...(file.syscallFilter ?? o.syscallFilter ?? [])],
-  };
 }
 
 async function verifyDaemon(

@@ -1,6 +1,8 @@
 import assert from "node:assert/strict";
 import { CAP_CHOWN, CAP_NET_ADMIN } from "../caps/table.ts";
-import { PrivContext, resolveSettings, setClientMode } from "./priv_context.ts";
+import { ProtocolError, RemoteError } from "../errors.ts";
+import { PrivContext, setClientMode } from "./priv_context.ts";
+import { resolveSettings } from "../core/settings.ts";
 
 let n = 0;
 function context(
@@ -151,7 +153,7 @@ Deno.test("settings() applies the TOML section over the options", async () => {
 });
 
 Deno.test("in-process mode honours timeouts, per-call signals and callSignal()", async () => {
-  const { callSignal, callWith } = await import("./call_scope.ts");
+  const { callSignal, callWith } = await import("../core/call_scope.ts");
   const { PrivsepTimeout } = await import("../errors.ts");
   const ctx = context({ timeout: 50 });
   let sawAbort = false;
@@ -179,6 +181,42 @@ Deno.test("in-process mode honours timeouts, per-call signals and callSignal()",
     controller.abort(new Error("stop"));
     await assert.rejects(pending, /stop/);
     assert.throws(() => callWith({ timeout: 0 }, () => 1), RangeError);
+  } finally {
+    setClientMode(true);
+  }
+});
+
+Deno.test("in-process mode answers as a daemon would: frame limits, error envelopes, the same classes", async () => {
+  const ctx = context({ maxFrameBytes: 16_384 });
+  const base = ctx.moduleUrl.replace("mod.ts", "");
+  const big = ctx.entrypoint(`${base}big.ts`, function big(n: number) {
+    return "x".repeat(n);
+  });
+  const fail = ctx.entrypoint(`${base}big.ts`, function fail() {
+    throw Object.assign(new Error("m".repeat(50_000)), { code: "EBIG" });
+  });
+  setClientMode(false);
+  try {
+    assert.equal(await big(10), "x".repeat(10));
+    // A result above maxFrameBytes cannot leave the daemon: it does not here.
+    await assert.rejects(big(20_000), (e: unknown) => {
+      assert.ok(e instanceof RemoteError, String(e));
+      assert.equal(e.remoteName, "ProtocolError");
+      assert.equal(e.entrypoint, "big.ts#big");
+      return true;
+    });
+    // Neither can an argument above it.
+    await assert.rejects(big("y".repeat(20_000) as never), ProtocolError);
+    // An error envelope above it is cut as the daemon cuts it.
+    await assert.rejects(fail(), (e: unknown) => {
+      assert.ok(e instanceof RemoteError, String(e));
+      assert.equal(e.code, "EBIG");
+      assert.match(
+        e.message,
+        /error reply cut: it was larger than maxFrameBytes 16384\)$/,
+      );
+      return true;
+    });
   } finally {
     setClientMode(true);
   }

@@ -20,7 +20,7 @@ import {
   type RulesetSpec,
 } from "../caps/_landlock.ts";
 import { deniedSyscalls, installFilter } from "../caps/_seccomp.ts";
-import type { PermissionsSetting } from "../contexts/config.ts";
+import type { PermissionsSetting } from "../core/config.ts";
 import { type Preflight, StartError } from "./preflight.ts";
 
 /** How strictly the sandbox is applied. */

@@ -1,9 +1,10 @@
 /**
  * What the daemon's first stage checks before it loads anything beyond this
- * file, `trust.ts` and the libc bindings: that it runs as root, that its own
- * command line carries exactly the pinned flags, and that the deno binary,
- * the config, the cache directory, the config files and every file below its
- * code roots are root-owned and not writable by others. Only then does
+ * file, `core/trust.ts` (with `core/command.ts`) and the libc bindings: that
+ * it runs as root, that its own command line carries exactly the pinned
+ * flags, and that the deno binary, the config, the cache directory, the
+ * config files and every file below its code roots are root-owned and not
+ * writable by others. Only then does
  * `daemon.ts` import the rest of privsep and its npm dependencies.
  *
  * @module
@@ -19,8 +20,12 @@ import {
   readFileViaLibc,
   readLinkViaLibc,
 } from "../caps/_ffi.ts";
-import { DAEMON_V8_FLAGS, DEFAULT_DENO_DIR } from "../contexts/command.ts";
-import { assertTrusted, assertTrustedTree, useFileProbe } from "./trust.ts";
+import { DAEMON_V8_FLAGS, DEFAULT_DENO_DIR } from "../core/command.ts";
+import {
+  assertTrusted,
+  assertTrustedTree,
+  useFileProbe,
+} from "../core/trust.ts";
 
 /** A start-up failure: printed on stderr, exit code 2. */
 export class StartError extends Error {

@@ -8,7 +8,7 @@
  * @module
  */
 
-import { callSignal } from "../contexts/call_scope.ts";
+import { callSignal } from "../core/call_scope.ts";
 import { groupDone, killGroup, trackGroup } from "./_children.ts";
 
 /** Children started by runCommand() that have not exited yet. */

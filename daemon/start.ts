@@ -20,14 +20,11 @@ import {
   readLinkViaLibc,
   setPipeSize,
 } from "../caps/_ffi.ts";
-import {
-  PERMISSION_KINDS,
-  type PermissionsSetting,
-} from "../contexts/config.ts";
-import { DAEMON_V8_FLAGS } from "../contexts/command.ts";
+import { PERMISSION_KINDS, type PermissionsSetting } from "../core/config.ts";
+import { DAEMON_V8_FLAGS } from "../core/command.ts";
 import { EXACT_BODY_BYTES } from "../protocol/_body.ts";
-import { registry } from "../contexts/_registry.ts";
-import { type PrivContext, resolveSettings } from "../contexts/priv_context.ts";
+import { findContext } from "../core/_registry.ts";
+import { resolveSettings } from "../core/settings.ts";
 import { type Preflight, StartError } from "./preflight.ts";
 import { protectTrustedPaths } from "./_readonly.ts";
 import { confineFor } from "./_confine.ts";
@@ -187,7 +184,7 @@ export async function startDaemon(
   const flags = { config: facts.config };
   const [moduleUrl, name] = contextId.split("#");
   await import(moduleUrl);
-  const ctx = registry().contexts.get(contextId) as PrivContext | undefined;
+  const ctx = findContext(contextId);
   if (!ctx) {
     throw new StartError(
       `${moduleUrl} defines no PrivContext named "${name}" (check the context's name option)`,
@@ -261,7 +258,7 @@ export async function startDaemon(
     ...MALLOC_ENV,
   };
   if (settings.libcap?.startsWith("/")) {
-    const { assertTrusted } = await import("./trust.ts");
+    const { assertTrusted } = await import("../core/trust.ts");
     assertTrusted(settings.libcap);
   }
   // The channel's pipes (shared with the caller): 1 MiB instead of 64 KiB,
@@ -274,7 +271,7 @@ export async function startDaemon(
   if (facts.uid === 0) {
     // Kills what the daemon started when the daemon ends (see _keeper.ts).
     const { SETPRIV, SH, startKeeper } = await import("./_keeper.ts");
-    const { assertTrusted } = await import("./trust.ts");
+    const { assertTrusted } = await import("../core/trust.ts");
     assertTrusted(SETPRIV);
     assertTrusted(SH);
     // ... and the daemon's cgroup, which catches what leaves its group.

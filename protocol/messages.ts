@@ -12,7 +12,9 @@ import { DEFAULT_MAX_FRAME_BYTES } from "./frame.ts";
 
 /**
  * The protocol version both sides must speak; each sends it as `v` in its
- * hello.
+ * hello, and a side that reads another version closes the channel with an
+ * error naming both. Version 3 added the status message; version 2 the
+ * padding frame.
  *
  * @example
  * ```ts
@@ -22,11 +24,11 @@ import { DEFAULT_MAX_FRAME_BYTES } from "./frame.ts";
  * const frame = encodeMessage([Kind.Hello, { v: PROTOCOL_VERSION, pid: Deno.pid }]);
  * assert.deepEqual(decodeMessage(frame.subarray(4)), {
  *   kind: Kind.Hello,
- *   hello: { v: 2, pid: Deno.pid },
+ *   hello: { v: 3, pid: Deno.pid },
  * });
  * ```
  */
-export const PROTOCOL_VERSION = 2;
+export const PROTOCOL_VERSION = 3;
 
 /**
  * Message kinds (the first element of every message array).
@@ -60,6 +62,11 @@ export const Kind = {
   Log: 5,
   /** Either side, last message before closing: `[6, RemoteErrorInfo]`. */
   Fatal: 6,
+  /**
+   * Caller to daemon: `[7, id]`, asks for the daemon's counters; answered
+   * by a result `[2, id, counters]`.
+   */
+  Status: 7,
 } as const;
 
 /**
@@ -175,6 +182,7 @@ export type Message =
   | { kind: typeof Kind.Result; id: number; value: unknown }
   | { kind: typeof Kind.Error; id: number; error: RemoteErrorInfo }
   | { kind: typeof Kind.Cancel; id: number }
+  | { kind: typeof Kind.Status; id: number }
   | { kind: typeof Kind.Log; record: LogRecordInfo }
   | { kind: typeof Kind.Fatal; error: RemoteErrorInfo };
 
@@ -306,6 +314,9 @@ export function decodeMessage(body: Uint8Array): Message {
     case Kind.Cancel:
       if (m.length !== 2 || !isId(m[1])) bad("cancel");
       return { kind: Kind.Cancel, id: m[1] };
+    case Kind.Status:
+      if (m.length !== 2 || !isId(m[1])) bad("status");
+      return { kind: Kind.Status, id: m[1] };
     case Kind.Hello: {
       const h = m[1];
       if (

@@ -48,8 +48,9 @@ Deno.test("Kind values are the protocol's message numbers", () => {
     Cancel: 4,
     Log: 5,
     Fatal: 6,
+    Status: 7,
   });
-  assert.equal(PROTOCOL_VERSION, 2);
+  assert.equal(PROTOCOL_VERSION, 3);
 });
 
 Deno.test("encodeMessage() writes a frame whose body is the msgpack array", () => {
@@ -174,6 +175,17 @@ Deno.test("decodeMessage() decodes a cancel", () => {
   assert.deepEqual(roundTrip([Kind.Cancel, 7]), { kind: Kind.Cancel, id: 7 });
 });
 
+Deno.test("decodeMessage() decodes a status request", () => {
+  assert.deepEqual(roundTrip([Kind.Status, 7]), { kind: Kind.Status, id: 7 });
+});
+
+Deno.test("encodeMessage() writes a status request as PROTOCOL.md shows it", () => {
+  assert.deepEqual(
+    encodeMessage([Kind.Status, 5]),
+    new Uint8Array([0, 0, 0, 3, 0x92, 0x07, 0x05]),
+  );
+});
+
 Deno.test("decodeMessage() decodes a log record", () => {
   const record = {
     category: ["privsep", "daemon"],
@@ -267,6 +279,7 @@ Deno.test("decodeMessage() rejects ids that are not safe non-negative integers",
       /malformed error/,
     );
     assertMalformed([Kind.Cancel, id], /malformed cancel/);
+    assertMalformed([Kind.Status, id], /malformed status/);
   }
 });
 
@@ -281,6 +294,7 @@ Deno.test("decodeMessage() rejects messages of the wrong length", () => {
     /malformed error/,
   );
   assertMalformed([Kind.Cancel, 1, 2], /malformed cancel/);
+  assertMalformed([Kind.Status, 1, 2], /malformed status/);
   assertMalformed([Kind.Hello, { v: 1, pid: 1 }, 3], /malformed hello/);
   const record = { category: [], level: "info", message: "", timestamp: 0 };
   assertMalformed([Kind.Log, record, 3], /malformed log/);

@@ -12,6 +12,7 @@
 // | --only=daemon, --json=PATH (figures for reliability/REPORT.md),
 // --include-known-bugs (also send inputs that trigger the bugs listed in
 // reliability/REPORT.md).
+import { dirname } from "node:path";
 import { parseArgs } from "node:util";
 import { isDeepStrictEqual } from "node:util";
 import { init } from "../mod.ts";
@@ -161,7 +162,6 @@ const SAFE = new Set([
   "stress.ts#taggedFail",
   "stress.ts#markerCount",
   "stress.ts#taggedSlow",
-  "$status",
 ]);
 
 /** Names that must never reach a function (NotAnEntrypoint). */
@@ -205,6 +205,8 @@ function hostileNames(prefixUrl: string): string[] {
     "stress.ts#toString",
     "ops.ts#hasOwnProperty",
     "ops.ts#valueOf",
+    // The status is a message of its own (Kind.Status), not a name.
+    "$status",
     "$status ",
     "$STATUS",
     "$status\0",
@@ -227,7 +229,7 @@ function hostileNames(prefixUrl: string): string[] {
 }
 
 interface Expect {
-  kind: "result" | "error" | "any";
+  kind: "result" | "error" | "status" | "any";
   value?: unknown;
   name?: string;
   what: string;
@@ -287,6 +289,10 @@ function oracle(
           unsafe = true;
         }
         calls.push(m);
+      } else if (m.kind === Kind.Status) {
+        if (calls.some((c) => c.kind === Kind.Call && c.id === m.id)) {
+          return { fatal: true, calls, unsafe };
+        }
       } else if (m.kind !== Kind.Cancel) {
         return { fatal: true, calls, unsafe };
       }
@@ -374,7 +380,7 @@ async function session(s: number, argv: string[]): Promise<void> {
 
     // Survivable frames, interleaved, in batches.
     const names = hostileNames(testCtx.prefix);
-    const entrypoints = new Set([...testCtx.entrypoints(), "$status"]);
+    const entrypoints = new Set(testCtx.entrypoints());
     const n = r.range(20, 60);
     let batch: Uint8Array[] = [];
     let batchFrames = 0;
@@ -421,12 +427,15 @@ async function session(s: number, argv: string[]): Promise<void> {
           : ep === "stress.ts#markerCount"
           ? { kind: "result", value: 0, what: "markerCount" }
           : { kind: "any", what: `${ep} with ${args.length} args` };
-      } else if (c < 85) {
+      } else if (c < 83) {
         batch.push(
           encodeMessage([Kind.Cancel, r.pick([id + 1e6, 2 ** 53 - 1, 0])]),
         );
         batchFrames++;
         continue;
+      } else if (c < 85) {
+        msg = [Kind.Status, id];
+        e = { kind: "status", what: "status" };
       } else if (c < 95) {
         const ms = r.int(30);
         msg = [Kind.Call, id, "stress.ts#taggedSlow", [id, ms]];
@@ -505,6 +514,20 @@ async function session(s: number, argv: string[]): Promise<void> {
             `${tag}: ${e.what}: wrong value: sent ${
               Deno.inspect(e.value, { depth: 9 }).slice(0, 400)
             }, got ${Deno.inspect(m.value, { depth: 9 }).slice(0, 400)}`,
+          );
+        }
+      } else if (e.kind === "status") {
+        const value = m.kind === Kind.Result
+          ? m.value as { pid?: unknown; completed?: unknown }
+          : undefined;
+        if (
+          typeof value?.pid !== "number" ||
+          typeof value?.completed !== "number"
+        ) {
+          fail(
+            `${tag}: status: expected the daemon's counters, got ${
+              JSON.stringify(m).slice(0, 300)
+            }`,
           );
         }
       } else if (e.kind === "error") {
@@ -825,6 +848,7 @@ if (opt.only !== "decoder") await fuzzDaemon();
 figures.failures = failures;
 figures.seconds = Number((elapsed() / 1000).toFixed(1));
 if (opt.json) {
+  await Deno.mkdir(dirname(opt.json), { recursive: true });
   await Deno.writeTextFile(opt.json, JSON.stringify(figures, null, 2) + "\n");
 }
 if (failures.length) {

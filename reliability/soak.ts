@@ -10,6 +10,7 @@
 //   duplicated reply is counted); --via=api: the public API (PrivContext and
 //   DaemonClient), where a duplicate could not be seen (the client drops
 //   replies it does not wait for) but lost and wrong replies can.
+import { dirname } from "node:path";
 import { parseArgs } from "node:util";
 import { callWith, init, RemoteError } from "../mod.ts";
 import { encodeMessage, Kind } from "../protocol/messages.ts";
@@ -235,11 +236,11 @@ try {
     // The daemon's own count.
     d.onMessage = undefined;
     d.keep = true;
-    await d.write(encodeMessage([Kind.Call, N + 1, "$status", []]));
+    await d.write(encodeMessage([Kind.Status, N + 1]));
     const st = await d.waitFor(
       (m) => m.kind === Kind.Result && m.id === N + 1,
       10_000,
-      "$status",
+      "status",
     );
     status = (st as { value: unknown }).value;
     await d.kill();
@@ -333,6 +334,7 @@ const figures = {
 };
 console.log(JSON.stringify(figures, null, 2));
 if (opt.json) {
+  await Deno.mkdir(dirname(opt.json), { recursive: true });
   await Deno.writeTextFile(opt.json, JSON.stringify(figures, null, 2) + "\n");
 }
 // Deno opens a few descriptors lazily in its first seconds (thread pools):

@@ -21,7 +21,7 @@
  */
 
 import { isDeepStrictEqual } from "node:util";
-import { type RecordedCall, registry } from "../contexts/_registry.ts";
+import { type RecordedCall, registry } from "../core/_registry.ts";
 import type { PrivContext } from "../contexts/priv_context.ts";
 
 export type { RecordedCall };

@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { CAP_DAC_OVERRIDE, CAP_NET_BIND_SERVICE } from "../caps/table.ts";
 import { init } from "../mod.ts";
-import { CACHE_CHECK_SH } from "../contexts/_launcher_check.ts";
+import { CACHE_CHECK_SH } from "../core/_launcher_check.ts";
 import { testCtx } from "./fixtures/privsep/mod.ts";
 import * as cache from "./fixtures/privsep/cache.ts";
 import * as ops from "./fixtures/privsep/ops.ts";

@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { init, RemoteError } from "../mod.ts";
 import { CAP_KILL, CAP_SYS_ADMIN, CAP_SYS_TIME } from "../caps/table.ts";
 import { buildFilter, expandSyscallEntry } from "../caps/_seccomp.ts";
-import type { PermissionsSetting } from "../contexts/config.ts";
+import type { PermissionsSetting } from "../core/config.ts";
 import { planConfinement, prepareConfinement } from "../daemon/_confine.ts";
 import { sandboxCtx } from "./fixtures/sandbox/mod.ts";
 import * as ops from "./fixtures/sandbox/ops.ts";

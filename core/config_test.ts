@@ -2,7 +2,9 @@
 
 import assert from "node:assert/strict";
 import {
+  CONFIG_KEYS,
   ConfigError,
+  configReferenceRows,
   type ContextSettings,
   loadConfigSection,
   parseConfigSection,
@@ -622,4 +624,57 @@ Deno.test("parseConfigSection() rejects other invalid libcap values", () => {
       /write libcap = "libcap\.so\.2"/,
     );
   }
+});
+
+Deno.test("docs/configuration.md's table of keys is CONFIG_KEYS, row by row", async () => {
+  const doc = await Deno.readTextFile(
+    new URL("../docs/configuration.md", import.meta.url),
+  );
+  const lines = doc.split("\n");
+  const header = lines.findIndex((l) => /^\|\s*key\s*\|/.test(l));
+  assert.ok(header >= 0, "docs/configuration.md has no table of keys");
+  const cells = (line: string) =>
+    line.slice(1, -1).split("|").map((c) => c.trim().replace(/\s+/g, " "));
+  const rows: string[][] = [];
+  for (const line of lines.slice(header + 2)) {
+    if (!line.startsWith("|")) break;
+    rows.push(cells(line));
+  }
+  const expected = configReferenceRows();
+  const table = [
+    "| key | value | option in code | default |",
+    "| --- | --- | --- | --- |",
+    ...expected.map((r) => `| ${r.join(" | ")} |`),
+  ].join("\n");
+  assert.deepEqual(
+    cells(lines[header]),
+    ["key", "value", "option in code", "default"],
+  );
+  assert.deepEqual(
+    rows,
+    expected,
+    `docs/configuration.md's table of keys differs from CONFIG_KEYS in core/config.ts; paste this table (deno fmt aligns it):\n${table}`,
+  );
+});
+
+Deno.test("CONFIG_KEYS: every key parses, and every unknown key lists them all", () => {
+  for (const k of CONFIG_KEYS) {
+    assert.throws(
+      () => parseConfigSection(`[s]\n${k.key} = 1.5\n`, "s"),
+      (error: unknown) =>
+        error instanceof ConfigError && error.key === k.key &&
+        error.message.includes(`"${k.key}" must be`),
+    );
+  }
+  assert.throws(
+    () => parseConfigSection("[s]\nnope = 1\n", "s"),
+    (error: unknown) =>
+      error instanceof ConfigError &&
+      error.message.endsWith(
+        `valid keys are: ${
+          CONFIG_KEYS.flatMap((k) => k.alias ? [k.key, k.alias] : [k.key])
+            .join(", ")
+        }`,
+      ),
+  );
 });

@@ -2,6 +2,7 @@
 // (a module loaded twice under two URLs still sees one registry).
 
 import type { EntrypointOptions } from "./schema.ts";
+import type { PrivContextOptions } from "./settings.ts";
 
 /** How entrypoints run in this process. */
 export type Mode = "client" | "in-process" | "daemon";
@@ -18,10 +19,24 @@ export interface EntrypointRecord {
   options?: EntrypointOptions;
 }
 
-/** What the registry knows of a context (structural, so copies agree). */
+/**
+ * What the registry knows of a context (structural, so copies agree): all
+ * that the daemon needs to find a context, load its modules, resolve its
+ * settings and serve its entrypoints, without the client's `PrivContext`.
+ */
 export interface RegisteredContext {
+  /** `module#name`. */
   readonly id: string;
+  /** The export name. */
+  readonly name: string;
+  /** The defining module's URL. */
+  readonly moduleUrl: string;
+  /** The directory URL below which entrypoints live (ends with `/`). */
   readonly prefix: string;
+  /** The config section, if any. */
+  readonly cfgSection?: string;
+  /** The options as given. */
+  readonly options: Readonly<PrivContextOptions>;
 }
 
 /**
@@ -94,6 +109,16 @@ export function registry(): Registry {
     entrypoints: new WeakMap(),
     owners: new WeakMap(),
   };
+}
+
+/** The context registered as `id` (`module#name`), if its module was loaded. */
+export function findContext(id: string): RegisteredContext | undefined {
+  return registry().contexts.get(id);
+}
+
+/** Marks this process as the daemon's serving stage: entrypoints run here. */
+export function setDaemonMode(): void {
+  registry().mode = "daemon";
 }
 
 /** The entrypoints of `ctx` (created on first use). */

@@ -48,6 +48,9 @@
 
 import { parse } from "smol-toml";
 import { expandSyscallEntry } from "../caps/_seccomp.ts";
+import { DEFAULT_LIBCAP } from "../caps/_ffi.ts";
+import { editDistance } from "../_suggest.ts";
+import { DEFAULT_DENO_DIR, DEFAULT_LAUNCHER_DIR } from "./command.ts";
 
 /**
  * A list of Deno permission values, such as paths for `read` or host names for
@@ -281,28 +284,6 @@ export const PERMISSION_KINDS = [
 
 type PermissionKind = typeof PERMISSION_KINDS[number];
 
-const SECTION_KEYS = [
-  "user",
-  "group",
-  "capabilities",
-  "concurrency",
-  "thread_pool_size",
-  "helper_command",
-  "logger_name",
-  "log_daemon_traceback",
-  "verify",
-  "timeout_ms",
-  "cancel_grace_ms",
-  "on_stuck",
-  "queue_limit",
-  "deno_dir",
-  "launcher_dir",
-  "libcap",
-  "permissions",
-  "confinement",
-  "syscall_filter",
-] as const;
-
 /** The largest delay `setTimeout` honours; larger ones fire at once. */
 const MAX_TIMEOUT_MS = 2_147_483_647;
 /** The largest valid uid or gid; 2^32 - 1 means "no change" to the kernel. */
@@ -379,23 +360,6 @@ function describe(value: unknown): string {
 /** Normalizes a key for typo matching: `timeoutMs` ~ `timeout_ms` ~ `timeout-ms`. */
 function squash(key: string): string {
   return key.toLowerCase().replaceAll(/[_\-\s]/g, "");
-}
-
-function editDistance(a: string, b: string): number {
-  let previous = Array.from({ length: b.length + 1 }, (_, i) => i);
-  for (let i = 1; i <= a.length; i++) {
-    const current = [i];
-    for (let j = 1; j <= b.length; j++) {
-      const substitution = previous[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1);
-      current[j] = Math.min(
-        previous[j]! + 1,
-        current[j - 1]! + 1,
-        substitution,
-      );
-    }
-    previous = current;
-  }
-  return previous[b.length]!;
 }
 
 /** Finds the valid key closest to a mistyped one, if any is close enough. */
@@ -670,175 +634,338 @@ function parsePermissions(place: Place, value: unknown): PermissionsSetting {
   return permissions;
 }
 
+function parseBoolean(place: Place, key: string, value: unknown): boolean {
+  if (typeof value !== "boolean") {
+    throw typeError(
+      place,
+      key,
+      value,
+      "a boolean",
+      "write true or false without quotes",
+    );
+  }
+  return value;
+}
+
+function parseSyscallFilter(place: Place, value: unknown): string[] {
+  const remedy =
+    'give entries such as ["+@keyring", "-@mount"] ("+" allows, "-" denies a group or a system call)';
+  if (!Array.isArray(value)) {
+    throw typeError(place, "syscall_filter", value, "an array", remedy);
+  }
+  return value.map((item: unknown, index) => {
+    const key = `syscall_filter[${index}]`;
+    if (typeof item !== "string") {
+      throw typeError(place, key, item, "a string", remedy);
+    }
+    try {
+      expandSyscallEntry(item);
+    } catch (error) {
+      throw new ConfigError(
+        `${where(place)}: ${(error as Error).message}`,
+        errorOptions(place, key),
+      );
+    }
+    return item;
+  });
+}
+
+/** `"a"`, `"a" or "b"`, `"a", "b" or "c"`. */
+function choices(values: readonly string[]): string {
+  const quoted = values.map((v) => JSON.stringify(v));
+  return quoted.length < 2
+    ? quoted.join("")
+    : `${quoted.slice(0, -1).join(", ")} or ${quoted.at(-1)}`;
+}
+
+function oneOf(values: readonly string[], remedy: string): KeyCheck {
+  return {
+    type: choices(values),
+    parse: (place, key, value) => {
+      if (typeof value !== "string" || !values.includes(value)) {
+        throw typeError(place, key, value, choices(values), remedy);
+      }
+      return value;
+    },
+  };
+}
+
+function positiveInteger(max: number, remedy: string): KeyCheck {
+  return {
+    type: max === Number.MAX_SAFE_INTEGER
+      ? "an integer of at least 1"
+      : `an integer from 1 to ${max}`,
+    parse: (place, key, value) =>
+      parsePositiveInteger(place, key, value, max, remedy),
+  };
+}
+
+const BOOLEAN: KeyCheck = { type: "a boolean", parse: parseBoolean };
+
+/**
+ * The fixed defaults of the settings that have one, by field: what a context
+ * gets when neither its options nor its section set the key.
+ */
+export const SETTING_DEFAULTS = {
+  user: "root",
+  cancelGraceMs: 2000,
+  onStuck: "recycle",
+  queueLimit: 1000,
+  loggerName: "privsep.daemon",
+  logDaemonTraceback: false,
+  verify: true,
+  launcherDir: DEFAULT_LAUNCHER_DIR,
+  confinement: "best-effort",
+} as const;
+
+/** A value as the reference shows it: TOML-like, in code font. */
+function code(value: unknown): string {
+  return `\`${JSON.stringify(value)}\``;
+}
+
+/** What a key accepts, and the check that enforces it. */
+interface KeyCheck {
+  /** What a valid value is, as the reference shows it. */
+  readonly type: string;
+  /**
+   * Checks the value found under `key` (the key or its alias) and returns it
+   * as stored; throws a {@linkcode ConfigError} that names the file, the
+   * section, the key, the value and what to write instead.
+   */
+  readonly parse: (place: Place, key: string, value: unknown) => unknown;
+}
+
+/**
+ * One key of a context's TOML section. {@linkcode CONFIG_KEYS} is the one
+ * table that parsing, validation, the reference in docs/configuration.md
+ * and `privsep inspect` follow.
+ */
+export interface ConfigKey extends KeyCheck {
+  /** The TOML key. */
+  readonly key: string;
+  /** Another name of the same key (oslo.privsep's); both set is an error. */
+  readonly alias?: string;
+  /** The field of {@linkcode ContextSettings} (and of the resolved settings). */
+  readonly field: keyof ContextSettings;
+  /** The code option(s) it overrides, as the reference shows them; none when config only. */
+  readonly option?: string;
+  /** The default, as the reference shows it. */
+  readonly default: string;
+}
+
+/** Every key of a context's section, in the order they are checked. */
+export const CONFIG_KEYS: readonly ConfigKey[] = [
+  {
+    key: "user",
+    field: "user",
+    option: "`user`",
+    default: code(SETTING_DEFAULTS.user),
+    type: `a name, or a numeric id from 0 to ${MAX_ID}`,
+    parse: parseId,
+  },
+  {
+    key: "group",
+    field: "group",
+    option: "`group`",
+    default: "the user's primary group",
+    type: `a name, or a numeric id from 0 to ${MAX_ID}`,
+    parse: parseId,
+  },
+  {
+    key: "capabilities",
+    field: "capabilities",
+    option: "`capabilities` (required)",
+    default: "none: each one listed",
+    type: "an array of capability names or numbers",
+    parse: (place, _key, value) => parseCapabilities(place, value),
+  },
+  {
+    key: "concurrency",
+    alias: "thread_pool_size",
+    field: "concurrency",
+    option: "`concurrency`",
+    default: "number of CPUs",
+    ...positiveInteger(
+      Number.MAX_SAFE_INTEGER,
+      "set it to how many calls the daemon may run at once, for example 4",
+    ),
+  },
+  {
+    key: "helper_command",
+    field: "helperCommand",
+    option: "`helperCommand`, `init({ helperCommand })`",
+    default: '`["sudo", "-n"]`',
+    type: "an array of strings, or a string split on white space",
+    parse: (place, _key, value) => parseHelperCommand(place, value),
+  },
+  {
+    key: "logger_name",
+    field: "loggerName",
+    option: "`loggerName`",
+    default: code(SETTING_DEFAULTS.loggerName),
+    type: "a non-empty string",
+    parse: (place, key, value) =>
+      parseNonEmptyString(
+        place,
+        key,
+        value,
+        'give a logger category such as "app.privsep.daemon"',
+      ),
+  },
+  {
+    key: "log_daemon_traceback",
+    field: "logDaemonTraceback",
+    option: "`logDaemonTraceback`",
+    default: code(SETTING_DEFAULTS.logDaemonTraceback),
+    ...BOOLEAN,
+  },
+  {
+    key: "verify",
+    field: "verify",
+    option: "`verify`",
+    default: `${
+      code(SETTING_DEFAULTS.verify)
+    } (\`false\` is logged at every start)`,
+    ...BOOLEAN,
+  },
+  {
+    key: "timeout_ms",
+    field: "timeoutMs",
+    option: "`timeout`",
+    default: "none",
+    ...positiveInteger(
+      MAX_TIMEOUT_MS,
+      "give the timeout in whole milliseconds, for example 30000",
+    ),
+  },
+  {
+    key: "cancel_grace_ms",
+    field: "cancelGraceMs",
+    option: "`cancelGraceMs`",
+    default: code(SETTING_DEFAULTS.cancelGraceMs),
+    ...positiveInteger(
+      MAX_TIMEOUT_MS,
+      "give the grace period in whole milliseconds, for example 2000",
+    ),
+  },
+  {
+    key: "on_stuck",
+    field: "onStuck",
+    option: "`onStuck`",
+    default: code(SETTING_DEFAULTS.onStuck),
+    ...oneOf(
+      ["recycle", "report"],
+      'write on_stuck = "recycle" (restart the daemon) or "report" (only log)',
+    ),
+  },
+  {
+    key: "queue_limit",
+    field: "queueLimit",
+    option: "`queueLimit`",
+    default: code(SETTING_DEFAULTS.queueLimit),
+    ...positiveInteger(
+      1_000_000,
+      "give the number of calls that may wait for a free slot, for example 1000",
+    ),
+  },
+  {
+    key: "deno_dir",
+    field: "denoDir",
+    default: `\`${DEFAULT_DENO_DIR}\``,
+    type: "an absolute path without white space",
+    parse: (place, _key, value) =>
+      parseAbsoluteDir(place, "deno_dir", value, "/var/cache/app/privsep-deno"),
+  },
+  {
+    key: "launcher_dir",
+    field: "launcherDir",
+    option: "`launcherDir`",
+    default: `\`${SETTING_DEFAULTS.launcherDir}\``,
+    type: "an absolute path without white space",
+    parse: (place, _key, value) =>
+      parseAbsoluteDir(place, "launcher_dir", value, DEFAULT_LAUNCHER_DIR),
+  },
+  {
+    key: "libcap",
+    field: "libcap",
+    default: `\`${DEFAULT_LIBCAP}\``,
+    type: "a library name without a slash, or a normalised absolute path",
+    parse: (place, _key, value) => parseLibcap(place, value),
+  },
+  {
+    key: "permissions",
+    field: "permissions",
+    option: "`permissions`",
+    default: "none (plus reading its own code, and `sys` `uid,gid`)",
+    type: `\`"all"\`, or a table of ${
+      PERMISSION_KINDS.map((k) => `\`${k}\``).join(", ")
+    }`,
+    parse: (place, _key, value) => parsePermissions(place, value),
+  },
+  {
+    key: "confinement",
+    field: "confinement",
+    option: "`confinement`",
+    default: `${code(SETTING_DEFAULTS.confinement)} (docs/security/sandbox.md)`,
+    ...oneOf(
+      ["required", "best-effort", "off"],
+      'write confinement = "best-effort" (the default: apply what the kernel supports), "required" (refuse to start without it) or "off"',
+    ),
+  },
+  {
+    key: "syscall_filter",
+    field: "syscallFilter",
+    option: "`syscallFilter`",
+    default: "`[]`: the default deny list (security/sandbox.md)",
+    type: 'an array of `"+@group"`, `"-@group"`, `"+name"`, `"-name"`',
+    parse: (place, _key, value) => parseSyscallFilter(place, value),
+  },
+];
+
+/** Every valid key of a section, aliases after their key. */
+const SECTION_KEYS: readonly string[] = CONFIG_KEYS.flatMap((k) =>
+  k.alias === undefined ? [k.key] : [k.key, k.alias]
+);
+
 function parseSectionTable(table: Table, place: Place): ContextSettings {
-  const settings: ContextSettings = {};
   for (const key of Object.keys(table)) {
-    if (!(SECTION_KEYS as readonly string[]).includes(key)) {
+    if (!SECTION_KEYS.includes(key)) {
       throw unknownKeyError(place, key, SECTION_KEYS);
     }
   }
   const has = (key: string): boolean => Object.hasOwn(table, key);
+  const settings: Record<string, unknown> = {};
+  for (const entry of CONFIG_KEYS) {
+    if (entry.alias !== undefined && has(entry.key) && has(entry.alias)) {
+      throw new ConfigError(
+        `${
+          where(place)
+        }: both "${entry.key}" and its alias "${entry.alias}" are set (${
+          render(table[entry.key])
+        } and ${render(table[entry.alias])}); keep only "${entry.key}"`,
+        errorOptions(place, entry.alias),
+      );
+    }
+    for (const key of [entry.key, entry.alias]) {
+      if (key !== undefined && has(key)) {
+        settings[entry.field] = entry.parse(place, key, table[key]);
+      }
+    }
+  }
+  return settings as ContextSettings;
+}
 
-  if (has("user")) settings.user = parseId(place, "user", table.user);
-  if (has("group")) settings.group = parseId(place, "group", table.group);
-  if (has("capabilities")) {
-    settings.capabilities = parseCapabilities(place, table.capabilities);
-  }
-  if (has("concurrency") && has("thread_pool_size")) {
-    throw new ConfigError(
-      `${
-        where(place)
-      }: both "concurrency" and its alias "thread_pool_size" are set (${
-        render(table.concurrency)
-      } and ${render(table.thread_pool_size)}); keep only "concurrency"`,
-      errorOptions(place, "thread_pool_size"),
-    );
-  }
-  for (const key of ["concurrency", "thread_pool_size"]) {
-    if (has(key)) {
-      settings.concurrency = parsePositiveInteger(
-        place,
-        key,
-        table[key],
-        Number.MAX_SAFE_INTEGER,
-        "set it to how many calls the daemon may run at once, for example 4",
-      );
-    }
-  }
-  if (has("helper_command")) {
-    settings.helperCommand = parseHelperCommand(place, table.helper_command);
-  }
-  if (has("logger_name")) {
-    settings.loggerName = parseNonEmptyString(
-      place,
-      "logger_name",
-      table.logger_name,
-      'give a logger category such as "app.privsep.daemon"',
-    );
-  }
-  if (has("log_daemon_traceback")) {
-    const value = table.log_daemon_traceback;
-    if (typeof value !== "boolean") {
-      throw typeError(
-        place,
-        "log_daemon_traceback",
-        value,
-        "a boolean",
-        "write true or false without quotes",
-      );
-    }
-    settings.logDaemonTraceback = value;
-  }
-  if (has("verify")) {
-    const value = table.verify;
-    if (typeof value !== "boolean") {
-      throw typeError(
-        place,
-        "verify",
-        value,
-        "a boolean",
-        "write true or false without quotes",
-      );
-    }
-    settings.verify = value;
-  }
-  if (has("timeout_ms")) {
-    settings.timeoutMs = parsePositiveInteger(
-      place,
-      "timeout_ms",
-      table.timeout_ms,
-      MAX_TIMEOUT_MS,
-      "give the timeout in whole milliseconds, for example 30000",
-    );
-  }
-  if (has("cancel_grace_ms")) {
-    settings.cancelGraceMs = parsePositiveInteger(
-      place,
-      "cancel_grace_ms",
-      table.cancel_grace_ms,
-      MAX_TIMEOUT_MS,
-      "give the grace period in whole milliseconds, for example 2000",
-    );
-  }
-  if (has("on_stuck")) {
-    const value = table.on_stuck;
-    if (value !== "recycle" && value !== "report") {
-      throw typeError(
-        place,
-        "on_stuck",
-        value,
-        '"recycle" or "report"',
-        'write on_stuck = "recycle" (restart the daemon) or "report" (only log)',
-      );
-    }
-    settings.onStuck = value;
-  }
-  if (has("queue_limit")) {
-    settings.queueLimit = parsePositiveInteger(
-      place,
-      "queue_limit",
-      table.queue_limit,
-      1_000_000,
-      "give the number of calls that may wait for a free slot, for example 1000",
-    );
-  }
-  if (has("deno_dir")) {
-    settings.denoDir = parseAbsoluteDir(
-      place,
-      "deno_dir",
-      table.deno_dir,
-      "/var/cache/app/privsep-deno",
-    );
-  }
-  if (has("launcher_dir")) {
-    settings.launcherDir = parseAbsoluteDir(
-      place,
-      "launcher_dir",
-      table.launcher_dir,
-      "/usr/local/libexec/privsep",
-    );
-  }
-  if (has("libcap")) settings.libcap = parseLibcap(place, table.libcap);
-  if (has("permissions")) {
-    settings.permissions = parsePermissions(place, table.permissions);
-  }
-  if (has("confinement")) {
-    const value = table.confinement;
-    if (value !== "required" && value !== "best-effort" && value !== "off") {
-      throw typeError(
-        place,
-        "confinement",
-        value,
-        '"required", "best-effort" or "off"',
-        'write confinement = "best-effort" (the default: apply what the kernel supports), "required" (refuse to start without it) or "off"',
-      );
-    }
-    settings.confinement = value;
-  }
-  if (has("syscall_filter")) {
-    const value = table.syscall_filter;
-    const remedy =
-      'give entries such as ["+@keyring", "-@mount"] ("+" allows, "-" denies a group or a system call)';
-    if (!Array.isArray(value)) {
-      throw typeError(place, "syscall_filter", value, "an array", remedy);
-    }
-    settings.syscallFilter = value.map((item: unknown, index) => {
-      const key = `syscall_filter[${index}]`;
-      if (typeof item !== "string") {
-        throw typeError(place, key, item, "a string", remedy);
-      }
-      try {
-        expandSyscallEntry(item);
-      } catch (error) {
-        throw new ConfigError(
-          `${where(place)}: ${(error as Error).message}`,
-          errorOptions(place, key),
-        );
-      }
-      return item;
-    });
-  }
-  return settings;
+/**
+ * The reference table of docs/configuration.md, as rows of cells (markdown):
+ * key, value, option in code, default.
+ */
+export function configReferenceRows(): string[][] {
+  return CONFIG_KEYS.map((k) => [
+    `\`${k.key}\`${k.alias === undefined ? "" : ` (\`${k.alias}\`)`}`,
+    k.type,
+    k.option ?? "(config only)",
+    k.default,
+  ]);
 }
 
 /**
@@ -877,28 +1004,11 @@ function parseLibcap(place: Place, value: unknown): string {
  * gives `{}`. Other sections are not examined, but the whole document must be
  * valid TOML.
  *
- * Key by key:
- * - `user`, `group`: a name, or a numeric id as a string or integer (stored as
- *   a string).
- * - `capabilities`: an array of names or non-negative integers, kept as given.
- * - `concurrency` (alias `thread_pool_size`): an integer of at least 1.
- * - `helper_command`: an array of strings, or a string split on whitespace.
- * - `logger_name`: a non-empty string.
- * - `log_daemon_traceback`: a boolean.
- * - `verify`: a boolean.
- * - `timeout_ms`: an integer from 1 to 2147483647.
- * - `cancel_grace_ms`: an integer from 1 to 2147483647.
- * - `on_stuck`: `"recycle"` or `"report"`.
- * - `queue_limit`: an integer from 1 to 1000000.
- * - `deno_dir`, `launcher_dir`: an absolute path without white space.
- * - `libcap`: a library name without a slash (looked up in the loader's
- *   search path) or a normalised absolute path; never a relative path.
- * - `permissions`: `"all"`, or a table whose keys are `read`, `write`, `net`,
- *   `env`, `sys`, `run`, `ffi`, `import`, each a non-empty array of strings,
- *   or `true` for unscoped access (stored as an empty list).
- * - `confinement`: `"required"`, `"best-effort"` or `"off"`.
- * - `syscall_filter`: an array of `"+@group"`, `"-@group"`, `"+name"`,
- *   `"-name"` entries (see docs/security/sandbox.md).
+ * Every key, what it accepts and its default are in {@linkcode CONFIG_KEYS}
+ * (the reference table of docs/configuration.md is checked against it).
+ * `concurrency` and `thread_pool_size` are one key; `user` and `group` given
+ * as integers are stored as strings; `true` for a permission kind is stored
+ * as an empty list (unscoped).
  *
  * @param tomlText The TOML document.
  * @param section The name of the context's section.

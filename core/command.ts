@@ -13,7 +13,7 @@ import {
   assertTrustedTree,
   UntrustedPathError,
   untrustedReason,
-} from "../daemon/trust.ts";
+} from "./trust.ts";
 
 /**
  * The DENO_DIR of the daemon when the context sets none: written by the

@@ -1,0 +1,72 @@
+import assert from "node:assert/strict";
+import { ProtocolError } from "../errors.ts";
+import { PROTOCOL_VERSION } from "../protocol/messages.ts";
+import { DaemonClient } from "./_client.ts";
+
+const ROOT = new URL("../", import.meta.url).pathname.replace(/\/$/, "");
+
+/** Starts a client whose "daemon" is `source`, a Deno script. */
+async function startFake(source: string): Promise<DaemonClient | Error> {
+  const dir = await Deno.makeTempDir();
+  try {
+    const script = `${dir}/fake_daemon.ts`;
+    await Deno.writeTextFile(script, source);
+    return await DaemonClient.start({
+      context: "fake",
+      argv: [
+        Deno.execPath(),
+        "run",
+        "-A",
+        `--config=${ROOT}/deno.json`,
+        script,
+      ],
+      maxFrameBytes: 1 << 20,
+      daemonLogger: ["privsep", "daemon"],
+      onGone: () => {},
+      startHint: () => "",
+    }).catch((e) => e as Error);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+Deno.test("DaemonClient.start() refuses a daemon of another protocol version, naming both", async () => {
+  const old = PROTOCOL_VERSION - 1;
+  const result = await startFake(
+    `import { encodeMessage, Kind } from "${ROOT}/protocol/messages.ts";
+await Deno.stdout.write(encodeMessage([Kind.Hello, { v: ${old}, pid: Deno.pid }]));
+await new Promise((r) => setTimeout(r, 5000));`,
+  );
+  assert.ok(result instanceof ProtocolError, String(result));
+  assert.equal(
+    result.message,
+    `the daemon speaks protocol version ${old}, this caller ${PROTOCOL_VERSION}; run the same privsep version on both sides`,
+  );
+});
+
+Deno.test("DaemonClient.status() sends a status message and resolves with its result", async () => {
+  // A fake daemon that answers a status message, and only that.
+  const client = await startFake(
+    `import { decodeMessage, encodeMessage, FrameDecoder, Kind, PROTOCOL_VERSION } from "${ROOT}/protocol/mod.ts";
+await Deno.stdout.write(encodeMessage([Kind.Hello, { v: PROTOCOL_VERSION, pid: Deno.pid }]));
+const decoder = new FrameDecoder(1 << 20);
+for await (const chunk of Deno.stdin.readable) {
+  for (const body of decoder.push(chunk)) {
+    const m = decodeMessage(body);
+    if (m.kind === Kind.Status) {
+      await Deno.stdout.write(encodeMessage([Kind.Result, m.id, { pid: Deno.pid, asked: m.id }]));
+    } else if (m.kind !== Kind.Hello) {
+      await Deno.stdout.write(encodeMessage([Kind.Error, (m as { id: number }).id, { name: "Unexpected", message: String(m.kind) }]));
+    }
+  }
+}`,
+  );
+  assert.ok(client instanceof DaemonClient, String(client));
+  try {
+    const status = await client.status() as { pid: number; asked: number };
+    assert.equal(status.pid, client.info!.pid);
+    assert.equal(typeof status.asked, "number");
+  } finally {
+    await client.close();
+  }
+});

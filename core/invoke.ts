@@ -1,0 +1,166 @@
+// The rules of one privileged call, written once: the daemon's serving loop
+// (daemon/_session.ts) and the in-process mode of the testing kit
+// (contexts/priv_context.ts) both run calls through invoke() and build their
+// reply with replyFrame(), so the testing mode cannot drift from production.
+// Private: no export of the package re-exports it.
+
+import type { RemoteErrorInfo } from "../errors.ts";
+import { runWithSignal } from "./call_scope.ts";
+import {
+  type EntrypointOptions,
+  validateArgs,
+  validateResult,
+} from "./schema.ts";
+import { describeError, encodeMessage, Kind } from "../protocol/messages.ts";
+
+/** What invoke() needs of an entrypoint. */
+export interface Invocable {
+  /** `path#function`, relative to the context's prefix. */
+  key: string;
+  /** The privileged function itself. */
+  fn: (...args: unknown[]) => unknown;
+  /** Schemas and audit options. */
+  options?: EntrypointOptions;
+}
+
+/** How a call ended: the function's value, or what it (or a schema) threw. */
+export type Outcome = { value: unknown } | { error: unknown };
+
+/**
+ * Runs one call of `entrypoint` with `args`: waits for `wait` (a slot) when
+ * given, refuses to start once `signal` has aborted, validates the arguments
+ * with the entrypoint's schemas, runs the function with `signal` as its
+ * `callSignal()`, validates its result, and hands the outcome to `done`,
+ * exactly once.
+ *
+ * A synchronous function without schemas and without `wait` is run and
+ * settled synchronously: `done` has been called when this returns
+ * `undefined`, and no promise was made on the way. Otherwise it returns the
+ * promise of `done`'s call; it rejects only when `done` throws.
+ */
+export function invoke(
+  entrypoint: Invocable,
+  args: unknown[],
+  signal: AbortSignal,
+  done: (outcome: Outcome) => void,
+  wait?: Promise<void>,
+): Promise<void> | undefined {
+  const { key, fn, options } = entrypoint;
+  if (wait === undefined && !options?.args && !options?.result) {
+    let result: unknown;
+    try {
+      result = runWithSignal(signal, () => fn(...args));
+    } catch (error) {
+      done({ error });
+      return;
+    }
+    if (typeof (result as PromiseLike<unknown>)?.then !== "function") {
+      done({ value: result });
+      return;
+    }
+    return Promise.resolve(result).then(
+      (value) => done({ value }),
+      (error) => done({ error }),
+    );
+  }
+  return (async () => {
+    let outcome: Outcome;
+    try {
+      if (wait) await wait;
+      signal.throwIfAborted();
+      const checked = await validateArgs(key, fn, options, args);
+      outcome = {
+        value: await validateResult(
+          key,
+          options,
+          await runWithSignal(signal, () => fn(...checked)),
+        ),
+      };
+    } catch (error) {
+      done({ error });
+      return;
+    }
+    done(outcome);
+  })();
+}
+
+/** How replies are encoded. */
+export interface ReplyLimits {
+  /** The largest frame body the caller accepts. */
+  maxFrameBytes: number;
+  /** Whether error replies carry the stack. */
+  withStack: boolean;
+  /** Rewrites an error's envelope before it is sent (advice, say). */
+  hint?: (info: RemoteErrorInfo) => RemoteErrorInfo;
+}
+
+/**
+ * The reply of a finished call: a result frame, or an error frame when the
+ * call failed or its value cannot be sent (it does not encode, or does not
+ * fit in `maxFrameBytes`); `error` is then what the error frame describes.
+ */
+export type Reply =
+  | { frame: Uint8Array; ok: true }
+  | { frame: Uint8Array; ok: false; error: unknown };
+
+/** Encodes the reply to call `id` from its outcome. */
+export function replyFrame(
+  id: number,
+  outcome: Outcome,
+  limits: ReplyLimits,
+): Reply {
+  if ("value" in outcome) {
+    try {
+      return {
+        frame: encodeMessage(
+          [Kind.Result, id, outcome.value],
+          limits.maxFrameBytes,
+        ),
+        ok: true,
+      };
+    } catch (error) {
+      return { frame: errorFrame(id, error, limits), ok: false, error };
+    }
+  }
+  return {
+    frame: errorFrame(id, outcome.error, limits),
+    ok: false,
+    error: outcome.error,
+  };
+}
+
+/** Below this limit not even a cut error message is tried. */
+const CUT_MIN_FRAME = 8192;
+
+/**
+ * An error reply that always fits: when the envelope is too large for a
+ * frame (a message quoting a huge argument, large data, a long stack), it is
+ * sent again with the message cut and without data and stack.
+ */
+export function errorFrame(
+  id: number,
+  error: unknown,
+  limits: ReplyLimits,
+): Uint8Array {
+  const described = describeError(error, limits.withStack);
+  const info = limits.hint ? limits.hint(described) : described;
+  const max = limits.maxFrameBytes;
+  try {
+    return encodeMessage([Kind.Error, id, info], max);
+  } catch {
+    if (max < CUT_MIN_FRAME) {
+      // Not even a cut message fits: say only that.
+      return encodeMessage([Kind.Error, id, {
+        name: "ReplyTooLarge",
+        message: "error reply too large",
+      }], max);
+    }
+    return encodeMessage([Kind.Error, id, {
+      name: info.name.slice(0, 200),
+      message: `${
+        info.message.slice(0, 4096)
+      }… (error reply cut: it was larger than maxFrameBytes ${max})`,
+      ...(info.code ? { code: info.code.slice(0, 200) } : {}),
+    }], max);
+  }
+}

@@ -1,0 +1,117 @@
+// The calls a daemon has accepted and not yet answered: their cancellation,
+// and the detection of stuck calls (cancelled, yet still running after the
+// grace period, holding a slot).
+
+/** A call the daemon has accepted and not yet answered. */
+export interface Running {
+  /** The entrypoint's name, as called. */
+  key: string;
+  /** Aborts the call's signal (`callSignal()`) when it is cancelled. */
+  controller: AbortController;
+  /** Fires when the cancelled call has not stopped within the grace period. */
+  graceTimer?: number;
+  /** Whether it ignored its cancellation past the grace period. */
+  stuck?: boolean;
+  /** What the call's message costs in memory, decoded (an estimate). */
+  bytes: number;
+}
+
+/** The counters a status reports. */
+export interface CallCounters {
+  /** Calls answered since start. */
+  completed: number;
+  /** Calls cancelled since start. */
+  cancelled: number;
+  /** Cancelled calls that ran past the grace period, since start. */
+  stuck: number;
+  /** Of those, how many still run. */
+  stuckNow: number;
+}
+
+/** Timer functions (tests pass their own). */
+export interface Timers {
+  set(fn: () => void, ms: number): number;
+  clear(id: number | undefined): void;
+}
+
+const REAL_TIMERS: Timers = {
+  set: (fn, ms) => setTimeout(fn, ms) as unknown as number,
+  clear: (id) => clearTimeout(id),
+};
+
+/** The calls in flight, by id. */
+export class CallTable {
+  readonly #calls = new Map<number, Running>();
+  readonly counters: CallCounters = {
+    completed: 0,
+    cancelled: 0,
+    stuck: 0,
+    stuckNow: 0,
+  };
+
+  /**
+   * `graceMs`: how long a cancelled call may go on before it counts as
+   * stuck; `warn` reports a stuck call.
+   */
+  constructor(
+    readonly graceMs: number,
+    readonly warn: (message: string) => void,
+    readonly timers: Timers = REAL_TIMERS,
+  ) {}
+
+  /** Calls accepted and not yet answered (running or waiting for a slot). */
+  get size(): number {
+    return this.#calls.size;
+  }
+
+  /** Whether call `id` is in flight. */
+  has(id: number): boolean {
+    return this.#calls.has(id);
+  }
+
+  /** The ids in flight. */
+  ids(): IterableIterator<number> {
+    return this.#calls.keys();
+  }
+
+  /** Accepts call `id`. */
+  start(id: number, key: string, bytes: number): Running {
+    const call: Running = { key, controller: new AbortController(), bytes };
+    this.#calls.set(id, call);
+    return call;
+  }
+
+  /**
+   * Cancels call `id`: aborts its signal and gives it the grace period to
+   * stop; one that does not is stuck, and reported. Unknown or already
+   * cancelled calls are left alone.
+   */
+  cancel(id: number): void {
+    const call = this.#calls.get(id);
+    if (!call || call.controller.signal.aborted) return;
+    this.counters.cancelled++;
+    call.controller.abort(
+      new DOMException(
+        `privileged call ${call.key} was cancelled`,
+        "AbortError",
+      ),
+    );
+    call.graceTimer = this.timers.set(() => {
+      if (!this.#calls.has(id)) return;
+      call.stuck = true;
+      this.counters.stuck++;
+      this.counters.stuckNow++;
+      this.warn(
+        `${call.key} ignored its cancellation for ${this.graceMs} ms and still holds a slot (stuck calls: ${this.counters.stuckNow} now, ${this.counters.stuck} in all)`,
+      );
+    }, this.graceMs);
+  }
+
+  /** Call `id` was answered. */
+  end(id: number, call: Running): void {
+    this.#calls.delete(id);
+    this.timers.clear(call.graceTimer);
+    if (call.stuck) this.counters.stuckNow--;
+    this.counters.completed++;
+  }
+}

@@ -1,0 +1,92 @@
+// The daemon's logs go to the caller: stdout is the channel, so LogTape
+// records (the daemon's and its entrypoints') and console output become log
+// messages on the wire.
+
+import { configure, type LogRecord, type Sink } from "@logtape/logtape";
+import { encodeValue } from "../protocol/codec.ts";
+import { encodeMessage, Kind } from "../protocol/messages.ts";
+import type { Outbox } from "./_outbox.ts";
+
+/** Logs one message of the daemon's own (category privsep.daemon). */
+export type DaemonLog = (level: LogRecord["level"], message: string) => void;
+
+/** A value as text for a log message; never throws. */
+export function safeString(value: unknown): string {
+  try {
+    return typeof value === "object" ? JSON.stringify(value) : String(value);
+  } catch {
+    return Object.prototype.toString.call(value);
+  }
+}
+
+/**
+ * A LogTape sink that sends each record to the caller as a log message.
+ * Properties that do not encode as msgpack are left out.
+ */
+export function wireSink(out: Outbox): Sink {
+  return (record: LogRecord) => {
+    let properties: Record<string, unknown> | undefined;
+    try {
+      encodeValue(record.properties);
+      properties = record.properties;
+    } catch { /* properties that do not encode are left out */ }
+    out.send(encodeMessage([Kind.Log, {
+      category: [...record.category],
+      level: record.level,
+      message: record.message.map((p: unknown) =>
+        typeof p === "string" ? p : safeString(p)
+      ).join(""),
+      timestamp: record.timestamp,
+      properties,
+    }]));
+  };
+}
+
+/** A record of `category` with one message and no properties. */
+function plainRecord(
+  category: string[],
+  level: LogRecord["level"],
+  message: string,
+): LogRecord {
+  return {
+    category,
+    level,
+    message: [message],
+    rawMessage: "",
+    timestamp: Date.now(),
+    properties: {},
+  };
+}
+
+/**
+ * Sends everything the daemon and its entrypoints log to the caller: LogTape
+ * at every level, and `console.*` as records of category `console`. Returns
+ * the daemon's own logger.
+ */
+export async function bridgeLogs(out: Outbox): Promise<DaemonLog> {
+  const sink = wireSink(out);
+  await configure({
+    sinks: { wire: sink },
+    loggers: [
+      { category: [], sinks: ["wire"], lowestLevel: "debug" },
+      {
+        category: ["logtape", "meta"],
+        sinks: ["wire"],
+        lowestLevel: "warning",
+      },
+    ],
+  });
+  // stdout is the channel: console output becomes log records instead.
+  const consoleLog = (level: LogRecord["level"]) => (...parts: unknown[]) =>
+    sink(plainRecord(
+      ["console"],
+      level,
+      parts.map((p) => typeof p === "string" ? p : safeString(p)).join(" "),
+    ));
+  console.log = console.info = consoleLog("info");
+  console.debug = console.trace = consoleLog("debug");
+  console.warn = consoleLog("warning");
+  console.error = consoleLog("error");
+  return (level, message) =>
+    sink(plainRecord(["privsep", "daemon"], level, message));
+}

@@ -1,0 +1,93 @@
+// The daemon's memory policy. Large messages leave large ArrayBuffers
+// behind, which V8 only frees at its next collection: a collection soon
+// after keeps the daemon's memory near its idle size (the daemon runs with
+// --expose-gc).
+
+/** A message this large leaves large buffers behind. */
+export const LARGE_MESSAGE = 256 * 1024;
+/**
+ * Large buffers held longer than this have likely been moved to the old
+ * generation (the young one is 1 MiB), which only a full collection frees.
+ */
+export const LONG_CALL_MS = 50;
+
+/** A garbage collection: young generation only, or full. */
+export type Collection = "minor" | "major";
+
+/** Runs collections soon, at most one pending at a time. */
+export class Collector {
+  #scheduled: Collection | undefined;
+  readonly #gc: ((o: { type: string }) => void) | undefined;
+  readonly #defer: (fn: () => void) => void;
+
+  constructor(
+    gc: ((o: { type: string }) => void) | undefined,
+    defer: (fn: () => void) => void = (fn) => setTimeout(fn, 0),
+  ) {
+    this.#gc = gc;
+    this.#defer = defer;
+  }
+
+  /**
+   * Asks for a collection of `type`: at once when `now` (the daemon has
+   * nothing else to do: no call, no timer, so none is scheduled either; it
+   * collects while the caller reads the reply, instead of in a timer that
+   * would keep the next read asynchronous), else in a timer. A pending minor
+   * collection asked to be major becomes a full one.
+   */
+  soon(type: Collection, now = false): void {
+    const gc = this.#gc;
+    if (!gc) return;
+    if (now) {
+      gc({ type });
+      return;
+    }
+    if (this.#scheduled === "major" || this.#scheduled === type) return;
+    const pending = this.#scheduled !== undefined;
+    this.#scheduled = type;
+    if (pending) return; // the pending one becomes a full collection
+    this.#defer(() => {
+      const what = this.#scheduled;
+      this.#scheduled = undefined;
+      if (what) gc({ type: what });
+    });
+  }
+}
+
+/**
+ * What a finished call leaves behind: its large arguments and result are
+ * garbage now, unless it kept them. A cheap young-generation collection
+ * after a short call; a full one after a long call (`started`: when it
+ * started, by performance.now()), whose buffers have had time to be
+ * promoted; none after small messages (and no clock read either).
+ */
+export function collectionAfterCall(
+  callBytes: number,
+  replyBytes: number,
+  started: number,
+): Collection | undefined {
+  if (callBytes < LARGE_MESSAGE && replyBytes < LARGE_MESSAGE) return undefined;
+  return performance.now() - started > LONG_CALL_MS ? "major" : "minor";
+}
+
+/**
+ * The garbage of refused calls. A refused call's arguments were live while
+ * they were decoded, so most were promoted to the old generation: garbage
+ * that V8 lets grow to a few times the live heap (the queue's) before it
+ * collects on its own. Once the refused calls add up to the queue's budget,
+ * a full collection (at most one per budget's worth of refused calls).
+ */
+export class RefusedCalls {
+  /** Estimated decoded bytes refused since the last full collection for them. */
+  #bytes = 0;
+  constructor(readonly budget: number) {}
+
+  /** A call of `bytes` was refused: the collection it calls for. */
+  refused(bytes: number): Collection | undefined {
+    if ((this.#bytes += bytes) >= this.budget) {
+      this.#bytes = 0;
+      return "major";
+    }
+    return bytes >= LARGE_MESSAGE ? "minor" : undefined;
+  }
+}

@@ -1,0 +1,78 @@
+import assert from "node:assert/strict";
+import {
+  collectionAfterCall,
+  Collector,
+  LARGE_MESSAGE,
+  LONG_CALL_MS,
+  RefusedCalls,
+} from "./_memory.ts";
+
+function collector() {
+  const ran: string[] = [];
+  const deferred: (() => void)[] = [];
+  const c = new Collector(
+    (o) => ran.push(o.type),
+    (fn) => deferred.push(fn),
+  );
+  const tick = () => deferred.splice(0).forEach((fn) => fn());
+  return { c, ran, deferred, tick };
+}
+
+Deno.test("Collector.soon() collects at once when the daemon has nothing else to do", () => {
+  const { c, ran, deferred } = collector();
+  c.soon("major", true);
+  assert.deepEqual(ran, ["major"]);
+  assert.equal(deferred.length, 0);
+});
+
+Deno.test("Collector.soon() schedules one collection for many requests", () => {
+  const { c, ran, deferred, tick } = collector();
+  c.soon("minor");
+  c.soon("minor");
+  assert.equal(deferred.length, 1);
+  tick();
+  assert.deepEqual(ran, ["minor"]);
+});
+
+Deno.test("Collector.soon() makes a pending minor collection a full one", () => {
+  const { c, ran, deferred, tick } = collector();
+  c.soon("minor");
+  c.soon("major");
+  c.soon("minor");
+  assert.equal(deferred.length, 1);
+  tick();
+  assert.deepEqual(ran, ["major"]);
+  c.soon("minor");
+  tick();
+  assert.deepEqual(ran, ["major", "minor"], "a new one after the last ran");
+});
+
+Deno.test("Collector.soon() does nothing without --expose-gc", () => {
+  const deferred: (() => void)[] = [];
+  const c = new Collector(undefined, (fn) => deferred.push(fn));
+  c.soon("major");
+  c.soon("minor", true);
+  assert.equal(deferred.length, 0);
+});
+
+Deno.test("collectionAfterCall() collects after large messages only, fully after a long call", () => {
+  const now = performance.now();
+  const long = now - LONG_CALL_MS - 1;
+  assert.equal(collectionAfterCall(100, 100, long), undefined);
+  assert.equal(collectionAfterCall(LARGE_MESSAGE, 0, now + 1000), "minor");
+  assert.equal(collectionAfterCall(0, LARGE_MESSAGE, now + 1000), "minor");
+  assert.equal(collectionAfterCall(LARGE_MESSAGE, 0, long), "major");
+});
+
+Deno.test("RefusedCalls.refused() asks for a full collection once per budget of refused bytes", () => {
+  const refused = new RefusedCalls(3 * LARGE_MESSAGE);
+  assert.equal(refused.refused(10), undefined);
+  assert.equal(refused.refused(LARGE_MESSAGE), "minor");
+  assert.equal(refused.refused(LARGE_MESSAGE), "minor");
+  assert.equal(
+    refused.refused(LARGE_MESSAGE),
+    "major",
+    "the budget is reached",
+  );
+  assert.equal(refused.refused(10), undefined, "counting starts again");
+});

@@ -1,0 +1,118 @@
+// The daemon's way out: every frame it sends goes through one Outbox, which
+// writes small frames at once and batches whatever piles up during a write.
+
+import { concatFrames, padFrames } from "../protocol/frame.ts";
+import { releaseFrame } from "../protocol/_release.ts";
+
+/** Frames up to this size are written synchronously when nothing is queued. */
+export const SYNC_WRITE_MAX = 16 * 1024;
+
+/** Where an Outbox writes: the daemon's stdout (tests pass their own). */
+export interface FrameWriter {
+  /** Writes some of `data` now, blocking; the count written. */
+  writeSync(data: Uint8Array): number;
+  /** Writes some of `data`; the count written. */
+  write(data: Uint8Array): Promise<number>;
+}
+
+/** Writes frames to stdout, batching whatever piles up during a write. */
+export class Outbox {
+  #queue: Uint8Array[] = [];
+  #queued = 0;
+  #writing = false;
+  #drained: (() => void)[] = [];
+  readonly #out: FrameWriter;
+  /** Called when the caller is gone (a write failed). */
+  onGone: () => void = () => Deno.exit(0);
+
+  constructor(out: FrameWriter = Deno.stdout) {
+    this.#out = out;
+  }
+
+  /** Bytes accepted but not yet written. */
+  get pending(): number {
+    return this.#queued;
+  }
+
+  /** Whether nothing waits to be written. */
+  get idle(): boolean {
+    return !this.#writing && this.#queue.length === 0;
+  }
+
+  /**
+   * Sends a frame. A small frame with nothing ahead of it goes out at once,
+   * without a trip through the event loop (a pipe takes 64 KiB without
+   * blocking). So does a large one when `alone` (the daemon has nothing else
+   * to do: no other call running or read, nothing of the next message
+   * received, no pending timer), because blocking in the write then delays
+   * nothing, and an asynchronous write would go through one of Deno's
+   * blocking threads and leave the next read asynchronous too: two more
+   * wake-ups across threads per large call. While it blocks, the daemon
+   * reads nothing: a caller must read replies while it writes (PROTOCOL.md,
+   * Flow control); one that closes its end makes the write fail at once.
+   */
+  send(frame: Uint8Array, alone = false): void {
+    const large = frame.length > SYNC_WRITE_MAX;
+    if (this.idle && (alone || !large)) {
+      // A small frame is padded when it holds a newline byte, so that Deno's
+      // line-buffered stdout sends it in one write instead of two (see
+      // PADDING_FRAME); a large one is not copied for that.
+      const data = large ? frame : padFrames(frame);
+      try {
+        let off = 0;
+        while (off < data.length) {
+          off += this.#out.writeSync(data.subarray(off));
+        }
+      } catch {
+        this.onGone();
+        return;
+      }
+      if (large) releaseFrame(data);
+      return;
+    }
+    this.#queue.push(frame);
+    this.#queued += frame.length;
+    if (!this.#writing) this.#flush();
+  }
+
+  /** Resolves once fewer than `limit` bytes wait to be written. */
+  below(limit: number): Promise<void> | undefined {
+    if (this.#queued < limit) return undefined;
+    return new Promise((resolve) => this.#drained.push(resolve));
+  }
+
+  async #flush(): Promise<void> {
+    this.#writing = true;
+    try {
+      while (this.#queue.length) {
+        // Small frames that piled up go out in one write; a large one goes
+        // out alone, without a copy, and its memory is released as soon as
+        // it is written instead of at some later collection.
+        const large = this.#queue[0].length > SYNC_WRITE_MAX;
+        let n = 1;
+        if (!large) {
+          while (
+            n < this.#queue.length && this.#queue[n].length <= SYNC_WRITE_MAX
+          ) n++;
+        }
+        const batch = this.#queue.splice(0, n);
+        const joined = n === 1 ? batch[0] : concatFrames(batch);
+        // A large frame is not copied to be padded: one more write is
+        // little next to its size.
+        const data = large ? joined : padFrames(joined);
+        let off = 0;
+        while (off < data.length) {
+          off += await this.#out.write(data.subarray(off));
+        }
+        this.#queued -= joined.length;
+        if (large) releaseFrame(data);
+        for (const resolve of this.#drained.splice(0)) resolve();
+      }
+    } catch {
+      // The caller is gone.
+      this.onGone();
+    } finally {
+      this.#writing = false;
+    }
+  }
+}

@@ -1,0 +1,130 @@
+import assert from "node:assert/strict";
+import { encodeFrame, PADDING_FRAME } from "../protocol/frame.ts";
+import { type FrameWriter, Outbox, SYNC_WRITE_MAX } from "./_outbox.ts";
+
+/** A writer whose asynchronous writes finish when the test says so. */
+class FakeWriter implements FrameWriter {
+  syncWrites: Uint8Array[] = [];
+  asyncWrites: Uint8Array[] = [];
+  #finish: (() => void)[] = [];
+  fail = false;
+  writeSync(data: Uint8Array): number {
+    if (this.fail) throw new Error("EPIPE");
+    this.syncWrites.push(data.slice());
+    return data.length;
+  }
+  write(data: Uint8Array): Promise<number> {
+    if (this.fail) return Promise.reject(new Error("EPIPE"));
+    this.asyncWrites.push(data.slice());
+    return new Promise((resolve) =>
+      this.#finish.push(() => resolve(data.length))
+    );
+  }
+  /** Finishes the oldest asynchronous write, and lets the outbox go on. */
+  async finishOne(): Promise<void> {
+    this.#finish.shift()!();
+    for (let i = 0; i < 5; i++) await Promise.resolve();
+  }
+}
+
+/** A frame of `n` body bytes without a newline byte. */
+function frame(n: number, fill = 7): Uint8Array {
+  return encodeFrame(new Uint8Array(n).fill(fill));
+}
+
+function concat(...parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let off = 0;
+  for (const p of parts) {
+    out.set(p, off);
+    off += p.length;
+  }
+  return out;
+}
+
+Deno.test("Outbox.send() writes a small frame at once when nothing is queued", () => {
+  const w = new FakeWriter();
+  const out = new Outbox(w);
+  const f = frame(11); // (a length of 10 would be a newline byte)
+  out.send(f);
+  assert.deepEqual(w.syncWrites, [f]);
+  assert.deepEqual(w.asyncWrites, []);
+  assert.equal(out.idle, true);
+  assert.equal(out.pending, 0);
+});
+
+Deno.test("Outbox.send() pads a small frame that holds a newline byte", () => {
+  const w = new FakeWriter();
+  const out = new Outbox(w);
+  const f = encodeFrame(new Uint8Array([0x0a, 1, 2]));
+  out.send(f);
+  assert.deepEqual(w.syncWrites, [concat(f, PADDING_FRAME)]);
+});
+
+Deno.test("Outbox.send() queues a large frame unless the daemon is alone", async () => {
+  const w = new FakeWriter();
+  const out = new Outbox(w);
+  const big = frame(SYNC_WRITE_MAX + 1);
+  out.send(big, true);
+  assert.equal(w.syncWrites.length, 1, "alone: written at once");
+  out.send(big);
+  assert.equal(w.syncWrites.length, 1);
+  assert.equal(w.asyncWrites.length, 1, "not alone: written asynchronously");
+  assert.equal(out.idle, false);
+  assert.equal(out.pending, big.length);
+  await w.finishOne();
+  assert.equal(out.idle, true);
+  assert.equal(out.pending, 0);
+});
+
+Deno.test("Outbox batches the small frames that pile up during a write, a large one alone", async () => {
+  const w = new FakeWriter();
+  const out = new Outbox(w);
+  const big = frame(SYNC_WRITE_MAX + 1);
+  out.send(big); // an asynchronous write starts
+  const a = frame(3, 1), b = frame(4, 2), c = frame(5, 3);
+  const big2 = frame(SYNC_WRITE_MAX + 2);
+  const d = frame(6, 4);
+  for (const f of [a, b, c, big2, d]) out.send(f);
+  assert.equal(w.syncWrites.length, 0, "nothing overtakes the queue");
+  assert.equal(
+    out.pending,
+    big.length + a.length + b.length + c.length +
+      big2.length + d.length,
+  );
+  await w.finishOne();
+  await w.finishOne();
+  await w.finishOne();
+  await w.finishOne();
+  assert.deepEqual(w.asyncWrites, [big, concat(a, b, c), big2, d]);
+  assert.equal(out.idle, true);
+});
+
+Deno.test("Outbox.below() resolves once the queue has drained below the limit", async () => {
+  const w = new FakeWriter();
+  const out = new Outbox(w);
+  const big = frame(SYNC_WRITE_MAX + 1);
+  assert.equal(out.below(1), undefined, "nothing queued");
+  out.send(big);
+  const wait = out.below(big.length);
+  assert.ok(wait instanceof Promise);
+  let resolved = false;
+  wait.then(() => resolved = true);
+  await Promise.resolve();
+  assert.equal(resolved, false);
+  await w.finishOne();
+  assert.equal(resolved, true);
+});
+
+Deno.test("Outbox calls onGone when a write fails (the caller is gone)", async () => {
+  const w = new FakeWriter();
+  const out = new Outbox(w);
+  let gone = 0;
+  out.onGone = () => gone++;
+  w.fail = true;
+  out.send(frame(11));
+  assert.equal(gone, 1, "synchronous write");
+  out.send(frame(SYNC_WRITE_MAX + 1));
+  for (let i = 0; i < 5; i++) await Promise.resolve();
+  assert.equal(gone, 2, "asynchronous write");
+});

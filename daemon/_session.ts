@@ -1,0 +1,360 @@
+// One serving session: the daemon's side of the channel, from the caller's
+// hello to the end of stdin. The read loop parses and dispatches; each call
+// runs by the rules of core/invoke.ts, and its reply is audited, frees its
+// slot and goes out through the Outbox.
+
+import { ProtocolError, QUEUE_FULL_CODE } from "../errors.ts";
+import {
+  invoke,
+  type Outcome,
+  replyFrame,
+  type ReplyLimits,
+} from "../core/invoke.ts";
+import type { EntrypointRecord } from "../core/_registry.ts";
+import { FrameDecoder } from "../protocol/frame.ts";
+import {
+  decodeMessage,
+  describeError,
+  encodeMessage,
+  Kind,
+  type Message,
+  PROTOCOL_VERSION,
+} from "../protocol/messages.ts";
+import { lastDecoded } from "../protocol/_decoded_cost.ts";
+import { killRunningCommands } from "./run_command.ts";
+import { reapLeftovers } from "./_children.ts";
+import type { Audit } from "./_audit.ts";
+import { CallTable, type Running } from "./_calls.ts";
+import type { DaemonLog } from "./_log_bridge.ts";
+import {
+  collectionAfterCall,
+  Collector,
+  LARGE_MESSAGE,
+  RefusedCalls,
+} from "./_memory.ts";
+import type { Outbox } from "./_outbox.ts";
+import { Slots } from "./_slots.ts";
+
+/** What a session serves, and how. */
+export interface SessionOptions {
+  /** The context's name, for messages. */
+  contextName: string;
+  /** The context's entrypoints, by key. */
+  entrypoints: Map<string, EntrypointRecord>;
+  /** Calls run at once. */
+  concurrency: number;
+  /** Calls that may wait for a slot. */
+  queueLimit: number;
+  /** How long a cancelled call may go on before it counts as stuck (ms). */
+  graceMs: number;
+  /** How replies are encoded (maxFrameBytes, stacks, advice). */
+  limits: ReplyLimits;
+  /** Where frames go. */
+  out: Outbox;
+  /** The daemon's own log. */
+  log: DaemonLog;
+  /** The audit trail. */
+  audit: Audit;
+  /** The timers pending in this process (see _timers.ts). */
+  timers: Set<number>;
+}
+
+/** The counters `status` reports (the caller's DaemonStatus). */
+export interface StatusInfo {
+  pid: number;
+  concurrency: number;
+  queueLimit: number;
+  running: number;
+  queued: number;
+  completed: number;
+  cancelled: number;
+  stuck: number;
+  stuckNow: number;
+}
+
+const gc = (globalThis as { gc?: (o: { type: string }) => void }).gc;
+
+/** The daemon's side of one channel. */
+export class Session {
+  readonly #o: SessionOptions;
+  readonly #out: Outbox;
+  readonly #maxFrameBytes: number;
+  readonly #slots: Slots;
+  readonly #calls: CallTable;
+  readonly #decoder: FrameDecoder;
+  readonly #collector = new Collector(gc);
+  readonly #refused: RefusedCalls;
+  /** The promises of calls that did not finish synchronously. */
+  readonly #active = new Set<Promise<void>>();
+  /** Calls read in the current batch but not started yet. */
+  #undispatched = 0;
+  #greeted = false;
+  #leaving = false;
+
+  constructor(options: SessionOptions) {
+    this.#o = options;
+    this.#out = options.out;
+    this.#maxFrameBytes = options.limits.maxFrameBytes;
+    // Queued calls hold their decoded arguments: bound them by what those
+    // cost in memory too (estimated while decoding, protocol/_decoded_cost.ts).
+    this.#slots = new Slots(
+      options.concurrency,
+      options.queueLimit,
+      Math.max(64 << 20, 2 * this.#maxFrameBytes),
+    );
+    this.#refused = new RefusedCalls(this.#slots.queueBytes);
+    this.#calls = new CallTable(
+      options.graceMs,
+      (message) => options.log("warning", message),
+    );
+    this.#decoder = new FrameDecoder(this.#maxFrameBytes);
+    this.#out.onGone = () => void this.leave(0);
+  }
+
+  /** The daemon's counters. */
+  status(): StatusInfo {
+    const counters = this.#calls.counters;
+    return {
+      pid: Deno.pid,
+      concurrency: this.#o.concurrency,
+      queueLimit: this.#slots.queueLimit,
+      running: this.#calls.size - this.#slots.queued,
+      queued: this.#slots.queued,
+      completed: counters.completed,
+      cancelled: counters.cancelled,
+      stuck: counters.stuck,
+      stuckNow: counters.stuckNow,
+    };
+  }
+
+  /**
+   * Reads and dispatches messages until stdin closes, then leaves. Small
+   * frames arrive through one buffer; a large body is read straight into
+   * place (bodyTail), without a copy.
+   */
+  async serve(): Promise<never> {
+    const decoder = this.#decoder;
+    const out = this.#out;
+    const calls = this.#calls;
+    const active = this.#active;
+    const timers = this.#o.timers;
+    const buf = new Uint8Array(64 * 1024);
+    // Backpressure: while this much waits to be written (the caller does not
+    // read), stop reading new calls.
+    const highWater = Math.max(8 << 20, this.#maxFrameBytes);
+    for (;;) {
+      const full = out.below(highWater);
+      if (full) await full;
+      const tail = decoder.bodyTail();
+      const into = tail ?? buf;
+      let n: number | null;
+      try {
+        // Idle (no call running, nothing to write, no timer pending): wait
+        // for the next call in a blocking read, which wakes up sooner than an
+        // async one. A pending timer (an entrypoint's delayed work) keeps the
+        // read async, so that it fires on time.
+        n = calls.size === 0 && active.size === 0 && out.idle &&
+            timers.size === 0
+          ? Deno.stdin.readSync(into)
+          : await Deno.stdin.read(into);
+      } catch {
+        n = null;
+      }
+      if (n === null) return await this.leave(0);
+      try {
+        const bodies = tail
+          ? decoder.commit(n)
+          : decoder.push(buf.subarray(0, n));
+        for (let i = 0; i < bodies.length; i++) {
+          this.#undispatched = bodies.length - 1 - i;
+          this.#dispatch(decodeMessage(bodies[i]));
+        }
+      } catch (error) {
+        await this.fatal(error);
+      } finally {
+        this.#undispatched = 0;
+      }
+    }
+  }
+
+  /** Acts on one message from the caller. */
+  #dispatch(m: Message): void {
+    if (!this.#greeted) {
+      this.#greet(m);
+    } else if (m.kind === Kind.Call) {
+      if (this.#calls.has(m.id)) {
+        throw new ProtocolError(`call id ${m.id} is already in flight`);
+      }
+      // lastDecoded: the message just decoded (at least its bytes).
+      const p = this.#run(m.id, m.entrypoint, m.args, lastDecoded.cost)
+        ?.catch((error) => this.fatal(error));
+      if (p) {
+        this.#active.add(p);
+        p.finally(() => this.#active.delete(p));
+      }
+    } else if (m.kind === Kind.Cancel) {
+      this.#calls.cancel(m.id);
+    } else if (m.kind === Kind.Status) {
+      if (this.#calls.has(m.id)) {
+        throw new ProtocolError(`status id ${m.id} is a call in flight`);
+      }
+      this.#out.send(encodeMessage([Kind.Result, m.id, this.status()]));
+    } else {
+      throw new ProtocolError(
+        `received a message of kind ${m.kind}, which only daemons send`,
+      );
+    }
+  }
+
+  /** The caller's first message must be its hello, in our version. */
+  #greet(m: Message): void {
+    if (m.kind === Kind.Hello) this.#o.audit.on = m.hello.audit !== false;
+    if (m.kind !== Kind.Hello || m.hello.v !== PROTOCOL_VERSION) {
+      throw new ProtocolError(
+        m.kind === Kind.Hello
+          ? `caller speaks protocol version ${m.hello.v}, daemon ${PROTOCOL_VERSION}`
+          : "the caller's first message must be a hello",
+      );
+    }
+    this.#greeted = true;
+  }
+
+  /**
+   * Runs one call. A synchronous function without schemas that gets a slot at
+   * once is answered synchronously (no promise at all on the hot path);
+   * everything else returns the promise of its completion.
+   */
+  #run(
+    id: number,
+    key: string,
+    args: unknown[],
+    bytes: number,
+  ): Promise<void> | undefined {
+    const started = performance.now();
+    const ep = this.#o.entrypoints.get(key);
+    if (!ep) {
+      this.#o.audit.record(
+        key.slice(0, 200),
+        started,
+        "refused",
+        "NotAnEntrypoint",
+      );
+      this.#out.send(encodeMessage([Kind.Error, id, {
+        name: "NotAnEntrypoint",
+        message: `"${
+          key.slice(0, 200)
+        }" is not an entrypoint of context ${this.#o.contextName}`,
+      }]));
+      // A message that runs nothing is garbage at once (see _memory.ts).
+      if (bytes >= LARGE_MESSAGE) this.#collector.soon("minor");
+      return;
+    }
+    const wait = this.#slots.acquire(bytes);
+    if (wait === false) {
+      this.#refuse(id, key, started, bytes);
+      return;
+    }
+    const call = this.#calls.start(id, key, bytes);
+    return invoke(
+      ep,
+      args,
+      call.controller.signal,
+      (outcome) => this.#finish(id, call, ep, args, started, outcome),
+      wait,
+    );
+  }
+
+  /** Refuses a call: every slot is taken and the queue is full. */
+  #refuse(id: number, key: string, started: number, bytes: number): void {
+    const slots = this.#slots;
+    this.#o.audit.record(key, started, "refused", "PrivsepQueueFull");
+    this.#out.send(encodeMessage([Kind.Error, id, {
+      name: "PrivsepQueueFull",
+      code: QUEUE_FULL_CODE,
+      message:
+        `${this.#o.concurrency} calls run and the queue is full (${slots.queueLimit} calls or ${slots.queueBytes} bytes of decoded arguments, estimated); raise concurrency or queue_limit, or call less at once`,
+    }]));
+    const collection = this.#refused.refused(bytes);
+    if (collection) this.#collector.soon(collection);
+  }
+
+  /** Builds the reply of a finished call, audits it, frees its slot, sends it. */
+  #finish(
+    id: number,
+    call: Running,
+    ep: EntrypointRecord,
+    args: unknown[],
+    started: number,
+    outcome: Outcome,
+  ): void {
+    const key = call.key;
+    const audit = this.#o.audit;
+    const logged = ep.options?.auditArgs ? args : undefined;
+    const reply = replyFrame(id, outcome, this.#o.limits);
+    if (reply.ok) {
+      audit.record(key, started, "ok", undefined, logged);
+    } else if ("value" in outcome) {
+      // The value did not encode or fit.
+      audit.record(key, started, "error", (reply.error as Error).name, logged);
+    } else {
+      const error = outcome.error;
+      audit.record(
+        key,
+        started,
+        call.controller.signal.aborted ? "cancelled" : "error",
+        error instanceof Error ? error.name : "NonError",
+        logged,
+      );
+      if (this.#o.limits.withStack) {
+        this.#o.log(
+          "error",
+          `${key} failed: ${(error as Error)?.stack ?? String(error)}`,
+        );
+      }
+    }
+    const calls = this.#calls;
+    calls.end(id, call);
+    // No call runs: what its commands left in the daemon's cgroup goes.
+    if (calls.size === 0) reapLeftovers();
+    this.#slots.release();
+    // Nothing else to do: no call running or read and waiting to start, no
+    // part of the next message received, no timer pending.
+    const alone = calls.size === 0 && this.#undispatched === 0 &&
+      this.#decoder.buffered === 0 && this.#o.timers.size === 0;
+    // Taken before sending: a written frame's memory is released.
+    const replyBytes = reply.frame.length;
+    this.#out.send(reply.frame, alone);
+    // The call's large arguments and result are garbage now, unless it kept
+    // them: collected at once when nothing else waits, while the caller reads
+    // the reply.
+    const collection = collectionAfterCall(call.bytes, replyBytes, started);
+    if (collection) this.#collector.soon(collection, alone && this.#out.idle);
+  }
+
+  /**
+   * Leaves: cancels what still runs (runCommand kills its children on the
+   * signal) and gives it a moment, so that no child outlives the daemon.
+   */
+  async leave(code: number): Promise<never> {
+    if (!this.#leaving) {
+      this.#leaving = true;
+      for (const id of this.#calls.ids()) this.#calls.cancel(id);
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([
+        Promise.allSettled([...this.#active]),
+        new Promise((r) => timer = setTimeout(r, 200)),
+      ]);
+      clearTimeout(timer);
+      killRunningCommands();
+      Deno.exit(code);
+    }
+    return await new Promise<never>(() => {});
+  }
+
+  /** The channel is broken: says why, and leaves. */
+  async fatal(error: unknown): Promise<never> {
+    this.#out.send(encodeMessage([Kind.Fatal, describeError(error, false)]));
+    await new Promise((r) => setTimeout(r, 50));
+    return await this.leave(3);
+  }
+}

@@ -1,0 +1,8 @@
+// What the msgpack encoder and decoder share. Private: see encode.ts and
+// decode.ts.
+
+/** Deepest nesting of arrays and maps (objects), both ways. */
+export const MAX_DEPTH = 512;
+
+/** 2^32: splits a 64-bit integer into its high and low 32 bits. */
+export const POW32 = 0x1_0000_0000;

@@ -1,0 +1,500 @@
+// Copyright the privsep authors. Apache-2.0 license.
+
+// Tests of the msgpack decoder: what decodeValue() returns, and the
+// ProtocolError for anything malformed, hostile or beyond its limits.
+
+import assert from "node:assert/strict";
+import { Buffer } from "node:buffer";
+import { pack } from "msgpackr/pack";
+import { ProtocolError } from "../errors.ts";
+import { decodeValue, MAX_DECODED_ITEMS } from "./decode.ts";
+import { encodeValue } from "./encode.ts";
+
+function roundTrip(value: unknown): unknown {
+  return decodeValue(encodeValue(value));
+}
+
+/** Bytes from a string of hex pairs, spaces ignored. */
+function h(hex: string): Uint8Array {
+  const clean = hex.replace(/\s+/g, "");
+  const out = new Uint8Array(clean.length / 2);
+  for (let i = 0; i < out.length; i++) {
+    out[i] = parseInt(clean.slice(i * 2, i * 2 + 2), 16);
+  }
+  return out;
+}
+
+function hex(bytes: Uint8Array): string {
+  return [...bytes].map((b) => b.toString(16).padStart(2, "0")).join(" ");
+}
+
+function concat(...parts: (Uint8Array | number[])[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let off = 0;
+  for (const p of parts) {
+    out.set(p, off);
+    off += p.length;
+  }
+  return out;
+}
+
+const utf8 = (s: string) => new TextEncoder().encode(s);
+
+/** Asserts that decoding `bytes` throws ProtocolError matching `pattern`. */
+function assertRejects(bytes: number[] | Uint8Array, pattern?: RegExp): void {
+  assert.throws(
+    () =>
+      decodeValue(bytes instanceof Uint8Array ? bytes : new Uint8Array(bytes)),
+    (error: unknown) => {
+      assert.ok(error instanceof ProtocolError, `got ${error}`);
+      if (pattern) assert.match(error.message, pattern);
+      return true;
+    },
+  );
+}
+
+/** `depth` nested one-element msgpack arrays around nil. */
+function nestedArrays(depth: number): Uint8Array {
+  const bytes = new Uint8Array(depth + 1).fill(0x91);
+  bytes[depth] = 0xc0;
+  return bytes;
+}
+
+/** `depth` nested one-entry maps `{a: …}` around nil. */
+function nestedMaps(depth: number): Uint8Array {
+  const bytes = new Uint8Array(depth * 3 + 1);
+  for (let i = 0; i < depth; i++) bytes.set([0x81, 0xa1, 0x61], i * 3);
+  bytes[depth * 3] = 0xc0;
+  return bytes;
+}
+
+/** mulberry32: a small seeded PRNG, so a failure can be replayed. */
+function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const FUZZ_SEED = 0x5eed_c0de;
+
+// ---------------------------------------------------------------------------
+// What decodes, and how
+
+Deno.test("decodeValue() reads float 32", () => {
+  assert.equal(decodeValue(h("ca 3f c0 00 00")), 1.5);
+  assert.ok(Object.is(decodeValue(h("ca 80 00 00 00")), -0));
+  assert.equal(decodeValue(h("ca 7f 80 00 00")), Infinity);
+  assert.ok(Number.isNaN(decodeValue(h("ca 7f c0 00 00"))));
+});
+
+Deno.test("decodeValue() returns binary data as a plain Uint8Array that does not alias the input", () => {
+  const input = new Uint8Array([1, 2, 3, 255]);
+  const wire = encodeValue(input);
+  const out = decodeValue(wire) as Uint8Array;
+  assert.equal(out.constructor, Uint8Array);
+  assert.equal(Buffer.isBuffer(out), false);
+  assert.deepEqual(out, input);
+  assert.notEqual(out.buffer, input.buffer);
+  assert.notEqual(out.buffer, wire.buffer);
+  assert.equal(out.byteOffset, 0);
+  assert.equal(out.buffer.byteLength, 4);
+  wire.fill(0);
+  input.fill(0);
+  assert.deepEqual(out, new Uint8Array([1, 2, 3, 255]));
+
+  // An input that is a view into a larger buffer.
+  const framed = concat([9, 9, 9], [0xc4, 0x02, 7, 8], [9]);
+  const view = decodeValue(framed.subarray(3, 7)) as Uint8Array;
+  assert.deepEqual(view, new Uint8Array([7, 8]));
+  framed.fill(0);
+  assert.deepEqual(view, new Uint8Array([7, 8]));
+});
+
+Deno.test("decodeValue() rejects malformed timestamps", () => {
+  // msgpackr's "invalid Date": fixext 1 of type -1.
+  assertRejects(h("d4 ff ff"), /timestamp of 1 bytes/);
+  assertRejects(h("d5 ff 00 00"), /timestamp of 2 bytes/);
+  assertRejects(h("d8 ff" + " 00".repeat(16)), /timestamp of 16 bytes/);
+  // Nanoseconds of 10^9 (0x3b9aca00 << 2).
+  assertRejects(h("d7 ff ee 6b 28 00 00 00 00 00"), /nanoseconds/);
+  assertRejects(h("c7 0c ff 3b 9a ca 00 00 00 00 00 00 00 00 00"), /nanosec/);
+  // Seconds beyond what a Date holds.
+  assertRejects(
+    h("c7 0c ff 00 00 00 00 7f ff ff ff ff ff ff ff"),
+    /outside the range of Date/,
+  );
+  assertRejects(
+    h("c7 0c ff 00 00 00 00 00 00 07 dc 00 00 00 00"),
+    /outside the range of Date/,
+  );
+});
+
+Deno.test("decodeValue() round-trips nested arrays and objects as plain objects", () => {
+  const value = {
+    a: [1, "two", [3, [4, null]], { b: true }],
+    c: { d: { e: { f: "deep" } } },
+    g: [],
+    h: {},
+    bytes: new Uint8Array([1]),
+    "key with spaces": -1,
+    "": "empty key",
+    "ключ": "non-ASCII key",
+    "a key longer than sixteen bytes": 1,
+  };
+  const back = roundTrip(value) as typeof value;
+  assert.deepEqual(back, value);
+  assert.equal(Object.getPrototypeOf(back), Object.prototype);
+  assert.equal(Object.getPrototypeOf(back.c.d), Object.prototype);
+  assert.equal(back.bytes.constructor, Uint8Array);
+});
+
+Deno.test("map keys come back right whatever they share (the key cache)", () => {
+  // Keys that are prefixes of one another, differ in one byte, are non-ASCII
+  // or empty, decoded many times in varying combinations.
+  let seed = 7;
+  const rand = (n: number) => {
+    seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+    return seed % n;
+  };
+  const alphabet = ["a", "b", "ü", "€", "0", "_", "😀"];
+  for (let round = 0; round < 2000; round++) {
+    const object: Record<string, number> = {};
+    const n = rand(20);
+    for (let i = 0; i < n; i++) {
+      let key = "";
+      const length = rand(10);
+      for (let j = 0; j < length; j++) key += alphabet[rand(alphabet.length)];
+      if (key !== "__proto__") object[key] = i;
+    }
+    assert.deepEqual(roundTrip(object), object);
+  }
+});
+
+Deno.test("decodeValue() throws TypeError for a non-Uint8Array argument", () => {
+  assert.throws(() => decodeValue([0xc0] as unknown as Uint8Array), TypeError);
+  assert.throws(
+    () => decodeValue(new ArrayBuffer(1) as unknown as Uint8Array),
+    TypeError,
+  );
+});
+
+// ---------------------------------------------------------------------------
+// What cannot be decoded
+
+Deno.test("decodeValue() rejects the reserved byte 0xc1 and garbage", () => {
+  assertRejects([0xc1], /reserved byte 0xc1 at byte offset 0/);
+  assertRejects([0x92, 0x01, 0xc1], /reserved byte 0xc1 at byte offset 2/);
+  assertRejects(utf8("not msgpack at all"), /trailing/);
+});
+
+Deno.test("decodeValue() rejects empty and truncated input, saying where", () => {
+  assertRejects([], /empty input at byte offset 0/);
+  assertRejects(
+    [0x92, 0x01],
+    /array of 2 elements needs 2 more byte\(s\), 1 left/,
+  );
+  assertRejects(
+    [0x92, 0xa1, 0x61],
+    /input ends where a value should start at byte offset 3/,
+  );
+  assertRejects(
+    [0xa5, 0x61],
+    /str of 5 bytes needs 5 more byte\(s\), 1 left at byte offset 0/,
+  );
+  assertRejects([0xc4, 0x10, 1, 2], /bin of 16 bytes .* at byte offset 0/);
+  assertRejects([0xcb, 0, 0], /float 64 needs 8 more byte\(s\), 2 left/);
+  assertRejects([0xcd, 0], /uint 16/);
+  assertRejects(
+    [0x91, 0xd9],
+    /str 8 needs 1 more byte\(s\), 0 left at byte offset 1/,
+  );
+  const whole = encodeValue({
+    a: [1, 2, "three", 2 ** 40, -(2 ** 40), 1.5, 2n ** 60n],
+    b: new Uint8Array(10),
+    c: new Date(1_700_000_000_123),
+    d: undefined,
+    "a key longer than sixteen bytes": "ü".repeat(20),
+  });
+  for (let i = 0; i < whole.length; i++) assertRejects(whole.subarray(0, i));
+});
+
+Deno.test("decodeValue() rejects trailing bytes after one value", () => {
+  assertRejects(
+    [0x01, 0x02],
+    /1 trailing byte\(s\) after the value at byte offset 1/,
+  );
+  assertRejects(concat(encodeValue({ a: 1 }), encodeValue([1])), /trailing/);
+  assertRejects([0xc0, 0xc0], /trailing/);
+});
+
+Deno.test("decodeValue() allows 512 levels of arrays and maps, not 513", () => {
+  let v = decodeValue(nestedArrays(512));
+  for (let i = 0; i < 512; i++) v = (v as unknown[])[0];
+  assert.equal(v, null);
+  assert.ok(decodeValue(nestedMaps(512)));
+  assertRejects(nestedArrays(513), /nested deeper than 512 at byte offset 512/);
+  assertRejects(nestedMaps(513), /nested deeper than 512 at byte offset 1536/);
+  // Far deeper input cannot overflow the stack into anything but ProtocolError.
+  assertRejects(nestedArrays(200_000), /nested deeper than 512/);
+});
+
+Deno.test("decodeValue() rejects map keys that are not strings", () => {
+  assertRejects(
+    [0x81, 0x01, 0x01],
+    /map key that is not a str at byte offset 1/,
+  );
+  assertRejects([0x81, 0xc0, 0x01], /map key that is not a str/);
+  assertRejects([0x81, 0x90, 0x01], /map key that is not a str/);
+  assertRejects([0x81, 0xc4, 0x01, 0x61, 0x01], /map key that is not a str/);
+  assertRejects(
+    [0x82, 0xa1, 0x61, 0x01, 0xcb, ...new Array(8).fill(0), 0x01],
+    /not a str at byte offset 4/,
+  );
+});
+
+Deno.test("decodeValue() rejects a __proto__ key anywhere, and no prototype changes", () => {
+  const polluted = [
+    ...[0x82, 0xa9, ...utf8("__proto__")],
+    ...[0x81, 0xa8, ...utf8("polluted"), 0xc3],
+    ...[0xa1, 0x61, 0x01],
+  ];
+  assertRejects(polluted, /map key "__proto__" at byte offset 1/);
+  assertRejects(
+    [0x81, 0xa1, 0x78, ...polluted],
+    /"__proto__" at byte offset 4/,
+  );
+  assertRejects([0x91, ...polluted], /"__proto__" at byte offset 2/);
+  // str 8 form of the same key.
+  assertRejects([0x81, 0xd9, 0x09, ...utf8("__proto__"), 0xc0], /__proto__/);
+  assertRejects(pack(JSON.parse('{"__proto__": {"polluted": true}}')));
+  assert.equal(Object.hasOwn(Object.prototype, "polluted"), false);
+  assert.equal(({} as { polluted?: unknown }).polluted, undefined);
+  // Other keys that name Object.prototype's members are plain own keys.
+  const back = decodeValue(encodeValue({ constructor: 1, toString: 2 }));
+  assert.deepEqual(Object.keys(back as object), ["constructor", "toString"]);
+  assert.equal(Object.getPrototypeOf(back), Object.prototype);
+});
+
+Deno.test("decodeValue() rejects every extension but undefined and timestamps, without building anything", () => {
+  const ext = (type: number) => [0xd4, type, 0x00];
+  // The bytes msgpackr writes with `moreTypes` and `structuredClone` on:
+  // an Error built by a name off the wire, Set, RegExp, typed arrays.
+  assertRejects(
+    [...ext(0x65), 0x93, 0xa9, ...utf8("TypeError"), 0xa1, 0x78, 0xd4, 0, 0],
+    /unsupported ext type 101 at byte offset 0/,
+  );
+  assertRejects([...ext(0x73), 0x91, 0x01], /unsupported ext type 115/);
+  assertRejects(
+    [...ext(0x78), 0x92, 0xa2, ...utf8("re"), 0xa1, 0x67],
+    /unsupported ext type 120/,
+  );
+  assertRejects(
+    [0xc7, 0x09, 0x74, 0x08, 0, 0, 0, 0, 0, 0, 0xf0, 0x3f],
+    /unsupported ext type 116/,
+  );
+  // A record definition (msgpackr's structures).
+  assertRejects([0xd4, 0x72, 0x40], /unsupported ext type 114/);
+  // Nested below plain data too.
+  assertRejects(
+    [0x81, 0xa1, 0x61, ...ext(0x73), 0x90],
+    /ext type 115 at byte offset 3/,
+  );
+  for (const type of [1, 2, 0x42, 0x7f, 0x80, 0xfe]) {
+    for (const head of [[0xd4], [0xd5], [0xd6], [0xd7], [0xd8]]) {
+      const n = 1 << (head[0] - 0xd4);
+      assertRejects(
+        [...head, type, ...new Array(n).fill(0)],
+        /unsupported ext type/,
+      );
+    }
+    assertRejects([0xc7, 0x03, type, 1, 2, 3], /unsupported ext type/);
+    assertRejects([0xc8, 0x00, 0x01, type, 1], /unsupported ext type/);
+    assertRejects(
+      [0xc9, 0x00, 0x00, 0x00, 0x01, type, 1],
+      /unsupported ext type/,
+    );
+  }
+  // Type 0 is only undefined: one byte, 0.
+  assertRejects([0xd4, 0x00, 0x01], /ext type 0 that is not undefined/);
+  assertRejects([0xd5, 0x00, 0x00, 0x00], /ext type 0 that is not undefined/);
+  assertRejects([0xc7, 0x00, 0x00], /ext type 0 that is not undefined/);
+});
+
+Deno.test("decodeValue() rejects invalid UTF-8 in strings and keys", () => {
+  const bad = [
+    [0xff],
+    [0xc0, 0x80], // overlong NUL
+    [0xe0, 0x80, 0x80], // overlong
+    [0xed, 0xa0, 0x80], // an encoded surrogate
+    [0x80], // a lone continuation byte
+    [0xe2, 0x82], // cut short
+    [0xf4, 0x90, 0x80, 0x80], // beyond U+10FFFF
+    [0x61, 0x62, 0xc3], // ASCII, then cut short
+  ];
+  for (const bytes of bad) {
+    assertRejects(
+      [0xa0 | bytes.length, ...bytes],
+      /not valid UTF-8 at byte offset 0/,
+    );
+    assertRejects(
+      [0x81, 0xa0 | bytes.length, ...bytes, 0xc0],
+      /not valid UTF-8 at byte offset 1/,
+    );
+    const long = [...new Array(40).fill(0x61), ...bytes];
+    assertRejects([0xd9, long.length, ...long], /not valid UTF-8/);
+    assertRejects([0x81, 0xd9, long.length, ...long, 0xc0], /not valid UTF-8/);
+  }
+});
+
+Deno.test("decodeValue() checks every length against the bytes left before allocating", () => {
+  assertRejects(
+    [0xdb, 0xff, 0xff, 0xff, 0xff, 0x61],
+    /str of 4294967295 bytes needs 4294967295 more byte\(s\), 1 left at byte offset 0/,
+  );
+  assertRejects(
+    [0xc6, 0xff, 0xff, 0xff, 0xff, 0x61],
+    /bin of 4294967295 bytes/,
+  );
+  assertRejects([0xdd, 0xff, 0xff, 0xff, 0xff], /array of 4294967295 elements/);
+  assertRejects([0xdf, 0xff, 0xff, 0xff, 0xff], /map of 4294967295 entries/);
+  assertRejects(
+    [0xc9, 0xff, 0xff, 0xff, 0xff, 0xff],
+    /ext of 4294967295 bytes/,
+  );
+  assertRejects(
+    [0xdc, 0x00, 0x03, 0x01, 0x02],
+    /array of 3 elements needs 3 more byte\(s\), 2 left/,
+  );
+  // A map of n entries needs 2n bytes, even if n would fit.
+  assertRejects(
+    [0x83, 0xa1, 0x61, 0x01, 0xc0],
+    /map of 3 entries needs 6 more byte\(s\), 4 left/,
+  );
+  assertRejects([0xde, 0x00, 0x02, 0xa0, 0xc0, 0xa0], /map of 2 entries/);
+});
+
+Deno.test("decodeValue() fails fast on an array header of 2^32 - 1 elements in a 10-byte input", () => {
+  const input = h("dd ff ff ff ff c0 c0 c0 c0 c0");
+  const before = Deno.memoryUsage().heapUsed;
+  const started = performance.now();
+  for (let i = 0; i < 1000; i++) {
+    assertRejects(
+      input,
+      /array of 4294967295 elements needs 4294967295 more byte\(s\), 5 left at byte offset 0/,
+    );
+  }
+  const elapsed = performance.now() - started;
+  assert.ok(elapsed < 1000, `took ${elapsed} ms`);
+  // Allocating the array even once would take gigabytes.
+  assert.ok(Deno.memoryUsage().heapUsed - before < 64 << 20);
+  // The same inside a map and an array.
+  assertRejects(h("81 a1 61 dd ff ff ff ff c0"), /at byte offset 3/);
+  assertRejects(
+    h("91 df ff ff ff ff c0 c0 c0"),
+    /map of 4294967295 entries .* at byte offset 1/,
+  );
+});
+
+// ---------------------------------------------------------------------------
+// Fuzz
+
+Deno.test(`decodeValue() on 20 000 random inputs (seed 0x${FUZZ_SEED.toString(16)}) throws nothing but ProtocolError`, () => {
+  const random = prng(FUZZ_SEED);
+  const int = (n: number) => Math.floor(random() * n);
+  const corpus = [
+    encodeValue([1, 17, "ops.ts#echo", [null, true, -1, 1.5]]),
+    encodeValue({ a: [1, 2, { b: "ü" }], c: new Uint8Array([1, 2, 3]) }),
+    encodeValue([
+      new Date(1_700_000_000_123),
+      undefined,
+      2n ** 60n,
+      -(2 ** 40),
+    ]),
+    encodeValue({ "a key longer than sixteen bytes": ["x".repeat(40)] }),
+    encodeValue(Array.from({ length: 20 }, (_, i) => ({ [`k${i}`]: i }))),
+  ];
+  // Bytes that start containers, long lengths and extensions, more often.
+  const interesting = [
+    0xc1,
+    0xd4,
+    0xd6,
+    0xd7,
+    0xc7,
+    0xc9,
+    0xdc,
+    0xdd,
+    0xde,
+    0xdf,
+    0xdb,
+    0xc6,
+    0xff,
+    0x00,
+    0x80,
+    0x90,
+    0xa0,
+    0xcf,
+    0xd3,
+  ];
+  const started = performance.now();
+  let decoded = 0;
+  for (let i = 0; i < 20_000; i++) {
+    let input: Uint8Array;
+    if (i % 2 === 0) {
+      input = new Uint8Array(int(48));
+      for (let j = 0; j < input.length; j++) {
+        input[j] = random() < 0.3
+          ? interesting[int(interesting.length)]
+          : int(256);
+      }
+    } else {
+      const bytes = [...corpus[int(corpus.length)]];
+      for (let m = 1 + int(4); m > 0; m--) {
+        const at = int(bytes.length);
+        const what = int(3);
+        if (what === 0) bytes[at] = int(256);
+        else if (what === 1) bytes.splice(at, 1);
+        else bytes.splice(at, 0, interesting[int(interesting.length)]);
+      }
+      input = new Uint8Array(bytes);
+    }
+    let value: unknown;
+    try {
+      value = decodeValue(input);
+    } catch (error) {
+      if (!(error instanceof ProtocolError)) {
+        throw new Error(`input ${i} [${hex(input)}] threw ${error}`);
+      }
+      continue;
+    }
+    decoded++;
+    // Whatever decodes encodes again, and decodes to the same.
+    assert.deepStrictEqual(decodeValue(encodeValue(value)), value, hex(input));
+  }
+  assert.ok(decoded > 100, `only ${decoded} inputs decoded`);
+  assert.ok(performance.now() - started < 20_000, "the fuzz run hung");
+});
+
+Deno.test("decodeValue() caps the number of decoded items in one message", () => {
+  // 2^20 + 1 empty arrays inside one array32: about 1 MiB on the wire.
+  const n = MAX_DECODED_ITEMS;
+  const bytes = new Uint8Array(5 + n);
+  bytes[0] = 0xdd;
+  new DataView(bytes.buffer).setUint32(1, n);
+  bytes.fill(0x90, 5);
+  assert.throws(() => decodeValue(bytes), (e: unknown) => {
+    assert.ok(e instanceof ProtocolError);
+    assert.match(e.message, /more than 1048576 array elements and map entries/);
+    return true;
+  });
+  // Just below the cap decodes.
+  const ok = new Uint8Array(5 + (n - 2));
+  ok[0] = 0xdd;
+  new DataView(ok.buffer).setUint32(1, n - 2);
+  ok.fill(0xc0, 5);
+  assert.equal((decodeValue(ok) as unknown[]).length, n - 2);
+});
