@@ -45,7 +45,7 @@ async function peakFor(frames: Uint8Array[]): Promise<Peak> {
   init({ configFiles: [config] });
   /** Created once the daemon has read every frame: the slot's call returns. */
   const release = `${dir}/release`;
-  /** A `$status` call after the frames: answered once they are all read. */
+  /** A status request after the frames: answered once they are all read. */
   const SENTINEL = 1_000_000;
   const d = new RawDaemon(testCtx.command());
   try {
@@ -67,7 +67,7 @@ async function peakFor(frames: Uint8Array[]): Promise<Peak> {
       for (let i = 0; i < frames.length; i += 10) {
         await d.write(concatFrames(frames.slice(i, i + 10)));
       }
-      await d.write(encodeMessage([Kind.Call, SENTINEL, "$status", []]));
+      await d.write(encodeMessage([Kind.Status, SENTINEL]));
       await d.waitFor(
         (m) => "id" in m && m.id === SENTINEL,
         120_000,
