@@ -175,6 +175,11 @@ export interface ContextSettings {
   onStuck?: "recycle" | "report";
   /** Calls that may wait for a free slot in the daemon (TOML key `queue_limit`). */
   queueLimit?: number;
+  /**
+   * How an idle daemon waits for the next call (TOML key `idle_read`):
+   * `"event-loop"` or `"blocking"`.
+   */
+  idleRead?: "event-loop" | "blocking";
   /** libcap to load, by name or absolute path (TOML key `libcap`). */
   libcap?: string;
   /** The absolute DENO_DIR the serving daemon uses (TOML key `deno_dir`). */
@@ -295,6 +300,7 @@ const SECTION_KEYS = [
   "cancel_grace_ms",
   "on_stuck",
   "queue_limit",
+  "idle_read",
   "deno_dir",
   "launcher_dir",
   "libcap",
@@ -773,6 +779,19 @@ function parseSectionTable(table: Table, place: Place): ContextSettings {
     }
     settings.onStuck = value;
   }
+  if (has("idle_read")) {
+    const value = table.idle_read;
+    if (value !== "event-loop" && value !== "blocking") {
+      throw typeError(
+        place,
+        "idle_read",
+        value,
+        '"event-loop" or "blocking"',
+        'write idle_read = "event-loop" (background work runs between calls) or "blocking" (a little lower latency; nothing runs between calls)',
+      );
+    }
+    settings.idleRead = value;
+  }
   if (has("queue_limit")) {
     settings.queueLimit = parsePositiveInteger(
       place,
@@ -890,6 +909,7 @@ function parseLibcap(place: Place, value: unknown): string {
  * - `cancel_grace_ms`: an integer from 1 to 2147483647.
  * - `on_stuck`: `"recycle"` or `"report"`.
  * - `queue_limit`: an integer from 1 to 1000000.
+ * - `idle_read`: `"event-loop"` or `"blocking"`.
  * - `deno_dir`, `launcher_dir`: an absolute path without white space.
  * - `libcap`: a library name without a slash (looked up in the loader's
  *   search path) or a normalised absolute path; never a relative path.

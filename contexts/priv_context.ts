@@ -154,6 +154,16 @@ export interface PrivContextOptions {
   onStuck?: "recycle" | "report";
   /** Calls that may wait for a free slot before new ones are refused; 1000 by default. */
   queueLimit?: number;
+  /**
+   * How the daemon waits for the next call when it has nothing to do.
+   * `"event-loop"` (default): an asynchronous read, so that work an
+   * entrypoint left running (a promise waiting on I/O, a listener, a fetch)
+   * goes on between calls. `"blocking"`: a blocking read, which answers a
+   * call sooner (docs/performance.md) but runs nothing between calls except
+   * timers (a pending timer keeps the read asynchronous); for contexts whose
+   * entrypoints finish all their work before they return.
+   */
+  idleRead?: "event-loop" | "blocking";
   /** The LogTape category of forwarded daemon logs, dotted; `"privsep.daemon"` by default. */
   loggerName?: string;
   /** Send the daemon's stack traces with errors and log them (default `false`). */
@@ -242,6 +252,8 @@ export interface ResolvedSettings {
   onStuck: "recycle" | "report";
   /** Calls that may wait for a slot. */
   queueLimit: number;
+  /** How an idle daemon waits for the next call. */
+  idleRead: "event-loop" | "blocking";
   /** LogTape category of forwarded logs. */
   loggerName: string[];
   /** Whether stack traces travel and are logged. */
@@ -507,6 +519,16 @@ export class PrivContext {
         );
       }
       options.syscallFilter.forEach(expandSyscallEntry);
+    }
+    if (
+      options.idleRead !== undefined && options.idleRead !== "event-loop" &&
+      options.idleRead !== "blocking"
+    ) {
+      throw new TypeError(
+        `options.idleRead must be "event-loop" or "blocking", got ${
+          JSON.stringify(options.idleRead)
+        }`,
+      );
     }
     if (
       options.onStuck !== undefined && options.onStuck !== "recycle" &&
@@ -1114,6 +1136,7 @@ export function resolveSettings(
     cancelGraceMs: file.cancelGraceMs ?? o.cancelGraceMs ?? 2000,
     onStuck: file.onStuck ?? o.onStuck ?? "recycle",
     queueLimit: file.queueLimit ?? o.queueLimit ?? 1000,
+    idleRead: file.idleRead ?? o.idleRead ?? "event-loop",
     loggerName: (file.loggerName ?? o.loggerName ?? "privsep.daemon").split(
       ".",
     ),

@@ -40,6 +40,7 @@ import { type HintContext, permissionHint } from "./_permission_hint.ts";
 import { moduleFiles } from "../contexts/_modules.ts";
 import { releaseFrame } from "../protocol/_release.ts";
 import { lastDecoded } from "../protocol/_decoded_cost.ts";
+import { parseIdleRead, readChannel } from "./_idle_read.ts";
 
 /** A message this large leaves large buffers behind. */
 const LARGE_MESSAGE = 256 * 1024;
@@ -332,6 +333,7 @@ export async function serveDaemon(args: string[]): Promise<void> {
       "caller-uid": { type: "string" },
       "caller-pid-unknown": { type: "string" },
       "cancel-grace-ms": { type: "string" },
+      "idle-read": { type: "string" },
       "log-daemon-traceback": { type: "boolean" },
       keeper: { type: "string" },
       cgroup: { type: "string" },
@@ -343,6 +345,7 @@ export async function serveDaemon(args: string[]): Promise<void> {
   const contextId = values.context ?? "";
   const concurrency = Number(values.concurrency ?? "1");
   const withStack = values["log-daemon-traceback"] ?? false;
+  const idleRead = parseIdleRead(values["idle-read"]);
   // Before any entrypoint can start a process (see _keeper.ts).
   if (values.keeper) connectKeeper(values.keeper, values.cgroup);
   const out = new Outbox();
@@ -743,14 +746,17 @@ export async function serveDaemon(args: string[]): Promise<void> {
     const into = tail ?? buf;
     let n: number | null;
     try {
-      // Idle (no call running, nothing to write, no timer pending): wait
-      // for the next call in a blocking read, which wakes up sooner than an
-      // async one. A pending timer (an entrypoint's delayed work) keeps the
-      // read async, so that it fires on time.
-      n = calls.size === 0 && active.size === 0 && out.idle &&
-          timers.size === 0
-        ? Deno.stdin.readSync(into)
-        : await Deno.stdin.read(into);
+      // With idle_read "blocking" and nothing to do (no call running,
+      // nothing to write, no timer pending), a blocking read: see
+      // _idle_read.ts. A pending timer (an entrypoint's delayed work) keeps
+      // the read async, so that it fires on time.
+      const read = readChannel(
+        into,
+        idleRead,
+        calls.size === 0 && active.size === 0 && out.idle &&
+          timers.size === 0,
+      );
+      n = read instanceof Promise ? await read : read;
     } catch {
       n = null;
     }
