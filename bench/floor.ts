@@ -52,6 +52,79 @@ if (Deno.args[0] === "--child") {
   Deno.exit(0);
 }
 
+/** Minor page faults of this process so far (/proc/self/stat, field 10). */
+function minorFaults(): number {
+  const stat = Deno.readTextFileSync("/proc/self/stat");
+  return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[7]);
+}
+
+const MIB = 1 << 20;
+
+if (Deno.args[0] === "--child-mib") {
+  // The 1 MiB echo's child: reads each MiB into one buffer and writes it
+  // back, both blocking (the daemon's large-call path, whose buffers its
+  // malloc settings keep mapped).
+  const buf = new Uint8Array(MIB);
+  for (;;) {
+    let got = 0;
+    while (got < MIB) {
+      const n = Deno.stdin.readSync(buf.subarray(got));
+      if (n === null) Deno.exit(0);
+      got += n;
+    }
+    let off = 0;
+    while (off < MIB) off += Deno.stdout.writeSync(buf.subarray(off));
+  }
+}
+
+if (Deno.args[0] === "--measure-mib") {
+  // 1 MiB out and back through the child's stdio, the caller's side as
+  // privsep's (web streams, a BYOB reader). `fresh`: every reply lands in a
+  // new 1 MiB buffer, as a result handed to the application must (it is the
+  // application's to keep); `reused`: in one buffer, which no caller of a
+  // function that returns bytes can do. The child is new each time: the
+  // first five calls are a fresh daemon's.
+  const calls = Number(Deno.args[1]);
+  const fresh = Deno.args[2] === "fresh";
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "--no-config", SELF, "--child-mib"],
+    stdin: "piped",
+    stdout: "piped",
+  }).spawn();
+  const writer = child.stdin.getWriter();
+  const reader = child.stdout.getReader({ mode: "byob" });
+  const message = new Uint8Array(MIB).fill(1);
+  let reused = new Uint8Array(MIB);
+  const times: number[] = [];
+  const faults0 = minorFaults();
+  for (let i = 0; i < calls; i++) {
+    const t0 = performance.now();
+    const written = writer.write(message);
+    let into = fresh ? new Uint8Array(MIB) : reused;
+    let got = 0;
+    while (got < MIB) {
+      const { value } = await reader.read(into.subarray(got));
+      if (!value) throw new Error("the child went away");
+      got += value.length;
+      into = new Uint8Array(value.buffer);
+    }
+    if (!fresh) reused = into;
+    await written;
+    times.push(performance.now() - t0);
+  }
+  const faultsPerCall = (minorFaults() - faults0) / calls;
+  await writer.close();
+  await child.status;
+  const first5 = times.slice(0, 5).reduce((a, b) => a + b, 0) / 5;
+  const rest = times.slice(5).sort((a, b) => a - b);
+  console.log(JSON.stringify({
+    first5,
+    p50: rest[rest.length >> 1],
+    faultsPerCall,
+  }));
+  Deno.exit(0);
+}
+
 if (Deno.args[0] === "--measure") {
   const calls = Number(Deno.args[1]);
   // --memory: the child runs as the daemon does (its V8 flags, the project's
@@ -202,6 +275,44 @@ for (const [name, rs] of results) {
     `${name}: p50 ${median(rs.map((r) => r.p50)).toFixed(0)} µs, p99 ${
       median(rs.map((r) => r.p99)).toFixed(0)
     } µs (median of ${rounds} rounds)`,
+  );
+}
+
+// The 1 MiB echo's floor: what a bare Deno pair pays for the same bytes,
+// with each reply in a new buffer (as privsep must) and in a reused one.
+// The difference is the caller's page faults: V8 frees a buffer the
+// application dropped only at its next collection, so each new reply is
+// memory the process never touched, zeroed by the kernel page by page.
+const MIB_CALLS = 25;
+const mibResults: Record<
+  string,
+  { first5: number; p50: number; faultsPerCall: number }[]
+> = { fresh: [], reused: [] };
+for (let round = 0; round < rounds; round++) {
+  for (const mode of ["fresh", "reused"] as const) {
+    mibResults[mode].push(JSON.parse(
+      await output([
+        Deno.execPath(),
+        "run",
+        "-A",
+        "--no-config",
+        SELF,
+        "--measure-mib",
+        String(MIB_CALLS),
+        mode,
+      ]),
+    ));
+  }
+}
+for (const [mode, rs] of Object.entries(mibResults)) {
+  console.log(
+    `Deno-to-Deno stdio 1 MiB echo, reply into a ${
+      mode === "fresh" ? "new buffer per call" : "reused buffer"
+    }, fresh child: first 5 calls ${
+      median(rs.map((r) => r.first5)).toFixed(2)
+    } ms (mean), then p50 ${median(rs.map((r) => r.p50)).toFixed(2)} ms; ${
+      median(rs.map((r) => r.faultsPerCall)).toFixed(0)
+    } page faults per call in the caller (median of ${rounds} rounds)`,
   );
 }
 
