@@ -40,7 +40,7 @@ import { type HintContext, permissionHint } from "./_permission_hint.ts";
 import { moduleFiles } from "../contexts/_modules.ts";
 import { releaseFrame } from "../protocol/_release.ts";
 import { lastDecoded } from "../protocol/_decoded_cost.ts";
-import { parseIdleRead, readChannel } from "./_idle_read.ts";
+import { channelReader, parseIdleRead } from "./_idle_read.ts";
 
 /** A message this large leaves large buffers behind. */
 const LARGE_MESSAGE = 256 * 1024;
@@ -345,7 +345,7 @@ export async function serveDaemon(args: string[]): Promise<void> {
   const contextId = values.context ?? "";
   const concurrency = Number(values.concurrency ?? "1");
   const withStack = values["log-daemon-traceback"] ?? false;
-  const idleRead = parseIdleRead(values["idle-read"]);
+  const channel = channelReader(parseIdleRead(values["idle-read"]));
   // Before any entrypoint can start a process (see _keeper.ts).
   if (values.keeper) connectKeeper(values.keeper, values.cgroup);
   const out = new Outbox();
@@ -746,13 +746,12 @@ export async function serveDaemon(args: string[]): Promise<void> {
     const into = tail ?? buf;
     let n: number | null;
     try {
-      // With idle_read "blocking" and nothing to do (no call running,
-      // nothing to write, no timer pending), a blocking read: see
-      // _idle_read.ts. A pending timer (an entrypoint's delayed work) keeps
-      // the read async, so that it fires on time.
-      const read = readChannel(
+      // See _idle_read.ts. With idle_read "blocking", a blocking read when
+      // there is nothing to do (no call running, nothing to write, no timer
+      // pending: an entrypoint's delayed work keeps the read async, so that
+      // it fires on time).
+      const read = channel.read(
         into,
-        idleRead,
         calls.size === 0 && active.size === 0 && out.idle &&
           timers.size === 0,
       );
