@@ -3,7 +3,16 @@
 // pipes with the same I/O as privsep (the caller through Deno.Command's web
 // streams with a BYOB reader, the child with blocking reads and writes), and
 // echoes 24 bytes: no msgpack, no dispatch, no privilege drop. privsep's
-// sequential p50 cannot be lower than this.
+// sequential p50 cannot be lower than this. A second child reads as the
+// daemon does by default (idle_read "event-loop"): through its event loop,
+// which turns once per message; the difference is that turn's cost, which
+// only the blocking read (idle_read "blocking") avoids.
+//
+// Then the 1 MiB echo of the same pair, each reply into a new buffer (as
+// privsep must hand the application one) and into a reused one, with the
+// caller's page faults; and the first call of Deno.chownSync in a fresh
+// Deno process against its second call (the chown row's p99 over 100 calls
+// is its slowest call, the daemon's first).
 //
 // It runs twice per round, alternately: as the scheduler places the two
 // processes, and with both on one CPU (`taskset -c <last CPU>`, which the
@@ -41,11 +50,38 @@ if (Deno.args[0] === "--child") {
     getLogger(["x"]);
   }
   const buf = new Uint8Array(65536);
-  for (;;) {
-    const n = Deno.stdin.readSync(buf);
-    if (n === null) break;
-    let off = 0;
-    while (off < n) off += Deno.stdout.writeSync(buf.subarray(off, n));
+  if (Deno.args.includes("--event-loop")) {
+    // As the daemon reads with idle_read "event-loop" (daemon/_idle_read.ts):
+    // a node:net socket over fd 0, read by the event loop's epoll into one
+    // buffer; the event loop turns for every message.
+    const { Socket } = await import("node:net");
+    await new Promise<void>((resolve) => {
+      const socket = new Socket(
+        {
+          fd: 0,
+          readable: true,
+          writable: false,
+          onread: {
+            buffer: buf,
+            callback: (n: number) => {
+              let off = 0;
+              while (off < n) {
+                off += Deno.stdout.writeSync(buf.subarray(off, n));
+              }
+            },
+          },
+        } as ConstructorParameters<typeof Socket>[0],
+      );
+      socket.on("end", () => resolve());
+      socket.on("close", () => resolve());
+    });
+  } else {
+    for (;;) {
+      const n = Deno.stdin.readSync(buf);
+      if (n === null) break;
+      let off = 0;
+      while (off < n) off += Deno.stdout.writeSync(buf.subarray(off, n));
+    }
   }
   // At EOF, for the memory floor: its peak after serving.
   console.error(memoryLine());
@@ -59,6 +95,23 @@ function minorFaults(): number {
 }
 
 const MIB = 1 << 20;
+
+if (Deno.args[0] === "--chown-first") {
+  // A fresh Deno process with a write permission scoped to one file, as
+  // the bench's daemon: its first Deno.chownSync against its second (the
+  // file system API already used once, as the daemon has at start).
+  const file = Deno.args[1];
+  const { uid, gid } = Deno.statSync(file);
+  const t0 = performance.now();
+  Deno.chownSync(file, uid, gid);
+  const t1 = performance.now();
+  Deno.chownSync(file, uid, gid);
+  const t2 = performance.now();
+  console.log(
+    JSON.stringify({ first: (t1 - t0) * 1000, second: (t2 - t1) * 1000 }),
+  );
+  Deno.exit(0);
+}
 
 if (Deno.args[0] === "--child-mib") {
   // The 1 MiB echo's child: reads each MiB into one buffer and writes it
@@ -144,7 +197,13 @@ if (Deno.args[0] === "--measure") {
         "--child",
         ...(imports ? ["--imports"] : []),
       ]
-      : ["run", "--no-config", SELF, "--child"],
+      : [
+        "run",
+        "--no-config",
+        SELF,
+        "--child",
+        ...(Deno.args.includes("--event-loop") ? ["--event-loop"] : []),
+      ],
     stdin: "piped",
     stdout: "piped",
     stderr: "piped",
@@ -234,6 +293,8 @@ const MEASURE = [
 ];
 const pairs = {
   "Deno-to-Deno stdio round trip": MEASURE,
+  "Deno-to-Deno stdio round trip, the child reading in its event loop (node:net socket on fd 0)":
+    [...MEASURE, "--event-loop"],
   "Python-to-Python pipe round trip": [
     "/usr/bin/python3",
     "-c",
@@ -357,4 +418,38 @@ for (const imports of [false, true]) {
       imports ? " importing both" : ""
     }, after ${calls} calls: peak ${hwm} MiB resident (${anon} MiB its own, ${file_} MiB pages of the deno binary and other files)`,
   );
+}
+
+// The first call of a Deno API in a process: the chown row's p99 (over 100
+// calls, the slowest one) is the daemon's first Deno.chownSync.
+{
+  const dir = await Deno.makeTempDir({ prefix: "privsep-floor-" });
+  try {
+    const file = `${dir}/target`;
+    await Deno.writeTextFile(file, "x");
+    const firsts: { first: number; second: number }[] = [];
+    for (let round = 0; round < Math.max(rounds, 5); round++) {
+      firsts.push(JSON.parse(
+        await output([
+          Deno.execPath(),
+          "run",
+          "--no-config",
+          `--allow-read=${file}`,
+          `--allow-write=${file}`,
+          SELF,
+          "--chown-first",
+          file,
+        ]),
+      ));
+    }
+    console.log(
+      `Deno.chownSync in a fresh Deno process: first call ${
+        median(firsts.map((r) => r.first)).toFixed(0)
+      } µs, second ${
+        median(firsts.map((r) => r.second)).toFixed(0)
+      } µs (median of ${firsts.length} processes)`,
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 }
