@@ -20,8 +20,7 @@
 // an idle daemon (no call running or queued, nothing to write, no timer
 // pending).
 
-import { fstatSync } from "node:fs";
-import { Socket } from "node:net";
+import type { Socket } from "node:net";
 
 /** How an idle daemon waits for the next call (the `idle_read` setting). */
 export type IdleRead = "event-loop" | "blocking";
@@ -50,23 +49,25 @@ export function parseIdleRead(value: string | undefined): IdleRead {
   );
 }
 
-/** The reader of the channel for `mode` (see the top of this file). */
-export function channelReader(mode: IdleRead): ChannelReader {
+/**
+ * The reader of the channel for `mode` (see the top of this file). node:net
+ * is loaded only for the event-loop mode: it adds to the daemon's memory
+ * (docs/performance.md).
+ */
+export async function channelReader(mode: IdleRead): Promise<ChannelReader> {
   if (mode === "blocking") {
     return {
       read: (into, idle) =>
         idle ? Deno.stdin.readSync(into) : Deno.stdin.read(into),
     };
   }
-  let pipe = false;
   try {
-    pipe = fstatSync(0).isFIFO();
-  } catch { /* not knowable: the fallback */ }
-  if (pipe) {
-    try {
-      return new PipeReader();
-    } catch { /* the fallback */ }
-  }
+    const { fstatSync } = await import("node:fs");
+    if (fstatSync(0).isFIFO()) {
+      const { Socket } = await import("node:net");
+      return new PipeReader(Socket);
+    }
+  } catch { /* not a pipe we can read that way: the fallback */ }
   return { read: (into) => Deno.stdin.read(into) };
 }
 
@@ -89,8 +90,8 @@ class PipeReader implements ChannelReader {
   #ended = false;
   #paused = false;
 
-  constructor() {
-    this.#socket = new Socket(
+  constructor(socket: typeof Socket) {
+    this.#socket = new socket(
       {
         fd: 0,
         readable: true,
@@ -99,7 +100,7 @@ class PipeReader implements ChannelReader {
           buffer: new Uint8Array(CHUNK),
           callback: (n: number, buf: Uint8Array) => this.#arrived(n, buf),
         },
-      } as ConstructorParameters<typeof Socket>[0],
+      } as ConstructorParameters<typeof socket>[0],
     );
     const end = () => this.#end();
     this.#socket.on("end", end);

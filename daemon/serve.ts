@@ -345,7 +345,7 @@ export async function serveDaemon(args: string[]): Promise<void> {
   const contextId = values.context ?? "";
   const concurrency = Number(values.concurrency ?? "1");
   const withStack = values["log-daemon-traceback"] ?? false;
-  const channel = channelReader(parseIdleRead(values["idle-read"]));
+  const channel = await channelReader(parseIdleRead(values["idle-read"]));
   // Before any entrypoint can start a process (see _keeper.ts).
   if (values.keeper) connectKeeper(values.keeper, values.cgroup);
   const out = new Outbox();
