@@ -22,7 +22,7 @@ async function stepsWhileIdle(): Promise<number> {
 }
 
 Deno.test(
-  "an idle daemon runs background I/O between calls by default (idle_read \"event-loop\")",
+  'an idle daemon runs background I/O between calls by default (idle_read "event-loop")',
   opts,
   async () => {
     requireRoot();
