@@ -17,6 +17,11 @@
 // and latest.svg (docs/performance.md's figures), the quick one bench/results/quick.*
 // (ignored by git); both print the tables.
 //
+// --idle-read=blocking (or event-loop, the default) sets the privsep
+// context's idle_read (docs/configuration.md) and writes
+// bench/results/<stem>-idle-read-<mode>.* instead, so that both modes can be
+// compared run by run without replacing the default's files.
+//
 // --halt-poll-ns=N sets the haltpoll cpuidle governor's guest_halt_poll_ns
 // (a KVM guest's: how long an idle vCPU polls before it halts) for the run
 // and restores it at the end; the full profile then writes
@@ -53,6 +58,16 @@ if (
 ) {
   throw new RangeError(
     `--halt-poll-ns takes 0 to 10000000 nanoseconds (an idle vCPU spins that long before it halts), such as --halt-poll-ns=200000 (Linux's default); got "${haltPollArg}"`,
+  );
+}
+const idleReadArg = Deno.args.find((a) => a.startsWith("--idle-read="))
+  ?.slice("--idle-read=".length);
+if (
+  idleReadArg !== undefined && idleReadArg !== "event-loop" &&
+  idleReadArg !== "blocking"
+) {
+  throw new RangeError(
+    `--idle-read takes "event-loop" or "blocking" (the privsep context's idle_read), got "${idleReadArg}"`,
   );
 }
 /** guest_halt_poll_ns before the run, restored at the end. */
@@ -308,6 +323,7 @@ async function setUp(): Promise<{ privsepConfig: string; osloConf: string }> {
       'user = "nobody"',
       'capabilities = ["CAP_CHOWN", "CAP_DAC_OVERRIDE"]',
       `launcher_dir = ${JSON.stringify(`${BASE}/libexec`)}`,
+      ...(idleReadArg ? [`idle_read = ${JSON.stringify(idleReadArg)}`] : []),
       "[privsep_bench.permissions]",
       `write = [${JSON.stringify(TARGET)}]`,
       "",
@@ -623,7 +639,9 @@ async function main(): Promise<void> {
         caller:
           `${USER}, an unprivileged user; every daemon starts through sudo -n with an exact rule`,
         privsep:
-          "daemon as nobody with CAP_CHOWN + CAP_DAC_OVERRIDE (TOML section privsep_bench), concurrency 64",
+          `daemon as nobody with CAP_CHOWN + CAP_DAC_OVERRIDE (TOML section privsep_bench), concurrency 64, idle_read ${
+            idleReadArg ?? "event-loop (default)"
+          }`,
         oslo:
           "privsep-helper through sudo -n, daemon as nobody (gid stays 0: oslo 3.0.1 cannot drop to a non-root group, it calls setuid before setgid) with CAP_CHOWN + CAP_DAC_OVERRIDE, default thread_pool_size (CPUs); client threads for calls in flight",
         sudo:
@@ -645,11 +663,14 @@ async function main(): Promise<void> {
   // The full profile's files are docs/performance.md's figures; a quick run goes to
   // quick.* (not committed), so that it never replaces them.
   // With --halt-poll-ns, haltpoll-<N>.* instead of latest.*.
-  const stem = !full
+  const base = !full
     ? "quick"
     : haltPollArg === undefined
     ? "latest"
     : `haltpoll-${haltPollArg}`;
+  const stem = idleReadArg === undefined
+    ? base
+    : `${base === "latest" ? "full" : base}-idle-read-${idleReadArg}`;
   const files: Record<string, string> = stem === "latest"
     ? { [`${date.slice(0, 10)}.json`]: json, "latest.json": json }
     : { [`${stem}.json`]: json };

@@ -3,7 +3,16 @@
 // pipes with the same I/O as privsep (the caller through Deno.Command's web
 // streams with a BYOB reader, the child with blocking reads and writes), and
 // echoes 24 bytes: no msgpack, no dispatch, no privilege drop. privsep's
-// sequential p50 cannot be lower than this.
+// sequential p50 cannot be lower than this. A second child reads as the
+// daemon does by default (idle_read "event-loop"): through its event loop,
+// which turns once per message; the difference is that turn's cost, which
+// only the blocking read (idle_read "blocking") avoids.
+//
+// Then the 1 MiB echo of the same pair, each reply into a new buffer (as
+// privsep must hand the application one) and into a reused one, with the
+// caller's page faults; and the first call of Deno.chownSync in a fresh
+// Deno process against its second call (the chown row's p99 over 100 calls
+// is its slowest call, the daemon's first).
 //
 // It runs twice per round, alternately: as the scheduler places the two
 // processes, and with both on one CPU (`taskset -c <last CPU>`, which the
@@ -45,14 +54,131 @@ if (Deno.args[0] === "--child") {
     getLogger(["x"]);
   }
   const buf = new Uint8Array(65536);
-  for (;;) {
-    const n = Deno.stdin.readSync(buf);
-    if (n === null) break;
-    let off = 0;
-    while (off < n) off += Deno.stdout.writeSync(buf.subarray(off, n));
+  if (Deno.args.includes("--event-loop")) {
+    // As the daemon reads with idle_read "event-loop" (daemon/_idle_read.ts):
+    // a node:net socket over fd 0, read by the event loop's epoll into one
+    // buffer; the event loop turns for every message.
+    const { Socket } = await import("node:net");
+    await new Promise<void>((resolve) => {
+      const socket = new Socket(
+        {
+          fd: 0,
+          readable: true,
+          writable: false,
+          onread: {
+            buffer: buf,
+            callback: (n: number) => {
+              let off = 0;
+              while (off < n) {
+                off += Deno.stdout.writeSync(buf.subarray(off, n));
+              }
+            },
+          },
+        } as ConstructorParameters<typeof Socket>[0],
+      );
+      socket.on("end", () => resolve());
+      socket.on("close", () => resolve());
+    });
+  } else {
+    for (;;) {
+      const n = Deno.stdin.readSync(buf);
+      if (n === null) break;
+      let off = 0;
+      while (off < n) off += Deno.stdout.writeSync(buf.subarray(off, n));
+    }
   }
   // At EOF, for the memory floor: its peak after serving.
   console.error(memoryLine());
+  Deno.exit(0);
+}
+
+/** Minor page faults of this process so far (/proc/self/stat, field 10). */
+function minorFaults(): number {
+  const stat = Deno.readTextFileSync("/proc/self/stat");
+  return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[7]);
+}
+
+const MIB = 1 << 20;
+
+if (Deno.args[0] === "--chown-first") {
+  // A fresh Deno process with a write permission scoped to one file, as
+  // the bench's daemon: its first Deno.chownSync against its second (the
+  // file system API already used once, as the daemon has at start).
+  const file = Deno.args[1];
+  const { uid, gid } = Deno.statSync(file);
+  const t0 = performance.now();
+  Deno.chownSync(file, uid, gid);
+  const t1 = performance.now();
+  Deno.chownSync(file, uid, gid);
+  const t2 = performance.now();
+  console.log(
+    JSON.stringify({ first: (t1 - t0) * 1000, second: (t2 - t1) * 1000 }),
+  );
+  Deno.exit(0);
+}
+
+if (Deno.args[0] === "--child-mib") {
+  // The 1 MiB echo's child: reads each MiB into one buffer and writes it
+  // back, both blocking (the daemon's large-call path, whose buffers its
+  // malloc settings keep mapped).
+  const buf = new Uint8Array(MIB);
+  for (;;) {
+    let got = 0;
+    while (got < MIB) {
+      const n = Deno.stdin.readSync(buf.subarray(got));
+      if (n === null) Deno.exit(0);
+      got += n;
+    }
+    let off = 0;
+    while (off < MIB) off += Deno.stdout.writeSync(buf.subarray(off));
+  }
+}
+
+if (Deno.args[0] === "--measure-mib") {
+  // 1 MiB out and back through the child's stdio, the caller's side as
+  // privsep's (web streams, a BYOB reader). `fresh`: every reply lands in a
+  // new 1 MiB buffer, as a result handed to the application must (it is the
+  // application's to keep); `reused`: in one buffer, which no caller of a
+  // function that returns bytes can do. The child is new each time: the
+  // first five calls are a fresh daemon's.
+  const calls = Number(Deno.args[1]);
+  const fresh = Deno.args[2] === "fresh";
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "--no-config", SELF, "--child-mib"],
+    stdin: "piped",
+    stdout: "piped",
+  }).spawn();
+  const writer = child.stdin.getWriter();
+  const reader = child.stdout.getReader({ mode: "byob" });
+  const message = new Uint8Array(MIB).fill(1);
+  let reused = new Uint8Array(MIB);
+  const times: number[] = [];
+  const faults0 = minorFaults();
+  for (let i = 0; i < calls; i++) {
+    const t0 = performance.now();
+    const written = writer.write(message);
+    let into = fresh ? new Uint8Array(MIB) : reused;
+    let got = 0;
+    while (got < MIB) {
+      const { value } = await reader.read(into.subarray(got));
+      if (!value) throw new Error("the child went away");
+      got += value.length;
+      into = new Uint8Array(value.buffer);
+    }
+    if (!fresh) reused = into;
+    await written;
+    times.push(performance.now() - t0);
+  }
+  const faultsPerCall = (minorFaults() - faults0) / calls;
+  await writer.close();
+  await child.status;
+  const first5 = times.slice(0, 5).reduce((a, b) => a + b, 0) / 5;
+  const rest = times.slice(5).sort((a, b) => a - b);
+  console.log(JSON.stringify({
+    first5,
+    p50: rest[rest.length >> 1],
+    faultsPerCall,
+  }));
   Deno.exit(0);
 }
 
@@ -75,7 +201,13 @@ if (Deno.args[0] === "--measure") {
         "--child",
         ...(imports ? ["--imports"] : []),
       ]
-      : ["run", "--no-config", SELF, "--child"],
+      : [
+        "run",
+        "--no-config",
+        SELF,
+        "--child",
+        ...(Deno.args.includes("--event-loop") ? ["--event-loop"] : []),
+      ],
     stdin: "piped",
     stdout: "piped",
     stderr: "piped",
@@ -173,6 +305,8 @@ const MEASURE = [
 ];
 const pairs = {
   "Deno-to-Deno stdio round trip": MEASURE,
+  "Deno-to-Deno stdio round trip, the child reading in its event loop (node:net socket on fd 0)":
+    [...MEASURE, "--event-loop"],
   "Python-to-Python pipe round trip": [
     "/usr/bin/python3",
     "-c",
@@ -217,6 +351,44 @@ for (const [name, rs] of results) {
   );
 }
 
+// The 1 MiB echo's floor: what a bare Deno pair pays for the same bytes,
+// with each reply in a new buffer (as privsep must) and in a reused one.
+// The difference is the caller's page faults: V8 frees a buffer the
+// application dropped only at its next collection, so each new reply is
+// memory the process never touched, zeroed by the kernel page by page.
+const MIB_CALLS = 25;
+const mibResults: Record<
+  string,
+  { first5: number; p50: number; faultsPerCall: number }[]
+> = { fresh: [], reused: [] };
+for (let round = 0; round < rounds; round++) {
+  for (const mode of ["fresh", "reused"] as const) {
+    mibResults[mode].push(JSON.parse(
+      await output([
+        Deno.execPath(),
+        "run",
+        "-A",
+        "--no-config",
+        SELF,
+        "--measure-mib",
+        String(MIB_CALLS),
+        mode,
+      ]),
+    ));
+  }
+}
+for (const [mode, rs] of Object.entries(mibResults)) {
+  say(
+    `Deno-to-Deno stdio 1 MiB echo, reply into a ${
+      mode === "fresh" ? "new buffer per call" : "reused buffer"
+    }, fresh child: first 5 calls ${
+      median(rs.map((r) => r.first5)).toFixed(2)
+    } ms (mean), then p50 ${median(rs.map((r) => r.p50)).toFixed(2)} ms; ${
+      median(rs.map((r) => r.faultsPerCall)).toFixed(0)
+    } page faults per call in the caller (median of ${rounds} rounds)`,
+  );
+}
+
 // The memory floor, with the daemon's V8 flags and the project's config.
 const config = new URL("../deno.json", import.meta.url).pathname;
 const report =
@@ -258,6 +430,40 @@ for (const imports of [false, true]) {
       imports ? " importing both" : ""
     }, after ${calls} calls: peak ${hwm} MiB resident (${anon} MiB its own, ${file_} MiB pages of the deno binary and other files)`,
   );
+}
+
+// The first call of a Deno API in a process: the chown row's p99 (over 100
+// calls, the slowest one) is the daemon's first Deno.chownSync.
+{
+  const dir = await Deno.makeTempDir({ prefix: "privsep-floor-" });
+  try {
+    const file = `${dir}/target`;
+    await Deno.writeTextFile(file, "x");
+    const firsts: { first: number; second: number }[] = [];
+    for (let round = 0; round < Math.max(rounds, 5); round++) {
+      firsts.push(JSON.parse(
+        await output([
+          Deno.execPath(),
+          "run",
+          "--no-config",
+          `--allow-read=${file}`,
+          `--allow-write=${file}`,
+          SELF,
+          "--chown-first",
+          file,
+        ]),
+      ));
+    }
+    say(
+      `Deno.chownSync in a fresh Deno process: first call ${
+        median(firsts.map((r) => r.first)).toFixed(0)
+      } µs, second ${
+        median(firsts.map((r) => r.second)).toFixed(0)
+      } µs (median of ${firsts.length} processes)`,
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 }
 
 let haltPoll: string | undefined;

@@ -269,6 +269,16 @@ export class PrivContext {
       options.syscallFilter.forEach(expandSyscallEntry);
     }
     if (
+      options.idleRead !== undefined && options.idleRead !== "event-loop" &&
+      options.idleRead !== "blocking"
+    ) {
+      throw new TypeError(
+        `options.idleRead must be "event-loop" or "blocking", got ${
+          JSON.stringify(options.idleRead)
+        }`,
+      );
+    }
+    if (
       options.onStuck !== undefined && options.onStuck !== "recycle" &&
       options.onStuck !== "report"
     ) {

@@ -178,6 +178,11 @@ export interface ContextSettings {
   onStuck?: "recycle" | "report";
   /** Calls that may wait for a free slot in the daemon (TOML key `queue_limit`). */
   queueLimit?: number;
+  /**
+   * How an idle daemon waits for the next call (TOML key `idle_read`):
+   * `"event-loop"` or `"blocking"`.
+   */
+  idleRead?: "event-loop" | "blocking";
   /** libcap to load, by name or absolute path (TOML key `libcap`). */
   libcap?: string;
   /** The absolute DENO_DIR the serving daemon uses (TOML key `deno_dir`). */
@@ -711,6 +716,7 @@ export const SETTING_DEFAULTS = {
   cancelGraceMs: 2000,
   onStuck: "recycle",
   queueLimit: 1000,
+  idleRead: "event-loop",
   loggerName: "privsep.daemon",
   logDaemonTraceback: false,
   verify: true,
@@ -866,6 +872,16 @@ export const CONFIG_KEYS: readonly ConfigKey[] = [
     ...positiveInteger(
       1_000_000,
       "give the number of calls that may wait for a free slot, for example 1000",
+    ),
+  },
+  {
+    key: "idle_read",
+    field: "idleRead",
+    option: "`idleRead`",
+    default: code(SETTING_DEFAULTS.idleRead),
+    ...oneOf(
+      ["event-loop", "blocking"],
+      'write idle_read = "event-loop" (background work runs between calls) or "blocking" (a little lower latency; nothing runs between calls)',
     ),
   },
   {

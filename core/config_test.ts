@@ -678,3 +678,18 @@ Deno.test("CONFIG_KEYS: every key parses, and every unknown key lists them all",
       ),
   );
 });
+
+Deno.test('parseConfigSection() reads idle_read "event-loop" or "blocking"', () => {
+  assert.equal(section('idle_read = "blocking"').idleRead, "blocking");
+  assert.equal(section('idle_read = "event-loop"').idleRead, "event-loop");
+});
+
+Deno.test("parseConfigSection() rejects any other idle_read", () => {
+  for (const value of ['"sync"', "true", '"Blocking"']) {
+    assertConfigError(
+      () => section(`idle_read = ${value}`),
+      { key: "idle_read" },
+      /"event-loop" or "blocking"/,
+    );
+  }
+});

@@ -111,6 +111,16 @@ export interface PrivContextOptions {
   onStuck?: "recycle" | "report";
   /** Calls that may wait for a free slot before new ones are refused; 1000 by default. */
   queueLimit?: number;
+  /**
+   * How the daemon waits for the next call when it has nothing to do.
+   * `"event-loop"` (default): an asynchronous read, so that work an
+   * entrypoint left running (a promise waiting on I/O, a listener, a fetch)
+   * goes on between calls. `"blocking"`: a blocking read, which answers a
+   * call sooner (docs/performance.md) but runs nothing between calls except
+   * timers (a pending timer keeps the read asynchronous); for contexts whose
+   * entrypoints finish all their work before they return.
+   */
+  idleRead?: "event-loop" | "blocking";
   /** The LogTape category of forwarded daemon logs, dotted; `"privsep.daemon"` by default. */
   loggerName?: string;
   /** Send the daemon's stack traces with errors and log them (default `false`). */
@@ -199,6 +209,8 @@ export interface ResolvedSettings {
   onStuck: "recycle" | "report";
   /** Calls that may wait for a slot. */
   queueLimit: number;
+  /** How an idle daemon waits for the next call. */
+  idleRead: "event-loop" | "blocking";
   /** LogTape category of forwarded logs. */
   loggerName: string[];
   /** Whether stack traces travel and are logged. */
@@ -301,6 +313,7 @@ export function resolveSettings(
       SETTING_DEFAULTS.cancelGraceMs,
     onStuck: file.onStuck ?? o.onStuck ?? SETTING_DEFAULTS.onStuck,
     queueLimit: file.queueLimit ?? o.queueLimit ?? SETTING_DEFAULTS.queueLimit,
+    idleRead: file.idleRead ?? o.idleRead ?? SETTING_DEFAULTS.idleRead,
     loggerName: (file.loggerName ?? o.loggerName ?? SETTING_DEFAULTS.loggerName)
       .split("."),
     logDaemonTraceback: file.logDaemonTraceback ?? o.logDaemonTraceback ??

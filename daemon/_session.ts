@@ -32,6 +32,7 @@ import {
   LARGE_MESSAGE,
   RefusedCalls,
 } from "./_memory.ts";
+import type { ChannelReader } from "./_idle_read.ts";
 import type { Outbox } from "./_outbox.ts";
 import { Slots } from "./_slots.ts";
 
@@ -57,6 +58,8 @@ export interface SessionOptions {
   audit: Audit;
   /** The timers pending in this process (see _timers.ts). */
   timers: Set<number>;
+  /** How the channel (stdin) is read (see _idle_read.ts). */
+  channel: ChannelReader;
 }
 
 /** The counters `status` reports (the caller's DaemonStatus). */
@@ -149,14 +152,16 @@ export class Session {
       const into = tail ?? buf;
       let n: number | null;
       try {
-        // Idle (no call running, nothing to write, no timer pending): wait
-        // for the next call in a blocking read, which wakes up sooner than an
-        // async one. A pending timer (an entrypoint's delayed work) keeps the
-        // read async, so that it fires on time.
-        n = calls.size === 0 && active.size === 0 && out.idle &&
-            timers.size === 0
-          ? Deno.stdin.readSync(into)
-          : await Deno.stdin.read(into);
+        // See _idle_read.ts. With idle_read "blocking", a blocking read when
+        // there is nothing to do (no call running, nothing to write, no timer
+        // pending: an entrypoint's delayed work keeps the read async, so that
+        // it fires on time).
+        const read = this.#o.channel.read(
+          into,
+          calls.size === 0 && active.size === 0 && out.idle &&
+            timers.size === 0,
+        );
+        n = read instanceof Promise ? await read : read;
       } catch {
         n = null;
       }

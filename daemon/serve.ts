@@ -25,6 +25,7 @@ import { bridgeLogs } from "./_log_bridge.ts";
 import { Outbox } from "./_outbox.ts";
 import { Session } from "./_session.ts";
 import { trackTimers } from "./_timers.ts";
+import { channelReader, parseIdleRead } from "./_idle_read.ts";
 
 /**
  * Runs the serving stage until stdin closes.
@@ -48,6 +49,7 @@ export async function serveDaemon(args: string[]): Promise<void> {
       "caller-uid": { type: "string" },
       "caller-pid-unknown": { type: "string" },
       "cancel-grace-ms": { type: "string" },
+      "idle-read": { type: "string" },
       "log-daemon-traceback": { type: "boolean" },
       keeper: { type: "string" },
       cgroup: { type: "string" },
@@ -59,6 +61,7 @@ export async function serveDaemon(args: string[]): Promise<void> {
   const contextId = values.context ?? "";
   const concurrency = Number(values.concurrency ?? "1");
   const withStack = values["log-daemon-traceback"] ?? false;
+  const channel = await channelReader(parseIdleRead(values["idle-read"]));
   // Before any entrypoint can start a process (see _keeper.ts).
   if (values.keeper) connectKeeper(values.keeper, values.cgroup);
   const out = new Outbox();
@@ -104,6 +107,7 @@ export async function serveDaemon(args: string[]): Promise<void> {
     log,
     audit,
     timers,
+    channel,
   });
 
   out.send(encodeMessage([Kind.Hello, {

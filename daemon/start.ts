@@ -243,6 +243,7 @@ export async function startDaemon(
     `--concurrency=${settings.concurrency}`,
     `--queue-limit=${settings.queueLimit}`,
     `--cancel-grace-ms=${settings.cancelGraceMs}`,
+    `--idle-read=${settings.idleRead}`,
     `--uid=${user.id}`,
     `--gid=${group.id}`,
     `--capabilities=${settings.capabilities.join(",")}`,

@@ -37,6 +37,12 @@ export interface RoundResult {
   inFlight64P50Us: number;
   inFlight64P99Us: number;
   echo1MiBMs: number;
+  /**
+   * The mean of the first five 1 MiB echoes of a daemon started for them
+   * (after one no-op call that starts it): what a service that makes an
+   * occasional large call sees. For sudo, the first five echoes of the round.
+   */
+  echo1MiBFresh5Ms?: number;
   chownP50Ms: number;
   chownP99Ms: number;
   daemonPeakRssMiB?: number;
@@ -46,6 +52,14 @@ export interface RoundResult {
   childCpuUsPerCall?: number;
   /** What the caller saw of its daemon, for bench.ts to check. */
   daemon?: unknown;
+}
+
+/** Large calls timed on a fresh daemon (echo1MiBFresh5Ms). */
+export const FRESH_LARGE_CALLS = 5;
+
+/** The arithmetic mean of `xs`. */
+export function mean(xs: number[]): number {
+  return xs.reduce((a, b) => a + b, 0) / xs.length;
 }
 
 /** The p-quantile (0..1) of `xs`, nearest rank. */

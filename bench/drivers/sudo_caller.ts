@@ -5,7 +5,9 @@
 //   deno run -A sudo_caller.ts <params json>
 // Prints one RoundResult as JSON.
 import {
+  FRESH_LARGE_CALLS,
   inFlight,
+  mean,
   roundFigures,
   type RoundParams,
   type RoundResult,
@@ -67,6 +69,8 @@ if (p.chown % 2) await sudo(["/usr/bin/chown", "0:0", p.target]);
 
 const result: RoundResult = {
   ...roundFigures({ coldStartMs, seq, f8, f64, big, ch }),
+  // No daemon: every echo starts afresh; the round's first ones.
+  echo1MiBFresh5Ms: mean(big.slice(0, FRESH_LARGE_CALLS)),
   childCpuUsPerCall: seq.childCpuUsPerCall,
 };
 console.log(JSON.stringify(result));

@@ -152,5 +152,18 @@ with open(f"/proc/{out['daemon']['pid']}/status") as f:
             out["daemonPeakRssMiB"] = int(line.split()[1]) / 1024
         if line.startswith("RssAnon:"):
             out["daemonRssAnonMiB"] = int(line.split()[1]) / 1024
+
+# The first large calls of a fresh daemon: started by a no-op call, then
+# 1 MiB echoes at once (bench/drivers/_common.ts, FRESH_LARGE_CALLS).
+bench_ctx.stop()
+time.sleep(0.05)
+ops.echo(None)
+fresh = []
+for _ in range(5):
+    t0 = time.perf_counter()
+    r = ops.echo(mib)
+    fresh.append((time.perf_counter() - t0) * 1000)
+    assert len(r) == len(mib)
+out["echo1MiBFresh5Ms"] = sum(fresh) / len(fresh)
 bench_ctx.stop()
 print(json.dumps(out))
