@@ -382,18 +382,35 @@ Deno.test({
     withBase((base) => {
       makeFile(`${base}/good.ts`);
       const bad = makeFile(`${base}/bad.ts`, 0o646);
-      const previous = Deno.cwd();
-      Deno.chdir(base);
-      try {
-        assert.equal(untrustedReason("good.ts"), null);
-        assert.equal(untrustedReason("./good.ts"), null);
-        assertReason(
-          "bad.ts",
-          new RegExp(`${quoted(bad).source} is writable by others`),
-        );
-      } finally {
-        Deno.chdir(previous);
-      }
+      // In a process of its own started in `base`: the working directory is
+      // the whole process's, and other test files run in this one
+      // (deno test --parallel).
+      const out = new Deno.Command(Deno.execPath(), {
+        args: [
+          "eval",
+          "--no-config",
+          `import { untrustedReason } from ${
+            JSON.stringify(new URL("./trust.ts", import.meta.url).href)
+          };
+          console.log(JSON.stringify(["good.ts", "./good.ts", "bad.ts"].map(untrustedReason)));`,
+        ],
+        cwd: base,
+        stderr: "inherit",
+      }).outputSync();
+      assert.ok(out.success, "deno eval failed");
+      const [good, dotGood, badReason] = JSON.parse(
+        new TextDecoder().decode(out.stdout),
+      );
+      assert.equal(good, null);
+      assert.equal(dotGood, null);
+      assert.ok(
+        badReason?.startsWith('refusing to load "bad.ts": '),
+        `unexpected: ${badReason}`,
+      );
+      assert.match(
+        badReason,
+        new RegExp(`${quoted(bad).source} is writable by others`),
+      );
     });
   },
 });

@@ -9,6 +9,7 @@ import {
   ROOT,
   run,
   scratchDir,
+  testUser,
 } from "../tests/_helpers.ts";
 import {
   forbidDaemon,
@@ -17,8 +18,6 @@ import {
   recordCalls,
   unprivilegedDaemon,
 } from "./mod.ts";
-
-const opts = { sanitizeOps: false, sanitizeResources: false };
 
 Deno.test("inProcess() reports a thrown error as a daemon does: class name, message unchanged", async () => {
   using _ = inProcess();
@@ -83,7 +82,6 @@ Deno.test("recordCalls() records entrypoint calls and asserts on them", async ()
 
 Deno.test(
   "unprivilegedDaemon() gives the real channel and daemon with no capabilities and no sudo",
-  opts,
   async () => {
     if (Deno.uid() !== 0) {
       throw new Error(
@@ -98,9 +96,9 @@ Deno.test(
       '[e2e]\nuser = "root"\ncapabilities = ["CAP_NET_ADMIN"]\n',
     );
     init({ configFiles: [config] });
-    const user = "privsep-e2e-kit";
-    const ids = await ensureUser(user, `${dir}/home`);
+    const user = testUser(import.meta, "kit");
     try {
+      const ids = await ensureUser(user, `${dir}/home`);
       {
         await using _ = await unprivilegedDaemon();
         assert.equal(await ops.echo("wire"), "wire");

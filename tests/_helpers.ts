@@ -1,13 +1,15 @@
 // Shared set-up for the privileged end-to-end tests: they run as root against
 // the real kernel, real sudo and real users, and clean up after themselves.
+//
+// Test files run at the same time (`deno test --parallel`, and other
+// checkouts' runs on the same machine): every system resource a file creates
+// (users, sudoers files, launchers, scratch directories) has a name of that
+// file's own, from testUser() and testSudoersFile(), never a name shared with
+// another file. See docs/testing.md.
+import { createHash } from "node:crypto";
 import { configure, type LogRecord } from "@logtape/logtape";
 import { capabilitiesToMask } from "../caps/parse.ts";
 import { readProcessCredentials } from "../caps/proc.ts";
-
-/** The user the serving daemon drops to in non-root tests. */
-export const DAEMON_USER = "privsep-e2e-d";
-/** The unprivileged user that calls through sudo. */
-export const CALLER_USER = "privsep-e2e-c";
 /** The repository root. */
 export const ROOT: string = new URL("../", import.meta.url).pathname.replace(
   /\/$/,
@@ -50,31 +52,140 @@ export async function run(
   return result;
 }
 
-/** Creates a system user (and its group) unless it exists; returns its ids. */
+/**
+ * Creates a system user (and its group) unless it exists; returns its ids.
+ * A user of that name left by a run that was killed is reused, or, when its
+ * home is not `home`, removed and created afresh.
+ */
 export async function ensureUser(
   name: string,
   home?: string,
 ): Promise<{ uid: number; gid: number }> {
-  const id = await run(["id", "-u", name], { allowFail: true });
-  if (id.code !== 0) {
-    await run([
-      "useradd",
-      "--system",
-      "--user-group",
-      "--shell",
-      "/bin/sh",
-      ...(home ? ["--create-home", "--home-dir", home] : ["--no-create-home"]),
-      name,
-    ]);
+  const entry = await run(["getent", "passwd", name], { allowFail: true });
+  if (entry.code === 0 && home && entry.stdout.split(":")[5] !== home) {
+    await removeUser(name);
+  }
+  if (entry.code !== 0 || (home && entry.stdout.split(":")[5] !== home)) {
+    for (let attempt = 1;; attempt++) {
+      const out = await run([
+        "useradd",
+        "--system",
+        "--user-group",
+        "--shell",
+        "/bin/sh",
+        ...(home
+          ? ["--create-home", "--home-dir", home]
+          : ["--no-create-home"]),
+        name,
+      ], { allowFail: true });
+      if (out.code === 0) break;
+      if (LOCKED.test(out.stderr) && attempt < 50) {
+        await new Promise((r) => setTimeout(r, 100));
+        continue;
+      }
+      throw new Error(`useradd ${name} exited ${out.code}: ${out.stderr}`);
+    }
   }
   const uid = Number((await run(["id", "-u", name])).stdout.trim());
   const gid = Number((await run(["id", "-g", name])).stdout.trim());
   return { uid, gid };
 }
 
-/** Removes a user created by {@linkcode ensureUser} (and its home). */
-export async function removeUser(name: string): Promise<void> {
-  await run(["userdel", "--remove", name], { allowFail: true });
+/** useradd's and userdel's "cannot lock /etc/passwd; try again later". */
+const LOCKED = /cannot lock|try again later/;
+
+/**
+ * Removes a user created by {@linkcode ensureUser} (and its home). A user
+ * that does not exist is fine (an earlier step may have failed before
+ * creating it); any other failure of userdel fails the test, after waiting up
+ * to `waitMs` for the user's last processes to go (userdel refuses a user
+ * that still runs a process, zombies included, and this VM's pid 1 reaps
+ * orphans late): a process of the user still running after that is a leak.
+ */
+export async function removeUser(
+  name: string,
+  waitMs = 10_000,
+): Promise<void> {
+  const deadline = performance.now() + waitMs;
+  for (;;) {
+    const out = await run(["userdel", "--remove", name], { allowFail: true });
+    // 0: removed; 6: no such user.
+    if (out.code === 0 || out.code === 6) return;
+    // 8: a process of the user runs; 1 or 10 with "cannot lock": another
+    // useradd/userdel holds /etc/passwd or /etc/group.
+    const retry = out.code === 8 || LOCKED.test(out.stderr);
+    if (retry && performance.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 100));
+      continue;
+    }
+    const ps = await run(["ps", "-o", "pid,ppid,stat,args", "-u", name], {
+      allowFail: true,
+    });
+    throw new Error(
+      `userdel --remove ${name} exited ${out.code}: ${out.stderr.trim()}${
+        out.code === 8
+          ? `\nits processes after ${waitMs} ms:\n${ps.stdout}`
+          : ""
+      }`,
+    );
+  }
+}
+
+/** A file's name without directory and `_test.ts`/`.ts`, in [a-z0-9-]. */
+function fileStem(meta: ImportMeta): string {
+  const base = meta.url.slice(meta.url.lastIndexOf("/") + 1);
+  return base.replace(/(_test)?\.[a-z]+$/, "").toLowerCase()
+    .replace(/[^a-z0-9]+/g, "-").replace(/^-+|-+$/g, "") || "x";
+}
+
+/** 4 hex digits of the file's full URL: this checkout's copy of that file. */
+function fileTag(meta: ImportMeta): string {
+  return createHash("sha256").update(meta.url).digest("hex").slice(0, 4);
+}
+
+/** useradd's limit on a user name (and so on a group name), in bytes. */
+const MAX_USER_NAME = 32;
+
+/**
+ * The system user named for this test file and `role` ("d" for a daemon's
+ * user, "c" for a caller, ...): `privsep-<file>-<tag>-<role>`, where
+ * `<file>` is the file's name (shortened to fit useradd's 32 characters) and
+ * `<tag>` 4 hex digits of the file's URL. No other test file, nor the same
+ * file in another checkout, uses the same name, so files may run in parallel
+ * (`deno test --parallel`) and remove their users without racing.
+ *
+ * @example
+ * ```ts ignore
+ * testUser(import.meta, "d"); // "privsep-sudo-3fa2-d" in tests/sudo_test.ts
+ * ```
+ */
+export function testUser(meta: ImportMeta, role: string): string {
+  if (!/^[a-z][a-z0-9]{0,3}$/.test(role)) {
+    throw new TypeError(
+      `a test user's role must be 1 to 4 lowercase letters or digits, got "${role}"`,
+    );
+  }
+  const fixed = "privsep-".length + 1 + 4 + 1 + role.length;
+  const stem = fileStem(meta).slice(0, MAX_USER_NAME - fixed)
+    .replace(/-+$/, "");
+  return `privsep-${stem}-${fileTag(meta)}-${role}`;
+}
+
+/**
+ * The sudoers file of this test file (and `role`, when one file installs
+ * more than one): `/etc/sudoers.d/privsep-test-<file>-<tag>[-<role>]`, with
+ * no "." (sudo skips such names). Unique to the file like
+ * {@linkcode testUser}; remove it in a `finally`.
+ */
+export function testSudoersFile(meta: ImportMeta, role?: string): string {
+  if (role !== undefined && !/^[a-z0-9]+$/.test(role)) {
+    throw new TypeError(
+      `a sudoers file's role must be lowercase letters or digits, got "${role}"`,
+    );
+  }
+  return `/etc/sudoers.d/privsep-test-${fileStem(meta)}-${fileTag(meta)}${
+    role ? `-${role}` : ""
+  }`;
 }
 
 type TomlValue = string | number | boolean | (string | number)[];

@@ -14,25 +14,26 @@ import {
   requireRoot,
   run,
   scratchDir,
+  testSudoersFile,
+  testUser,
   writeConfig,
 } from "./_helpers.ts";
 
-const opts = { sanitizeOps: false, sanitizeResources: false };
 /** This file's own caller user. */
-const CALLER = "privsep-aud-c";
+const CALLER = testUser(import.meta, "c");
 
-Deno.test("audit through sudo after the caller exited", opts, async () => {
+Deno.test("audit through sudo after the caller exited", async () => {
   requireRoot();
   const sudo = await run(["sh", "-c", "command -v sudo"], { allowFail: true });
   if (sudo.code !== 0) {
     throw new Error('this test needs sudo: "apt-get install -y sudo"');
   }
   const dir = await scratchDir();
-  const caller = await ensureUser(CALLER, `${dir}/home`);
-  const sudoers = `/etc/sudoers.d/privsep-aud-${Deno.pid}`;
+  const sudoers = testSudoersFile(import.meta);
   let client: DaemonClient | undefined;
   let records: LogRecord[] = [];
   try {
+    const caller = await ensureUser(CALLER, `${dir}/home`);
     const config = await writeConfig(dir, {
       e2e: { user: "root", capabilities: [], launcher_dir: `${dir}/libexec` },
     });

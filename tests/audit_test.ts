@@ -9,10 +9,9 @@ import * as audited from "./fixtures/privsep/audit.ts";
 import * as ops from "./fixtures/privsep/ops.ts";
 import { requireRoot, scratchDir, writeConfig } from "./_helpers.ts";
 
-const opts = { sanitizeOps: false, sanitizeResources: false };
 const SECRET = "hunter2-correct-horse-battery";
 
-Deno.test("audit log and argument validation", opts, async (t) => {
+Deno.test("audit log and argument validation", async (t) => {
   requireRoot();
   const dir = await scratchDir();
   init({

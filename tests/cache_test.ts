@@ -8,6 +8,9 @@ import { init } from "../mod.ts";
 import { CACHE_CHECK_SH } from "../core/_launcher_check.ts";
 import { testCtx } from "./fixtures/privsep/mod.ts";
 import * as cache from "./fixtures/privsep/cache.ts";
+import * as ops from "./fixtures/privsep/ops.ts";
+import { encodeMessage, Kind } from "../protocol/messages.ts";
+import { RawDaemon } from "../reliability/_raw.ts";
 import {
   DENO,
   EMIT_VICTIM,
@@ -19,12 +22,12 @@ import {
   run,
   scratchDir,
   statusPayload as payload,
+  testUser,
   writeConfig,
 } from "./_helpers.ts";
 
-const opts = { sanitizeOps: false, sanitizeResources: false };
 /** This file's own daemon user. */
-const CACHE_USER = "privsep-cache-d";
+const CACHE_USER = testUser(import.meta, "d");
 
 const VICTIM = EMIT_VICTIM;
 
@@ -43,7 +46,6 @@ async function mountsOf(pid: number): Promise<Map<string, string[]>> {
 
 Deno.test(
   "the cache that stage 1 runs from is never writable by a serving daemon",
-  opts,
   async (t) => {
     requireRoot();
     const dir = await scratchDir();
@@ -303,6 +305,59 @@ Deno.test(
       );
     } finally {
       await removeUser(CACHE_USER);
+      await run(["rm", "-rf", dir], { allowFail: true });
+    }
+  },
+);
+
+Deno.test(
+  "first stages started at the same time into an empty cache all serve, and leave it whole",
+  async () => {
+    // What `deno test --parallel` does to /var/cache/privsep/deno on a fresh
+    // host (CI starts from an empty one): several root first stages fill
+    // the same DENO_DIR at once. Deno writes it for concurrent processes.
+    requireRoot();
+    const dir = await scratchDir();
+    const denoDir = `${dir}/deno`;
+    const daemons: RawDaemon[] = [];
+    try {
+      init({
+        configFiles: [
+          await writeConfig(dir, {
+            e2e: { user: "root", capabilities: [], deno_dir: denoDir },
+          }),
+        ],
+      });
+      for (let i = 0; i < 4; i++) {
+        daemons.push(new RawDaemon(testCtx.command()));
+      }
+      await Promise.all(daemons.map((d) => d.handshake(60_000)));
+      for (const [i, d] of daemons.entries()) {
+        await d.write(encodeMessage([Kind.Call, 1, "ops.ts#echo", [i]]));
+        const reply = await d.waitFor(
+          (m) => "id" in m && m.id === 1,
+          30_000,
+          `daemon ${i}'s reply`,
+        );
+        assert.equal(reply.kind, Kind.Result, d.stderr);
+      }
+      // The next start runs from that cache, and the launcher accepts it.
+      assert.equal(await ops.echo("again"), "again");
+      await testCtx.stop();
+      const check = await run([
+        "sh",
+        "-c",
+        `${CACHE_CHECK_SH}\nprivsep_check_cache "$1"`,
+        "sh",
+        denoDir,
+      ], { allowFail: true });
+      assert.equal(check.code, 0, check.stderr);
+      const partial = await run(["find", denoDir, "-name", "*.tmp*"]);
+      assert.equal(partial.stdout, "", "files left half-written");
+    } finally {
+      for (const d of daemons) await d.kill();
+      await testCtx.stop();
+      init({ configFiles: [] });
       await run(["rm", "-rf", dir], { allowFail: true });
     }
   },

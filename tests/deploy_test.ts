@@ -10,24 +10,26 @@ import {
   ROOT,
   run,
   scratchDir,
+  testSudoersFile,
+  testUser,
 } from "./_helpers.ts";
 
-const opts = { sanitizeOps: false, sanitizeResources: false };
-const SERVICE = "privsep-e2e-svc";
-const DAEMON = "privsep-e2e-svcd";
+/** This file's own users: the service's, and its daemon's. */
+const SERVICE = testUser(import.meta, "svc");
+const DAEMON = testUser(import.meta, "d");
 
 Deno.test(
   "deployment: vendored, root-owned, sudo, own user",
-  opts,
   async () => {
     requireRoot();
     const base = await scratchDir();
     const app = `${base}/app`;
     const data = `${base}/data`;
-    const sudoers = `/etc/sudoers.d/privsep-e2e-deploy-${Deno.pid}`;
-    const service = await ensureUser(SERVICE, `${base}/home`);
-    const daemon = await ensureUser(DAEMON);
+    const sudoers = testSudoersFile(import.meta);
+    const other = testSudoersFile(import.meta, "broken");
     try {
+      const service = await ensureUser(SERVICE, `${base}/home`);
+      const daemon = await ensureUser(DAEMON);
       // 1. The application, with privsep vendored into it.
       await Deno.mkdir(`${app}/privsep`, { recursive: true });
       const vendored = await run([
@@ -262,7 +264,6 @@ await appCtx.stop();
       await Deno.writeTextFile(broken, "this is not sudoers syntax\n", {
         mode: 0o440,
       });
-      const other = `/etc/sudoers.d/privsep-e2e-deploy-broken-${Deno.pid}`;
       const refused = await run([
         "unshare",
         "-m",
@@ -280,6 +281,7 @@ await appCtx.stop();
       await assert.rejects(Deno.stat(other), Deno.errors.NotFound);
     } finally {
       await Deno.remove(sudoers).catch(() => {});
+      await Deno.remove(other).catch(() => {});
       await removeUser(SERVICE);
       await removeUser(DAEMON);
       await Deno.remove(base, { recursive: true }).catch(() => {});

@@ -11,13 +11,12 @@ import {
   ROOT,
   run,
   scratchDir,
+  testUser,
   writeConfig,
 } from "./_helpers.ts";
 
-const opts = { sanitizeOps: false, sanitizeResources: false };
-
 /** The daemon's user: unique to this file, so parallel test files never race. */
-const FD_USER = "privsep-fd-d";
+const FD_USER = testUser(import.meta, "d");
 
 interface Descriptor {
   fd: number;
@@ -38,12 +37,11 @@ interface Attempt {
 
 Deno.test(
   "direct start: the daemon's serving stage inherits no descriptor of the root caller",
-  opts,
   async (t) => {
     requireRoot();
     const dir = await scratchDir();
-    await ensureUser(FD_USER);
     try {
+      await ensureUser(FD_USER);
       const rootOnly = `${dir}/root-only.log`;
       await Deno.writeTextFile(rootOnly, "root's log\n", { mode: 0o600 });
       await Deno.chmod(rootOnly, 0o600);
@@ -152,7 +150,6 @@ Deno.test(
 
 Deno.test(
   "close_range and its /proc fallback let only 0-2 cross an execve",
-  opts,
   async (t) => {
     requireRoot();
     const dir = await scratchDir();

@@ -11,7 +11,6 @@ import {
 } from "./fixtures/idle_read/mod.ts";
 import { requireRoot, scratchDir, writeConfig } from "./_helpers.ts";
 
-const opts = { sanitizeOps: false, sanitizeResources: false };
 const STEPS = 50;
 
 /** Starts the background work, waits without calling, counts what ran. */
@@ -23,7 +22,6 @@ async function stepsWhileIdle(): Promise<number> {
 
 Deno.test(
   'an idle daemon runs background I/O between calls by default (idle_read "event-loop")',
-  opts,
   async () => {
     requireRoot();
     const dir = await scratchDir();
@@ -46,7 +44,6 @@ Deno.test(
 
 Deno.test(
   'idle_read "blocking": nothing runs between calls, the next call resumes it',
-  opts,
   async () => {
     requireRoot();
     const dir = await scratchDir();

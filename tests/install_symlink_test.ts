@@ -14,18 +14,19 @@ import {
   ROOT,
   run,
   scratchDir,
+  testUser,
 } from "./_helpers.ts";
 
-const USER = "privsep-ins-e";
+/** This file's own user: the application's developer. */
+const USER = testUser(import.meta, "dev");
 
 Deno.test(
   "privsep install --vendor-dir refuses, as root, an application tree another user owns (and follows no link planted there)",
-  { sanitizeOps: false, sanitizeResources: false },
   async () => {
     requireRoot();
     const dir = await scratchDir();
-    const { uid, gid } = await ensureUser(USER);
     try {
+      const { uid, gid } = await ensureUser(USER);
       const victim = `${dir}/victim`;
       await Deno.writeTextFile(victim, "root only\n", { mode: 0o600 });
       const app = `${dir}/app`;

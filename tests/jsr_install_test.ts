@@ -18,11 +18,13 @@ import {
   ROOT,
   run,
   scratchDir,
+  testSudoersFile,
+  testUser,
 } from "./_helpers.ts";
 
-const opts = { sanitizeOps: false, sanitizeResources: false };
-const SERVICE = "privsep-jsr-svc";
-const DAEMON = "privsep-jsr-d";
+/** This file's own users: the service's, and its daemon's. */
+const SERVICE = testUser(import.meta, "svc");
+const DAEMON = testUser(import.meta, "d");
 
 /** The files `deno publish` would publish, by path relative to the package. */
 async function publishedFiles(): Promise<Map<string, Uint8Array>> {
@@ -85,7 +87,6 @@ function edited(
 
 Deno.test(
   "jsr install: served by URL, installed by one command as root, called through sudo, upgraded",
-  opts,
   async () => {
     requireRoot();
     const published = await publishedFiles();
@@ -104,16 +105,15 @@ Deno.test(
       "mod.ts": (t) =>
         `${t}\n/** The e2e test's mark. */\nexport const E2E_MARK = "v2";\n`,
     });
-    const server = serve(new Map([["v1", v1], ["v2", v2]]));
-    const url = `http://127.0.0.1:${server.addr.port}`;
-
     const base = await scratchDir();
     const app = `${base}/app`;
     const data = `${base}/data`;
-    const sudoers = `/etc/sudoers.d/privsep-jsr-install-${Deno.pid}`;
-    const service = await ensureUser(SERVICE, `${base}/home`);
-    const daemon = await ensureUser(DAEMON);
+    const sudoers = testSudoersFile(import.meta);
+    const server = serve(new Map([["v1", v1], ["v2", v2]]));
+    const url = `http://127.0.0.1:${server.addr.port}`;
     try {
+      const service = await ensureUser(SERVICE, `${base}/home`);
+      const daemon = await ensureUser(DAEMON);
       // 1. The application, as its developer writes it: privsep by URL.
       await Deno.mkdir(`${app}/privsep`, { recursive: true });
       await Deno.writeTextFile(

@@ -19,10 +19,10 @@ import {
   requireRoot,
   ROOT,
   scratchDir,
+  testUser,
   writeConfig,
 } from "./_helpers.ts";
 
-const opts = { sanitizeOps: false, sanitizeResources: false };
 const SECRET = "root:$y$j9T$notarealhash:19000:0:99999:7:::\n";
 
 async function alive(pid: number): Promise<boolean> {
@@ -35,20 +35,19 @@ async function alive(pid: number): Promise<boolean> {
 
 Deno.test(
   "keeper: another process of the context's user cannot redirect the keeper FIFO to a root-only file",
-  opts,
   async () => {
     requireRoot();
-    const user = "privsep-kp-d";
+    const user = testUser(import.meta, "d");
     const dir = await scratchDir();
-    const { uid, gid } = await ensureUser(user);
-    const victim = `${dir}/victim`;
-    await Deno.writeTextFile(victim, SECRET, { mode: 0o600 });
-    const allowed = `${dir}/allowed`;
-    await Deno.writeTextFile(allowed, "", { mode: 0o600 });
     const denoDir = await Deno.makeTempDir({ prefix: "privsep-kp-deno-" });
-    await Deno.chown(denoDir, uid, gid);
     let attacker: Deno.ChildProcess | undefined;
     try {
+      const { uid, gid } = await ensureUser(user);
+      const victim = `${dir}/victim`;
+      await Deno.writeTextFile(victim, SECRET, { mode: 0o600 });
+      const allowed = `${dir}/allowed`;
+      await Deno.writeTextFile(allowed, "", { mode: 0o600 });
+      await Deno.chown(denoDir, uid, gid);
       let out = "none";
       for (let attempt = 0; attempt < 5 && out === "none"; attempt++) {
         await treeCtx.stop();
@@ -64,6 +63,7 @@ Deno.test(
             `${ROOT}/tests/fixtures/keeper/swap_keeper.ts`,
             victim,
             "15000",
+            String(uid),
           ],
           env: { DENO_DIR: denoDir, HOME: denoDir, NO_COLOR: "1" },
           stdout: "piped",
@@ -106,18 +106,17 @@ Deno.test(
       await treeCtx.stop();
       await Deno.remove(denoDir, { recursive: true });
       await removeUser(user);
+      await Deno.remove(dir, { recursive: true });
     }
   },
 );
 
 Deno.test(
   "keeper: the next daemon removes a dead daemon's keeper directory, without following a symlink",
-  opts,
   async () => {
     requireRoot();
-    const user = "privsep-kp-s";
+    const user = testUser(import.meta, "s");
     const dir = await scratchDir();
-    await ensureUser(user);
     // Pids above pid_max never run: these daemons are gone.
     const stale = "/run/privsep/tree-99999991";
     const link = "/run/privsep/tree-99999992";
@@ -126,6 +125,7 @@ Deno.test(
     await Deno.mkdir(target);
     await Deno.writeTextFile(`${target}/keeper`, "keep");
     try {
+      await ensureUser(user);
       await Deno.mkdir("/run/privsep", { recursive: true, mode: 0o755 });
       await Deno.mkdir(stale, { mode: 0o711 });
       await new Deno.Command("/usr/bin/mkfifo", { args: [`${stale}/keeper`] })
@@ -151,19 +151,19 @@ Deno.test(
         await Deno.remove(p, { recursive: true }).catch(() => {});
       }
       await removeUser(user);
+      await Deno.remove(dir, { recursive: true });
     }
   },
 );
 
 Deno.test(
   "keeper: the keeper signals only groups the daemon started",
-  opts,
   async (t) => {
     requireRoot();
-    const user = "privsep-kp-c";
+    const user = testUser(import.meta, "c");
     const dir = await scratchDir();
-    const { uid, gid } = await ensureUser(user);
     try {
+      const { uid, gid } = await ensureUser(user);
       for (const confinement of ["best-effort", "off"]) {
         await t.step(`confinement ${confinement}`, async () => {
           // A process of the context's user that is not the daemon's, in a
@@ -218,6 +218,7 @@ Deno.test(
       }
     } finally {
       await removeUser(user);
+      await Deno.remove(dir, { recursive: true });
     }
   },
 );

@@ -11,12 +11,14 @@ import {
   ROOT,
   run,
   scratchDir,
+  testSudoersFile,
+  testUser,
   writeConfig,
 } from "./_helpers.ts";
 
-const opts = { sanitizeOps: false, sanitizeResources: false };
-const CALLER = "privsep-lc-c";
-const DAEMON = "privsep-lc-d";
+/** This file's own users: the service's (the caller), and its daemon's. */
+const CALLER = testUser(import.meta, "c");
+const DAEMON = testUser(import.meta, "d");
 const SPEC = `${ROOT}/tests/fixtures/privsep/mod.ts#testCtx`;
 
 /** The serving daemons whose DENO_DIR is `denoDir`. */
@@ -38,38 +40,37 @@ async function daemonsWith(denoDir: string): Promise<number[]> {
 
 Deno.test(
   "what the service user's umask, rlimits and descriptors do to the root daemon",
-  opts,
   async (t) => {
     requireRoot();
     const dir = await scratchDir();
     const home = `${dir}/home`;
-    const caller = await ensureUser(CALLER, home);
-    await ensureUser(DAEMON);
-    const sudoers = `/etc/sudoers.d/privsep-lc-${Deno.pid}`;
-    const denoDir = `${dir}/cache/deno`;
-    const config = await writeConfig(dir, {
-      e2e: {
-        user: DAEMON,
-        capabilities: ["CAP_NET_BIND_SERVICE"],
-        launcher_dir: `${dir}/libexec`,
-        deno_dir: denoDir,
-      },
-    });
-    /** Runs `script` with sh as the caller; $L is the launcher. */
-    const asCaller = (script: string, launcher: string) =>
-      run([
-        "setpriv",
-        `--reuid=${caller.uid}`,
-        `--regid=${caller.gid}`,
-        "--init-groups",
-        "--",
-        "/bin/sh",
-        "-c",
-        script,
-        "sh",
-        launcher,
-      ], { allowFail: true, cwd: home });
+    const sudoers = testSudoersFile(import.meta);
     try {
+      const caller = await ensureUser(CALLER, home);
+      await ensureUser(DAEMON);
+      const denoDir = `${dir}/cache/deno`;
+      const config = await writeConfig(dir, {
+        e2e: {
+          user: DAEMON,
+          capabilities: ["CAP_NET_BIND_SERVICE"],
+          launcher_dir: `${dir}/libexec`,
+          deno_dir: denoDir,
+        },
+      });
+      /** Runs `script` with sh as the caller; $L is the launcher. */
+      const asCaller = (script: string, launcher: string) =>
+        run([
+          "setpriv",
+          `--reuid=${caller.uid}`,
+          `--regid=${caller.gid}`,
+          "--init-groups",
+          "--",
+          "/bin/sh",
+          "-c",
+          script,
+          "sh",
+          launcher,
+        ], { allowFail: true, cwd: home });
       await installLaunchers({
         user: CALLER,
         configFiles: [config],

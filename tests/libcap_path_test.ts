@@ -8,8 +8,6 @@
 import assert from "node:assert/strict";
 import { DENO, requireRoot, ROOT, run, scratchDir } from "./_helpers.ts";
 
-const opts = { sanitizeOps: false, sanitizeResources: false };
-
 const RELATIVE = `${Deno.build.arch}-linux-gnu/libcap.so.2`;
 
 /** Plants a file that is not a library at `path` below `cwd`. */
@@ -41,7 +39,6 @@ async function startFrom(
 
 Deno.test(
   "libcap is never loaded from the caller's working directory",
-  opts,
   async (t) => {
     requireRoot();
     const dir = await scratchDir();

@@ -23,12 +23,10 @@ import {
   writeConfig,
 } from "./_helpers.ts";
 
-const opts = { sanitizeOps: false, sanitizeResources: false };
 const VICTIM = EMIT_VICTIM;
 
 Deno.test(
   "a uid-0 daemon cannot replace the read-only cache by renaming its parent",
-  opts,
   async () => {
     requireRoot();
     const dir = await scratchDir();
@@ -82,7 +80,6 @@ Deno.test(
 
 Deno.test(
   "a uid-0 daemon cannot rewrite its config file by renaming its parent",
-  opts,
   async () => {
     requireRoot();
     const dir = await scratchDir();
@@ -132,7 +129,6 @@ Deno.test(
 
 Deno.test(
   "a uid-0 daemon cannot rename, remove or write anything on the way to what stage 1 trusts",
-  opts,
   async () => {
     requireRoot();
     const dir = await scratchDir();
@@ -211,7 +207,6 @@ Deno.test(
 
 Deno.test(
   "another mount of the same directory on the host: renames through it fail, writes through it do not",
-  opts,
   async () => {
     requireRoot();
     const dir = await scratchDir();

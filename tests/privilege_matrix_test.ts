@@ -10,18 +10,19 @@ import { init, RemoteError } from "../mod.ts";
 import { testCtx } from "./fixtures/privsep/mod.ts";
 import * as stress from "./fixtures/privsep/stress.ts";
 import {
-  CALLER_USER,
-  DAEMON_USER,
   ensureUser,
   expectCredentials,
   removeUser,
   requireRoot,
   run,
   scratchDir,
+  testUser,
   writeConfig,
 } from "./_helpers.ts";
 
-const opts = { sanitizeOps: false, sanitizeResources: false };
+/** This file's own users: the daemon's, and a plain user who spies on it. */
+const DAEMON_USER = testUser(import.meta, "d");
+const CALLER_USER = testUser(import.meta, "c");
 
 interface Status {
   uid: number[];
@@ -69,18 +70,9 @@ function assertChildWithin(
   assert.equal(status.noNewPrivs, 1, `${what}: NoNewPrivs`);
 }
 
-Deno.test("privilege matrix", opts, async (t) => {
+Deno.test("privilege matrix", async (t) => {
   requireRoot();
   const dir = await scratchDir();
-  const daemonUser = await ensureUser(DAEMON_USER);
-  const caller = await ensureUser(CALLER_USER);
-  // A setuid-root copy of cat in a root-owned directory.
-  const bin = `${dir}/bin`;
-  await Deno.mkdir(bin, { mode: 0o755 });
-  const suidCat = `${bin}/suid-cat`;
-  await Deno.copyFile("/usr/bin/cat", suidCat);
-  await Deno.chown(suidCat, 0, 0);
-  await Deno.chmod(suidCat, 0o4755);
   const asUser = (uid: number, gid: number, cmd: string[]) =>
     run([
       "setpriv",
@@ -91,6 +83,15 @@ Deno.test("privilege matrix", opts, async (t) => {
       ...cmd,
     ], { allowFail: true, env: { HOME: "/", PATH: "/usr/bin:/bin" } });
   try {
+    const daemonUser = await ensureUser(DAEMON_USER);
+    const caller = await ensureUser(CALLER_USER);
+    // A setuid-root copy of cat in a root-owned directory.
+    const bin = `${dir}/bin`;
+    await Deno.mkdir(bin, { mode: 0o755 });
+    const suidCat = `${bin}/suid-cat`;
+    await Deno.copyFile("/usr/bin/cat", suidCat);
+    await Deno.chown(suidCat, 0, 0);
+    await Deno.chmod(suidCat, 0o4755);
     await t.step(
       "control: the setuid copy really runs as root for a plain user",
       async () => {

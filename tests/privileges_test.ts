@@ -12,30 +12,30 @@ import { FailedToDropPrivileges, init, RemoteError } from "../mod.ts";
 import { testCtx } from "./fixtures/privsep/mod.ts";
 import * as ops from "./fixtures/privsep/ops.ts";
 import {
-  DAEMON_USER,
   ensureUser,
   expectCredentials,
   removeUser,
   requireRoot,
   scratchDir,
+  testUser,
   writeConfig,
 } from "./_helpers.ts";
 
-const opts = { sanitizeOps: false, sanitizeResources: false };
+/** This file's own daemon user. */
+const DAEMON_USER = testUser(import.meta, "d");
 
 Deno.test(
   "privileged daemon: credentials, file access and permissions",
-  opts,
   async (t) => {
     requireRoot();
     const dir = await scratchDir();
-    const daemonUser = await ensureUser(DAEMON_USER);
     const start = async (section: Record<string, unknown>) => {
       const config = await writeConfig(dir, { e2e: section as never });
       init({ configFiles: [config] });
       return await testCtx.start();
     };
     try {
+      const daemonUser = await ensureUser(DAEMON_USER);
       await t.step(
         "a root target keeps exactly its capabilities on every thread",
         async () => {
@@ -220,6 +220,7 @@ Deno.test(
       );
     } finally {
       init({ configFiles: [] });
+      await testCtx.stop();
       await Deno.remove(dir, { recursive: true });
       await removeUser(DAEMON_USER);
     }

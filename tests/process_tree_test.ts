@@ -16,15 +16,16 @@ import {
   ROOT,
   run,
   scratchDir,
+  testSudoersFile,
+  testUser,
   waitGone,
   writeConfig,
 } from "./_helpers.ts";
 
-const opts = { sanitizeOps: false, sanitizeResources: false };
 /** The context's user: every process of the daemon runs as this uid. */
-const TREE_DAEMON = "privsep-tree-d";
+const TREE_DAEMON = testUser(import.meta, "d");
 /** The unprivileged caller of the sudo test. */
-const TREE_CALLER = "privsep-tree-c";
+const TREE_CALLER = testUser(import.meta, "c");
 
 /** A number no other test uses as `sleep`'s argument. */
 let markerSeq = 4000 + (Deno.pid % 1000) * 7;
@@ -121,7 +122,6 @@ async function waitEscaped(uid: number, marker: number, count = 2) {
 
 Deno.test(
   "no process of a daemon outlives its call or its daemon",
-  opts,
   async (t) => {
     requireRoot();
     const dir = await scratchDir();
@@ -156,6 +156,8 @@ Deno.test(
       return pid;
     };
     let sudoers: string | undefined;
+    /** The cgroup of the callers of the last step (see there). */
+    let callerCgroup: string | undefined;
     try {
       await t.step(
         "cancel: a child that ignores SIGTERM and its grandchild that holds stdout are killed, and the call answers",
@@ -163,6 +165,8 @@ Deno.test(
           const pid = await use({ concurrency: 2, on_stuck: "report" });
           const marker = nextMarker();
           const call = callWith({ timeout: 300 }, () => ops.stubborn(marker));
+          // Handled below; a failed wait must not leave it unhandled.
+          call.catch(() => {});
           await waitSleeping(uid, marker);
           await assert.rejects(call, PrivsepTimeout);
           // runCommand's grace (1 s) and then the kill of the whole tree.
@@ -281,7 +285,7 @@ Deno.test(
             user: TREE_CALLER,
             configFiles: [config],
             specs: [treeCtx.id.replace("file://", "")],
-            sudoersFile: `/etc/sudoers.d/privsep-tree-${Deno.pid}`,
+            sudoersFile: testSudoersFile(import.meta),
           });
           await sweep();
           const marker = nextMarker();
@@ -353,6 +357,7 @@ Deno.test(
             { timeout: 300 },
             () => ops.escape(marker, true),
           );
+          call.catch(() => {}); // handled below, even when the wait fails
           await waitEscaped(uid, marker);
           await assert.rejects(call, PrivsepTimeout);
           await waitNone(
@@ -439,24 +444,57 @@ Deno.test(
       await t.step(
         "the next daemon kills what a dead daemon whose keeper was killed left, and removes its cgroup",
         async () => {
-          const pid = await use({ concurrency: 2 });
-          const cgroup = await cgroupOf(pid);
-          const marker = nextMarker();
-          const call = ops.escape(marker, true).catch((e) => e);
-          await waitEscaped(uid, marker);
-          const keeper = await processesOf(uid, "privsep-keeper");
-          assert.equal(keeper.length, 1, keeper.join("; "));
-          Deno.kill(Number(keeper[0].split(" ")[0]), "SIGKILL");
-          Deno.kill(pid, "SIGKILL");
-          await waitGone(pid, 2_000);
-          await call;
+          // Every stage 1 sweeps the cgroup it starts in, and other test
+          // files start daemons in this process's cgroup all the time
+          // (deno test --parallel): these daemons start from a caller in a
+          // cgroup of this file's own, below this process's.
           await treeCtx.stop();
+          await sweep();
+          const config = await writeConfig(dir, {
+            tree: {
+              user: TREE_DAEMON,
+              capabilities: [],
+              permissions: { run: ["/bin/sh", "/bin/true"] },
+              concurrency: 2,
+            },
+          });
+          const own = (await Deno.readTextFile("/proc/self/cgroup"))
+            .split("\n").find((l) => l.startsWith("0::"))!.slice(3)
+            .replace(/\/$/, "");
+          callerCgroup = `${cgroup2Mount()}${own}/tests-${TREE_DAEMON}`;
+          await Deno.mkdir(callerCgroup).catch((e) => {
+            if (!(e instanceof Deno.errors.AlreadyExists)) throw e;
+          });
+          const caller = async (...args: string[]): Promise<number> => {
+            const out = await run([
+              "/bin/sh",
+              "-c",
+              'echo $$ >"$1/cgroup.procs" && shift && exec "$@"',
+              "sh",
+              callerCgroup!,
+              DENO,
+              "run",
+              "-A",
+              `--config=${ROOT}/deno.json`,
+              `${ROOT}/tests/fixtures/tree_caller.ts`,
+              config,
+              ...args,
+            ]);
+            const { daemonPid } = JSON.parse(out.stdout);
+            daemons.add(daemonPid);
+            return daemonPid;
+          };
+          const marker = nextMarker();
+          const pid = await caller("orphan", String(marker));
+          const cgroup = `${callerCgroup}/privsep-${pid}`;
+          await waitGone(pid, 2_000);
           await new Promise((r) => setTimeout(r, 200));
           assert.ok(
             (await processesOf(uid, `sleep ${marker}`)).length > 0,
             "without its keeper, the escaped process outlived the daemon",
           );
-          daemons.add((await treeCtx.start()).pid);
+          assert.ok((await Deno.stat(cgroup)).isDirectory, cgroup);
+          await caller("start");
           await waitNone(
             "the dead daemon's escaped process",
             () => processesOf(uid, `sleep ${marker}`),
@@ -482,7 +520,11 @@ Deno.test(
       for (const pid of daemons) {
         await Deno.remove(`${cgroup2Mount()}${own}/privsep-${pid}`)
           .catch(() => {});
+        if (callerCgroup) {
+          await Deno.remove(`${callerCgroup}/privsep-${pid}`).catch(() => {});
+        }
       }
+      if (callerCgroup) await Deno.remove(callerCgroup).catch(() => {});
       await removeUser(TREE_CALLER);
       await removeUser(TREE_DAEMON);
       await Deno.remove(dir, { recursive: true }).catch(() => {});

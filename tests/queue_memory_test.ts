@@ -9,8 +9,6 @@ import { testCtx } from "./fixtures/privsep/mod.ts";
 import { requireRoot, scratchDir, writeConfig } from "./_helpers.ts";
 import { procKb, RawDaemon } from "../reliability/_raw.ts";
 
-const opts = { sanitizeOps: false, sanitizeResources: false };
-
 /** The queue's budget of decoded bytes with the default frame size. */
 const BUDGET_KB = 64 * 1024;
 /**
@@ -30,23 +28,36 @@ interface Peak {
 }
 
 /**
- * Sends `frames` (call ids 2...) to a daemon with one slot, busy with an 8 s
- * sleep, and samples its RSS until every call is answered.
+ * Sends `frames` (call ids 2...) to a daemon with one slot, kept busy until
+ * every frame is written (however long a busy machine takes to write and
+ * decode them), and samples its RSS until every call is answered.
  */
 async function peakFor(frames: Uint8Array[]): Promise<Peak> {
   const dir = await scratchDir();
   const config = await writeConfig(dir, {
-    e2e: { user: "root", capabilities: [], concurrency: 1 },
+    e2e: {
+      user: "root",
+      capabilities: [],
+      concurrency: 1,
+      permissions: { read: [dir] },
+    },
   });
   init({ configFiles: [config] });
+  /** Created once the daemon has read every frame: the slot's call returns. */
+  const release = `${dir}/release`;
+  /** A status request after the frames: answered once they are all read. */
+  const SENTINEL = 1_000_000;
   const d = new RawDaemon(testCtx.command());
   try {
     await d.handshake();
     const pid = (d.received[0] as Extract<Message, { kind: 0 }>).hello.pid;
     const idleKb = procKb(pid, "VmRSS")!;
-    // The only slot sleeps; every call after it queues or is refused.
+    // The only slot is busy; every call after it queues or is refused.
     await d.write(
-      encodeMessage([Kind.Call, 1, "ops.ts#sleep", [8000]], 1 << 24),
+      encodeMessage(
+        [Kind.Call, 1, "stress.ts#blockUntil", [release, 120_000]],
+        1 << 24,
+      ),
     );
     let peakKb = idleKb;
     const sampler = setInterval(() => {
@@ -56,10 +67,18 @@ async function peakFor(frames: Uint8Array[]): Promise<Peak> {
       for (let i = 0; i < frames.length; i += 10) {
         await d.write(concatFrames(frames.slice(i, i + 10)));
       }
-      // Every call is answered: queued ones after the sleep, the rest at
-      // once with a refusal.
+      await d.write(encodeMessage([Kind.Status, SENTINEL]));
+      await d.waitFor(
+        (m) => "id" in m && m.id === SENTINEL,
+        120_000,
+        "the status after the frames",
+      );
+      await Deno.writeTextFile(release, "");
+      // Every call is answered: queued ones once the slot is free, the rest
+      // at once with a refusal.
       const answered = (m: { kind: unknown; id?: number }) =>
-        (m.kind === Kind.Result || m.kind === Kind.Error) && m.id !== 1;
+        (m.kind === Kind.Result || m.kind === Kind.Error) && m.id !== 1 &&
+        m.id !== SENTINEL;
       await d.waitFor(
         () =>
           d.received.filter((m) => answered(m as never)).length >=
@@ -104,7 +123,7 @@ function assertBounded(label: string, { idleKb, peakKb, refused }: Peak) {
   );
 }
 
-Deno.test("queue memory", opts, async (t) => {
+Deno.test("queue memory", async (t) => {
   requireRoot();
 
   await t.step(

@@ -20,12 +20,12 @@ import {
   ROOT,
   run,
   scratchDir,
+  testUser,
   writeConfig,
 } from "./_helpers.ts";
 
-const opts = { sanitizeOps: false, sanitizeResources: false };
 /** The context's user (unique to this file). */
-const SBX_DAEMON = "privsep-sbx-d";
+const SBX_DAEMON = testUser(import.meta, "d");
 
 async function exists(path: string): Promise<boolean> {
   try {
@@ -64,7 +64,6 @@ const bashConnect = (port: number) => [
 
 Deno.test(
   "the kernel sandbox confines what the daemon's programs may do",
-  opts,
   async (t) => {
     requireRoot();
     const logs = await captureLogs();

@@ -9,11 +9,8 @@ import { sandboxCtx } from "./fixtures/sandbox/mod.ts";
 import * as ops from "./fixtures/sandbox/ops.ts";
 import { requireRoot, scratchDir, writeConfig } from "./_helpers.ts";
 
-const opts = { sanitizeOps: false, sanitizeResources: false };
-
 Deno.test(
   "a daemon with a scoped read list cannot read /etc/ssl/private",
-  opts,
   async () => {
     requireRoot();
     const dir = await scratchDir();

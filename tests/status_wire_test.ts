@@ -23,14 +23,15 @@ import {
   requireRoot,
   run,
   scratchDir,
+  testSudoersFile,
+  testUser,
   waitGone,
   writeConfig,
 } from "./_helpers.ts";
 
-const opts = { sanitizeOps: false, sanitizeResources: false };
 /** This file's own users: the service account and the daemon's user. */
-const CALLER = "privsep-rv-c";
-const DAEMON = "privsep-rv-d";
+const CALLER = testUser(import.meta, "c");
+const DAEMON = testUser(import.meta, "d");
 
 /** A raw channel to a daemon started by `CALLER` through sudo. */
 class RawChannel {
@@ -116,7 +117,6 @@ class RawChannel {
 
 Deno.test(
   "status message: a hostile caller through sudo gains no slot, no queue place and no unaudited call",
-  opts,
   async (t) => {
     requireRoot();
     const sudo = await run(["sh", "-c", "command -v sudo"], {
@@ -128,7 +128,7 @@ Deno.test(
     const dir = await scratchDir();
     const caller = await ensureUser(CALLER, `${dir}/home`);
     const daemonUser = await ensureUser(DAEMON);
-    const sudoers = `/etc/sudoers.d/privsep-rv-${Deno.pid}`;
+    const sudoers = testSudoersFile(import.meta);
     const channels: RawChannel[] = [];
     const open = async (): Promise<RawChannel> => {
       const ch = new RawChannel(caller.uid, caller.gid);

@@ -15,78 +15,79 @@ import {
   ROOT,
   run,
   scratchDir,
+  testSudoersFile,
+  testUser,
   writeConfig,
 } from "./_helpers.ts";
 
-const opts = { sanitizeOps: false, sanitizeResources: false };
-const CALLER = "privsep-sb-c";
-const DAEMON = "privsep-sb-d";
+/** This file's own users: the service's (the caller), and its daemon's. */
+const CALLER = testUser(import.meta, "c");
+const DAEMON = testUser(import.meta, "d");
 const SPEC = `${ROOT}/tests/fixtures/privsep/mod.ts#testCtx`;
 
 Deno.test(
   "sudo boundary: nothing the service user passes changes what root runs",
-  opts,
   async (t) => {
     requireRoot();
     const dir = await scratchDir();
     const home = `${dir}/home`;
-    const caller = await ensureUser(CALLER, home);
-    await ensureUser(DAEMON);
-    const sudoers = `/etc/sudoers.d/privsep-sb-${Deno.pid}`;
-    const config = await writeConfig(dir, {
-      e2e: {
-        user: DAEMON,
-        capabilities: ["CAP_NET_BIND_SERVICE"],
-        launcher_dir: `${dir}/libexec`,
-      },
-    });
-    const script = (mode: string) => [
-      DENO,
-      "run",
-      "-A",
-      `--config=${ROOT}/deno.json`,
-      `${ROOT}/tests/fixtures/caller.ts`,
-      config,
-      mode,
-    ];
-    // A root-only secret: a static text import reads it without any permission
-    // flag, so attacker code that runs as root prints it.
-    const secret = `${dir}/secret`;
-    const token = crypto.randomUUID();
-    await Deno.writeTextFile(secret, token, { mode: 0o600 });
-    const evil = `import s from ${
-      JSON.stringify(secret)
-    } with { type: "text" };\nconsole.log(s);\n`;
-    /** Runs sudo as the caller in `cwd`; fails if root printed the secret. */
-    const sudoAs = async (what: string, args: string[], cwd = home) => {
-      const out = await run([
-        "setpriv",
-        `--reuid=${caller.uid}`,
-        `--regid=${caller.gid}`,
-        "--init-groups",
-        "--",
-        "sudo",
-        "-n",
-        ...args,
-      ], { allowFail: true, cwd });
-      assert.ok(
-        !out.stdout.includes(token) && !out.stderr.includes(token),
-        `${what}: the caller's code ran as root and printed the secret`,
-      );
-      return out;
-    };
-    /** A cwd owned by the caller holding `name` as attacker code. */
-    const plant = async (name: string) => {
-      const cwd = `${home}/w-${crypto.randomUUID()}`;
-      await Deno.mkdir(cwd, { recursive: true });
-      if (!name.includes("/") && name !== "") {
-        await Deno.writeTextFile(`${cwd}/${name}`, evil);
-      }
-      await Deno.writeTextFile(`${cwd}/evil.ts`, evil);
-      await run(["chown", "-R", `${caller.uid}:${caller.gid}`, home]);
-      return cwd;
-    };
+    const sudoers = testSudoersFile(import.meta);
     try {
+      const caller = await ensureUser(CALLER, home);
+      await ensureUser(DAEMON);
+      const config = await writeConfig(dir, {
+        e2e: {
+          user: DAEMON,
+          capabilities: ["CAP_NET_BIND_SERVICE"],
+          launcher_dir: `${dir}/libexec`,
+        },
+      });
+      const script = (mode: string) => [
+        DENO,
+        "run",
+        "-A",
+        `--config=${ROOT}/deno.json`,
+        `${ROOT}/tests/fixtures/caller.ts`,
+        config,
+        mode,
+      ];
+      // A root-only secret: a static text import reads it without any permission
+      // flag, so attacker code that runs as root prints it.
+      const secret = `${dir}/secret`;
+      const token = crypto.randomUUID();
+      await Deno.writeTextFile(secret, token, { mode: 0o600 });
+      const evil = `import s from ${
+        JSON.stringify(secret)
+      } with { type: "text" };\nconsole.log(s);\n`;
+      /** Runs sudo as the caller in `cwd`; fails if root printed the secret. */
+      const sudoAs = async (what: string, args: string[], cwd = home) => {
+        const out = await run([
+          "setpriv",
+          `--reuid=${caller.uid}`,
+          `--regid=${caller.gid}`,
+          "--init-groups",
+          "--",
+          "sudo",
+          "-n",
+          ...args,
+        ], { allowFail: true, cwd });
+        assert.ok(
+          !out.stdout.includes(token) && !out.stderr.includes(token),
+          `${what}: the caller's code ran as root and printed the secret`,
+        );
+        return out;
+      };
+      /** A cwd owned by the caller holding `name` as attacker code. */
+      const plant = async (name: string) => {
+        const cwd = `${home}/w-${crypto.randomUUID()}`;
+        await Deno.mkdir(cwd, { recursive: true });
+        if (!name.includes("/") && name !== "") {
+          await Deno.writeTextFile(`${cwd}/${name}`, evil);
+        }
+        await Deno.writeTextFile(`${cwd}/evil.ts`, evil);
+        await run(["chown", "-R", `${caller.uid}:${caller.gid}`, home]);
+        return cwd;
+      };
       await installLaunchers({
         user: CALLER,
         configFiles: [config],

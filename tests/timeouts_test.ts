@@ -21,8 +21,6 @@ import {
   writeConfig,
 } from "./_helpers.ts";
 
-const opts = { sanitizeOps: false, sanitizeResources: false };
-
 async function timed<T>(
   p: Promise<T>,
 ): Promise<[PromiseSettledResult<T>, number]> {
@@ -42,7 +40,7 @@ function assertTimeout(
   return e;
 }
 
-Deno.test("timeouts and concurrency", opts, async (t) => {
+Deno.test("timeouts and concurrency", async (t) => {
   requireRoot();
   const dir = await scratchDir();
   const records = await captureLogs();
@@ -107,7 +105,13 @@ Deno.test("timeouts and concurrency", opts, async (t) => {
         assertTimeout(r, "slow.ts#sleepCommand");
         assert.ok(ms < 500 + 1000, `${ms} ms`);
         await waitGone(children[0], 2_000);
-        const status = await testCtx.status();
+        // The child is gone (or a zombie) a moment before the daemon has
+        // reaped it and freed the slot: a busy machine widens that moment.
+        let status = await testCtx.status();
+        for (let i = 0; i < 100 && status.running !== 0; i++) {
+          await new Promise((r) => setTimeout(r, 20));
+          status = await testCtx.status();
+        }
         assert.equal(status.cancelled, 1);
         assert.equal(status.stuck, 0);
         assert.equal(status.running, 0, "the slot is free again");

@@ -3,8 +3,6 @@ import { callWith, PrivsepTimeout } from "../../mod.ts";
 import * as wait from "./privsep/wait.ts";
 import { READY_DIR, waitCtx } from "./privsep/mod.ts";
 
-const opts = { sanitizeOps: false, sanitizeResources: false };
-
 async function assertTimesOut(
   call: () => Promise<unknown>,
   entrypoint: string,
@@ -18,7 +16,6 @@ async function assertTimesOut(
 
 Deno.test(
   "examples/cancellable: sleep(), fetch and file reads with callSignal() stop when the call times out",
-  opts,
   async () => {
     if (Deno.uid() !== 0) {
       throw new Error(

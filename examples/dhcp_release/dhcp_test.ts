@@ -3,11 +3,8 @@ import { RemoteError } from "../../mod.ts";
 import { DHCP_RELEASE, dhcpReleaseCmd } from "./privsep/mod.ts";
 import * as dhcp from "./privsep/dhcp.ts";
 
-const opts = { sanitizeOps: false, sanitizeResources: false };
-
 Deno.test(
   "examples/dhcp_release: releaseLease() runs dhcp_release in the daemon",
-  opts,
   async () => {
     if (Deno.uid() !== 0) {
       throw new Error(

@@ -2,8 +2,6 @@ import assert from "node:assert/strict";
 import { defaultCtx } from "./privsep/mod.ts";
 import { linkDevices, NetworkNamespaceNotFound } from "./main.ts";
 
-const opts = { sanitizeOps: false, sanitizeResources: false };
-
 async function ip(...args: string[]): Promise<void> {
   const out = await new Deno.Command("/usr/sbin/ip", { args, stderr: "piped" })
     .output();
@@ -16,7 +14,6 @@ async function ip(...args: string[]): Promise<void> {
 
 Deno.test(
   "examples/link_devices: getLinkDevices() lists a namespace's links in the daemon",
-  opts,
   async () => {
     if (Deno.uid() !== 0) {
       throw new Error(

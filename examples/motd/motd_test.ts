@@ -3,11 +3,8 @@ import { inProcess, recordCalls } from "../../testing/mod.ts";
 import { sysAdmin } from "./privsep/mod.ts";
 import * as motd from "./privsep/motd.ts";
 
-const opts = { sanitizeOps: false, sanitizeResources: false };
-
 Deno.test(
   "examples/motd: updateMotd() writes the message through the daemon",
-  opts,
   async () => {
     if (Deno.uid() !== 0) {
       throw new Error(

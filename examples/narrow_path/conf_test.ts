@@ -3,11 +3,8 @@ import { RemoteError } from "../../mod.ts";
 import * as conf from "./privsep/conf.ts";
 import { CONF_DIR, confCtx } from "./privsep/mod.ts";
 
-const opts = { sanitizeOps: false, sanitizeResources: false };
-
 Deno.test(
   "examples/narrow_path: writeConfFile() writes only .conf files in conf.d",
-  opts,
   async () => {
     if (Deno.uid() !== 0) {
       throw new Error(

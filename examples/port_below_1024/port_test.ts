@@ -8,7 +8,6 @@ import { isListening, startStatusPage } from "./main.ts";
 import { bindCtx, HOSTNAME } from "./privsep/mod.ts";
 import * as status from "./privsep/status.ts";
 
-const opts = { sanitizeOps: false, sanitizeResources: false };
 const PORT = 81;
 
 async function requireRootAndFreePort(): Promise<void> {
@@ -30,7 +29,6 @@ function assertPortFree(port: number): void {
 
 Deno.test(
   "examples/port_below_1024: startStatusPage() calls serveStatus(port) and stops it (in-process)",
-  opts,
   async () => {
     await requireRootAndFreePort();
     using _noDaemon = forbidDaemon("port_below_1024 in-process unit test");
@@ -52,7 +50,6 @@ Deno.test(
 
 Deno.test(
   "examples/port_below_1024: a nobody daemon with only CAP_NET_BIND_SERVICE serves port 81",
-  opts,
   async () => {
     await requireRootAndFreePort();
     try {

@@ -15,7 +15,6 @@ import {
 } from "./privsep/mod.ts";
 import { prepareLayout } from "./setup.ts";
 
-const opts = { sanitizeOps: false, sanitizeResources: false };
 const SCRATCH = "/var/lib/privsep-tests";
 
 function requireRoot(): void {
@@ -43,7 +42,6 @@ async function files(
 
 Deno.test(
   "examples/rootwrap_chmod: fixPermissions() calls only the narrow functions (in-process)",
-  opts,
   async () => {
     requireRoot();
     await prepareLayout();
@@ -81,7 +79,6 @@ Deno.test(
 
 Deno.test(
   "examples/rootwrap_chmod: the daemon changes exactly those modes and refuses the rest",
-  opts,
   async () => {
     requireRoot();
     await prepareLayout();

@@ -10,7 +10,6 @@ import { VISITS_LOG, visitsCtx } from "./privsep/mod.ts";
 import * as visits from "./privsep/visits.ts";
 import { prepareVisitsLog } from "./setup.ts";
 
-const opts = { sanitizeOps: false, sanitizeResources: false };
 const REQUESTS = 100;
 
 function requireRoot(): void {
@@ -21,7 +20,6 @@ function requireRoot(): void {
 
 Deno.test(
   "examples/web_service: the handler records each visit through recordVisit() (in-process)",
-  opts,
   async () => {
     requireRoot();
     await prepareVisitsLog();
@@ -53,7 +51,6 @@ Deno.test(
 
 Deno.test(
   "examples/web_service: 100 concurrent requests, at most 4 privileged calls at once",
-  opts,
   async () => {
     requireRoot();
     await prepareVisitsLog();

@@ -3,15 +3,17 @@
 // program keeps running, reparented to init, with the daemon's credentials.
 // Run as root: deno run -A reliability/repro/orphan_child.ts
 import {
-  DAEMON_USER,
   DENO,
   ensureUser,
   removeUser,
   ROOT,
   scratchDir,
+  testUser,
   waitGone,
   writeConfig,
 } from "../../tests/_helpers.ts";
+
+const DAEMON_USER = testUser(import.meta, "d");
 
 const dir = await scratchDir();
 await ensureUser(DAEMON_USER);
