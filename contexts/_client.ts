@@ -271,8 +271,14 @@ export class DaemonClient {
     await this.#terminate(unexpected ? 300 : 1000);
   }
 
-  /** Stops the daemon at once (SIGTERM, which sudo relays, then SIGKILL). */
+  /**
+   * Stops the daemon at once: closes its stdin, then SIGTERM, which sudo
+   * relays, then SIGKILL. The daemon's stdin goes first: a daemon of another
+   * user started through sudo is out of this process's reach once sudo is
+   * killed, and the end of its input is what makes it leave.
+   */
   kill(): void {
+    this.#writer.abort().catch(() => {});
     this.#terminate(0);
   }
 

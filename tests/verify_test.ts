@@ -172,6 +172,9 @@ Deno.test("daemon verification", async (t) => {
           capabilities: [],
           launcher_dir: dir,
           helper_command: ["/usr/bin/sudo", "-n"],
+          // Waiting in a blocking read, the daemon runs no signal handler:
+          // only the end of its input can make the refused one leave.
+          idle_read: "blocking",
         };
         try {
           // The launcher reads a config that names OTHER_USER (as after an
@@ -213,15 +216,23 @@ Deno.test("daemon verification", async (t) => {
             return true;
           });
           assert.equal(sudoCtx.daemon, undefined);
+          // The refused daemon, started through sudo as OTHER_USER, is out
+          // of the caller's reach once sudo is killed: it must leave because
+          // the caller closed its stdin (it once lived on until the whole
+          // caller process exited).
+          let left = "";
+          for (let waited = 0; waited < 10_000; waited += 100) {
+            left = (await run(["pgrep", "-a", "-u", OTHER_USER], {
+              allowFail: true,
+            })).stdout.trim();
+            if (!left) break;
+            await new Promise((r) => setTimeout(r, 100));
+          }
+          assert.equal(left, "", "the refused daemon outlived its refusal");
         } finally {
           await sudoCtx.stop();
           init({ configFiles: [] });
-          // The refused daemon, started through sudo, outlives client.kill()
-          // (SIGTERM, then SIGKILL, to sudo) until this process closes its
-          // end of the daemon's stdin, which only happens when this whole
-          // test process exits: a known leak of the refusal path, reported.
-          // Its processes are this file's user's alone; userdel refuses a
-          // user that still runs one.
+          // Left only if the check above failed.
           await run(["pkill", "-KILL", "-u", OTHER_USER], { allowFail: true });
           await removeUser(OTHER_USER);
         }
