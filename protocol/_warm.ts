@@ -1,21 +1,19 @@
 // Runs the codec over every kind of value and message before the first real
-// call: the caller does it while its daemon starts (sudo, Deno's start-up
-// and the privilege drop take hundreds of milliseconds, during which the
-// caller only waits). Private.
+// call. The caller does it while its daemon starts (sudo, Deno's start-up and
+// the privilege drop take hundreds of milliseconds, during which the caller
+// only waits); the daemon right after its hello, while the caller reads the
+// hello and checks the daemon's credentials. Private: both ends use it.
 //
-// Why: V8 compiles the codec for the values it has seen. A caller that made
-// only `echo(null)` calls has optimized code without the branches for a
-// long string (TextEncoder.encodeInto, a str8 header) or for decoding
-// `undefined`; the first call that brings one throws that code away
-// ("insufficient type feedback", and on the first encodeInto a cascade of
-// "dependent prototype chain changed") and compiles what it had never run:
-// 0.3-0.6 ms in one process (bench/first_call.ts measures it end to end).
-// Type feedback gathered here, before any function is hot, is what the
-// optimizing compiler later builds on. Only the codec runs: no entrypoint,
-// no I/O.
-//
-// The daemon does not: there it would cost 4-5 ms before the hello, on
-// every cold start, to save ~0.07 ms of its own on a first call.
+// Why: V8 compiles the codec for the values it has seen. A process that has
+// only carried `echo(null)` calls has optimized code without the branches
+// for a long string (TextEncoder.encodeInto, a str8 header) or `undefined`;
+// the first call that brings one throws that code away ("insufficient type
+// feedback", and on the first encodeInto a cascade of "dependent prototype
+// chain changed") and compiles what it had never run. Type feedback gathered
+// here, before any function is hot, is what the optimizing compiler later
+// builds on. Only the codec runs: no entrypoint, no I/O. bench/HISTORY.md
+// (2026-12-04) has the figures, from bench/first_call_codec.ts (one
+// process) and bench/first_call.ts (caller and daemon).
 
 import { releaseFrame } from "./_release.ts";
 import { decodeMessage, encodeMessage, Kind } from "./messages.ts";
@@ -84,7 +82,7 @@ export function warmCodec(): void {
     [Kind.Status, 6],
   ];
   // Feedback vectors exist only after a function's first few calls: one
-  // pass is not enough (bench/first_call.ts), three are.
+  // pass is not enough, three are.
   for (let i = 0; i < 3; i++) {
     for (const message of messages) {
       const frame = encodeMessage(message);
