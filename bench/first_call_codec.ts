@@ -4,7 +4,8 @@
 // made those, then times each stage of a call with chown's arguments (a
 // path of more than 32 characters, two numbers) and its `undefined` reply,
 // three times. Children run alternately without and with warmCodec()
-// (protocol/_warm.ts) first; prints the medians over children.
+// (protocol/_warm.ts) first; then each makes 1 000 000 more echo(null) calls
+// and replies, timing the first 200 000 and the last 200 000. Prints the medians over children.
 //   deno run -A bench/first_call_codec.ts [children per variant]
 import { decodeMessage, encodeMessage, Kind } from "../protocol/messages.ts";
 import { warmCodec } from "../protocol/_warm.ts";
@@ -39,12 +40,35 @@ if (Deno.args[0] === "--child") {
     t.push(performance.now());
     rounds.push(t.slice(1).map((x, i) => (x - t[i]) * 1000));
   }
-  console.log(JSON.stringify({ warmMs, rounds }));
+  // The steady state afterwards: does the warm-up's wider type feedback slow
+  // the common call?
+  // 1 000 000 rounds: the first 200 000 timed (V8's tiers still moving),
+  // and the last 200 000 (settled).
+  const round = () => {
+    const call = encodeMessage([Kind.Call, id, "mod.ts#echo", [null]]);
+    const m = decodeMessage(call.subarray(4)) as { args: unknown[] };
+    const reply = encodeMessage([Kind.Result, id++, m.args[0]]);
+    decodeMessage(reply.subarray(4));
+  };
+  const N = 200_000;
+  let t = performance.now();
+  for (let i = 0; i < N; i++) round();
+  const earlyNs = (performance.now() - t) * 1e6 / N;
+  for (let i = 0; i < 600_000; i++) round();
+  t = performance.now();
+  for (let i = 0; i < N; i++) round();
+  const steadyNs = (performance.now() - t) * 1e6 / N;
+  console.log(JSON.stringify({ warmMs, rounds, earlyNs, steadyNs }));
   Deno.exit(0);
 }
 
 const children = Number(Deno.args[0] ?? 10);
-type Run = { warmMs: number; rounds: number[][] };
+type Run = {
+  warmMs: number;
+  rounds: number[][];
+  earlyNs: number;
+  steadyNs: number;
+};
 const runs: Record<string, Run[]> = { cold: [], warm: [] };
 for (let i = 0; i < children; i++) {
   for (const variant of ["cold", "warm"]) {
@@ -71,6 +95,17 @@ for (let r = 0; r < 3; r++) {
     );
     console.log(`| ${r + 1} | ${STAGES[s]} | ${a} µs | ${b} µs |`);
   }
+}
+for (
+  const [what, field] of [
+    ["the next 200 000 echo(null) calls and replies, each", "earlyNs"],
+    ["after 800 000 more, the next 200 000, each", "steadyNs"],
+  ] as const
+) {
+  const [a, b] = ["cold", "warm"].map((v) =>
+    median(runs[v].map((run) => run[field])).toFixed(0)
+  );
+  console.log(`| then | ${what} | ${a} ns | ${b} ns |`);
 }
 const warmMs = runs.warm.map((run) => run.warmMs);
 console.log(
