@@ -10,6 +10,7 @@ import {
 } from "../errors.ts";
 import { concatFrames, FrameDecoder } from "../protocol/frame.ts";
 import { releaseFrame } from "../protocol/_release.ts";
+import { warmCodec } from "../protocol/_warm.ts";
 import {
   decodeMessage,
   encodeMessage,
@@ -155,6 +156,9 @@ export class DaemonClient {
           audit: auditLog.isEnabledFor("info"),
         }]),
       );
+      // While the daemon starts: the first calls must not pay for the
+      // codec's compilation (see protocol/_warm.ts).
+      warmCodec();
       const info = await hello;
       if (info.v !== PROTOCOL_VERSION) {
         throw new ProtocolError(

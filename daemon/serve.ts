@@ -18,6 +18,7 @@ import {
 } from "../core/_registry.ts";
 import { DEFAULT_MAX_FRAME_BYTES } from "../protocol/frame.ts";
 import { encodeMessage, Kind, PROTOCOL_VERSION } from "../protocol/messages.ts";
+import { warmCodec } from "../protocol/_warm.ts";
 import { permissionHint } from "./_permission_hint.ts";
 import { moduleFiles } from "../core/_modules.ts";
 import { Audit } from "./_audit.ts";
@@ -149,5 +150,9 @@ export async function serveDaemon(args: string[]): Promise<void> {
   ) {
     Deno.addSignalListener(name, () => void session.leave(128 + number));
   }
+  // After the hello, while the caller reads it and checks this process: the
+  // first call bringing a new kind of value must not pay for the codec's
+  // compilation (see protocol/_warm.ts). No entrypoint runs.
+  warmCodec();
   return await session.serve();
 }
