@@ -13,6 +13,7 @@ import {
 import type { EntrypointRecord } from "../core/_registry.ts";
 import { FrameDecoder } from "../protocol/frame.ts";
 import {
+  type DaemonStatus,
   decodeMessage,
   describeError,
   encodeMessage,
@@ -62,19 +63,6 @@ export interface SessionOptions {
   channel: ChannelReader;
 }
 
-/** The counters `status` reports (the caller's DaemonStatus). */
-export interface StatusInfo {
-  pid: number;
-  concurrency: number;
-  queueLimit: number;
-  running: number;
-  queued: number;
-  completed: number;
-  cancelled: number;
-  stuck: number;
-  stuckNow: number;
-}
-
 const gc = (globalThis as { gc?: (o: { type: string }) => void }).gc;
 
 /** The daemon's side of one channel. */
@@ -115,7 +103,7 @@ export class Session {
   }
 
   /** The daemon's counters. */
-  status(): StatusInfo {
+  status(): DaemonStatus {
     const counters = this.#calls.counters;
     return {
       pid: Deno.pid,

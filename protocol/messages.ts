@@ -448,3 +448,40 @@ export function describeError(
   }
   return { name: "Error", message: `non-Error value thrown: ${typeof error}` };
 }
+
+/**
+ * A daemon's counters, as a status message reports them (`PrivContext.status()` on the caller's side).
+ *
+ * @example
+ * ```ts
+ * import type { DaemonStatus, PrivContext } from "@privsep/privsep";
+ *
+ * // Starts the daemon if needed, so it is not run here.
+ * async function reportStuck(ctx: PrivContext): Promise<void> {
+ *   const status: DaemonStatus = await ctx.status();
+ *   if (status.stuckNow > 0) {
+ *     console.warn(`${status.stuckNow} stuck calls in daemon ${status.pid}`);
+ *   }
+ * }
+ * ```
+ */
+export interface DaemonStatus {
+  /** The daemon's pid. */
+  pid: number;
+  /** Calls it runs at once. */
+  concurrency: number;
+  /** Calls that may wait for a slot. */
+  queueLimit: number;
+  /** Calls running now. */
+  running: number;
+  /** Calls waiting for a slot. */
+  queued: number;
+  /** Calls finished since start. */
+  completed: number;
+  /** Calls cancelled since start (timeout or abort). */
+  cancelled: number;
+  /** Cancelled calls that ran past the grace period, since start. */
+  stuck: number;
+  /** Of those, how many still run. */
+  stuckNow: number;
+}
