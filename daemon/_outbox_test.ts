@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { encodeFrame, PADDING_FRAME } from "../protocol/frame.ts";
+import { concatFrames, encodeFrame, PADDING_FRAME } from "../protocol/frame.ts";
 import { type FrameWriter, Outbox, SYNC_WRITE_MAX } from "./_outbox.ts";
 
 /** A writer whose asynchronous writes finish when the test says so. */
@@ -32,16 +32,6 @@ function frame(n: number, fill = 7): Uint8Array {
   return encodeFrame(new Uint8Array(n).fill(fill));
 }
 
-function concat(...parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let off = 0;
-  for (const p of parts) {
-    out.set(p, off);
-    off += p.length;
-  }
-  return out;
-}
-
 Deno.test("Outbox.send() writes a small frame at once when nothing is queued", () => {
   const w = new FakeWriter();
   const out = new Outbox(w);
@@ -58,7 +48,7 @@ Deno.test("Outbox.send() pads a small frame that holds a newline byte", () => {
   const out = new Outbox(w);
   const f = encodeFrame(new Uint8Array([0x0a, 1, 2]));
   out.send(f);
-  assert.deepEqual(w.syncWrites, [concat(f, PADDING_FRAME)]);
+  assert.deepEqual(w.syncWrites, [concatFrames([f, PADDING_FRAME])]);
 });
 
 Deno.test("Outbox.send() queues a large frame unless the daemon is alone", async () => {
@@ -96,7 +86,7 @@ Deno.test("Outbox batches the small frames that pile up during a write, a large 
   await w.finishOne();
   await w.finishOne();
   await w.finishOne();
-  assert.deepEqual(w.asyncWrites, [big, concat(a, b, c), big2, d]);
+  assert.deepEqual(w.asyncWrites, [big, concatFrames([a, b, c]), big2, d]);
   assert.equal(out.idle, true);
 });
 

@@ -10,24 +10,7 @@ import { pack } from "msgpackr/pack";
 import { unpack } from "msgpackr/unpack";
 import { decodeValue } from "./decode.ts";
 import { encodeValue } from "./encode.ts";
-
-function roundTrip(value: unknown): unknown {
-  return decodeValue(encodeValue(value));
-}
-
-/** Bytes from a string of hex pairs, spaces ignored. */
-function h(hex: string): Uint8Array {
-  const clean = hex.replace(/\s+/g, "");
-  const out = new Uint8Array(clean.length / 2);
-  for (let i = 0; i < out.length; i++) {
-    out[i] = parseInt(clean.slice(i * 2, i * 2 + 2), 16);
-  }
-  return out;
-}
-
-function hex(bytes: Uint8Array): string {
-  return [...bytes].map((b) => b.toString(16).padStart(2, "0")).join(" ");
-}
+import { h, hex, roundTrip } from "./_test_util.ts";
 
 /** msgpackr's view of data: Buffer as Uint8Array, safe int64 as number. */
 function normalize(value: unknown): unknown {

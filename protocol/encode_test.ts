@@ -8,36 +8,7 @@ import { ProtocolError } from "../errors.ts";
 import { decodeValue } from "./decode.ts";
 import { encodeFramed, encodeValue } from "./encode.ts";
 import { encodeMessage, Kind } from "./messages.ts";
-
-function roundTrip(value: unknown): unknown {
-  return decodeValue(encodeValue(value));
-}
-
-/** Bytes from a string of hex pairs, spaces ignored. */
-function h(hex: string): Uint8Array {
-  const clean = hex.replace(/\s+/g, "");
-  const out = new Uint8Array(clean.length / 2);
-  for (let i = 0; i < out.length; i++) {
-    out[i] = parseInt(clean.slice(i * 2, i * 2 + 2), 16);
-  }
-  return out;
-}
-
-function hex(bytes: Uint8Array): string {
-  return [...bytes].map((b) => b.toString(16).padStart(2, "0")).join(" ");
-}
-
-function concat(...parts: (Uint8Array | number[])[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let off = 0;
-  for (const p of parts) {
-    out.set(p, off);
-    off += p.length;
-  }
-  return out;
-}
-
-const utf8 = (s: string) => new TextEncoder().encode(s);
+import { concat, h, hex, roundTrip, utf8 } from "./_test_util.ts";
 
 /** Asserts that encoding `value` throws TypeError matching `pattern`. */
 function assertUnencodable(value: unknown, pattern: RegExp): void {
