@@ -65,23 +65,36 @@ Deno.test(
         assert.equal(t.capBnd, mask);
       }
 
+      // One round of REQUESTS concurrent requests, every one answered.
+      const load = async (marker: string) => {
+        const answers = await Promise.all(
+          Array.from({ length: REQUESTS }, async (_, i) => {
+            const res = await fetch(`${base}${marker}/${i}`);
+            return { status: res.status, text: await res.text() };
+          }),
+        );
+        for (const [i, a] of answers.entries()) {
+          assert.equal(a.status, 200, `request ${i}: ${a.text}`);
+        }
+      };
       const marker = `/load-${Deno.pid}`;
-      const answers = await Promise.all(
-        Array.from({ length: REQUESTS }, async (_, i) => {
-          const res = await fetch(`${base}${marker}/${i}`);
-          return { status: res.status, text: await res.text() };
-        }),
-      );
-      for (const [i, a] of answers.entries()) {
-        assert.equal(a.status, 200, `request ${i}: ${a.text}`);
+      await load(marker);
+      let stats = await visits.concurrencyStats();
+      // Whether two calls overlap depends on how the scheduler interleaves
+      // the server, the caller and the daemon: on a busy machine one round
+      // may run them one after the other. More rounds until they overlap;
+      // the bound of 4 holds in every round.
+      let rounds = 1;
+      for (; stats.maxRunning < 2 && rounds < 5; rounds++) {
+        await load(`${marker}-again-${rounds}`);
+        stats = await visits.concurrencyStats();
       }
 
       const status = await visitsCtx.status();
-      assert.ok(status.completed >= REQUESTS, JSON.stringify(status));
+      assert.ok(status.completed >= REQUESTS * rounds, JSON.stringify(status));
       assert.equal(status.stuck, 0);
       assert.equal(status.concurrency, 4);
-      const stats = await visits.concurrencyStats();
-      assert.equal(stats.recorded, REQUESTS);
+      assert.equal(stats.recorded, REQUESTS * rounds);
       assert.equal(stats.running, 0);
       assert.ok(
         stats.maxRunning <= 4,
@@ -89,7 +102,7 @@ Deno.test(
       );
       assert.ok(
         stats.maxRunning >= 2,
-        `the daemon never ran two calls at once (${stats.maxRunning})`,
+        `the daemon never ran two calls at once in ${rounds} rounds (${stats.maxRunning})`,
       );
 
       // Every visit is in the log exactly once; the log is still root's 0600.
