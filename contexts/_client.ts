@@ -21,6 +21,8 @@ import {
 } from "../protocol/messages.ts";
 import { callTimeout, replyError } from "./_call_errors.ts";
 import { StuckWatch } from "./_stuck_watch.ts";
+// Only types: the module is loaded when a daemon starts (see start()).
+import type { DaemonProcess, ExitStatus } from "./_child.ts";
 
 const log = getLogger(["privsep", "client"]);
 const auditLog = getLogger(["privsep", "audit"]);
@@ -62,8 +64,7 @@ export interface ClientOptions {
 
 export class DaemonClient {
   readonly #opts: ClientOptions;
-  readonly #child: Deno.ChildProcess;
-  readonly #writer: WritableStreamDefaultWriter<Uint8Array>;
+  readonly #child: DaemonProcess;
   readonly #decoder: FrameDecoder;
   readonly #pending = new Map<number, Pending>();
   /** Cancelled calls whose reply has not come yet. */
@@ -78,11 +79,14 @@ export class DaemonClient {
   #stopping = false;
   #hello!: (info: HelloInfo) => void;
   #helloFailed!: (error: Error) => void;
-  readonly #exited: Promise<Deno.CommandStatus>;
-  #stderrDone: Promise<void> = Promise.resolve();
+  #outputEnded: ((error?: Error) => void) | undefined;
+  #stderrDecoder = new TextDecoder();
   info: DaemonInfo | undefined;
 
-  private constructor(opts: ClientOptions) {
+  private constructor(
+    opts: ClientOptions,
+    Process: typeof DaemonProcess,
+  ) {
     this.#opts = opts;
     this.#decoder = new FrameDecoder(opts.maxFrameBytes);
     this.#daemonLog = getLogger([...opts.daemonLogger]);
@@ -106,42 +110,42 @@ export class DaemonClient {
         void this.close(`the daemon was recycled because ${reason}`, true),
     });
     const [program, ...args] = opts.argv;
-    try {
-      this.#child = new Deno.Command(program, {
-        args,
-        stdin: "piped",
-        stdout: "piped",
-        stderr: "piped",
-        // Own session: a ^C on the caller's terminal must not reach sudo.
-        detached: true,
-        clearEnv: false,
-      }).spawn();
-    } catch (error) {
-      const missing = error instanceof Deno.errors.NotFound;
-      throw new FailedToDropPrivileges(
-        missing
+    const notFound = (error: Error) =>
+      new FailedToDropPrivileges(
+        (error as { code?: string }).code === "ENOENT" ||
+          error instanceof Deno.errors.NotFound
           ? `cannot start the privsep daemon for ${opts.context}: "${program}" was not found. ${
             program.endsWith("sudo")
               ? 'Install sudo (Debian/Ubuntu: "apt-get install sudo") or use startMethod "direct" when already root.'
               : "Check the helper command."
           }`
-          : `cannot start the privsep daemon for ${opts.context}: ${
-            (error as Error).message
-          }`,
+          : `cannot start the privsep daemon for ${opts.context}: ${error.message}`,
         { context: opts.context, cause: error },
       );
+    try {
+      this.#child = new Process(program, args, childEnv(), {
+        data: (chunk) => this.#received(chunk),
+        end: (error) => this.#outputEnded?.(error),
+        stderr: (chunk) => {
+          this.#stderr = (this.#stderr +
+            this.#stderrDecoder.decode(chunk, { stream: true }))
+            .slice(-STDERR_KEEP);
+        },
+        spawnFailed: (error) => this.#fail(notFound(error)),
+      });
+    } catch (error) {
+      throw notFound(error as Error);
     }
     this.#child.unref();
-    this.#writer = this.#child.stdin.getWriter();
-    this.#writer.closed.catch(() => {});
-    this.#exited = this.#child.status;
-    this.#stderrDone = this.#readStderr();
     this.#readLoop();
   }
 
   /** Spawns the daemon and waits for its hello. */
   static async start(opts: ClientOptions): Promise<DaemonClient> {
-    const client = new DaemonClient(opts);
+    // Loaded here, not imported: the daemon imports the application's
+    // context modules, hence this file, and must not load node:child_process.
+    const { DaemonProcess } = await import("./_child.ts");
+    const client = new DaemonClient(opts, DaemonProcess);
     const hello = new Promise<HelloInfo>((resolve, reject) => {
       client.#hello = resolve;
       client.#helloFailed = reject;
@@ -282,13 +286,13 @@ export class DaemonClient {
    * killed, and the end of its input is what makes it leave.
    */
   kill(): void {
-    this.#writer.abort().catch(() => {});
+    this.#child.abortInput();
     this.#terminate(0);
   }
 
   async #terminate(eofWaitMs: number): Promise<void> {
     let done = false;
-    const exited = this.#exited.then(() => done = true);
+    const exited = this.#child.exited.then(() => done = true);
     const wait = (ms: number) => {
       let timer: ReturnType<typeof setTimeout> | undefined;
       return Promise.race([
@@ -331,56 +335,40 @@ export class DaemonClient {
     if (!this.#writing) this.#flush();
   }
 
-  async #flush(): Promise<void> {
+  /**
+   * Writes what the outbox holds as one write, and the next batch when that
+   * one is written: frames queued meanwhile go out together.
+   */
+  #flush(): void {
+    if (this.#outbox.length === 0 || this.#closed) return;
+    const batch = this.#outbox.length === 1
+      ? this.#outbox[0]
+      : concatFrames(this.#outbox);
+    this.#outbox = [];
     this.#writing = true;
-    try {
-      while (this.#outbox.length && !this.#closed) {
-        const batch = this.#outbox.length === 1
-          ? this.#outbox[0]
-          : concatFrames(this.#outbox);
-        this.#outbox = [];
-        await this.#writer.write(batch);
-        releaseFrame(batch);
-      }
-    } catch (error) {
-      this.#fail(
-        new DaemonExitedError(
-          `cannot write to the daemon of ${this.#opts.context}: it has gone away`,
-          { context: this.#opts.context, cause: error },
-        ),
-      );
-    } finally {
+    this.#child.write(batch, (error) => {
       this.#writing = false;
-    }
-  }
-
-  async #readStderr(): Promise<void> {
-    const decoder = new TextDecoder();
-    try {
-      for await (const chunk of this.#child.stderr) {
-        this.#stderr = (this.#stderr + decoder.decode(chunk, { stream: true }))
-          .slice(-STDERR_KEEP);
+      releaseFrame(batch);
+      if (error) {
+        this.#fail(
+          new DaemonExitedError(
+            `cannot write to the daemon of ${this.#opts.context}: it has gone away`,
+            { context: this.#opts.context, cause: error },
+          ),
+        );
+        return;
       }
-    } catch { /* closed */ }
+      this.#flush();
+    });
   }
 
-  async #readLoop(): Promise<void> {
-    // A BYOB reader fills one buffer again and again (the decoder copies
-    // what it keeps), instead of a new chunk per read; a large body is read
-    // straight into place.
-    const reader = this.#child.stdout.getReader({ mode: "byob" });
-    let buf = new Uint8Array(64 * 1024);
+  /** Bytes from the daemon's stdout (a view into a reused buffer). */
+  #received(chunk: Uint8Array): void {
+    if (this.#closed) return;
     try {
-      for (;;) {
-        const tail = this.#decoder.bodyTail();
-        const { value, done } = await reader.read(tail ?? buf);
-        if (done || !value) break;
-        const bodies = tail
-          ? this.#decoder.commit(value.length, value)
-          : this.#decoder.push(value);
-        for (const body of bodies) this.#handle(body);
-        if (this.#closed) break;
-        if (!tail) buf = new Uint8Array(value.buffer as ArrayBuffer);
+      for (const body of this.#decoder.push(chunk)) {
+        this.#handle(body);
+        if (this.#closed) return;
       }
     } catch (error) {
       this.#fail(
@@ -392,39 +380,50 @@ export class DaemonClient {
         ),
       );
       this.kill();
-    } finally {
-      if (this.#closed) {
-        // Closed by us: close our end of the pipe too. A daemon blocked
-        // writing a large reply then fails with EPIPE and leaves at once,
-        // instead of waiting for the SIGTERM of close().
-        await reader.cancel().catch(() => {});
-      } else {
-        reader.releaseLock();
-      }
     }
-    if (!this.#closed) {
-      const status = await this.#exited;
-      // Let the last of stderr arrive: it says why the daemon went away.
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      await Promise.race([
-        this.#stderrDone,
-        new Promise((r) => timer = setTimeout(r, 300)),
-      ]);
-      clearTimeout(timer);
-      const how = status.signal
-        ? `was killed by ${status.signal}`
-        : `exited with code ${status.code}`;
-      const stderr = this.#stderr.trim();
+  }
+
+  /**
+   * Waits for the end of the daemon's stdout. Unless we closed the channel
+   * (#fail closes our end of the pipe), the daemon went away by itself: its
+   * exit status and the last of its stderr say why.
+   */
+  async #readLoop(): Promise<void> {
+    const error = await new Promise<Error | undefined>((resolve) =>
+      this.#outputEnded = resolve
+    );
+    if (this.#closed) return;
+    if (error) {
       this.#fail(
         new DaemonExitedError(
-          `the privsep daemon of ${this.#opts.context} ${how}${
-            stderr ? `: ${stderr}` : ""
-          }`,
-          { context: this.#opts.context },
+          `reading from the daemon of ${this.#opts.context} failed: ${error.message}`,
+          { context: this.#opts.context, cause: error },
         ),
-        status,
       );
+      this.kill();
+      return;
     }
+    const status = await this.#child.exited;
+    // Let the last of stderr arrive: it says why the daemon went away.
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([
+      this.#child.stderrDone,
+      new Promise((r) => timer = setTimeout(r, 300)),
+    ]);
+    clearTimeout(timer);
+    const how = status.signal
+      ? `was killed by ${status.signal}`
+      : `exited with code ${status.code}`;
+    const stderr = this.#stderr.trim();
+    this.#fail(
+      new DaemonExitedError(
+        `the privsep daemon of ${this.#opts.context} ${how}${
+          stderr ? `: ${stderr}` : ""
+        }`,
+        { context: this.#opts.context },
+      ),
+      status,
+    );
   }
 
   #handle(body: Uint8Array): void {
@@ -493,13 +492,14 @@ export class DaemonClient {
     });
   }
 
-  #fail(error: Error, status?: Deno.CommandStatus): void {
+  #fail(error: Error, status?: ExitStatus): void {
     if (this.#closed) return;
     let final = error;
     if (!this.info) {
       // The daemon never said hello: it could not start or drop privileges.
       const stderr = this.#stderr.trim();
-      final = error instanceof ProtocolError
+      final = error instanceof ProtocolError ||
+          error instanceof FailedToDropPrivileges
         ? error
         : new FailedToDropPrivileges(
           `the privsep daemon for ${this.#opts.context} failed to start${
@@ -534,7 +534,22 @@ export class DaemonClient {
     }
     this.#cancelled.clear();
     this.#unref();
-    this.#writer.close().catch(() => {});
+    // No reply matters any more: EOF on its stdin makes the daemon leave,
+    // and our end of its stdout closed makes a blocked write of a large
+    // reply fail at once.
+    this.#child.endInput();
+    this.#child.closeOutput();
     this.#opts.onGone(this);
   }
+}
+
+/**
+ * The daemon's environment before sudo resets it: the caller's, as
+ * Deno.Command passes it on, when the caller may read it; otherwise (no env
+ * permission) only a PATH, to find a helper command named without one.
+ */
+function childEnv(): Record<string, string> {
+  return Deno.permissions.querySync({ name: "env" }).state === "granted"
+    ? Deno.env.toObject()
+    : { PATH: "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" };
 }

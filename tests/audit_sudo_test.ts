@@ -45,10 +45,12 @@ Deno.test("audit through sudo after the caller exited", async () => {
       sudoersFile: sudoers,
     });
     records = await captureLogs(["privsep", "audit"]);
-    // The caller runs sudo in the background and exits at once: sudo is
-    // reparented before the daemon's first stage looks at its parents. The
-    // daemon keeps our pipes (fd 3 carries stdin past the shell's /dev/null
-    // for background jobs).
+    // The caller runs sudo in the background from a subshell that exits at
+    // once: sudo is reparented before the daemon's first stage looks at its
+    // parents. The daemon keeps our pipes (fd 3 carries stdin past the
+    // shell's /dev/null for background jobs). The process we spawned stays,
+    // with none of them: node:child_process closes a child's stdin when the
+    // child exits.
     client = await DaemonClient.start({
       context: testCtx.id,
       argv: [
@@ -59,7 +61,7 @@ Deno.test("audit through sudo after the caller exited", async () => {
         "--",
         "sh",
         "-c",
-        'exec 3<&0; sudo -n "$@" <&3 3<&- & exit 0',
+        '(exec 3<&0; sudo -n "$@" <&3 3<&- &); exec sleep 600 <&- >&- 2>&-',
         "sh",
         testCtx.launcher(),
       ],
@@ -89,7 +91,7 @@ Deno.test("audit through sudo after the caller exited", async () => {
       argv: [
         "sh",
         "-c",
-        'exec 3<&0; SUDO_UID=4242 "$@" <&3 3<&- & exit 0',
+        '(exec 3<&0; SUDO_UID=4242 "$@" <&3 3<&- &); exec sleep 600 <&- >&- 2>&-',
         "sh",
         ...testCtx.command(),
       ],

@@ -1,0 +1,221 @@
+// The daemon's process and its three pipes, as the caller holds them.
+// Private: DaemonClient (_client.ts) is its only user.
+//
+// Spawned through node:child_process, whose pipes Deno 2.9 reads and writes
+// in its event loop (epoll on the main thread), rather than Deno.Command's
+// web streams: in a bare Deno pair doing 24-byte round trips (bench:floor),
+// a stream read and a stream write allocate ~6 KB of JS objects per round
+// trip against ~1.4 KB, and take more of the caller's CPU per call; the
+// young collections and the tier-up of all that stream code are what the
+// caller's tail latency was made of. The daemon's stdout is read into one
+// reused buffer (`onread`), so that a large reply costs no allocation per
+// read; the FrameDecoder copies what it keeps.
+
+import { type ChildProcess, spawn } from "node:child_process";
+import { Socket } from "node:net";
+import { constants } from "node:os";
+
+/** How the process ended: as Deno.CommandStatus reports it. */
+export interface ExitStatus {
+  /** The exit code; 128 + the signal's number when killed by a signal. */
+  code: number;
+  /** The signal that killed it, if one did. */
+  signal: string | null;
+}
+
+/** Where the process's output goes. */
+export interface ChildHandlers {
+  /**
+   * Bytes from the daemon's stdout. The view is only valid during the call:
+   * its memory is read into again.
+   */
+  data(chunk: Uint8Array): void;
+  /** stdout has ended (EOF), or reading it failed (`error`). */
+  end(error?: Error): void;
+  /** Bytes from the daemon's stderr. */
+  stderr(chunk: Uint8Array): void;
+  /** The process could not be started at all (no such program, EACCES). */
+  spawnFailed(error: Error): void;
+}
+
+/** Bytes read from stdout at once: the size of the reused read buffer. */
+const READ_CHUNK = 64 * 1024;
+
+type StreamHandle = { useUserBuffer?: unknown };
+
+/** One spawned daemon (or its sudo) and the caller's ends of its pipes. */
+export class DaemonProcess {
+  readonly #cp: ChildProcess;
+  // Absent when the process could not be started (spawnFailed follows).
+  readonly #stdin: Socket | undefined;
+  readonly #stdout: Socket | undefined;
+  readonly #stderr: Socket | undefined;
+  #gone = false;
+  /** Resolves when the process has exited, or could not be started. */
+  readonly exited: Promise<ExitStatus>;
+  /** Resolves when stderr has ended. */
+  readonly stderrDone: Promise<void>;
+
+  /**
+   * Spawns `program` in its own session (a ^C on the caller's terminal must
+   * not reach sudo) with `env`. Failures to start arrive through
+   * `handlers.spawnFailed`, as node:child_process reports them; a missing
+   * run permission throws here.
+   */
+  constructor(
+    program: string,
+    args: readonly string[],
+    env: Record<string, string>,
+    handlers: ChildHandlers,
+  ) {
+    const cp = spawn(program, [...args], {
+      stdio: ["pipe", "pipe", "pipe"],
+      detached: true,
+      env,
+    });
+    this.#cp = cp;
+    // Without a pid it did not start, and its stdio objects are not pipes.
+    const started = cp.pid !== undefined;
+    this.#stdin = started ? cp.stdin as Socket : undefined;
+    this.#stderr = started ? cp.stderr as Socket : undefined;
+    this.#stdout = started
+      ? readInto(cp.stdout as Socket, handlers.data)
+      : undefined;
+    let exited!: (status: ExitStatus) => void;
+    this.exited = new Promise((resolve) => exited = resolve);
+    cp.once("exit", (code, signal) => {
+      this.#gone = true;
+      exited({
+        code: code ?? 128 +
+            ((constants.signals as Record<string, number>)[signal ?? ""] ??
+              0),
+        signal: signal ?? null,
+      });
+    });
+    cp.once("error", (error) => {
+      // Only a process that never started: later errors (a failed kill)
+      // are not ours to report.
+      if (cp.pid !== undefined) return;
+      this.#gone = true;
+      handlers.spawnFailed(error);
+      exited({ code: 127, signal: null });
+    });
+    let ended = false;
+    const end = (error?: Error) => {
+      if (ended) return;
+      ended = true;
+      handlers.end(error);
+    };
+    this.#stdout?.on("end", () => end());
+    this.#stdout?.on("close", () => end());
+    this.#stdout?.on("error", (error: Error) => end(error));
+    // Write errors (EPIPE: the daemon has gone) reach write()'s callback.
+    this.#stdin?.on("error", () => {});
+    const stderr = this.#stderr;
+    stderr?.on("data", (chunk: Uint8Array) => handlers.stderr(chunk));
+    stderr?.on("error", () => {});
+    this.stderrDone = stderr
+      ? new Promise((resolve) => {
+        stderr.once("end", resolve);
+        stderr.once("close", resolve);
+      })
+      : Promise.resolve();
+  }
+
+  /** The spawned process's id (sudo's, when started through sudo). */
+  get pid(): number {
+    return this.#cp.pid ?? 0;
+  }
+
+  /**
+   * Writes `data` to the daemon's stdin; `done` runs once it is written (the
+   * buffer may be reused then) or failed.
+   */
+  write(data: Uint8Array, done: (error?: Error | null) => void): void {
+    const stdin = this.#stdin;
+    // Never started: spawnFailed says why, once node:child_process knows.
+    if (!stdin) return done();
+    if (stdin.destroyed || stdin.writableEnded) {
+      done(new Error("the daemon's stdin is closed"));
+      return;
+    }
+    stdin.write(data, done);
+  }
+
+  /** Closes the daemon's stdin after what was written: it reads EOF. */
+  endInput(): void {
+    this.#stdin?.end();
+  }
+
+  /** Closes the daemon's stdin at once, dropping what was not written. */
+  abortInput(): void {
+    this.#stdin?.destroy();
+  }
+
+  /**
+   * Closes the caller's end of stdout: a daemon blocked writing a large
+   * reply fails with EPIPE and leaves.
+   */
+  closeOutput(): void {
+    this.#stdout?.destroy();
+  }
+
+  /** Sends `signal` to the process (sudo relays it to the daemon). */
+  kill(signal: "SIGTERM" | "SIGKILL"): void {
+    // Deno.kill, not the ChildProcess's kill(): in Deno that one sends only
+    // the first signal (a SIGKILL after an ignored SIGTERM would not go).
+    // Until the exit event the process is not reaped, so its pid is its own.
+    if (this.#gone || this.#cp.pid === undefined) return;
+    try {
+      Deno.kill(this.#cp.pid, signal);
+    } catch { /* exited meanwhile */ }
+  }
+
+  /** The process and its pipes keep the caller's event loop alive. */
+  ref(): void {
+    if (this.#cp.pid !== undefined) this.#cp.ref();
+    this.#stdout?.ref();
+    this.#stderr?.ref();
+  }
+
+  /** The process and its pipes do not keep the caller's event loop alive. */
+  unref(): void {
+    if (this.#cp.pid !== undefined) this.#cp.unref();
+    this.#stdout?.unref();
+    this.#stderr?.unref();
+  }
+}
+
+/**
+ * A socket over `stdout`'s pipe that reads into one reused buffer and hands
+ * each read to `data`. It takes over the pipe's handle (node:net's `onread`
+ * option, as the daemon reads its stdin): a child_process pipe would
+ * allocate a new 64 KiB buffer for every read, which a large reply pays in
+ * page faults. Where the handle cannot take a buffer, the pipe's own
+ * `data` events.
+ */
+function readInto(
+  stdout: Socket,
+  data: (chunk: Uint8Array) => void,
+): Socket {
+  const handle = (stdout as unknown as { _handle?: StreamHandle })._handle;
+  if (handle && typeof handle.useUserBuffer === "function") {
+    try {
+      return new Socket(
+        {
+          handle,
+          readable: true,
+          writable: false,
+          onread: {
+            buffer: new Uint8Array(READ_CHUNK),
+            callback: (n: number, buf: Uint8Array) => {
+              data(buf.subarray(0, n));
+            },
+          },
+        } as ConstructorParameters<typeof Socket>[0],
+      );
+    } catch { /* the fallback below */ }
+  }
+  stdout.on("data", data);
+  return stdout;
+}
