@@ -58,9 +58,9 @@ export class DaemonProcess {
 
   /**
    * Spawns `program` in its own session (a ^C on the caller's terminal must
-   * not reach sudo) with `env`. Failures to start arrive through
-   * `handlers.spawnFailed`, as node:child_process reports them; a missing
-   * run permission throws here.
+   * not reach sudo) with `env`. Failures to start (no such program, no run
+   * permission) arrive through `handlers.spawnFailed`, as node:child_process
+   * reports them.
    */
   constructor(
     program: string,
@@ -92,10 +92,12 @@ export class DaemonProcess {
         signal: signal ?? null,
       });
     });
-    cp.once("error", (error) => {
+    // on, not once: an 'error' event without a listener would throw in the
+    // application's process.
+    cp.on("error", (error) => {
       // Only a process that never started: later errors (a failed kill)
       // are not ours to report.
-      if (cp.pid !== undefined) return;
+      if (cp.pid !== undefined || this.#gone) return;
       this.#gone = true;
       handlers.spawnFailed(error);
       exited({ code: 127, signal: null });
@@ -162,13 +164,20 @@ export class DaemonProcess {
 
   /** Sends `signal` to the process (sudo relays it to the daemon). */
   kill(signal: "SIGTERM" | "SIGKILL"): void {
-    // Deno.kill, not the ChildProcess's kill(): in Deno that one sends only
-    // the first signal (a SIGKILL after an ignored SIGTERM would not go).
-    // Until the exit event the process is not reaped, so its pid is its own.
-    if (this.#gone || this.#cp.pid === undefined) return;
+    if (this.#gone) return;
+    // Through the ChildProcess, not by pid: it knows whether the process has
+    // been reaped, so a pid the system gave to another process since is
+    // never signalled. Deno's kill() sends one signal only (it sets
+    // `killed`): cleared, so that a SIGKILL after an ignored SIGTERM goes.
+    // It also records the signal as the one the process died of, which would
+    // hide how it really ended (a daemon that handles SIGTERM and exits): the
+    // exit event then reports the truth.
+    const cp = this.#cp as { killed: boolean; signalCode: string | null };
+    cp.killed = false;
     try {
-      Deno.kill(this.#cp.pid, signal);
+      this.#cp.kill(signal);
     } catch { /* exited meanwhile */ }
+    cp.signalCode = null;
   }
 
   /** The process and its pipes keep the caller's event loop alive. */
@@ -201,7 +210,7 @@ function readInto(
   const handle = (stdout as unknown as { _handle?: StreamHandle })._handle;
   if (handle && typeof handle.useUserBuffer === "function") {
     try {
-      return new Socket(
+      const socket = new Socket(
         {
           handle,
           readable: true,
@@ -214,6 +223,11 @@ function readInto(
           },
         } as ConstructorParameters<typeof Socket>[0],
       );
+      // The pipe's first socket lets go of the handle and closes: the
+      // ChildProcess then sees all its pipes closed, and keeps nothing alive.
+      (stdout as unknown as { _handle: unknown })._handle = null;
+      stdout.destroy();
+      return socket;
     } catch { /* the fallback below */ }
   }
   stdout.on("data", data);

@@ -308,7 +308,15 @@ export class DaemonClient {
       } catch { /* already gone */ }
       if (ms) await wait(ms);
     }
-    await exited;
+    // A SIGKILLed process exits; one that does not (stuck in the kernel)
+    // must not hold close() forever.
+    await wait(5000);
+    if (!done) {
+      log.warn(
+        "the privsep daemon of {context} (pid {pid}) did not exit after SIGKILL",
+        { context: this.#opts.context, pid: this.#child.pid },
+      );
+    }
   }
 
   // While calls are in flight the child keeps the caller's event loop alive
@@ -545,11 +553,22 @@ export class DaemonClient {
 
 /**
  * The daemon's environment before sudo resets it: the caller's, as
- * Deno.Command passes it on, when the caller may read it; otherwise (no env
- * permission) only a PATH, to find a helper command named without one.
+ * Deno.Command passed it on, when the caller may read it; otherwise only a
+ * PATH, to find a helper command named without one. node:child_process reads
+ * NODE_V8_COVERAGE whenever it spawns: without access to that variable it
+ * cannot start the daemon, which this says before trying.
  */
 function childEnv(): Record<string, string> {
-  return Deno.permissions.querySync({ name: "env" }).state === "granted"
-    ? Deno.env.toObject()
-    : { PATH: "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" };
+  const env = (variable?: string) =>
+    Deno.permissions.querySync({ name: "env", variable }).state ===
+      "granted";
+  if (env()) return Deno.env.toObject();
+  if (!env("NODE_V8_COVERAGE")) {
+    throw new Error(
+      "the caller starts it through node:child_process, which needs env access: run the caller with --allow-env (the daemon's helper then gets the caller's environment), or at least --allow-env=NODE_V8_COVERAGE (it then gets only a PATH)",
+    );
+  }
+  return {
+    PATH: "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+  };
 }
