@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { ProtocolError } from "../errors.ts";
+import { FailedToDropPrivileges, ProtocolError } from "../errors.ts";
 import { PROTOCOL_VERSION } from "../protocol/messages.ts";
 import { DaemonClient } from "./_client.ts";
 
@@ -69,4 +69,23 @@ for await (const chunk of Deno.stdin.readable) {
   } finally {
     await client.close();
   }
+});
+
+Deno.test({
+  name:
+    "DaemonClient.start() without env access says which flag to add, and starts nothing",
+  permissions: { run: true, read: true, env: false },
+  async fn() {
+    const error = await DaemonClient.start({
+      context: "fake",
+      argv: ["/bin/true"],
+      maxFrameBytes: 1 << 20,
+      daemonLogger: ["privsep", "daemon"],
+      onGone: () => {},
+      startHint: () => "",
+    }).catch((e) => e as Error);
+    assert.ok(error instanceof FailedToDropPrivileges, String(error));
+    assert.match(error.message, /cannot start the privsep daemon for fake/);
+    assert.match(error.message, /--allow-env=NODE_V8_COVERAGE/);
+  },
 });
