@@ -1,12 +1,19 @@
 // `deno task bench:floor`: the floor under privsep's sequential latency on
 // this runtime. A Deno caller talks to a Deno child over the child's stdio
-// pipes with the same I/O as privsep (the caller through Deno.Command's web
-// streams with a BYOB reader, the child with blocking reads and writes), and
-// echoes 24 bytes: no msgpack, no dispatch, no privilege drop. privsep's
-// sequential p50 cannot be lower than this. A second child reads as the
-// daemon does by default (idle_read "event-loop"): through its event loop,
-// which turns once per message; the difference is that turn's cost, which
-// only the blocking read (idle_read "blocking") avoids.
+// pipes with the same I/O as privsep (the caller through node:child_process
+// pipes, stdout read into one reused buffer, as contexts/_child.ts; the child
+// with blocking reads and writes), and echoes 24 bytes: no msgpack, no
+// dispatch, no privilege drop. privsep's sequential latency cannot be lower
+// than this. A second child reads as the daemon does by default (idle_read
+// "event-loop"): through its event loop, which turns once per message; the
+// difference is that turn's cost, which only the blocking read (idle_read
+// "blocking") avoids. A third pair is the second with the caller's I/O as
+// privsep's was until 2026-12-04 (Deno.Command's web streams, a BYOB reader).
+//
+// Each pair is measured as the bench's profiles measure privsep: a fresh
+// pair, 300 calls, then 2000 measured (the quick profile: the measured calls
+// are the ones during which V8 compiles both processes' code, which is where
+// the quick profile's p99 comes from), and 2000 calls then `calls` measured.
 //
 // Then the 1 MiB echo of the same pair, each reply into a new buffer (as
 // privsep must hand the application one) and into a reused one, with the
@@ -88,7 +95,8 @@ if (Deno.args[0] === "--child") {
     }
   }
   // At EOF, for the memory floor: its peak after serving.
-  console.error(memoryLine());
+  const to = Deno.args.find((a) => a.startsWith("--memory-to="));
+  if (to) Deno.writeTextFileSync(to.slice("--memory-to=".length), memoryLine());
   Deno.exit(0);
 }
 
@@ -134,44 +142,126 @@ if (Deno.args[0] === "--child-mib") {
   }
 }
 
+/** A caller's side of a pair: writes to the child's stdin, reads its stdout. */
+interface Pipes {
+  /** Writes `data`; resolves once written. */
+  write(data: Uint8Array): Promise<void>;
+  /**
+   * Reads exactly `into.length` bytes into `into`; resolves with the
+   * buffer that holds them (a BYOB read moves `into` to a new one).
+   */
+  read(into: Uint8Array): Promise<Uint8Array>;
+  /** Closes stdin and waits for the child's exit. */
+  close(): Promise<void>;
+}
+
+/**
+ * Spawns `args` with Deno's binary, the caller's side as privsep's
+ * (`node`: node:child_process pipes, stdout read into one reused buffer
+ * through node:net's `onread`, as contexts/_child.ts) or as privsep's was
+ * before (`web`: Deno.Command's web streams with a BYOB reader).
+ */
+async function pipes(kind: string, args: string[]): Promise<Pipes> {
+  if (kind === "web") {
+    const child = new Deno.Command(Deno.execPath(), {
+      args,
+      stdin: "piped",
+      stdout: "piped",
+      stderr: "inherit",
+    }).spawn();
+    const writer = child.stdin.getWriter();
+    const reader = child.stdout.getReader({ mode: "byob" });
+    return {
+      write: (data) => writer.write(data),
+      async read(into) {
+        let got = 0;
+        while (got < into.length) {
+          const { value } = await reader.read(into.subarray(got));
+          if (!value) throw new Error("the child went away");
+          got += value.length;
+          into = new Uint8Array(value.buffer);
+        }
+        return into;
+      },
+      async close() {
+        await writer.close();
+        await child.status;
+      },
+    };
+  }
+  const { spawn } = await import("node:child_process");
+  const { Socket } = await import("node:net");
+  const cp = spawn(Deno.execPath(), args, {
+    stdio: ["pipe", "pipe", "inherit"],
+  });
+  const exited = new Promise((resolve) => cp.once("exit", resolve));
+  let target: Uint8Array | undefined;
+  let got = 0;
+  let done: ((filled: Uint8Array) => void) | undefined;
+  const handle = (cp.stdout as unknown as { _handle: unknown })._handle;
+  const out = new Socket(
+    {
+      handle,
+      readable: true,
+      writable: false,
+      onread: {
+        buffer: new Uint8Array(65536),
+        callback: (n: number, buf: Uint8Array) => {
+          target!.set(buf.subarray(0, n), got);
+          got += n;
+          if (got === target!.length) done!(target!);
+        },
+      },
+    } as ConstructorParameters<typeof Socket>[0],
+  );
+  out.on("error", () => {});
+  return {
+    write: (data) =>
+      new Promise((resolve, reject) =>
+        cp.stdin!.write(data, (e) => e ? reject(e) : resolve())
+      ),
+    read: (into) =>
+      new Promise((resolve) => {
+        target = into;
+        got = 0;
+        done = resolve;
+      }),
+    async close() {
+      cp.stdin!.end();
+      await exited;
+    },
+  };
+}
+
 if (Deno.args[0] === "--measure-mib") {
   // 1 MiB out and back through the child's stdio, the caller's side as
-  // privsep's (web streams, a BYOB reader). `fresh`: every reply lands in a
+  // privsep's (see pipes(); the last argument picks it). `fresh`: every reply lands in a
   // new 1 MiB buffer, as a result handed to the application must (it is the
   // application's to keep); `reused`: in one buffer, which no caller of a
   // function that returns bytes can do. The child is new each time: the
   // first five calls are a fresh daemon's.
   const calls = Number(Deno.args[1]);
   const fresh = Deno.args[2] === "fresh";
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "--no-config", SELF, "--child-mib"],
-    stdin: "piped",
-    stdout: "piped",
-  }).spawn();
-  const writer = child.stdin.getWriter();
-  const reader = child.stdout.getReader({ mode: "byob" });
+  const io = await pipes(Deno.args[3] ?? "node", [
+    "run",
+    "--no-config",
+    SELF,
+    "--child-mib",
+  ]);
   const message = new Uint8Array(MIB).fill(1);
-  let reused = new Uint8Array(MIB);
+  let reused: Uint8Array = new Uint8Array(MIB);
   const times: number[] = [];
   const faults0 = minorFaults();
   for (let i = 0; i < calls; i++) {
     const t0 = performance.now();
-    const written = writer.write(message);
-    let into = fresh ? new Uint8Array(MIB) : reused;
-    let got = 0;
-    while (got < MIB) {
-      const { value } = await reader.read(into.subarray(got));
-      if (!value) throw new Error("the child went away");
-      got += value.length;
-      into = new Uint8Array(value.buffer);
-    }
-    if (!fresh) reused = into;
+    const written = io.write(message);
+    const filled = await io.read(fresh ? new Uint8Array(MIB) : reused);
+    if (!fresh) reused = filled;
     await written;
     times.push(performance.now() - t0);
   }
   const faultsPerCall = (minorFaults() - faults0) / calls;
-  await writer.close();
-  await child.status;
+  await io.close();
   const first5 = times.slice(0, 5).reduce((a, b) => a + b, 0) / 5;
   const rest = times.slice(5).sort((a, b) => a - b);
   console.log(JSON.stringify({
@@ -188,10 +278,17 @@ if (Deno.args[0] === "--measure") {
   // config, its imports) and the result is the child's memory after serving.
   const memory = Deno.args.includes("--memory");
   const imports = Deno.args.includes("--imports");
+  const option = (name: string, fallback: string) =>
+    Deno.args.find((a) => a.startsWith(`--${name}=`))?.split("=")[1] ??
+      fallback;
+  // Calls before the measured ones: as many as the bench's profile makes.
+  const warmup = Number(option("warmup", "2000"));
   const config = new URL("../deno.json", import.meta.url).pathname;
   const { DAEMON_V8_FLAGS } = await import("../core/command.ts");
-  const child = new Deno.Command(Deno.execPath(), {
-    args: memory
+  const childStderr = memory ? await Deno.makeTempFile() : undefined;
+  const io = await pipes(
+    option("caller", "node"),
+    memory
       ? [
         "run",
         "-A",
@@ -199,6 +296,7 @@ if (Deno.args[0] === "--measure") {
         `--config=${config}`,
         SELF,
         "--child",
+        `--memory-to=${childStderr}`,
         ...(imports ? ["--imports"] : []),
       ]
       : [
@@ -208,37 +306,34 @@ if (Deno.args[0] === "--measure") {
         "--child",
         ...(Deno.args.includes("--event-loop") ? ["--event-loop"] : []),
       ],
-    stdin: "piped",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const childStderr = new Response(child.stderr).text();
-  const writer = child.stdin.getWriter();
-  const reader = child.stdout.getReader({ mode: "byob" });
-  let buf = new Uint8Array(65536);
+  );
+  let buf: Uint8Array = new Uint8Array(24);
   const message = new Uint8Array(24);
   const times: number[] = [];
-  for (let i = 0; i < calls + 2_000; i++) {
+  // getrusage, in µs (the caller's CPU per call, as the bench's row).
+  const { cpuUsage } = await import("node:process");
+  const cpuUs = () => {
+    const u = cpuUsage();
+    return u.user + u.system;
+  };
+  let cpu0 = 0;
+  for (let i = 0; i < calls + warmup; i++) {
+    if (i === warmup) cpu0 = cpuUs();
     const t0 = performance.now();
-    await writer.write(message);
-    let got = 0;
-    while (got < message.length) {
-      const { value } = await reader.read(buf);
-      if (!value) throw new Error("the child went away");
-      got += value.length;
-      buf = new Uint8Array(value.buffer);
-    }
-    if (i >= 2_000) times.push(performance.now() - t0);
+    await io.write(message);
+    buf = await io.read(buf);
+    if (i >= warmup) times.push(performance.now() - t0);
   }
-  await writer.close();
-  await child.status;
-  if (memory) {
-    console.log((await childStderr).trim());
+  const cpuPerCall = (cpuUs() - cpu0) / calls;
+  await io.close();
+  if (childStderr) {
+    console.log(Deno.readTextFileSync(childStderr).trim());
+    Deno.removeSync(childStderr);
     Deno.exit(0);
   }
   times.sort((a, b) => a - b);
   const at = (p: number) => times[Math.floor(p * times.length)] * 1000;
-  console.log(JSON.stringify({ p50: at(0.5), p99: at(0.99) }));
+  console.log(JSON.stringify({ p50: at(0.5), p99: at(0.99), cpuPerCall }));
   Deno.exit(0);
 }
 
@@ -261,6 +356,7 @@ say(`${Deno.osRelease()}, ${cpuidle()}, Deno ${Deno.version.deno}`);
 const PYTHON_PAIR = `
 import json, os, subprocess, sys, time
 calls = int(sys.argv[1])
+warmup = int(sys.argv[2])
 child = subprocess.Popen([sys.executable, "-c", """
 import os
 while True:
@@ -272,18 +368,22 @@ while True:
 w, r = child.stdin.fileno(), child.stdout.fileno()
 msg = bytes(24)
 times = []
-for i in range(calls + 2000):
+cpu0 = 0
+for i in range(calls + warmup):
+    if i == warmup:
+        cpu0 = time.process_time()
     t0 = time.perf_counter()
     os.write(w, msg)
     got = 0
     while got < 24:
         got += len(os.read(r, 65536))
-    if i >= 2000:
+    if i >= warmup:
         times.append(time.perf_counter() - t0)
 child.stdin.close()
 child.wait()
 times.sort()
-print(json.dumps({"p50": times[len(times) // 2] * 1e6, "p99": times[int(len(times) * 0.99)] * 1e6}))
+cpu = (time.process_time() - cpu0) / calls * 1e6
+print(json.dumps({"p50": times[len(times) // 2] * 1e6, "p99": times[int(len(times) * 0.99)] * 1e6, "cpuPerCall": cpu}))
 `;
 
 const calls = Number(Deno.args[0] ?? 20_000);
@@ -301,17 +401,38 @@ const MEASURE = [
   "--no-config",
   SELF,
   "--measure",
-  String(calls),
 ];
-const pairs = {
-  "Deno-to-Deno stdio round trip": MEASURE,
+/**
+ * How many calls warm a pair up and how many are measured: as the bench's
+ * profiles do (bench/bench.ts), where `quick` measures V8's first tiers in
+ * both processes, then `calls` after 2000.
+ */
+const protocols = {
+  "fresh pair, 300 calls then 2000 measured (the quick profile's)": [300, 2000],
+  [`2000 calls then ${calls} measured`]: [2000, calls],
+};
+const pairs: Record<string, (warmup: number, calls: number) => string[]> = {
+  "Deno-to-Deno stdio round trip, blocking child": (w, n) => [
+    ...MEASURE,
+    String(n),
+    `--warmup=${w}`,
+  ],
   "Deno-to-Deno stdio round trip, the child reading in its event loop (node:net socket on fd 0)":
-    [...MEASURE, "--event-loop"],
-  "Python-to-Python pipe round trip": [
+    (w, n) => [...MEASURE, String(n), `--warmup=${w}`, "--event-loop"],
+  "Deno-to-Deno stdio round trip, the child reading in its event loop, the caller through Deno.Command's web streams":
+    (w, n) => [
+      ...MEASURE,
+      String(n),
+      `--warmup=${w}`,
+      "--event-loop",
+      "--caller=web",
+    ],
+  "Python-to-Python pipe round trip": (w, n) => [
     "/usr/bin/python3",
     "-c",
     PYTHON_PAIR,
-    String(calls),
+    String(n),
+    String(w),
   ],
 };
 
@@ -332,13 +453,18 @@ async function output(argv: string[]): Promise<string> {
   return new TextDecoder().decode(out.stdout);
 }
 
-const results = new Map<string, { p50: number; p99: number }[]>();
+const results = new Map<
+  string,
+  { p50: number; p99: number; cpuPerCall: number }[]
+>();
 for (let round = 0; round < rounds; round++) {
-  for (const [pair, argv] of Object.entries(pairs)) {
-    for (const [placement, prefix] of Object.entries(placements)) {
-      const name = `${pair}, 24 bytes, ${calls} calls, ${placement}`;
-      const r = JSON.parse(await output([...prefix, ...argv]));
-      results.set(name, [...results.get(name) ?? [], r]);
+  for (const [protocol, [warmup, n]] of Object.entries(protocols)) {
+    for (const [pair, argv] of Object.entries(pairs)) {
+      for (const [placement, prefix] of Object.entries(placements)) {
+        const name = `${pair}, 24 bytes, ${protocol}, ${placement}`;
+        const r = JSON.parse(await output([...prefix, ...argv(warmup, n)]));
+        results.set(name, [...results.get(name) ?? [], r]);
+      }
     }
   }
 }
@@ -347,7 +473,9 @@ for (const [name, rs] of results) {
   say(
     `${name}: p50 ${median(rs.map((r) => r.p50)).toFixed(0)} µs, p99 ${
       median(rs.map((r) => r.p99)).toFixed(0)
-    } µs (median of ${rounds} rounds)`,
+    } µs, caller CPU ${
+      median(rs.map((r) => r.cpuPerCall)).toFixed(0)
+    } µs per call (median of ${rounds} rounds)`,
   );
 }
 
@@ -357,31 +485,39 @@ for (const [name, rs] of results) {
 // application dropped only at its next collection, so each new reply is
 // memory the process never touched, zeroed by the kernel page by page.
 const MIB_CALLS = 25;
-const mibResults: Record<
+const mibModes = {
+  "reply into a new buffer per call": ["fresh", "node"],
+  "reply into a reused buffer": ["reused", "node"],
+  "reply into a new buffer per call, the caller through Deno.Command's web streams":
+    ["fresh", "web"],
+};
+const mibResults = new Map<
   string,
   { first5: number; p50: number; faultsPerCall: number }[]
-> = { fresh: [], reused: [] };
+>();
 for (let round = 0; round < rounds; round++) {
-  for (const mode of ["fresh", "reused"] as const) {
-    mibResults[mode].push(JSON.parse(
-      await output([
-        Deno.execPath(),
-        "run",
-        "-A",
-        "--no-config",
-        SELF,
-        "--measure-mib",
-        String(MIB_CALLS),
-        mode,
-      ]),
-    ));
+  for (const [name, [mode, caller]] of Object.entries(mibModes)) {
+    mibResults.set(name, [
+      ...mibResults.get(name) ?? [],
+      JSON.parse(
+        await output([
+          Deno.execPath(),
+          "run",
+          "-A",
+          "--no-config",
+          SELF,
+          "--measure-mib",
+          String(MIB_CALLS),
+          mode,
+          caller,
+        ]),
+      ),
+    ]);
   }
 }
-for (const [mode, rs] of Object.entries(mibResults)) {
+for (const [name, rs] of mibResults) {
   say(
-    `Deno-to-Deno stdio 1 MiB echo, reply into a ${
-      mode === "fresh" ? "new buffer per call" : "reused buffer"
-    }, fresh child: first 5 calls ${
+    `Deno-to-Deno stdio 1 MiB echo, ${name}, fresh child: first 5 calls ${
       median(rs.map((r) => r.first5)).toFixed(2)
     } ms (mean), then p50 ${median(rs.map((r) => r.p50)).toFixed(2)} ms; ${
       median(rs.map((r) => r.faultsPerCall)).toFixed(0)
@@ -423,7 +559,12 @@ for (const [what, code] of Object.entries(programs)) {
   }
 }
 for (const imports of [false, true]) {
-  const argv = [...MEASURE, "--memory", ...(imports ? ["--imports"] : [])];
+  const argv = [
+    ...MEASURE,
+    String(calls),
+    "--memory",
+    ...(imports ? ["--imports"] : []),
+  ];
   const [hwm, anon, file_] = (await output(argv)).trim().split(" ");
   say(
     `The Deno echo child${
