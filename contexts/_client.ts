@@ -308,15 +308,9 @@ export class DaemonClient {
       } catch { /* already gone */ }
       if (ms) await wait(ms);
     }
-    // A SIGKILLed process exits; one that does not (stuck in the kernel)
-    // must not hold close() forever.
-    await wait(5000);
-    if (!done) {
-      log.warn(
-        "the privsep daemon of {context} (pid {pid}) did not exit after SIGKILL",
-        { context: this.#opts.context, pid: this.#child.pid },
-      );
-    }
+    // SIGKILL needs no permission through the ChildProcess (_child.ts):
+    // the process goes, at the latest when the kernel lets go of it.
+    await exited;
   }
 
   // While calls are in flight the child keeps the caller's event loop alive
