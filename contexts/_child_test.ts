@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { concat } from "../protocol/_test_util.ts";
 import {
   type ChildHandlers,
   DaemonProcess,
@@ -31,19 +32,9 @@ function sh(
   );
   const stdout = async () => {
     await outputEnded;
-    return new TextDecoder().decode(concat(out));
+    return new TextDecoder().decode(concat(...out));
   };
   return { child, stdout, stderr: () => stderr, failed: () => failed, out };
-}
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  const all = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    all.set(p, at);
-    at += p.length;
-  }
-  return all;
 }
 
 /** Waits until `child` has printed `line` (its first line). */
@@ -52,7 +43,7 @@ async function ready(
   line = "ready",
 ): Promise<void> {
   for (let i = 0; i < 200; i++) {
-    if (new TextDecoder().decode(concat(run.out)).includes(line)) return;
+    if (new TextDecoder().decode(concat(...run.out)).includes(line)) return;
     await new Promise((r) => setTimeout(r, 10));
   }
   throw new Error(`the child never printed "${line}"`);
