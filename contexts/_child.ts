@@ -67,6 +67,8 @@ export class DaemonProcess {
     args: readonly string[],
     env: Record<string, string>,
     handlers: ChildHandlers,
+    /** Tests only: false reads stdout through its `data` events. */
+    takeOver = true,
   ) {
     const cp = spawn(program, [...args], {
       stdio: ["pipe", "pipe", "pipe"],
@@ -79,7 +81,7 @@ export class DaemonProcess {
     this.#stdin = started ? cp.stdin as Socket : undefined;
     this.#stderr = started ? cp.stderr as Socket : undefined;
     this.#stdout = started
-      ? readInto(cp.stdout as Socket, handlers.data)
+      ? readInto(cp.stdout as Socket, handlers.data, takeOver)
       : undefined;
     let exited!: (status: ExitStatus) => void;
     this.exited = new Promise((resolve) => exited = resolve);
@@ -206,9 +208,10 @@ export class DaemonProcess {
 function readInto(
   stdout: Socket,
   data: (chunk: Uint8Array) => void,
+  takeOver: boolean,
 ): Socket {
   const handle = (stdout as unknown as { _handle?: StreamHandle })._handle;
-  if (handle && typeof handle.useUserBuffer === "function") {
+  if (takeOver && handle && typeof handle.useUserBuffer === "function") {
     try {
       const socket = new Socket(
         {
