@@ -157,8 +157,8 @@ interface Pipes {
 
 /**
  * Spawns `args` with Deno's binary, the caller's side as privsep's
- * (`node`: node:child_process pipes, stdout read into one reused buffer
- * through node:net's `onread`, as contexts/_child.ts) or as privsep's was
+ * (`node`: contexts/_child.ts itself, node:child_process pipes with stdout
+ * read into one reused buffer) or as privsep's was
  * before (`web`: Deno.Command's web streams with a BYOB reader).
  */
 async function pipes(kind: string, args: string[]): Promise<Pipes> {
@@ -189,36 +189,27 @@ async function pipes(kind: string, args: string[]): Promise<Pipes> {
       },
     };
   }
-  const { spawn } = await import("node:child_process");
-  const { Socket } = await import("node:net");
-  const cp = spawn(Deno.execPath(), args, {
-    stdio: ["pipe", "pipe", "inherit"],
-  });
-  const exited = new Promise((resolve) => cp.once("exit", resolve));
+  // privsep's own caller side (contexts/_child.ts), not a copy of it.
+  const { DaemonProcess } = await import("../contexts/_child.ts");
   let target: Uint8Array | undefined;
   let got = 0;
   let done: ((filled: Uint8Array) => void) | undefined;
-  const handle = (cp.stdout as unknown as { _handle: unknown })._handle;
-  const out = new Socket(
-    {
-      handle,
-      readable: true,
-      writable: false,
-      onread: {
-        buffer: new Uint8Array(65536),
-        callback: (n: number, buf: Uint8Array) => {
-          target!.set(buf.subarray(0, n), got);
-          got += n;
-          if (got === target!.length) done!(target!);
-        },
-      },
-    } as ConstructorParameters<typeof Socket>[0],
-  );
-  out.on("error", () => {});
+  const child = new DaemonProcess(Deno.execPath(), args, Deno.env.toObject(), {
+    data: (chunk) => {
+      target!.set(chunk, got);
+      got += chunk.length;
+      if (got === target!.length) done!(target!);
+    },
+    end: () => {},
+    stderr: (chunk) => Deno.stderr.writeSync(chunk),
+    spawnFailed: (error) => {
+      throw error;
+    },
+  });
   return {
     write: (data) =>
       new Promise((resolve, reject) =>
-        cp.stdin!.write(data, (e) => e ? reject(e) : resolve())
+        child.write(data, (e) => e ? reject(e) : resolve())
       ),
     read: (into) =>
       new Promise((resolve) => {
@@ -227,8 +218,8 @@ async function pipes(kind: string, args: string[]): Promise<Pipes> {
         done = resolve;
       }),
     async close() {
-      cp.stdin!.end();
-      await exited;
+      child.endInput();
+      await child.exited;
     },
   };
 }

@@ -79,7 +79,6 @@ export class DaemonClient {
   #stopping = false;
   #hello!: (info: HelloInfo) => void;
   #helloFailed!: (error: Error) => void;
-  #outputEnded: ((error?: Error) => void) | undefined;
   #stderrDecoder = new TextDecoder();
   info: DaemonInfo | undefined;
 
@@ -110,7 +109,7 @@ export class DaemonClient {
         void this.close(`the daemon was recycled because ${reason}`, true),
     });
     const [program, ...args] = opts.argv;
-    const notFound = (error: Error) =>
+    const startError = (error: Error) =>
       new FailedToDropPrivileges(
         (error as { code?: string }).code === "ENOENT" ||
           error instanceof Deno.errors.NotFound
@@ -125,19 +124,18 @@ export class DaemonClient {
     try {
       this.#child = new Process(program, args, childEnv(), {
         data: (chunk) => this.#received(chunk),
-        end: (error) => this.#outputEnded?.(error),
+        end: (error) => void this.#outputEnded(error),
         stderr: (chunk) => {
           this.#stderr = (this.#stderr +
             this.#stderrDecoder.decode(chunk, { stream: true }))
             .slice(-STDERR_KEEP);
         },
-        spawnFailed: (error) => this.#fail(notFound(error)),
+        spawnFailed: (error) => this.#fail(startError(error)),
       });
     } catch (error) {
-      throw notFound(error as Error);
+      throw startError(error as Error);
     }
     this.#child.unref();
-    this.#readLoop();
   }
 
   /** Spawns the daemon and waits for its hello. */
@@ -386,14 +384,11 @@ export class DaemonClient {
   }
 
   /**
-   * Waits for the end of the daemon's stdout. Unless we closed the channel
-   * (#fail closes our end of the pipe), the daemon went away by itself: its
-   * exit status and the last of its stderr say why.
+   * The daemon's stdout has ended (or failed: `error`). Unless we closed the
+   * channel (#fail closes our end of the pipe), the daemon went away by
+   * itself: its exit status and the last of its stderr say why.
    */
-  async #readLoop(): Promise<void> {
-    const error = await new Promise<Error | undefined>((resolve) =>
-      this.#outputEnded = resolve
-    );
+  async #outputEnded(error?: Error): Promise<void> {
     if (this.#closed) return;
     if (error) {
       this.#fail(

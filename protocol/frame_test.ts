@@ -3,6 +3,7 @@
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import { ProtocolError } from "../errors.ts";
+import { concat } from "./_test_util.ts";
 import {
   checkMaxFrameBytes,
   concatFrames,
@@ -25,16 +26,6 @@ function body(n: number, seed = 0): Uint8Array {
 function header(n: number): Uint8Array {
   const out = new Uint8Array(FRAME_HEADER_BYTES);
   new DataView(out.buffer).setUint32(0, n);
-  return out;
-}
-
-function concat(...parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let off = 0;
-  for (const p of parts) {
-    out.set(p, off);
-    off += p.length;
-  }
   return out;
 }
 

@@ -20,51 +20,42 @@ async function stepsWhileIdle(): Promise<number> {
   return await backgroundSteps();
 }
 
+/** Runs `fn` with idleCtx configured by `section` (plus root, no caps). */
+async function withIdleCtx(
+  section: Record<string, unknown>,
+  fn: () => Promise<void>,
+): Promise<void> {
+  requireRoot();
+  const dir = await scratchDir();
+  try {
+    init({
+      configFiles: [
+        await writeConfig(dir, {
+          idle_read_e2e: { user: "root", capabilities: [], ...section },
+        }),
+      ],
+    });
+    await fn();
+  } finally {
+    await idleCtx.stop();
+    init({ configFiles: [] });
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
 Deno.test(
   'an idle daemon runs background I/O between calls by default (idle_read "event-loop")',
-  async () => {
-    requireRoot();
-    const dir = await scratchDir();
-    try {
-      init({
-        configFiles: [
-          await writeConfig(dir, {
-            idle_read_e2e: { user: "root", capabilities: [] },
-          }),
-        ],
-      });
+  () =>
+    withIdleCtx({}, async () => {
       assert.equal(await stepsWhileIdle(), STEPS);
-    } finally {
-      await idleCtx.stop();
-      init({ configFiles: [] });
-      await Deno.remove(dir, { recursive: true });
-    }
-  },
+    }),
 );
 
 Deno.test(
   'idle_read "blocking": nothing runs between calls, the next call resumes it',
-  async () => {
-    requireRoot();
-    const dir = await scratchDir();
-    try {
-      init({
-        configFiles: [
-          await writeConfig(dir, {
-            idle_read_e2e: {
-              user: "root",
-              capabilities: [],
-              idle_read: "blocking",
-            },
-          }),
-        ],
-      });
+  () =>
+    withIdleCtx({ idle_read: "blocking" }, async () => {
       // The daemon waited in a blocking read the whole 500 ms.
       assert.ok((await stepsWhileIdle()) < STEPS);
-    } finally {
-      await idleCtx.stop();
-      init({ configFiles: [] });
-      await Deno.remove(dir, { recursive: true });
-    }
-  },
+    }),
 );
