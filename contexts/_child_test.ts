@@ -180,3 +180,41 @@ Deno.test("DaemonProcess.closeOutput() makes a writer blocked on a full pipe fai
   ]);
   assert.equal(status.signal, "SIGPIPE");
 });
+
+Deno.test("DaemonProcess writes through the pipe's handle: in order, the bytes as they were when handed over, EOF after the last", async () => {
+  const run = sh("exec cat");
+  // Deno's internals that the direct write uses are still there (if they
+  // change, writes fall back to the Writable, and this says so).
+  assert.equal(run.child.writesParts, true);
+  const big = new Uint8Array(4 * 1024 * 1024).fill(0x42);
+  const written: string[] = [];
+  const done = (name: string) => (error?: Error | null) => {
+    assert.ifError(error);
+    written.push(name);
+  };
+  run.child.write(new TextEncoder().encode("A"), done("A"));
+  // More than the pipe holds: the rest is written from Deno's event loop.
+  run.child.writeParts(
+    [new TextEncoder().encode("<"), big, new TextEncoder().encode(">")],
+    done("parts"),
+  );
+  big.fill(0x43); // after the hand-over: not what is sent
+  run.child.write(new TextEncoder().encode("C"), done("C"));
+  run.child.endInput(); // shuts stdin only after the pending writes
+  const text = await run.stdout();
+  assert.equal(text.length, big.length + 4);
+  assert.equal(text, "A<" + "B".repeat(big.length) + ">C");
+  assert.deepEqual(written, ["A", "parts", "C"]);
+  assert.deepEqual(await run.child.exited, { code: 0, signal: null });
+});
+
+Deno.test("DaemonProcess.write() reports EPIPE once the daemon has closed its stdin", async () => {
+  const run = sh("exec 0<&-; echo ready; exec sleep 30");
+  await ready(run);
+  const error = await new Promise<Error | null | undefined>((resolve) =>
+    run.child.write(new Uint8Array(16), resolve)
+  );
+  assert.equal((error as { code?: string } | undefined)?.code, "EPIPE");
+  run.child.kill("SIGKILL");
+  await run.child.exited;
+});

@@ -10,6 +10,11 @@ import {
 } from "../errors.ts";
 import { concatFrames, FrameDecoder } from "../protocol/frame.ts";
 import { releaseFrame } from "../protocol/_release.ts";
+import {
+  assembleParts,
+  encodeMessageParts,
+  FrameParts,
+} from "../protocol/_parts.ts";
 import { warmCodec } from "../protocol/_warm.ts";
 import {
   decodeMessage,
@@ -203,7 +208,7 @@ export class DaemonClient {
     if (this.#closed) return Promise.reject(this.#closed);
     if (signal?.aborted) return Promise.reject(signal.reason);
     const id = this.#nextId++;
-    const frame = encodeMessage(
+    const frame = encodeMessageParts(
       [Kind.Call, id, entrypoint, args],
       this.#opts.maxFrameBytes,
     );
@@ -330,9 +335,38 @@ export class DaemonClient {
     } catch { /* already exited */ }
   }
 
-  #send(frame: Uint8Array): void {
+  #send(frame: Uint8Array | FrameParts): void {
+    if (frame instanceof FrameParts) {
+      // Large arguments, uncopied: handed over now, while their bytes are
+      // still the call's, or copied now if they must wait (_parts.ts).
+      if (!this.#writing && this.#child.writesParts && !this.#closed) {
+        this.#writing = true;
+        this.#child.writeParts(frame.parts, this.#written);
+        return;
+      }
+      frame = assembleParts(frame);
+    }
     this.#outbox.push(frame);
     if (!this.#writing) this.#flush();
+  }
+
+  /** A frame given as parts has been written (or not: `error`). */
+  readonly #written = (error?: Error | null): void => {
+    this.#writing = false;
+    if (error) {
+      this.#writeFailed(error);
+      return;
+    }
+    this.#flush();
+  };
+
+  #writeFailed(error: Error): void {
+    this.#fail(
+      new DaemonExitedError(
+        `cannot write to the daemon of ${this.#opts.context}: it has gone away`,
+        { context: this.#opts.context, cause: error },
+      ),
+    );
   }
 
   /**
@@ -350,12 +384,7 @@ export class DaemonClient {
       this.#writing = false;
       releaseFrame(batch);
       if (error) {
-        this.#fail(
-          new DaemonExitedError(
-            `cannot write to the daemon of ${this.#opts.context}: it has gone away`,
-            { context: this.#opts.context, cause: error },
-          ),
-        );
+        this.#writeFailed(error);
         return;
       }
       this.#flush();

@@ -89,3 +89,40 @@ Deno.test({
     assert.match(error.message, /--allow-env=NODE_V8_COVERAGE/);
   },
 });
+
+Deno.test("DaemonClient.call() sends a Uint8Array argument's bytes as they were when called, written at once or queued", async () => {
+  // A fake daemon that answers each call with the length and the sum of its
+  // first argument's bytes.
+  const client = await startFake(
+    `import { decodeMessage, encodeMessage, FrameDecoder, Kind, PROTOCOL_VERSION } from "${ROOT}/protocol/mod.ts";
+await Deno.stdout.write(encodeMessage([Kind.Hello, { v: PROTOCOL_VERSION, pid: Deno.pid }]));
+const decoder = new FrameDecoder(1 << 20);
+for await (const chunk of Deno.stdin.readable) {
+  for (const body of decoder.push(chunk)) {
+    const m = decodeMessage(body);
+    if (m.kind !== Kind.Call) continue;
+    const bytes = m.args[0];
+    let sum = 0;
+    for (const b of bytes) sum += b;
+    await Deno.stdout.write(encodeMessage([Kind.Result, m.id, [bytes.length, sum]]));
+  }
+}`,
+  );
+  assert.ok(client instanceof DaemonClient, String(client));
+  try {
+    const n = 512 * 1024;
+    const bytes = new Uint8Array(n).fill(1);
+    // More than a pipe holds: handed over as parts, and still being written
+    // when the next call comes.
+    const first = client.call("fake.ts#f", [bytes], undefined);
+    bytes.fill(2);
+    // Queued behind the first: copied now.
+    const second = client.call("fake.ts#f", [bytes], undefined);
+    bytes.fill(3);
+    bytes.buffer.transfer(); // detached: changes nothing already sent
+    assert.deepEqual(await first, [n, n]);
+    assert.deepEqual(await second, [n, 2 * n]);
+  } finally {
+    await client.close();
+  }
+});

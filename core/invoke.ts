@@ -12,6 +12,7 @@ import {
   validateResult,
 } from "./schema.ts";
 import { describeError, encodeMessage, Kind } from "../protocol/messages.ts";
+import { encodeMessageParts, type FrameParts } from "../protocol/_parts.ts";
 
 /** What invoke() needs of an entrypoint. */
 export interface Invocable {
@@ -99,23 +100,39 @@ export interface ReplyLimits {
  * call failed or its value cannot be sent (it does not encode, or does not
  * fit in `maxFrameBytes`); `error` is then what the error frame describes.
  */
-export type Reply =
-  | { frame: Uint8Array; ok: true }
-  | { frame: Uint8Array; ok: false; error: unknown };
+export type Reply<F = Uint8Array> =
+  | { frame: F; ok: true }
+  | { frame: F; ok: false; error: unknown };
 
-/** Encodes the reply to call `id` from its outcome. */
+/**
+ * Encodes the reply to call `id` from its outcome. With `split`, a value
+ * carrying large `Uint8Array`s comes back as their parts, uncopied (see
+ * protocol/_parts.ts): to be written before the entrypoint's code runs again.
+ */
 export function replyFrame(
   id: number,
   outcome: Outcome,
   limits: ReplyLimits,
-): Reply {
+): Reply;
+export function replyFrame(
+  id: number,
+  outcome: Outcome,
+  limits: ReplyLimits,
+  split: true,
+): Reply<Uint8Array | FrameParts>;
+export function replyFrame(
+  id: number,
+  outcome: Outcome,
+  limits: ReplyLimits,
+  split = false,
+): Reply<Uint8Array | FrameParts> {
   if ("value" in outcome) {
     try {
+      const message = [Kind.Result, id, outcome.value];
       return {
-        frame: encodeMessage(
-          [Kind.Result, id, outcome.value],
-          limits.maxFrameBytes,
-        ),
+        frame: split
+          ? encodeMessageParts(message, limits.maxFrameBytes)
+          : encodeMessage(message, limits.maxFrameBytes),
         ok: true,
       };
     } catch (error) {

@@ -3,6 +3,7 @@
 
 import { concatFrames, padFrames } from "../protocol/frame.ts";
 import { releaseFrame } from "../protocol/_release.ts";
+import { assembleParts, FrameParts } from "../protocol/_parts.ts";
 
 /** Frames up to this size are written synchronously when nothing is queued. */
 export const SYNC_WRITE_MAX = 16 * 1024;
@@ -51,7 +52,26 @@ export class Outbox {
    * reads nothing: a caller must read replies while it writes (PROTOCOL.md,
    * Flow control); one that closes its end makes the write fail at once.
    */
-  send(frame: Uint8Array, alone = false): void {
+  send(frame: Uint8Array | FrameParts, alone = false): void {
+    if (frame instanceof FrameParts) {
+      // A large result, uncopied (protocol/_parts.ts): written now, part by
+      // part, while its bytes are still the entrypoint's result; copied into
+      // one frame if it has to wait.
+      if (this.idle && alone) {
+        try {
+          for (const part of frame.parts) {
+            let off = 0;
+            while (off < part.length) {
+              off += this.#out.writeSync(part.subarray(off));
+            }
+          }
+        } catch {
+          this.onGone();
+        }
+        return;
+      }
+      frame = assembleParts(frame);
+    }
     const large = frame.length > SYNC_WRITE_MAX;
     if (this.idle && (alone || !large)) {
       // A small frame is padded when it holds a newline byte, so that Deno's

@@ -1,5 +1,17 @@
 import assert from "node:assert/strict";
-import { concatFrames, encodeFrame, PADDING_FRAME } from "../protocol/frame.ts";
+import {
+  concatFrames,
+  DEFAULT_MAX_FRAME_BYTES,
+  encodeFrame,
+  PADDING_FRAME,
+} from "../protocol/frame.ts";
+import { encodeMessage, Kind } from "../protocol/messages.ts";
+import {
+  encodeMessageParts,
+  FrameParts,
+  PARTS_MIN_BYTES,
+} from "../protocol/_parts.ts";
+import { concat } from "../protocol/_test_util.ts";
 import { type FrameWriter, Outbox, SYNC_WRITE_MAX } from "./_outbox.ts";
 
 /** A writer whose asynchronous writes finish when the test says so. */
@@ -117,4 +129,31 @@ Deno.test("Outbox calls onGone when a write fails (the caller is gone)", async (
   out.send(frame(SYNC_WRITE_MAX + 1));
   for (let i = 0; i < 5; i++) await Promise.resolve();
   assert.equal(gone, 2, "asynchronous write");
+});
+
+Deno.test("Outbox.send() writes a frame's parts at once when alone, and copies them into one frame when it must queue", async () => {
+  const body = new Uint8Array(PARTS_MIN_BYTES).fill(3);
+  const reply = () =>
+    encodeMessageParts([Kind.Result, 1, body], DEFAULT_MAX_FRAME_BYTES);
+  const whole = encodeMessage([Kind.Result, 1, body]);
+  const w = new FakeWriter();
+  const out = new Outbox(w);
+  const parts = reply();
+  assert.ok(parts instanceof FrameParts);
+  out.send(parts, true);
+  // Part by part: the result's own buffer is one of the writes.
+  assert.equal(w.syncWrites.length, parts.parts.length);
+  assert.deepEqual(concat(...w.syncWrites), whole);
+  assert.equal(out.idle, true);
+
+  out.send(frame(SYNC_WRITE_MAX + 1)); // queued: a write is now pending
+  const queued = reply();
+  out.send(queued, true);
+  // Copied when queued: what the entrypoint does with its buffer afterwards
+  // does not change the reply.
+  body.fill(9);
+  await w.finishOne();
+  await w.finishOne();
+  assert.equal(w.asyncWrites.length, 2);
+  assert.deepEqual(w.asyncWrites[1], whole);
 });

@@ -283,7 +283,7 @@ export class Session {
     const key = call.key;
     const audit = this.#o.audit;
     const logged = ep.options?.auditArgs ? args : undefined;
-    const reply = replyFrame(id, outcome, this.#o.limits);
+    const reply = replyFrame(id, outcome, this.#o.limits, true);
     if (reply.ok) {
       audit.record(key, started, "ok", undefined, logged);
     } else if ("value" in outcome) {

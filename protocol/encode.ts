@@ -60,8 +60,17 @@ class Encoder {
     this.view = new DataView(this.buf.buffer);
   }
 
-  /** Encodes `value` after `header` reserved bytes; returns the output. */
-  run(value: unknown, header: number, limit: number): Uint8Array {
+  /**
+   * Encodes `value` after `header` reserved bytes; returns the output. With
+   * `split`, an output whose large `Uint8Array`s add up to
+   * {@linkcode PARTS_MIN_BYTES} or more comes back as its parts, uncopied.
+   */
+  run(
+    value: unknown,
+    header: number,
+    limit: number,
+    split = false,
+  ): Uint8Array | FrameParts {
     this.busy = true;
     this.pos = header;
     this.limit = limit;
@@ -79,6 +88,8 @@ class Encoder {
       }
       return this.chunks.length === 0
         ? copyOut(this.buf, this.pos)
+        : split && this.deferred >= PARTS_MIN_BYTES
+        ? this.split()
         : ownFrame(this.assemble());
     } finally {
       this.pos = 0;
@@ -120,6 +131,30 @@ class Encoder {
     }
     out.set(this.buf.subarray(from, this.pos), to);
     return out;
+  }
+
+  /**
+   * The output as parts: copies of the scratch buffer's pieces between the
+   * deferred chunks, and the chunks themselves.
+   */
+  split(): FrameParts {
+    const parts: Uint8Array[] = [];
+    let from = 0;
+    for (let k = 0; k < this.chunks.length; k++) {
+      const at = this.chunkAt[k];
+      if (at > from) parts.push(this.buf.slice(from, at));
+      from = at;
+      const chunk = this.chunks[k];
+      const n = this.chunkLength[k];
+      if (chunk.length !== n) {
+        throw new TypeError(
+          `cannot encode a Uint8Array whose length changed during encoding (from ${n} to ${chunk.length} bytes)`,
+        );
+      }
+      parts.push(chunk);
+    }
+    if (this.pos > from) parts.push(this.buf.slice(from, this.pos));
+    return new FrameParts(parts, this.pos + this.deferred);
   }
 
   /** Makes room for `n` more bytes. */
@@ -594,11 +629,25 @@ function encode(
   header: number,
   limit: number,
   fields: string | undefined,
-): Uint8Array {
+): Uint8Array;
+function encode(
+  value: unknown,
+  header: number,
+  limit: number,
+  fields: string | undefined,
+  split: true,
+): Uint8Array | FrameParts;
+function encode(
+  value: unknown,
+  header: number,
+  limit: number,
+  fields: string | undefined,
+  split = false,
+): Uint8Array | FrameParts {
   // A getter (or a proxy) may encode while we encode: give it its own buffer.
   const encoder = shared.busy ? new Encoder(256) : shared;
   try {
-    return encoder.run(value, header, limit);
+    return encoder.run(value, header, limit, split);
   } catch (error) {
     if (error instanceof Unencodable) throw toTypeError(error, fields);
     if (error instanceof TooBig) {
@@ -661,4 +710,68 @@ export function encodeFramed(
     FRAME_HEADER_BYTES + maxFrameBytes,
     fields,
   );
+}
+
+/**
+ * Large `Uint8Array`s (together at least this many bytes) that a frame may
+ * carry as they are, as {@linkcode FrameParts}.
+ */
+export const PARTS_MIN_BYTES = 64 * 1024;
+
+/**
+ * A frame whose large `Uint8Array`s were not copied: written one part after
+ * the other, the parts are the frame. The parts are views of the caller's
+ * own buffers: write them before the caller's code runs again (the bytes
+ * must be the ones the call was made with), or copy them with
+ * {@linkcode assembleParts}. Private to privsep (not exported by the
+ * protocol module).
+ */
+export class FrameParts {
+  /**
+   * @param parts The frame's bytes, in order.
+   * @param length Their total length.
+   */
+  constructor(readonly parts: Uint8Array[], readonly length: number) {}
+}
+
+/**
+ * Like {@linkcode encodeFramed}, but a frame whose large `Uint8Array`s add up
+ * to {@linkcode PARTS_MIN_BYTES} or more comes back as {@linkcode FrameParts}
+ * instead of being copied into one buffer. Private to privsep.
+ */
+export function encodeFramedParts(
+  value: unknown,
+  maxFrameBytes: number,
+  fields?: string,
+): Uint8Array | FrameParts {
+  checkMaxFrameBytes(maxFrameBytes);
+  return encode(
+    value,
+    FRAME_HEADER_BYTES,
+    FRAME_HEADER_BYTES + maxFrameBytes,
+    fields,
+    true,
+  );
+}
+
+/**
+ * Copies the parts of a frame into one buffer, which releaseFrame() may free
+ * once written. A part whose length changed since it was encoded (its buffer
+ * was transferred or resized) throws `TypeError`.
+ */
+export function assembleParts(frame: FrameParts): Uint8Array {
+  let total = 0;
+  for (const part of frame.parts) total += part.length;
+  if (total !== frame.length) {
+    throw new TypeError(
+      `cannot send a Uint8Array whose length changed after the call was made (its parts now have ${total} of the frame's ${frame.length} bytes)`,
+    );
+  }
+  const out = new Uint8Array(total);
+  let to = 0;
+  for (const part of frame.parts) {
+    out.set(part, to);
+    to += part.length;
+  }
+  return ownFrame(out);
 }

@@ -9,6 +9,7 @@
 import { ProtocolError, type RemoteErrorInfo } from "../errors.ts";
 import { decodeValue, encodeFramed, encodeValue } from "./codec.ts";
 import { DEFAULT_MAX_FRAME_BYTES } from "./frame.ts";
+import { fieldsOf } from "./_fields.ts";
 
 /**
  * The protocol version both sides must speak; each sends it as `v` in its
@@ -217,21 +218,7 @@ export function encodeMessage(
   message: readonly unknown[],
   maxFrameBytes: number = DEFAULT_MAX_FRAME_BYTES,
 ): Uint8Array {
-  // Only for error messages: a call's bad argument is `args[1]`, not
-  // `value[3][1]`. String literals, so the hot path allocates nothing.
-  const kind = message[0];
-  const fields = kind === Kind.Call
-    ? "kind id entrypoint args"
-    : kind === Kind.Result
-    ? "kind id value"
-    : kind === Kind.Error
-    ? "kind id error"
-    : kind === Kind.Fatal
-    ? "kind error"
-    : kind === Kind.Log
-    ? "kind record"
-    : undefined;
-  return encodeFramed(message, maxFrameBytes, fields);
+  return encodeFramed(message, maxFrameBytes, fieldsOf(message[0]));
 }
 
 function isId(value: unknown): value is number {
