@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { FailedToDropPrivileges, ProtocolError } from "../errors.ts";
-import { PROTOCOL_VERSION } from "../protocol/messages.ts";
+import { encodeMessage, Kind, PROTOCOL_VERSION } from "../protocol/messages.ts";
 import { DaemonClient } from "./_client.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname.replace(/\/$/, "");
@@ -122,6 +122,47 @@ for await (const chunk of Deno.stdin.readable) {
     bytes.buffer.transfer(); // detached: changes nothing already sent
     assert.deepEqual(await first, [n, n]);
     assert.deepEqual(await second, [n, 2 * n]);
+  } finally {
+    await client.close();
+  }
+});
+
+Deno.test("DaemonClient.call() frames a Uint8Array subclass by its bytes: none of them reaches the daemon as a message of its own", async () => {
+  // A fake daemon that lists every call it reads, and answers "calls".
+  const client = await startFake(
+    `import { decodeMessage, encodeMessage, FrameDecoder, Kind, PROTOCOL_VERSION } from "${ROOT}/protocol/mod.ts";
+await Deno.stdout.write(encodeMessage([Kind.Hello, { v: PROTOCOL_VERSION, pid: Deno.pid }]));
+const decoder = new FrameDecoder(1 << 20);
+const seen = [];
+for await (const chunk of Deno.stdin.readable) {
+  for (const body of decoder.push(chunk)) {
+    const m = decodeMessage(body);
+    if (m.kind !== Kind.Call) continue;
+    seen.push(m.entrypoint);
+    const value = m.entrypoint === "fake.ts#calls" ? seen : m.args[0].length;
+    await Deno.stdout.write(encodeMessage([Kind.Result, m.id, value]));
+  }
+}`,
+  );
+  assert.ok(client instanceof DaemonClient, String(client));
+  try {
+    // An application's subclass whose `length` is its own idea, holding
+    // bytes from outside, here a complete call frame after that length.
+    const used = 70_000;
+    const smuggled = encodeMessage([Kind.Call, 999, "fake.ts#other", []]);
+    class Chunk extends Uint8Array {
+      override get length(): number {
+        return used;
+      }
+    }
+    const bytes = new Chunk(used + smuggled.length);
+    bytes.set(smuggled, used);
+    const stored = await client.call("fake.ts#store", [bytes], undefined);
+    assert.equal(stored, used + smuggled.length);
+    assert.deepEqual(await client.call("fake.ts#calls", [], undefined), [
+      "fake.ts#store",
+      "fake.ts#calls",
+    ]);
   } finally {
     await client.close();
   }

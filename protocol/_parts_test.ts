@@ -81,3 +81,60 @@ Deno.test("fieldsOf() knows the kinds of messages.ts by their numbers", () => {
   assert.equal(fieldsOf(Kind.Log), "kind record");
   assert.equal(fieldsOf(Kind.Cancel), undefined);
 });
+
+/**
+ * The bytes `parts` hold as the pipe's handle writes them: each view's own
+ * length (a subclass's `length` getter is not what the handle reads).
+ */
+function bytesWritten(parts: Uint8Array[]): Uint8Array {
+  const views = parts.map((part) => new Uint8Array(part));
+  const out = new Uint8Array(views.reduce((n, v) => n + v.length, 0));
+  let to = 0;
+  for (const view of views) {
+    out.set(view, to);
+    to += view.length;
+  }
+  return out;
+}
+
+/** The body length a frame's header states. */
+function stated(frame: Uint8Array): number {
+  return new DataView(frame.buffer, frame.byteOffset).getUint32(0);
+}
+
+Deno.test("encodeMessageParts() frames a Uint8Array subclass by the bytes it holds, not by its length getter", () => {
+  // An application's subclass whose `length` is its own idea (bytes in use).
+  class Chunk extends Uint8Array {
+    override get length(): number {
+      return PARTS_MIN_BYTES;
+    }
+  }
+  const bytes = new Chunk(PARTS_MIN_BYTES * 2).fill(7);
+  const frame = encodeMessageParts([Kind.Call, 1, "mod.ts#f", [bytes]], MAX);
+  assert.ok(frame instanceof FrameParts);
+  const written = bytesWritten(frame.parts);
+  // What follows the header's count would be read as the next frame.
+  assert.equal(stated(written), written.length - 4);
+  assert.equal(frame.length, written.length);
+});
+
+Deno.test("encodeMessageParts() parts keep the length a growable SharedArrayBuffer's view had when encoded", () => {
+  // A view that tracks a growable SharedArrayBuffer, which another thread
+  // may grow at any moment (here: this one, after encoding).
+  const sab = new SharedArrayBuffer(PARTS_MIN_BYTES, {
+    maxByteLength: PARTS_MIN_BYTES * 2,
+  });
+  const bytes = new Uint8Array(sab).fill(5);
+  const frame = encodeMessageParts([Kind.Call, 1, "mod.ts#f", [bytes]], MAX);
+  assert.ok(frame instanceof FrameParts);
+  sab.grow(PARTS_MIN_BYTES * 2);
+  const written = bytesWritten(frame.parts);
+  assert.equal(stated(written), written.length - 4);
+  assert.equal(frame.length, written.length);
+  assert.deepEqual(
+    written,
+    encodeMessage([Kind.Call, 1, "mod.ts#f", [
+      new Uint8Array(PARTS_MIN_BYTES).fill(5),
+    ]], MAX),
+  );
+});
