@@ -39,6 +39,20 @@ const I64_MIN = -0x8000_0000_0000_0000n;
 
 const textEncoder = new TextEncoder();
 
+// A Uint8Array's bytes as the typed-array internals see them, which is what
+// the pipe's handle and TypedArray.prototype.set() read: a subclass may
+// override `length`, `buffer` or `byteOffset`, and a frame's header must
+// count exactly the bytes written after it.
+const typedArrayProto = Object.getPrototypeOf(Uint8Array.prototype);
+const intrinsic = (name: string) =>
+  Object.getOwnPropertyDescriptor(typedArrayProto, name)!.get!;
+const lengthGetter = intrinsic("length");
+const bufferGetter = intrinsic("buffer");
+const byteOffsetGetter = intrinsic("byteOffset");
+function lengthOf(v: Uint8Array): number {
+  return lengthGetter.call(v);
+}
+
 class Encoder {
   buf: Uint8Array<ArrayBuffer>;
   view: DataView<ArrayBuffer>;
@@ -121,9 +135,10 @@ class Encoder {
       from = at;
       const chunk = this.chunks[k];
       const n = this.chunkLength[k];
-      if (chunk.length !== n) {
+      const now = lengthOf(chunk);
+      if (now !== n) {
         throw new TypeError(
-          `cannot encode a Uint8Array whose length changed during encoding (from ${n} to ${chunk.length} bytes)`,
+          `cannot encode a Uint8Array whose length changed during encoding (from ${n} to ${now} bytes)`,
         );
       }
       out.set(chunk, to);
@@ -146,12 +161,21 @@ class Encoder {
       from = at;
       const chunk = this.chunks[k];
       const n = this.chunkLength[k];
-      if (chunk.length !== n) {
+      const now = lengthOf(chunk);
+      if (now !== n) {
         throw new TypeError(
-          `cannot encode a Uint8Array whose length changed during encoding (from ${n} to ${chunk.length} bytes)`,
+          `cannot encode a Uint8Array whose length changed during encoding (from ${n} to ${now} bytes)`,
         );
       }
-      parts.push(chunk);
+      // A view of exactly the bytes counted: one that tracks a growable
+      // SharedArrayBuffer could grow (another thread) before it is written.
+      parts.push(
+        new Uint8Array(
+          bufferGetter.call(chunk),
+          byteOffsetGetter.call(chunk),
+          n,
+        ),
+      );
     }
     if (this.pos > from) parts.push(this.buf.slice(from, this.pos));
     return new FrameParts(parts, this.pos + this.deferred);
@@ -477,7 +501,7 @@ class Encoder {
   }
 
   bin(v: Uint8Array): void {
-    const n = v.length;
+    const n = lengthOf(v);
     if (n > 0xffff_ffff) {
       throw new Unencodable(
         `a Uint8Array of ${n} bytes`,
