@@ -405,14 +405,15 @@ export class PrivContext {
     };
     map.set(key, record);
     reg.owners.set(fn, this);
-    const call = (args: unknown[]) => this.#call(record, args);
     const ctx = { id: this.id };
-    const inProcess = (args: unknown[]) => this.#inProcess(record, args);
     // Not an async function: the caller gets the daemon client's promise
     // itself, without two more promises and microtask hops per call. A
-    // synchronous throw still becomes a rejection.
+    // synchronous throw still becomes a rejection. It calls the context's
+    // methods, not a closure per entrypoint: every wrapper then calls the
+    // same function, and V8's optimized wrapper is not thrown away ("wrong
+    // call target") at the first call of each other entrypoint.
     const wrapper = {
-      [fn.name](...args: A): Promise<Awaited<R>> {
+      [fn.name]: (...args: A): Promise<Awaited<R>> => {
         try {
           const reg = registry();
           const mode: Mode = reg.mode;
@@ -428,8 +429,8 @@ export class PrivContext {
           const result = mode === "daemon"
             ? Promise.resolve(fn(...args))
             : mode === "in-process"
-            ? inProcess(args)
-            : call(args);
+            ? this.#inProcess(record, args)
+            : this.#call(record, args);
           return result as Promise<Awaited<R>>;
         } catch (error) {
           return Promise.reject(error);
