@@ -216,7 +216,13 @@ export class DaemonClient {
       const pending: Pending = { resolve, reject, entrypoint };
       if (this.#pending.size === 0) this.#ref();
       this.#pending.set(id, pending);
-      this.#send(frame);
+      try {
+        this.#send(frame);
+      } catch (error) {
+        // Nothing was sent: the call must not stay pending.
+        this.#take(id);
+        throw error;
+      }
       // The common call has neither a timeout nor a signal: nothing more.
       if (timeoutMs === undefined && !signal) return;
       const started = performance.now();
@@ -341,7 +347,12 @@ export class DaemonClient {
       // still the call's, or copied now if they must wait (_parts.ts).
       if (!this.#writing && this.#child.writesParts && !this.#closed) {
         this.#writing = true;
-        this.#child.writeParts(frame.parts, this.#written);
+        try {
+          this.#child.writeParts(frame.parts, this.#written);
+        } catch (error) {
+          this.#writing = false;
+          throw error;
+        }
         return;
       }
       frame = assembleParts(frame);
