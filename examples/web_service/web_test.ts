@@ -89,6 +89,20 @@ Deno.test(
         await load(`${marker}-again-${rounds}`);
         stats = await visits.concurrencyStats();
       }
+      if (stats.maxRunning < 2) {
+        // Still none: the caller writes each call as soon as it is made, so
+        // on a loaded machine the daemon may finish each before the next
+        // arrives. The same calls made at once, in one tick, are all in the
+        // pipe when the daemon reads: the bound must hold then too.
+        await Promise.all(
+          Array.from(
+            { length: REQUESTS },
+            (_, i) => visits.recordVisit(`${marker}-at-once/${i}`),
+          ),
+        );
+        rounds++;
+        stats = await visits.concurrencyStats();
+      }
 
       const status = await visitsCtx.status();
       assert.ok(status.completed >= REQUESTS * rounds, JSON.stringify(status));
