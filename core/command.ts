@@ -30,7 +30,8 @@ export const DEFAULT_DENO_DIR = "/var/cache/privsep/deno";
  * collecting it: after 64 000 calls 64 in flight the daemon held 25-26 MiB of
  * its own memory instead of 35-40 (bench/HISTORY.md, 2026-12-04 night).
  */
-export const DAEMON_V8_FLAGS = "--v8-flags=--expose-gc,--max-semi-space-size=1,--optimize-for-size";
+export const DAEMON_V8_FLAGS =
+  "--v8-flags=--expose-gc,--max-semi-space-size=1,--optimize-for-size";
 
 /** The program that sets DENO_DIR for the daemon (sudo clears DENO_*). */
 export const ENV_PROGRAM = "/usr/bin/env";
