@@ -187,8 +187,8 @@ export class DaemonProcess {
   /**
    * Hands `data` to the pipe's handle, without node:stream's Writable: the
    * kernel takes what fits now, Deno copies the rest and writes it from its
-   * event loop, in the order writes were made. `done` runs at once when all
-   * of it went now, else when Deno has written it.
+   * event loop, in the order writes were made. `done` runs in a microtask when
+   * all of it went now, else when Deno has written it.
    */
   #directWrite(
     direct: DirectWriter,
@@ -208,7 +208,12 @@ export class DaemonProcess {
       const error = writeError(status);
       queueMicrotask(() => done(error));
     } else if (direct.state[direct.kLastWriteWasAsync] === 0) {
-      done();
+      // Written, but reported after the code that made this write has run,
+      // as node:stream reports it: frames sent meanwhile (calls made
+      // together, in one tick) wait in the caller's outbox and go out as one
+      // write. Reported at once, each would be a write of its own, and a
+      // daemon sharing the CPU would wake up, and finish, for each in turn.
+      queueMicrotask(done);
     }
   }
 

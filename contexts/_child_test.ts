@@ -218,3 +218,18 @@ Deno.test("DaemonProcess.write() reports EPIPE once the daemon has closed its st
   run.child.kill("SIGKILL");
   await run.child.exited;
 });
+
+Deno.test("DaemonProcess.write() reports a write finished at once only after the code that made it, so that calls made together go out together", async () => {
+  // DaemonClient keeps frames in its outbox while a write is being reported,
+  // and writes them as one: reported synchronously, every call made in one
+  // tick would be a write, and a wake-up of the daemon, of its own.
+  const run = sh("exec cat");
+  let reported = false;
+  run.child.write(new TextEncoder().encode("x"), () => reported = true);
+  assert.equal(reported, false);
+  await Promise.resolve();
+  assert.equal(reported, true);
+  run.child.endInput();
+  assert.equal(await run.stdout(), "x");
+  await run.child.exited;
+});

@@ -90,10 +90,11 @@ Deno.test(
         stats = await visits.concurrencyStats();
       }
       if (stats.maxRunning < 2) {
-        // Still none: the caller writes each call as soon as it is made, so
-        // on a loaded machine the daemon may finish each before the next
-        // arrives. The same calls made at once, in one tick, are all in the
-        // pipe when the daemon reads: the bound must hold then too.
+        // Still none: each request is its own task in the server, so on a
+        // loaded machine the daemon may finish each call before the next one
+        // arrives. Calls made in one tick go out as one write
+        // (contexts/_child.ts), so the daemon reads them together: the bound
+        // must hold then too.
         await Promise.all(
           Array.from(
             { length: REQUESTS },
