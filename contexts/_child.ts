@@ -143,10 +143,15 @@ export class DaemonProcess {
   }
 
   /**
-   * Writes `data` to the daemon's stdin; `done` runs once it is written (the
-   * buffer may be reused then) or failed.
+   * Writes `data` to the daemon's stdin: a frame, or the parts of one, in
+   * order, as one write (only when {@linkcode writesParts}: the bytes are
+   * taken before this returns). `done` runs once it is written (the buffer
+   * may be reused then) or failed.
    */
-  write(data: Uint8Array, done: (error?: Error | null) => void): void {
+  write(
+    data: Uint8Array | Uint8Array[],
+    done: (error?: Error | null) => void,
+  ): void {
     const stdin = this.#stdin;
     // Never started: spawnFailed says why, once node:child_process knows.
     if (!stdin) return done();
@@ -158,30 +163,21 @@ export class DaemonProcess {
       this.#directWrite(this.#direct, data, done);
       return;
     }
+    if (Array.isArray(data)) {
+      throw new TypeError(
+        "frame parts need a direct write (writesParts); copy them into one frame",
+      );
+    }
     stdin.write(data, done);
   }
 
   /**
-   * Whether {@linkcode writeParts} hands its parts over at once (Deno copies
-   * them then). Without it, a caller must copy the parts into one frame.
+   * Whether {@linkcode write} takes a frame's parts, handing them over at
+   * once (Deno copies them then). Without it, a caller must copy the parts
+   * into one frame.
    */
   get writesParts(): boolean {
     return this.#direct !== undefined;
-  }
-
-  /**
-   * Writes the parts of one frame, in order, as one write; `done` as for
-   * {@linkcode write}. Only when {@linkcode writesParts}: the bytes are
-   * taken before this returns.
-   */
-  writeParts(parts: Uint8Array[], done: (error?: Error | null) => void): void {
-    const stdin = this.#stdin;
-    if (!stdin) return done();
-    if (stdin.destroyed || stdin.writableEnded) {
-      done(new Error("the daemon's stdin is closed"));
-      return;
-    }
-    this.#directWrite(this.#direct!, parts, done);
   }
 
   /**

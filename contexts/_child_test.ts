@@ -194,7 +194,7 @@ Deno.test("DaemonProcess writes through the pipe's handle: in order, the bytes a
   };
   run.child.write(new TextEncoder().encode("A"), done("A"));
   // More than the pipe holds: the rest is written from Deno's event loop.
-  run.child.writeParts(
+  run.child.write(
     [new TextEncoder().encode("<"), big, new TextEncoder().encode(">")],
     done("parts"),
   );

@@ -346,38 +346,13 @@ export class DaemonClient {
       // Large arguments, uncopied: handed over now, while their bytes are
       // still the call's, or copied now if they must wait (_parts.ts).
       if (!this.#writing && this.#child.writesParts && !this.#closed) {
-        this.#writing = true;
-        try {
-          this.#child.writeParts(frame.parts, this.#written);
-        } catch (error) {
-          this.#writing = false;
-          throw error;
-        }
+        this.#write(frame.parts);
         return;
       }
       frame = assembleParts(frame);
     }
     this.#outbox.push(frame);
     if (!this.#writing) this.#flush();
-  }
-
-  /** A frame given as parts has been written (or not: `error`). */
-  readonly #written = (error?: Error | null): void => {
-    this.#writing = false;
-    if (error) {
-      this.#writeFailed(error);
-      return;
-    }
-    this.#flush();
-  };
-
-  #writeFailed(error: Error): void {
-    this.#fail(
-      new DaemonExitedError(
-        `cannot write to the daemon of ${this.#opts.context}: it has gone away`,
-        { context: this.#opts.context, cause: error },
-      ),
-    );
   }
 
   /**
@@ -390,16 +365,31 @@ export class DaemonClient {
       ? this.#outbox[0]
       : concatFrames(this.#outbox);
     this.#outbox = [];
+    this.#write(batch);
+  }
+
+  /** One write at a time: a frame, or the parts of one. */
+  #write(data: Uint8Array | Uint8Array[]): void {
     this.#writing = true;
-    this.#child.write(batch, (error) => {
+    try {
+      this.#child.write(data, (error) => {
+        this.#writing = false;
+        if (!Array.isArray(data)) releaseFrame(data);
+        if (error) {
+          this.#fail(
+            new DaemonExitedError(
+              `cannot write to the daemon of ${this.#opts.context}: it has gone away`,
+              { context: this.#opts.context, cause: error },
+            ),
+          );
+          return;
+        }
+        this.#flush();
+      });
+    } catch (error) {
       this.#writing = false;
-      releaseFrame(batch);
-      if (error) {
-        this.#writeFailed(error);
-        return;
-      }
-      this.#flush();
-    });
+      throw error;
+    }
   }
 
   /** Bytes from the daemon's stdout (a view into a reused buffer). */

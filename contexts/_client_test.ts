@@ -30,6 +30,23 @@ async function startFake(source: string): Promise<DaemonClient | Error> {
   }
 }
 
+/**
+ * A fake daemon's source: it says hello, then runs `onMessage` for each
+ * message `m` it reads (`before` runs once, before the first read).
+ */
+function answering(onMessage: string, before = ""): string {
+  return `import { decodeMessage, encodeMessage, FrameDecoder, Kind, PROTOCOL_VERSION } from "${ROOT}/protocol/mod.ts";
+await Deno.stdout.write(encodeMessage([Kind.Hello, { v: PROTOCOL_VERSION, pid: Deno.pid }]));
+const decoder = new FrameDecoder(1 << 20);
+${before}
+for await (const chunk of Deno.stdin.readable) {
+  for (const body of decoder.push(chunk)) {
+    const m = decodeMessage(body);
+    ${onMessage}
+  }
+}`;
+}
+
 Deno.test("DaemonClient.start() refuses a daemon of another protocol version, naming both", async () => {
   const old = PROTOCOL_VERSION - 1;
   const result = await startFake(
@@ -47,19 +64,11 @@ await new Promise((r) => setTimeout(r, 5000));`,
 Deno.test("DaemonClient.status() sends a status message and resolves with its result", async () => {
   // A fake daemon that answers a status message, and only that.
   const client = await startFake(
-    `import { decodeMessage, encodeMessage, FrameDecoder, Kind, PROTOCOL_VERSION } from "${ROOT}/protocol/mod.ts";
-await Deno.stdout.write(encodeMessage([Kind.Hello, { v: PROTOCOL_VERSION, pid: Deno.pid }]));
-const decoder = new FrameDecoder(1 << 20);
-for await (const chunk of Deno.stdin.readable) {
-  for (const body of decoder.push(chunk)) {
-    const m = decodeMessage(body);
-    if (m.kind === Kind.Status) {
+    answering(`if (m.kind === Kind.Status) {
       await Deno.stdout.write(encodeMessage([Kind.Result, m.id, { pid: Deno.pid, asked: m.id }]));
     } else if (m.kind !== Kind.Hello) {
       await Deno.stdout.write(encodeMessage([Kind.Error, (m as { id: number }).id, { name: "Unexpected", message: String(m.kind) }]));
-    }
-  }
-}`,
+    }`),
   );
   assert.ok(client instanceof DaemonClient, String(client));
   try {
@@ -94,19 +103,11 @@ Deno.test("DaemonClient.call() sends a Uint8Array argument's bytes as they were 
   // A fake daemon that answers each call with the length and the sum of its
   // first argument's bytes.
   const client = await startFake(
-    `import { decodeMessage, encodeMessage, FrameDecoder, Kind, PROTOCOL_VERSION } from "${ROOT}/protocol/mod.ts";
-await Deno.stdout.write(encodeMessage([Kind.Hello, { v: PROTOCOL_VERSION, pid: Deno.pid }]));
-const decoder = new FrameDecoder(1 << 20);
-for await (const chunk of Deno.stdin.readable) {
-  for (const body of decoder.push(chunk)) {
-    const m = decodeMessage(body);
-    if (m.kind !== Kind.Call) continue;
+    answering(`if (m.kind !== Kind.Call) continue;
     const bytes = m.args[0];
     let sum = 0;
     for (const b of bytes) sum += b;
-    await Deno.stdout.write(encodeMessage([Kind.Result, m.id, [bytes.length, sum]]));
-  }
-}`,
+    await Deno.stdout.write(encodeMessage([Kind.Result, m.id, [bytes.length, sum]]));`),
   );
   assert.ok(client instanceof DaemonClient, String(client));
   try {
@@ -130,19 +131,13 @@ for await (const chunk of Deno.stdin.readable) {
 Deno.test("DaemonClient.call() frames a Uint8Array subclass by its bytes: none of them reaches the daemon as a message of its own", async () => {
   // A fake daemon that lists every call it reads, and answers "calls".
   const client = await startFake(
-    `import { decodeMessage, encodeMessage, FrameDecoder, Kind, PROTOCOL_VERSION } from "${ROOT}/protocol/mod.ts";
-await Deno.stdout.write(encodeMessage([Kind.Hello, { v: PROTOCOL_VERSION, pid: Deno.pid }]));
-const decoder = new FrameDecoder(1 << 20);
-const seen = [];
-for await (const chunk of Deno.stdin.readable) {
-  for (const body of decoder.push(chunk)) {
-    const m = decodeMessage(body);
-    if (m.kind !== Kind.Call) continue;
+    answering(
+      `if (m.kind !== Kind.Call) continue;
     seen.push(m.entrypoint);
     const value = m.entrypoint === "fake.ts#calls" ? seen : m.args[0].length;
-    await Deno.stdout.write(encodeMessage([Kind.Result, m.id, value]));
-  }
-}`,
+    await Deno.stdout.write(encodeMessage([Kind.Result, m.id, value]));`,
+      "const seen = [];",
+    ),
   );
   assert.ok(client instanceof DaemonClient, String(client));
   try {

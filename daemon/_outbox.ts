@@ -59,12 +59,7 @@ export class Outbox {
       // one frame if it has to wait.
       if (this.idle && alone) {
         try {
-          for (const part of frame.parts) {
-            let off = 0;
-            while (off < part.length) {
-              off += this.#out.writeSync(part.subarray(off));
-            }
-          }
+          for (const part of frame.parts) this.#writeAllSync(part);
         } catch {
           this.onGone();
         }
@@ -79,10 +74,7 @@ export class Outbox {
       // PADDING_FRAME); a large one is not copied for that.
       const data = large ? frame : padFrames(frame);
       try {
-        let off = 0;
-        while (off < data.length) {
-          off += this.#out.writeSync(data.subarray(off));
-        }
+        this.#writeAllSync(data);
       } catch {
         this.onGone();
         return;
@@ -93,6 +85,12 @@ export class Outbox {
     this.#queue.push(frame);
     this.#queued += frame.length;
     if (!this.#writing) this.#flush();
+  }
+
+  /** Writes all of `data` now, blocking; throws if the caller is gone. */
+  #writeAllSync(data: Uint8Array): void {
+    let off = 0;
+    while (off < data.length) off += this.#out.writeSync(data.subarray(off));
   }
 
   /** Resolves once fewer than `limit` bytes wait to be written. */

@@ -133,16 +133,9 @@ class Encoder {
       out.set(this.buf.subarray(from, at), to);
       to += at - from;
       from = at;
-      const chunk = this.chunks[k];
-      const n = this.chunkLength[k];
-      const now = lengthOf(chunk);
-      if (now !== n) {
-        throw new TypeError(
-          `cannot encode a Uint8Array whose length changed during encoding (from ${n} to ${now} bytes)`,
-        );
-      }
+      const chunk = this.chunk(k);
       out.set(chunk, to);
-      to += n;
+      to += chunk.length;
     }
     out.set(this.buf.subarray(from, this.pos), to);
     return out;
@@ -159,26 +152,31 @@ class Encoder {
       const at = this.chunkAt[k];
       if (at > from) parts.push(this.buf.slice(from, at));
       from = at;
-      const chunk = this.chunks[k];
-      const n = this.chunkLength[k];
-      const now = lengthOf(chunk);
-      if (now !== n) {
-        throw new TypeError(
-          `cannot encode a Uint8Array whose length changed during encoding (from ${n} to ${now} bytes)`,
-        );
-      }
-      // A view of exactly the bytes counted: one that tracks a growable
-      // SharedArrayBuffer could grow (another thread) before it is written.
-      parts.push(
-        new Uint8Array(
-          bufferGetter.call(chunk),
-          byteOffsetGetter.call(chunk),
-          n,
-        ),
-      );
+      parts.push(this.chunk(k));
     }
     if (this.pos > from) parts.push(this.buf.slice(from, this.pos));
     return new FrameParts(parts, this.pos + this.deferred);
+  }
+
+  /**
+   * Deferred chunk `k` as a view of exactly the bytes counted when it was
+   * seen: one that tracks a growable SharedArrayBuffer could grow (another
+   * thread) before it is copied or written. A chunk that shrank throws.
+   */
+  chunk(k: number): Uint8Array {
+    const chunk = this.chunks[k];
+    const n = this.chunkLength[k];
+    const now = lengthOf(chunk);
+    if (now !== n) {
+      throw new TypeError(
+        `cannot encode a Uint8Array whose length changed during encoding (from ${n} to ${now} bytes)`,
+      );
+    }
+    return new Uint8Array(
+      bufferGetter.call(chunk),
+      byteOffsetGetter.call(chunk),
+      n,
+    );
   }
 
   /** Makes room for `n` more bytes. */
