@@ -253,14 +253,10 @@ export class DaemonProcess {
     cp.signalCode = null;
   }
 
-  /** The process and its pipes keep the caller's event loop alive. */
-  ref(): void {
-    if (this.#cp.pid !== undefined) this.#cp.ref();
-    this.#stdout?.ref();
-    this.#stderr?.ref();
-  }
-
-  /** The process and its pipes do not keep the caller's event loop alive. */
+  /**
+   * The process and its pipes do not keep the caller's event loop alive
+   * (DaemonClient keeps it alive while calls are in flight).
+   */
   unref(): void {
     if (this.#cp.pid !== undefined) this.#cp.unref();
     this.#stdout?.unref();

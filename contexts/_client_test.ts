@@ -162,3 +162,83 @@ Deno.test("DaemonClient.call() frames a Uint8Array subclass by its bytes: none o
     await client.close();
   }
 });
+
+/**
+ * Runs `body` in an application of its own (a Deno process) holding a
+ * client of the fake daemon `daemon`, and returns how that process ended.
+ * It is killed after 20 s: a process that does not exit by itself.
+ */
+async function application(
+  daemon: string,
+  body: string,
+): Promise<{ code: number; killed: boolean; out: string }> {
+  const dir = await Deno.makeTempDir();
+  try {
+    await Deno.writeTextFile(`${dir}/fake_daemon.ts`, daemon);
+    await Deno.writeTextFile(
+      `${dir}/app.ts`,
+      `import { DaemonClient } from "${ROOT}/contexts/_client.ts";
+const client = await DaemonClient.start({
+  context: "fake",
+  argv: [Deno.execPath(), "run", "-A", "--config=${ROOT}/deno.json", "${dir}/fake_daemon.ts"],
+  maxFrameBytes: 1 << 20,
+  daemonLogger: ["privsep", "daemon"],
+  onGone: () => {},
+  startHint: () => "",
+});
+${body}`,
+    );
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", `--config=${ROOT}/deno.json`, `${dir}/app.ts`],
+      stdin: "null",
+      signal: AbortSignal.timeout(20_000),
+    }).output();
+    const text = new TextDecoder();
+    return {
+      code: out.code,
+      killed: out.signal !== null,
+      out: text.decode(out.stdout) + text.decode(out.stderr),
+    };
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+const ECHO = answering(`if (m.kind !== Kind.Call) continue;
+    const reply = () => Deno.stdout.write(encodeMessage([Kind.Result, m.id, m.args[0]]));
+    if (m.entrypoint === "fake.ts#slow") setTimeout(reply, 300);
+    else if (m.entrypoint === "fake.ts#exit") Deno.exit(3);
+    else await reply();`);
+
+Deno.test("DaemonClient: an application whose calls are done exits; the idle daemon does not keep it alive", async () => {
+  const result = await application(
+    ECHO,
+    `for (let i = 0; i < 20; i++) await client.call("fake.ts#echo", [i], undefined);
+const all = await Promise.all([1, 2, 3].map((i) => client.call("fake.ts#echo", [i], undefined)));
+console.log("done", all.join());`,
+  );
+  assert.equal(result.killed, false, `still running after 20 s: ${result.out}`);
+  assert.equal(result.code, 0, result.out);
+  assert.match(result.out, /done 1,2,3/);
+});
+
+Deno.test("DaemonClient: a call in flight keeps the application alive until its reply, and no longer", async () => {
+  // Nothing awaits the call: only the client keeps the event loop turning.
+  const result = await application(
+    ECHO,
+    `client.call("fake.ts#slow", ["late"], undefined).then((v) => console.log("reply", v));`,
+  );
+  assert.equal(result.killed, false, `still running after 20 s: ${result.out}`);
+  assert.equal(result.code, 0, result.out);
+  assert.match(result.out, /reply late/);
+});
+
+Deno.test("DaemonClient: a daemon that dies with a call in flight fails it, and the application exits", async () => {
+  const result = await application(
+    ECHO,
+    `client.call("fake.ts#exit", [], undefined).catch((e) => console.log("failed", e.name));`,
+  );
+  assert.equal(result.killed, false, `still running after 20 s: ${result.out}`);
+  assert.equal(result.code, 0, result.out);
+  assert.match(result.out, /failed DaemonExitedError/);
+});
