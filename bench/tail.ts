@@ -2,7 +2,7 @@
 // (issue 17; bench/HISTORY.md, 2026-12-04 evening). Run as root (the daemon
 // starts directly and drops to nobody):
 //   deno run -A bench/tail.ts [--warmup=N] [--calls=N] [--fresh-daemon=N]
-//     [--idle-read=blocking]
+//     [--idle-read=blocking] [--in-flight=K]
 // One daemon answers N warm-up `echo(null)` calls (default 300, as the quick
 // profile), then `calls` measured ones (default 2000). With --fresh-daemon=M
 // the warmed caller then stops that daemon, starts another and warms it with
@@ -25,10 +25,14 @@ const { values: o } = parseArgs({
     calls: { type: "string", default: "2000" },
     "fresh-daemon": { type: "string" },
     "idle-read": { type: "string" },
+    "in-flight": { type: "string", default: "1" },
   },
 });
 const warmup = Number(o.warmup);
-const calls = Number(o.calls);
+const lanes = Number(o["in-flight"]);
+// With --in-flight=K, K lanes of sequential calls at once (the bench's
+// "K in flight" rows): the latencies are those of every call of every lane.
+const calls = Math.floor(Number(o.calls) / lanes) * lanes;
 
 // The config must be root-owned, in a directory nobody else can write.
 const dir = await Deno.makeTempDir({
@@ -85,11 +89,14 @@ const before = threads();
 const cpu0 = process.cpuUsage();
 const bytes0 = allocated();
 const times = new Float64Array(calls);
-for (let i = 0; i < calls; i++) {
-  const t0 = performance.now();
-  await echo(null);
-  times[i] = (performance.now() - t0) * 1000;
-}
+let done = 0;
+await Promise.all(Array.from({ length: lanes }, async () => {
+  for (let i = 0; i < calls / lanes; i++) {
+    const t0 = performance.now();
+    await echo(null);
+    times[done++] = (performance.now() - t0) * 1000;
+  }
+}));
 const cpu = process.cpuUsage(cpu0);
 const bytes = allocated() - bytes0;
 const after = threads();
@@ -97,7 +104,7 @@ const after = threads();
 times.sort();
 const at = (p: number) => times[Math.floor(p * (calls - 1))].toFixed(0);
 console.log(
-  `${calls} calls after ${warmup}${
+  `${calls} calls${lanes > 1 ? ` ${lanes} in flight` : ""} after ${warmup}${
     o["fresh-daemon"] !== undefined
       ? ` (then a fresh daemon, warmed by ${o["fresh-daemon"]})`
       : ""

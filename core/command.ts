@@ -25,13 +25,18 @@ export const DEFAULT_DENO_DIR = "/var/cache/privsep/deno";
 /**
  * V8 flags of both daemon stages (the same in both, or stage 2 could not use
  * the code cache stage 1 writes): a small young generation and `gc()`, with
- * which the daemon frees large message buffers soon after use, and
+ * which the daemon frees large message buffers soon after use;
  * `--optimize-for-size`, with which V8 grows the old generation less before
  * collecting it: after 64 000 calls 64 in flight the daemon held 25-26 MiB of
- * its own memory instead of 35-40 (bench/HISTORY.md, 2026-12-04 night).
+ * its own memory instead of 35-40 (bench/HISTORY.md, 2026-12-04 night); and
+ * `--no-turbofan`: the daemon's code goes no further than Maglev. Each
+ * TurboFan compilation of a hot function took 2-8 ms of a CPU, which callers
+ * waited for (on one CPU, every call in flight at the time), and the faster
+ * code saved nothing measurable on the daemon's short path (bench/HISTORY.md,
+ * 2026-12-04 late).
  */
 export const DAEMON_V8_FLAGS =
-  "--v8-flags=--expose-gc,--max-semi-space-size=1,--optimize-for-size";
+  "--v8-flags=--expose-gc,--max-semi-space-size=1,--optimize-for-size,--no-turbofan";
 
 /** The program that sets DENO_DIR for the daemon (sudo clears DENO_*). */
 export const ENV_PROGRAM = "/usr/bin/env";
