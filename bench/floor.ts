@@ -15,6 +15,10 @@
 // are the ones during which V8 compiles both processes' code, which is where
 // the quick profile's p99 comes from), and 2000 calls then `calls` measured.
 //
+// Then the quick profile's in-flight rows on the event-loop child: 8 calls
+// in flight after 2300 sequential ones, then 64 (one stall of either process
+// holds up every call in flight, which is what the rows' p99 is made of).
+//
 // Then the 1 MiB echo of the same pair, each reply into a new buffer (as
 // privsep must hand the application one) and into a reused one, with the
 // caller's page faults; and the first call of Deno.chownSync in a fresh
@@ -328,6 +332,59 @@ if (Deno.args[0] === "--measure") {
   Deno.exit(0);
 }
 
+if (Deno.args[0] === "--measure-inflight") {
+  // K lanes of calls at once over one fresh pair, after `warmup` sequential
+  // ones, as the bench's "K in flight" rows (bench/drivers/_common.ts): each
+  // lane waits for its own reply. The echo child answers in order, so the
+  // replies go to the waiting calls first in, first out.
+  const [lanes, calls, warmup] = Deno.args.slice(1, 4).map(Number);
+  const { DaemonProcess } = await import("../contexts/_child.ts");
+  const waiting: (() => void)[] = [];
+  let next = 0;
+  let got = 0;
+  const child = new DaemonProcess(
+    Deno.execPath(),
+    ["run", "--no-config", SELF, "--child", "--event-loop"],
+    Deno.env.toObject(),
+    {
+      data: (chunk) => {
+        for (got += chunk.length; got >= 24; got -= 24) waiting[next++]();
+        if (next === waiting.length) waiting.length = next = 0;
+      },
+      end: () => {},
+      stderr: (chunk) => Deno.stderr.writeSync(chunk),
+      spawnFailed: (error) => {
+        throw error;
+      },
+    },
+  );
+  const message = new Uint8Array(24);
+  const call = () =>
+    new Promise<void>((resolve, reject) => {
+      waiting.push(resolve);
+      child.write(message, (e) => e && reject(e));
+    });
+  for (let i = 0; i < warmup; i++) await call();
+  const times: number[] = [];
+  const t0 = performance.now();
+  await Promise.all(
+    Array.from({ length: lanes }, async () => {
+      for (let i = 0; i < Math.floor(calls / lanes); i++) {
+        const s = performance.now();
+        await call();
+        times.push(performance.now() - s);
+      }
+    }),
+  );
+  const callsPerSec = times.length / ((performance.now() - t0) / 1000);
+  child.endInput();
+  await child.exited;
+  times.sort((a, b) => a - b);
+  const at = (p: number) => times[Math.floor(p * times.length)] * 1000;
+  console.log(JSON.stringify({ p50: at(0.5), p99: at(0.99), callsPerSec }));
+  Deno.exit(0);
+}
+
 // Imported here, not at the top: the child must load nothing else.
 const { DAEMON_V8_FLAGS } = await import("../core/command.ts");
 const { cpuidle, HALT_POLL, lastAllowedCpu } = await import(
@@ -467,6 +524,61 @@ for (const [name, rs] of results) {
     } µs, caller CPU ${
       median(rs.map((r) => r.cpuPerCall)).toFixed(0)
     } µs per call (median of ${rounds} rounds)`,
+  );
+}
+
+// The in-flight rows' floor, in the quick profile's order: 300 + 2000
+// sequential calls, then 8000 calls 8 in flight; then (after those) 16 000
+// calls 64 in flight. On one CPU every stall of either process (a
+// collection, a compilation) holds up every call in flight at once.
+const inFlightProtocols = {
+  "8 in flight, 2300 calls then 8000 measured (the quick profile's)": [
+    8,
+    8000,
+    2300,
+  ],
+  "64 in flight, 10 300 calls then 16 000 measured (the quick profile's)": [
+    64,
+    16_000,
+    10_300,
+  ],
+};
+const inFlightResults = new Map<
+  string,
+  { p50: number; p99: number; callsPerSec: number }[]
+>();
+for (let round = 0; round < rounds; round++) {
+  for (
+    const [protocol, [lanes, n, warmup]] of Object.entries(inFlightProtocols)
+  ) {
+    for (const [placement, prefix] of Object.entries(placements)) {
+      const name =
+        `Deno-to-Deno stdio, ${protocol}, the child reading in its event loop, 24 bytes, fresh pair, ${placement}`;
+      const r = JSON.parse(
+        await output([
+          ...prefix,
+          Deno.execPath(),
+          "run",
+          "-A",
+          "--no-config",
+          SELF,
+          "--measure-inflight",
+          String(lanes),
+          String(n),
+          String(warmup),
+        ]),
+      );
+      inFlightResults.set(name, [...inFlightResults.get(name) ?? [], r]);
+    }
+  }
+}
+for (const [name, rs] of inFlightResults) {
+  say(
+    `${name}: p50 ${median(rs.map((r) => r.p50)).toFixed(0)} µs, p99 ${
+      median(rs.map((r) => r.p99)).toFixed(0)
+    } µs, ${
+      median(rs.map((r) => r.callsPerSec)).toFixed(0)
+    } calls/s (median of ${rounds} rounds)`,
   );
 }
 
