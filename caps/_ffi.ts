@@ -93,8 +93,9 @@ export function openLibc(): Libc {
 
 /**
  * Opens libcap (once per name or path). A missing library throws an `Error`
- * that names the package to install; a relative path with a slash (which
- * dlopen would resolve against the working directory) a `TypeError`.
+ * that names the package to install (or, for an absolute path, the setting
+ * to check); a relative path with a slash (which dlopen would resolve
+ * against the working directory) a `TypeError`.
  *
  * @example
  * ```ts ignore
@@ -117,10 +118,15 @@ export function openLibcap(nameOrPath: string = DEFAULT_LIBCAP): Libcap {
   try {
     lib = Deno.dlopen(nameOrPath, LIBCAP_SYMBOLS).symbols;
   } catch (error) {
+    // A path was chosen in the config (`libcap`): installing the package
+    // would not put a library there.
+    const fix = nameOrPath.startsWith("/")
+      ? `Check the context's \`libcap\` setting: it must be the path of an installed libcap, or be left out for "${DEFAULT_LIBCAP}" from the loader's search path`
+      : `Install it: Debian/Ubuntu "apt-get install libcap2", Fedora/RHEL "dnf install libcap", Alpine "apk add libcap2"`;
     throw new Error(
       `cannot load libcap ("${nameOrPath}"): ${
         (error as Error).message
-      }. Install it: Debian/Ubuntu "apt-get install libcap2", Fedora/RHEL "dnf install libcap", Alpine "apk add libcap2"`,
+      }. ${fix}`,
       { cause: error },
     );
   }
