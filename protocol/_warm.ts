@@ -16,6 +16,13 @@
 // process) and bench/first_call.ts (caller and daemon).
 
 import { releaseFrame } from "./_release.ts";
+import {
+  assembleParts,
+  encodeMessageParts,
+  FrameParts,
+  PARTS_MIN_BYTES,
+} from "./_parts.ts";
+import { FrameDecoder } from "./frame.ts";
 import { decodeMessage, encodeMessage, Kind } from "./messages.ts";
 
 let warmed = false;
@@ -87,6 +94,43 @@ export function warmCodec(): void {
     for (const message of messages) {
       const frame = encodeMessage(message);
       decodeMessage(frame.subarray(4));
+      releaseFrame(frame);
+    }
+  }
+  warmLargePaths();
+}
+
+/**
+ * The paths of a large message too, small ones between them: a call or a
+ * result whose Uint8Array goes as frame parts (protocol/_parts.ts), and a
+ * frame that arrives over many reads. An application's first large call
+ * would otherwise be the first to take their branches in code V8 had
+ * optimized without them, which it throws away and compiles again while
+ * the next calls wait: after the bench's 1 MiB phase, the encoder's `run`
+ * and the FrameDecoder's `push` and `read` were among the functions
+ * deoptimized (bench/HISTORY.md, 2026-12-04 late).
+ */
+function warmLargePaths(): void {
+  const large = new Uint8Array(PARTS_MIN_BYTES);
+  const decoder = new FrameDecoder(4 * PARTS_MIN_BYTES);
+  const messages: unknown[][] = [
+    [Kind.Call, 1, "mod.ts#f", [large]],
+    [Kind.Result, 1, large],
+    [Kind.Call, 2, "mod.ts#f", [null]],
+    [Kind.Result, 2, null],
+  ];
+  for (let i = 0; i < 3; i++) {
+    for (const message of messages) {
+      const encoded = encodeMessageParts(message, 4 * PARTS_MIN_BYTES);
+      const frame = encoded instanceof FrameParts
+        ? assembleParts(encoded)
+        : encoded;
+      // In reads of 16 KiB, as a pipe hands a large frame over.
+      for (let at = 0; at < frame.length; at += 16_384) {
+        for (const body of decoder.push(frame.subarray(at, at + 16_384))) {
+          decodeMessage(body);
+        }
+      }
       releaseFrame(frame);
     }
   }
