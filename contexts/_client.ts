@@ -335,8 +335,8 @@ export class DaemonClient {
   // the three handles' cost a sequential caller ~8 µs of CPU per call
   // (bench/HISTORY.md, 2026-12-04, late).
   #ref(): void {
-    if (this.#keepAlive === undefined || this.#closed) return;
-    Deno.refTimer(this.#keepAlive);
+    // #fail() clears the timer: a closed client keeps nothing alive.
+    if (this.#keepAlive !== undefined) Deno.refTimer(this.#keepAlive);
   }
 
   #unref(): void {
