@@ -155,18 +155,43 @@ export class Session {
       }
       if (n === null) return await this.leave(0);
       try {
-        const bodies = tail
-          ? decoder.commit(n)
-          : decoder.push(buf.subarray(0, n));
-        for (let i = 0; i < bodies.length; i++) {
-          this.#undispatched = bodies.length - 1 - i;
-          this.#dispatch(decodeMessage(bodies[i]));
-        }
+        this.#received(tail ? undefined : buf, n);
       } catch (error) {
         await this.fatal(error);
-      } finally {
-        this.#undispatched = 0;
       }
+    }
+  }
+
+  /**
+   * Takes `n` bytes read (into `buf`, or into the decoder's body tail when
+   * `buf` is undefined) and dispatches the messages they complete.
+   */
+  #received(buf: Uint8Array | undefined, n: number): void {
+    const decoder = this.#decoder;
+    try {
+      const bodies = buf ? decoder.push(buf.subarray(0, n)) : decoder.commit(n);
+      for (let i = 0; i < bodies.length; i++) {
+        this.#undispatched = bodies.length - 1 - i;
+        this.#dispatch(decodeMessage(bodies[i]));
+      }
+    } finally {
+      this.#undispatched = 0;
+    }
+  }
+
+  /**
+   * Answers `calls` calls of `key` (with `args`) made in memory, one read
+   * each: V8 compiles this session's code for calls before the first real
+   * one. For a session of its own (see _warm_session.ts), never the
+   * daemon's: it greets itself.
+   */
+  rehearse(key: string, args: unknown[], calls: number): void {
+    this.#greeted = true;
+    const buf = new Uint8Array(64 * 1024);
+    const frame = encodeMessage([Kind.Call, 1, key, args]);
+    for (let i = 0; i < calls; i++) {
+      buf.set(frame);
+      this.#received(buf, frame.length);
     }
   }
 

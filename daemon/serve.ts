@@ -25,6 +25,7 @@ import { Audit } from "./_audit.ts";
 import { bridgeLogs } from "./_log_bridge.ts";
 import { Outbox } from "./_outbox.ts";
 import { Session } from "./_session.ts";
+import { warmSession } from "./_warm_session.ts";
 import { trackTimers } from "./_timers.ts";
 import { channelReader, parseIdleRead } from "./_idle_read.ts";
 
@@ -93,9 +94,8 @@ export async function serveDaemon(args: string[]): Promise<void> {
     daemonPid: Deno.pid,
   }, (frame) => out.send(frame));
 
-  const session = new Session({
-    contextName: ctx.name,
-    entrypoints: entrypointsOf(ctx),
+  // How calls are run and answered: the same for the warm-up (below).
+  const shape = {
     concurrency,
     queueLimit: Number(values["queue-limit"] ?? "1000"),
     graceMs: Number(values["cancel-grace-ms"] ?? "2000"),
@@ -104,6 +104,11 @@ export async function serveDaemon(args: string[]): Promise<void> {
       withStack,
       hint: (info: RemoteErrorInfo) => permissionHint(info, ctx),
     },
+  };
+  const session = new Session({
+    contextName: ctx.name,
+    entrypoints: entrypointsOf(ctx),
+    ...shape,
     out,
     log,
     audit,
@@ -152,7 +157,9 @@ export async function serveDaemon(args: string[]): Promise<void> {
   }
   // After the hello, while the caller reads it and checks this process: the
   // first call bringing a new kind of value must not pay for the codec's
-  // compilation (see protocol/_warm.ts). No entrypoint runs.
+  // compilation (see protocol/_warm.ts), nor the first thousands of calls
+  // for the serving code's (see _warm_session.ts). No entrypoint runs.
   warmCodec();
+  warmSession(shape);
   return await session.serve();
 }

@@ -156,6 +156,7 @@ Deno.test("daemon channel", async (t) => {
             "file:///etc/passwd#x",
             "ops.ts#constructor",
             "ops.ts#__proto__",
+            "#privsep-warm-up", // the daemon's warm-up (daemon/_warm_session.ts)
             "",
           ]
         ) {
