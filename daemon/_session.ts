@@ -180,18 +180,37 @@ export class Session {
   }
 
   /**
-   * Answers `calls` calls of `key` (with `args`) made in memory, one read
-   * each: V8 compiles this session's code for calls before the first real
-   * one. For a session of its own (see _warm_session.ts), never the
-   * daemon's: it greets itself.
+   * Answers calls of `key` made in memory, one after the other, each read
+   * as serve() reads: a call with `args` `calls` times, then a call with a
+   * `large` argument `largeCalls` times, its body read into place. V8
+   * compiles this session's code for real calls before the first one. For
+   * a session of its own (see _warm_session.ts), never the daemon's: it
+   * greets itself.
    */
-  rehearse(key: string, args: unknown[], calls: number): void {
+  rehearse(
+    key: string,
+    args: unknown[],
+    calls: number,
+    large: Uint8Array,
+    largeCalls: number,
+  ): void {
     this.#greeted = true;
     const buf = new Uint8Array(64 * 1024);
-    const frame = encodeMessage([Kind.Call, 1, key, args]);
+    const small = encodeMessage([Kind.Call, 1, key, args]);
     for (let i = 0; i < calls; i++) {
-      buf.set(frame);
-      this.#received(buf, frame.length);
+      buf.set(small);
+      this.#received(buf, small.length);
+    }
+    for (let i = 0; i < largeCalls; i++) {
+      const frame = encodeMessage([Kind.Call, 1, key, [large]]);
+      for (let at = 0; at < frame.length;) {
+        const tail = this.#decoder.bodyTail();
+        const into = tail ?? buf;
+        const n = Math.min(into.length, frame.length - at);
+        into.set(frame.subarray(at, at + n));
+        at += n;
+        this.#received(tail ? undefined : buf, n);
+      }
     }
   }
 

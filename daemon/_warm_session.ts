@@ -3,14 +3,23 @@
 // its replies nowhere. Private: serve.ts calls it after the hello, while the
 // caller reads the hello and checks this process.
 //
-// Why: a fresh daemon ran its first couple of thousand calls in V8's
-// interpreter and baseline code, compiling and collecting as it went. With
-// a warm caller and a fresh daemon, the daemon spent over 100 µs on 35-140
-// of 2000 sequential calls, a warm one on a handful, and the caller's p99
-// was about twice a warm daemon's (bench/HISTORY.md, 2026-12-04 night).
-// Type feedback and compiled code belong to the functions, not to a
-// session, so the real session starts with them. No entrypoint of the
-// application runs, no audit record is made, nothing is read or written.
+// Why (bench/HISTORY.md, 2026-12-04 night):
+// - A fresh daemon ran its first couple of thousand calls in V8's
+//   interpreter and baseline code, compiling and collecting as it went.
+//   With a warm caller and a fresh daemon, the daemon spent over 100 µs on
+//   35-140 of 2000 sequential calls, a warm one on a handful, and the
+//   caller's p99 was about twice a warm daemon's. Type feedback and
+//   compiled code belong to the functions, not to a session, so the real
+//   session starts with them.
+// - Small calls alone made the first large calls slower: their code was
+//   now optimized without the large path, and each 1 MiB call took 300
+//   fresh pages (a page fault each, ~12 µs on a VM) instead of 100. A few
+//   large calls at the end fix both: after them a 1 MiB call takes under
+//   ten. glibc's malloc serves a block above its mmap threshold with fresh
+//   pages and raises the threshold to the size of such a block once one
+//   is freed (mallopt(3)); the rehearsal's large bodies are those blocks.
+// No entrypoint of the application runs, no audit record is made, nothing
+// is read or written.
 
 import { Audit } from "./_audit.ts";
 import { Outbox } from "./_outbox.ts";
@@ -22,13 +31,22 @@ import { Session, type SessionOptions } from "./_session.ts";
  */
 export const WARM_KEY = "#privsep-warm-up";
 
-/** Calls rehearsed: about as many as a fresh daemon needed to get warm. */
+/** Small calls rehearsed: about as many as a fresh daemon needed to get warm. */
 export const WARM_CALLS = 2000;
 
+/** Large calls rehearsed after them, and their argument's size. */
+export const WARM_LARGE_CALLS = 3;
+export const WARM_LARGE_BYTES = 1 << 20;
+
+/** Room in a frame for the call around the large argument. */
+const ENVELOPE_BYTES = 256;
+
 /**
- * Runs `calls` in-memory calls through a session shaped like the daemon's
- * (the same concurrency, queue and reply limits); returns how many it
- * answered. Takes 30-50 ms.
+ * Runs in-memory calls through a session shaped like the daemon's (the same
+ * concurrency, queue and reply limits): `calls` small ones, then
+ * {@linkcode WARM_LARGE_CALLS} of up to {@linkcode WARM_LARGE_BYTES}, as
+ * much as the frame limit lets through. Returns how many it answered.
+ * Takes 30-60 ms.
  */
 export function warmSession(
   shape: Pick<
@@ -63,6 +81,16 @@ export function warmSession(
     timers: new Set(),
     channel: { read: () => null },
   });
-  session.rehearse(WARM_KEY, [null], calls);
+  const largeBytes = Math.min(
+    WARM_LARGE_BYTES,
+    shape.limits.maxFrameBytes - ENVELOPE_BYTES,
+  );
+  session.rehearse(
+    WARM_KEY,
+    [null],
+    calls,
+    new Uint8Array(Math.max(0, largeBytes)),
+    largeBytes > 0 ? WARM_LARGE_CALLS : 0,
+  );
   return session.status().completed;
 }
