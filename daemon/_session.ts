@@ -12,6 +12,7 @@ import {
 } from "../core/invoke.ts";
 import type { EntrypointRecord } from "../core/_registry.ts";
 import { FrameDecoder } from "../protocol/frame.ts";
+import { encodeMessageParts, FrameParts } from "../protocol/_parts.ts";
 import {
   type DaemonStatus,
   decodeMessage,
@@ -181,18 +182,16 @@ export class Session {
 
   /**
    * Answers calls of `key` made in memory, one after the other, each read
-   * as serve() reads: a call with `args` `calls` times, then a call with a
-   * `large` argument `largeCalls` times, its body read into place. V8
-   * compiles this session's code for real calls before the first one. For
-   * a session of its own (see _warm_session.ts), never the daemon's: it
-   * greets itself.
+   * as serve() reads: a call with `args` `calls` times, then one call with
+   * each of `large` as its argument, its body read into place. V8 compiles
+   * this session's code for real calls before the first one. For a session
+   * of its own (see _warm_session.ts), never the daemon's: it greets itself.
    */
   rehearse(
     key: string,
     args: unknown[],
     calls: number,
-    large: Uint8Array,
-    largeCalls: number,
+    large: Uint8Array[],
   ): void {
     this.#greeted = true;
     const buf = new Uint8Array(64 * 1024);
@@ -201,15 +200,24 @@ export class Session {
       buf.set(small);
       this.#received(buf, small.length);
     }
-    for (let i = 0; i < largeCalls; i++) {
-      const frame = encodeMessage([Kind.Call, 1, key, [large]]);
-      for (let at = 0; at < frame.length;) {
-        const tail = this.#decoder.bodyTail();
-        const into = tail ?? buf;
-        const n = Math.min(into.length, frame.length - at);
-        into.set(frame.subarray(at, at + n));
-        at += n;
-        this.#received(tail ? undefined : buf, n);
+    for (const value of large) {
+      // The argument goes uncopied (its frame's parts): a body copied from
+      // its zero pages takes no memory until it is written.
+      const encoded = encodeMessageParts(
+        [Kind.Call, 1, key, [value]],
+        this.#maxFrameBytes,
+      );
+      for (
+        const part of encoded instanceof FrameParts ? encoded.parts : [encoded]
+      ) {
+        for (let at = 0; at < part.length;) {
+          const tail = this.#decoder.bodyTail();
+          const into = tail ?? buf;
+          const n = Math.min(into.length, part.length - at);
+          into.set(part.subarray(at, at + n));
+          at += n;
+          this.#received(tail ? undefined : buf, n);
+        }
       }
     }
   }

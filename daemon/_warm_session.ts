@@ -23,6 +23,7 @@
 
 import { Audit } from "./_audit.ts";
 import { Outbox } from "./_outbox.ts";
+import { PARTS_MIN_BYTES } from "../protocol/_parts.ts";
 import { Session, type SessionOptions } from "./_session.ts";
 
 /**
@@ -34,19 +35,26 @@ export const WARM_KEY = "#privsep-warm-up";
 /** Small calls rehearsed: about as many as a fresh daemon needed to get warm. */
 export const WARM_CALLS = 2000;
 
-/** Large calls rehearsed after them, and their argument's size. */
-export const WARM_LARGE_CALLS = 3;
-export const WARM_LARGE_BYTES = 1 << 20;
+/**
+ * The sizes of the large arguments rehearsed after them: one of 1 MiB, then
+ * two just large enough to take the large path (read into place, sent as
+ * parts).
+ */
+export const WARM_LARGE_BYTES: readonly number[] = [
+  1 << 20,
+  PARTS_MIN_BYTES,
+  PARTS_MIN_BYTES,
+];
 
 /** Room in a frame for the call around the large argument. */
 const ENVELOPE_BYTES = 256;
 
 /**
  * Runs in-memory calls through a session shaped like the daemon's (the same
- * concurrency, queue and reply limits): `calls` small ones, then
- * {@linkcode WARM_LARGE_CALLS} of up to {@linkcode WARM_LARGE_BYTES}, as
- * much as the frame limit lets through. Returns how many it answered.
- * Takes 30-60 ms.
+ * concurrency, queue and reply limits): `calls` small ones, then one of each
+ * size of {@linkcode WARM_LARGE_BYTES}, cut to what the frame limit lets
+ * through and left out when that is too small for the large path. Returns
+ * how many calls it answered. Takes 30-60 ms.
  */
 export function warmSession(
   shape: Pick<
@@ -81,16 +89,13 @@ export function warmSession(
     timers: new Set(),
     channel: { read: () => null },
   });
-  const largeBytes = Math.min(
-    WARM_LARGE_BYTES,
-    shape.limits.maxFrameBytes - ENVELOPE_BYTES,
-  );
+  const room = shape.limits.maxFrameBytes - ENVELOPE_BYTES;
   session.rehearse(
     WARM_KEY,
     [null],
     calls,
-    new Uint8Array(Math.max(0, largeBytes)),
-    largeBytes > 0 ? WARM_LARGE_CALLS : 0,
+    WARM_LARGE_BYTES.map((n) => Math.min(n, room))
+      .filter((n) => n >= PARTS_MIN_BYTES).map((n) => new Uint8Array(n)),
   );
   return session.status().completed;
 }
