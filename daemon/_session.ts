@@ -183,24 +183,34 @@ export class Session {
   /**
    * Answers calls of `key` made in memory, one after the other, each read
    * as serve() reads: a call with `args` `calls` times, then one call with
-   * each of `large` as its argument, its body read into place. V8 compiles
-   * this session's code for real calls before the first one. For a session
-   * of its own (see _warm_session.ts), never the daemon's: it greets itself.
+   * each of `large` as its argument, its body read into place; stops early
+   * once performance.now() passes `deadline`. V8 compiles this session's
+   * code for real calls before the first one. Returns how many calls were
+   * answered. Only for a session of its own (see _warm_session.ts), which
+   * it greets itself: throws on one that has been greeted or has answered
+   * calls, and when a call is left running (the function must be
+   * synchronous: an asynchronous failure would end the process).
    */
   rehearse(
     key: string,
     args: unknown[],
     calls: number,
     large: Uint8Array[],
-  ): void {
+    deadline: number,
+  ): number {
+    if (this.#greeted || this.#calls.counters.completed > 0) {
+      throw new Error("rehearse() takes a session of its own");
+    }
     this.#greeted = true;
     const buf = new Uint8Array(64 * 1024);
     const small = encodeMessage([Kind.Call, 1, key, args]);
     for (let i = 0; i < calls; i++) {
+      if (i % 100 === 99 && performance.now() > deadline) break;
       buf.set(small);
       this.#received(buf, small.length);
     }
     for (const value of large) {
+      if (performance.now() > deadline) break;
       // The argument goes uncopied (its frame's parts): a body copied from
       // its zero pages takes no memory until it is written.
       const encoded = encodeMessageParts(
@@ -220,6 +230,12 @@ export class Session {
         }
       }
     }
+    if (this.#calls.size > 0 || this.#active.size > 0) {
+      throw new Error(
+        `a rehearsed call of ${key} did not finish at once: rehearse() needs a synchronous function`,
+      );
+    }
+    return this.#calls.counters.completed;
   }
 
   /** Acts on one message from the caller. */

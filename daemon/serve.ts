@@ -160,6 +160,11 @@ export async function serveDaemon(args: string[]): Promise<void> {
   // compilation (see protocol/_warm.ts), nor the first thousands of calls
   // for the serving code's (see _warm_session.ts). No entrypoint runs.
   warmCodec();
-  warmSession(shape);
+  try {
+    warmSession(shape);
+  } catch (error) {
+    // It only saves time: serve without it, and say so.
+    log("warning", `serving without the warm-up, which failed: ${error}`);
+  }
   return await session.serve();
 }

@@ -10,6 +10,7 @@ import {
   RemoteError,
 } from "../mod.ts";
 import { DaemonClient } from "../contexts/_client.ts";
+import { WARM_KEY } from "../daemon/_warm_session.ts";
 import { otherCtx, testCtx } from "./fixtures/privsep/mod.ts";
 import * as ops from "./fixtures/privsep/ops.ts";
 import * as other from "./fixtures/privsep/other/other.ts";
@@ -156,7 +157,7 @@ Deno.test("daemon channel", async (t) => {
             "file:///etc/passwd#x",
             "ops.ts#constructor",
             "ops.ts#__proto__",
-            "#privsep-warm-up", // the daemon's warm-up (daemon/_warm_session.ts)
+            WARM_KEY, // the daemon's warm-up function (daemon/_warm_session.ts)
             "",
           ]
         ) {

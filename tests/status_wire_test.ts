@@ -184,6 +184,9 @@ Deno.test(
             assert.equal(value.running, 1);
             assert.equal(value.queued, 1);
             assert.equal(value.queueLimit, 1);
+            // Nothing has completed yet: the daemon's warm-up
+            // (daemon/_warm_session.ts) counts in a session of its own.
+            assert.equal(value.completed, 0);
           }
           const [refused] = ch.replies(3);
           assert.equal(
