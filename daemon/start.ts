@@ -121,10 +121,19 @@ const PIPE_BYTES = 1 << 20;
  * stay resident beyond what the daemon uses. Both are set: setting only the
  * trim threshold turns off glibc's dynamic mmap threshold, and every 1 MiB
  * body was mapped afresh (2.3-2.5 ms per 1 MiB echo).
+ *
+ * One arena: the daemon's JavaScript runs on one thread, and the free memory
+ * that each of V8's compiler threads left in an arena of its own (up to the
+ * trim threshold each) was ~6 MiB of the daemon's own memory after its
+ * warm-up (daemon/_warm_session.ts); with one arena the main thread reuses
+ * it. The peak through the quick profile's phases went from 74.5-76 to 71-72
+ * MiB (bench/memory.ts), the tail unchanged (bench/HISTORY.md, 2026-12-04
+ * last).
  */
 const MALLOC_ENV = {
   MALLOC_MMAP_THRESHOLD_: String(EXACT_BODY_BYTES + 1),
   MALLOC_TRIM_THRESHOLD_: String(8 << 20),
+  MALLOC_ARENA_MAX: "1",
 };
 
 function permissionFlags(
