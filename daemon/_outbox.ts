@@ -8,9 +8,6 @@ import { assembleParts, FrameParts } from "../protocol/_parts.ts";
 /** Frames up to this size are written synchronously when nothing is queued. */
 export const SYNC_WRITE_MAX = 16 * 1024;
 
-/** The most that cork() holds before it sends what it holds. */
-export const CORK_MAX = 64 * 1024;
-
 /** Where an Outbox writes: the daemon's stdout (tests pass their own). */
 export interface FrameWriter {
   /** Writes some of `data` now, blocking; the count written. */
@@ -25,9 +22,6 @@ export class Outbox {
   #queued = 0;
   #writing = false;
   #drained: (() => void)[] = [];
-  /** Small frames held by cork(), to go out as one write at uncork(). */
-  #corked: Uint8Array[] | undefined;
-  #corkedBytes = 0;
   readonly #out: FrameWriter;
   /** Called when the caller is gone (a write failed). */
   onGone: () => void = () => Deno.exit(0);
@@ -57,22 +51,8 @@ export class Outbox {
    * wake-ups across threads per large call. While it blocks, the daemon
    * reads nothing: a caller must read replies while it writes (PROTOCOL.md,
    * Flow control); one that closes its end makes the write fail at once.
-   * Between cork() and uncork(), small frames wait and go out as one.
    */
   send(frame: Uint8Array | FrameParts, alone = false): void {
-    if (this.#corked !== undefined) {
-      if (!(frame instanceof FrameParts) && frame.length <= SYNC_WRITE_MAX) {
-        // At most CORK_MAX bytes wait: then what is held goes out.
-        if (this.#corkedBytes + frame.length > CORK_MAX) {
-          this.uncork();
-          this.cork();
-        }
-        this.#corked.push(frame);
-        this.#corkedBytes += frame.length;
-        return;
-      }
-      this.uncork();
-    }
     if (frame instanceof FrameParts) {
       // A large result, uncopied (protocol/_parts.ts): written now, part by
       // part, while its bytes are still the entrypoint's result; copied into
@@ -105,24 +85,6 @@ export class Outbox {
     this.#queue.push(frame);
     this.#queued += frame.length;
     if (!this.#writing) this.#flush();
-  }
-
-  /**
-   * Holds small frames until uncork(), which sends them as one: the replies
-   * of calls that arrived together go out in one write, and wake the caller
-   * once.
-   */
-  cork(): void {
-    this.#corked ??= [];
-  }
-
-  /** Sends what cork() held, in order, as one frame batch. */
-  uncork(): void {
-    const held = this.#corked;
-    this.#corked = undefined;
-    this.#corkedBytes = 0;
-    if (held === undefined || held.length === 0) return;
-    this.send(held.length === 1 ? held[0] : concatFrames(held));
   }
 
   /** Writes all of `data` now, blocking; throws if the caller is gone. */

@@ -12,12 +12,7 @@ import {
   PARTS_MIN_BYTES,
 } from "../protocol/_parts.ts";
 import { concat } from "../protocol/_test_util.ts";
-import {
-  CORK_MAX,
-  type FrameWriter,
-  Outbox,
-  SYNC_WRITE_MAX,
-} from "./_outbox.ts";
+import { type FrameWriter, Outbox, SYNC_WRITE_MAX } from "./_outbox.ts";
 
 /** A writer whose asynchronous writes finish when the test says so. */
 class FakeWriter implements FrameWriter {
@@ -161,58 +156,4 @@ Deno.test("Outbox.send() writes a frame's parts at once when alone, and copies t
   await w.finishOne();
   assert.equal(w.asyncWrites.length, 2);
   assert.deepEqual(w.asyncWrites[1], whole);
-});
-
-Deno.test("Outbox.cork() holds small frames and uncork() writes them as one, in order", () => {
-  const w = new FakeWriter();
-  const out = new Outbox(w);
-  const [a, b, c] = [frame(11, 1), frame(12, 2), frame(13, 3)];
-  out.cork();
-  out.send(a);
-  out.send(b, true);
-  out.send(c);
-  assert.deepEqual(w.syncWrites, [], "nothing written while corked");
-  out.uncork();
-  assert.deepEqual(w.syncWrites, [concatFrames([a, b, c])]);
-  // Uncorked: a frame goes out at once again; a second uncork() does nothing.
-  out.uncork();
-  out.send(a);
-  assert.deepEqual(w.syncWrites.slice(1), [a]);
-});
-
-Deno.test("Outbox.cork() sends what it holds before a large frame", () => {
-  const w = new FakeWriter();
-  const out = new Outbox(w);
-  const small = frame(11);
-  const big = frame(SYNC_WRITE_MAX + 1);
-  out.cork();
-  out.send(small);
-  out.send(big, true);
-  assert.deepEqual(w.syncWrites, [small, big]);
-  out.uncork();
-  assert.equal(w.syncWrites.length, 2);
-});
-
-Deno.test("Outbox.cork() holds at most CORK_MAX bytes", async () => {
-  const w = new FakeWriter();
-  const out = new Outbox(w);
-  const f = frame(SYNC_WRITE_MAX - 100);
-  const perBatch = Math.floor(CORK_MAX / f.length);
-  out.cork();
-  for (let i = 0; i < perBatch * 2 + 1; i++) out.send(f);
-  // Two full batches were sent (large: written asynchronously, one at a
-  // time); the last frame waits for uncork().
-  assert.equal(out.pending, 2 * perBatch * f.length);
-  while (!out.idle) await w.finishOne();
-  out.uncork();
-  // The batches asynchronously, then the last frame at once (nothing queued).
-  assert.deepEqual(
-    w.asyncWrites.map((data) => data.length),
-    [perBatch * f.length, perBatch * f.length],
-  );
-  assert.deepEqual(w.syncWrites, [f]);
-  assert.deepEqual(
-    concat(...w.asyncWrites, ...w.syncWrites),
-    concatFrames(Array(perBatch * 2 + 1).fill(f)),
-  );
 });

@@ -169,21 +169,14 @@ export class Session {
    */
   #received(buf: Uint8Array | undefined, n: number): void {
     const decoder = this.#decoder;
-    let corked = false;
     try {
       const bodies = buf ? decoder.push(buf.subarray(0, n)) : decoder.commit(n);
-      // Calls that arrived together are answered in one write.
-      if (bodies.length > 1) {
-        corked = true;
-        this.#out.cork();
-      }
       for (let i = 0; i < bodies.length; i++) {
         this.#undispatched = bodies.length - 1 - i;
         this.#dispatch(decodeMessage(bodies[i]));
       }
     } finally {
       this.#undispatched = 0;
-      if (corked) this.#out.uncork();
     }
   }
 
