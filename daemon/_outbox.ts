@@ -22,6 +22,9 @@ export class Outbox {
   #queued = 0;
   #writing = false;
   #drained: (() => void)[] = [];
+  /** Small frames held by cork(), to go out as one write (undefined: not corked). */
+  #held: Uint8Array[] | undefined;
+  #heldBytes = 0;
   readonly #out: FrameWriter;
   /** Called when the caller is gone (a write failed). */
   onGone: () => void = () => Deno.exit(0);
@@ -35,9 +38,38 @@ export class Outbox {
     return this.#queued;
   }
 
-  /** Whether nothing waits to be written. */
+  /** Whether nothing waits to be written (or is held by cork()). */
   get idle(): boolean {
-    return !this.#writing && this.#queue.length === 0;
+    return !this.#writing && this.#queue.length === 0 && this.#heldBytes === 0;
+  }
+
+  /**
+   * Holds small frames from now on, until sendHeld() or uncork(): the
+   * replies of calls read together go out in one write and wake the caller
+   * once. At most {@linkcode SYNC_WRITE_MAX} bytes are held, so that what
+   * is held goes out as any small frame does: at once, with a blocking
+   * write, when nothing is queued (a caller that does not read stops the
+   * daemon there). A large frame sends what is held first; holding goes on
+   * after it. The session decides how long a frame may be held
+   * (_session.ts, #dispatchTogether).
+   */
+  cork(): void {
+    this.#held ??= [];
+  }
+
+  /** Sends what cork() holds, in order, as one write; goes on holding. */
+  sendHeld(): void {
+    const held = this.#held;
+    if (held === undefined || held.length === 0) return;
+    this.#held = [];
+    this.#heldBytes = 0;
+    this.#send(held.length === 1 ? held[0] : concatFrames(held), false);
+  }
+
+  /** Sends what cork() holds and stops holding. */
+  uncork(): void {
+    this.sendHeld();
+    this.#held = undefined;
   }
 
   /**
@@ -51,8 +83,23 @@ export class Outbox {
    * wake-ups across threads per large call. While it blocks, the daemon
    * reads nothing: a caller must read replies while it writes (PROTOCOL.md,
    * Flow control); one that closes its end makes the write fail at once.
+   * Between cork() and uncork(), small frames are held (see cork()).
    */
   send(frame: Uint8Array | FrameParts, alone = false): void {
+    if (this.#held !== undefined) {
+      if (!(frame instanceof FrameParts) && frame.length <= SYNC_WRITE_MAX) {
+        if (this.#heldBytes + frame.length > SYNC_WRITE_MAX) this.sendHeld();
+        this.#held!.push(frame);
+        this.#heldBytes += frame.length;
+        return;
+      }
+      this.sendHeld();
+    }
+    this.#send(frame, alone);
+  }
+
+  /** send() without cork(). */
+  #send(frame: Uint8Array | FrameParts, alone: boolean): void {
     if (frame instanceof FrameParts) {
       // A large result, uncopied (protocol/_parts.ts): written now, part by
       // part, while its bytes are still the entrypoint's result; copied into

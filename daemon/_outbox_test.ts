@@ -157,3 +157,96 @@ Deno.test("Outbox.send() writes a frame's parts at once when alone, and copies t
   assert.equal(w.asyncWrites.length, 2);
   assert.deepEqual(w.asyncWrites[1], whole);
 });
+
+Deno.test("Outbox.cork() holds small frames until uncork() sends them as one write", () => {
+  const w = new FakeWriter();
+  const out = new Outbox(w);
+  const a = frame(3, 1), b = frame(4, 2), c = frame(5, 3);
+  out.cork();
+  for (const f of [a, b, c]) out.send(f);
+  assert.equal(w.syncWrites.length, 0);
+  assert.equal(out.idle, false, "held frames are not idle");
+  out.uncork();
+  assert.deepEqual(w.syncWrites, [concatFrames([a, b, c])]);
+  assert.equal(out.idle, true);
+  // Not corked any more: the next frame goes at once.
+  out.send(a);
+  assert.equal(w.syncWrites.length, 2);
+});
+
+Deno.test("Outbox.sendHeld() writes what is held and goes on holding", () => {
+  const w = new FakeWriter();
+  const out = new Outbox(w);
+  const a = frame(3, 1), b = frame(4, 2), c = frame(5, 3);
+  out.cork();
+  out.send(a);
+  out.send(b);
+  out.sendHeld();
+  assert.deepEqual(w.syncWrites, [concatFrames([a, b])]);
+  out.send(c);
+  assert.equal(w.syncWrites.length, 1, "still held");
+  out.sendHeld();
+  out.sendHeld(); // nothing held: no empty write
+  out.uncork();
+  assert.deepEqual(w.syncWrites, [concatFrames([a, b]), c]);
+});
+
+Deno.test("Outbox.cork() holds at most SYNC_WRITE_MAX bytes, each batch a blocking write", () => {
+  const w = new FakeWriter();
+  const out = new Outbox(w);
+  out.cork();
+  // 6000 replies of 1 KiB: a caller that does not read must stop the daemon
+  // in a blocking write, not have 6 MB queued.
+  for (let i = 0; i < 6000; i++) out.send(frame(1020, 5));
+  out.uncork();
+  assert.deepEqual(w.asyncWrites, []);
+  assert.equal(out.pending, 0);
+  assert.ok(w.syncWrites.every((d) => d.length <= SYNC_WRITE_MAX));
+  assert.equal(
+    w.syncWrites.reduce((n, d) => n + d.length, 0),
+    6000 * 1024,
+  );
+});
+
+Deno.test("Outbox.cork() sends what it holds before a large frame, and holds again after it", () => {
+  const w = new FakeWriter();
+  const out = new Outbox(w);
+  const a = frame(3, 1), b = frame(4, 2);
+  const big = frame(SYNC_WRITE_MAX + 1);
+  out.cork();
+  out.send(a);
+  out.send(big, true);
+  out.send(b);
+  assert.deepEqual(w.syncWrites, [a, big]);
+  out.uncork();
+  assert.deepEqual(w.syncWrites, [a, big, b]);
+  // Large results as parts too.
+  const parts = encodeMessageParts(
+    [Kind.Result, 1, new Uint8Array(PARTS_MIN_BYTES)],
+    DEFAULT_MAX_FRAME_BYTES,
+  );
+  assert.ok(parts instanceof FrameParts);
+  out.cork();
+  out.send(a);
+  out.send(parts, true);
+  out.uncork();
+  assert.deepEqual(w.syncWrites.slice(3, 4), [a]);
+  assert.deepEqual(concat(...w.syncWrites.slice(4)), concat(...parts.parts));
+});
+
+Deno.test("Outbox.cork() queues what it holds behind a write in progress", async () => {
+  const w = new FakeWriter();
+  const out = new Outbox(w);
+  const big = frame(SYNC_WRITE_MAX + 1);
+  out.send(big); // an asynchronous write starts
+  const a = frame(3, 1), b = frame(4, 2);
+  out.cork();
+  out.send(a);
+  out.send(b);
+  out.uncork();
+  assert.equal(w.syncWrites.length, 0, "nothing overtakes the queue");
+  await w.finishOne();
+  await w.finishOne();
+  assert.deepEqual(w.asyncWrites, [big, concatFrames([a, b])]);
+  assert.equal(out.idle, true);
+});

@@ -62,7 +62,21 @@ export interface SessionOptions {
   timers: Set<number>;
   /** How the channel (stdin) is read (see _idle_read.ts). */
   channel: ChannelReader;
+  /**
+   * How long replies are held for the calls read with them (ms; see
+   * #dispatchTogether): HOLD_FAST_MS and HOLD_MAX_MS unless given (tests).
+   */
+  hold?: { fastMs: number; maxMs: number };
 }
+
+/**
+ * Replies of calls read together are held while the next call is of an
+ * entrypoint whose last run took less than this (ms): see #dispatchTogether.
+ */
+export const HOLD_FAST_MS = 0.5;
+
+/** The longest a reply is held for the calls read with it (ms). */
+export const HOLD_MAX_MS = 1;
 
 const gc = (globalThis as { gc?: (o: { type: string }) => void }).gc;
 
@@ -78,6 +92,9 @@ export class Session {
   readonly #refused: RefusedCalls;
   /** The promises of calls that did not finish synchronously. */
   readonly #active = new Set<Promise<void>>();
+  /** Entrypoints whose last run among calls read together was fast. */
+  readonly #fast = new WeakSet<EntrypointRecord>();
+  readonly #hold: { fastMs: number; maxMs: number };
   /** Calls read in the current batch but not started yet. */
   #undispatched = 0;
   #greeted = false;
@@ -87,6 +104,7 @@ export class Session {
     this.#o = options;
     this.#out = options.out;
     this.#maxFrameBytes = options.limits.maxFrameBytes;
+    this.#hold = options.hold ?? { fastMs: HOLD_FAST_MS, maxMs: HOLD_MAX_MS };
     // Queued calls hold their decoded arguments: bound them by what those
     // cost in memory too (estimated while decoding, protocol/_decoded_cost.ts).
     this.#slots = new Slots(
@@ -171,12 +189,58 @@ export class Session {
     const decoder = this.#decoder;
     try {
       const bodies = buf ? decoder.push(buf.subarray(0, n)) : decoder.commit(n);
-      for (let i = 0; i < bodies.length; i++) {
-        this.#undispatched = bodies.length - 1 - i;
-        this.#dispatch(decodeMessage(bodies[i]));
-      }
+      if (bodies.length === 1) this.#dispatch(decodeMessage(bodies[0]));
+      else if (bodies.length > 1) this.#dispatchTogether(bodies);
     } finally {
       this.#undispatched = 0;
+    }
+  }
+
+  /**
+   * Dispatches messages read together, their replies held (Outbox.cork) so
+   * that they go out in one write and wake the caller once, not once each.
+   * A reply is held only while the next call is known to be fast: what is
+   * held goes out before a call of an entrypoint whose last run in such a
+   * batch took HOLD_FAST_MS or more (or that has not run in one yet: its
+   * first run is measured with nothing held), and before any call once the
+   * oldest held reply is HOLD_MAX_MS old. So a slow synchronous function
+   * does not keep the replies and audit records of the calls read with it
+   * from the caller. A run is measured from the call's dispatch to its
+   * function's first await: the time the session cannot send anything.
+   */
+  #dispatchTogether(bodies: Uint8Array[]): void {
+    const out = this.#out;
+    const fast = this.#fast;
+    const entrypoints = this.#o.entrypoints;
+    const { fastMs, maxMs } = this.#hold;
+    out.cork();
+    try {
+      let heldSince = performance.now();
+      for (let i = 0; i < bodies.length; i++) {
+        this.#undispatched = bodies.length - 1 - i;
+        const m = decodeMessage(bodies[i]);
+        if (m.kind !== Kind.Call) {
+          // A hello, a cancel or a status: nothing of the application runs.
+          this.#dispatch(m);
+          continue;
+        }
+        // An unknown name runs nothing either: it is refused at once.
+        const ep = entrypoints.get(m.entrypoint);
+        const started = performance.now();
+        if (
+          (ep && !fast.has(ep)) || started - heldSince >= maxMs
+        ) {
+          out.sendHeld();
+          heldSince = started;
+        }
+        this.#dispatch(m);
+        if (ep) {
+          if (performance.now() - started < fastMs) fast.add(ep);
+          else fast.delete(ep);
+        }
+      }
+    } finally {
+      out.uncork();
     }
   }
 
