@@ -26,6 +26,7 @@ import {
   FRAME_HEADER_BYTES,
 } from "../protocol/frame.ts";
 import { invoke, replyFrame } from "../core/invoke.ts";
+import { CallAbort } from "../core/_call_abort.ts";
 import { callTimeout, replyError } from "./_call_errors.ts";
 import {
   daemonCommand,
@@ -629,7 +630,7 @@ export class PrivContext {
     const timeout = options?.timeout ?? record.timeoutMs ?? settings.timeoutMs;
     const maxFrameBytes = this.options.maxFrameBytes ??
       DEFAULT_MAX_FRAME_BYTES;
-    const controller = new AbortController();
+    const cancel = new CallAbort();
     const started = performance.now();
     let timer: ReturnType<typeof setTimeout> | undefined;
     let onAbort: (() => void) | undefined;
@@ -637,7 +638,7 @@ export class PrivContext {
       const abort = (reason: unknown) => {
         // Reject first: a function that resolves on abort must not win.
         reject(reason);
-        controller.abort(reason);
+        cancel.abort(reason);
       };
       if (options?.signal) {
         const signal = options.signal;
@@ -661,7 +662,7 @@ export class PrivContext {
       const reply = new Promise<Uint8Array>((resolve, reject) => {
         // The daemon's stacks travel with log_daemon_traceback; a test's
         // always do.
-        invoke(record, call.args, controller.signal, (outcome) =>
+        invoke(record, call.args, cancel, (outcome) =>
           resolve(
             replyFrame(0, outcome, { maxFrameBytes, withStack: true }).frame,
           ))?.catch(reject);

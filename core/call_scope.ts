@@ -35,9 +35,9 @@ export interface CallOptions {
 
 interface Scope {
   /** Caller side: options for calls started in this scope. */
-  options?: CallOptions;
+  readonly options?: CallOptions;
   /** Daemon side: the running call's signal. */
-  signal?: AbortSignal;
+  readonly signal?: AbortSignal;
 }
 
 const KEY = Symbol.for("@privsep/privsep/call-scope");
@@ -148,7 +148,14 @@ export function currentCallOptions(): CallOptions | undefined {
   return store.getStore()?.options;
 }
 
-/** @internal Runs a privileged function with its call's signal. */
-export function runWithSignal<T>(signal: AbortSignal, fn: () => T): T {
-  return store.run({ signal }, fn);
+/**
+ * @internal Runs a privileged function with its call's signal: `call`'s
+ * `signal`, read when the function asks for it (core/_call_abort.ts). `call`
+ * is the scope itself: no object is made for it.
+ */
+export function runWithSignal<T>(
+  call: { readonly signal: AbortSignal },
+  fn: () => T,
+): T {
+  return store.run(call, fn);
 }

@@ -6,6 +6,7 @@
 
 import type { RemoteErrorInfo } from "../errors.ts";
 import { runWithSignal } from "./call_scope.ts";
+import type { CallAbort } from "./_call_abort.ts";
 import {
   type EntrypointOptions,
   validateArgs,
@@ -29,10 +30,10 @@ export type Outcome = { value: unknown } | { error: unknown };
 
 /**
  * Runs one call of `entrypoint` with `args`: waits for `wait` (a slot) when
- * given, refuses to start once `signal` has aborted, validates the arguments
- * with the entrypoint's schemas, runs the function with `signal` as its
- * `callSignal()`, validates its result, and hands the outcome to `done`,
- * exactly once.
+ * given, refuses to start once `call` was cancelled, validates the arguments
+ * with the entrypoint's schemas, runs the function with `call.signal` as its
+ * `callSignal()` (made only if the function asks), validates its result, and
+ * hands the outcome to `done`, exactly once.
  *
  * A synchronous function without schemas and without `wait` is run and
  * settled synchronously: `done` has been called when this returns
@@ -42,7 +43,7 @@ export type Outcome = { value: unknown } | { error: unknown };
 export function invoke(
   entrypoint: Invocable,
   args: unknown[],
-  signal: AbortSignal,
+  call: CallAbort,
   done: (outcome: Outcome) => void,
   wait?: Promise<void>,
 ): Promise<void> | undefined {
@@ -50,7 +51,7 @@ export function invoke(
   if (wait === undefined && !options?.args && !options?.result) {
     let result: unknown;
     try {
-      result = runWithSignal(signal, () => fn(...args));
+      result = runWithSignal(call, () => fn(...args));
     } catch (error) {
       done({ error });
       return;
@@ -68,13 +69,13 @@ export function invoke(
     let outcome: Outcome;
     try {
       if (wait) await wait;
-      signal.throwIfAborted();
+      call.throwIfAborted();
       const checked = await validateArgs(key, fn, options, args);
       outcome = {
         value: await validateResult(
           key,
           options,
-          await runWithSignal(signal, () => fn(...checked)),
+          await runWithSignal(call, () => fn(...checked)),
         ),
       };
     } catch (error) {

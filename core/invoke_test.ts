@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { callSignal } from "./call_scope.ts";
+import { CallAbort } from "./_call_abort.ts";
 import type { StandardSchemaV1 } from "./schema.ts";
 import { decodeMessage, Kind, type Message } from "../protocol/messages.ts";
 import { FRAME_HEADER_BYTES } from "../protocol/frame.ts";
@@ -11,7 +12,8 @@ import {
   replyFrame,
 } from "./invoke.ts";
 
-const NEVER = new AbortController().signal;
+/** A call never cancelled. */
+const NEVER = new CallAbort();
 
 function entry(
   fn: (...args: never[]) => unknown,
@@ -86,17 +88,18 @@ Deno.test("invoke() returns the promise of an async function's outcome", async (
 });
 
 Deno.test("invoke() runs the function with the call's signal as callSignal()", async () => {
-  const controller = new AbortController();
+  const call = new CallAbort();
   let seen: AbortSignal | undefined;
   invoke(
     entry(function look() {
       seen = callSignal();
     }),
     [],
-    controller.signal,
+    call,
     () => {},
   );
-  assert.equal(seen, controller.signal);
+  assert.ok(seen instanceof AbortSignal);
+  assert.equal(seen, call.signal, "the same signal each time it is asked for");
   // With schemas too (the asynchronous path).
   seen = undefined;
   await invoke(
@@ -104,10 +107,10 @@ Deno.test("invoke() runs the function with the call's signal as callSignal()", a
       seen = callSignal();
     }, { args: [positive] }),
     [1],
-    controller.signal,
+    call,
     () => {},
   );
-  assert.equal(seen, controller.signal);
+  assert.equal(seen, call.signal);
 });
 
 Deno.test("invoke() refuses arguments a schema rejects without running the function", async () => {
@@ -146,20 +149,20 @@ Deno.test("invoke() waits for its slot and does not start a call cancelled meanw
   let ran = false;
   let free!: () => void;
   const wait = new Promise<void>((r) => free = r);
-  const controller = new AbortController();
+  const call = new CallAbort();
   const outcomes: Outcome[] = [];
   const returned = invoke(
     entry(function work() {
       ran = true;
     }),
     [],
-    controller.signal,
+    call,
     (o) => outcomes.push(o),
     wait,
   );
   assert.ok(returned instanceof Promise, "a call that waits is asynchronous");
   const reason = new DOMException("cancelled", "AbortError");
-  controller.abort(reason);
+  call.abort(reason);
   free();
   await returned;
   assert.equal(ran, false);

@@ -2,12 +2,14 @@
 // and the detection of stuck calls (cancelled, yet still running after the
 // grace period, holding a slot).
 
+import { CallAbort } from "../core/_call_abort.ts";
+
 /** A call the daemon has accepted and not yet answered. */
 export interface Running {
   /** The entrypoint's name, as called. */
   key: string;
-  /** Aborts the call's signal (`callSignal()`) when it is cancelled. */
-  controller: AbortController;
+  /** Its cancellation, and its signal (`callSignal()`) when asked for. */
+  abort: CallAbort;
   /** Fires when the cancelled call has not stopped within the grace period. */
   graceTimer?: number;
   /** Whether it ignored its cancellation past the grace period. */
@@ -76,7 +78,7 @@ export class CallTable {
 
   /** Accepts call `id`. */
   start(id: number, key: string, bytes: number): Running {
-    const call: Running = { key, controller: new AbortController(), bytes };
+    const call: Running = { key, abort: new CallAbort(), bytes };
     this.#calls.set(id, call);
     return call;
   }
@@ -88,9 +90,9 @@ export class CallTable {
    */
   cancel(id: number): void {
     const call = this.#calls.get(id);
-    if (!call || call.controller.signal.aborted) return;
+    if (!call || call.abort.aborted) return;
     this.counters.cancelled++;
-    call.controller.abort(
+    call.abort.abort(
       new DOMException(
         `privileged call ${call.key} was cancelled`,
         "AbortError",

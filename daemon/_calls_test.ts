@@ -30,8 +30,9 @@ Deno.test("CallTable.cancel() aborts the call's signal with an AbortError naming
   const table = new CallTable(2000, () => {}, fakeTimers());
   const call = table.start(1, "ops.ts#slow", 10);
   table.cancel(1);
-  assert.equal(call.controller.signal.aborted, true);
-  const reason = call.controller.signal.reason as DOMException;
+  assert.equal(call.abort.aborted, true);
+  assert.equal(call.abort.signal.aborted, true);
+  const reason = call.abort.signal.reason as DOMException;
   assert.equal(reason.name, "AbortError");
   assert.equal(reason.message, "privileged call ops.ts#slow was cancelled");
   assert.equal(table.counters.cancelled, 1);

@@ -383,7 +383,7 @@ export class Session {
     return invoke(
       ep,
       args,
-      call.controller.signal,
+      call.abort,
       (outcome) => this.#finish(id, call, ep, args, started, outcome),
       wait,
     );
@@ -426,7 +426,7 @@ export class Session {
       audit.record(
         key,
         started,
-        call.controller.signal.aborted ? "cancelled" : "error",
+        call.abort.aborted ? "cancelled" : "error",
         error instanceof Error ? error.name : "NonError",
         logged,
       );
