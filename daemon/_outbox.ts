@@ -43,6 +43,11 @@ export class Outbox {
     return !this.#writing && this.#queue.length === 0 && this.#heldBytes === 0;
   }
 
+  /** Whether cork() holds frames now. */
+  get corked(): boolean {
+    return this.#held !== undefined;
+  }
+
   /**
    * Holds small frames from now on, until sendHeld() or uncork(): the
    * replies of calls read together go out in one write and wake the caller

@@ -62,21 +62,32 @@ export interface SessionOptions {
   timers: Set<number>;
   /** How the channel (stdin) is read (see _idle_read.ts). */
   channel: ChannelReader;
-  /**
-   * How long replies are held for the calls read with them (ms; see
-   * #dispatchTogether): HOLD_FAST_MS and HOLD_MAX_MS unless given (tests).
-   */
-  hold?: { fastMs: number; maxMs: number };
+  /** When replies are held for the calls read with them (tests). */
+  hold?: Partial<HoldRules>;
 }
 
 /**
- * Replies of calls read together are held while the next call is of an
- * entrypoint whose last run took less than this (ms): see #dispatchTogether.
+ * When the replies of calls read together are held, to go out in one write
+ * (see Session#dispatchTogether).
  */
-export const HOLD_FAST_MS = 0.5;
+export interface HoldRules {
+  /** A synchronous run shorter than this (ms) counts as fast. */
+  fastMs: number;
+  /** Consecutive fast runs after which an entrypoint is held for. */
+  fastRuns: number;
+  /** The longest a reply is held for the calls read with it (ms). */
+  maxMs: number;
+  /** The clock (performance.now()). */
+  now: () => number;
+}
 
-/** The longest a reply is held for the calls read with it (ms). */
-export const HOLD_MAX_MS = 1;
+/** The daemon's hold rules (see Session#dispatchTogether). */
+export const HOLD_RULES: Readonly<HoldRules> = {
+  fastMs: 0.5,
+  fastRuns: 64,
+  maxMs: 1,
+  now: () => performance.now(),
+};
 
 const gc = (globalThis as { gc?: (o: { type: string }) => void }).gc;
 
@@ -92,9 +103,9 @@ export class Session {
   readonly #refused: RefusedCalls;
   /** The promises of calls that did not finish synchronously. */
   readonly #active = new Set<Promise<void>>();
-  /** Entrypoints whose last run among calls read together was fast. */
-  readonly #fast = new WeakSet<EntrypointRecord>();
-  readonly #hold: { fastMs: number; maxMs: number };
+  /** Per entrypoint, its consecutive fast synchronous runs, up to fastRuns. */
+  readonly #fastRuns = new WeakMap<EntrypointRecord, number>();
+  readonly #hold: HoldRules;
   /** Calls read in the current batch but not started yet. */
   #undispatched = 0;
   #greeted = false;
@@ -104,7 +115,7 @@ export class Session {
     this.#o = options;
     this.#out = options.out;
     this.#maxFrameBytes = options.limits.maxFrameBytes;
-    this.#hold = options.hold ?? { fastMs: HOLD_FAST_MS, maxMs: HOLD_MAX_MS };
+    this.#hold = { ...HOLD_RULES, ...options.hold };
     // Queued calls hold their decoded arguments: bound them by what those
     // cost in memory too (estimated while decoding, protocol/_decoded_cost.ts).
     this.#slots = new Slots(
@@ -199,48 +210,58 @@ export class Session {
   /**
    * Dispatches messages read together, their replies held (Outbox.cork) so
    * that they go out in one write and wake the caller once, not once each.
-   * A reply is held only while the next call is known to be fast: what is
-   * held goes out before a call of an entrypoint whose last run in such a
-   * batch took HOLD_FAST_MS or more (or that has not run in one yet: its
-   * first run is measured with nothing held), and before any call once the
-   * oldest held reply is HOLD_MAX_MS old. So a slow synchronous function
-   * does not keep the replies and audit records of the calls read with it
-   * from the caller. A run is measured from the call's dispatch to its
-   * function's first await: the time the session cannot send anything.
+   * What is held goes out before anything of the application runs that is
+   * not known to be fast: before a call of an entrypoint whose last
+   * `fastRuns` synchronous runs (#learn) did not all take less than
+   * `fastMs`, and before a cancellation (its signal's listeners run at
+   * once). It goes out before any call once the oldest held reply is `maxMs`
+   * old. A call of an unknown name runs nothing (it is refused), nor does a
+   * status request. What remains: an entrypoint fast `fastRuns` times in a
+   * row whose next run is slow holds the replies read before it in the same
+   * read until that run ends (docs/concepts.md, "Calling").
    */
   #dispatchTogether(bodies: Uint8Array[]): void {
     const out = this.#out;
-    const fast = this.#fast;
+    const fastRuns = this.#fastRuns;
     const entrypoints = this.#o.entrypoints;
-    const { fastMs, maxMs } = this.#hold;
+    const { fastRuns: known, maxMs, now } = this.#hold;
     out.cork();
     try {
-      let heldSince = performance.now();
+      let heldSince = now();
       for (let i = 0; i < bodies.length; i++) {
         this.#undispatched = bodies.length - 1 - i;
         const m = decodeMessage(bodies[i]);
-        if (m.kind !== Kind.Call) {
-          // A hello, a cancel or a status: nothing of the application runs.
-          this.#dispatch(m);
-          continue;
-        }
-        // An unknown name runs nothing either: it is refused at once.
-        const ep = entrypoints.get(m.entrypoint);
-        const started = performance.now();
-        if (
-          (ep && !fast.has(ep)) || started - heldSince >= maxMs
-        ) {
+        if (m.kind === Kind.Call) {
+          const ep = entrypoints.get(m.entrypoint);
+          const t = now();
+          if (
+            (ep && (fastRuns.get(ep) ?? 0) < known) || t - heldSince >= maxMs
+          ) {
+            out.sendHeld();
+            heldSince = t;
+          }
+        } else if (m.kind === Kind.Cancel) {
           out.sendHeld();
-          heldSince = started;
+          heldSince = now();
         }
         this.#dispatch(m);
-        if (ep) {
-          if (performance.now() - started < fastMs) fast.add(ep);
-          else fast.delete(ep);
-        }
       }
     } finally {
       out.uncork();
+    }
+  }
+
+  /**
+   * Counts the consecutive fast synchronous runs of `ep` (from the call's
+   * dispatch to its function's return or first await, `took` ms): the time
+   * the session could send nothing. A slow one starts the count again.
+   */
+  #learn(ep: EntrypointRecord, took: number): void {
+    const { fastMs, fastRuns } = this.#hold;
+    if (took >= fastMs) this.#fastRuns.set(ep, 0);
+    else {
+      const runs = this.#fastRuns.get(ep) ?? 0;
+      if (runs < fastRuns) this.#fastRuns.set(ep, runs + 1);
     }
   }
 
@@ -380,13 +401,19 @@ export class Session {
       return;
     }
     const call = this.#calls.start(id, key, bytes);
-    return invoke(
+    const now = this.#hold.now;
+    const t = now();
+    const p = invoke(
       ep,
       args,
       call.abort,
       (outcome) => this.#finish(id, call, ep, args, started, outcome),
       wait,
     );
+    // With a slot at once, the function (or its schemas) ran until it
+    // returned or awaited: how long the session could not send.
+    if (wait === undefined) this.#learn(ep, now() - t);
+    return p;
   }
 
   /** Refuses a call: every slot is taken and the queue is full. */
@@ -416,6 +443,11 @@ export class Session {
     const audit = this.#o.audit;
     const logged = ep.options?.auditArgs ? args : undefined;
     const reply = replyFrame(id, outcome, this.#o.limits, true);
+    // The audit record and the reply go out in one write (nothing of the
+    // application runs between them).
+    const out = this.#out;
+    const together = audit.on && !out.corked;
+    if (together) out.cork();
     if (reply.ok) {
       audit.record(key, started, "ok", undefined, logged);
     } else if ("value" in outcome) {
@@ -448,12 +480,13 @@ export class Session {
       this.#decoder.buffered === 0 && this.#o.timers.size === 0;
     // Taken before sending: a written frame's memory is released.
     const replyBytes = reply.frame.length;
-    this.#out.send(reply.frame, alone);
+    out.send(reply.frame, alone);
+    if (together) out.uncork();
     // The call's large arguments and result are garbage now, unless it kept
     // them: collected at once when nothing else waits, while the caller reads
     // the reply.
     const collection = collectionAfterCall(call.bytes, replyBytes, started);
-    if (collection) this.#collector.soon(collection, alone && this.#out.idle);
+    if (collection) this.#collector.soon(collection, alone && out.idle);
   }
 
   /**

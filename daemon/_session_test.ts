@@ -8,9 +8,10 @@ import {
   PROTOCOL_VERSION,
 } from "../protocol/messages.ts";
 import { concat } from "../protocol/_test_util.ts";
+import { callSignal } from "../core/call_scope.ts";
 import { Audit } from "./_audit.ts";
 import { Outbox } from "./_outbox.ts";
-import { Session } from "./_session.ts";
+import { type HoldRules, Session } from "./_session.ts";
 
 /** What one write of the daemon carried: each message as kind and id. */
 type Written = string[];
@@ -31,14 +32,17 @@ function label(m: Message): string {
   }
 }
 
-/** Busy for `ms` milliseconds, synchronously. */
-function spin(ms: number): void {
-  const end = performance.now() + ms;
-  while (performance.now() < end) { /* a slow synchronous function */ }
-}
+/** The session's clock in these tests: functions move it as they "run". */
+let clock = 0;
+/** A function that takes `ms` by the session's clock and returns `value`. */
+const takes = (ms: number, value: unknown = ms) => () => {
+  clock += ms;
+  return value;
+};
 
 const hello = encodeMessage([Kind.Hello, { v: PROTOCOL_VERSION, pid: 1 }]);
 const call = (id: number, fn: string) => encodeMessage([Kind.Call, id, fn, []]);
+const cancel = (id: number) => encodeMessage([Kind.Cancel, id]);
 
 /**
  * A session serving `fns`, fed `reads` (each one read of the channel, so
@@ -46,9 +50,10 @@ const call = (id: number, fn: string) => encodeMessage([Kind.Call, id, fn, []]);
  */
 function serve(
   fns: Record<string, () => unknown>,
-  reads: Uint8Array[],
-  hold: { fastMs: number; maxMs: number },
+  reads: (Uint8Array | Promise<Uint8Array> | (() => Uint8Array))[],
+  hold: Partial<HoldRules> = {},
   writes: Written[] = [],
+  concurrency = 4,
 ): Written[] {
   const decoder = new FrameDecoder(1 << 20);
   const take = (data: Uint8Array) => {
@@ -70,7 +75,7 @@ function serve(
     entrypoints: new Map(
       Object.entries(fns).map(([key, fn]) => [key, { key, fn }]),
     ),
-    concurrency: 4,
+    concurrency,
     queueLimit: 16,
     graceMs: 2000,
     limits: { maxFrameBytes: 1 << 20, withStack: false },
@@ -78,14 +83,18 @@ function serve(
     log: () => {},
     audit,
     timers: new Set(),
-    hold,
+    hold: { now: () => clock, ...hold },
     channel: {
       read(into) {
-        const data = reads.shift();
+        const next = reads.shift();
         // Then nothing more, ever: the session waits (no resource held).
-        if (!data) return new Promise(() => {});
-        into.set(data);
-        return data.length;
+        if (!next) return new Promise(() => {});
+        const take = (data: Uint8Array) => {
+          into.set(data);
+          return data.length;
+        };
+        if (next instanceof Promise) return next.then(take);
+        return take(typeof next === "function" ? next() : next);
       },
     },
   });
@@ -93,82 +102,159 @@ function serve(
   return writes;
 }
 
-Deno.test("Session answers fast calls read together in one write", () => {
-  const writes = serve({ "m#f": () => 1 }, [
+Deno.test("Session answers calls read together in one write once their entrypoint is known fast", () => {
+  const writes = serve({ "m#f": takes(0.1) }, [
     hello,
     concat(call(1, "m#f"), call(2, "m#f"), call(3, "m#f")),
-  ], { fastMs: 60_000, maxMs: 60_000 });
-  assert.deepEqual(writes, [[
-    "log m#f",
-    "result 1",
-    "log m#f",
-    "result 2",
-    "log m#f",
-    "result 3",
-  ]]);
+    concat(call(4, "m#f"), call(5, "m#f"), call(6, "m#f")),
+  ], { fastMs: 0.5, fastRuns: 2, maxMs: 1000 });
+  assert.deepEqual(writes, [
+    // Not known yet: each reply goes out before the next call runs, until
+    // m#f has run fast twice.
+    ["log m#f", "result 1"],
+    ["log m#f", "result 2", "log m#f", "result 3"],
+    ["log m#f", "result 4", "log m#f", "result 5", "log m#f", "result 6"],
+  ]);
 });
 
 Deno.test("Session sends the replies read with a slow synchronous call before it runs", () => {
-  // Fast: under 20 ms (it takes microseconds); slow: 60 ms.
-  const hold = { fastMs: 20, maxMs: 60_000 };
-  const seen: Written[][] = [];
   const writes: Written[] = [];
+  const seen: number[] = [];
   const slow = () => {
-    seen.push(structuredClone(writes));
-    spin(3 * hold.fastMs);
-    return 2;
+    seen.push(writes.flat().filter((m) => m.startsWith("result")).length);
+    clock += 5;
+    return "slow";
   };
   serve(
-    { "m#fast": () => 1, "m#slow": slow },
+    { "m#fast": takes(0), "m#slow": slow },
     [
-      // The first call of each entrypoint read with others runs with nothing
-      // held; after that, m#fast is known fast and m#slow known slow.
-      concat(hello, call(1, "m#fast"), call(2, "m#slow")),
-      concat(call(3, "m#fast"), call(4, "m#fast"), call(5, "m#slow")),
-      concat(call(6, "m#slow"), call(7, "m#fast"), call(8, "m#slow")),
+      hello,
+      call(1, "m#slow"),
+      // m#fast becomes known fast; m#slow never does.
+      concat(call(2, "m#fast"), call(3, "m#slow")),
+      concat(call(4, "m#fast"), call(5, "m#fast"), call(6, "m#slow")),
+      concat(call(7, "m#slow"), call(8, "m#fast"), call(9, "m#slow")),
     ],
-    hold,
+    { fastMs: 1, fastRuns: 1, maxMs: 1000 },
     writes,
   );
-  assert.deepEqual(seen, [
-    [["log m#fast", "result 1"]],
-    [
-      ["log m#fast", "result 1"],
-      ["log m#slow", "result 2"],
-      ["log m#fast", "result 3", "log m#fast", "result 4"],
-    ],
-    [
-      ["log m#fast", "result 1"],
-      ["log m#slow", "result 2"],
-      ["log m#fast", "result 3", "log m#fast", "result 4"],
-      ["log m#slow", "result 5"],
-    ],
-    [
-      ["log m#fast", "result 1"],
-      ["log m#slow", "result 2"],
-      ["log m#fast", "result 3", "log m#fast", "result 4"],
-      ["log m#slow", "result 5"],
-      ["log m#slow", "result 6", "log m#fast", "result 7"],
-    ],
+  // When each slow call ran, every reply before it had been written.
+  assert.deepEqual(seen, [0, 2, 5, 6, 8]);
+  assert.deepEqual(writes, [
+    ["log m#slow", "result 1"],
+    ["log m#fast", "result 2"],
+    ["log m#slow", "result 3"],
+    ["log m#fast", "result 4", "log m#fast", "result 5"],
+    ["log m#slow", "result 6"],
+    ["log m#slow", "result 7", "log m#fast", "result 8"],
+    ["log m#slow", "result 9"],
   ]);
-  assert.deepEqual(writes.at(-1), ["log m#slow", "result 8"]);
+});
+
+Deno.test("Session forgets that an entrypoint was fast after one slow run", () => {
+  let cost = 0;
+  const varies = () => {
+    clock += cost;
+    return cost;
+  };
+  const writes = serve({ "m#fast": takes(0), "m#varies": varies }, [
+    hello,
+    concat(call(1, "m#fast"), call(2, "m#varies"), call(3, "m#varies")),
+    // Slow once, in a read of its own.
+    () => {
+      cost = 5;
+      return call(4, "m#varies");
+    },
+    () => {
+      cost = 0;
+      return concat(call(5, "m#fast"), call(6, "m#varies"));
+    },
+    concat(call(7, "m#fast"), call(8, "m#varies")),
+  ], { fastMs: 1, fastRuns: 1, maxMs: 1000 });
+  assert.deepEqual(writes, [
+    ["log m#fast", "result 1"],
+    ["log m#varies", "result 2", "log m#varies", "result 3"],
+    ["log m#varies", "result 4"],
+    // Not held for: its last run was slow.
+    ["log m#fast", "result 5"],
+    ["log m#varies", "result 6"],
+    // Fast again.
+    ["log m#fast", "result 7", "log m#varies", "result 8"],
+  ]);
+});
+
+Deno.test("Session does not count a call that waited for a slot as a fast run", async () => {
+  const writes: Written[] = [];
+  const seen: number[] = [];
+  let release!: () => void;
+  const holding = new Promise<void>((r) => release = r);
+  const slow = () => {
+    seen.push(writes.flat().filter((m) => m.startsWith("result")).length);
+    clock += 5;
+    return "slow";
+  };
+  const later = Promise.withResolvers<Uint8Array>();
+  serve(
+    {
+      "m#fast": takes(0),
+      "m#slow": slow,
+      "m#async": () => holding,
+    },
+    [
+      hello,
+      call(1, "m#fast"),
+      // One slot: m#slow waits for m#async's, and runs later, asynchronously.
+      concat(call(2, "m#async"), call(3, "m#slow")),
+      later.promise,
+    ],
+    { fastMs: 1, fastRuns: 1, maxMs: 1000 },
+    writes,
+    1,
+  );
+  release();
+  for (let i = 0; i < 10; i++) await Promise.resolve();
+  assert.deepEqual(seen, [2]);
+  // That run did not make m#slow known fast.
+  later.resolve(concat(call(4, "m#fast"), call(5, "m#slow")));
+  for (let i = 0; i < 10; i++) await Promise.resolve();
+  assert.deepEqual(seen, [2, 4]);
+});
+
+Deno.test("Session sends what it holds before a cancellation runs the call's abort listeners", () => {
+  const writes: Written[] = [];
+  const seen: number[] = [];
+  serve(
+    {
+      "m#fast": takes(0),
+      "m#wait": () => {
+        const signal = callSignal();
+        signal.addEventListener("abort", () => {
+          seen.push(writes.flat().filter((m) => m.startsWith("result")).length);
+          clock += 100;
+        });
+        return new Promise(() => {});
+      },
+    },
+    [
+      hello,
+      concat(call(1, "m#fast"), call(2, "m#wait")),
+      concat(call(3, "m#fast"), cancel(2)),
+    ],
+    { fastMs: 1, fastRuns: 1, maxMs: 1000 },
+    writes,
+  );
+  assert.deepEqual(seen, [2], "replies 1 and 3 were out when the listener ran");
 });
 
 Deno.test("Session holds a reply no longer than maxMs for the calls read with it", () => {
-  // Each call known fast (under fastMs) but longer than a reply may wait:
-  // every reply goes out before the next call runs.
-  const hold = { fastMs: 60_000, maxMs: 4 };
-  const took: number[] = [];
-  const writes = serve({ "m#f": () => took.push(spin(2 * hold.maxMs) ?? 1) }, [
+  const writes = serve({ "m#f": takes(0.6) }, [
     hello,
-    concat(...Array.from({ length: 20 }, (_, i) => call(i + 1, "m#f"))),
-  ], hold);
-  assert.equal(took.length, 20);
-  assert.ok(
-    writes.every((w) => w.length === 2),
-    `one call's audit record and reply per write: ${JSON.stringify(writes)}`,
-  );
-  assert.equal(writes.length, 20);
+    call(1, "m#f"),
+    concat(...Array.from({ length: 10 }, (_, i) => call(i + 2, "m#f"))),
+  ], { fastMs: 10, fastRuns: 1, maxMs: 1 });
+  // Each call takes 0.6 ms: a reply is held for the next call, and sent
+  // before the one after it.
+  assert.deepEqual(writes.map((w) => w.length), [2, 4, 4, 4, 4, 4]);
 });
 
 Deno.test("Session sends the replies it holds before a Fatal", async () => {
@@ -184,7 +270,7 @@ Deno.test("Session sends the replies it holds before a Fatal", async () => {
         // A kind only daemons send: the channel is broken.
         encodeMessage([Kind.Result, 3, null]),
       ),
-    ], { fastMs: 60_000, maxMs: 60_000 });
+    ], { fastRuns: 0 });
     assert.equal(await exited.promise, 3);
     assert.deepEqual(writes, [
       ["log m#f", "result 1", "log m#f", "result 2"],
@@ -193,4 +279,14 @@ Deno.test("Session sends the replies it holds before a Fatal", async () => {
   } finally {
     Deno.exit = exit;
   }
+});
+
+Deno.test("Session sends a call's audit record and its reply in one write", () => {
+  const audited = serve({ "m#f": takes(0) }, [hello, call(1, "m#f")]);
+  assert.deepEqual(audited, [["log m#f", "result 1"]]);
+  const quiet = serve({ "m#f": takes(0) }, [
+    encodeMessage([Kind.Hello, { v: PROTOCOL_VERSION, pid: 1, audit: false }]),
+    call(1, "m#f"),
+  ]);
+  assert.deepEqual(quiet, [["result 1"]]);
 });
