@@ -33,3 +33,19 @@ Deno.test("CallAbort.throwIfAborted() does nothing before a cancellation", () =>
   call.throwIfAborted();
   assert.equal(call.aborted, false);
 });
+
+Deno.test("callSignal() inside callWith() in a privileged function is still the call's signal", async () => {
+  const { callSignal, callWith, runWithSignal } = await import(
+    "./call_scope.ts"
+  );
+  const call = new CallAbort();
+  const [outside, inside] = runWithSignal(
+    call,
+    () => [callSignal(), callWith({ timeout: 1000 }, () => callSignal())],
+  );
+  assert.equal(outside, call.signal);
+  call.abort(new DOMException("cancelled", "AbortError"));
+  // At cc6e013 the scope was { signal }, which callWith's spread kept.
+  assert.equal(inside.aborted, true, "callWith() dropped the call's signal");
+  assert.equal(inside, outside);
+});

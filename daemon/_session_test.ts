@@ -290,3 +290,63 @@ Deno.test("Session sends a call's audit record and its reply in one write", () =
   ]);
   assert.deepEqual(quiet, [["result 1"]]);
 });
+
+Deno.test("Session still sends its Fatal when a call's audit record fails to encode", async () => {
+  const exit = Deno.exit;
+  const exited = Promise.withResolvers<number | undefined>();
+  Deno.exit = ((code?: number) => exited.resolve(code)) as typeof Deno.exit;
+  try {
+    const writes: Written[] = [];
+    const decoder = new FrameDecoder(1 << 20);
+    const take = (data: Uint8Array) => {
+      writes.push(decoder.push(data).map((b) => label(decodeMessage(b))));
+      return data.length;
+    };
+    const out = new Outbox({
+      writeSync: take,
+      write: (data) => Promise.resolve(take(data)),
+    });
+    const audit = new Audit({
+      context: "test",
+      callerUid: null,
+      callerPid: null,
+      daemonPid: Deno.pid,
+    }, (frame) => out.send(frame));
+    // auditArgs: the record carries the arguments, which the function
+    // changed into something msgpack cannot carry.
+    const fn = (o: Record<string, unknown>) => {
+      o.f = () => 1;
+      return 1;
+    };
+    const reads = [hello, encodeMessage([Kind.Call, 1, "m#f", [{}]])];
+    const session = new Session({
+      contextName: "test",
+      entrypoints: new Map([["m#f", {
+        key: "m#f",
+        fn: fn as (...args: unknown[]) => unknown,
+        options: { auditArgs: true },
+      }]]),
+      concurrency: 4,
+      queueLimit: 16,
+      graceMs: 2000,
+      limits: { maxFrameBytes: 1 << 20, withStack: false },
+      out,
+      log: () => {},
+      audit,
+      timers: new Set(),
+      channel: {
+        read(into) {
+          const next = reads.shift();
+          if (!next) return new Promise(() => {});
+          into.set(next);
+          return next.length;
+        },
+      },
+    });
+    void session.serve();
+    assert.equal(await exited.promise, 3);
+    assert.deepEqual(writes.flat(), ["fatal"], "the Fatal was held, never sent");
+  } finally {
+    Deno.exit = exit;
+  }
+});
