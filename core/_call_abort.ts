@@ -31,12 +31,16 @@ export class CallAbort {
     return this.#controller.signal;
   }
 
-  /** Cancels the call with `reason`; only the first cancellation counts. */
-  abort(reason: unknown): void {
+  /**
+   * Cancels the call with `reason` (an AbortError when undefined, as
+   * AbortController's); only the first cancellation counts.
+   */
+  abort(reason?: unknown): void {
     if (this.#aborted) return;
     this.#aborted = true;
-    this.#reason = reason;
-    this.#controller?.abort(reason);
+    this.#reason = reason ??
+      new DOMException("This operation was aborted", "AbortError");
+    this.#controller?.abort(this.#reason);
   }
 
   /** Throws the cancellation's reason once the call was cancelled. */

@@ -49,3 +49,13 @@ Deno.test("callSignal() inside callWith() in a privileged function is still the 
   assert.equal(inside.aborted, true, "callWith() dropped the call's signal");
   assert.equal(inside, outside);
 });
+
+Deno.test("CallAbort.abort() without a reason cancels with an AbortError, as AbortController does", () => {
+  const call = new CallAbort();
+  call.abort();
+  assert.throws(
+    () => call.throwIfAborted(),
+    (e) => e instanceof DOMException && e.name === "AbortError",
+  );
+  assert.equal((call.signal.reason as DOMException).name, "AbortError");
+});

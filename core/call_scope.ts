@@ -94,7 +94,10 @@ export function callWith<T>(options: CallOptions, fn: () => T): T {
       `timeout must be a positive integer of milliseconds, got ${options.timeout}`,
     );
   }
-  return store.run({ ...store.getStore(), options }, fn);
+  // Inside a privileged function the scope is its call's (a CallAbort,
+  // core/_call_abort.ts, whose signal a spread would not copy): keep it.
+  const signal = store.getStore()?.signal;
+  return store.run(signal ? { options, signal } : { options }, fn);
 }
 
 /**

@@ -85,9 +85,24 @@ export class Audit {
     args?: unknown[],
   ): void {
     if (!this.on) return;
-    this.send(encodeMessage([
-      Kind.Log,
-      auditRecord(this.identity, key, started, outcome, errorName, args),
-    ]));
+    const record = auditRecord(
+      this.identity,
+      key,
+      started,
+      outcome,
+      errorName,
+      args,
+    );
+    let frame: Uint8Array;
+    try {
+      frame = encodeMessage([Kind.Log, record]);
+    } catch {
+      // Arguments that do not encode (auditArgs, and the function put
+      // something into them): the record goes without them.
+      delete record.properties!.args;
+      record.properties!.argsOmitted = "not encodable";
+      frame = encodeMessage([Kind.Log, record]);
+    }
+    this.send(frame);
   }
 }

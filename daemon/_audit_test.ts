@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { decodeMessage } from "../protocol/messages.ts";
+import { decodeMessage, Kind } from "../protocol/messages.ts";
 import { FRAME_HEADER_BYTES } from "../protocol/frame.ts";
 import { Audit, type AuditIdentity, auditRecord } from "./_audit.ts";
 
@@ -84,4 +84,23 @@ Deno.test("Audit.record() sends a log message, and nothing once the caller said 
   audit.on = false;
   audit.record("ops.ts#echo", performance.now(), "ok");
   assert.equal(sent.length, 1);
+});
+
+Deno.test("Audit.record() sends a record without its arguments when they do not encode", () => {
+  const frames: Uint8Array[] = [];
+  const audit = new Audit({
+    context: "m#ctx",
+    callerUid: 1000,
+    callerPid: null,
+    daemonPid: 2,
+  }, (f) => frames.push(f));
+  audit.record("m#f", performance.now(), "ok", undefined, [{ f: () => 1 }]);
+  assert.equal(frames.length, 1);
+  const m = decodeMessage(frames[0].subarray(4));
+  assert.equal(m.kind, Kind.Log);
+  const props = (m as { record: { properties: Record<string, unknown> } })
+    .record.properties;
+  assert.equal(props.args, undefined);
+  assert.equal(props.argsOmitted, "not encodable");
+  assert.equal(props.outcome, "ok");
 });

@@ -10,6 +10,11 @@ export interface Running {
   key: string;
   /** Its cancellation, and its signal (`callSignal()`) when asked for. */
   abort: CallAbort;
+  /**
+   * Whether the caller cancelled it (its own flag: the function can reach
+   * its CallAbort through its scope and abort it, which is no cancellation).
+   */
+  cancelled?: boolean;
   /** Fires when the cancelled call has not stopped within the grace period. */
   graceTimer?: number;
   /** Whether it ignored its cancellation past the grace period. */
@@ -90,7 +95,8 @@ export class CallTable {
    */
   cancel(id: number): void {
     const call = this.#calls.get(id);
-    if (!call || call.abort.aborted) return;
+    if (!call || call.cancelled) return;
+    call.cancelled = true;
     this.counters.cancelled++;
     call.abort.abort(
       new DOMException(

@@ -93,3 +93,20 @@ Deno.test("CallTable tracks the calls in flight by id", () => {
   assert.equal(table.has(1), false);
   assert.equal(table.counters.completed, 1);
 });
+
+Deno.test("CallTable.cancel() cancels a call whose function aborted its own CallAbort", () => {
+  const timers: (() => void)[] = [];
+  const warnings: string[] = [];
+  const table = new CallTable(100, (m) => warnings.push(m), {
+    set: (fn) => timers.push(fn),
+    clear: () => {},
+  });
+  const call = table.start(1, "m#f", 0);
+  call.abort.abort(new Error("the function's own"));
+  table.cancel(1);
+  assert.equal(call.cancelled, true);
+  assert.equal(table.counters.cancelled, 1);
+  assert.equal(timers.length, 1, "the grace period still runs");
+  timers[0]();
+  assert.equal(table.counters.stuck, 1);
+});

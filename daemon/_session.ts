@@ -458,7 +458,7 @@ export class Session {
       audit.record(
         key,
         started,
-        call.abort.aborted ? "cancelled" : "error",
+        call.cancelled ? "cancelled" : "error",
         error instanceof Error ? error.name : "NonError",
         logged,
       );
@@ -511,6 +511,8 @@ export class Session {
 
   /** The channel is broken: says why, and leaves. */
   async fatal(error: unknown): Promise<never> {
+    // Whatever is held goes first; the Fatal is never held.
+    this.#out.uncork();
     this.#out.send(encodeMessage([Kind.Fatal, describeError(error, false)]));
     await new Promise((r) => setTimeout(r, 50));
     return await this.leave(3);
