@@ -200,8 +200,18 @@ export class Session {
     const decoder = this.#decoder;
     try {
       const bodies = buf ? decoder.push(buf.subarray(0, n)) : decoder.commit(n);
-      if (bodies.length === 1) this.#dispatch(decodeMessage(bodies[0]));
-      else if (bodies.length > 1) this.#dispatchTogether(bodies);
+      // While audit records are made, a call's record goes out before the
+      // next call of the read runs (with its reply, see #finish): a record
+      // is never held behind application code, which could block until the
+      // daemon is recycled and the record lost.
+      if (bodies.length > 1 && !this.#o.audit.on) {
+        this.#dispatchTogether(bodies);
+      } else {
+        for (let i = 0; i < bodies.length; i++) {
+          this.#undispatched = bodies.length - 1 - i;
+          this.#dispatch(decodeMessage(bodies[i]));
+        }
+      }
     } finally {
       this.#undispatched = 0;
     }
