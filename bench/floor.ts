@@ -21,9 +21,12 @@
 //
 // Then the 1 MiB echo of the same pair, each reply into a new buffer (as
 // privsep must hand the application one) and into a reused one, with the
-// caller's page faults; and the first call of Deno.chownSync in a fresh
+// caller's page faults; the first call of Deno.chownSync in a fresh
 // Deno process against its second call (the chown row's p99 over 100 calls
-// is its slowest call, the daemon's first).
+// is its slowest call, the daemon's first); and, in a warm pair, the round
+// trip of the first message that makes the child run Deno.chownSync in a
+// function it has not run before, against the 99 after it (the quick
+// profile's chown phase, without privsep).
 //
 // It runs twice per round, alternately: as the scheduler places the two
 // processes, and with both on one CPU (`taskset -c <last CPU>`, which the
@@ -65,6 +68,13 @@ if (Deno.args[0] === "--child") {
     getLogger(["x"]);
   }
   const buf = new Uint8Array(65536);
+  // With --chown-file=<path>: a message whose first byte is 1 runs
+  // Deno.chownSync on it first (the owner it has), in a function the child
+  // runs for the first time with the first such message.
+  const chownFile = Deno.args.find((a) => a.startsWith("--chown-file="))
+    ?.slice("--chown-file=".length);
+  const owner = chownFile ? Deno.statSync(chownFile) : undefined;
+  const chownTarget = () => Deno.chownSync(chownFile!, owner!.uid, owner!.gid);
   if (Deno.args.includes("--event-loop")) {
     // As the daemon reads with idle_read "event-loop" (daemon/_idle_read.ts):
     // a node:net socket over fd 0, read by the event loop's epoll into one
@@ -79,6 +89,7 @@ if (Deno.args[0] === "--child") {
           onread: {
             buffer: buf,
             callback: (n: number) => {
+              if (chownFile && buf[0] === 1) chownTarget();
               let off = 0;
               while (off < n) {
                 off += Deno.stdout.writeSync(buf.subarray(off, n));
@@ -329,6 +340,50 @@ if (Deno.args[0] === "--measure") {
   times.sort((a, b) => a - b);
   const at = (p: number) => times[Math.floor(p * times.length)] * 1000;
   console.log(JSON.stringify({ p50: at(0.5), p99: at(0.99), cpuPerCall }));
+  Deno.exit(0);
+}
+
+if (Deno.args[0] === "--measure-first-op") {
+  // A warm pair (the child reading in its event loop), then `n` calls that
+  // each run Deno.chownSync in the child: the first of them runs a function
+  // and a Deno API the child has not run before, as a daemon's first call of
+  // an entrypoint does. The quick profile's chown p99 is the slowest of its
+  // 100 calls: the first.
+  const [warmup, n] = Deno.args.slice(1, 3).map(Number);
+  const file = Deno.args[3];
+  const io = await pipes("node", [
+    "run",
+    "--no-config",
+    `--allow-read=${file}`,
+    `--allow-write=${file}`,
+    SELF,
+    "--child",
+    "--event-loop",
+    `--chown-file=${file}`,
+  ]);
+  let buf: Uint8Array = new Uint8Array(24);
+  const echo = new Uint8Array(24);
+  const chown = new Uint8Array(24);
+  chown[0] = 1;
+  for (let i = 0; i < warmup; i++) {
+    await io.write(echo);
+    buf = await io.read(buf);
+  }
+  const times: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const t0 = performance.now();
+    await io.write(chown);
+    buf = await io.read(buf);
+    times.push((performance.now() - t0) * 1000);
+  }
+  await io.close();
+  const first = times[0];
+  times.sort((a, b) => a - b);
+  console.log(JSON.stringify({
+    first,
+    p50: times[times.length >> 1],
+    p99: times[Math.min(times.length - 1, Math.floor(0.99 * times.length))],
+  }));
   Deno.exit(0);
 }
 
@@ -705,6 +760,53 @@ for (const imports of [false, true]) {
         median(firsts.map((r) => r.second)).toFixed(0)
       } µs (median of ${firsts.length} processes)`,
     );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+// The first call of an entrypoint in a warm daemon: the quick profile's
+// chown p99 (the slowest of 100 calls) is the first chown call, after 2300
+// sequential calls and the in-flight and 1 MiB phases.
+{
+  const dir = await Deno.makeTempDir({ prefix: "privsep-floor-" });
+  try {
+    const file = `${dir}/target`;
+    await Deno.writeTextFile(file, "x");
+    const byPlacement = new Map<
+      string,
+      { first: number; p50: number; p99: number }[]
+    >();
+    for (let round = 0; round < Math.max(rounds, 5); round++) {
+      for (const [placement, prefix] of Object.entries(placements)) {
+        const r = JSON.parse(
+          await output([
+            ...prefix,
+            Deno.execPath(),
+            "run",
+            "-A",
+            "--no-config",
+            SELF,
+            "--measure-first-op",
+            "2300",
+            "100",
+            file,
+          ]),
+        );
+        byPlacement.set(placement, [...byPlacement.get(placement) ?? [], r]);
+      }
+    }
+    for (const [placement, rs] of byPlacement) {
+      say(
+        `Deno-to-Deno stdio, the child reading in its event loop, 24 bytes, fresh pair, 2300 calls, then 100 that each run Deno.chownSync in the child (the first runs a function and a Deno API the child has not run before), ${placement}: first call ${
+          median(rs.map((r) => r.first)).toFixed(0)
+        } µs, the slowest of the 100 (the quick profile's chown p99) ${
+          median(rs.map((r) => r.p99)).toFixed(0)
+        } µs, p50 ${
+          median(rs.map((r) => r.p50)).toFixed(0)
+        } µs (median of ${rs.length} pairs)`,
+      );
+    }
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
