@@ -106,6 +106,10 @@ export class Session {
   /** Per entrypoint, its consecutive fast synchronous runs, up to fastRuns. */
   readonly #fastRuns = new WeakMap<EntrypointRecord, number>();
   readonly #hold: HoldRules;
+  /** Messages read, parked until the Outbox is idle (#dispatchRead). */
+  #parked: Uint8Array[] = [];
+  /** An audit record was queued behind a write still in progress. */
+  #recordQueued = false;
   /** Calls read in the current batch but not started yet. */
   #undispatched = 0;
   #greeted = false;
@@ -166,6 +170,19 @@ export class Session {
     for (;;) {
       const full = out.below(highWater);
       if (full) await full;
+      // Messages parked behind a write in progress (#dispatchRead): once
+      // everything is written, before anything new is read.
+      while (this.#parked.length > 0) {
+        const drained = out.below(1);
+        if (drained) await drained;
+        const parked = this.#parked;
+        this.#parked = [];
+        try {
+          this.#dispatchRead(parked);
+        } catch (error) {
+          await this.fatal(error);
+        }
+      }
       const tail = decoder.bodyTail();
       const into = tail ?? buf;
       let n: number | null;
@@ -198,19 +215,38 @@ export class Session {
    */
   #received(buf: Uint8Array | undefined, n: number): void {
     const decoder = this.#decoder;
+    const bodies = buf ? decoder.push(buf.subarray(0, n)) : decoder.commit(n);
+    this.#dispatchRead(bodies);
+  }
+
+  /**
+   * Dispatches the messages of one read. While audit records are made, a
+   * call's record goes out before the next message runs anything: with its
+   * reply in one write (#finish), at once when nothing is being written;
+   * when it had to queue behind a write still in progress (a large reply, a
+   * pipe the caller has not emptied), the rest of the read is parked
+   * (copied: the read buffer is reused) until the Outbox has written
+   * everything (serve()). So application code that blocks until the daemon
+   * is recycled cannot hold a record of a call answered before it, while a
+   * large reply still does not hold back the calls read with it when no
+   * record waits behind it. Without audit records, calls read together are
+   * answered in one write (#dispatchTogether).
+   */
+  #dispatchRead(bodies: Uint8Array[]): void {
     try {
-      const bodies = buf ? decoder.push(buf.subarray(0, n)) : decoder.commit(n);
-      // While audit records are made, a call's record goes out before the
-      // next call of the read runs (with its reply, see #finish): a record
-      // is never held behind application code, which could block until the
-      // daemon is recycled and the record lost.
-      if (bodies.length > 1 && !this.#o.audit.on) {
-        this.#dispatchTogether(bodies);
-      } else {
-        for (let i = 0; i < bodies.length; i++) {
-          this.#undispatched = bodies.length - 1 - i;
-          this.#dispatch(decodeMessage(bodies[i]));
+      if (!this.#o.audit.on) {
+        if (bodies.length === 1) this.#dispatch(decodeMessage(bodies[0]));
+        else if (bodies.length > 1) this.#dispatchTogether(bodies);
+        return;
+      }
+      for (let i = 0; i < bodies.length; i++) {
+        if (this.#recordQueued && this.#out.idle) this.#recordQueued = false;
+        if (this.#recordQueued) {
+          this.#parked = bodies.slice(i).map((body) => body.slice());
+          return;
         }
+        this.#undispatched = bodies.length - 1 - i;
+        this.#dispatch(decodeMessage(bodies[i]));
       }
     } finally {
       this.#undispatched = 0;
@@ -389,6 +425,7 @@ export class Session {
     const started = performance.now();
     const ep = this.#o.entrypoints.get(key);
     if (!ep) {
+      this.#recordComing();
       this.#o.audit.record(
         key.slice(0, 200),
         started,
@@ -426,9 +463,18 @@ export class Session {
     return p;
   }
 
+  /**
+   * An audit record is about to be sent: if it will wait behind a write in
+   * progress, the next messages wait for it (#dispatchRead).
+   */
+  #recordComing(): void {
+    if (this.#o.audit.on && !this.#out.idle) this.#recordQueued = true;
+  }
+
   /** Refuses a call: every slot is taken and the queue is full. */
   #refuse(id: number, key: string, started: number, bytes: number): void {
     const slots = this.#slots;
+    this.#recordComing();
     this.#o.audit.record(key, started, "refused", "PrivsepQueueFull");
     this.#out.send(encodeMessage([Kind.Error, id, {
       name: "PrivsepQueueFull",
@@ -456,6 +502,7 @@ export class Session {
     // The audit record and the reply go out in one write (nothing of the
     // application runs between them).
     const out = this.#out;
+    this.#recordComing();
     const together = audit.on && !out.corked;
     if (together) out.cork();
     if (reply.ok) {
@@ -487,6 +534,7 @@ export class Session {
     // Nothing else to do: no call running or read and waiting to start, no
     // part of the next message received, no timer pending.
     const alone = calls.size === 0 && this.#undispatched === 0 &&
+      this.#parked.length === 0 &&
       this.#decoder.buffered === 0 && this.#o.timers.size === 0;
     // Taken before sending: a written frame's memory is released.
     const replyBytes = reply.frame.length;

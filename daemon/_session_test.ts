@@ -393,3 +393,35 @@ Deno.test("Session does not hold audit records for the calls read after theirs",
   ]);
   assert.deepEqual(seen, [1, 4], "each record was out before the next call");
 });
+
+Deno.test("Session writes a call's audit record before the next call runs, also behind a large reply's write", async () => {
+  const writes: Written[] = [];
+  const seen: Written[][] = [];
+  serve(
+    {
+      "m#big": () => "x".repeat(20_000),
+      "m#fast": takes(0),
+      "m#slow": () => {
+        seen.push(structuredClone(writes));
+        return "slow";
+      },
+    },
+    [
+      helloAudit,
+      // The big reply is written asynchronously (more calls follow it); the
+      // record of m#fast must not wait behind it while m#slow runs.
+      concat(call(1, "m#big"), call(2, "m#fast"), call(3, "m#slow")),
+    ],
+    {},
+    writes,
+  );
+  for (let i = 0; i < 20 && seen.length === 0; i++) {
+    await new Promise((r) => setTimeout(r, 0));
+  }
+  assert.equal(seen.length, 1, "m#slow ran");
+  assert.ok(
+    seen[0].flat().includes("log m#fast") &&
+      seen[0].flat().includes("result 2"),
+    `written when m#slow ran: ${JSON.stringify(seen[0])}`,
+  );
+});

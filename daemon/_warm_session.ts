@@ -62,8 +62,8 @@ const NOWHERE: FrameWriter = {
  * concurrency, queue and reply limits): `calls` small ones, then one of each
  * size of {@linkcode WARM_LARGE_BYTES}, cut to what the frame limit lets
  * through and left out when that is too small for the large path, until
- * {@linkcode WARM_BUDGET_MS} have passed. Replies go to `out` (tests read
- * them; the daemon's go nowhere). Returns how many calls were answered.
+ * `budgetMs` ({@linkcode WARM_BUDGET_MS}) have passed. Replies go to `out`
+ * (tests read them; the daemon's go nowhere). Returns how many calls were answered.
  * Throws when a call is left running: the rehearsal's function is
  * synchronous and every call has a slot at once, so one that is not
  * answered at once means the session's code changed under it.
@@ -75,6 +75,7 @@ export function warmSession(
   >,
   calls: number = WARM_CALLS,
   out: FrameWriter = NOWHERE,
+  budgetMs: number = WARM_BUDGET_MS,
 ): number {
   const outbox = new Outbox(out);
   const audit = new Audit({
@@ -106,6 +107,6 @@ export function warmSession(
     calls,
     WARM_LARGE_BYTES.map((n) => Math.min(n, room))
       .filter((n) => n >= PARTS_MIN_BYTES).map((n) => new Uint8Array(n)),
-    performance.now() + WARM_BUDGET_MS,
+    performance.now() + budgetMs,
   );
 }

@@ -36,12 +36,12 @@ function reader(): { out: FrameWriter; kinds: number[]; sizes: number[] } {
 
 Deno.test("warmSession() answers every rehearsed call with a result, small and large", () => {
   const r = reader();
-  assert.equal(warmSession(shape, 50, r.out), 50 + LARGE);
+  assert.equal(warmSession(shape, 50, r.out, Infinity), 50 + LARGE);
   assert.deepEqual(r.kinds, Array(50 + LARGE).fill(Kind.Result));
   assert.deepEqual(r.sizes, [...Array(50).fill(0), ...WARM_LARGE_BYTES]);
   const many = reader();
   assert.equal(
-    warmSession({ ...shape, concurrency: 4 }, 3, many.out),
+    warmSession({ ...shape, concurrency: 4 }, 3, many.out, Infinity),
     3 + LARGE,
   );
   assert.deepEqual(many.kinds, Array(3 + LARGE).fill(Kind.Result));
@@ -49,7 +49,10 @@ Deno.test("warmSession() answers every rehearsed call with a result, small and l
 
 Deno.test("warmSession() rehearses WARM_CALLS small calls by default", () => {
   const r = reader();
-  assert.equal(warmSession(shape, undefined, r.out), WARM_CALLS + LARGE);
+  assert.equal(
+    warmSession(shape, undefined, r.out, Infinity),
+    WARM_CALLS + LARGE,
+  );
   assert.ok(r.kinds.every((kind) => kind === Kind.Result));
 });
 
@@ -60,11 +63,24 @@ Deno.test("warmSession() keeps its large calls within maxFrameBytes, or leaves t
   });
   // Cut to fit.
   const cut = reader();
-  assert.equal(warmSession(limits(100_000), 5, cut.out), 5 + LARGE);
+  assert.equal(warmSession(limits(100_000), 5, cut.out, Infinity), 5 + LARGE);
   assert.ok(cut.kinds.every((kind) => kind === Kind.Result));
   assert.ok(cut.sizes.slice(5).every((n) => n > 64 * 1024 && n < 100_000));
   // Too small for the large path: small calls only.
   for (const maxFrameBytes of [65_000, 1024, 64]) {
-    assert.equal(warmSession(limits(maxFrameBytes), 5), 5, `${maxFrameBytes}`);
+    assert.equal(
+      warmSession(limits(maxFrameBytes), 5, undefined, Infinity),
+      5,
+      `${maxFrameBytes}`,
+    );
   }
+});
+
+Deno.test("warmSession() stops once its budget has passed", () => {
+  // A spent budget: the first check (before the 100th small call) stops it,
+  // and no large call is made.
+  const r = reader();
+  const answered = warmSession(shape, 1000, r.out, -1);
+  assert.equal(answered, 99);
+  assert.equal(r.kinds.length, 99);
 });
