@@ -20,6 +20,11 @@ export interface FrameWriter {
 export class Outbox {
   #queue: Uint8Array[] = [];
   #queued = 0;
+  /** Bytes ever queued for an asynchronous write, and of those written. */
+  #queuedTotal = 0;
+  #writtenTotal = 0;
+  /** Who waits for #writtenTotal to reach a position (writtenTo()). */
+  #waiting: { at: number; resolve: () => void }[] = [];
   #writing = false;
   #drained: (() => void)[] = [];
   /** Small frames held by cork(), to go out as one write (undefined: not corked). */
@@ -136,6 +141,7 @@ export class Outbox {
     }
     this.#queue.push(frame);
     this.#queued += frame.length;
+    this.#queuedTotal += frame.length;
     if (!this.#writing) this.#flush();
   }
 
@@ -143,6 +149,44 @@ export class Outbox {
   #writeAllSync(data: Uint8Array): void {
     let off = 0;
     while (off < data.length) off += this.#out.writeSync(data.subarray(off));
+  }
+
+  /**
+   * The position after everything queued so far: writtenTo() of it resolves
+   * once all of that has been written (frames queued later do not count).
+   */
+  get queuedTo(): number {
+    return this.#queuedTotal;
+  }
+
+  /** Whether a write is in progress or frames are queued for one. */
+  get busy(): boolean {
+    return this.#writing || this.#queue.length > 0;
+  }
+
+  /** Whether what was queued up to `position` (queuedTo) has been written. */
+  hasWritten(position: number): boolean {
+    return this.#writtenTotal >= position;
+  }
+
+  /**
+   * Resolves once what was queued up to `position` (queuedTo) has been
+   * written; undefined when it already has.
+   */
+  writtenTo(position: number): Promise<void> | undefined {
+    if (this.#writtenTotal >= position) return undefined;
+    return new Promise((resolve) =>
+      this.#waiting.push({ at: position, resolve })
+    );
+  }
+
+  #wake(): void {
+    const written = this.#writtenTotal;
+    this.#waiting = this.#waiting.filter((w) => {
+      if (w.at > written) return true;
+      w.resolve();
+      return false;
+    });
   }
 
   /** Resolves once fewer than `limit` bytes wait to be written. */
@@ -175,6 +219,8 @@ export class Outbox {
           off += await this.#out.write(data.subarray(off));
         }
         this.#queued -= joined.length;
+        this.#writtenTotal += joined.length;
+        if (this.#waiting.length) this.#wake();
         if (large) releaseFrame(data);
         for (const resolve of this.#drained.splice(0)) resolve();
       }

@@ -250,3 +250,28 @@ Deno.test("Outbox.cork() queues what it holds behind a write in progress", async
   assert.deepEqual(w.asyncWrites, [big, concatFrames([a, b])]);
   assert.equal(out.idle, true);
 });
+
+Deno.test("Outbox.writtenTo() resolves once what was queued up to a position is written, not what came after", async () => {
+  const w = new FakeWriter();
+  const out = new Outbox(w);
+  const big = frame(SYNC_WRITE_MAX + 1);
+  assert.equal(out.busy, false);
+  out.send(big); // queued: an asynchronous write starts
+  assert.equal(out.busy, true);
+  const position = out.queuedTo;
+  assert.equal(out.hasWritten(position), false);
+  let resolved = false;
+  out.writtenTo(position)!.then(() => resolved = true);
+  out.send(frame(3, 1)); // queued after it
+  await w.finishOne();
+  assert.equal(resolved, true, "resolved once the big frame was written");
+  assert.equal(out.hasWritten(position), true);
+  assert.equal(out.writtenTo(position), undefined);
+  assert.equal(
+    out.busy,
+    true,
+    "the frame queued after it is still being written",
+  );
+  await w.finishOne();
+  assert.equal(out.busy, false);
+});

@@ -108,8 +108,12 @@ export class Session {
   readonly #hold: HoldRules;
   /** Messages read, parked until the Outbox is idle (#dispatchRead). */
   #parked: Uint8Array[] = [];
-  /** An audit record was queued behind a write still in progress. */
-  #recordQueued = false;
+  /**
+   * The Outbox position (Outbox.queuedTo) just past the first byte of the
+   * last audit record queued behind a write in progress: once written
+   * there, the record is out (a frame is written whole, in one batch).
+   */
+  #recordAt = 0;
   /** Calls read in the current batch but not started yet. */
   #undispatched = 0;
   #greeted = false;
@@ -168,13 +172,12 @@ export class Session {
     // read), stop reading new calls.
     const highWater = Math.max(8 << 20, this.#maxFrameBytes);
     for (;;) {
-      const full = out.below(highWater);
-      if (full) await full;
-      // Messages parked behind a write in progress (#dispatchRead): once
-      // everything is written, before anything new is read.
+      // Messages parked behind an audit record that waited for a write in
+      // progress (#dispatchRead): once it is written, before anything new
+      // is read.
       while (this.#parked.length > 0) {
-        const drained = out.below(1);
-        if (drained) await drained;
+        const written = out.writtenTo(this.#recordAt);
+        if (written) await written;
         const parked = this.#parked;
         this.#parked = [];
         try {
@@ -183,6 +186,8 @@ export class Session {
           await this.fatal(error);
         }
       }
+      const full = out.below(highWater);
+      if (full) await full;
       const tail = decoder.bodyTail();
       const into = tail ?? buf;
       let n: number | null;
@@ -240,8 +245,9 @@ export class Session {
         return;
       }
       for (let i = 0; i < bodies.length; i++) {
-        if (this.#recordQueued && this.#out.idle) this.#recordQueued = false;
-        if (this.#recordQueued) {
+        // Wait for the record only, not for output queued after it
+        // (which could keep coming and starve these messages).
+        if (!this.#out.hasWritten(this.#recordAt)) {
           this.#parked = bodies.slice(i).map((body) => body.slice());
           return;
         }
@@ -468,7 +474,9 @@ export class Session {
    * progress, the next messages wait for it (#dispatchRead).
    */
   #recordComing(): void {
-    if (this.#o.audit.on && !this.#out.idle) this.#recordQueued = true;
+    const out = this.#out;
+    // Behind a write in progress, the record will be queued.
+    if (this.#o.audit.on && out.busy) this.#recordAt = out.queuedTo + 1;
   }
 
   /** Refuses a call: every slot is taken and the queue is full. */

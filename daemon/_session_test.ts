@@ -425,3 +425,86 @@ Deno.test("Session writes a call's audit record before the next call runs, also 
     `written when m#slow ran: ${JSON.stringify(seen[0])}`,
   );
 });
+
+Deno.test("Session waits for a queued audit record, not for the output queued after it", async () => {
+  // Asynchronous writes finish when the test says.
+  const finish: (() => void)[] = [];
+  const writes: Written[] = [];
+  const decoder = new FrameDecoder(1 << 20);
+  const take = (data: Uint8Array) => {
+    writes.push(decoder.push(data).map((b) => label(decodeMessage(b))));
+    return data.length;
+  };
+  const out = new Outbox({
+    writeSync: take,
+    write: (data) =>
+      new Promise((resolve) => finish.push(() => resolve(take(data)))),
+  });
+  const audit = new Audit({
+    context: "test",
+    callerUid: null,
+    callerPid: null,
+    daemonPid: Deno.pid,
+  }, (frame) => out.send(frame));
+  const seen: Written[][] = [];
+  const reads = [
+    helloAudit,
+    concat(call(1, "m#big"), call(2, "m#fast"), call(3, "m#slow")),
+  ];
+  const session = new Session({
+    contextName: "test",
+    entrypoints: new Map(
+      Object.entries({
+        "m#big": (): unknown => "x".repeat(20_000),
+        "m#fast": (): unknown => 2,
+        "m#slow": (): unknown => {
+          seen.push(structuredClone(writes));
+          return 3;
+        },
+      }).map(([key, fn]) => [key, { key, fn }]),
+    ),
+    concurrency: 4,
+    queueLimit: 16,
+    graceMs: 2000,
+    limits: { maxFrameBytes: 1 << 20, withStack: false },
+    out,
+    log: () => {},
+    audit,
+    timers: new Set(),
+    channel: {
+      read(into) {
+        const next = reads.shift();
+        if (!next) return new Promise(() => {});
+        into.set(next);
+        return next.length;
+      },
+    },
+  });
+  {
+    void session.serve();
+    const settle = async () => {
+      for (let i = 0; i < 10; i++) await Promise.resolve();
+    };
+    // Reply 1 is being written; m#fast's record and reply wait behind it,
+    // and m#slow (parked) has not run.
+    assert.equal(seen.length, 0);
+    // Output that comes meanwhile, after the record.
+    out.send(encodeMessage([Kind.Result, 90, null]));
+    finish.shift()!(); // reply 1 written
+    await settle();
+    assert.equal(seen.length, 0, "the record is not written yet");
+    out.send(encodeMessage([Kind.Result, 91, null]));
+    finish.shift()!(); // m#fast's record and reply (and result 90) written
+    await settle();
+    assert.equal(seen.length, 1, "m#slow ran once the record was written");
+    assert.ok(seen[0].flat().includes("log m#fast"), JSON.stringify(seen[0]));
+    assert.ok(
+      !seen[0].flat().includes("result 91"),
+      "it did not wait for the output queued after the record",
+    );
+    while (finish.length) {
+      finish.shift()!();
+      await settle();
+    }
+  }
+});
