@@ -9,6 +9,7 @@ import {
 } from "../protocol/messages.ts";
 import { concat } from "../protocol/_test_util.ts";
 import { callSignal } from "../core/call_scope.ts";
+import type { EntrypointOptions } from "../core/schema.ts";
 import { Audit } from "./_audit.ts";
 import { Outbox } from "./_outbox.ts";
 import { type HoldRules, Session } from "./_session.ts";
@@ -51,25 +52,46 @@ const helloAudit = encodeMessage([Kind.Hello, { v: PROTOCOL_VERSION, pid: 1 }]);
 const call = (id: number, fn: string) => encodeMessage([Kind.Call, id, fn, []]);
 const cancel = (id: number) => encodeMessage([Kind.Cancel, id]);
 
+/** An entrypoint: its function, or its function and options. */
+type Fn =
+  | ((...args: never[]) => unknown)
+  | { fn: (...args: never[]) => unknown; options: EntrypointOptions };
+
+/** How a test session is made (see open()). */
+interface SessionSetup {
+  hold?: Partial<HoldRules>;
+  /** Where the decoded writes go. */
+  writes?: Written[];
+  concurrency?: number;
+  /**
+   * An asynchronous write: `take` records the data and returns its length
+   * (default: at once, in a microtask).
+   */
+  write?: (
+    data: Uint8Array,
+    take: (data: Uint8Array) => number,
+  ) => Promise<number>;
+}
+
 /**
  * A session serving `fns`, fed `reads` (each one read of the channel, so
- * the messages in it are read together), its writes decoded.
+ * the messages in it are read together), its writes decoded, not started.
  */
-function serve(
-  fns: Record<string, () => unknown>,
+function open(
+  fns: Record<string, Fn>,
   reads: (Uint8Array | Promise<Uint8Array> | (() => Uint8Array))[],
-  hold: Partial<HoldRules> = {},
-  writes: Written[] = [],
-  concurrency = 4,
-): Written[] {
+  setup: SessionSetup = {},
+): { session: Session; out: Outbox; writes: Written[] } {
+  const writes = setup.writes ?? [];
   const decoder = new FrameDecoder(1 << 20);
   const take = (data: Uint8Array) => {
     writes.push(decoder.push(data).map((b) => label(decodeMessage(b))));
     return data.length;
   };
+  const write = setup.write ?? ((data, take) => Promise.resolve(take(data)));
   const out = new Outbox({
     writeSync: take,
-    write: (data) => Promise.resolve(take(data)),
+    write: (data) => write(data, take),
   });
   const audit = new Audit({
     context: "test",
@@ -80,9 +102,15 @@ function serve(
   const session = new Session({
     contextName: "test",
     entrypoints: new Map(
-      Object.entries(fns).map(([key, fn]) => [key, { key, fn }]),
+      Object.entries(fns).map(([key, f]) => [key, {
+        key,
+        fn: (typeof f === "function" ? f : f.fn) as (
+          ...args: unknown[]
+        ) => unknown,
+        options: typeof f === "function" ? undefined : f.options,
+      }]),
     ),
-    concurrency,
+    concurrency: setup.concurrency ?? 4,
     queueLimit: 16,
     graceMs: 2000,
     limits: { maxFrameBytes: 1 << 20, withStack: false },
@@ -90,7 +118,7 @@ function serve(
     log: () => {},
     audit,
     timers: new Set(),
-    hold: { now: () => clock, ...hold },
+    hold: { now: () => clock, ...setup.hold },
     channel: {
       read(into) {
         const next = reads.shift();
@@ -105,8 +133,20 @@ function serve(
       },
     },
   });
-  void session.serve();
-  return writes;
+  return { session, out, writes };
+}
+
+/** open(), serving: what it writes. */
+function serve(
+  fns: Record<string, Fn>,
+  reads: (Uint8Array | Promise<Uint8Array> | (() => Uint8Array))[],
+  hold: Partial<HoldRules> = {},
+  writes: Written[] = [],
+  concurrency = 4,
+): Written[] {
+  const opened = open(fns, reads, { hold, writes, concurrency });
+  void opened.session.serve();
+  return opened.writes;
 }
 
 Deno.test("Session answers calls read together in one write once their entrypoint is known fast", () => {
@@ -303,53 +343,16 @@ Deno.test("Session answers a call whose audited arguments stopped encoding, and 
   const exited = Promise.withResolvers<number | undefined>();
   Deno.exit = ((code?: number) => exited.resolve(code)) as typeof Deno.exit;
   try {
-    const writes: Written[] = [];
-    const decoder = new FrameDecoder(1 << 20);
-    const take = (data: Uint8Array) => {
-      writes.push(decoder.push(data).map((b) => label(decodeMessage(b))));
-      return data.length;
-    };
-    const out = new Outbox({
-      writeSync: take,
-      write: (data) => Promise.resolve(take(data)),
-    });
-    const audit = new Audit({
-      context: "test",
-      callerUid: null,
-      callerPid: null,
-      daemonPid: Deno.pid,
-    }, (frame) => out.send(frame));
     // auditArgs: the record carries the arguments, which the function
     // changed into something msgpack cannot carry.
     const fn = (o: Record<string, unknown>) => {
       o.f = () => 1;
       return 1;
     };
-    const reads = [helloAudit, encodeMessage([Kind.Call, 1, "m#f", [{}]])];
-    const session = new Session({
-      contextName: "test",
-      entrypoints: new Map([["m#f", {
-        key: "m#f",
-        fn: fn as (...args: unknown[]) => unknown,
-        options: { auditArgs: true },
-      }]]),
-      concurrency: 4,
-      queueLimit: 16,
-      graceMs: 2000,
-      limits: { maxFrameBytes: 1 << 20, withStack: false },
-      out,
-      log: () => {},
-      audit,
-      timers: new Set(),
-      channel: {
-        read(into) {
-          const next = reads.shift();
-          if (!next) return new Promise(() => {});
-          into.set(next);
-          return next.length;
-        },
-      },
-    });
+    const { session, out, writes } = open(
+      { "m#f": { fn, options: { auditArgs: true } } },
+      [helloAudit, encodeMessage([Kind.Call, 1, "m#f", [{}]])],
+    );
     void session.serve();
     // The record goes without the arguments (daemon/_audit_test.ts).
     assert.deepEqual(writes, [["log m#f", "result 1"]]);
@@ -429,82 +432,44 @@ Deno.test("Session writes a call's audit record before the next call runs, also 
 Deno.test("Session waits for a queued audit record, not for the output queued after it", async () => {
   // Asynchronous writes finish when the test says.
   const finish: (() => void)[] = [];
-  const writes: Written[] = [];
-  const decoder = new FrameDecoder(1 << 20);
-  const take = (data: Uint8Array) => {
-    writes.push(decoder.push(data).map((b) => label(decodeMessage(b))));
-    return data.length;
-  };
-  const out = new Outbox({
-    writeSync: take,
-    write: (data) =>
-      new Promise((resolve) => finish.push(() => resolve(take(data)))),
-  });
-  const audit = new Audit({
-    context: "test",
-    callerUid: null,
-    callerPid: null,
-    daemonPid: Deno.pid,
-  }, (frame) => out.send(frame));
   const seen: Written[][] = [];
-  const reads = [
+  const { session, out, writes } = open({
+    "m#big": () => "x".repeat(20_000),
+    "m#fast": () => 2,
+    "m#slow": () => {
+      seen.push(structuredClone(writes));
+      return 3;
+    },
+  }, [
     helloAudit,
     concat(call(1, "m#big"), call(2, "m#fast"), call(3, "m#slow")),
-  ];
-  const session = new Session({
-    contextName: "test",
-    entrypoints: new Map(
-      Object.entries({
-        "m#big": (): unknown => "x".repeat(20_000),
-        "m#fast": (): unknown => 2,
-        "m#slow": (): unknown => {
-          seen.push(structuredClone(writes));
-          return 3;
-        },
-      }).map(([key, fn]) => [key, { key, fn }]),
-    ),
-    concurrency: 4,
-    queueLimit: 16,
-    graceMs: 2000,
-    limits: { maxFrameBytes: 1 << 20, withStack: false },
-    out,
-    log: () => {},
-    audit,
-    timers: new Set(),
-    channel: {
-      read(into) {
-        const next = reads.shift();
-        if (!next) return new Promise(() => {});
-        into.set(next);
-        return next.length;
-      },
-    },
+  ], {
+    write: (data, take) =>
+      new Promise((resolve) => finish.push(() => resolve(take(data)))),
   });
-  {
-    void session.serve();
-    const settle = async () => {
-      for (let i = 0; i < 10; i++) await Promise.resolve();
-    };
-    // Reply 1 is being written; m#fast's record and reply wait behind it,
-    // and m#slow (parked) has not run.
-    assert.equal(seen.length, 0);
-    // Output that comes meanwhile, after the record.
-    out.send(encodeMessage([Kind.Result, 90, null]));
-    finish.shift()!(); // reply 1 written
+  void session.serve();
+  const settle = async () => {
+    for (let i = 0; i < 10; i++) await Promise.resolve();
+  };
+  // Reply 1 is being written; m#fast's record and reply wait behind it,
+  // and m#slow (parked) has not run.
+  assert.equal(seen.length, 0);
+  // Output that comes meanwhile, after the record.
+  out.send(encodeMessage([Kind.Result, 90, null]));
+  finish.shift()!(); // reply 1 written
+  await settle();
+  assert.equal(seen.length, 0, "the record is not written yet");
+  out.send(encodeMessage([Kind.Result, 91, null]));
+  finish.shift()!(); // m#fast's record and reply (and result 90) written
+  await settle();
+  assert.equal(seen.length, 1, "m#slow ran once the record was written");
+  assert.ok(seen[0].flat().includes("log m#fast"), JSON.stringify(seen[0]));
+  assert.ok(
+    !seen[0].flat().includes("result 91"),
+    "it did not wait for the output queued after the record",
+  );
+  while (finish.length) {
+    finish.shift()!();
     await settle();
-    assert.equal(seen.length, 0, "the record is not written yet");
-    out.send(encodeMessage([Kind.Result, 91, null]));
-    finish.shift()!(); // m#fast's record and reply (and result 90) written
-    await settle();
-    assert.equal(seen.length, 1, "m#slow ran once the record was written");
-    assert.ok(seen[0].flat().includes("log m#fast"), JSON.stringify(seen[0]));
-    assert.ok(
-      !seen[0].flat().includes("result 91"),
-      "it did not wait for the output queued after the record",
-    );
-    while (finish.length) {
-      finish.shift()!();
-      await settle();
-    }
   }
 });
