@@ -23,8 +23,6 @@ export class Outbox {
   /** Bytes ever queued for an asynchronous write, and of those written. */
   #queuedTotal = 0;
   #writtenTotal = 0;
-  /** Who waits for #writtenTotal to reach a position (writtenTo()). */
-  #waiting: { at: number; resolve: () => void }[] = [];
   #writing = false;
   #drained: (() => void)[] = [];
   /** Small frames held by cork(), to go out as one write (undefined: not corked). */
@@ -45,7 +43,7 @@ export class Outbox {
 
   /** Whether nothing waits to be written (or is held by cork()). */
   get idle(): boolean {
-    return !this.#writing && this.#queue.length === 0 && this.#heldBytes === 0;
+    return !this.busy && this.#heldBytes === 0;
   }
 
   /** Whether cork() holds frames now. */
@@ -175,18 +173,12 @@ export class Outbox {
    */
   writtenTo(position: number): Promise<void> | undefined {
     if (this.#writtenTotal >= position) return undefined;
-    return new Promise((resolve) =>
-      this.#waiting.push({ at: position, resolve })
-    );
-  }
-
-  #wake(): void {
-    const written = this.#writtenTotal;
-    this.#waiting = this.#waiting.filter((w) => {
-      if (w.at > written) return true;
-      w.resolve();
-      return false;
-    });
+    return (async () => {
+      // Woken after each write, as below()'s waiters are.
+      while (this.#writtenTotal < position) {
+        await new Promise<void>((resolve) => this.#drained.push(resolve));
+      }
+    })();
   }
 
   /** Resolves once fewer than `limit` bytes wait to be written. */
@@ -220,7 +212,6 @@ export class Outbox {
         }
         this.#queued -= joined.length;
         this.#writtenTotal += joined.length;
-        if (this.#waiting.length) this.#wake();
         if (large) releaseFrame(data);
         for (const resolve of this.#drained.splice(0)) resolve();
       }

@@ -106,7 +106,7 @@ export class Session {
   /** Per entrypoint, its consecutive fast synchronous runs, up to fastRuns. */
   readonly #fastRuns = new WeakMap<EntrypointRecord, number>();
   readonly #hold: HoldRules;
-  /** Messages read, parked until the Outbox is idle (#dispatchRead). */
+  /** Messages read, parked until an audit record is written (#dispatchRead). */
   #parked: Uint8Array[] = [];
   /**
    * The Outbox position (Outbox.queuedTo) just past the first byte of the
@@ -230,8 +230,8 @@ export class Session {
    * reply in one write (#finish), at once when nothing is being written;
    * when it had to queue behind a write still in progress (a large reply, a
    * pipe the caller has not emptied), the rest of the read is parked
-   * (copied: the read buffer is reused) until the Outbox has written
-   * everything (serve()). So application code that blocks until the daemon
+   * (copied: the read buffer is reused) until that record is written, not
+   * what was queued after it (serve()). So application code that blocks until the daemon
    * is recycled cannot hold a record of a call answered before it, while a
    * large reply still does not hold back the calls read with it when no
    * record waits behind it. Without audit records, calls read together are
@@ -454,8 +454,12 @@ export class Session {
       return;
     }
     const call = this.#calls.start(id, key, bytes);
+    // With a slot at once, the function (or its schemas) runs until it
+    // returns or awaits: how long the session cannot send. Only batches
+    // (no audit records, #dispatchTogether) need it.
+    const learning = wait === undefined && !this.#o.audit.on;
     const now = this.#hold.now;
-    const t = now();
+    const t = learning ? now() : 0;
     const p = invoke(
       ep,
       args,
@@ -463,9 +467,7 @@ export class Session {
       (outcome) => this.#finish(id, call, ep, args, started, outcome),
       wait,
     );
-    // With a slot at once, the function (or its schemas) ran until it
-    // returned or awaited: how long the session could not send.
-    if (wait === undefined) this.#learn(ep, now() - t);
+    if (learning) this.#learn(ep, now() - t);
     return p;
   }
 
