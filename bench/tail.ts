@@ -2,7 +2,7 @@
 // (issue 17; bench/HISTORY.md, 2026-12-04 evening). Run as root (the daemon
 // starts directly and drops to nobody):
 //   deno run -A bench/tail.ts [--warmup=N] [--calls=N] [--fresh-daemon=N]
-//     [--idle-read=blocking] [--in-flight=K]
+//     [--idle-read=blocking] [--in-flight=K] [--no-warm-up]
 // One daemon answers N warm-up `echo(null)` calls (default 300, as the quick
 // profile), then `calls` measured ones (default 2000). With --fresh-daemon=M
 // the warmed caller then stops that daemon, starts another and warms it with
@@ -11,7 +11,9 @@
 // (node:v8's total_allocated_bytes), and per thread of the caller and the
 // daemon the CPU ticks and involuntary context switches during the measured
 // calls (/proc/<pid>/task/*/stat and status): preemption by V8's worker
-// threads shows there.
+// threads shows there. First, the time from the first call to its reply,
+// the daemon's start included (with --no-warm-up, `warm_up = false`: the
+// daemon is not warmed up through the channel, docs/performance.md).
 import { getHeapStatistics } from "node:v8";
 import process from "node:process";
 import { parseArgs } from "node:util";
@@ -26,6 +28,7 @@ const { values: o } = parseArgs({
     "fresh-daemon": { type: "string" },
     "idle-read": { type: "string" },
     "in-flight": { type: "string", default: "1" },
+    "no-warm-up": { type: "boolean" },
   },
 });
 const warmup = Number(o.warmup);
@@ -44,11 +47,14 @@ const config = `${dir}/privsep.toml`;
 await Deno.writeTextFile(
   config,
   "[privsep_tail]\ncapabilities = []\n" +
-    (o["idle-read"] ? `idle_read = "${o["idle-read"]}"\n` : ""),
+    (o["idle-read"] ? `idle_read = "${o["idle-read"]}"\n` : "") +
+    (o["no-warm-up"] ? "warm_up = false\n" : ""),
 );
 init({ configFiles: [config] });
 
+const startAt = performance.now();
 await echo(null);
+const startMs = performance.now() - startAt;
 for (let i = 0; i < warmup; i++) await echo(null);
 if (o["fresh-daemon"] !== undefined) {
   await tailCtx.stop();
@@ -104,7 +110,9 @@ const after = threads();
 times.sort();
 const at = (p: number) => times[Math.floor(p * (calls - 1))].toFixed(0);
 console.log(
-  `${calls} calls${lanes > 1 ? ` ${lanes} in flight` : ""} after ${warmup}${
+  `start to first reply ${startMs.toFixed(0)} ms; ${calls} calls${
+    lanes > 1 ? ` ${lanes} in flight` : ""
+  } after ${warmup}${
     o["fresh-daemon"] !== undefined
       ? ` (then a fresh daemon, warmed by ${o["fresh-daemon"]})`
       : ""

@@ -15,7 +15,8 @@ import { readProcessCredentials } from "../caps/proc.ts";
 import { expandSyscallEntry } from "../caps/_seccomp.ts";
 import { FailedToDropPrivileges } from "../errors.ts";
 import { decodeMessage, encodeMessage, Kind } from "../protocol/messages.ts";
-import { currentCallOptions } from "../core/call_scope.ts";
+import { type CallOptions, currentCallOptions } from "../core/call_scope.ts";
+import { WARM_UP } from "../core/_warm_up.ts";
 import {
   checkEntrypointOptions,
   type EntrypointOptions,
@@ -45,6 +46,7 @@ import {
   resolveSettings,
 } from "../core/settings.ts";
 import { DaemonClient } from "./_client.ts";
+import { warmUp } from "./_warm_up.ts";
 import { ancestry, expectedIds } from "./_verify.ts";
 import {
   type EntrypointRecord,
@@ -599,7 +601,20 @@ export class PrivContext {
   }
 
   #call(record: EntrypointRecord, args: unknown[]): Promise<unknown> {
-    const options = currentCallOptions();
+    return this.#callOn(this.#client, record, args, currentCallOptions());
+  }
+
+  /**
+   * A call of `record` on `client`, or on a daemon started for it when
+   * `client` is absent or gone: the code of every call, and of the warm-up's
+   * (#spawn), which V8 thereby compiles before the first real call.
+   */
+  #callOn(
+    client: DaemonClient | undefined,
+    record: EntrypointRecord,
+    args: unknown[],
+    options: CallOptions | undefined,
+  ): Promise<unknown> {
     if (options?.signal?.aborted) return Promise.reject(options.signal.reason);
     const send = (client: DaemonClient) =>
       client.call(
@@ -608,7 +623,6 @@ export class PrivContext {
         options?.timeout ?? record.timeoutMs ?? this.#settings?.timeoutMs,
         options?.signal,
       );
-    const client = this.#client;
     return client?.alive
       ? send(client)
       : this.#ensureClient(record.key).then(send);
@@ -738,8 +752,39 @@ export class PrivContext {
       client.kill();
       throw error;
     }
-    this.#client = client;
     this.#settings = settings;
+    if (settings.warmUp) {
+      // Before any call of the application can use the daemon: the daemon
+      // answers warm-up calls only until the first call of another name.
+      try {
+        const started = performance.now();
+        const calls = await warmUp(
+          (name, args) =>
+            client.alive
+              ? this.#callOn(client, WARM_UP.get(name)!, args, undefined)
+              : client.call(name, args, undefined),
+          {
+            maxInFlight: settings.concurrency + settings.queueLimit,
+            maxFrameBytes: Math.min(
+              this.options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES,
+              client.info?.hello.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES,
+            ),
+          },
+        );
+        log.debug(
+          "warmed up the privsep daemon of {context}: {calls} calls in {ms} ms",
+          {
+            context: this.id,
+            calls,
+            ms: Math.round(performance.now() - started),
+          },
+        );
+      } catch (error) {
+        client.kill();
+        throw error;
+      }
+    }
+    this.#client = client;
     this.#hadDaemon = true;
     log.info("privsep daemon of {context} is running as pid {pid}", {
       context: this.id,

@@ -167,6 +167,11 @@ export interface ContextSettings {
    * start.
    */
   verify?: boolean;
+  /**
+   * Whether the caller warms a new daemon up with calls of its own before the
+   * first real call (TOML key `warm_up`).
+   */
+  warmUp?: boolean;
   /** The default per-call timeout in milliseconds (TOML key `timeout_ms`). */
   timeoutMs?: number;
   /**
@@ -720,6 +725,7 @@ export const SETTING_DEFAULTS = {
   loggerName: "privsep.daemon",
   logDaemonTraceback: false,
   verify: true,
+  warmUp: true,
   launcherDir: DEFAULT_LAUNCHER_DIR,
   confinement: "best-effort",
 } as const;
@@ -832,6 +838,13 @@ export const CONFIG_KEYS: readonly ConfigKey[] = [
     default: `${
       code(SETTING_DEFAULTS.verify)
     } (\`false\` is logged at every start)`,
+    ...BOOLEAN,
+  },
+  {
+    key: "warm_up",
+    field: "warmUp",
+    option: "`warmUp`",
+    default: code(SETTING_DEFAULTS.warmUp),
     ...BOOLEAN,
   },
   {

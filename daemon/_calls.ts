@@ -115,11 +115,11 @@ export class CallTable {
     }, this.graceMs);
   }
 
-  /** Call `id` was answered. */
-  end(id: number, call: Running): void {
+  /** Call `id` was answered; `counted`: in `completed` (not a warm-up call). */
+  end(id: number, call: Running, counted = true): void {
     this.#calls.delete(id);
-    this.timers.clear(call.graceTimer);
+    if (call.graceTimer !== undefined) this.timers.clear(call.graceTimer);
     if (call.stuck) this.counters.stuckNow--;
-    this.counters.completed++;
+    if (counted) this.counters.completed++;
   }
 }

@@ -37,6 +37,7 @@ import {
 import type { ChannelReader } from "./_idle_read.ts";
 import type { Outbox } from "./_outbox.ts";
 import { Slots } from "./_slots.ts";
+import { isWarmUp, WARM_UP } from "../core/_warm_up.ts";
 
 /** What a session serves, and how. */
 export interface SessionOptions {
@@ -118,6 +119,8 @@ export class Session {
   #undispatched = 0;
   #greeted = false;
   #leaving = false;
+  /** Warm-up calls are answered until a call of another name (_warm_up.ts). */
+  #warming = true;
 
   constructor(options: SessionOptions) {
     this.#o = options;
@@ -429,7 +432,14 @@ export class Session {
     bytes: number,
   ): Promise<void> | undefined {
     const started = performance.now();
-    const ep = this.#o.entrypoints.get(key);
+    let ep = this.#o.entrypoints.get(key);
+    if (this.#warming) {
+      // Looked up as a real call's name is, and the flag written on every
+      // warm-up call: V8 then compiles this for the first real call too.
+      const warm = WARM_UP.get(key);
+      this.#warming = warm !== undefined;
+      ep ??= warm;
+    }
     if (!ep) {
       this.#recordComing();
       this.#o.audit.record(
@@ -510,12 +520,15 @@ export class Session {
     const logged = ep.options?.auditArgs ? args : undefined;
     const reply = replyFrame(id, outcome, this.#o.limits, true);
     // The audit record and the reply go out in one write (nothing of the
-    // application runs between them).
+    // application runs between them). A warm-up call has none.
     const out = this.#out;
-    this.#recordComing();
-    const together = audit.on && !out.corked;
+    const warm = isWarmUp(ep);
+    if (!warm) this.#recordComing();
+    const together = audit.on && !warm && !out.corked;
     if (together) out.cork();
-    if (reply.ok) {
+    if (warm) {
+      // Nothing of the application ran.
+    } else if (reply.ok) {
       audit.record(key, started, "ok", undefined, logged);
     } else if ("value" in outcome) {
       // The value did not encode or fit.
@@ -537,7 +550,7 @@ export class Session {
       }
     }
     const calls = this.#calls;
-    calls.end(id, call);
+    calls.end(id, call, !warm);
     // No call runs: what its commands left in the daemon's cgroup goes.
     if (calls.size === 0) reapLeftovers();
     this.#slots.release();

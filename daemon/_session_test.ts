@@ -10,6 +10,7 @@ import {
 import { concat } from "../protocol/_test_util.ts";
 import { callSignal } from "../core/call_scope.ts";
 import type { EntrypointOptions } from "../core/schema.ts";
+import { WARM_UP_NAMES } from "../protocol/messages.ts";
 import { Audit } from "./_audit.ts";
 import { Outbox } from "./_outbox.ts";
 import { type HoldRules, Session } from "./_session.ts";
@@ -62,6 +63,8 @@ interface SessionSetup {
   hold?: Partial<HoldRules>;
   /** Where the decoded writes go. */
   writes?: Written[];
+  /** Where every message written goes, decoded whole. */
+  messages?: Message[];
   concurrency?: number;
   /**
    * An asynchronous write: `take` records the data and returns its length
@@ -85,7 +88,9 @@ function open(
   const writes = setup.writes ?? [];
   const decoder = new FrameDecoder(1 << 20);
   const take = (data: Uint8Array) => {
-    writes.push(decoder.push(data).map((b) => label(decodeMessage(b))));
+    const decoded = decoder.push(data).map((b) => decodeMessage(b));
+    setup.messages?.push(...decoded);
+    writes.push(decoded.map(label));
     return data.length;
   };
   const write = setup.write ?? ((data, take) => Promise.resolve(take(data)));
@@ -472,4 +477,40 @@ Deno.test("Session waits for a queued audit record, not for the output queued af
     finish.shift()!();
     await settle();
   }
+});
+
+Deno.test("Session answers warm-up calls with their argument, unaudited and uncounted, until a call of another name", async () => {
+  const [first, second] = WARM_UP_NAMES;
+  const messages: Message[] = [];
+  const warm = (id: number, name: string, value: unknown) =>
+    encodeMessage([Kind.Call, id, name, [value]]);
+  const { session, writes } = open({ "m#f": () => "f" }, [
+    helloAudit,
+    warm(1, first, 7),
+    concat(warm(2, second, new Uint8Array([1, 2])), warm(3, first, null)),
+    call(4, "m#f"),
+    warm(5, first, 8),
+  ], { messages });
+  void session.serve();
+  for (let i = 0; i < 20; i++) await Promise.resolve();
+  assert.deepEqual(writes.flat(), [
+    "result 1",
+    "result 2",
+    "result 3",
+    "log m#f",
+    "result 4",
+    // After a call of another name, a warm-up name is no entrypoint.
+    "log #privsep-warm-up-1",
+    "error 5",
+  ]);
+  const values = messages.flatMap((m) =>
+    m.kind === Kind.Result ? [m.value] : []
+  );
+  assert.deepEqual(values, [7, new Uint8Array([1, 2]), null, "f"]);
+  const refused = messages.find((m) => m.kind === Kind.Error);
+  assert.equal(
+    refused?.kind === Kind.Error && refused.error.name,
+    "NotAnEntrypoint",
+  );
+  assert.equal(session.status().completed, 1);
 });

@@ -204,6 +204,29 @@ export type Message =
 export const MAX_ENTRYPOINT_NAME = 1024;
 
 /**
+ * The entrypoint names of a caller's warm-up calls. Until it has received a
+ * call of any other name, the daemon answers a call of one of these with the
+ * call's first argument: nothing of the application runs, no audit record is
+ * made, and the status does not count it. After that, they are not
+ * entrypoints. privsep's caller makes such calls while a daemon starts, so
+ * that the code of both ends is compiled for real calls before the first
+ * one (docs/performance.md, "The warm-up"). No module path has their form.
+ *
+ * @example
+ * ```ts
+ * import { decodeMessage, encodeMessage, Kind, WARM_UP_NAMES } from "@privsep/privsep/protocol";
+ * import assert from "node:assert/strict";
+ *
+ * const call = encodeMessage([Kind.Call, 1, WARM_UP_NAMES[0], [null]]);
+ * assert.equal(decodeMessage(call.subarray(4)).kind, Kind.Call);
+ * ```
+ */
+export const WARM_UP_NAMES: readonly string[] = Object.freeze([
+  "#privsep-warm-up-1",
+  "#privsep-warm-up-2",
+]);
+
+/**
  * Encodes a message into a complete frame (length prefix included). A body
  * above `maxFrameBytes` throws {@linkcode ProtocolError}; a value msgpack
  * cannot carry throws `TypeError` naming it, such as `args[1].cb`.

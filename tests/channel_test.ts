@@ -10,6 +10,7 @@ import {
   RemoteError,
 } from "../mod.ts";
 import { DaemonClient } from "../contexts/_client.ts";
+import { WARM_UP_NAMES } from "../protocol/messages.ts";
 import { WARM_KEY } from "../daemon/_warm_session.ts";
 import { otherCtx, testCtx } from "./fixtures/privsep/mod.ts";
 import * as ops from "./fixtures/privsep/ops.ts";
@@ -51,6 +52,26 @@ Deno.test("daemon channel", async (t) => {
       const big = new Uint8Array(1024 * 1024).fill(7);
       assert.deepEqual(await ops.echo(big), big);
     });
+
+    await t.step(
+      "a new daemon is warmed up through the channel before the first call, which alone is audited and counted",
+      async () => {
+        const warmed = records.filter((r) =>
+          r.category.join(".") === "privsep.client" &&
+          String(r.rawMessage).startsWith("warmed up")
+        );
+        assert.equal(warmed.length, 1, "one daemon started, one warm-up");
+        assert.ok((warmed[0].properties.calls as number) > 0);
+        assert.ok(
+          !records.some((r) =>
+            r.category.join(".") === "privsep.audit" &&
+            WARM_UP_NAMES.includes(String(r.properties.entrypoint))
+          ),
+        );
+        // The two echo calls of the step before.
+        assert.equal((await testCtx.status()).completed, 2);
+      },
+    );
 
     await t.step(
       "64 calls in flight complete, each with its own reply",
@@ -158,6 +179,7 @@ Deno.test("daemon channel", async (t) => {
             "ops.ts#constructor",
             "ops.ts#__proto__",
             WARM_KEY, // the daemon's warm-up function (daemon/_warm_session.ts)
+            ...WARM_UP_NAMES, // after the first call of the application
             "",
           ]
         ) {

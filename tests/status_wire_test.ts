@@ -4,7 +4,8 @@
 // once and changes nothing: it takes no slot and no queue place, so the
 // queue's limit still refuses calls; an id of a call in flight closes the
 // channel; the old magic name "$status" is an unknown entrypoint, refused
-// and audited like any other.
+// and audited like any other. The warm-up names (WARM_UP_NAMES) run nothing
+// of the application and only until its first call.
 import assert from "node:assert/strict";
 import { init } from "../mod.ts";
 import { testCtx } from "./fixtures/privsep/mod.ts";
@@ -14,6 +15,7 @@ import {
   Kind,
   type Message,
   PROTOCOL_VERSION,
+  WARM_UP_NAMES,
 } from "../protocol/messages.ts";
 import { FrameDecoder } from "../protocol/frame.ts";
 import {
@@ -184,8 +186,9 @@ Deno.test(
             assert.equal(value.running, 1);
             assert.equal(value.queued, 1);
             assert.equal(value.queueLimit, 1);
-            // Nothing has completed yet: the daemon's warm-up
-            // (daemon/_warm_session.ts) counts in a session of its own.
+            // Nothing has completed yet: the daemon's own warm-up
+            // (daemon/_warm_session.ts) counts in a session of its own,
+            // and a caller's warm-up calls do not count.
             assert.equal(value.completed, 0);
           }
           const [refused] = ch.replies(3);
@@ -226,6 +229,45 @@ Deno.test(
           assert.equal(audit.entrypoint, "$status");
           assert.equal(audit.outcome, "refused");
           assert.equal(audit.callerUid, caller.uid);
+          await ch.close();
+        },
+      );
+
+      await t.step(
+        "warm-up calls echo their argument until the application's first call, unaudited and uncounted; then they are refused and audited",
+        async () => {
+          const ch = await open();
+          const [first, second] = WARM_UP_NAMES;
+          await ch.send(
+            [Kind.Call, 1, first, [42]],
+            [Kind.Call, 2, second, [{ x: [1] }]],
+            [Kind.Status, 3],
+          );
+          await ch.until(() => [1, 2, 3].every((id) => ch.replies(id).length));
+          const value = (id: number) => {
+            const [reply] = ch.replies(id);
+            assert.equal(reply.kind, Kind.Result, JSON.stringify(reply));
+            return (reply as { value: unknown }).value;
+          };
+          assert.equal(value(1), 42);
+          assert.deepEqual(value(2), { x: [1] });
+          assert.equal((value(3) as { completed: number }).completed, 0);
+          await ch.send([Kind.Call, 4, "ops.ts#echo", ["y"]]);
+          await ch.until(() => ch.replies(4).length > 0);
+          assert.equal(value(4), "y");
+          await ch.send([Kind.Call, 5, first, [1]], [Kind.Status, 6]);
+          await ch.until(() => ch.replies(6).length > 0);
+          const [refused] = ch.replies(5);
+          assert.equal(
+            refused.kind === Kind.Error && refused.error.name,
+            "NotAnEntrypoint",
+          );
+          assert.equal((value(6) as { completed: number }).completed, 1);
+          await ch.until(() => ch.audits().length >= 2);
+          assert.deepEqual(
+            ch.audits().map((a) => `${a.entrypoint} ${a.outcome}`).sort(),
+            [`${first} refused`, "ops.ts#echo ok"],
+          );
           await ch.close();
         },
       );

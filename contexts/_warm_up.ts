@@ -1,0 +1,90 @@
+// The caller's warm-up of a new daemon: calls of the warm-up names
+// (WARM_UP_NAMES in protocol/messages.ts) through the real channel, after the
+// hello and before start() returns. Private: DaemonClient runs it.
+//
+// Why (bench/HISTORY.md, 2026-12-05 "warm-up through the channel"): V8
+// compiles a process's code as it runs, and throws compiled code away when it
+// meets a path it was not compiled for. A fresh pair compiled ~35 functions
+// of the caller and ~20 of the daemon during its first couple of thousand
+// calls, each compilation a slow call; the daemon's own rehearsal in memory
+// (daemon/_warm_session.ts) had compiled its code for a writer and a read
+// path that are not the channel's, and the first real calls threw it away.
+// Calls through the channel take the real paths on both ends, small and
+// large: large arguments first (their uncopied parts, and the first large
+// reply's memory), then calls made together (many calls for little time),
+// then one at a time (the idle path a sequential caller takes).
+
+import { PARTS_MIN_BYTES } from "../protocol/_parts.ts";
+import { WARM_UP_NAMES } from "../protocol/messages.ts";
+
+/** What the warm-up does. */
+export interface WarmUpPlan {
+  /** Rounds of calls made together. */
+  rounds: number;
+  /** Calls in flight in each round (fewer when the daemon queues fewer). */
+  together: number;
+  /** Calls made one after the other, after the rounds. */
+  sequential: number;
+  /** The sizes of the large arguments sent first, one call each. */
+  largeBytes: readonly number[];
+  /** The warm-up stops once it has run this long (ms). */
+  budgetMs: number;
+}
+
+/**
+ * The warm-up of every daemon: 80-120 ms on an idle 2-vCPU machine
+ * (docs/performance.md, "The warm-up").
+ */
+export const WARM_UP_PLAN: Readonly<WarmUpPlan> = {
+  rounds: 100,
+  together: 16,
+  sequential: 800,
+  largeBytes: [1 << 20],
+  budgetMs: 250,
+};
+
+/** Room in a frame for the call around a large argument. */
+const ENVELOPE_BYTES = 256;
+
+/**
+ * Runs `plan` through `call` (a DaemonClient's call of a name with
+ * arguments): at most `maxInFlight` calls at once, large arguments cut to
+ * `maxFrameBytes` and left out when that is too small for the large path.
+ * Stops early once `plan.budgetMs` have passed (a starved CPU). Returns how
+ * many calls were answered; a call that fails rejects (the daemon is not
+ * one that can serve).
+ */
+export async function warmUp(
+  call: (name: string, args: unknown[]) => Promise<unknown>,
+  limits: { maxInFlight: number; maxFrameBytes: number },
+  plan: Readonly<WarmUpPlan> = WARM_UP_PLAN,
+  now: () => number = () => performance.now(),
+): Promise<number> {
+  const deadline = now() + plan.budgetMs;
+  const [a, b] = WARM_UP_NAMES;
+  const together = Math.max(1, Math.min(plan.together, limits.maxInFlight));
+  let answered = 0;
+  // Large first: the code they take is then compiled with the small calls'
+  // paths as well, not thrown away at the first large call after them.
+  const room = limits.maxFrameBytes - ENVELOPE_BYTES;
+  for (const bytes of plan.largeBytes) {
+    const n = Math.min(bytes, room);
+    if (n < PARTS_MIN_BYTES) break;
+    await call(a, [new Uint8Array(n)]);
+    answered++;
+  }
+  const batch: Promise<unknown>[] = [];
+  for (let round = 0; round < plan.rounds; round++) {
+    if (now() > deadline) return answered;
+    for (let i = 0; i < together; i++) batch.push(call(i & 1 ? b : a, [null]));
+    await Promise.all(batch);
+    answered += batch.length;
+    batch.length = 0;
+  }
+  for (let i = 0; i < plan.sequential; i++) {
+    if (i % 50 === 0 && now() > deadline) return answered;
+    await call(i & 1 ? b : a, [null]);
+    answered++;
+  }
+  return answered;
+}
