@@ -27,6 +27,10 @@
 // and restores it at the end; the full profile then writes
 // bench/results/haltpoll-<N>.{json,md,svg} instead of latest.* (see docs/performance.md,
 // Performance: on this machine the boot command line sets it to 0).
+//
+// --series=privsep,privsep@1cpu (a diagnostic) runs only those series, for
+// the profile's rounds (--rounds=N to change), prints each round's latency
+// figures and writes no report: the tables need every series of one run.
 import { init } from "../mod.ts";
 import { benchCtx } from "./privsep/mod.ts";
 import {
@@ -543,6 +547,32 @@ function brief(r: RoundResult): string {
   } ms, chown ${r.chownP50Ms.toFixed(2)} ms`;
 }
 
+/** A round's tail figures (--series). */
+function tails(r: RoundResult): string {
+  const f = (x: number | undefined) => x === undefined ? "-" : x.toFixed(0);
+  return `seq p99 ${f(r.seqP99Us)} µs, 8 in flight p99 ${
+    f(r.inFlight8P99Us)
+  } µs, 64 in flight p99 ${f(r.inFlight64P99Us)} µs, chown p99 ${
+    f(r.chownP99Ms * 1000)
+  } µs, 1 MiB ${r.echo1MiBMs.toFixed(2)} ms, first 5 large ${
+    r.echo1MiBFresh5Ms?.toFixed(2)
+  } ms, peak RSS ${r.daemonPeakRssMiB?.toFixed(1)} MiB`;
+}
+
+const onlySeries = Deno.args.find((a) => a.startsWith("--series="))
+  ?.slice("--series=".length).split(",");
+const roundsArg = Deno.args.find((a) => a.startsWith("--rounds="))
+  ?.slice("--rounds=".length);
+for (const s of onlySeries ?? []) {
+  if (!(SERIES as readonly string[]).includes(s)) {
+    throw new Error(
+      `--series takes a comma-separated list of ${
+        SERIES.join(", ")
+      }; got "${s}"`,
+    );
+  }
+}
+
 async function main(): Promise<void> {
   const started = performance.now();
   const date = new Date().toISOString();
@@ -563,6 +593,26 @@ async function main(): Promise<void> {
       SERIES.join(", ")
     }; caller ${USER} (uid ${caller.uid})`,
   );
+
+  if (onlySeries) {
+    const rounds = Number(roundsArg ?? PLAN.rounds);
+    for (const s of onlySeries as Series[]) {
+      await asCaller<RoundResult>(
+        callerArgv(s, cfg, paramsFor(s, 0.05)),
+        `${s} warm-up`,
+      );
+    }
+    for (let round = 1; round <= rounds; round++) {
+      for (const s of onlySeries as Series[]) {
+        const r = await asCaller<RoundResult>(
+          callerArgv(s, cfg, paramsFor(s)),
+          `${s} round ${round}`,
+        );
+        log(`round ${round}/${rounds} ${s}: ${tails(r)}`);
+      }
+    }
+    return;
+  }
 
   // One small untimed round each: caches, page cache, bytecode.
   for (const s of SERIES) {

@@ -33,10 +33,11 @@ export interface ExitStatus {
 /** Where the process's output goes. */
 export interface ChildHandlers {
   /**
-   * Bytes from the daemon's stdout. The view is only valid during the call:
-   * its memory is read into again.
+   * Bytes from the daemon's stdout: the first `n` of `chunk` (all of it when
+   * `n` is absent). They are only valid during the call: their memory is
+   * read into again.
    */
-  data(chunk: Uint8Array): void;
+  data(chunk: Uint8Array, n?: number): void;
   /** stdout has ended (EOF), or reading it failed (`error`). */
   end(error?: Error): void;
   /** Bytes from the daemon's stderr. */
@@ -191,10 +192,9 @@ export class DaemonProcess {
     data: Uint8Array | Uint8Array[],
     done: (error?: Error | null) => void,
   ): void {
-    const req = {
-      oncomplete: (status: number) =>
-        done(status < 0 ? writeError(status) : null),
-    };
+    // The handle calls req.oncomplete() as a method: one function for
+    // every write, no closure per write.
+    const req: WriteReq = { oncomplete: writeCompleted, done };
     const status = Array.isArray(data)
       ? direct.handle.writev(req, data, true)
       : direct.handle.writeBuffer(req, data);
@@ -274,7 +274,7 @@ export class DaemonProcess {
  */
 function readInto(
   stdout: Socket,
-  data: (chunk: Uint8Array) => void,
+  data: (chunk: Uint8Array, n?: number) => void,
   takeOver: boolean,
 ): Socket {
   const handle = (stdout as unknown as { _handle?: StreamHandle })._handle;
@@ -288,7 +288,8 @@ function readInto(
           onread: {
             buffer: new Uint8Array(READ_CHUNK),
             callback: (n: number, buf: Uint8Array) => {
-              data(buf.subarray(0, n));
+              // The reused buffer and the count read: no view per read.
+              data(buf, n);
             },
           },
         } as ConstructorParameters<typeof Socket>[0],
@@ -300,7 +301,7 @@ function readInto(
       return socket;
     } catch { /* the fallback below */ }
   }
-  stdout.on("data", data);
+  stdout.on("data", (chunk: Uint8Array) => data(chunk));
   return stdout;
 }
 
@@ -319,7 +320,15 @@ interface DirectWriter {
   kLastWriteWasAsync: number;
 }
 
-type WriteReq = { oncomplete(status: number): void };
+type WriteReq = {
+  oncomplete(this: WriteReq, status: number): void;
+  done: (error?: Error | null) => void;
+};
+
+/** A direct write's completion, reported by the pipe's handle. */
+function writeCompleted(this: WriteReq, status: number): void {
+  this.done(status < 0 ? writeError(status) : null);
+}
 
 function directWriter(stdin: Socket): DirectWriter | undefined {
   try {

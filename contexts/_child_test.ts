@@ -21,9 +21,9 @@ function sh(
   const outputEnded = new Promise<void>((resolve) => ended = resolve);
   const handlers: ChildHandlers = {
     // A copy: the view is into a buffer that is read into again.
-    data: (chunk) => {
+    data: (chunk, n = chunk.length) => {
       buffers.add(chunk.buffer);
-      out.push(chunk.slice());
+      out.push(chunk.slice(0, n));
     },
     end: () => ended(),
     stderr: (chunk) => stderr += new TextDecoder().decode(chunk),

@@ -26,6 +26,7 @@ import {
 } from "../protocol/messages.ts";
 import { callTimeout, replyError } from "./_call_errors.ts";
 import { StuckWatch } from "./_stuck_watch.ts";
+import { IdMap } from "../core/_id_map.ts";
 // Only types: the module is loaded when a daemon starts (see start()).
 import type { DaemonProcess, ExitStatus } from "./_child.ts";
 
@@ -73,7 +74,7 @@ export class DaemonClient {
   readonly #opts: ClientOptions;
   readonly #child: DaemonProcess;
   readonly #decoder: FrameDecoder;
-  readonly #pending = new Map<number, Pending>();
+  readonly #pending = new IdMap<Pending>();
   /** Cancelled calls whose reply has not come yet. */
   readonly #cancelled: StuckWatch;
   readonly #daemonLog: Logger;
@@ -131,7 +132,7 @@ export class DaemonClient {
       );
     try {
       this.#child = new Process(program, args, childEnv(), {
-        data: (chunk) => this.#received(chunk),
+        data: (chunk, n) => this.#received(chunk, n),
         end: (error) => void this.#outputEnded(error),
         stderr: (chunk) => {
           this.#stderr = (this.#stderr +
@@ -353,6 +354,11 @@ export class DaemonClient {
       }
       frame = assembleParts(frame);
     }
+    if (!this.#writing && !this.#closed) {
+      // Nothing waits: written now, without a trip through the outbox.
+      this.#write(frame);
+      return;
+    }
     this.#outbox.push(frame);
     if (!this.#writing) this.#flush();
   }
@@ -373,32 +379,42 @@ export class DaemonClient {
   /** One write at a time: a frame, or the parts of one. */
   #write(data: Uint8Array | Uint8Array[]): void {
     this.#writing = true;
+    this.#written = data;
     try {
-      this.#child.write(data, (error) => {
-        this.#writing = false;
-        if (!Array.isArray(data)) releaseFrame(data);
-        if (error) {
-          this.#fail(
-            new DaemonExitedError(
-              `cannot write to the daemon of ${this.#opts.context}: it has gone away`,
-              { context: this.#opts.context, cause: error },
-            ),
-          );
-          return;
-        }
-        this.#flush();
-      });
+      this.#child.write(data, this.#afterWrite);
     } catch (error) {
       this.#writing = false;
+      this.#written = undefined;
       throw error;
     }
   }
 
-  /** Bytes from the daemon's stdout (a view into a reused buffer). */
-  #received(chunk: Uint8Array): void {
+  /** The write in progress (#write), for #afterWrite. */
+  #written: Uint8Array | Uint8Array[] | undefined;
+
+  /** A write is done: one function for every write, no closure per write. */
+  readonly #afterWrite = (error?: Error | null): void => {
+    const data = this.#written;
+    this.#written = undefined;
+    this.#writing = false;
+    if (data !== undefined && !Array.isArray(data)) releaseFrame(data);
+    if (error) {
+      this.#fail(
+        new DaemonExitedError(
+          `cannot write to the daemon of ${this.#opts.context}: it has gone away`,
+          { context: this.#opts.context, cause: error },
+        ),
+      );
+      return;
+    }
+    this.#flush();
+  };
+
+  /** Bytes from the daemon's stdout: the first `n` of a reused buffer. */
+  #received(chunk: Uint8Array, n = chunk.length): void {
     if (this.#closed) return;
     try {
-      for (const body of this.#decoder.push(chunk)) {
+      for (const body of this.#decoder.push(chunk, n)) {
         this.#handle(body);
         if (this.#closed) return;
       }
@@ -555,7 +571,7 @@ export class DaemonClient {
       });
     }
     this.#closed = final;
-    for (const [id, p] of this.#pending) {
+    for (const [id, p] of this.#pending.entries()) {
       this.#pending.delete(id);
       if (p.timer !== undefined) clearTimeout(p.timer);
       p.cleanup?.();

@@ -43,6 +43,16 @@ export const WARM_UP_PLAN: Readonly<WarmUpPlan> = {
   budgetMs: 250,
 };
 
+/**
+ * The options of every warm-up call: its own timeout, not the context's (a
+ * context's short timeout is for its calls; the first warm-up call waits for
+ * the daemon's own rehearsal), and a timeout all the same, so that a daemon
+ * that stops answering fails its start instead of hanging it.
+ */
+export const WARM_UP_CALL: Readonly<{ timeout: number }> = Object.freeze({
+  timeout: 10_000,
+});
+
 /** Room in a frame for the call around a large argument. */
 const ENVELOPE_BYTES = 256;
 

@@ -46,7 +46,7 @@ import {
   resolveSettings,
 } from "../core/settings.ts";
 import { DaemonClient } from "./_client.ts";
-import { warmUp } from "./_warm_up.ts";
+import { WARM_UP_CALL, warmUp } from "./_warm_up.ts";
 import { ancestry, expectedIds } from "./_verify.ts";
 import {
   type EntrypointRecord,
@@ -616,16 +616,20 @@ export class PrivContext {
     options: CallOptions | undefined,
   ): Promise<unknown> {
     if (options?.signal?.aborted) return Promise.reject(options.signal.reason);
-    const send = (client: DaemonClient) =>
+    const timeout = options?.timeout ?? record.timeoutMs ??
+      this.#settings?.timeoutMs;
+    const signal = options?.signal;
+    // No closure for the common case: a daemon that is up.
+    if (client?.alive) return client.call(record.key, args, timeout, signal);
+    return this.#ensureClient(record.key).then((client) =>
       client.call(
         record.key,
         args,
+        // The daemon's settings may set the timeout only now.
         options?.timeout ?? record.timeoutMs ?? this.#settings?.timeoutMs,
-        options?.signal,
-      );
-    return client?.alive
-      ? send(client)
-      : this.#ensureClient(record.key).then(send);
+        signal,
+      )
+    );
   }
 
   /**
@@ -761,7 +765,7 @@ export class PrivContext {
         const calls = await warmUp(
           (name, args) =>
             client.alive
-              ? this.#callOn(client, WARM_UP.get(name)!, args, undefined)
+              ? this.#callOn(client, WARM_UP.get(name)!, args, WARM_UP_CALL)
               : client.call(name, args, undefined),
           {
             maxInFlight: settings.concurrency + settings.queueLimit,

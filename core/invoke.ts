@@ -33,19 +33,21 @@ export type Outcome = { value: unknown } | { error: unknown };
  * given, refuses to start once `call` was cancelled, validates the arguments
  * with the entrypoint's schemas, runs the function with `call.signal` as its
  * `callSignal()` (made only if the function asks), validates its result, and
- * hands the outcome to `done`, exactly once.
+ * hands the outcome to `done`, exactly once, with `token` (so that one
+ * function serves every call, without a closure per call).
  *
  * A synchronous function without schemas and without `wait` is run and
  * settled synchronously: `done` has been called when this returns
  * `undefined`, and no promise was made on the way. Otherwise it returns the
  * promise of `done`'s call; it rejects only when `done` throws.
  */
-export function invoke(
+export function invoke<T>(
   entrypoint: Invocable,
   args: unknown[],
   call: CallAbort,
-  done: (outcome: Outcome) => void,
+  done: (outcome: Outcome, token: T) => void,
   wait?: Promise<void>,
+  token?: T,
 ): Promise<void> | undefined {
   const { key, fn, options } = entrypoint;
   if (wait === undefined && !options?.args && !options?.result) {
@@ -53,16 +55,16 @@ export function invoke(
     try {
       result = runWithSignal(call, () => fn(...args));
     } catch (error) {
-      done({ error });
+      done({ error }, token as T);
       return;
     }
     if (typeof (result as PromiseLike<unknown>)?.then !== "function") {
-      done({ value: result });
+      done({ value: result }, token as T);
       return;
     }
     return Promise.resolve(result).then(
-      (value) => done({ value }),
-      (error) => done({ error }),
+      (value) => done({ value }, token as T),
+      (error) => done({ error }, token as T),
     );
   }
   return (async () => {
@@ -79,10 +81,10 @@ export function invoke(
         ),
       };
     } catch (error) {
-      done({ error });
+      done({ error }, token as T);
       return;
     }
-    done(outcome);
+    done(outcome, token as T);
   })();
 }
 

@@ -3,11 +3,19 @@
 // grace period, holding a slot).
 
 import { CallAbort } from "../core/_call_abort.ts";
+import type { EntrypointRecord } from "../core/_registry.ts";
+import { IdMap } from "../core/_id_map.ts";
 
 /** A call the daemon has accepted and not yet answered. */
 export interface Running {
+  /** The caller's id of the call. */
+  id: number;
   /** The entrypoint's name, as called. */
   key: string;
+  /** The entrypoint, its arguments, and when the call was read (the session's). */
+  ep: EntrypointRecord | undefined;
+  args: unknown[] | undefined;
+  started: number;
   /** Its cancellation, and its signal (`callSignal()`) when asked for. */
   abort: CallAbort;
   /**
@@ -48,7 +56,7 @@ const REAL_TIMERS: Timers = {
 
 /** The calls in flight, by id. */
 export class CallTable {
-  readonly #calls = new Map<number, Running>();
+  readonly #calls = new IdMap<Running>();
   readonly counters: CallCounters = {
     completed: 0,
     cancelled: 0,
@@ -76,14 +84,29 @@ export class CallTable {
     return this.#calls.has(id);
   }
 
-  /** The ids in flight. */
-  ids(): IterableIterator<number> {
-    return this.#calls.keys();
+  /** The ids in flight (a copy). */
+  ids(): number[] {
+    return this.#calls.ids();
   }
 
-  /** Accepts call `id`. */
-  start(id: number, key: string, bytes: number): Running {
-    const call: Running = { key, abort: new CallAbort(), bytes };
+  /** Accepts call `id` (of `ep` with `args`, read at `started`). */
+  start(
+    id: number,
+    key: string,
+    bytes: number,
+    ep?: EntrypointRecord,
+    args?: unknown[],
+    started = 0,
+  ): Running {
+    const call: Running = {
+      id,
+      key,
+      ep,
+      args,
+      started,
+      abort: new CallAbort(),
+      bytes,
+    };
     this.#calls.set(id, call);
     return call;
   }

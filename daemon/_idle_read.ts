@@ -83,9 +83,9 @@ const CHUNK = 64 * 1024;
  */
 class PipeReader implements ChannelReader {
   readonly #socket: Socket;
-  #waiting:
-    | { into: Uint8Array; resolve: (n: number | null) => void }
-    | undefined;
+  /** The pending read's buffer and resolve (fields: no object per read). */
+  #into: Uint8Array = new Uint8Array(0);
+  #waiting: ((n: number | null) => void) | undefined;
   #held: Uint8Array | undefined;
   #ended = false;
   #paused = false;
@@ -115,21 +115,25 @@ class PipeReader implements ChannelReader {
       this.#paused = false;
       this.#socket.resume();
     }
-    return new Promise((resolve) => this.#waiting = { into, resolve });
+    this.#into = into;
+    return new Promise((resolve) => this.#waiting = resolve);
   }
 
   #arrived(n: number, buf: Uint8Array): void {
-    const data = buf.subarray(0, n);
-    const waiting = this.#waiting;
-    if (waiting && !this.#held) {
+    const resolve = this.#waiting;
+    if (resolve && !this.#held) {
       this.#waiting = undefined;
-      const m = Math.min(n, waiting.into.length);
-      waiting.into.set(m === n ? data : data.subarray(0, m));
-      if (m < n) this.#hold(data.subarray(m));
-      waiting.resolve(m);
+      const into = this.#into;
+      const m = Math.min(n, into.length);
+      if (m <= 64) {
+        // A call's frame, most often: copied without a view of it.
+        for (let i = 0; i < m; i++) into[i] = buf[i];
+      } else into.set(buf.subarray(0, m));
+      if (m < n) this.#hold(buf.subarray(m, n));
+      resolve(m);
       return;
     }
-    this.#hold(data);
+    this.#hold(buf.subarray(0, n));
   }
 
   /** Keeps bytes nobody waits for; pauses the socket until read(). */
@@ -157,8 +161,8 @@ class PipeReader implements ChannelReader {
   #end(): void {
     if (this.#ended) return;
     this.#ended = true;
-    const waiting = this.#waiting;
+    const resolve = this.#waiting;
     this.#waiting = undefined;
-    waiting?.resolve(this.#held ? this.#take(waiting.into) : null);
+    resolve?.(this.#held ? this.#take(this.#into) : null);
   }
 }

@@ -145,7 +145,8 @@ export class Outbox {
 
   /** Writes all of `data` now, blocking; throws if the caller is gone. */
   #writeAllSync(data: Uint8Array): void {
-    let off = 0;
+    // The whole frame usually goes at once: no view made for it.
+    let off = this.#out.writeSync(data);
     while (off < data.length) off += this.#out.writeSync(data.subarray(off));
   }
 

@@ -119,6 +119,9 @@ export class Session {
   #undispatched = 0;
   #greeted = false;
   #leaving = false;
+  /** Where invoke() hands each call's outcome: one function for all calls. */
+  readonly #done = (outcome: Outcome, call: Running): void =>
+    this.#finish(call, outcome);
   /** Warm-up calls are answered until a call of another name (_warm_up.ts). */
   #warming = true;
 
@@ -223,7 +226,7 @@ export class Session {
    */
   #received(buf: Uint8Array | undefined, n: number): void {
     const decoder = this.#decoder;
-    const bodies = buf ? decoder.push(buf.subarray(0, n)) : decoder.commit(n);
+    const bodies = buf ? decoder.push(buf, n) : decoder.commit(n);
     this.#dispatchRead(bodies);
   }
 
@@ -463,20 +466,14 @@ export class Session {
       this.#refuse(id, key, started, bytes);
       return;
     }
-    const call = this.#calls.start(id, key, bytes);
+    const call = this.#calls.start(id, key, bytes, ep, args, started);
     // With a slot at once, the function (or its schemas) runs until it
     // returns or awaits: how long the session cannot send. Only batches
     // (no audit records, #dispatchTogether) need it.
     const learning = wait === undefined && !this.#o.audit.on;
     const now = this.#hold.now;
     const t = learning ? now() : 0;
-    const p = invoke(
-      ep,
-      args,
-      call.abort,
-      (outcome) => this.#finish(id, call, ep, args, started, outcome),
-      wait,
-    );
+    const p = invoke(ep, args, call.abort, this.#done, wait, call);
     if (learning) this.#learn(ep, now() - t);
     return p;
   }
@@ -507,15 +504,10 @@ export class Session {
   }
 
   /** Builds the reply of a finished call, audits it, frees its slot, sends it. */
-  #finish(
-    id: number,
-    call: Running,
-    ep: EntrypointRecord,
-    args: unknown[],
-    started: number,
-    outcome: Outcome,
-  ): void {
-    const key = call.key;
+  #finish(call: Running, outcome: Outcome): void {
+    const { id, key, started } = call;
+    const ep = call.ep!;
+    const args = call.args!;
     const audit = this.#o.audit;
     const logged = ep.options?.auditArgs ? args : undefined;
     const reply = replyFrame(id, outcome, this.#o.limits, true);

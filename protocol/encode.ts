@@ -10,6 +10,7 @@
  * @module
  */
 
+import { carve, SLAB_MAX_BYTES } from "./_slab.ts";
 import { ProtocolError } from "../errors.ts";
 import { checkMaxFrameBytes, FRAME_HEADER_BYTES } from "./frame.ts";
 import { ownFrame } from "./_release.ts";
@@ -570,33 +571,12 @@ class Encoder {
 }
 
 /**
- * Results up to this size are carved out of a shared slab: allocating an
- * `ArrayBuffer` costs more than encoding a small message.
- */
-const SLAB_RESULT_BYTES = 1024;
-const SLAB_BYTES = 64 * 1024;
-let slab = new Uint8Array(0);
-let slabPos = 0;
-
-/**
  * Copies the first `n` bytes of `buf` out: into a fresh buffer when large,
- * otherwise into the unused tail of the slab, which is never written again.
+ * otherwise carved out of the shared slab (_slab.ts).
  */
 function copyOut(buf: Uint8Array<ArrayBuffer>, n: number): Uint8Array {
-  if (n > SLAB_RESULT_BYTES) return ownFrame(buf.slice(0, n));
-  // A slab whose buffer was transferred has length 0: replaced here too.
-  if (slabPos + n > slab.length) {
-    slab = new Uint8Array(SLAB_BYTES);
-    slabPos = 0;
-  }
-  const out = slab.subarray(slabPos, slabPos + n);
-  slabPos += n;
-  if (n <= 64) {
-    for (let i = 0; i < n; i++) out[i] = buf[i];
-  } else {
-    out.set(buf.subarray(0, n));
-  }
-  return out;
+  if (n > SLAB_MAX_BYTES) return ownFrame(buf.slice(0, n));
+  return carve(buf, 0, n);
 }
 
 function put32(buf: Uint8Array, pos: number, v: number): number {

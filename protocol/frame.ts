@@ -8,6 +8,7 @@
  * @module
  */
 
+import { carve, SLAB_MAX_BYTES } from "./_slab.ts";
 import { ProtocolError } from "../errors.ts";
 import { ownFrame } from "./_release.ts";
 import { EXACT_BODY_BYTES } from "./_body.ts";
@@ -166,22 +167,26 @@ export class FrameDecoder {
   }
 
   /**
-   * Appends `chunk` and returns every complete frame body now available.
+   * Appends the first `length` bytes of `chunk` (all of it by default: a
+   * reused read buffer is passed with the count read, without a view) and
+   * returns every complete frame body now available.
    * Throws `TypeError` while a view from `bodyTail()` awaits its `commit()`.
    * The returned bodies do not alias `chunk`, so the caller may reuse it.
    * A body is allocated once at its announced size up to 4 MiB, and grows
    * as its bytes arrive beyond that; a body that arrives in one piece is
    * copied once.
    */
-  push(chunk: Uint8Array): Uint8Array[] {
+  push(chunk: Uint8Array, length: number = chunk.length): Uint8Array[] {
     if (this.#tailOut) {
       throw new TypeError(
         "push() while the view from bodyTail() is outstanding: commit(n) the bytes read into it first",
       );
     }
-    const frames: Uint8Array[] = [];
+    // Made at the first frame, for exactly one (the common case): an empty
+    // array would get room for 17 at its first push.
+    let frames: Uint8Array[] | undefined;
     let pos = 0;
-    const end = chunk.length;
+    const end = Math.min(length, chunk.length);
     while (pos < end) {
       if (this.#body === undefined && this.#headLen === FRAME_HEADER_BYTES) {
         this.#startBody();
@@ -195,11 +200,11 @@ export class FrameDecoder {
         if (this.#filled === this.#bodyLen) {
           const body = this.#body;
           if (!isPadding(body, this.#bodyLen)) {
-            frames.push(
-              body.length === this.#bodyLen
-                ? body
-                : body.slice(0, this.#bodyLen),
-            );
+            const frame = body.length === this.#bodyLen
+              ? body
+              : body.slice(0, this.#bodyLen);
+            if (frames === undefined) frames = [frame];
+            else frames.push(frame);
           }
           this.#body = undefined;
           this.#headLen = 0;
@@ -214,9 +219,16 @@ export class FrameDecoder {
         );
         pos += FRAME_HEADER_BYTES;
         if (end - pos >= n) {
-          // A copy, never a view: a Node Buffer's slice would alias `chunk`.
           if (n !== 1 || chunk[pos] !== 0x0a) {
-            frames.push(new Uint8Array(chunk.subarray(pos, pos + n)));
+            // A copy, never a view of `chunk` (a Node Buffer's slice would
+            // be one): a small one carved out of a shared slab (_slab.ts).
+            const frame = n <= SLAB_MAX_BYTES
+              ? carve(chunk, pos, n)
+              : chunk.constructor === Uint8Array
+              ? chunk.slice(pos, pos + n)
+              : new Uint8Array(chunk.subarray(pos, pos + n));
+            if (frames === undefined) frames = [frame];
+            else frames.push(frame);
           }
           pos += n;
         } else {
@@ -233,7 +245,7 @@ export class FrameDecoder {
         );
       }
     }
-    return frames;
+    return frames ?? [];
   }
 
   /**

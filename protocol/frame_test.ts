@@ -447,3 +447,20 @@ Deno.test("padFrames() appends a padding frame only when a newline byte is not l
     new Uint8Array([0x0a, 1]),
   ]);
 });
+
+Deno.test("FrameDecoder.push() takes only the first length bytes of a reused buffer, and copies them", () => {
+  const decoder = new FrameDecoder();
+  const buf = new Uint8Array(64).fill(0xee);
+  const one = encodeFrame(new Uint8Array([1, 2, 3]));
+  buf.set(one);
+  const [body] = decoder.push(buf, one.length);
+  assert.deepEqual(body, new Uint8Array([1, 2, 3]));
+  assert.equal(body.constructor, Uint8Array);
+  buf.fill(0);
+  assert.deepEqual(body, new Uint8Array([1, 2, 3]), "not a view of buf");
+  // The rest of the buffer was not read: nothing is pending.
+  assert.equal(decoder.buffered, 0);
+  // A length beyond the buffer reads the buffer.
+  buf.set(encodeFrame(new Uint8Array([9])));
+  assert.deepEqual(decoder.push(buf.subarray(0, 5), 99), [new Uint8Array([9])]);
+});

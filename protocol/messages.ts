@@ -6,6 +6,7 @@
  * @module
  */
 
+import { ownsBuffer } from "./_slab.ts";
 import { ProtocolError, type RemoteErrorInfo } from "../errors.ts";
 import { decodeValue, encodeFramed, encodeValue } from "./codec.ts";
 import { DEFAULT_MAX_FRAME_BYTES } from "./frame.ts";
@@ -304,9 +305,12 @@ export function toRemoteErrorInfo(value: unknown): RemoteErrorInfo {
  * ```
  */
 export function decodeMessage(body: Uint8Array): Message {
-  // Frame bodies are fresh buffers that nobody reuses: binary values may
-  // be views into them (one copy less of a large Uint8Array).
-  const m = decodeValue(body, { aliasBinary: true });
+  // A body that owns its buffer is fresh and nobody reuses it: binary
+  // values may be views into it (one copy less of a large Uint8Array). A
+  // small one is carved out of a buffer shared with other messages
+  // (_slab.ts): its binary values are copied, so that none gives access to
+  // the bytes of another message.
+  const m = decodeValue(body, { aliasBinary: ownsBuffer(body) });
   if (!Array.isArray(m) || m.length < 2) bad("top-level");
   switch (m[0]) {
     case Kind.Call:
