@@ -13,7 +13,7 @@ import { getLogger } from "@logtape/logtape";
 import { capabilitiesToMask, parseCapabilities } from "../caps/parse.ts";
 import { readProcessCredentials } from "../caps/proc.ts";
 import { expandSyscallEntry } from "../caps/_seccomp.ts";
-import { FailedToDropPrivileges } from "../errors.ts";
+import { DaemonExitedError, FailedToDropPrivileges } from "../errors.ts";
 import { decodeMessage, encodeMessage, Kind } from "../protocol/messages.ts";
 import { type CallOptions, currentCallOptions } from "../core/call_scope.ts";
 import { WARM_UP } from "../core/_warm_up.ts";
@@ -785,7 +785,12 @@ export class PrivContext {
         );
       } catch (error) {
         client.kill();
-        throw error;
+        throw new DaemonExitedError(
+          `the privsep daemon of ${this.id} failed its warm-up and was stopped: ${
+            (error as Error)?.message ?? String(error)
+          }. The warm-up (docs/configuration.md, warm_up) makes calls of the daemon's own before the first call; warm_up = false skips it`,
+          { context: this.id, cause: error },
+        );
       }
     }
     this.#client = client;

@@ -135,11 +135,12 @@ export interface PrivContextOptions {
   verify?: boolean;
   /**
    * Warm a new daemon up before its first real call: `true` (default) makes
-   * ~2000 calls of the daemon's own (they run nothing of the application)
-   * through the channel, 80-120 ms after the daemon's hello, so that the code
-   * of both processes is compiled for real calls before the first one
-   * (docs/performance.md, "The warm-up"). `false` starts sooner, and the first
-   * few thousand calls pay for that compilation in tail latency.
+   * about 2400 calls of the daemon's own (they run nothing of the
+   * application) through the channel after the daemon's hello, so that the
+   * code of both processes is compiled for real calls before the first one;
+   * about 0.1 s more of each start (docs/performance.md, "The warm-up").
+   * `false` starts sooner, and the first few thousand calls pay for that
+   * compilation in tail latency.
    */
   warmUp?: boolean;
   /**

@@ -71,6 +71,8 @@ export async function channelReader(mode: IdleRead): Promise<ChannelReader> {
   return { read: (into) => Deno.stdin.read(into) };
 }
 
+const NO_BYTES = new Uint8Array(0);
+
 /** Bytes the socket reads at once (the size of its reused buffer). */
 const CHUNK = 64 * 1024;
 
@@ -84,7 +86,7 @@ const CHUNK = 64 * 1024;
 class PipeReader implements ChannelReader {
   readonly #socket: Socket;
   /** The pending read's buffer and resolve (fields: no object per read). */
-  #into: Uint8Array = new Uint8Array(0);
+  #into: Uint8Array = NO_BYTES;
   #waiting: ((n: number | null) => void) | undefined;
   #held: Uint8Array | undefined;
   #ended = false;
@@ -124,6 +126,8 @@ class PipeReader implements ChannelReader {
     if (resolve && !this.#held) {
       this.#waiting = undefined;
       const into = this.#into;
+      // Not kept: it may be a large body's tail, garbage after its call.
+      this.#into = NO_BYTES;
       const m = Math.min(n, into.length);
       if (m <= 64) {
         // A call's frame, most often: copied without a view of it.

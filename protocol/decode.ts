@@ -478,8 +478,10 @@ export function decodeValue(
 export interface DecodeOptions {
   /**
    * Return `bin` values as views into `bytes` instead of copies: one copy
-   * less for large binary data, for input that is never reused (a frame
-   * body from `FrameDecoder`). Off by default.
+   * less for large binary data, for input that is never reused and owns its
+   * whole `ArrayBuffer` (a large frame body from `FrameDecoder`; a small one
+   * may share its buffer with other messages, whose bytes a view's `buffer`
+   * would reach). Off by default.
    */
   aliasBinary?: boolean;
 }

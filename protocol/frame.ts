@@ -169,9 +169,13 @@ export class FrameDecoder {
   /**
    * Appends the first `length` bytes of `chunk` (all of it by default: a
    * reused read buffer is passed with the count read, without a view) and
-   * returns every complete frame body now available.
+   * returns every complete frame body now available. A `length` that is not
+   * a non-negative integer throws `RangeError`.
    * Throws `TypeError` while a view from `bodyTail()` awaits its `commit()`.
-   * The returned bodies do not alias `chunk`, so the caller may reuse it.
+   * The returned bodies do not alias `chunk`, so the caller may reuse it;
+   * bodies of up to 1 KiB are carved out of a buffer shared with other
+   * messages (never written again), so hand out copies of their bytes, not
+   * views of their `buffer`.
    * A body is allocated once at its announced size up to 4 MiB, and grows
    * as its bytes arrive beyond that; a body that arrives in one piece is
    * copied once.
@@ -180,6 +184,11 @@ export class FrameDecoder {
     if (this.#tailOut) {
       throw new TypeError(
         "push() while the view from bodyTail() is outstanding: commit(n) the bytes read into it first",
+      );
+    }
+    if (!Number.isSafeInteger(length) || length < 0) {
+      throw new RangeError(
+        `push() takes a length that is a non-negative integer, got ${length}`,
       );
     }
     // Made at the first frame, for exactly one (the common case): an empty

@@ -460,6 +460,9 @@ Deno.test("FrameDecoder.push() takes only the first length bytes of a reused buf
   assert.deepEqual(body, new Uint8Array([1, 2, 3]), "not a view of buf");
   // The rest of the buffer was not read: nothing is pending.
   assert.equal(decoder.buffered, 0);
+  for (const bad of [-1, 1.5, NaN]) {
+    assert.throws(() => decoder.push(buf, bad), RangeError);
+  }
   // A length beyond the buffer reads the buffer.
   buf.set(encodeFrame(new Uint8Array([9])));
   assert.deepEqual(decoder.push(buf.subarray(0, 5), 99), [new Uint8Array([9])]);
