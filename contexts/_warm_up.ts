@@ -10,9 +10,10 @@
 // (daemon/_warm_session.ts) had compiled its code for a writer and a read
 // path that are not the channel's, and the first real calls threw it away.
 // Calls through the channel take the real paths on both ends, small and
-// large: large arguments first (their uncopied parts, and the first large
-// reply's memory), then calls made together (many calls for little time),
-// then one at a time (the idle path a sequential caller takes).
+// large: calls made together (many calls for little time), with a large
+// argument after the first few rounds (its uncopied parts, and the first
+// large reply's memory), then one at a time (the idle path a sequential
+// caller takes).
 
 import { PARTS_MIN_BYTES } from "../protocol/_parts.ts";
 import { WARM_UP_NAMES } from "../protocol/messages.ts";
@@ -25,8 +26,10 @@ export interface WarmUpPlan {
   together: number;
   /** Calls made one after the other, after the rounds. */
   sequential: number;
-  /** The sizes of the large arguments sent first, one call each. */
+  /** The sizes of the large arguments, one call each. */
   largeBytes: readonly number[];
+  /** The rounds made before the large calls. */
+  largeAfterRounds: number;
   /** The warm-up stops once it has run this long (ms). */
   budgetMs: number;
 }
@@ -40,6 +43,7 @@ export const WARM_UP_PLAN: Readonly<WarmUpPlan> = {
   together: 16,
   sequential: 800,
   largeBytes: [1 << 20],
+  largeAfterRounds: 4,
   budgetMs: 250,
 };
 
@@ -74,17 +78,22 @@ export async function warmUp(
   const [a, b] = WARM_UP_NAMES;
   const together = Math.max(1, Math.min(plan.together, limits.maxInFlight));
   let answered = 0;
-  // Large first: the code they take is then compiled with the small calls'
-  // paths as well, not thrown away at the first large call after them.
-  const room = limits.maxFrameBytes - ENVELOPE_BYTES;
-  for (const bytes of plan.largeBytes) {
-    const n = Math.min(bytes, room);
-    if (n < PARTS_MIN_BYTES) break;
-    await call(a, [new Uint8Array(n)]);
-    answered++;
-  }
   const batch: Promise<unknown>[] = [];
+  const room = limits.maxFrameBytes - ENVELOPE_BYTES;
   for (let round = 0; round < plan.rounds; round++) {
+    if (round === plan.largeAfterRounds) {
+      // Early, but not first: V8 gives a function its feedback only after
+      // its first few calls, and what a large call takes before that is not
+      // recorded (the first large call of the application then threw away
+      // code compiled without it). Early: the small calls after it are
+      // compiled with the large path's feedback, not thrown away by it.
+      for (const bytes of plan.largeBytes) {
+        const n = Math.min(bytes, room);
+        if (n < PARTS_MIN_BYTES) break;
+        await call(a, [new Uint8Array(n)]);
+        answered++;
+      }
+    }
     if (now() > deadline) return answered;
     for (let i = 0; i < together; i++) batch.push(call(i & 1 ? b : a, [null]));
     await Promise.all(batch);
