@@ -27,8 +27,12 @@ import { decodeMessage, encodeMessage, Kind } from "./messages.ts";
 
 let warmed = false;
 
-/** Values of every type and width the encoder and decoder handle. */
-function sample(): unknown[] {
+/**
+ * Values of every type and width the encoder and decoder handle (exported for
+ * _warm_test.ts, which checks that they take every header the encoder writes
+ * for a value below 64 KiB).
+ */
+export function sample(): unknown[] {
   return [
     null,
     true,
@@ -37,10 +41,13 @@ function sample(): unknown[] {
     0,
     1,
     200,
+    1000,
+    65_534,
     70_000,
     2 ** 40,
     -1,
     -100,
+    -1000,
     -40_000,
     -(2 ** 31) - 1,
     -(2 ** 40),
