@@ -560,6 +560,25 @@ async function output(argv: string[]): Promise<string> {
   return new TextDecoder().decode(out.stdout);
 }
 
+/**
+ * Runs one of this file's measurements (`--measure-…` and its arguments) in
+ * a process of its own, all permissions, started with `prefix` (a placement),
+ * and returns the JSON it prints.
+ */
+async function measure<T>(prefix: string[], ...args: string[]): Promise<T> {
+  return JSON.parse(
+    await output([
+      ...prefix,
+      Deno.execPath(),
+      "run",
+      "-A",
+      "--no-config",
+      SELF,
+      ...args,
+    ]),
+  );
+}
+
 const results = new Map<
   string,
   { p50: number; p99: number; cpuPerCall: number }[]
@@ -613,19 +632,16 @@ for (let round = 0; round < rounds; round++) {
     for (const [placement, prefix] of Object.entries(placements)) {
       const name =
         `Deno-to-Deno stdio, ${protocol}, the child reading in its event loop, 24 bytes, fresh pair, ${placement}`;
-      const r = JSON.parse(
-        await output([
-          ...prefix,
-          Deno.execPath(),
-          "run",
-          "-A",
-          "--no-config",
-          SELF,
-          "--measure-inflight",
-          String(lanes),
-          String(n),
-          String(warmup),
-        ]),
+      const r = await measure<{
+        p50: number;
+        p99: number;
+        callsPerSec: number;
+      }>(
+        prefix,
+        "--measure-inflight",
+        String(lanes),
+        String(n),
+        String(warmup),
       );
       inFlightResults.set(name, [...inFlightResults.get(name) ?? [], r]);
     }
@@ -661,18 +677,12 @@ for (let round = 0; round < rounds; round++) {
   for (const [name, [mode, caller]] of Object.entries(mibModes)) {
     mibResults.set(name, [
       ...mibResults.get(name) ?? [],
-      JSON.parse(
-        await output([
-          Deno.execPath(),
-          "run",
-          "-A",
-          "--no-config",
-          SELF,
-          "--measure-mib",
-          String(MIB_CALLS),
-          mode,
-          caller,
-        ]),
+      await measure(
+        [],
+        "--measure-mib",
+        String(MIB_CALLS),
+        mode,
+        caller,
       ),
     ]);
   }
@@ -766,58 +776,31 @@ for (const imports of [false, true]) {
       } µs (median of ${firsts.length} processes)`,
     );
 
+    // A warm pair, then `n` calls that each run Deno.chownSync in the child
+    // (--measure-first-op), five pairs per placement at least.
+    const chownCalls = async (warmup: number, n: number) => {
+      const byPlacement = new Map<
+        string,
+        { first: number; p50: number; p99: number }[]
+      >();
+      for (let round = 0; round < Math.max(rounds, 5); round++) {
+        for (const [placement, prefix] of Object.entries(placements)) {
+          const r = await measure<
+            { first: number; p50: number; p99: number }
+          >(prefix, "--measure-first-op", String(warmup), String(n), file);
+          byPlacement.set(placement, [...byPlacement.get(placement) ?? [], r]);
+        }
+      }
+      return byPlacement;
+    };
     // The first call of an entrypoint in a warm daemon: the quick
     // profile's chown p99 (the slowest of 100 calls) is the first chown
     // call, after 2300 sequential calls and the in-flight and 1 MiB phases.
-    const byPlacement = new Map<
-      string,
-      { first: number; p50: number; p99: number }[]
-    >();
-    for (let round = 0; round < Math.max(rounds, 5); round++) {
-      for (const [placement, prefix] of Object.entries(placements)) {
-        const r = JSON.parse(
-          await output([
-            ...prefix,
-            Deno.execPath(),
-            "run",
-            "-A",
-            "--no-config",
-            SELF,
-            "--measure-first-op",
-            "2300",
-            "100",
-            file,
-          ]),
-        );
-        byPlacement.set(placement, [...byPlacement.get(placement) ?? [], r]);
-      }
-    }
+    const byPlacement = await chownCalls(2300, 100);
     // The full profile's chown p99: the 10th slowest of 1000 calls after
     // 21 000 (the first one, the compilation of the function and of Deno's
     // code under Deno.chownSync, and the young collections among them).
-    const fullByPlacement = new Map<string, { p99: number; p50: number }[]>();
-    for (let round = 0; round < Math.max(rounds, 5); round++) {
-      for (const [placement, prefix] of Object.entries(placements)) {
-        const r = JSON.parse(
-          await output([
-            ...prefix,
-            Deno.execPath(),
-            "run",
-            "-A",
-            "--no-config",
-            SELF,
-            "--measure-first-op",
-            "21000",
-            "1000",
-            file,
-          ]),
-        );
-        fullByPlacement.set(placement, [
-          ...fullByPlacement.get(placement) ?? [],
-          r,
-        ]);
-      }
-    }
+    const fullByPlacement = await chownCalls(21_000, 1000);
     for (const [placement, rs] of fullByPlacement) {
       say(
         `Deno-to-Deno stdio, the child reading in its event loop, 24 bytes, fresh pair, 21 000 calls, then 1000 that each run Deno.chownSync in the child, ${placement}: p99 (the full profile's chown p99) ${

@@ -763,6 +763,8 @@ export class PrivContext {
       try {
         const started = performance.now();
         const calls = await warmUp(
+          // On a client that is gone, #callOn would wait for a new daemon,
+          // that is for this start: its own call rejects at once instead.
           (name, args) =>
             client.alive
               ? this.#callOn(client, WARM_UP.get(name)!, args, WARM_UP_CALL)

@@ -12,22 +12,16 @@ import { WARM_UP_NAMES } from "../protocol/messages.ts";
 // thrown away ("wrong call target") at the first call of the application's.
 // Records of the same shape as the application's (PrivContext#entrypoint),
 // for the same reason ("wrong map").
-const first: EntrypointRecord = {
-  key: WARM_UP_NAMES[0],
-  fn: function warmUpFirst(value?: unknown): unknown {
-    return value;
-  },
-  timeoutMs: undefined,
-  options: undefined,
-};
-const second: EntrypointRecord = {
-  key: WARM_UP_NAMES[1],
-  fn: function warmUpSecond(value?: unknown): unknown {
-    return value;
-  },
-  timeoutMs: undefined,
-  options: undefined,
-};
+const record = (
+  key: string,
+  fn: (value?: unknown) => unknown,
+): EntrypointRecord => ({ key, fn, timeoutMs: undefined, options: undefined });
+const first = record(WARM_UP_NAMES[0], function warmUpFirst(value) {
+  return value;
+});
+const second = record(WARM_UP_NAMES[1], function warmUpSecond(value) {
+  return value;
+});
 
 /** The warm-up entrypoints, by name. */
 export const WARM_UP: ReadonlyMap<string, EntrypointRecord> = new Map([

@@ -138,9 +138,9 @@ export class CallTable {
     }, this.graceMs);
   }
 
-  /** Call `id` was answered; `counted`: in `completed` (not a warm-up call). */
-  end(id: number, call: Running, counted = true): void {
-    this.#calls.delete(id);
+  /** `call` was answered; `counted`: in `completed` (not a warm-up call). */
+  end(call: Running, counted = true): void {
+    this.#calls.delete(call.id);
     if (call.graceTimer !== undefined) this.timers.clear(call.graceTimer);
     if (call.stuck) this.counters.stuckNow--;
     if (counted) this.counters.completed++;

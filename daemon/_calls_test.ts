@@ -59,7 +59,7 @@ Deno.test("CallTable reports a cancelled call still running after the grace peri
   assert.deepEqual(warnings, [
     "ops.ts#slow ignored its cancellation for 2000 ms and still holds a slot (stuck calls: 1 now, 1 in all)",
   ]);
-  table.end(1, call);
+  table.end(call);
   assert.deepEqual(table.counters, {
     completed: 1,
     cancelled: 1,
@@ -75,7 +75,7 @@ Deno.test("CallTable.end() of a cancelled call within the grace period is not st
   const table = new CallTable(2000, (m) => warnings.push(m), timers);
   const call = table.start(1, "ops.ts#slow", 10);
   table.cancel(1);
-  table.end(1, call);
+  table.end(call);
   assert.equal(timers.pending.size, 0, "its grace timer is cleared");
   timers.fire();
   assert.deepEqual(warnings, []);
@@ -89,7 +89,7 @@ Deno.test("CallTable tracks the calls in flight by id", () => {
   assert.equal(table.size, 2);
   assert.equal(table.has(1), true);
   assert.deepEqual([...table.ids()], [1, 2]);
-  table.end(1, a);
+  table.end(a);
   assert.equal(table.has(1), false);
   assert.equal(table.counters.completed, 1);
 });

@@ -542,7 +542,7 @@ export class Session {
       }
     }
     const calls = this.#calls;
-    calls.end(id, call, !warm);
+    calls.end(call, !warm);
     // No call runs: what its commands left in the daemon's cgroup goes.
     if (calls.size === 0) reapLeftovers();
     this.#slots.release();

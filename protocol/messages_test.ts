@@ -4,6 +4,7 @@ import assert from "node:assert/strict";
 import { ProtocolError } from "../errors.ts";
 import { encodeValue } from "./codec.ts";
 import { FRAME_HEADER_BYTES, FrameDecoder } from "./frame.ts";
+import { concat } from "./_test_util.ts";
 import {
   decodeMessage,
   describeError,
@@ -533,4 +534,30 @@ Deno.test("describeError() does not leak a thrown non-Error value", () => {
     describeError(secret, false).message,
     "non-Error value thrown: string",
   );
+});
+
+Deno.test("decodeMessage() of small frame bodies gives binary values that reach no other message's bytes", () => {
+  // Small bodies share one buffer (protocol/_slab.ts): a view of it would
+  // let an entrypoint (or the caller's application) read the arguments or
+  // results of other calls through its `buffer`.
+  const decoder = new FrameDecoder();
+  const secret = new TextEncoder().encode("another call's secret");
+  const [first, second] = decoder.push(
+    concat(
+      encodeMessage([Kind.Call, 1, "m.ts#f", [secret]]),
+      encodeMessage([Kind.Call, 2, "m.ts#g", [new Uint8Array([1, 2, 3])]]),
+    ),
+  );
+  assert.ok(first.buffer === second.buffer, "the bodies share a buffer");
+  const m = decodeMessage(second);
+  assert.equal(m.kind, Kind.Call);
+  const [value] = (m as { args: Uint8Array[] }).args;
+  assert.deepEqual(value, new Uint8Array([1, 2, 3]));
+  assert.equal(value.buffer.byteLength, 3, "a copy, not a view of the slab");
+  // A body that owns its buffer still gives views (one copy less).
+  const own = encodeMessage([Kind.Call, 3, "m.ts#h", [secret]]).slice(
+    FRAME_HEADER_BYTES,
+  );
+  const [alias] = (decodeMessage(own) as { args: Uint8Array[] }).args;
+  assert.equal(alias.buffer, own.buffer);
 });
