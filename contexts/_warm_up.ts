@@ -57,6 +57,31 @@ export const WARM_UP_CALL: Readonly<{ timeout: number }> = Object.freeze({
   timeout: 10_000,
 });
 
+/**
+ * What every other small warm-up call carries (and gets back): values of the
+ * kinds an entrypoint's arguments and results most often hold, so that the
+ * codec's functions for them (a path's 8-bit string length, a uid's 16-bit
+ * and a larger id's 32-bit integer, small maps and arrays) run as often as
+ * the call path and are compiled during the warm-up, not at the hundredth
+ * call of the application that first sends one (bench/HISTORY.md,
+ * 2026-12-06). The rest carry `null`, as a call without arguments does.
+ */
+export const WARM_UP_ARGUMENT: readonly unknown[] = Object.freeze([
+  "/var/lib/privsep/warm-up/a-typical-path",
+  65_534,
+  100_000,
+  0,
+  -1,
+  1.5,
+  true,
+  "eth0",
+  Object.freeze({ name: "value", n: 1 }),
+  Object.freeze([1, "two"]),
+]);
+// Frozen: the same arrays go to every call.
+const NULL_ARGS = Object.freeze([null]) as unknown[];
+const TYPICAL_ARGS = Object.freeze([WARM_UP_ARGUMENT]) as unknown[];
+
 /** Room in a frame for the call around a large argument. */
 const ENVELOPE_BYTES = 256;
 
@@ -95,14 +120,16 @@ export async function warmUp(
       }
     }
     if (now() > deadline) return answered;
-    for (let i = 0; i < together; i++) batch.push(call(i & 1 ? b : a, [null]));
+    for (let i = 0; i < together; i++) {
+      batch.push(i & 1 ? call(b, TYPICAL_ARGS) : call(a, NULL_ARGS));
+    }
     await Promise.all(batch);
     answered += batch.length;
     batch.length = 0;
   }
   for (let i = 0; i < plan.sequential; i++) {
     if (i % 50 === 0 && now() > deadline) return answered;
-    await call(i & 1 ? b : a, [null]);
+    await (i & 1 ? call(b, TYPICAL_ARGS) : call(a, NULL_ARGS));
     answered++;
   }
   return answered;

@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import { PARTS_MIN_BYTES } from "../protocol/_parts.ts";
 import { WARM_UP_NAMES } from "../protocol/messages.ts";
-import { warmUp, type WarmUpPlan } from "./_warm_up.ts";
+import { WARM_UP_ARGUMENT, warmUp, type WarmUpPlan } from "./_warm_up.ts";
+import { encodeValue } from "../protocol/encode.ts";
 
 const PLAN: WarmUpPlan = {
   rounds: 3,
@@ -121,4 +122,28 @@ Deno.test("warmUp() rejects when a call fails", async () => {
     ),
     /refused/,
   );
+});
+
+Deno.test("warmUp() sends the typical argument in every other small call, null in the rest", async () => {
+  const { seen, call } = recorder();
+  await warmUp(call, { maxInFlight: 100, maxFrameBytes: 2 << 20 }, PLAN);
+  const small = seen.filter((s) => !(s.arg instanceof Uint8Array));
+  const typical = small.filter((s) => s.arg === WARM_UP_ARGUMENT);
+  assert.equal(
+    typical.length + small.filter((s) => s.arg === null).length,
+    small.length,
+  );
+  assert.ok(
+    Math.abs(typical.length - small.length / 2) <= 2,
+    `${typical.length} of ${small.length}`,
+  );
+  // One name each, so that both the daemon's paths for a name see both.
+  assert.equal(new Set(typical.map((s) => s.name)).size, 1);
+});
+
+Deno.test("WARM_UP_ARGUMENT takes the codec's 8-bit string, 16-bit and 32-bit integer headers", () => {
+  const bytes = encodeValue(WARM_UP_ARGUMENT);
+  for (const header of [0xd9, 0xcd, 0xce]) {
+    assert.ok(bytes.includes(header), `no 0x${header.toString(16)} header`);
+  }
 });
