@@ -21,7 +21,7 @@ Run as root from the repository (its Deno and its cached dependencies):
         [--idle-read event-loop|blocking] [--trace=--trace-gc,--trace-opt]
         [--slow-us 150] [--echo]
 
-Findings made with it are in bench/HISTORY.md (2026-12-05, 2026-12-06).
+Findings made with it are in bench/HISTORY.md ("2026-12-05 last").
 """
 
 import argparse
@@ -40,10 +40,10 @@ DENO = os.path.join(ROOT, "node_modules", "deno", "deno")
 def project_constants():
     """The daemon's V8 flags, protocol version and warm-up, from the code."""
     code = (
-        "import { DAEMON_V8_FLAGS } from './core/command.ts';"
+        "import { serveV8Flags } from './core/command.ts';"
         "import { PROTOCOL_VERSION, WARM_UP_NAMES } from './protocol/messages.ts';"
         "import { WARM_UP_ARGUMENT, WARM_UP_PLAN } from './contexts/_warm_up.ts';"
-        "console.log(JSON.stringify({ flags: DAEMON_V8_FLAGS, version: PROTOCOL_VERSION,"
+        "console.log(JSON.stringify({ flags: serveV8Flags(), version: PROTOCOL_VERSION,"
         " names: WARM_UP_NAMES, plan: WARM_UP_PLAN, typical: WARM_UP_ARGUMENT }));"
     )
     import json

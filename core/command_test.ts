@@ -4,6 +4,7 @@ import assert from "node:assert/strict";
 import { dirname, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import {
+  DAEMON_V8_FLAGS,
   daemonArgv,
   daemonCommand,
   type DaemonCommandSpec,
@@ -11,6 +12,7 @@ import {
   launcherDigest,
   launcherPath,
   launcherScript,
+  serveV8Flags,
   sudoersRule,
 } from "./command.ts";
 import { CACHE_CHECK_SH } from "./_launcher_check.ts";
@@ -42,7 +44,7 @@ Deno.test("daemonArgv() pins the flags, reads, daemon path and context", () => {
     "--no-prompt",
     "--cached-only",
     "--no-lock",
-    "--v8-flags=--expose-gc,--max-semi-space-size=1,--optimize-for-size,--no-turbofan",
+    "--v8-flags=--expose-gc,--max-semi-space-size=1,--optimize-for-size,--no-turbofan,--predictable",
     "--config=/opt/app/deno.json",
     "--allow-ffi",
     "--allow-read=/opt/app,/opt/lib,/etc/app/privsep.toml,/etc/app/local.toml",
@@ -68,7 +70,7 @@ Deno.test("daemonArgv() uses --no-config without a deno config", () => {
     "--no-prompt",
     "--cached-only",
     "--no-lock",
-    "--v8-flags=--expose-gc,--max-semi-space-size=1,--optimize-for-size,--no-turbofan",
+    "--v8-flags=--expose-gc,--max-semi-space-size=1,--optimize-for-size,--no-turbofan,--predictable",
     "--no-config",
     "--allow-ffi",
     "--allow-read=/opt",
@@ -601,4 +603,22 @@ Deno.test("layoutProblems() refuses a layout below a sticky world-writable direc
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("serveV8Flags() adds a random, non-zero seed to the daemon's flags", () => {
+  const a = serveV8Flags();
+  const b = serveV8Flags();
+  for (const flags of [a, b]) {
+    assert.ok(flags.startsWith(`${DAEMON_V8_FLAGS},--random-seed=`), flags);
+    const seed = Number(flags.slice(flags.lastIndexOf("=") + 1));
+    assert.ok(Number.isInteger(seed) && seed !== 0 && seed === (seed | 0));
+  }
+  assert.notEqual(a, b);
+  assert.equal(serveV8Flags(7), `${DAEMON_V8_FLAGS},--random-seed=7`);
+  assert.notEqual(serveV8Flags(0), `${DAEMON_V8_FLAGS},--random-seed=0`);
+});
+
+Deno.test("serveV8Flags() refuses a seed that is not a 32-bit integer", () => {
+  assert.throws(() => serveV8Flags(2 ** 31), RangeError);
+  assert.throws(() => serveV8Flags(1.5), RangeError);
 });

@@ -21,7 +21,7 @@ import {
   setPipeSize,
 } from "../caps/_ffi.ts";
 import { PERMISSION_KINDS, type PermissionsSetting } from "../core/config.ts";
-import { DAEMON_V8_FLAGS } from "../core/command.ts";
+import { serveV8Flags } from "../core/command.ts";
 import { EXACT_BODY_BYTES } from "../protocol/_body.ts";
 import { findContext } from "../core/_registry.ts";
 import { resolveSettings } from "../core/settings.ts";
@@ -237,7 +237,7 @@ export async function startDaemon(
     "--no-prompt",
     "--cached-only",
     "--no-lock",
-    DAEMON_V8_FLAGS,
+    serveV8Flags(),
     flags.config ? `--config=${flags.config}` : "--no-config",
     ...permissionFlags(settings.permissions, codeRoots),
     daemonPath,
