@@ -40,10 +40,11 @@ DENO = os.path.join(ROOT, "node_modules", "deno", "deno")
 def project_constants():
     """The daemon's V8 flags, protocol version and warm-up, from the code."""
     code = (
-        "import { serveV8Flags } from './core/command.ts';"
+        "import { DAEMON_V8_FLAGS, serveV8Flags } from './core/command.ts';"
         "import { PROTOCOL_VERSION, WARM_UP_NAMES } from './protocol/messages.ts';"
         "import { WARM_UP_ARGUMENT, WARM_UP_PLAN } from './contexts/_warm_up.ts';"
-        "console.log(JSON.stringify({ flags: serveV8Flags(), version: PROTOCOL_VERSION,"
+        "console.log(JSON.stringify({ flags: DAEMON_V8_FLAGS, serve: serveV8Flags(),"
+        " version: PROTOCOL_VERSION,"
         " names: WARM_UP_NAMES, plan: WARM_UP_PLAN, typical: WARM_UP_ARGUMENT }));"
     )
     import json
@@ -193,6 +194,7 @@ def main():
         "HOME": "/", "DENO_NO_UPDATE_CHECK": "1", "NO_COLOR": "1", "LANG": "C.UTF-8",
         "MALLOC_MMAP_THRESHOLD_": str((4 << 20) + 1),
         "MALLOC_TRIM_THRESHOLD_": str(8 << 20), "MALLOC_ARENA_MAX": "1",
+        "DENO_V8_FLAGS": k["serve"],
     }
     if "DENO_DIR" in os.environ:
         env["DENO_DIR"] = os.environ["DENO_DIR"]

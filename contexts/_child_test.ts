@@ -72,7 +72,7 @@ Deno.test("DaemonProcess passes argv and env through unchanged, Deno's own path 
     "run",
     "--no-prompt",
     "--cached-only",
-    "--v8-flags=--expose-gc,--max-semi-space-size=1,--optimize-for-size,--no-turbofan,--predictable",
+    "--v8-flags=--expose-gc,--max-semi-space-size=1,--optimize-for-size,--no-turbofan",
     "--no-config",
     "--allow-ffi",
     "--allow-read=/opt/app,/etc/app/privsep.toml",

@@ -64,7 +64,7 @@ export const WARM_UP_CALL: Readonly<{ timeout: number }> = Object.freeze({
  * and a larger id's 32-bit integer, small maps and arrays) run as often as
  * the call path and are compiled during the warm-up, not at the hundredth
  * call of the application that first sends one (bench/HISTORY.md,
- * 2026-12-06). The rest carry `null`, as a call without arguments does.
+ * 2026-12-05 last). The rest carry `null`, as a call without arguments does.
  */
 export const WARM_UP_ARGUMENT: readonly unknown[] = Object.freeze([
   "/var/lib/privsep/warm-up/a-typical-path",

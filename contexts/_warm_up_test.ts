@@ -137,7 +137,7 @@ Deno.test("warmUp() sends the typical argument in every other small call, null i
     Math.abs(typical.length - small.length / 2) <= 2,
     `${typical.length} of ${small.length}`,
   );
-  // One name each, so that both the daemon's paths for a name see both.
+  // Always the same name: the other one always carries null.
   assert.equal(new Set(typical.map((s) => s.name)).size, 1);
 });
 

@@ -24,8 +24,7 @@ export const DEFAULT_DENO_DIR = "/var/cache/privsep/deno";
 
 /**
  * V8 flags of both daemon stages (the same in both, or stage 2 could not use
- * the code cache stage 1 writes; `--random-seed`, which only the serving
- * stage adds, is outside V8's check): a small young generation and `gc()`, with
+ * the code cache stage 1 writes): a small young generation and `gc()`, with
  * which the daemon frees large message buffers soon after use;
  * `--optimize-for-size`, with which V8 grows the old generation less before
  * collecting it: after 64 000 calls 64 in flight the daemon held 25-26 MiB of
@@ -34,29 +33,32 @@ export const DEFAULT_DENO_DIR = "/var/cache/privsep/deno";
  * TurboFan compilation of a hot function took 2-8 ms of a CPU, which callers
  * waited for (on one CPU, every call in flight at the time), and the faster
  * code saved nothing measurable on the daemon's short path (bench/HISTORY.md,
- * 2026-12-04 late); and `--predictable`: V8 does its collections and
- * compilations on the main thread, between calls, instead of waking worker
- * threads on the other CPU, and keeps its young generation's pages instead of
- * giving them back whenever it allocates slowly (which a daemon between calls
- * always does) and mapping them again, one every ~100 calls, for 0.2-1 ms
- * each. The full profile's chown p99: ~150 µs against ~230 (bench/HISTORY.md,
- * 2026-12-05 last). Predictable mode also fixes `Math.random()`'s seed: the
- * serving stage gets a random one ({@linkcode serveV8Flags}).
+ * 2026-12-04 late). The serving stage adds {@linkcode serveV8Flags}.
  */
 export const DAEMON_V8_FLAGS =
-  "--v8-flags=--expose-gc,--max-semi-space-size=1,--optimize-for-size,--no-turbofan,--predictable";
+  "--v8-flags=--expose-gc,--max-semi-space-size=1,--optimize-for-size,--no-turbofan";
 
 /**
- * The serving stage's V8 flags: {@linkcode DAEMON_V8_FLAGS} and a
- * `--random-seed`, `seed` or (when it is undefined or 0, which predictable
- * mode would replace with a fixed seed) one from the system's random source,
- * so that `Math.random()` in an entrypoint
- * is no more predictable than in any Deno process. V8 leaves the seed out of
- * the flags its code cache checks.
+ * The serving stage's further V8 flags, which the first stage passes in its
+ * environment as `DENO_V8_FLAGS` (Deno adds them to `--v8-flags`).
+ *
+ * `--predictable`: V8 does its collections and compilations on the main
+ * thread, between calls, instead of waking worker threads on the other CPU,
+ * and keeps its young generation's pages instead of giving them back whenever
+ * it allocates slowly (which a daemon between calls always does) and mapping
+ * them again, one every ~100 calls, for 0.2-1 ms each. The full profile's
+ * chown p99: 164 µs against 278 (bench/HISTORY.md, 2026-12-05 last). V8's
+ * code cache does not check it: stage 1 runs without it.
+ *
+ * `--random-seed`: `seed` or (when it is undefined or 0, which predictable
+ * mode would replace with a fixed seed) one from the system's random source.
+ * The seed starts `Math.random()` and places V8's heap in memory, so it is
+ * drawn for each daemon and kept off the command line, which every local user
+ * can read in /proc; the environment only the daemon's user can.
  *
  * @example
  * ```ts ignore
- * serveV8Flags(); // "--v8-flags=...,--predictable,--random-seed=1283746521"
+ * serveV8Flags(); // "--predictable,--random-seed=1283746521"
  * ```
  */
 export function serveV8Flags(seed?: number): string {
@@ -68,7 +70,7 @@ export function serveV8Flags(seed?: number): string {
       `a V8 random seed is a non-zero 32-bit integer, got ${seed}`,
     );
   }
-  return `${DAEMON_V8_FLAGS},--random-seed=${seed}`;
+  return `--predictable,--random-seed=${seed}`;
 }
 
 /** The program that sets DENO_DIR for the daemon (sudo clears DENO_*). */

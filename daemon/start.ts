@@ -21,7 +21,7 @@ import {
   setPipeSize,
 } from "../caps/_ffi.ts";
 import { PERMISSION_KINDS, type PermissionsSetting } from "../core/config.ts";
-import { serveV8Flags } from "../core/command.ts";
+import { DAEMON_V8_FLAGS, serveV8Flags } from "../core/command.ts";
 import { EXACT_BODY_BYTES } from "../protocol/_body.ts";
 import { findContext } from "../core/_registry.ts";
 import { resolveSettings } from "../core/settings.ts";
@@ -237,7 +237,7 @@ export async function startDaemon(
     "--no-prompt",
     "--cached-only",
     "--no-lock",
-    serveV8Flags(),
+    DAEMON_V8_FLAGS,
     flags.config ? `--config=${flags.config}` : "--no-config",
     ...permissionFlags(settings.permissions, codeRoots),
     daemonPath,
@@ -266,6 +266,8 @@ export async function startDaemon(
     NO_COLOR: "1",
     LANG: "C.UTF-8",
     ...MALLOC_ENV,
+    // Not on the command line: the seed is the daemon's (core/command.ts).
+    DENO_V8_FLAGS: serveV8Flags(),
   };
   if (settings.libcap?.startsWith("/")) {
     const { assertTrusted } = await import("../core/trust.ts");
