@@ -19,7 +19,7 @@ Run as root from the repository (its Deno and its cached dependencies):
 
     python3 bench/daemon_trace.py [--profile full|quick] [--calls 1000]
         [--idle-read event-loop|blocking] [--trace=--trace-gc,--trace-opt]
-        [--slow-us 150] [--echo]
+        [--slow-us 150] [--echo] [--phase chown|seq] [--serve-flags=...]
 
 Findings made with it are in bench/HISTORY.md ("2026-12-05 last").
 """
@@ -156,6 +156,30 @@ class Channel:
             done += k
 
 
+def measure(ch, a, n, echo, target, what):
+    """Makes n measured calls, prints the slow ones with V8's lines."""
+    print(f"{what}: {n} calls, idle_read {a.idle_read}", flush=True)
+    times = []
+    for i in range(n):
+        t0 = time.perf_counter()
+        if target is None or a.echo:
+            ch.call(echo, [None])
+        else:
+            owner = 65534 if i % 2 == 0 else 0
+            ch.call("mod.ts#chown", [target, owner, owner])
+        ch.reply()
+        us = (time.perf_counter() - t0) * 1e6
+        times.append(us)
+        for line in ch.text:
+            print("    " + line[:200])
+        ch.text.clear()
+        if us > a.slow_us:
+            print(f"slow: call {i}, {us:.0f} µs", flush=True)
+    times.sort()
+    p = lambda q: times[min(len(times) - 1, int(q * len(times)))]
+    print(f"p50 {p(0.5):.0f} µs, p99 {p(0.99):.0f} µs, max {times[-1]:.0f} µs")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--profile", choices=["full", "quick"], default="full")
@@ -164,6 +188,12 @@ def main():
     ap.add_argument("--trace", default="--trace-gc,--trace-opt,--trace-deopt")
     ap.add_argument("--slow-us", type=float, default=150)
     ap.add_argument("--echo", action="store_true", help="measure echo(null), not chown")
+    ap.add_argument("--phase", choices=["chown", "seq"], default="chown",
+                    help="measure the profile's last phase (chown), or its first "
+                    "sequential calls right after the warm-up (seq: echo(null), "
+                    "the calls after the first 300)")
+    ap.add_argument("--serve-flags", default=None,
+                    help="the serving stage's DENO_V8_FLAGS instead of serveV8Flags()")
     a = ap.parse_args()
     if os.geteuid() != 0:
         sys.exit("run as root: the serving stage starts directly and chowns a file")
@@ -194,7 +224,7 @@ def main():
         "HOME": "/", "DENO_NO_UPDATE_CHECK": "1", "NO_COLOR": "1", "LANG": "C.UTF-8",
         "MALLOC_MMAP_THRESHOLD_": str((4 << 20) + 1),
         "MALLOC_TRIM_THRESHOLD_": str(8 << 20), "MALLOC_ARENA_MAX": "1",
-        "DENO_V8_FLAGS": k["serve"],
+        "DENO_V8_FLAGS": k["serve"] if a.serve_flags is None else a.serve_flags,
     }
     if "DENO_DIR" in os.environ:
         env["DENO_DIR"] = os.environ["DENO_DIR"]
@@ -222,6 +252,12 @@ def main():
             ch.reply()
         # The profile's phases before chown (bench/bench.ts).
         echo = "mod.ts#echo"
+        if a.phase == "seq":
+            ch.calls(echo, [None], 300, 1)
+            ch.text.clear()
+            n_measured = a.calls if a.calls is not None else (20700 if full else 2000)
+            measure(ch, a, n_measured, echo, None, "echo(null) after the warm-up")
+            return
         ch.calls(echo, [None], 21000 if full else 2300, 1)
         for together, n in ([(8, 40000), (64, 64000)] if full else [(8, 8000), (64, 16000)]):
             ch.calls(echo, [None], n, together)
@@ -231,26 +267,7 @@ def main():
             ch.reply()
         ch.text.clear()
         what = "echo(null)" if a.echo else "chown"
-        print(f"{what}: {n_measured} calls, idle_read {a.idle_read}, {a.profile} profile", flush=True)
-        times = []
-        for i in range(n_measured):
-            t0 = time.perf_counter()
-            if a.echo:
-                ch.call(echo, [None])
-            else:
-                owner = 65534 if i % 2 == 0 else 0
-                ch.call("mod.ts#chown", [target, owner, owner])
-            ch.reply()
-            us = (time.perf_counter() - t0) * 1e6
-            times.append(us)
-            for line in ch.text:
-                print("    " + line[:200])
-            ch.text.clear()
-            if us > a.slow_us:
-                print(f"slow: call {i}, {us:.0f} µs", flush=True)
-        times.sort()
-        p = lambda q: times[min(len(times) - 1, int(q * len(times)))]
-        print(f"p50 {p(0.5):.0f} µs, p99 {p(0.99):.0f} µs, max {times[-1]:.0f} µs")
+        measure(ch, a, n_measured, echo, target, f"{what}, {a.profile} profile")
     finally:
         proc.stdin.close()
         proc.wait()
