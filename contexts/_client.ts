@@ -47,12 +47,15 @@ export interface DaemonInfo {
   helperPid: number;
 }
 
+// Every field from the start: one shape (V8 map) for calls with and without
+// a timeout or signal, so that code compiled for the one (the warm-up's
+// calls have a timeout) is not thrown away at the other ("wrong map").
 interface Pending {
   resolve: (value: unknown) => void;
   reject: (error: Error) => void;
   entrypoint: string;
-  timer?: ReturnType<typeof setTimeout>;
-  cleanup?: () => void;
+  timer: ReturnType<typeof setTimeout> | undefined;
+  cleanup: (() => void) | undefined;
 }
 
 export interface ClientOptions {
@@ -220,7 +223,13 @@ export class DaemonClient {
       this.#opts.maxFrameBytes,
     );
     return new Promise((resolve, reject) => {
-      const pending: Pending = { resolve, reject, entrypoint };
+      const pending: Pending = {
+        resolve,
+        reject,
+        entrypoint,
+        timer: undefined,
+        cleanup: undefined,
+      };
       if (this.#pending.size === 0) this.#ref();
       this.#pending.set(id, pending);
       try {
@@ -262,7 +271,13 @@ export class DaemonClient {
     const id = this.#nextId++;
     return new Promise((resolve, reject) => {
       if (this.#pending.size === 0) this.#ref();
-      this.#pending.set(id, { resolve, reject, entrypoint: "status" });
+      this.#pending.set(id, {
+        resolve,
+        reject,
+        entrypoint: "status",
+        timer: undefined,
+        cleanup: undefined,
+      });
       this.#send(encodeMessage([Kind.Status, id]));
     });
   }

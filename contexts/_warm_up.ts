@@ -48,16 +48,6 @@ export const WARM_UP_PLAN: Readonly<WarmUpPlan> = {
 };
 
 /**
- * The options of every warm-up call: its own timeout, not the context's (a
- * context's short timeout is for its calls; the first warm-up call waits for
- * the daemon's own rehearsal), and a timeout all the same, so that a daemon
- * that stops answering fails its start instead of hanging it.
- */
-export const WARM_UP_CALL: Readonly<{ timeout: number }> = Object.freeze({
-  timeout: 10_000,
-});
-
-/**
  * What every other small warm-up call carries (and gets back): values of the
  * kinds an entrypoint's arguments and results most often hold, so that the
  * codec's functions for them (a path's 8-bit string length, a uid's 16-bit

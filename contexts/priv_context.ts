@@ -15,8 +15,12 @@ import { readProcessCredentials } from "../caps/proc.ts";
 import { expandSyscallEntry } from "../caps/_seccomp.ts";
 import { DaemonExitedError, FailedToDropPrivileges } from "../errors.ts";
 import { decodeMessage, encodeMessage, Kind } from "../protocol/messages.ts";
-import { type CallOptions, currentCallOptions } from "../core/call_scope.ts";
-import { WARM_UP } from "../core/_warm_up.ts";
+import {
+  type CallOptions,
+  currentCallOptions,
+  outsideCallScope,
+} from "../core/call_scope.ts";
+import { isWarmUp, WARM_UP } from "../core/_warm_up.ts";
 import {
   checkEntrypointOptions,
   type EntrypointOptions,
@@ -46,7 +50,7 @@ import {
   resolveSettings,
 } from "../core/settings.ts";
 import { DaemonClient } from "./_client.ts";
-import { WARM_UP_CALL, warmUp } from "./_warm_up.ts";
+import { warmUp } from "./_warm_up.ts";
 import { ancestry, expectedIds } from "./_verify.ts";
 import {
   type EntrypointRecord,
@@ -185,6 +189,11 @@ export class PrivContext {
   /** The options as given. */
   readonly options: Readonly<PrivContextOptions>;
   #client: DaemonClient | undefined;
+  /** The new daemon's client while the warm-up's calls run (#spawn). */
+  #warming: DaemonClient | undefined;
+  #warmUpWrappers:
+    | Map<string, (...args: unknown[]) => Promise<unknown>>
+    | undefined;
   #starting: Promise<DaemonClient> | undefined;
   #hadDaemon = false;
   #settings: ResolvedSettings | undefined;
@@ -408,23 +417,41 @@ export class PrivContext {
     };
     map.set(key, record);
     reg.owners.set(fn, this);
+    const wrapper = this.#wrap<A, R>(record, fn.name);
+    reg.owners.set(wrapper, this);
+    return wrapper;
+  }
+
+  /**
+   * The function an entrypoint's callers call: a record's, named `name`.
+   * The warm-up's calls go through wrappers of the warm-up's records
+   * (#spawn), so that V8 compiles this code, #call and #callOn for the
+   * application's calls before the first one (bench/HISTORY.md, 2026-12-05
+   * "warm-up through the wrapper").
+   */
+  #wrap<A extends unknown[], R>(
+    record: EntrypointRecord,
+    name: string,
+  ): (...args: A) => Promise<Awaited<R>> {
     const ctx = { id: this.id };
+    const fn = record.fn;
     // Not an async function: the caller gets the daemon client's promise
     // itself, without two more promises and microtask hops per call. A
     // synchronous throw still becomes a rejection. It calls the context's
     // methods, not a closure per entrypoint: every wrapper then calls the
     // same function, and V8's optimized wrapper is not thrown away ("wrong
     // call target") at the first call of each other entrypoint.
-    const wrapper = {
-      [fn.name]: (...args: A): Promise<Awaited<R>> => {
+    return {
+      [name]: (...args: A): Promise<Awaited<R>> => {
         try {
           const reg = registry();
           const mode: Mode = reg.mode;
-          if (reg.recorders.size) {
+          // The warm-up's calls are the library's, not the application's.
+          if (reg.recorders.size && !isWarmUp(record)) {
             const call = {
               context: ctx.id,
-              entrypoint: key,
-              name: fn.name,
+              entrypoint: record.key,
+              name,
               args,
             };
             for (const record of reg.recorders) record(call);
@@ -439,9 +466,7 @@ export class PrivContext {
           return Promise.reject(error);
         }
       },
-    }[fn.name];
-    reg.owners.set(wrapper, this);
-    return wrapper;
+    }[name];
   }
 
   /**
@@ -601,7 +626,13 @@ export class PrivContext {
   }
 
   #call(record: EntrypointRecord, args: unknown[]): Promise<unknown> {
-    return this.#callOn(this.#client, record, args, currentCallOptions());
+    return this.#callOn(
+      // A daemon that is warming up answers the warm-up's calls only.
+      this.#client ?? (isWarmUp(record) ? this.#warming : undefined),
+      record,
+      args,
+      currentCallOptions(),
+    );
   }
 
   /**
@@ -616,8 +647,11 @@ export class PrivContext {
     options: CallOptions | undefined,
   ): Promise<unknown> {
     if (options?.signal?.aborted) return Promise.reject(options.signal.reason);
-    const timeout = options?.timeout ?? record.timeoutMs ??
-      this.#settings?.timeoutMs;
+    // Read whether or not it applies: code V8 compiled during the warm-up
+    // (whose records have a timeout) then has it, and is not thrown away at
+    // the first call that falls back to the context's.
+    const contextTimeout = this.#settings?.timeoutMs;
+    const timeout = options?.timeout ?? record.timeoutMs ?? contextTimeout;
     const signal = options?.signal;
     // No closure for the common case: a daemon that is up.
     if (client?.alive) return client.call(record.key, args, timeout, signal);
@@ -762,20 +796,32 @@ export class PrivContext {
       // answers warm-up calls only until the first call of another name.
       try {
         const started = performance.now();
-        const calls = await warmUp(
-          // On a client that is gone, #callOn would wait for a new daemon,
-          // that is for this start: its own call rejects at once instead.
-          (name, args) =>
-            client.alive
-              ? this.#callOn(client, WARM_UP.get(name)!, args, WARM_UP_CALL)
-              : client.call(name, args, undefined),
-          {
-            maxInFlight: settings.concurrency + settings.queueLimit,
-            maxFrameBytes: Math.min(
-              this.options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES,
-              client.info?.hello.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES,
-            ),
-          },
+        // Through the wrappers and #call, as the application's calls go:
+        // #call gives warm-up calls this client. #client is not alive here
+        // (a daemon that is gone), and would be taken first.
+        this.#client = undefined;
+        this.#warming = client;
+        const wrappers = this.#warmUpWrappers ??= new Map(
+          [...WARM_UP].map((
+            [name, record],
+          ) => [name, this.#wrap(record, name)]),
+        );
+        const calls = await outsideCallScope(() =>
+          warmUp(
+            // On a client that is gone, #callOn would wait for a new daemon,
+            // that is for this start: its own call rejects at once instead.
+            (name, args) =>
+              client.alive
+                ? wrappers.get(name)!(...args)
+                : client.call(name, args, undefined),
+            {
+              maxInFlight: settings.concurrency + settings.queueLimit,
+              maxFrameBytes: Math.min(
+                this.options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES,
+                client.info?.hello.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES,
+              ),
+            },
+          )
         );
         log.debug(
           "warmed up the privsep daemon of {context}: {calls} calls in {ms} ms",
@@ -793,6 +839,8 @@ export class PrivContext {
           }. The warm-up (docs/configuration.md, warm_up) makes calls of the daemon's own before the first call; warm_up = false skips it`,
           { context: this.id, cause: error },
         );
+      } finally {
+        this.#warming = undefined;
       }
     }
     this.#client = client;

@@ -7,15 +7,29 @@
 import type { EntrypointRecord } from "./_registry.ts";
 import { WARM_UP_NAMES } from "../protocol/messages.ts";
 
+/** The caller's timeout of each warm-up call (ms). */
+export const WARM_UP_TIMEOUT_MS = 10_000;
+
 // Two functions, not one: the call of an entrypoint's function in
 // core/invoke.ts then has seen two targets, and V8's code for it is not
 // thrown away ("wrong call target") at the first call of the application's.
 // Records of the same shape as the application's (PrivContext#entrypoint),
 // for the same reason ("wrong map").
+//
+// The timeout is the caller's for each warm-up call (the daemon has none):
+// its own, not the context's (a context's short timeout is for its calls;
+// the first warm-up call waits for the daemon's own rehearsal), and a timeout
+// all the same, so that a daemon that stops answering fails its start instead
+// of hanging it.
 const record = (
   key: string,
   fn: (value?: unknown) => unknown,
-): EntrypointRecord => ({ key, fn, timeoutMs: undefined, options: undefined });
+): EntrypointRecord => ({
+  key,
+  fn,
+  timeoutMs: WARM_UP_TIMEOUT_MS,
+  options: undefined,
+});
 const first = record(WARM_UP_NAMES[0], function warmUpFirst(value) {
   return value;
 });

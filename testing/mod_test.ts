@@ -101,7 +101,11 @@ Deno.test(
       const ids = await ensureUser(user, `${dir}/home`);
       {
         await using _ = await unprivilegedDaemon();
+        using calls = recordCalls();
         assert.equal(await ops.echo("wire"), "wire");
+        // The daemon's warm-up calls (through the same wrappers) are the
+        // library's: they are not recorded.
+        assert.deepEqual(calls.calls.map((c) => c.name), ["echo"]);
         const info = testCtx.daemon!;
         assert.equal(info.verified, true);
         assert.deepEqual(info.capabilities, []);

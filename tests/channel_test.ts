@@ -3,6 +3,7 @@
 import assert from "node:assert/strict";
 import { reset } from "@logtape/logtape";
 import {
+  callWith,
   DaemonExitedError,
   init,
   PrivsepTimeout,
@@ -328,6 +329,35 @@ Deno.test("daemon channel", async (t) => {
       );
       assert.equal(new Set(pids).size, 1);
     });
+
+    await t.step(
+      "the warm-up of a daemon started by a call with options does not take them",
+      async () => {
+        // The warm-up's calls go through the entrypoint path (#call), which
+        // reads the call scope: the first call's 1 ms timeout or its signal
+        // must not reach them (the first warm-up call alone waits longer for
+        // the daemon's own warm-up), or the start fails.
+        for (
+          const options of [{ timeout: 1 }, { signal: AbortSignal.timeout(5) }]
+        ) {
+          await testCtx.stop();
+          const first = await callWith(options, () => ops.daemonPid()).then(
+            (pid) => pid,
+            (error: unknown) => {
+              assert.ok(
+                error instanceof PrivsepTimeout ||
+                  (error as Error)?.name === "TimeoutError",
+                `the first call fails by its own option, not the start: ${error}`,
+              );
+              return undefined;
+            },
+          );
+          const pid = await ops.daemonPid();
+          if (first !== undefined) assert.equal(pid, first);
+          assert.equal(testCtx.daemon?.pid, pid, "the daemon started once");
+        }
+      },
+    );
 
     await t.step(
       "a malformed frame from the daemon closes the channel with ProtocolError",
