@@ -45,7 +45,8 @@ def project_constants():
         "import { WARM_UP_ARGUMENT, WARM_UP_PLAN } from './contexts/_warm_up.ts';"
         "console.log(JSON.stringify({ flags: DAEMON_V8_FLAGS, serve: serveV8Flags(),"
         " version: PROTOCOL_VERSION,"
-        " names: WARM_UP_NAMES, plan: WARM_UP_PLAN, typical: WARM_UP_ARGUMENT }));"
+        " names: WARM_UP_NAMES, plan: WARM_UP_PLAN, typical: WARM_UP_ARGUMENT },"
+        f" (_, v) => v === undefined ? '{UNDEFINED}' : v));"
     )
     import json
 
@@ -53,10 +54,15 @@ def project_constants():
     return json.loads(out)
 
 
+UNDEFINED = "\\u0000undefined"  # JSON for JavaScript's undefined (packed d4 00 00)
+
+
 def pack(v):
     """The msgpack subset the calls need."""
     if v is None:
         return b"\xc0"
+    if v == "\0undefined":
+        return b"\xd4\x00\x00"
     if v is False:
         return b"\xc2"
     if v is True:

@@ -51,9 +51,9 @@ export const WARM_UP_PLAN: Readonly<WarmUpPlan> = {
  * What every other small warm-up call carries (and gets back): values of the
  * kinds an entrypoint's arguments and results most often hold, so that the
  * codec's functions for them (a path's 8-bit string length, a uid's 16-bit
- * and a larger id's 32-bit integer, small maps and arrays) run as often as
- * the call path and are compiled during the warm-up, not at the hundredth
- * call of the application that first sends one (bench/HISTORY.md,
+ * and a larger id's 32-bit integer, small maps and arrays, `undefined`) run
+ * as often as the call path and are compiled during the warm-up, not at the
+ * hundredth call of the application that first sends one (bench/HISTORY.md,
  * 2026-12-05 last). The rest carry `null`, as a call without arguments does.
  */
 export const WARM_UP_ARGUMENT: readonly unknown[] = Object.freeze([
@@ -67,6 +67,10 @@ export const WARM_UP_ARGUMENT: readonly unknown[] = Object.freeze([
   "eth0",
   Object.freeze({ name: "value", n: 1 }),
   Object.freeze([1, "two"]),
+  // What a function that returns nothing answers (a chown, a link change):
+  // the codec's fixext path, which was the first such call's (bench/HISTORY.md,
+  // 2026-12-05 "warm-up through the wrapper").
+  undefined,
 ]);
 // Frozen: the same arrays go to every call.
 const NULL_ARGS = Object.freeze([null]) as unknown[];
