@@ -1,6 +1,8 @@
 // The caller's warm-up of a new daemon: calls of the warm-up names
 // (WARM_UP_NAMES in protocol/messages.ts) through the real channel, after the
-// hello and before start() returns. Private: DaemonClient runs it.
+// hello and before the application's first call may use the daemon. Private:
+// PrivContext's start of a daemon (#spawn) runs it, through wrappers of the
+// warm-up's entrypoints made as the application's are.
 //
 // Why (bench/HISTORY.md, 2026-12-05 "warm-up through the channel"): V8
 // compiles a process's code as it runs, and throws compiled code away when it
@@ -80,7 +82,7 @@ const TYPICAL_ARGS = Object.freeze([WARM_UP_ARGUMENT]) as unknown[];
 const ENVELOPE_BYTES = 256;
 
 /**
- * Runs `plan` through `call` (a DaemonClient's call of a name with
+ * Runs `plan` through `call` (a call of a warm-up name with
  * arguments): at most `maxInFlight` calls at once, large arguments cut to
  * `maxFrameBytes` and left out when that is too small for the large path.
  * Stops early once `plan.budgetMs` have passed (a starved CPU). Returns how

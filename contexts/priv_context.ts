@@ -15,12 +15,8 @@ import { readProcessCredentials } from "../caps/proc.ts";
 import { expandSyscallEntry } from "../caps/_seccomp.ts";
 import { DaemonExitedError, FailedToDropPrivileges } from "../errors.ts";
 import { decodeMessage, encodeMessage, Kind } from "../protocol/messages.ts";
-import {
-  type CallOptions,
-  currentCallOptions,
-  outsideCallScope,
-} from "../core/call_scope.ts";
-import { isWarmUp, WARM_UP } from "../core/_warm_up.ts";
+import { type CallOptions, currentCallOptions } from "../core/call_scope.ts";
+import { isWarmUp, WARM_UP, WARM_UP_TIMEOUT_MS } from "../core/_warm_up.ts";
 import {
   checkEntrypointOptions,
   type EntrypointOptions,
@@ -626,13 +622,13 @@ export class PrivContext {
   }
 
   #call(record: EntrypointRecord, args: unknown[]): Promise<unknown> {
-    return this.#callOn(
-      // A daemon that is warming up answers the warm-up's calls only.
-      this.#client ?? (isWarmUp(record) ? this.#warming : undefined),
-      record,
-      args,
-      currentCallOptions(),
-    );
+    const client = this.#client;
+    if (client === undefined && isWarmUp(record)) {
+      // A daemon that is warming up answers the warm-up's calls only, with
+      // their own timeout: not the options of the call that started it.
+      return this.#callOn(this.#warming, record, args, undefined);
+    }
+    return this.#callOn(client, record, args, currentCallOptions());
   }
 
   /**
@@ -806,22 +802,22 @@ export class PrivContext {
             [name, record],
           ) => [name, this.#wrap(record, name)]),
         );
-        const calls = await outsideCallScope(() =>
-          warmUp(
+        const calls = await warmUp(
+          (name, args) =>
             // On a client that is gone, #callOn would wait for a new daemon,
             // that is for this start: its own call rejects at once instead.
-            (name, args) =>
-              client.alive
-                ? wrappers.get(name)!(...args)
-                : client.call(name, args, undefined),
-            {
-              maxInFlight: settings.concurrency + settings.queueLimit,
-              maxFrameBytes: Math.min(
-                this.options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES,
-                client.info?.hello.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES,
-              ),
-            },
-          )
+            // The wrappers follow the process's mode: a test that switches
+            // to in-process calls meanwhile must not run them here.
+            client.alive && registry().mode === "client"
+              ? wrappers.get(name)!(...args)
+              : client.call(name, args, WARM_UP_TIMEOUT_MS),
+          {
+            maxInFlight: settings.concurrency + settings.queueLimit,
+            maxFrameBytes: Math.min(
+              this.options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES,
+              client.info?.hello.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES,
+            ),
+          },
         );
         log.debug(
           "warmed up the privsep daemon of {context}: {calls} calls in {ms} ms",
@@ -842,6 +838,13 @@ export class PrivContext {
       } finally {
         this.#warming = undefined;
       }
+    }
+    if (!client.alive) {
+      // It answered its checks and warm-up, then went: its onGone has run.
+      throw new DaemonExitedError(
+        `the privsep daemon of ${this.id} exited right after its warm-up, before its first call; the next call starts a new one`,
+        { context: this.id },
+      );
     }
     this.#client = client;
     this.#hadDaemon = true;

@@ -152,17 +152,6 @@ export function currentCallOptions(): CallOptions | undefined {
 }
 
 /**
- * @internal Runs `fn` outside any call scope: calls it makes have no
- * options but their entrypoint's and context's (a daemon's warm-up, started
- * by whichever call came first, must not take that call's signal or
- * timeout).
- */
-export function outsideCallScope<T>(fn: () => T): T {
-  // Not store.exit(): Deno's restores the scope after the first await.
-  return store.run(undefined as unknown as Scope, fn);
-}
-
-/**
  * @internal Runs a privileged function with its call's signal: `call`'s
  * `signal`, read when the function asks for it (core/_call_abort.ts). `call`
  * is the scope itself: no object is made for it.

@@ -337,11 +337,15 @@ Deno.test("daemon channel", async (t) => {
         // reads the call scope: the first call's 1 ms timeout or its signal
         // must not reach them (the first warm-up call alone waits longer for
         // the daemon's own warm-up), or the start fails.
-        for (
-          const options of [{ timeout: 1 }, { signal: AbortSignal.timeout(5) }]
-        ) {
+        const scopes = [
+          () => ({ timeout: 1 }),
+          // Made after stop(): a signal that has fired already would refuse
+          // the call before it starts anything.
+          () => ({ signal: AbortSignal.timeout(5) }),
+        ];
+        for (const options of scopes) {
           await testCtx.stop();
-          const first = await callWith(options, () => ops.daemonPid()).then(
+          const first = await callWith(options(), () => ops.daemonPid()).then(
             (pid) => pid,
             (error: unknown) => {
               assert.ok(
