@@ -47,15 +47,26 @@ export interface DaemonInfo {
   helperPid: number;
 }
 
-// Every field from the start: one shape (V8 map) for calls with and without
-// a timeout or signal, so that code compiled for the one (the warm-up's
-// calls have a timeout) is not thrown away at the other ("wrong map").
 interface Pending {
   resolve: (value: unknown) => void;
   reject: (error: Error) => void;
   entrypoint: string;
   timer: ReturnType<typeof setTimeout> | undefined;
   cleanup: (() => void) | undefined;
+}
+
+/**
+ * A call waiting for its reply, with every field from the start: one shape
+ * (V8 map) for calls with and without a timeout or signal, so that code
+ * compiled for the one (the warm-up's calls have a timeout) is not thrown
+ * away at the other ("wrong map").
+ */
+function pending(
+  resolve: (value: unknown) => void,
+  reject: (error: Error) => void,
+  entrypoint: string,
+): Pending {
+  return { resolve, reject, entrypoint, timer: undefined, cleanup: undefined };
 }
 
 export interface ClientOptions {
@@ -223,15 +234,9 @@ export class DaemonClient {
       this.#opts.maxFrameBytes,
     );
     return new Promise((resolve, reject) => {
-      const pending: Pending = {
-        resolve,
-        reject,
-        entrypoint,
-        timer: undefined,
-        cleanup: undefined,
-      };
+      const waiting = pending(resolve, reject, entrypoint);
       if (this.#pending.size === 0) this.#ref();
-      this.#pending.set(id, pending);
+      this.#pending.set(id, waiting);
       try {
         this.#send(frame);
       } catch (error) {
@@ -249,7 +254,7 @@ export class DaemonClient {
         this.#cancel(id, entrypoint);
       };
       if (timeoutMs !== undefined) {
-        pending.timer = setTimeout(() => {
+        waiting.timer = setTimeout(() => {
           giveUp(
             callTimeout(this.#opts.context, entrypoint, timeoutMs, started),
           );
@@ -258,7 +263,7 @@ export class DaemonClient {
       if (signal) {
         const onAbort = () => giveUp(signal.reason);
         signal.addEventListener("abort", onAbort, { once: true });
-        pending.cleanup = () => signal.removeEventListener("abort", onAbort);
+        waiting.cleanup = () => signal.removeEventListener("abort", onAbort);
         // Encoding the arguments runs their getters, which may have aborted.
         if (signal.aborted) onAbort();
       }
@@ -271,13 +276,7 @@ export class DaemonClient {
     const id = this.#nextId++;
     return new Promise((resolve, reject) => {
       if (this.#pending.size === 0) this.#ref();
-      this.#pending.set(id, {
-        resolve,
-        reject,
-        entrypoint: "status",
-        timer: undefined,
-        cleanup: undefined,
-      });
+      this.#pending.set(id, pending(resolve, reject, "status"));
       this.#send(encodeMessage([Kind.Status, id]));
     });
   }

@@ -7,7 +7,13 @@
 import type { EntrypointRecord } from "./_registry.ts";
 import { WARM_UP_NAMES } from "../protocol/messages.ts";
 
-/** The caller's timeout of each warm-up call (ms). */
+/**
+ * The caller's timeout of each warm-up call (ms; the daemon has none): its
+ * own, not the context's (a context's short timeout is for its calls; the
+ * first warm-up call waits for the daemon's own rehearsal), and a timeout all
+ * the same, so that a daemon that stops answering fails its start instead of
+ * hanging it.
+ */
 export const WARM_UP_TIMEOUT_MS = 10_000;
 
 // Two functions, not one: the call of an entrypoint's function in
@@ -15,12 +21,6 @@ export const WARM_UP_TIMEOUT_MS = 10_000;
 // thrown away ("wrong call target") at the first call of the application's.
 // Records of the same shape as the application's (PrivContext#entrypoint),
 // for the same reason ("wrong map").
-//
-// The timeout is the caller's for each warm-up call (the daemon has none):
-// its own, not the context's (a context's short timeout is for its calls;
-// the first warm-up call waits for the daemon's own rehearsal), and a timeout
-// all the same, so that a daemon that stops answering fails its start instead
-// of hanging it.
 const record = (
   key: string,
   fn: (value?: unknown) => unknown,
