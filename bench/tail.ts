@@ -2,7 +2,7 @@
 // (issue 17; bench/HISTORY.md, 2026-12-04 evening). Run as root (the daemon
 // starts directly and drops to nobody):
 //   deno run -A bench/tail.ts [--warmup=N] [--calls=N] [--fresh-daemon=N]
-//     [--idle-read=blocking] [--in-flight=K] [--no-warm-up]
+//     [--idle-read=blocking] [--in-flight=K] [--no-warm-up] [--marker]
 // One daemon answers N warm-up `echo(null)` calls (default 300, as the quick
 // profile), then `calls` measured ones (default 2000). With --fresh-daemon=M
 // the warmed caller then stops that daemon, starts another and warms it with
@@ -29,6 +29,7 @@ const { values: o } = parseArgs({
     "idle-read": { type: "string" },
     "in-flight": { type: "string", default: "1" },
     "no-warm-up": { type: "boolean" },
+    marker: { type: "boolean" },
   },
 });
 const warmup = Number(o.warmup);
@@ -91,6 +92,9 @@ const allocated = () =>
   (getHeapStatistics() as unknown as { total_allocated_bytes: number })
     .total_allocated_bytes;
 
+// With --marker, lines around the measured calls: for V8's --trace-* output
+// on the same stdout (run under `stdbuf -oL` so that its lines keep order).
+if (o.marker) console.log("== measured calls begin");
 const before = threads();
 const cpu0 = process.cpuUsage();
 const bytes0 = allocated();
@@ -105,6 +109,7 @@ await Promise.all(Array.from({ length: lanes }, async () => {
 }));
 const cpu = process.cpuUsage(cpu0);
 const bytes = allocated() - bytes0;
+if (o.marker) console.log("== measured calls end");
 const after = threads();
 
 times.sort();
