@@ -24,6 +24,12 @@ const LANDLOCK_RULE_PATH_BENEATH = 1;
 const LANDLOCK_RULE_NET_PORT = 2;
 const O_PATH = 0o10000000;
 const O_CLOEXEC = 0o2000000;
+const O_NOFOLLOW = 0o400000;
+const O_DIRECTORY = 0o200000;
+const ENOENT = 2;
+const ELOOP = 40;
+/** As the kernel's path walk: at most 40 symbolic links per path. */
+const MAX_LINKS = 40;
 
 /** Filesystem access rights, with the ABI version that introduced each. */
 export const FS_ACCESS = {
@@ -81,6 +87,11 @@ const SYMBOLS = {
     result: "i64",
   },
   open: { parameters: ["buffer", "i32"], result: "i32" },
+  openat: { parameters: ["i32", "buffer", "i32"], result: "i32" },
+  readlinkat: {
+    parameters: ["i32", "buffer", "buffer", "usize"],
+    result: "isize",
+  },
   close: { parameters: ["i32"], result: "i32" },
 } as const;
 
@@ -197,21 +208,16 @@ export class Ruleset {
   /**
    * Allows `access` below `path` (a directory) or on it (a file): only the
    * rights this ruleset handles, and for a file only those that apply to
-   * files. Throws `Deno.errors.NotFound` when the path does not exist.
+   * files. The rule is made on what {@linkcode openUnredirected} opens.
+   * Throws `Deno.errors.NotFound` when the path does not exist, and
+   * {@linkcode RedirectablePath} when a non-root user could have put a link
+   * on the way to it.
    */
   allowPath(path: string, access: readonly FsAccess[]): void {
-    const fd = libc().open(
-      new TextEncoder().encode(path + "\0"),
-      O_PATH | O_CLOEXEC,
-    );
-    if (fd < 0) {
-      const code = errno();
-      if (code === 2) throw new Deno.errors.NotFound(`${path} does not exist`);
-      throw new SystemCallError(`open(${path}, O_PATH)`, code, strerror(code));
-    }
+    const fd = openUnredirected(path);
     try {
       let allowed = mask(FS_ACCESS, access, this.#abi) & this.#handledFs;
-      if (!isDirectoryFd(fd)) {
+      if (!isDirectory(fdStat(fd))) {
         allowed &= ~mask(FS_ACCESS, DIR_ONLY, this.#abi);
       }
       if (allowed === 0n) return;
@@ -292,17 +298,159 @@ export class Ruleset {
 const SYS_FSTAT = Deno.build.arch === "aarch64" ? 80 : 5;
 const S_IFMT = 0o170000;
 const S_IFDIR = 0o040000;
+const S_IFLNK = 0o120000;
 
-function isDirectoryFd(fd: number): boolean {
-  // struct stat: st_mode at 24 on x86_64, at 16 on aarch64 (u32).
+/** What the walk needs of `struct stat`. */
+interface FdStat {
+  mode: number;
+  uid: number;
+  nlink: number;
+}
+
+function fdStat(fd: number): FdStat {
   const buf = new Uint8Array(256);
   const r = Number(
     libc().syscall(BigInt(SYS_FSTAT), BigInt(fd), address(buf), 0n, 0n),
   );
-  if (r < 0) return false;
-  const mode = new DataView(buf.buffer).getUint32(
-    Deno.build.arch === "aarch64" ? 16 : 24,
-    true,
+  if (r < 0) {
+    const code = errno();
+    throw new SystemCallError("fstat", code, strerror(code));
+  }
+  const v = new DataView(buf.buffer);
+  // x86_64: st_nlink u64 at 16, st_mode at 24, st_uid at 28; aarch64 (the
+  // generic layout): st_mode at 16, st_nlink u32 at 20, st_uid at 24.
+  return Deno.build.arch === "aarch64"
+    ? {
+      mode: v.getUint32(16, true),
+      nlink: v.getUint32(20, true),
+      uid: v.getUint32(24, true),
+    }
+    : {
+      mode: v.getUint32(24, true),
+      nlink: Number(v.getBigUint64(16, true)),
+      uid: v.getUint32(28, true),
+    };
+}
+
+function isDirectory(st: FdStat): boolean {
+  return (st.mode & S_IFMT) === S_IFDIR;
+}
+
+/** Who other than root may add, remove or rename entries in directory `st`. */
+function otherWriters(st: FdStat): string | undefined {
+  if (st.uid !== 0) return `its owner, uid ${st.uid}`;
+  if (st.mode & 0o002) return "every user";
+  if (st.mode & 0o020) return "its group";
+  return undefined;
+}
+
+/**
+ * An allowed path that a non-root user could have pointed elsewhere: a
+ * symbolic link on the way to it, or a hard link at it, in a directory that
+ * user may write. Landlock's rule would be made on the link's target.
+ */
+export class RedirectablePath extends Error {
+  override name = "RedirectablePath";
+}
+
+/**
+ * Opens `path` with `O_PATH`, one entry at a time and without
+ * following a symbolic link the kernel's way: a link is followed only when
+ * the directory that holds it is root's and not group- or world-writable
+ * (root made it, and nobody else can replace it), and a file that is not a
+ * directory must have a single link unless its directory is such a one (a
+ * hard link of a root-only file, where `fs.protected_hardlinks` is off).
+ * Anything else could have been put there by a non-root user, who could
+ * then point a Landlock rule, made on what is opened, at any file
+ * (`RedirectablePath`). Entries are opened relative to the descriptor of the
+ * directory before them, so nothing can be swapped between the check and
+ * the open. Returns the descriptor (close-on-exec; the caller closes it).
+ *
+ * @example
+ * ```ts ignore
+ * const fd = openUnredirected("/var/lib/app");
+ * ```
+ */
+export function openUnredirected(path: string): number {
+  const c = libc();
+  const cstr = (s: string) => new TextEncoder().encode(s + "\0");
+  const fail = (what: string, code: number): never => {
+    if (code === ENOENT) {
+      throw new Deno.errors.NotFound(`${path} does not exist`);
+    }
+    throw new SystemCallError(what, code, strerror(code));
+  };
+  // A relative path from the working directory, as open(2) would.
+  const start = path.startsWith("/") ? "/" : ".";
+  let dir = c.open(cstr(start), O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (dir < 0) fail(`open(${start})`, errno());
+  let walked = "";
+  const names = (p: string) =>
+    p.split("/").filter((name) => name !== "" && name !== ".");
+  const parts = names(path);
+  let links = 0;
+  try {
+    while (parts.length > 0) {
+      const name = parts.shift()!;
+      const fd = c.openat(dir, cstr(name), O_PATH | O_NOFOLLOW | O_CLOEXEC);
+      if (fd < 0) fail(`open(${path})`, errno());
+      const entry = `${walked}/${name}`;
+      let target: string | undefined;
+      try {
+        const st = fdStat(fd);
+        const link = (st.mode & S_IFMT) === S_IFLNK;
+        if (link || (parts.length === 0 && !isDirectory(st) && st.nlink > 1)) {
+          const writers = otherWriters(fdStat(dir)) ??
+            (link && st.uid !== 0 ? `uid ${st.uid}, its owner` : undefined);
+          if (writers !== undefined) {
+            throw new RedirectablePath(
+              link
+                ? `${entry} is a symbolic link in a directory that ${writers} may change`
+                : `${entry} has ${st.nlink} hard links and is in a directory that ${writers} may change`,
+            );
+          }
+        }
+        if (link) {
+          if (++links > MAX_LINKS) fail(`open(${path})`, ELOOP);
+          target = readLink(fd);
+        }
+      } catch (error) {
+        c.close(fd);
+        throw error;
+      }
+      if (target === undefined) {
+        c.close(dir);
+        dir = fd;
+        walked = name === ".." ? walked.replace(/\/[^/]*$/, "") : entry;
+        continue;
+      }
+      c.close(fd);
+      parts.unshift(...names(target));
+      if (target.startsWith("/")) {
+        const root = c.open(cstr("/"), O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (root < 0) fail("open(/)", errno());
+        c.close(dir);
+        dir = root;
+        walked = "";
+      }
+    }
+    const out = dir;
+    dir = -1;
+    return out;
+  } finally {
+    if (dir >= 0) c.close(dir);
+  }
+}
+
+/** The target of the symbolic link opened as `fd` (`O_PATH | O_NOFOLLOW`). */
+function readLink(fd: number): string {
+  const buf = new Uint8Array(4096);
+  const n = Number(
+    libc().readlinkat(fd, new Uint8Array([0]), buf, BigInt(buf.length)),
   );
-  return (mode & S_IFMT) === S_IFDIR;
+  if (n < 0) {
+    const code = errno();
+    throw new SystemCallError("readlinkat", code, strerror(code));
+  }
+  return new TextDecoder().decode(buf.subarray(0, n));
 }

@@ -16,6 +16,7 @@
 import {
   type FsAccess,
   landlockAbi,
+  RedirectablePath,
   Ruleset,
   type RulesetSpec,
 } from "../caps/_landlock.ts";
@@ -431,9 +432,19 @@ export function prepareConfinement(
         const access = rule.access === "write"
           ? [...READ_ACCESS, ...WRITE_ACCESS]
           : READ_ACCESS;
+        // A path a non-root user could have redirected gets no rule (its
+        // link's target would get it): the kernel refuses access there.
+        const redirected = (error: RedirectablePath, path = rule.path) =>
+          missing.push(
+            `${path}: ${error.message}, so a rule would follow it: no ${rule.access} rule for it (the kernel refuses access there; make the path and every directory on the way to it root-owned and not group- or world-writable)`,
+          );
         try {
           ruleset.allowPath(rule.path, access);
         } catch (error) {
+          if (error instanceof RedirectablePath) {
+            redirected(error);
+            continue;
+          }
           if (!(error instanceof Deno.errors.NotFound)) throw error;
           if (rule.why === "system") continue;
           // A file the context may create: its directory (Landlock cannot
@@ -446,7 +457,13 @@ export function prepareConfinement(
                 `${rule.path} does not exist: its directory ${parent} is writable instead`,
               );
               continue;
-            } catch { /* the parent is missing too */ }
+            } catch (error) {
+              if (error instanceof RedirectablePath) {
+                redirected(error, parent);
+                continue;
+              }
+              // else the parent is missing too
+            }
           }
           missing.push(
             `${rule.path} does not exist: no ${rule.access} rule for it (the kernel refuses access there)`,

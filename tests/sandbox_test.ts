@@ -279,6 +279,89 @@ Deno.test(
         },
       );
 
+      // The service account (here the context's own user, which counts as
+      // one) owns a directory on the way to an allowed path: before the
+      // daemon starts it puts a symbolic link, or a hard link, where the
+      // allowed path is. Landlock's rule is made on what stage 1 opens, so
+      // opening the path through the link would put the rule on the link's
+      // target (found by a review: the write below landed in a root-only
+      // directory).
+      const secret = `${dir}/secret`; // root's, mode 0700
+      const att = `${dir}/att`; // the non-root user's
+      const planted = async () => {
+        await Deno.mkdir(`${secret}/sub`, { recursive: true, mode: 0o700 });
+        await Deno.chmod(secret, 0o700);
+        await Deno.writeTextFile(`${secret}/file`, "root's\n", { mode: 0o600 });
+        await Deno.mkdir(att, { mode: 0o755 });
+        const uid = Number(
+          (await run(["id", "-u", SBX_DAEMON])).stdout.trim(),
+        );
+        await Deno.chown(att, uid, uid);
+        await Deno.symlink(secret, `${att}/spool`);
+        await Deno.symlink(secret, `${att}/up`);
+        await Deno.link(`${secret}/file`, `${att}/file`);
+      };
+      const warnedAbout = (path: string) =>
+        logs.some((r) =>
+          r.level === "warning" &&
+          String(r.message.join("")).includes(`${path}: `) &&
+          String(r.message.join("")).includes("no write rule for it")
+        );
+
+      await t.step(
+        "an allowed path that a non-root user made a symbolic link gets no rule: the link does not lead out",
+        async () => {
+          await planted();
+          await use({ permissions: { ...base, write: [`${att}/spool`] } });
+          const r = await ops.exec("/bin/sh", [
+            "-c",
+            `echo x > ${att}/spool/pwned`,
+          ]);
+          assert.notEqual(r.code, 0, "the write through the link succeeded");
+          assert.equal(await exists(`${secret}/pwned`), false);
+          assert.ok(warnedAbout(`${att}/spool`), "no warning about the link");
+        },
+      );
+
+      await t.step(
+        "a symbolic link on the way to an allowed path, in a non-root user's directory, does not lead out",
+        async () => {
+          await use({ permissions: { ...base, write: [`${att}/up/sub`] } });
+          const r = await ops.exec("/bin/sh", [
+            "-c",
+            `echo x > ${att}/up/sub/pwned`,
+          ]);
+          assert.notEqual(r.code, 0, "the write through the link succeeded");
+          assert.equal(await exists(`${secret}/sub/pwned`), false);
+          assert.ok(warnedAbout(`${att}/up/sub`), "no warning about the link");
+        },
+      );
+
+      await t.step(
+        "an allowed file that a non-root user hard-linked to a root-only file gets no rule",
+        async () => {
+          await use({ permissions: { ...base, write: [`${att}/file`] } });
+          const r = await ops.exec("/bin/sh", ["-c", `echo x > ${att}/file`]);
+          assert.notEqual(r.code, 0, "the write through the hard link worked");
+          assert.equal(await Deno.readTextFile(`${secret}/file`), "root's\n");
+          assert.ok(warnedAbout(`${att}/file`), "no warning about the link");
+        },
+      );
+
+      await t.step(
+        "a root-owned symbolic link in a root-owned directory is followed",
+        async () => {
+          await Deno.symlink(data, `${dir}/rootlink`);
+          await use({ permissions: { ...base, write: [`${dir}/rootlink`] } });
+          const r = await ops.exec("/bin/sh", [
+            "-c",
+            `echo x > ${dir}/rootlink/via-root-link`,
+          ]);
+          assert.equal(r.code, 0, r.stderr);
+          assert.equal(await exists(`${data}/via-root-link`), true);
+        },
+      );
+
       await t.step(
         "what the kernel cannot enforce is logged when the daemon starts",
         async () => {
