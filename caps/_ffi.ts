@@ -33,6 +33,7 @@ const LIBC_SYMBOLS = {
   mkdir: { parameters: ["buffer", "u32"], result: "i32" },
   chown: { parameters: ["buffer", "u32", "u32"], result: "i32" },
   chmod: { parameters: ["buffer", "u32"], result: "i32" },
+  umask: { parameters: ["u32"], result: "u32" },
   open: { parameters: ["buffer", "i32"], result: "i32" },
   read: { parameters: ["i32", "buffer", "usize"], result: "isize" },
   close: { parameters: ["i32"], result: "i32" },

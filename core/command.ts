@@ -336,6 +336,9 @@ export function launcherScript(spec: DaemonCommandSpec): string {
     "# `privsep install` again.",
     "unset IFS",
     "cd / || exit 126",
+    "# Not the caller's umask either: what deno and stage 1 create (the cache,",
+    "# /run/privsep) is for every daemon of the host.",
+    "umask 022",
     "# The cache stage 1 runs its first modules from, checked before deno starts.",
     CACHE_CHECK_SH.trimEnd(),
     `privsep_check_cache ${

@@ -117,6 +117,7 @@ const SYMBOLS = {
   rmdir: { parameters: ["buffer"], result: "i32" },
   unlink: { parameters: ["buffer"], result: "i32" },
   lchown: { parameters: ["buffer", "u32", "u32"], result: "i32" },
+  chmod: { parameters: ["buffer", "u32"], result: "i32" },
   open: { parameters: ["buffer", "i32"], result: "i32" },
   close: { parameters: ["i32"], result: "i32" },
   opendir: { parameters: ["buffer"], result: "pointer" },
@@ -206,6 +207,8 @@ const D_NAME = 19;
 /** What `statx` says of a file: its type and identity. */
 interface Ident {
   type: number;
+  /** The permission bits (with set-id and sticky). */
+  mode: number;
   uid: number;
   dev: string;
   ino: bigint;
@@ -227,6 +230,7 @@ function ident(path: string, fd = AT_FDCWD): Ident | undefined {
   const v = new DataView(buf.buffer);
   return {
     type: v.getUint16(28, true) & S_IFMT,
+    mode: v.getUint16(28, true) & 0o7777,
     uid: v.getUint32(20, true),
     dev: `${v.getUint32(136, true)}:${v.getUint32(140, true)}`,
     ino: v.getBigUint64(32, true),
@@ -295,6 +299,12 @@ export async function startKeeper(
     throw new Error(
       `${RUN_DIR} is not a root-owned directory; remove it so that the daemon can create it`,
     );
+  }
+  // Every keeper, whatever its user, goes through it: a mode narrowed by
+  // the umask of the stage 1 that made it (before stage 1 set its own) or
+  // by hand would stop every daemon with a non-root user.
+  if (run.mode !== 0o755) {
+    check(`chmod(${RUN_DIR})`, c.chmod(cString(RUN_DIR), 0o755));
   }
   sweep();
   const dir = `${RUN_DIR}/tree-${Deno.pid}`;

@@ -170,6 +170,10 @@ export function preflight(
   // caller started it in (dlopen, relative paths, empty LD_LIBRARY_PATH
   // entries all resolve against it).
   check("chdir(/)", libc.chdir(cString("/")));
+  // Nor on the caller's umask: sudo passes a stricter one on, and what this
+  // stage creates for every daemon of the host (the cache, /run/privsep,
+  // cgroups) must stay readable by their users. The serving stage keeps it.
+  libc.umask(0o022);
   const uid = libc.geteuid();
   const gid = libc.getegid();
   if (uid !== 0) {

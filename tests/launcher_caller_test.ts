@@ -128,6 +128,102 @@ Deno.test(
         },
       );
 
+      // sudo gives its command the union of the caller's umask and 022: a
+      // caller can make it stricter. What stage 1 creates for every daemon
+      // of the host must not take it (found by a review: /run/privsep made
+      // 0700 stopped every daemon with a non-root user, until a chmod).
+      await run(["rm", "-rf", `${dir}/cache`]);
+      await Deno.mkdir(`${dir}/cache`, { mode: 0o755 });
+      await t.step(
+        "umask 077: a fresh cache and a fresh /run/privsep stay usable by every daemon",
+        async () => {
+          // A /run of its own (as after a boot: no /run/privsep), in a mount
+          // namespace that only this step's processes see.
+          // As the caller: `start <umask>` starts the daemon once through
+          // sudo and prints its exit status and /run/privsep's mode.
+          const script = [
+            "mount -t tmpfs -o mode=0755 tmpfs /run || exit 90",
+            "start() {",
+            '  setpriv --reuid="$1" --regid="$2" --init-groups -- /bin/sh -c \'umask "$2"; sudo -n "$1" </dev/null >/dev/null\' sh "$3" "$4"',
+            '  echo "exit $? $(stat -c %a /run/privsep)"',
+            "}",
+            'start "$@" 077', // makes /run/privsep
+            'start "$@" 022',
+            "chmod 0700 /run/privsep", // as such a start left it before
+            'start "$@" 022',
+          ].join("\n");
+          const out = await run([
+            "unshare",
+            "--mount",
+            "--propagation",
+            "private",
+            "/bin/sh",
+            "-c",
+            script,
+            "sh",
+            String(caller.uid),
+            String(caller.gid),
+            launcher,
+          ], { allowFail: true, cwd: home });
+          assert.equal(out.code, 0, out.stderr);
+          assert.equal(
+            out.stdout.trim(),
+            "exit 0 755\nexit 0 755\nexit 0 755",
+            `a start failed or /run/privsep is not 0755:\n${out.stdout}\n${out.stderr}`,
+          );
+          const narrow = await run([
+            "find",
+            `${dir}/cache`,
+            "(",
+            "-type",
+            "d",
+            "!",
+            "-perm",
+            "-055",
+            ")",
+            "-o",
+            "(",
+            "-type",
+            "f",
+            "!",
+            "-perm",
+            "-044",
+            ")",
+            "-print",
+          ]);
+          assert.equal(
+            narrow.stdout,
+            "",
+            `not readable by the daemon:\n${narrow.stdout}`,
+          );
+        },
+      );
+
+      await t.step(
+        "held daemon with umask 077: the daemon's umask is 022",
+        async () => {
+          const held = asCaller(
+            'umask 077; sleep 3 | sudo -n "$1" >/dev/null',
+            launcher,
+          );
+          let pids: number[] = [];
+          for (let i = 0; i < 60 && pids.length === 0; i++) {
+            await new Promise((r) => setTimeout(r, 100));
+            pids = await daemonsWith(denoDir);
+          }
+          const status = pids.length === 1
+            ? await Deno.readTextFile(`/proc/${pids[0]}/status`)
+            : "";
+          const o = await held;
+          assert.equal(
+            pids.length,
+            1,
+            `no serving daemon: ${o.code} ${o.stderr}`,
+          );
+          assert.match(status, /^Umask:\s+0022$/m);
+        },
+      );
+
       await t.step(
         "held daemon: umask, rlimits and descriptors of the serving stage",
         async () => {
