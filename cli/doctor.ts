@@ -14,7 +14,7 @@ import {
 import type { PrivContext } from "../contexts/priv_context.ts";
 import { untrustedReason } from "../core/trust.ts";
 import { confinementReport } from "../daemon/_confine.ts";
-import { cgroupDir } from "../daemon/_cgroup.ts";
+import { cgroupDir, delegatedAbove } from "../daemon/_cgroup.ts";
 import { run } from "./_exec.ts";
 import { contextCommandArgs, loadContexts } from "./_load.ts";
 import { redirectablePathWarnings } from "./_write_paths.ts";
@@ -357,6 +357,21 @@ function cgroupKill(): { ok: boolean; detail: string } {
     const isRoot = /^0::\/$/m.test(cgroups);
     if (!isRoot || major < 5 || (major === 5 && minor < 14)) {
       Deno.statSync(`${own.path}/cgroup.kill`);
+    }
+    const delegated = delegatedAbove(own.path, own.mount ?? "", (path) => {
+      try {
+        const info = Deno.lstatSync(path);
+        return { uid: info.uid ?? -1, mode: (info.mode ?? 0) & 0o7777 };
+      } catch {
+        return undefined;
+      }
+    });
+    if (delegated) {
+      return {
+        ok: false,
+        detail:
+          `${delegated}: daemons started from here run without a cgroup of their own (a non-root user could move their processes out); under systemd, leave Delegate= off`,
+      };
     }
     return {
       ok: true,

@@ -22,6 +22,9 @@ import { cString, errno, readFileViaLibc, strerror } from "../caps/_ffi.ts";
 const O_WRONLY = 0o1;
 const O_CLOEXEC = 0o2000000;
 const EEXIST = 17;
+const AT_FDCWD = -100;
+const AT_SYMLINK_NOFOLLOW = 0x100;
+const STATX_BASIC_STATS = 0x7ff;
 
 const SYMBOLS = {
   mkdir: { parameters: ["buffer", "u32"], result: "i32" },
@@ -35,6 +38,10 @@ const SYMBOLS = {
   closedir: { parameters: ["pointer"], result: "i32" },
   access: { parameters: ["buffer", "i32"], result: "i32" },
   usleep: { parameters: ["u32"], result: "i32" },
+  statx: {
+    parameters: ["i32", "buffer", "i32", "u32", "buffer"],
+    result: "i32",
+  },
 } as const;
 
 let lib: Deno.DynamicLibrary<typeof SYMBOLS>["symbols"] | undefined;
@@ -46,8 +53,13 @@ function libc() {
 /** Offset of `d_name` in glibc's `struct dirent` on 64-bit Linux. */
 const D_NAME = 19;
 
-/** The daemon's cgroup, or why it has none. */
-export type DaemonCgroup = { path: string } | { missing: string };
+/**
+ * The daemon's cgroup, or why it has none (`mount`: the cgroup2 hierarchy's
+ * root, when known).
+ */
+export type DaemonCgroup = { path: string; mount?: string } | {
+  missing: string;
+};
 
 /** Writes `text` to an existing file; returns the error text, if any. */
 function writeFile(path: string, text: string): string | undefined {
@@ -94,7 +106,64 @@ export function cgroupDir(mountinfo: string, cgroups: string): DaemonCgroup {
         `this process is in no cgroup2 cgroup (/proc/self/cgroup has no "0::" line)`,
     };
   }
-  return { path: (mount + own).replace(/\/+$/, "") };
+  return { path: (mount + own).replace(/\/+$/, ""), mount };
+}
+
+/** Owner and permission bits of `path` (not following a last link). */
+export interface Owner {
+  /** The owner's uid. */
+  uid: number;
+  /** The permission bits. */
+  mode: number;
+}
+
+function ownerOf(path: string): Owner | undefined {
+  // struct statx: stx_uid at 20, stx_mode (u16) at 28.
+  const buf = new Uint8Array(256);
+  const r = libc().statx(
+    AT_FDCWD,
+    cString(path),
+    AT_SYMLINK_NOFOLLOW,
+    STATX_BASIC_STATS,
+    buf,
+  );
+  if (r < 0) return undefined;
+  const v = new DataView(buf.buffer);
+  return { uid: v.getUint32(20, true), mode: v.getUint16(28, true) & 0o7777 };
+}
+
+/**
+ * Why a user other than root could move processes out of a cgroup made below
+ * `parent` (`undefined`: none can). Moving a process needs write access to
+ * the `cgroup.procs` of the source's and the destination's common ancestor,
+ * and creating a cgroup write access to its parent directory: every cgroup
+ * from `parent` up to the hierarchy's root `mount`, and its `cgroup.procs`,
+ * must be root's and not group- or world-writable. systemd's `Delegate=yes`
+ * with `User=` gives the unit's cgroup to the user. Pure but for `owner`.
+ *
+ * @example
+ * ```ts ignore
+ * delegatedAbove("/sys/fs/cgroup/system.slice/app.service", "/sys/fs/cgroup");
+ * ```
+ */
+export function delegatedAbove(
+  parent: string,
+  mount: string,
+  owner: (path: string) => Owner | undefined = ownerOf,
+): string | undefined {
+  for (let dir = parent;; dir = dir.slice(0, dir.lastIndexOf("/"))) {
+    for (const path of [dir, `${dir}/cgroup.procs`]) {
+      const o = owner(path);
+      if (!o) return `${path} cannot be inspected`;
+      if (o.uid !== 0) return `${path} is owned by uid ${o.uid}`;
+      if (o.mode & 0o022) {
+        return `${path} is writable by ${
+          o.mode & 0o002 ? "everyone" : "its group"
+        }`;
+      }
+    }
+    if (dir === mount || !dir.startsWith(`${mount}/`)) return undefined;
+  }
 }
 
 /** This process's cgroup2 cgroup as a directory. */
@@ -148,14 +217,33 @@ export function createCgroup(uid: number): DaemonCgroup {
   try {
     const current = currentCgroup();
     if (!("path" in current)) return current;
+    const delegated = delegatedAbove(current.path, current.mount ?? "");
+    if (delegated) {
+      return {
+        missing:
+          `${delegated}: a user other than root could move the daemon's processes out of a cgroup below ${current.path} (systemd's Delegate=yes gives a unit's cgroup to its User=); run the service without Delegate=yes`,
+      };
+    }
     sweep(current.path);
     const c = libc();
     const path = `${current.path}/privsep-${Deno.pid}`;
     if (c.mkdir(cString(path), 0o755) < 0) {
       const code = errno();
-      // A daemon of the same pid that died: empty, since its pid is ours.
       if (code !== EEXIST) {
         return { missing: `mkdir(${path}): ${strerror(code)}` };
+      }
+      // A daemon of the same pid that died (only root can make cgroups
+      // here): its cgroup.kill is its user's. Killed and made anew.
+      writeFile(`${path}/cgroup.kill`, "1");
+      for (let i = 0; i < 20 && c.rmdir(cString(path)) < 0; i++) {
+        c.usleep(5000);
+      }
+      if (c.mkdir(cString(path), 0o755) < 0) {
+        return {
+          missing: `mkdir(${path}) after removing a dead daemon's: ${
+            strerror(errno())
+          }`,
+        };
       }
     }
     const kill = `${path}/cgroup.kill`;
@@ -195,6 +283,6 @@ export function joinCgroup(created: DaemonCgroup): DaemonCgroup {
   libc().rmdir(cString(created.path));
   return {
     missing:
-      `${failed} (on a systemd host, let the service own its cgroup: Delegate=yes)`,
+      `${failed} (the host does not let root move a process into a new cgroup below its own)`,
   };
 }

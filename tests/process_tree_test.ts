@@ -158,6 +158,8 @@ Deno.test(
     let sudoers: string | undefined;
     /** The cgroup of the callers of the last step (see there). */
     let callerCgroup: string | undefined;
+    /** The cgroup delegated to the service user (see there). */
+    let delegatedCgroup: string | undefined;
     try {
       await t.step(
         "cancel: a child that ignores SIGTERM and its grandchild that holds stdout are killed, and the call answers",
@@ -507,6 +509,81 @@ Deno.test(
           await assert.rejects(Deno.stat(cgroup), Deno.errors.NotFound);
         },
       );
+
+      await t.step(
+        "a caller whose cgroup is delegated to a non-root user: no daemon cgroup is made there, and the daemon says why",
+        async () => {
+          // What systemd's Delegate=yes with User= does: the unit's cgroup,
+          // its cgroup.procs, cgroup.threads and cgroup.subtree_control
+          // become the user's. That user could move the daemon's processes
+          // from a cgroup below into its own (found by a review: a process
+          // that left its session, moved out so, outlived its daemon as uid 0
+          // with its capability).
+          await treeCtx.stop();
+          await sweep();
+          const owner = await ensureUser(TREE_CALLER);
+          const config = await writeConfig(dir, {
+            tree: {
+              user: TREE_DAEMON,
+              capabilities: [],
+              permissions: { run: ["/bin/sh", "/bin/true"] },
+            },
+          });
+          const own = (await Deno.readTextFile("/proc/self/cgroup"))
+            .split("\n").find((l) => l.startsWith("0::"))!.slice(3)
+            .replace(/\/$/, "");
+          delegatedCgroup = `${cgroup2Mount()}${own}/tests-${TREE_CALLER}`;
+          await Deno.mkdir(delegatedCgroup).catch((e) => {
+            if (!(e instanceof Deno.errors.AlreadyExists)) throw e;
+          });
+          for (
+            const f of [
+              "",
+              "/cgroup.procs",
+              "/cgroup.threads",
+              "/cgroup.subtree_control",
+            ]
+          ) await Deno.chown(`${delegatedCgroup}${f}`, owner.uid, owner.gid);
+          const out = await run([
+            "/bin/sh",
+            "-c",
+            'echo $$ >"$1/cgroup.procs" && shift && exec "$@"',
+            "sh",
+            delegatedCgroup,
+            DENO,
+            "run",
+            "-A",
+            `--config=${ROOT}/deno.json`,
+            `${ROOT}/tests/fixtures/tree_caller.ts`,
+            config,
+            "cgroup",
+          ]);
+          const { daemonPid, cgroup, warnings } = JSON.parse(out.stdout) as {
+            daemonPid: number;
+            cgroup: string;
+            warnings: string[];
+          };
+          daemons.add(daemonPid);
+          assert.match(
+            cgroup,
+            new RegExp(`^0::${own}/tests-${TREE_CALLER}$`, "m"),
+            "the daemon got a cgroup below the delegated one",
+          );
+          const made: string[] = [];
+          for await (const e of Deno.readDir(delegatedCgroup)) {
+            if (e.name.startsWith("privsep-")) made.push(e.name);
+          }
+          assert.deepEqual(made, [], "a daemon cgroup was made there");
+          assert.ok(
+            warnings.some((w) =>
+              w.includes("without a cgroup of its own") &&
+              w.includes(`is owned by uid ${owner.uid}`) &&
+              w.includes("Delegate=yes")
+            ),
+            `no warning says why: ${JSON.stringify(warnings)}`,
+          );
+        },
+      );
     } finally {
       await treeCtx.stop();
       if (sudoers) await Deno.remove(sudoers).catch(() => {});
@@ -520,11 +597,16 @@ Deno.test(
       for (const pid of daemons) {
         await Deno.remove(`${cgroup2Mount()}${own}/privsep-${pid}`)
           .catch(() => {});
-        if (callerCgroup) {
-          await Deno.remove(`${callerCgroup}/privsep-${pid}`).catch(() => {});
+        for (const parent of [callerCgroup, delegatedCgroup]) {
+          if (parent) {
+            await Deno.remove(`${parent}/privsep-${pid}`).catch(() => {});
+          }
         }
       }
       if (callerCgroup) await Deno.remove(callerCgroup).catch(() => {});
+      if (delegatedCgroup) {
+        await Deno.remove(delegatedCgroup).catch(() => {});
+      }
       await removeUser(TREE_CALLER);
       await removeUser(TREE_DAEMON);
       await Deno.remove(dir, { recursive: true }).catch(() => {});

@@ -1,0 +1,91 @@
+// The daemon's cgroup: where stage 1 may make it. delegatedAbove() is pure
+// given the owners; createCgroup() runs against the real cgroup2 hierarchy
+// (as root, in this process's own cgroup).
+import assert from "node:assert/strict";
+import {
+  cgroupDir,
+  createCgroup,
+  delegatedAbove,
+  type Owner,
+} from "./_cgroup.ts";
+
+const MOUNT = "/sys/fs/cgroup";
+const UNIT = `${MOUNT}/system.slice/app.service`;
+
+function owners(table: Record<string, Owner>) {
+  return (path: string): Owner | undefined =>
+    table[path] ??
+      { uid: 0, mode: path.endsWith("cgroup.procs") ? 0o644 : 0o755 };
+}
+
+Deno.test("delegatedAbove() accepts a cgroup that is root's up to the hierarchy's root", () => {
+  assert.equal(delegatedAbove(UNIT, MOUNT, owners({})), undefined);
+  assert.equal(delegatedAbove(MOUNT, MOUNT, owners({})), undefined);
+});
+
+Deno.test("delegatedAbove() names a delegated unit's cgroup (systemd's Delegate=yes with User=)", () => {
+  const delegated = owners({
+    [UNIT]: { uid: 1001, mode: 0o755 },
+    [`${UNIT}/cgroup.procs`]: { uid: 1001, mode: 0o644 },
+  });
+  assert.equal(
+    delegatedAbove(UNIT, MOUNT, delegated),
+    `${UNIT} is owned by uid 1001`,
+  );
+  // Below it too: the common ancestor of a move may be any cgroup above.
+  assert.equal(
+    delegatedAbove(`${UNIT}/sub`, MOUNT, delegated),
+    `${UNIT} is owned by uid 1001`,
+  );
+});
+
+Deno.test("delegatedAbove() names a cgroup.procs others may write, and one it cannot inspect", () => {
+  assert.equal(
+    delegatedAbove(
+      UNIT,
+      MOUNT,
+      owners({
+        [`${MOUNT}/system.slice/cgroup.procs`]: { uid: 0, mode: 0o664 },
+      }),
+    ),
+    `${MOUNT}/system.slice/cgroup.procs is writable by its group`,
+  );
+  assert.equal(
+    delegatedAbove(
+      UNIT,
+      MOUNT,
+      (p) => p === UNIT ? undefined : { uid: 0, mode: 0o755 },
+    ),
+    `${UNIT} cannot be inspected`,
+  );
+});
+
+Deno.test("createCgroup() replaces a dead daemon's cgroup of the same pid instead of taking it", async () => {
+  assert.equal(Deno.uid(), 0, "this test needs root: run it as root");
+  const own = cgroupDir(
+    Deno.readTextFileSync("/proc/self/mountinfo"),
+    Deno.readTextFileSync("/proc/self/cgroup"),
+  );
+  if (!("path" in own)) {
+    throw new Error(
+      `this kernel has no cgroup2 hierarchy for this process (${own.missing}): the daemon's cgroup cannot be tested here`,
+    );
+  }
+  const path = `${own.path}/privsep-${Deno.pid}`;
+  await Deno.mkdir(path);
+  try {
+    // As a dead daemon of another context's user (65534) left it.
+    await Deno.chown(`${path}/cgroup.kill`, 65534, 65534);
+    const before = (await Deno.stat(path)).ino;
+    const made = createCgroup(4242);
+    assert.deepEqual(made, { path });
+    assert.notEqual(
+      (await Deno.stat(path)).ino,
+      before,
+      "the old cgroup was kept",
+    );
+    assert.equal((await Deno.stat(`${path}/cgroup.kill`)).uid, 4242);
+  } finally {
+    await Deno.remove(path).catch(() => {});
+  }
+});
