@@ -336,9 +336,33 @@ function isDirectory(st: FdStat): boolean {
   return (st.mode & S_IFMT) === S_IFDIR;
 }
 
+const SYS_FSTATFS = Deno.build.arch === "aarch64" ? 44 : 138;
+/** Filesystems whose links are not paths to walk (statfs(2) `f_type`). */
+const UNWALKABLE: ReadonlyMap<number, string> = new Map([
+  // /proc/<pid>/fd/*, cwd, root, exe: "magic" links to open objects, whose
+  // text is a path in another process's view (or "pipe:[…]"); /dev/stderr
+  // leads there, to the descriptors the caller chose.
+  [0x9fa0, "procfs"],
+  // Whoever mounted it answers for owners and modes.
+  [0x65735546, "FUSE"],
+]);
+
+/** The kind of filesystem `fd` is on (`f_type`). */
+function filesystemOf(fd: number): number {
+  const buf = new Uint8Array(128);
+  const r = Number(
+    libc().syscall(BigInt(SYS_FSTATFS), BigInt(fd), address(buf), 0n, 0n),
+  );
+  if (r < 0) {
+    const code = errno();
+    throw new SystemCallError("fstatfs", code, strerror(code));
+  }
+  return Number(new DataView(buf.buffer).getBigUint64(0, true));
+}
+
 /** Who other than root may add, remove or rename entries in directory `st`. */
 function otherWriters(st: FdStat): string | undefined {
-  if (st.uid !== 0) return `its owner, uid ${st.uid}`;
+  if (st.uid !== 0) return `uid ${st.uid} (its owner)`;
   if (st.mode & 0o002) return "every user";
   if (st.mode & 0o020) return "its group";
   return undefined;
@@ -357,9 +381,11 @@ export class RedirectablePath extends Error {
  * Opens `path` with `O_PATH`, one entry at a time and without
  * following a symbolic link the kernel's way: a link is followed only when
  * the directory that holds it is root's and not group- or world-writable
- * (root made it, and nobody else can replace it), and a file that is not a
- * directory must have a single link unless its directory is such a one (a
- * hard link of a root-only file, where `fs.protected_hardlinks` is off).
+ * (root made it, and nobody else can replace it) and is not on procfs (whose
+ * links to open files read as paths of another view) or FUSE (whose owners
+ * its mounter reports), and a file that is not a directory must have a
+ * single link unless its directory is such a one (a hard link of a
+ * root-only file, where `fs.protected_hardlinks` is off).
  * Anything else could have been put there by a non-root user, who could
  * then point a Landlock rule, made on what is opened, at any file
  * (`RedirectablePath`). Entries are opened relative to the descriptor of the
@@ -392,6 +418,16 @@ export function openUnredirected(path: string): number {
   try {
     while (parts.length > 0) {
       const name = parts.shift()!;
+      if (name === "..") {
+        // On the disk, ".." is wherever the directory is now: one that a
+        // non-root user may change may have been moved there by that user.
+        const writers = otherWriters(fdStat(dir));
+        if (writers !== undefined) {
+          throw new RedirectablePath(
+            `${walked || "."}/.. leaves a directory that ${writers} may change`,
+          );
+        }
+      }
       const fd = c.openat(dir, cstr(name), O_PATH | O_NOFOLLOW | O_CLOEXEC);
       if (fd < 0) fail(`open(${path})`, errno());
       const entry = `${walked}/${name}`;
@@ -401,7 +437,9 @@ export function openUnredirected(path: string): number {
         const link = (st.mode & S_IFMT) === S_IFLNK;
         if (link || (parts.length === 0 && !isDirectory(st) && st.nlink > 1)) {
           const writers = otherWriters(fdStat(dir)) ??
-            (link && st.uid !== 0 ? `uid ${st.uid}, its owner` : undefined);
+            (link && st.uid !== 0
+              ? `uid ${st.uid} (the link's owner)`
+              : undefined);
           if (writers !== undefined) {
             throw new RedirectablePath(
               link
@@ -411,6 +449,12 @@ export function openUnredirected(path: string): number {
           }
         }
         if (link) {
+          const fs = UNWALKABLE.get(filesystemOf(dir));
+          if (fs !== undefined) {
+            throw new RedirectablePath(
+              `${entry} is a symbolic link on ${fs}, which no rule follows`,
+            );
+          }
           if (++links > MAX_LINKS) fail(`open(${path})`, ELOOP);
           target = readLink(fd);
         }

@@ -312,6 +312,7 @@ export function launcherScript(spec: DaemonCommandSpec): string {
     '"SUDO_UID=${SUDO_UID-}"',
     '"SUDO_GID=${SUDO_GID-}"',
     '"SUDO_USER=${SUDO_USER-}"',
+    '"PRIVSEP_UMASK=${privsep_umask}"',
     ...argv.slice(1).map(shellWord),
   ];
   const lines: string[] = [];
@@ -337,7 +338,9 @@ export function launcherScript(spec: DaemonCommandSpec): string {
     "unset IFS",
     "cd / || exit 126",
     "# Not the caller's umask either: what deno and stage 1 create (the cache,",
-    "# /run/privsep) is for every daemon of the host.",
+    "# /run/privsep) is for every daemon of the host. The serving stage gets",
+    "# the caller's back (PRIVSEP_UMASK, never less than 022).",
+    "privsep_umask=$(umask)",
     "umask 022",
     "# The cache stage 1 runs its first modules from, checked before deno starts.",
     CACHE_CHECK_SH.trimEnd(),

@@ -359,7 +359,9 @@ Deno.test("launcherPath() is unique per context id, named after the export", () 
 
 /** The words a POSIX shell makes of a launcher's exec line. */
 async function shellWords(script: string): Promise<string[]> {
-  const body = script.replace("exec /usr/bin/env -i", "printf '%s\\0'")
+  // As if the caller's umask were 027 (the script passes it on).
+  const body = script.replace("#!/bin/sh\n", "#!/bin/sh\numask 0027\n")
+    .replace("exec /usr/bin/env -i", "printf '%s\\0'")
     .replace(/\nprivsep_check_cache [^\n]*\n/, "\n");
   const out = await new Deno.Command("/bin/sh", {
     args: ["-c", body],
@@ -396,8 +398,11 @@ Deno.test("launcherScript() runs exactly daemonArgv(), in /, with a fixed enviro
     "SUDO_UID=1000",
     "SUDO_GID=1001",
     "SUDO_USER=svc",
+    "PRIVSEP_UMASK=0027",
     ...argv.slice(1),
   ]);
+  // deno and stage 1 run with 022, whatever the caller's.
+  assert.match(script, /\nprivsep_umask=\$\(umask\)\numask 022\n/);
 });
 
 Deno.test("launcherScript() never starts the unprivileged daemon", () => {

@@ -617,6 +617,19 @@ function parsePermissionList(
         "rename the path or grant its parent directory",
       );
     }
+    if (
+      (kind === "read" || kind === "write") && item.split("/").includes("..")
+    ) {
+      // Deno resolves ".." in the text, the kernel's Landlock rule on the
+      // disk: a directory moved meanwhile would make them differ.
+      throw typeError(
+        place,
+        `${key}[${index}]`,
+        item,
+        'a path without ".." (Deno resolves it in the text, the kernel on the disk)',
+        "write the path it leads to",
+      );
+    }
     return item;
   });
 }

@@ -422,6 +422,11 @@ Deno.test("parseConfigSection() rejects invalid permission values", () => {
     { key: "permissions.read[0]" },
     /without ','/,
   );
+  assertConfigError(
+    () => section('[ctx.permissions]\nwrite = ["/var/lib/app/../../etc"]'),
+    { key: "permissions.write[0]" },
+    /without "\.\."/,
+  );
 });
 
 Deno.test("parseConfigSection() reports invalid TOML with the parser's message", () => {

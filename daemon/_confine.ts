@@ -20,6 +20,7 @@ import {
   Ruleset,
   type RulesetSpec,
 } from "../caps/_landlock.ts";
+import { readFileViaLibc } from "../caps/_ffi.ts";
 import { deniedSyscalls, installFilter } from "../caps/_seccomp.ts";
 import type { PermissionsSetting } from "../core/config.ts";
 import { type Preflight, StartError } from "./preflight.ts";
@@ -289,9 +290,27 @@ export function planConfinement(
   return plan;
 }
 
-/** The Landlock ABI each part of a plan needs. */
-function gaps(plan: ConfinementPlan, abi: number, seccomp: boolean): string[] {
+/**
+ * What of `plan` a kernel with Landlock ABI `abi`, seccomp or not, and
+ * `fs.protected_hardlinks` on or not, cannot enforce.
+ *
+ * @example
+ * ```ts ignore
+ * gaps(plan, 3, true, true); // ["Landlock ABI 3 < 4: TCP ports are not confined", …]
+ * ```
+ */
+export function gaps(
+  plan: ConfinementPlan,
+  abi: number,
+  seccomp: boolean,
+  hardlinks: boolean = hardlinksProtected(),
+): string[] {
   const out: string[] = [];
+  if (plan.fs && abi >= 1 && !hardlinks) {
+    out.push(
+      "fs.protected_hardlinks is not 1: a user who may write below an allowed directory can hard-link any file there, root's included, and the rule then covers it; set fs.protected_hardlinks = 1 (sysctl)",
+    );
+  }
   if (plan.fs && abi < 1) {
     out.push(
       "Landlock is not available: filesystem rules are not enforced by the kernel",
@@ -364,6 +383,21 @@ export function unenforced(
   abi: number = landlockAbi(),
 ): string[] {
   return gaps(plan, abi, seccompAvailable());
+}
+
+/**
+ * Whether the kernel refuses hard links to files the linking user does not
+ * own (`fs.protected_hardlinks = 1`; most distributions set it).
+ */
+function hardlinksProtected(): boolean {
+  try {
+    const text = new TextDecoder().decode(
+      readFileViaLibc("/proc/sys/fs/protected_hardlinks", 64),
+    );
+    return text.trim() === "1";
+  } catch {
+    return false;
+  }
 }
 
 function seccompAvailable(): boolean {

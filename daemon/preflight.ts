@@ -49,6 +49,11 @@ export interface Preflight {
   uid: number;
   /** The gid this stage runs with. */
   gid: number;
+  /**
+   * The umask the serving stage gets: the caller's, at least 022 (this stage
+   * itself runs with 022).
+   */
+  servingUmask: number;
 }
 
 /** The flags (besides `--allow-read=` and `--config=`) stage 1 accepts. */
@@ -138,7 +143,8 @@ function ensureCacheDir(path: string): void {
   const libc = openLibc();
   // Created by root, 0755: the serving stage may read it, never write it.
   for (const dir of [path.slice(0, path.lastIndexOf("/")), path]) {
-    if (dir && libc.mkdir(cString(dir), 0o755) < 0) {
+    if (!dir) continue;
+    if (libc.mkdir(cString(dir), 0o755) < 0) {
       const st = (() => {
         try {
           return lstatViaLibc(dir);
@@ -147,6 +153,15 @@ function ensureCacheDir(path: string): void {
         }
       })();
       if (!st?.isDirectory) check(`mkdir(${dir})`, -1);
+      // The cache itself, narrowed by the umask of a stage 1 older than the
+      // launcher's umask 022: root's, so made readable again (never
+      // writable: the trust check below refuses that).
+      if (dir === path && st?.uid === 0 && (st.mode & 0o055) !== 0o055) {
+        check(
+          `chmod(${dir})`,
+          libc.chmod(cString(dir), (st.mode | 0o055) & 0o7777),
+        );
+      }
     }
   }
 }
@@ -172,8 +187,11 @@ export function preflight(
   check("chdir(/)", libc.chdir(cString("/")));
   // Nor on the caller's umask: sudo passes a stricter one on, and what this
   // stage creates for every daemon of the host (the cache, /run/privsep,
-  // cgroups) must stay readable by their users. The serving stage keeps it.
-  libc.umask(0o022);
+  // cgroups) must stay usable by their users. The serving stage gets the
+  // caller's back (the launcher, which sets 022 before deno starts, passes
+  // it in PRIVSEP_UMASK): what an entrypoint creates is as private as the
+  // caller asked.
+  const servingUmask = callerUmask(libc.umask(0o022));
   const uid = libc.geteuid();
   const gid = libc.getegid();
   if (uid !== 0) {
@@ -193,6 +211,7 @@ export function preflight(
       unprivileged,
       uid,
       gid,
+      servingUmask,
     };
   }
   // Ancestors are inspected through libc: Deno may only read the code roots.
@@ -239,5 +258,21 @@ export function preflight(
     unprivileged,
     uid,
     gid,
+    servingUmask,
   };
+}
+
+/**
+ * The serving stage's umask from the one this process started with
+ * (`inherited`) or, when the launcher set 022 before deno started, the
+ * caller's as the launcher passed it in `PRIVSEP_UMASK` (octal, as the
+ * shell's `umask` prints it); never less than 022, and only the
+ * permission bits. Anything else there is ignored.
+ */
+export function callerUmask(
+  inherited: number,
+  passed: string = getenvViaLibc("PRIVSEP_UMASK") ?? "",
+): number {
+  const mask = /^[0-7]{1,4}$/.test(passed) ? parseInt(passed, 8) : inherited;
+  return (mask | 0o022) & 0o777;
 }

@@ -16,6 +16,7 @@ import {
   lookupGroup,
   lookupUser,
   lstatViaLibc,
+  openLibc,
   readFileViaLibc,
   readLinkViaLibc,
   setPipeSize,
@@ -343,5 +344,7 @@ export async function startDaemon(
   // Only the channel crosses the exec: a root caller's descriptors (direct
   // start; sudo closes them) and stage 1's own must not reach the context.
   closeOnExecFrom(3);
+  // The caller's umask back (this stage ran with 022: preflight()).
+  openLibc().umask(facts.servingUmask);
   return execve(Deno.execPath(), serveArgv, env);
 }

@@ -135,7 +135,7 @@ Deno.test(
       await run(["rm", "-rf", `${dir}/cache`]);
       await Deno.mkdir(`${dir}/cache`, { mode: 0o755 });
       await t.step(
-        "umask 077: a fresh cache and a fresh /run/privsep stay usable by every daemon",
+        "umask 077: a fresh cache and a fresh /run/privsep stay usable by every daemon, and narrowed ones are widened",
         async () => {
           // A /run of its own (as after a boot: no /run/privsep), in a mount
           // namespace that only this step's processes see.
@@ -151,6 +151,9 @@ Deno.test(
             'start "$@" 022',
             "chmod 0700 /run/privsep", // as such a start left it before
             'start "$@" 022',
+            'chmod 0700 "$CACHE"', // and the cache itself
+            'start "$@" 022',
+            'stat -c %a "$CACHE"',
           ].join("\n");
           const out = await run([
             "unshare",
@@ -164,11 +167,11 @@ Deno.test(
             String(caller.uid),
             String(caller.gid),
             launcher,
-          ], { allowFail: true, cwd: home });
+          ], { allowFail: true, cwd: home, env: { CACHE: denoDir } });
           assert.equal(out.code, 0, out.stderr);
           assert.equal(
             out.stdout.trim(),
-            "exit 0 755\nexit 0 755\nexit 0 755",
+            "exit 0 755\nexit 0 755\nexit 0 755\nexit 0 755\n755",
             `a start failed or /run/privsep is not 0755:\n${out.stdout}\n${out.stderr}`,
           );
           const narrow = await run([
@@ -200,7 +203,7 @@ Deno.test(
       );
 
       await t.step(
-        "held daemon with umask 077: the daemon's umask is 022",
+        "held daemon with umask 077: the serving stage keeps the caller's umask",
         async () => {
           const held = asCaller(
             'umask 077; sleep 3 | sudo -n "$1" >/dev/null',
@@ -220,7 +223,7 @@ Deno.test(
             1,
             `no serving daemon: ${o.code} ${o.stderr}`,
           );
-          assert.match(status, /^Umask:\s+0022$/m);
+          assert.match(status, /^Umask:\s+0077$/m);
         },
       );
 

@@ -8,7 +8,11 @@ import { init, RemoteError } from "../mod.ts";
 import { CAP_KILL, CAP_SYS_ADMIN, CAP_SYS_TIME } from "../caps/table.ts";
 import { buildFilter, expandSyscallEntry } from "../caps/_seccomp.ts";
 import type { PermissionsSetting } from "../core/config.ts";
-import { planConfinement, prepareConfinement } from "../daemon/_confine.ts";
+import {
+  gaps,
+  planConfinement,
+  prepareConfinement,
+} from "../daemon/_confine.ts";
 import { sandboxCtx } from "./fixtures/sandbox/mod.ts";
 import * as ops from "./fixtures/sandbox/ops.ts";
 import {
@@ -475,6 +479,29 @@ Deno.test("best-effort reports what an older kernel cannot enforce; required ref
       ),
     /confinement = "required" but Landlock is not available/,
   );
+});
+
+Deno.test("gaps() names fs.protected_hardlinks = 0 for a plan with path rules: a hard link would bring any file under a rule", () => {
+  const plan = planConfinement({
+    capabilities: [],
+    permissions: { write: ["/var/lib/app"] },
+    syscallFilter: [],
+    confinement: "required",
+  }, {});
+  const off = gaps(plan, 7, true, false);
+  assert.ok(
+    off.some((g) => /fs\.protected_hardlinks is not 1/.test(g)),
+    off.join("; "),
+  );
+  assert.deepEqual(gaps(plan, 7, true, true), []);
+  // Without path rules it does not matter.
+  const noPaths = planConfinement({
+    capabilities: [],
+    permissions: "all",
+    syscallFilter: [],
+    confinement: "required",
+  }, {});
+  assert.ok(!gaps(noPaths, 7, true, false).some((g) => /hardlinks/.test(g)));
 });
 
 Deno.test("the BPF filter checks the architecture and denies x32 and the listed calls", () => {
