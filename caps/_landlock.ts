@@ -343,9 +343,21 @@ const UNWALKABLE: ReadonlyMap<number, string> = new Map([
   // text is a path in another process's view (or "pipe:[…]"); /dev/stderr
   // leads there, to the descriptors the caller chose.
   [0x9fa0, "procfs"],
-  // Whoever mounted it answers for owners and modes.
+  // Whoever mounted it, or a server, answers for owners and modes.
   [0x65735546, "FUSE"],
+  [0x6969, "NFS"],
+  [0xff534d42, "CIFS"],
+  [0xfe534d42, "SMB"],
+  [0x01021997, "9p"],
 ]);
+
+/** Refuses to walk on from `dir` (a link there, or its `..`) on such a filesystem. */
+function walkable(dir: number, what: string): void {
+  const fs = UNWALKABLE.get(filesystemOf(dir));
+  if (fs !== undefined) {
+    throw new RedirectablePath(`${what} on ${fs}, which no rule follows`);
+  }
+}
 
 /** The kind of filesystem `fd` is on (`f_type`). */
 function filesystemOf(fd: number): number {
@@ -382,8 +394,9 @@ export class RedirectablePath extends Error {
  * following a symbolic link the kernel's way: a link is followed only when
  * the directory that holds it is root's and not group- or world-writable
  * (root made it, and nobody else can replace it) and is not on procfs (whose
- * links to open files read as paths of another view) or FUSE (whose owners
- * its mounter reports), and a file that is not a directory must have a
+ * links to open files read as paths of another view) or a filesystem whose
+ * owners its mounter or a server reports (FUSE, NFS, SMB, 9p; nor is `..`
+ * walked there), and a file that is not a directory must have a
  * single link unless its directory is such a one (a hard link of a
  * root-only file, where `fs.protected_hardlinks` is off).
  * Anything else could have been put there by a non-root user, who could
@@ -421,6 +434,7 @@ export function openUnredirected(path: string): number {
       if (name === "..") {
         // On the disk, ".." is wherever the directory is now: one that a
         // non-root user may change may have been moved there by that user.
+        walkable(dir, `${walked || "."}/..`);
         const writers = otherWriters(fdStat(dir));
         if (writers !== undefined) {
           throw new RedirectablePath(
@@ -449,12 +463,7 @@ export function openUnredirected(path: string): number {
           }
         }
         if (link) {
-          const fs = UNWALKABLE.get(filesystemOf(dir));
-          if (fs !== undefined) {
-            throw new RedirectablePath(
-              `${entry} is a symbolic link on ${fs}, which no rule follows`,
-            );
-          }
+          walkable(dir, `${entry} is a symbolic link`);
           if (++links > MAX_LINKS) fail(`open(${path})`, ELOOP);
           target = readLink(fd);
         }

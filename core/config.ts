@@ -580,6 +580,16 @@ function parseAbsoluteDir(
   return value;
 }
 
+/**
+ * The permission kinds whose paths become the kernel sandbox's rules, where
+ * ".." is refused: Deno resolves it in the text, the kernel on the disk.
+ */
+export const DOT_DOT_CHECKED: readonly PermissionKind[] = [
+  "read",
+  "write",
+  "run",
+];
+
 function parsePermissionList(
   place: Place,
   kind: PermissionKind,
@@ -618,7 +628,7 @@ function parsePermissionList(
       );
     }
     if (
-      (kind === "read" || kind === "write") && item.split("/").includes("..")
+      DOT_DOT_CHECKED.includes(kind) && item.split("/").includes("..")
     ) {
       // Deno resolves ".." in the text, the kernel's Landlock rule on the
       // disk: a directory moved meanwhile would make them differ.

@@ -427,6 +427,11 @@ Deno.test("parseConfigSection() rejects invalid permission values", () => {
     { key: "permissions.write[0]" },
     /without "\.\."/,
   );
+  assertConfigError(
+    () => section('[ctx.permissions]\nrun = ["/usr/sbin/../../bin/sh"]'),
+    { key: "permissions.run[0]" },
+    /without "\.\."/,
+  );
 });
 
 Deno.test("parseConfigSection() reports invalid TOML with the parser's message", () => {

@@ -10,6 +10,7 @@
 import { parseCapabilities } from "../caps/parse.ts";
 import {
   type ContextSettings,
+  DOT_DOT_CHECKED,
   loadConfigSection,
   type PermissionsSetting,
   SETTING_DEFAULTS,
@@ -271,6 +272,23 @@ export function init(
   if (options.configFiles) globals.configFiles = [...options.configFiles];
 }
 
+/** `permissions` from code, with the check the config file's get for "..". */
+function checkedPermissions(
+  p: PermissionsSetting | undefined,
+): PermissionsSetting | undefined {
+  if (p === undefined || p === "all") return p;
+  for (const kind of DOT_DOT_CHECKED) {
+    for (const [i, path] of (p[kind] ?? []).entries()) {
+      if (path.split("/").includes("..")) {
+        throw new TypeError(
+          `PrivContext option permissions.${kind}[${i}] is "${path}": a path with ".." (Deno resolves it in the text, the kernel's sandbox on the disk); write the path it leads to`,
+        );
+      }
+    }
+  }
+  return p;
+}
+
 /**
  * Applies a context's TOML section (from `configFiles`) over its options.
  * Both the caller and the daemon use this, so they agree.
@@ -317,7 +335,7 @@ export function resolveSettings(
     capabilities: parseCapabilities(file.capabilities ?? o.capabilities),
     user: file.user ?? o.user ?? SETTING_DEFAULTS.user,
     group: file.group ?? o.group,
-    permissions: file.permissions ?? o.permissions ?? {},
+    permissions: file.permissions ?? checkedPermissions(o.permissions) ?? {},
     concurrency: file.concurrency ?? o.concurrency ??
       navigator.hardwareConcurrency ?? 1,
     timeoutMs: file.timeoutMs ?? o.timeout,

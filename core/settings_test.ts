@@ -74,3 +74,30 @@ Deno.test("init() sets the helper command every context without one resolves to"
     init({ helperCommand: saved });
   }
 });
+
+Deno.test('resolveSettings() refuses ".." in permission paths given in code, as the config file does', () => {
+  for (const kind of ["read", "write", "run"] as const) {
+    assert.throws(
+      () =>
+        resolveSettings({
+          options: {
+            ...bare.options,
+            permissions: { [kind]: ["/var/lib/app/../../etc"] },
+          },
+        }, []),
+      (e: unknown) =>
+        e instanceof TypeError &&
+        e.message.includes(
+          `permissions.${kind}[0] is "/var/lib/app/../../etc"`,
+        ),
+    );
+  }
+  // Elsewhere ".." is not a path.
+  assert.deepEqual(
+    resolveSettings({
+      options: { ...bare.options, permissions: { env: [".."] } },
+    }, [])
+      .permissions,
+    { env: [".."] },
+  );
+});
