@@ -381,29 +381,33 @@ function otherWriters(st: FdStat): string | undefined {
 }
 
 /**
- * An allowed path that a non-root user could have pointed elsewhere: a
- * symbolic link on the way to it, or a hard link at it, in a directory that
- * user may write. Landlock's rule would be made on the link's target.
+ * An allowed path that a non-root user could have pointed elsewhere: a link
+ * or a `..` on the way to it that such a user may change, or a link on a
+ * filesystem whose owners the kernel does not vouch for. Landlock's rule
+ * would be made on wherever it leads.
  */
 export class RedirectablePath extends Error {
   override name = "RedirectablePath";
 }
 
 /**
- * Opens `path` with `O_PATH`, one entry at a time and without
- * following a symbolic link the kernel's way: a link is followed only when
- * the directory that holds it is root's and not group- or world-writable
- * (root made it, and nobody else can replace it) and is not on procfs (whose
- * links to open files read as paths of another view) or a filesystem whose
- * owners its mounter or a server reports (FUSE, NFS, SMB, 9p; nor is `..`
- * walked there), and a file that is not a directory must have a
- * single link unless its directory is such a one (a hard link of a
- * root-only file, where `fs.protected_hardlinks` is off).
- * Anything else could have been put there by a non-root user, who could
- * then point a Landlock rule, made on what is opened, at any file
- * (`RedirectablePath`). Entries are opened relative to the descriptor of the
- * directory before them, so nothing can be swapped between the check and
- * the open. Returns the descriptor (close-on-exec; the caller closes it).
+ * Opens `path` with `O_PATH`, one entry at a time, without following what a
+ * non-root user could have put on the way (`RedirectablePath`):
+ *
+ * - a symbolic link is followed only when it is root's, in a directory that
+ *   is root's and not group- or world-writable (so root made it and nobody
+ *   else can replace it), and not on procfs (whose links to open files read
+ *   as paths in another process's view) nor on FUSE, NFS, SMB or 9p (whose
+ *   owners a mounter or a server reports);
+ * - `..` is walked only out of such a directory, and not on those filesystems;
+ * - a last entry that is not a directory must have a single link unless its
+ *   directory is such a one (a hard link of a root-only file, where
+ *   `fs.protected_hardlinks` is off).
+ *
+ * Each entry is opened relative to the descriptor of the directory before
+ * it, so nothing can be swapped between a check and an open. Returns the
+ * descriptor (close-on-exec; the caller closes it). Throws
+ * `Deno.errors.NotFound` when an entry does not exist.
  *
  * @example
  * ```ts ignore
