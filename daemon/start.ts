@@ -27,7 +27,7 @@ import { EXACT_BODY_BYTES } from "../protocol/_body.ts";
 import { findContext } from "../core/_registry.ts";
 import { resolveSettings } from "../core/settings.ts";
 import { type Preflight, StartError } from "./preflight.ts";
-import { protectTrustedPaths } from "./_readonly.ts";
+import { onlyWritable, protectTrustedPaths } from "./_readonly.ts";
 import { confineFor } from "./_confine.ts";
 
 /** CAP_SYS_ADMIN: a daemon that keeps it could undo any mount. */
@@ -316,7 +316,7 @@ export async function startDaemon(
     // becomes read-only for the serving stage, whatever its uid and DAC
     // capabilities: a uid-0 daemon owns every root-owned file.
     if (!settings.capabilities.includes(CAP_SYS_ADMIN)) {
-      protectTrustedPaths([
+      const trusted = protectTrustedPaths([
         denoDir,
         ...codeRoots,
         Deno.execPath(),
@@ -325,6 +325,13 @@ export async function startDaemon(
         ...(settings.libcap?.startsWith("/") ? [settings.libcap] : []),
         settings.launcherDir,
       ]);
+      // Where Landlock confines writes, the mounts do too: owner, mode and
+      // extended attributes change only below the write paths.
+      const p = settings.permissions;
+      if (
+        settings.confinement !== "off" && p !== "all" &&
+        (p.write === undefined || p.write.length > 0)
+      ) onlyWritable(p.write ?? [], trusted);
     }
     confine.prepare(fifo);
     dropPrivileges({

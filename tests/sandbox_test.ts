@@ -108,7 +108,8 @@ Deno.test(
           await use({ permissions: base });
           const r = await ops.exec("/bin/sh", ["-c", `echo x > ${outside}`]);
           assert.notEqual(r.code, 0, `the write succeeded: ${r.stderr}`);
-          assert.match(r.stderr, /Permission denied/);
+          // Landlock, and the read-only mounts in front of it.
+          assert.match(r.stderr, /Permission denied|Read-only file system/);
           assert.equal(await exists(outside), false, `${outside} was created`);
         },
       );
@@ -247,7 +248,8 @@ Deno.test(
         async () => {
           const r = await ops.exec("/bin/bash", bashConnect(listenPort));
           assert.notEqual(r.code, 0, "the connect succeeded");
-          assert.match(r.stderr, /Permission denied/);
+          // Landlock, and the read-only mounts in front of it.
+          assert.match(r.stderr, /Permission denied|Read-only file system/);
           const b = await ops.exec("/usr/bin/perl", perlBind(freePort()));
           assert.notEqual(b.code, 0, "the bind succeeded");
         },
@@ -363,6 +365,56 @@ Deno.test(
           ]);
           assert.equal(r.code, 0, r.stderr);
           assert.equal(await exists(`${data}/via-root-link`), true);
+        },
+      );
+
+      // Landlock confines writing files, not changing their owner, mode or
+      // extended attributes: a uid-0 context owns every root-owned file,
+      // and CAP_CHOWN reaches every file (found by a review: a uid-0
+      // context with no capability and scoped writes made a root-owned copy
+      // of id setuid, and another application's code world-writable).
+      const stat = async (path: string) => {
+        const s = await Deno.stat(path);
+        return `${(s.mode ?? 0) & 0o7777} ${s.uid}`;
+      };
+      await t.step(
+        "a uid-0 context with scoped writes cannot chmod a root-owned file outside them",
+        async () => {
+          const before = await stat(`${secret}/file`);
+          await use({ user: "root", capabilities: [], permissions: base });
+          const r = await ops.exec("/bin/sh", [
+            "-c",
+            `chmod 4755 ${secret}/file; chmod 0777 ${secret}`,
+          ]);
+          assert.match(r.stderr, /Read-only file system/, r.stderr);
+          assert.equal(await stat(`${secret}/file`), before);
+          assert.equal(await stat(secret), "448 0"); // 0700
+          // Below its write path it still may.
+          const ok = await ops.exec("/bin/sh", [
+            "-c",
+            `echo x > ${data}/own && chmod 0600 ${data}/own`,
+          ]);
+          assert.equal(ok.code, 0, ok.stderr);
+          assert.equal(await stat(`${data}/own`), "384 0"); // 0600
+        },
+      );
+
+      await t.step(
+        "a context that keeps CAP_CHOWN cannot chown a file outside its write paths",
+        async () => {
+          const before = await stat(`${secret}/file`);
+          await use({ capabilities: ["CAP_CHOWN"], permissions: base });
+          const r = await ops.exec("/bin/sh", [
+            "-c",
+            `chown ${SBX_DAEMON} ${secret}/file`,
+          ]);
+          assert.notEqual(r.code, 0, "chown succeeded");
+          assert.equal(await stat(`${secret}/file`), before);
+          const ok = await ops.exec("/bin/sh", [
+            "-c",
+            `chown ${SBX_DAEMON} ${data}/own`,
+          ]);
+          assert.equal(ok.code, 0, ok.stderr);
         },
       );
 
