@@ -452,7 +452,11 @@ export function prepareConfinement(
   for (const gap of gaps(plan, abi, true)) fail(gap);
   let ruleset: Ruleset | undefined;
   const scope = scopesApplied ? [] : plan.scope;
-  if (abi >= 1 && (plan.fs || plan.tcpPorts || scope.length)) {
+  // A ruleset that handles nothing this ABI knows is refused (ENOMSG): a
+  // context without file rules on a kernel before ABI 4 (TCP) or 6 (scopes).
+  const handled = plan.fs !== undefined ||
+    (plan.tcpPorts !== undefined && abi >= 4) || (scope.length > 0 && abi >= 6);
+  if (abi >= 1 && handled) {
     const spec: RulesetSpec = {
       fs: plan.fs
         ? [...WRITE_ACCESS, ...(plan.fs.reads ? READ_ACCESS : [])]

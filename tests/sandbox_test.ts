@@ -556,6 +556,26 @@ Deno.test("gaps() names fs.protected_hardlinks = 0 for a plan with path rules: a
   assert.ok(!gaps(noPaths, 7, true, false).some((g) => /hardlinks/.test(g)));
 });
 
+Deno.test("best-effort starts a context without file rules on a kernel whose Landlock knows neither TCP nor scopes", () => {
+  // ABI 2 is Debian 12's kernel (6.1); such a ruleset would handle nothing,
+  // which landlock_create_ruleset refuses (found by a review).
+  for (const permissions of ["all", { write: [] as string[] }] as const) {
+    for (const abi of [1, 2, 3, 5]) {
+      const prepared = prepareConfinement(
+        planConfinement({
+          capabilities: [],
+          permissions: permissions as PermissionsSetting,
+          syscallFilter: [],
+          confinement: "best-effort",
+        }, {}),
+        false,
+        abi,
+      );
+      assert.ok(prepared.unenforced.length > 0, `ABI ${abi}: nothing reported`);
+    }
+  }
+});
+
 Deno.test("the BPF filter checks the architecture and denies x32 and the listed calls", () => {
   const prog = buildFilter(["ptrace", "bpf"], "x86_64");
   const view = new DataView(prog.buffer);
