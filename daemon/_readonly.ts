@@ -316,20 +316,22 @@ export function protectTrustedPaths(paths: readonly string[]): string[] {
 /**
  * Makes every mount of the calling thread's namespace (made by
  * {@linkcode protectTrustedPaths}) read-only except the context's write
- * paths: each is opened the way its Landlock rule is
+ * paths. Each write path is opened the way its Landlock rule is
  * (`openUnredirected()`: a path a non-root user could have redirected is
- * left read-only) and a writable clone of the tree there is mounted on top
- * of it; a path that does not exist yet gets its directory, as its rule
- * does. Then the `trusted` mount points (what `protectTrustedPaths`
- * returned) that lie within a write path are made read-only again.
+ * left read-only; one that does not exist yet gets its directory, as its
+ * rule does), and a clone of the mounts there is taken first, as they are
+ * (read-only where the host's or `protectTrustedPaths`' are); then every
+ * mount becomes read-only and each clone goes back over its path. Last, the
+ * `trusted` mount points (what `protectTrustedPaths` returned) are made
+ * read-only again, whichever write path holds them or lies within them.
  *
  * Why: Landlock confines writing files, not changing their owner, mode or
  * extended attributes. A uid-0 daemon owns every root-owned file, and
  * `CAP_FOWNER` or `CAP_CHOWN` reach every file: without this, such a daemon
- * could `chmod` a root-owned program setuid, or `/etc/shadow` writable, for
- * its service account (found by a review). On a read-only mount those
- * calls fail with EROFS; writing devices and FIFOs still works there.
- * Returns the paths made writable. Needs Linux 5.12 (mount_setattr).
+ * could `chmod` a root-owned program setuid, or another application's code
+ * writable, for its service account (found by a review). On a read-only
+ * mount those calls fail with EROFS; writing devices and FIFOs still works.
+ * Returns the paths left writable. Needs Linux 5.12 (mount_setattr).
  *
  * @example
  * ```ts ignore
@@ -340,87 +342,92 @@ export function onlyWritable(
   writable: readonly string[],
   trusted: readonly string[],
 ): string[] {
-  setReadOnly(AT_FDCWD, "/", true);
-  const made: string[] = [];
-  for (const path of writable) {
-    const open = (p: string) => {
-      try {
-        return openUnredirected(p);
-      } catch (error) {
-        if (error instanceof RedirectablePath) return undefined;
-        if (error instanceof Deno.errors.NotFound) return null;
-        throw error;
+  const l = libc();
+  // First a clone of the mounts at each write path as they are now (its
+  // own mounts read-only where the host's or protectTrustedPaths' are),
+  // detached, so that what follows does not touch it.
+  const clones: { fd: number; tree: number; path: string }[] = [];
+  try {
+    for (const path of writable) {
+      const found = openWritePath(path);
+      if (!found) continue;
+      const tree = Number(l.syscall(
+        BigInt(SYS_OPEN_TREE),
+        BigInt(found.fd),
+        c(""),
+        BigInt(
+          OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE | AT_EMPTY_PATH,
+        ),
+        null,
+        0n,
+      ));
+      if (tree < 0) {
+        const code = errno();
+        l.close(found.fd);
+        fail(`open_tree(${found.path}, OPEN_TREE_CLONE)`, code);
       }
-    };
-    let target = path;
-    let fd = open(path);
-    if (fd === null) {
-      target = path.replace(/\/[^/]+\/?$/, "") || "/";
-      fd = target === "/" ? undefined : open(target) ?? undefined;
+      clones.push({ fd: found.fd, tree, path: found.path });
     }
-    if (fd === undefined) continue;
-    try {
-      writableOver(fd, target);
-      made.push(target);
-    } finally {
-      libc().close(fd);
+    // Then every mount read-only, and each clone put back over its path.
+    setReadOnly("/");
+    for (const { fd, tree, path } of clones) {
+      const r = l.syscall(
+        BigInt(SYS_MOVE_MOUNT),
+        BigInt(tree),
+        c(""),
+        BigInt(fd),
+        c(""),
+        BigInt(MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH),
+      );
+      if (r < 0n) fail(`move_mount(${path})`);
+    }
+  } finally {
+    for (const { fd, tree } of clones) {
+      l.close(tree);
+      l.close(fd);
     }
   }
-  for (const point of trusted) {
-    if (made.some((w) => within(point, w))) setReadOnly(AT_FDCWD, point, true);
-  }
-  return made;
+  // What stage 1 trusts stays read-only, whatever write path holds it or
+  // lies within it.
+  for (const point of trusted) setReadOnly(point);
+  return clones.map((x) => x.path);
 }
 
-/** Sets (or clears) MOUNT_ATTR_RDONLY on every mount at and below `path`. */
-function setReadOnly(dirfd: number, path: string, readOnly: boolean): void {
-  const attr = new BigUint64Array([
-    readOnly ? BigInt(MOUNT_ATTR_RDONLY) : 0n,
-    readOnly ? 0n : BigInt(MOUNT_ATTR_RDONLY),
-    0n,
-    0n,
-  ]);
+/**
+ * The write path opened as its Landlock rule is (`openUnredirected()`), or
+ * its directory when it does not exist yet; undefined when neither can be
+ * used (missing, or a non-root user could have redirected it).
+ */
+function openWritePath(
+  path: string,
+): { fd: number; path: string } | undefined {
+  const open = (p: string) => {
+    try {
+      return openUnredirected(p);
+    } catch (error) {
+      if (error instanceof RedirectablePath) return undefined;
+      if (error instanceof Deno.errors.NotFound) return null;
+      throw error;
+    }
+  };
+  const fd = open(path);
+  if (fd !== null) return fd === undefined ? undefined : { fd, path };
+  const parent = path.replace(/\/[^/]+\/?$/, "") || "/";
+  if (parent === "/") return undefined;
+  const pfd = open(parent);
+  return pfd ? { fd: pfd, path: parent } : undefined;
+}
+
+/** Sets MOUNT_ATTR_RDONLY on every mount at and below `path`. */
+function setReadOnly(path: string): void {
+  const attr = new BigUint64Array([BigInt(MOUNT_ATTR_RDONLY), 0n, 0n, 0n]);
   const r = libc().syscall(
     BigInt(SYS_MOUNT_SETATTR),
-    BigInt(dirfd),
+    BigInt(AT_FDCWD),
     c(path),
-    BigInt(AT_RECURSIVE | (path === "" ? AT_EMPTY_PATH : 0)),
+    BigInt(AT_RECURSIVE),
     new Uint8Array(attr.buffer),
     BigInt(attr.byteLength),
   );
-  if (r < 0n) {
-    fail(
-      `mount_setattr(${path || "a write path"}, ${
-        readOnly ? "" : "clear "
-      }MOUNT_ATTR_RDONLY)`,
-    );
-  }
-}
-
-/** Mounts a writable clone of the tree at `fd` (an O_PATH descriptor) on it. */
-function writableOver(fd: number, path: string): void {
-  const l = libc();
-  const tree = Number(l.syscall(
-    BigInt(SYS_OPEN_TREE),
-    BigInt(fd),
-    c(""),
-    BigInt(OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE | AT_EMPTY_PATH),
-    null,
-    0n,
-  ));
-  if (tree < 0) fail(`open_tree(${path}, OPEN_TREE_CLONE)`);
-  try {
-    setReadOnly(tree, "", false);
-    const r = l.syscall(
-      BigInt(SYS_MOVE_MOUNT),
-      BigInt(tree),
-      c(""),
-      BigInt(fd),
-      c(""),
-      BigInt(MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH),
-    );
-    if (r < 0n) fail(`move_mount(${path})`);
-  } finally {
-    l.close(tree);
-  }
+  if (r < 0n) fail(`mount_setattr(${path}, MOUNT_ATTR_RDONLY)`);
 }
