@@ -61,6 +61,7 @@ const MS_REMOUNT = 0x20;
 const MS_BIND = 0x1000;
 const MS_REC = 0x4000;
 const MS_SLAVE = 0x80000;
+const MS_PRIVATE = 0x40000;
 /** mount_setattr(2): the same number on every Linux architecture. */
 const SYS_MOUNT_SETATTR = 442;
 /** open_tree(2), move_mount(2): likewise (Linux 5.2). */
@@ -342,6 +343,9 @@ export function onlyWritable(
   writable: readonly string[],
   trusted: readonly string[],
 ): string[] {
+  // "/" writable: Landlock confines nothing then either; the trusted paths
+  // are read-only already (a clone over the root would not be seen).
+  if (writable.some((w) => /^\/+$/.test(w))) return [];
   const l = libc();
   // First a clone of the mounts at each write path as they are now (its
   // own mounts read-only where the host's or protectTrustedPaths' are),
@@ -388,8 +392,9 @@ export function onlyWritable(
     }
   }
   // What stage 1 trusts stays read-only, whatever write path holds it or
-  // lies within it.
-  for (const point of trusted) setReadOnly(point);
+  // lies within it, and takes no mount the host makes later (a slave of the
+  // host's would bring it in writable).
+  for (const point of trusted) setReadOnly(point, true);
   return clones.map((x) => x.path);
 }
 
@@ -418,9 +423,18 @@ function openWritePath(
   return pfd ? { fd: pfd, path: parent } : undefined;
 }
 
-/** Sets MOUNT_ATTR_RDONLY on every mount at and below `path`. */
-function setReadOnly(path: string): void {
-  const attr = new BigUint64Array([BigInt(MOUNT_ATTR_RDONLY), 0n, 0n, 0n]);
+/**
+ * Sets MOUNT_ATTR_RDONLY on every mount at and below `path`, and makes them
+ * private when `isolate` is set.
+ */
+function setReadOnly(path: string, isolate = false): void {
+  // struct mount_attr { attr_set, attr_clr, propagation, userns_fd }
+  const attr = new BigUint64Array([
+    BigInt(MOUNT_ATTR_RDONLY),
+    0n,
+    isolate ? BigInt(MS_PRIVATE) : 0n,
+    0n,
+  ]);
   const r = libc().syscall(
     BigInt(SYS_MOUNT_SETATTR),
     BigInt(AT_FDCWD),

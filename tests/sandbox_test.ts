@@ -428,6 +428,47 @@ Deno.test(
       );
 
       await t.step(
+        "a mount the host makes later inside a trusted path does not come in writable",
+        async () => {
+          // Host mounts propagate into the daemon's namespace (a slave of
+          // the host's) from a shared mount: this directory, made one.
+          const opt = `${dir}/opt`;
+          const later = `${opt}/app/later`;
+          await Deno.mkdir(later, { recursive: true });
+          await run(["mount", "--bind", opt, opt]);
+          await run(["mount", "--make-shared", opt]);
+          try {
+            await use({
+              user: "root",
+              capabilities: [],
+              launcher_dir: `${opt}/app`,
+              permissions: { ...base, write: [`${opt}/`] },
+            });
+            await run(["mount", "-t", "tmpfs", "tmpfs", later]);
+            const r = await ops.exec("/bin/sh", ["-c", `touch ${later}/x`]);
+            assert.notEqual(r.code, 0, "touch succeeded");
+            assert.equal(await exists(`${later}/x`), false);
+          } finally {
+            await sandboxCtx.stop();
+            await run(["umount", later], { allowFail: true });
+            await run(["umount", opt], { allowFail: true });
+          }
+        },
+      );
+
+      await t.step(
+        'write = ["/"] leaves writes where Landlock leaves them',
+        async () => {
+          await use({ permissions: { ...base, write: ["/"] } });
+          const r = await ops.exec("/bin/sh", [
+            "-c",
+            `echo x > ${data}/via-slash`,
+          ]);
+          assert.equal(r.code, 0, r.stderr);
+        },
+      );
+
+      await t.step(
         "a mount the host made read-only inside a write path stays read-only",
         async () => {
           const sub = `${data}/host-ro`;
