@@ -21,7 +21,11 @@ import {
   type RulesetSpec,
 } from "../caps/_landlock.ts";
 import { readFileViaLibc } from "../caps/_ffi.ts";
-import { deniedSyscalls, installFilter } from "../caps/_seccomp.ts";
+import {
+  deniedSyscalls,
+  installFilter,
+  installSuidFilter,
+} from "../caps/_seccomp.ts";
 import type { PermissionsSetting } from "../core/config.ts";
 import { type Preflight, StartError } from "./preflight.ts";
 
@@ -80,6 +84,7 @@ const SYSTEM_READ = [
 /** What the serving stage (and its programs) may always write. */
 const SYSTEM_WRITE = ["/dev/null"];
 
+const CAP_FSETID = 4;
 const CAP_KILL = 5;
 const CAP_SYS_ADMIN = 21;
 
@@ -112,6 +117,11 @@ export interface ConfinementPlan {
   deny: string[];
   /** Calls of the default deny list allowed because a capability is kept. */
   allowedByCapability: string[];
+  /**
+   * Whether setuid and setgid bits are refused in every call that sets a
+   * mode (unless the context keeps `CAP_FSETID`).
+   */
+  noSuid?: boolean;
   /** What is left unconfined on purpose, and why. */
   notes: string[];
 }
@@ -175,6 +185,9 @@ export function planConfinement(
   );
   plan.deny = deny;
   plan.allowedByCapability = allowedByCapability;
+  // A file the daemon made setuid (a uid-0 daemon owns root's files) would
+  // run as its owner for any user who reaches it.
+  plan.noSuid = !s.capabilities.includes(CAP_FSETID);
   plan.scope.push("abstract_unix_socket");
   const p = s.permissions;
   const all = p === "all";
@@ -528,6 +541,18 @@ export function prepareConfinement(
           if (required) throw error;
           missing.push(
             `the seccomp filter could not be installed: ${
+              (error as Error).message
+            }`,
+          );
+        }
+      }
+      if (plan.noSuid) {
+        try {
+          installSuidFilter();
+        } catch (error) {
+          if (required) throw error;
+          missing.push(
+            `the seccomp filter against setuid files could not be installed: ${
               (error as Error).message
             }`,
           );

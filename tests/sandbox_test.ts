@@ -6,7 +6,11 @@
 import assert from "node:assert/strict";
 import { init, RemoteError } from "../mod.ts";
 import { CAP_KILL, CAP_SYS_ADMIN, CAP_SYS_TIME } from "../caps/table.ts";
-import { buildFilter, expandSyscallEntry } from "../caps/_seccomp.ts";
+import {
+  buildFilter,
+  buildSuidFilter,
+  expandSyscallEntry,
+} from "../caps/_seccomp.ts";
 import type { PermissionsSetting } from "../core/config.ts";
 import {
   gaps,
@@ -170,7 +174,8 @@ Deno.test(
             "caps",
             String(pid),
           ]);
-          assert.match(caps.stdout, /seccomp=filter \(1 filters\)/);
+          // The deny list's filter, and the one against setuid files.
+          assert.match(caps.stdout, /seccomp=filter \(2 filters\)/);
           const inspect = await run([
             ...cli,
             `${ROOT}/cli/privsep.ts`,
@@ -395,6 +400,29 @@ Deno.test(
           ]);
           assert.equal(ok.code, 0, ok.stderr);
           assert.equal(await stat(`${data}/own`), "384 0"); // 0600
+        },
+      );
+
+      await t.step(
+        "no context makes a file setuid or setgid, even in its write path",
+        async () => {
+          // A uid-0 daemon's setuid file there would run as root for any
+          // user who reaches it (found by a review).
+          await use({ user: "root", capabilities: [], permissions: base });
+          const r = await ops.exec("/bin/sh", [
+            "-c",
+            `cp /bin/true ${data}/t && chmod 0755 ${data}/t && ` +
+            `{ chmod 4755 ${data}/t; chmod 2755 ${data}/t; mkdir -m 2755 ${data}/d; true; }`,
+          ]);
+          assert.equal(r.code, 0, r.stderr);
+          assert.equal(
+            (r.stderr.match(/Operation not permitted/g) ?? []).length,
+            3,
+            r.stderr,
+          );
+          assert.equal(await stat(`${data}/t`), "493 0"); // 0755
+          // mkdir -m makes the directory, then fails to set its mode.
+          assert.equal(((await Deno.stat(`${data}/d`)).mode ?? 0) & 0o6000, 0);
         },
       );
 
@@ -661,6 +689,26 @@ Deno.test("best-effort starts a context without file rules on a kernel whose Lan
       assert.ok(prepared.unenforced.length > 0, `ABI ${abi}: nothing reported`);
     }
   }
+});
+
+Deno.test("buildSuidFilter() builds for both architectures, every jump in range, ending in allow, EPERM and ENOSYS", () => {
+  for (const arch of ["x86_64", "aarch64"]) {
+    const prog = buildSuidFilter(arch);
+    const view = new DataView(prog.buffer);
+    const n = prog.length / 8;
+    for (let i = 0; i < n; i++) {
+      if ((view.getUint16(i * 8, true) & 0x07) !== 0x05) continue; // BPF_JMP
+      assert.ok(i + 1 + view.getUint8(i * 8 + 2) < n, `${arch} jt at ${i}`);
+      assert.ok(i + 1 + view.getUint8(i * 8 + 3) < n, `${arch} jf at ${i}`);
+    }
+    const ret = (i: number) => view.getUint32(i * 8 + 4, true);
+    assert.deepEqual([ret(n - 3), ret(n - 2), ret(n - 1)], [
+      0x7fff0000,
+      0x00050000 | 1,
+      0x00050000 | 38,
+    ]);
+  }
+  assert.throws(() => buildSuidFilter("riscv64"), RangeError);
 });
 
 Deno.test("the BPF filter checks the architecture and denies x32 and the listed calls", () => {
