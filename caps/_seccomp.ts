@@ -288,7 +288,11 @@ export function buildFilter(
  * ```
  */
 export function installFilter(names: readonly string[]): void {
-  const program = buildFilter(names);
+  installProgram(buildFilter(names));
+}
+
+/** Installs a BPF `program` as a seccomp filter of the calling thread. */
+function installProgram(program: Uint8Array<ArrayBuffer>): void {
   // struct sock_fprog { unsigned short len; struct sock_filter *filter; }
   const fprog = new BigUint64Array(2);
   fprog[0] = BigInt(program.length / 8);
@@ -325,13 +329,15 @@ const MODE_CALLS: readonly [number | undefined, number, number, number?][] = [
 ];
 /** openat2 carries its mode in memory the filter cannot read: ENOSYS, so that the C library uses openat. */
 const SYS_OPENAT2 = 437;
+/** io_uring's operations (IORING_OP_OPENAT with a mode) never reach seccomp. */
+const SYS_IO_URING_SETUP = 425;
 
 /**
  * The BPF program that refuses setuid and setgid bits (EPERM) in every call
  * that sets a file's mode (systemd's RestrictSUIDSGID): chmod, fchmod,
  * fchmodat(2), creat, mkdir(at), mknod(at), and open/openat with O_CREAT or
- * O_TMPFILE; openat2 gets ENOSYS. Another architecture than the filter's is
- * left to the main filter, which refuses it.
+ * O_TMPFILE; openat2 gets ENOSYS, and io_uring_setup EPERM (its operations
+ * never reach seccomp). Another architecture, and x32, get EPERM.
  *
  * @example
  * ```ts ignore
@@ -363,16 +369,20 @@ export function buildSuidFilter(
     b.push([BPF_JSET_K, "deny", "allow", S_ISUID_GID]);
     blocks.push(b);
   }
-  // [0] arch, not ours: allow (the main filter refuses it); [2] nr
+  // Another architecture (i386's int 0x80) or x32 is refused here too: the
+  // main filter, which also refuses them, is not installed when its deny
+  // list is empty.
   code.push([BPF_LD_W_ABS, 0, 0, 4]);
   code.push([
     BPF_JEQ_K,
     0,
-    "allow",
+    "deny",
     x64 ? AUDIT_ARCH_X86_64 : AUDIT_ARCH_AARCH64,
   ]);
   code.push([BPF_LD_W_ABS, 0, 0, 0]);
+  if (x64) code.push([BPF_JGE_K, "deny", 0, X32_SYSCALL_BIT]);
   code.push([BPF_JEQ_K, "enosys", 0, SYS_OPENAT2]);
+  code.push([BPF_JEQ_K, "deny", 0, SYS_IO_URING_SETUP]);
   // Each block starts with a jeq on the number, which A holds again only
   // if no load came between: reload it at the start of every block.
   const starts: number[] = [];
@@ -417,18 +427,5 @@ export function buildSuidFilter(
  * ```
  */
 export function installSuidFilter(): void {
-  const program = buildSuidFilter();
-  const fprog = new BigUint64Array(2);
-  fprog[0] = BigInt(program.length / 8);
-  fprog[1] = BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(program)));
-  check(
-    "prctl(PR_SET_SECCOMP)",
-    openLibc().prctl(
-      PR_SET_SECCOMP,
-      BigInt(SECCOMP_MODE_FILTER),
-      BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(fprog))),
-      0n,
-      0n,
-    ),
-  );
+  installProgram(buildSuidFilter());
 }
