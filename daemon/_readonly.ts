@@ -332,7 +332,8 @@ export function protectTrustedPaths(paths: readonly string[]): string[] {
  * could `chmod` a root-owned program setuid, or another application's code
  * writable, for its service account (found by a review). On a read-only
  * mount those calls fail with EROFS; writing devices and FIFOs still works.
- * Returns the paths left writable. Needs Linux 5.12 (mount_setattr).
+ * Returns the paths left writable, or, on a kernel before Linux 5.12 (no
+ * mount_setattr), why nothing was changed.
  *
  * @example
  * ```ts ignore
@@ -342,10 +343,15 @@ export function protectTrustedPaths(paths: readonly string[]): string[] {
 export function onlyWritable(
   writable: readonly string[],
   trusted: readonly string[],
-): string[] {
+): { writable: string[]; unsupported?: string } {
   // "/" writable: Landlock confines nothing then either; the trusted paths
   // are read-only already (a clone over the root would not be seen).
-  if (writable.some((w) => /^\/+$/.test(w))) return [];
+  if (writable.some((w) => /^\/+$/.test(w))) return { writable: [] };
+  const unsupported = (call: string) => ({
+    writable: [],
+    unsupported:
+      `${call} is missing (Linux before 5.12): mounts outside the write paths stay writable, so owners and modes there are not confined`,
+  });
   const l = libc();
   // First a clone of the mounts at each write path as they are now (its
   // own mounts read-only where the host's or protectTrustedPaths' are),
@@ -368,12 +374,14 @@ export function onlyWritable(
       if (tree < 0) {
         const code = errno();
         l.close(found.fd);
+        // Nothing changed yet: the namespace stays as it was.
+        if (code === ENOSYS) return unsupported("open_tree(2)");
         fail(`open_tree(${found.path}, OPEN_TREE_CLONE)`, code);
       }
       clones.push({ fd: found.fd, tree, path: found.path });
     }
     // Then every mount read-only, and each clone put back over its path.
-    setReadOnly("/");
+    if (!setReadOnly("/")) return unsupported("mount_setattr(2)");
     for (const { fd, tree, path } of clones) {
       const r = l.syscall(
         BigInt(SYS_MOVE_MOUNT),
@@ -395,7 +403,7 @@ export function onlyWritable(
   // lies within it, and takes no mount the host makes later (a slave of the
   // host's would bring it in writable).
   for (const point of trusted) setReadOnly(point, true);
-  return clones.map((x) => x.path);
+  return { writable: clones.map((x) => x.path) };
 }
 
 /**
@@ -425,9 +433,9 @@ function openWritePath(
 
 /**
  * Sets MOUNT_ATTR_RDONLY on every mount at and below `path`, and makes them
- * private when `isolate` is set.
+ * private when `isolate` is set; false when the kernel has no mount_setattr.
  */
-function setReadOnly(path: string, isolate = false): void {
+function setReadOnly(path: string, isolate = false): boolean {
   // struct mount_attr { attr_set, attr_clr, propagation, userns_fd }
   const attr = new BigUint64Array([
     BigInt(MOUNT_ATTR_RDONLY),
@@ -443,5 +451,8 @@ function setReadOnly(path: string, isolate = false): void {
     new Uint8Array(attr.buffer),
     BigInt(attr.byteLength),
   );
-  if (r < 0n) fail(`mount_setattr(${path}, MOUNT_ATTR_RDONLY)`);
+  if (r === 0n) return true;
+  // Only the first call can meet a kernel without it (nothing changed yet).
+  if (errno() === ENOSYS) return false;
+  fail(`mount_setattr(${path}, MOUNT_ATTR_RDONLY)`);
 }

@@ -29,6 +29,7 @@ import { resolveSettings } from "../core/settings.ts";
 import { type Preflight, StartError } from "./preflight.ts";
 import { onlyWritable, protectTrustedPaths } from "./_readonly.ts";
 import { confineFor } from "./_confine.ts";
+import { landlockAbi } from "../caps/_landlock.ts";
 
 /** CAP_SYS_ADMIN: a daemon that keeps it could undo any mount. */
 const CAP_SYS_ADMIN = 21;
@@ -330,8 +331,18 @@ export async function startDaemon(
       const p = settings.permissions;
       if (
         settings.confinement !== "off" && p !== "all" &&
-        (p.write === undefined || p.write.length > 0)
-      ) onlyWritable(p.write ?? [], trusted);
+        (p.write === undefined || p.write.length > 0) && landlockAbi() >= 1
+      ) {
+        const { unsupported } = onlyWritable(p.write ?? [], trusted);
+        if (unsupported) {
+          if (settings.confinement === "required") {
+            throw new StartError(
+              `confinement = "required" but ${unsupported}; use Linux 5.12 or later, or set confinement = "best-effort"`,
+            );
+          }
+          serveArgv.push(`--unconfined=${unsupported}`);
+        }
+      }
     }
     confine.prepare(fifo);
     dropPrivileges({
