@@ -307,16 +307,21 @@ interface FdStat {
   nlink: number;
 }
 
-function fdStat(fd: number): FdStat {
-  const buf = new Uint8Array(256);
+/** `what`(fd, buffer) as a raw system call `nr`: the buffer it filled. */
+function fdCall(what: string, nr: number, fd: number, bytes: number): DataView {
+  const buf = new Uint8Array(bytes);
   const r = Number(
-    libc().syscall(BigInt(SYS_FSTAT), BigInt(fd), address(buf), 0n, 0n),
+    libc().syscall(BigInt(nr), BigInt(fd), address(buf), 0n, 0n),
   );
   if (r < 0) {
     const code = errno();
-    throw new SystemCallError("fstat", code, strerror(code));
+    throw new SystemCallError(what, code, strerror(code));
   }
-  const v = new DataView(buf.buffer);
+  return new DataView(buf.buffer);
+}
+
+function fdStat(fd: number): FdStat {
+  const v = fdCall("fstat", SYS_FSTAT, fd, 256);
   // x86_64: st_nlink u64 at 16, st_mode at 24, st_uid at 28; aarch64 (the
   // generic layout): st_mode at 16, st_nlink u32 at 20, st_uid at 24.
   return Deno.build.arch === "aarch64"
@@ -361,15 +366,7 @@ function walkable(dir: number, what: string): void {
 
 /** The kind of filesystem `fd` is on (`f_type`). */
 function filesystemOf(fd: number): number {
-  const buf = new Uint8Array(128);
-  const r = Number(
-    libc().syscall(BigInt(SYS_FSTATFS), BigInt(fd), address(buf), 0n, 0n),
-  );
-  if (r < 0) {
-    const code = errno();
-    throw new SystemCallError("fstatfs", code, strerror(code));
-  }
-  return Number(new DataView(buf.buffer).getBigUint64(0, true));
+  return Number(fdCall("fstatfs", SYS_FSTATFS, fd, 128).getBigUint64(0, true));
 }
 
 /** Who other than root may add, remove or rename entries in directory `st`. */
@@ -497,6 +494,19 @@ export function openUnredirected(path: string): number {
   } finally {
     if (dir >= 0) c.close(dir);
   }
+}
+
+/**
+ * The directory that gets a write path's rule (and its writable mount) when
+ * the path does not exist yet: Landlock cannot name a missing file.
+ *
+ * @example
+ * ```ts ignore
+ * missingWritePathDirectory("/var/lib/app/state.json"); // "/var/lib/app"
+ * ```
+ */
+export function missingWritePathDirectory(path: string): string {
+  return path.replace(/\/[^/]+\/?$/, "") || "/";
 }
 
 /** The target of the symbolic link opened as `fd` (`O_PATH | O_NOFOLLOW`). */

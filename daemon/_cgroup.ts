@@ -17,14 +17,17 @@
  * @module
  */
 
-import { cString, errno, readFileViaLibc, strerror } from "../caps/_ffi.ts";
+import {
+  cString,
+  errno,
+  lstatViaLibc,
+  readFileViaLibc,
+  strerror,
+} from "../caps/_ffi.ts";
 
 const O_WRONLY = 0o1;
 const O_CLOEXEC = 0o2000000;
 const EEXIST = 17;
-const AT_FDCWD = -100;
-const AT_SYMLINK_NOFOLLOW = 0x100;
-const STATX_BASIC_STATS = 0x7ff;
 
 const SYMBOLS = {
   mkdir: { parameters: ["buffer", "u32"], result: "i32" },
@@ -38,10 +41,6 @@ const SYMBOLS = {
   closedir: { parameters: ["pointer"], result: "i32" },
   access: { parameters: ["buffer", "i32"], result: "i32" },
   usleep: { parameters: ["u32"], result: "i32" },
-  statx: {
-    parameters: ["i32", "buffer", "i32", "u32", "buffer"],
-    result: "i32",
-  },
 } as const;
 
 let lib: Deno.DynamicLibrary<typeof SYMBOLS>["symbols"] | undefined;
@@ -118,18 +117,12 @@ export interface Owner {
 }
 
 function ownerOf(path: string): Owner | undefined {
-  // struct statx: stx_uid at 20, stx_mode (u16) at 28.
-  const buf = new Uint8Array(256);
-  const r = libc().statx(
-    AT_FDCWD,
-    cString(path),
-    AT_SYMLINK_NOFOLLOW,
-    STATX_BASIC_STATS,
-    buf,
-  );
-  if (r < 0) return undefined;
-  const v = new DataView(buf.buffer);
-  return { uid: v.getUint32(20, true), mode: v.getUint16(28, true) & 0o7777 };
+  try {
+    const st = lstatViaLibc(path);
+    return { uid: st.uid, mode: st.mode & 0o7777 };
+  } catch {
+    return undefined;
+  }
 }
 
 /**

@@ -16,6 +16,7 @@
 import {
   type FsAccess,
   landlockAbi,
+  missingWritePathDirectory,
   RedirectablePath,
   Ruleset,
   type RulesetSpec,
@@ -500,7 +501,7 @@ export function prepareConfinement(
           if (rule.why === "system") continue;
           // A file the context may create: its directory (Landlock cannot
           // name a path that does not exist yet).
-          const parent = rule.path.replace(/\/[^/]+\/?$/, "") || "/";
+          const parent = missingWritePathDirectory(rule.path);
           if (rule.access === "write" && parent !== "/") {
             try {
               ruleset.allowPath(parent, access);

@@ -37,7 +37,11 @@ import {
   readLinkViaLibc,
   strerror,
 } from "../caps/_ffi.ts";
-import { openUnredirected, RedirectablePath } from "../caps/_landlock.ts";
+import {
+  missingWritePathDirectory,
+  openUnredirected,
+  RedirectablePath,
+} from "../caps/_landlock.ts";
 
 /**
  * System directories read-only for every protected daemon (ProtectSystem=yes,
@@ -152,17 +156,7 @@ function keptFlags(point: string): number {
 
 function makeReadOnly(path: string): void {
   const l = libc();
-  const attr = new BigUint64Array([BigInt(MOUNT_ATTR_RDONLY), 0n, 0n, 0n]);
-  const r = l.syscall(
-    BigInt(SYS_MOUNT_SETATTR),
-    BigInt(AT_FDCWD),
-    c(path),
-    BigInt(AT_RECURSIVE),
-    new Uint8Array(attr.buffer),
-    BigInt(attr.byteLength),
-  );
-  if (r === 0n) return;
-  if (errno() !== ENOSYS) fail(`mount_setattr(${path}, MOUNT_ATTR_RDONLY)`);
+  if (setReadOnly(path)) return;
   // Older kernels: each mount of the bound tree, keeping its other flags.
   for (const point of mountsBelow(path)) {
     const flags = MS_REMOUNT | MS_BIND | MS_RDONLY | keptFlags(point);
@@ -425,7 +419,7 @@ function openWritePath(
   };
   const fd = open(path);
   if (fd !== null) return fd === undefined ? undefined : { fd, path };
-  const parent = path.replace(/\/[^/]+\/?$/, "") || "/";
+  const parent = missingWritePathDirectory(path);
   if (parent === "/") return undefined;
   const pfd = open(parent);
   return pfd ? { fd: pfd, path: parent } : undefined;
