@@ -511,7 +511,7 @@ Deno.test(
       );
 
       await t.step(
-        "a caller whose cgroup is delegated to a non-root user: no daemon cgroup is made there, and the daemon says why",
+        "a caller whose cgroup is delegated to a non-root user: no daemon cgroup is made there, and the daemon and doctor say why",
         async () => {
           // What systemd's Delegate=yes with User= does: the unit's cgroup,
           // its cgroup.procs, cgroup.threads and cgroup.subtree_control
@@ -582,6 +582,49 @@ Deno.test(
             ),
             `no warning says why: ${JSON.stringify(warnings)}`,
           );
+          // `privsep doctor`, run from the same cgroup, says so before any
+          // daemon starts; from the test's own cgroup (root's), it does not.
+          const doctor = async (cgroupDir?: string) => {
+            const cli = [
+              DENO,
+              "run",
+              "-A",
+              `--config=${ROOT}/deno.json`,
+              `${ROOT}/cli/privsep.ts`,
+              "doctor",
+              "--json",
+              `--config-file=${config}`,
+              `${ROOT}/tests/fixtures/tree/mod.ts#treeCtx`,
+            ];
+            const out = await run(
+              cgroupDir
+                ? [
+                  "/bin/sh",
+                  "-c",
+                  'echo $$ >"$1/cgroup.procs" && shift && exec "$@"',
+                  "sh",
+                  cgroupDir,
+                  ...cli,
+                ]
+                : cli,
+              { allowFail: true },
+            );
+            const checks = JSON.parse(out.stdout) as {
+              check: string;
+              ok: boolean;
+              warn?: boolean;
+              detail: string;
+            }[];
+            return checks.find((c) => c.check === "cgroup")!;
+          };
+          const there = await doctor(delegatedCgroup);
+          assert.equal(there.ok, false, JSON.stringify(there));
+          assert.equal(there.warn, true, JSON.stringify(there));
+          assert.match(there.detail, new RegExp(`tests-${TREE_CALLER}`));
+          assert.match(there.detail, /without a cgroup of their own/);
+          assert.match(there.detail, /leave Delegate= off/);
+          const here = await doctor();
+          assert.equal(here.ok, true, JSON.stringify(here));
         },
       );
     } finally {
