@@ -33,7 +33,7 @@ import { type Preflight, StartError } from "./preflight.ts";
 /** How strictly the sandbox is applied. */
 export type ConfinementMode = "required" | "best-effort" | "off";
 
-/** The rights that change the filesystem. */
+/** The rights that change the filesystem (all handled where writes are confined). */
 export const WRITE_ACCESS: readonly FsAccess[] = [
   "write_file",
   "remove_dir",
@@ -48,6 +48,18 @@ export const WRITE_ACCESS: readonly FsAccess[] = [
   "refer",
   "truncate",
 ];
+/**
+ * The rights a write rule grants: every one of {@linkcode WRITE_ACCESS} but
+ * `make_sym`. No confined daemon makes a symbolic link (nor renames one into
+ * place): a uid-0 daemon's link would be root's, in a root-owned directory,
+ * which is what the next start trusts when it opens a path for its rules
+ * (`openUnredirected()`); one planted at a write path that did not exist yet
+ * led the next daemon's rule and writes to another application's config
+ * (found by a review).
+ */
+export const WRITE_GRANTED: readonly FsAccess[] = WRITE_ACCESS.filter((a) =>
+  a !== "make_sym"
+);
 /** The rights that read or execute. */
 export const READ_ACCESS: readonly FsAccess[] = [
   "read_file",
@@ -105,6 +117,8 @@ export interface ConfinementPlan {
   mode: ConfinementMode;
   /** Landlock filesystem rules; `undefined`: the filesystem is not confined. */
   fs?: {
+    /** Whether writes are confined (a scoped or no `write` list). */
+    writes: boolean;
     /** Whether reads are confined too (a scoped `read` list). */
     reads: boolean;
     /** Paths below which access is allowed. */
@@ -283,7 +297,12 @@ export function planConfinement(
     }
   }
   if (writesConfined || readsConfined) {
-    plan.fs = { reads: readsConfined, rules };
+    plan.fs = { writes: writesConfined, reads: readsConfined, rules };
+    if (!plan.deny.includes("open_by_handle_at")) {
+      plan.notes.push(
+        "open_by_handle_at is allowed (syscall_filter): a file handle opens any file of a filesystem the daemon can reach, past the Landlock rules and the read-only mounts",
+      );
+    }
   }
   if (p.net === undefined) {
     plan.tcpPorts = [];
@@ -473,7 +492,10 @@ export function prepareConfinement(
   if (abi >= 1 && handled) {
     const spec: RulesetSpec = {
       fs: plan.fs
-        ? [...WRITE_ACCESS, ...(plan.fs.reads ? READ_ACCESS : [])]
+        ? [
+          ...(plan.fs.writes ? WRITE_ACCESS : []),
+          ...(plan.fs.reads ? READ_ACCESS : []),
+        ]
         : [],
       net: plan.tcpPorts !== undefined,
       scope,
@@ -482,7 +504,7 @@ export function prepareConfinement(
     try {
       for (const rule of plan.fs?.rules ?? []) {
         const access = rule.access === "write"
-          ? [...READ_ACCESS, ...WRITE_ACCESS]
+          ? [...READ_ACCESS, ...WRITE_GRANTED]
           : READ_ACCESS;
         // A path a non-root user could have redirected gets no rule (its
         // link's target would get it): the kernel refuses access there.
@@ -576,8 +598,11 @@ export function describePlan(plan: ConfinementPlan): string[] {
   if (plan.mode === "off") return lines;
   if (plan.fs) {
     lines.push(
-      `  landlock fs: writes confined${
-        plan.fs.reads ? ", reads confined" : ""
+      `  landlock fs: ${
+        [
+          ...(plan.fs.writes ? ["writes confined (no symbolic links)"] : []),
+          ...(plan.fs.reads ? ["reads confined"] : []),
+        ].join(", ")
       }; allowed:`,
     );
     for (const r of plan.fs.rules) {

@@ -289,6 +289,19 @@ Deno.test(
         },
       );
 
+      await t.step(
+        "with a scoped read list and unscoped writes, writes stay unconfined",
+        async () => {
+          await use({ permissions: { ...base, read: [data], write: true } });
+          const r = await ops.exec("/bin/sh", [
+            "-c",
+            `echo x > ${dir}/anywhere && cat /etc/shadow`,
+          ]);
+          assert.equal(await exists(`${dir}/anywhere`), true, r.stderr);
+          assert.notEqual(r.code, 0, "/etc/shadow was read");
+        },
+      );
+
       // The service account (here the context's own user, which counts as
       // one) owns a directory on the way to an allowed path: before the
       // daemon starts it puts a symbolic link, or a hard link, where the
@@ -372,6 +385,48 @@ Deno.test(
         },
       );
 
+      await t.step(
+        "a confined daemon makes no symbolic link, so none it made can lead the next daemon's rule out",
+        async () => {
+          // Found by a review: a uid-0 daemon whose write path did not
+          // exist yet (its directory is then writable) put a link there to
+          // another application's config. The link was root's, in a
+          // root-owned directory, so the next start's rule followed it and
+          // the daemon wrote the other application's config.
+          const spool = `${dir}/spool`;
+          await Deno.mkdir(spool, { mode: 0o755 });
+          const state = `${spool}/state.json`;
+          const uid0 = (write: string[]) =>
+            use({
+              user: "root",
+              capabilities: [],
+              permissions: { ...base, write },
+            });
+          await uid0([state, data]);
+          const r = await ops.exec("/bin/sh", [
+            "-c",
+            `ln -s ${secret}/file ${state}; ln -s ${secret} ${data}/out; ` +
+            `echo o > ${data}/mine && ln ${data}/mine ${data}/mine-again; ` +
+            `mkdir ${spool}/d && mv ${spool}/d ${spool}/e`,
+          ]);
+          assert.equal(
+            (r.stderr.match(/Permission denied/g) ?? []).length,
+            2,
+            r.stderr,
+          );
+          assert.equal(await exists(state), false);
+          assert.equal(await exists(`${data}/out`), false);
+          // Hard links and renames in place, files and directories stay.
+          assert.equal(await exists(`${data}/mine-again`), true, r.stderr);
+          assert.equal(await exists(`${spool}/e`), true, r.stderr);
+          await uid0([state, data]);
+          const w = await ops.exec("/bin/sh", ["-c", `echo pwned > ${state}`]);
+          assert.equal(w.code, 0, w.stderr);
+          assert.equal(await Deno.readTextFile(`${secret}/file`), "root's\n");
+          assert.equal(await Deno.readTextFile(state), "pwned\n");
+        },
+      );
+
       // Landlock confines writing files, not changing their owner, mode or
       // extended attributes: a uid-0 context owns every root-owned file,
       // and CAP_CHOWN reaches every file (found by a review: a uid-0
@@ -433,6 +488,45 @@ Deno.test(
           // coreutils' mkdir -m passes the mode to mkdir(2), refused whole.
           assert.equal(await exists(`${data}/sgid`), false);
           assert.match(r.stdout, /^io_uring_setup -1 1$/m, r.stdout);
+        },
+      );
+
+      await t.step(
+        "a context that keeps CAP_DAC_READ_SEARCH cannot open a file by its handle past Landlock and the read-only mounts",
+        async () => {
+          // Found by a review: open_by_handle_at(), which the filter allowed
+          // for CAP_DAC_READ_SEARCH, opens a file of the same filesystem on
+          // the mount of the descriptor it is given (a write path's own
+          // writable mount), and Landlock judges it by that mount's rule:
+          // the daemon wrote a root-only file, the cache and sudoers.d.
+          const handle = [
+            "import ctypes, os, sys",
+            "l = ctypes.CDLL(None, use_errno=True)",
+            "h = ctypes.create_string_buffer(8 + 128)",
+            "ctypes.c_uint.from_buffer(h).value = 128",
+            "mid = ctypes.c_int()",
+            "if l.name_to_handle_at(-100, sys.argv[1].encode(), h, ctypes.byref(mid), 0):",
+            "    sys.exit('name_to_handle_at errno %d' % ctypes.get_errno())",
+            "fd = l.open_by_handle_at(os.open(sys.argv[2], os.O_RDONLY), h, os.O_WRONLY | os.O_APPEND)",
+            "if fd < 0: sys.exit('open_by_handle_at errno %d' % ctypes.get_errno())",
+            "os.write(fd, b'pwned\\n')",
+            "print('wrote')",
+          ].join("\n");
+          for (const user of ["root", SBX_DAEMON]) {
+            await use({
+              user,
+              capabilities: ["CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH"],
+              permissions: base,
+            });
+            const r = await ops.exec("/bin/sh", [
+              "-c",
+              `/usr/bin/python3 -c "$1" ${secret}/file ${data}`,
+              "sh",
+              handle,
+            ]);
+            assert.match(r.stderr, /^open_by_handle_at errno 1$/m, r.stderr);
+            assert.equal(await Deno.readTextFile(`${secret}/file`), "root's\n");
+          }
         },
       );
 
