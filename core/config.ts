@@ -158,7 +158,8 @@ export interface ContextSettings {
   loggerName?: string;
   /**
    * Whether the daemon's stack trace is logged when a privileged call fails
-   * (TOML key `log_daemon_traceback`).
+   * (TOML key `log_daemon_traceback`): the error's name and stack frames, never
+   * its message, which may quote an argument.
    */
   logDaemonTraceback?: boolean;
   /**

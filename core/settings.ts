@@ -124,7 +124,11 @@ export interface PrivContextOptions {
   idleRead?: "event-loop" | "blocking";
   /** The LogTape category of forwarded daemon logs, dotted; `"privsep.daemon"` by default. */
   loggerName?: string;
-  /** Send the daemon's stack traces with errors and log them (default `false`). */
+  /**
+   * Send the daemon's stack traces with errors, and log the error's name and
+   * stack frames (never its message, which may quote an argument); default
+   * `false`.
+   */
   logDaemonTraceback?: boolean;
   /**
    * Check, after each start, that every thread of the daemon has exactly the

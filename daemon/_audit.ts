@@ -25,10 +25,43 @@ export interface AuditIdentity {
   daemonPid: number;
 }
 
+/** The longest entrypoint name a record carries, in UTF-16 code units. */
+export const MAX_AUDITED_NAME = 200;
+
 /**
- * The audit record of one call: `key` (control characters replaced: a
- * refused name comes from the caller), when it started (`started` and `now`
- * from performance.now(), `wallNow` from Date.now()) and how long it took.
+ * What a name from the caller may not carry into a log record, each replaced
+ * by `?`: C0 and C1 controls (NEL and CSI among them), DEL, the line and
+ * paragraph separators, and the bidi controls (Unicode's Bidi_Control: marks,
+ * embeddings, overrides and isolates), which could start a new line or
+ * reorder what a terminal or a log viewer shows.
+ */
+const UNSAFE_IN_NAME =
+  // deno-lint-ignore no-control-regex
+  /[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]/g;
+
+/**
+ * `name` as a log record may carry it: unsafe characters replaced by `?`
+ * ({@linkcode UNSAFE_IN_NAME}), cut to {@linkcode MAX_AUDITED_NAME} code
+ * units, not inside a surrogate pair.
+ */
+function safeName(name: string): string {
+  if (name.length > MAX_AUDITED_NAME) {
+    const cut = name.charCodeAt(MAX_AUDITED_NAME - 1);
+    // The high half of a pair whose low half is cut off goes too.
+    name = name.slice(
+      0,
+      cut >= 0xd800 && cut <= 0xdbff ? MAX_AUDITED_NAME - 1 : MAX_AUDITED_NAME,
+    );
+  }
+  return name.replace(UNSAFE_IN_NAME, "?");
+}
+
+/**
+ * The audit record of one call: `key` (a refused name comes from the caller:
+ * controls, line separators and bidi controls replaced by `?`, cut to
+ * {@linkcode MAX_AUDITED_NAME} code units), when it started (`started` and
+ * `now` from performance.now(), `wallNow` from Date.now()) and how long it
+ * took.
  */
 export function auditRecord(
   identity: AuditIdentity,
@@ -41,8 +74,7 @@ export function auditRecord(
   wallNow: number = Date.now(),
 ): LogRecordInfo {
   const durationMs = Math.round((now - started) * 1000) / 1000;
-  // deno-lint-ignore no-control-regex
-  key = key.replace(/[\x00-\x1f\x7f]/g, "?");
+  key = safeName(key);
   const properties: Record<string, unknown> = {
     context: identity.context,
     entrypoint: key,
@@ -65,6 +97,74 @@ export function auditRecord(
     timestamp: wallNow,
     properties,
   };
+}
+
+/** A frame of a V8 stack trace, as V8 writes it. */
+const FRAME = /^ {4}at \S/;
+
+/**
+ * The daemon's log message for a call that failed, under
+ * `log_daemon_traceback`: the entrypoint, the error's name and the frames of
+ * its stack, never its message (which often quotes an argument), nor the
+ * messages of its `cause`, nor a thrown value that is not an Error. The
+ * stack's first lines, V8's `name: message` header, are left out; when the
+ * stack does not start with the error's header (its message changed after
+ * the stack was made, or it was replaced), its frames cannot be told from a
+ * message that looks like them, and none is given.
+ *
+ * @example
+ * ```ts ignore
+ * try {
+ *   throw new RangeError("out of range: hunter2");
+ * } catch (error) {
+ *   tracebackMessage("ops.ts#set", error);
+ *   // "ops.ts#set failed: RangeError\n    at file:///app/ops.ts:2:9"
+ * }
+ * ```
+ */
+export function tracebackMessage(key: string, error: unknown): string {
+  const head = `${key} failed: `;
+  if (!(error instanceof Error)) {
+    return `${head}a value that is not an Error (${
+      error === null ? "null" : typeof error
+    }), without a stack`;
+  }
+  let name: string;
+  let frames: string[] | undefined;
+  try {
+    name = safeName(String(error.name));
+    const stack: unknown = error.stack;
+    if (typeof stack !== "string") return `${head}${name}, without a stack`;
+    frames = stackFrames(stack, String(error.name), String(error.message));
+  } catch {
+    // A getter that throws, a name or message that does not convert.
+    return `${head}an Error that could not be read`;
+  }
+  if (frames === undefined) {
+    return `${head}${name} (its stack no longer starts with its message: frames left out)`;
+  }
+  return [`${head}${name}`, ...frames].join("\n");
+}
+
+/**
+ * The frames of `stack`, after its header (`name: message`, as
+ * Error.prototype.toString() writes it); undefined when it does not start
+ * with that header.
+ */
+function stackFrames(
+  stack: string,
+  name: string,
+  message: string,
+): string[] | undefined {
+  const header = name === ""
+    ? message
+    : message === ""
+    ? name
+    : `${name}: ${message}`;
+  if (!stack.startsWith(header)) return undefined;
+  return stack.slice(header.length).split("\n").filter((line) =>
+    FRAME.test(line)
+  );
 }
 
 /** Sends audit records, while the caller listens to them. */

@@ -25,7 +25,7 @@ import {
 import { lastDecoded } from "../protocol/_decoded_cost.ts";
 import { killRunningCommands } from "./run_command.ts";
 import { reapLeftovers } from "./_children.ts";
-import type { Audit } from "./_audit.ts";
+import { type Audit, tracebackMessage } from "./_audit.ts";
 import { CallTable, type Running } from "./_calls.ts";
 import type { DaemonLog } from "./_log_bridge.ts";
 import {
@@ -534,11 +534,10 @@ export class Session {
         error instanceof Error ? error.name : "NonError",
         logged,
       );
+      // The error's name and stack frames, never its message: it often
+      // quotes an argument (the reply still carries it to the caller).
       if (this.#o.limits.withStack) {
-        this.#o.log(
-          "error",
-          `${key} failed: ${(error as Error)?.stack ?? String(error)}`,
-        );
+        this.#o.log("error", tracebackMessage(key, error));
       }
     }
     const calls = this.#calls;

@@ -12,6 +12,7 @@ import { callSignal } from "../core/call_scope.ts";
 import type { EntrypointOptions } from "../core/schema.ts";
 import { WARM_UP_NAMES } from "../protocol/messages.ts";
 import { Audit } from "./_audit.ts";
+import type { DaemonLog } from "./_log_bridge.ts";
 import { Outbox } from "./_outbox.ts";
 import { type HoldRules, Session } from "./_session.ts";
 
@@ -66,6 +67,10 @@ interface SessionSetup {
   /** Where every message written goes, decoded whole. */
   messages?: Message[];
   concurrency?: number;
+  /** log_daemon_traceback: error replies carry the stack, and it is logged. */
+  withStack?: boolean;
+  /** The daemon's own log (default: nowhere). */
+  log?: DaemonLog;
   /**
    * An asynchronous write: `take` records the data and returns its length
    * (default: at once, in a microtask).
@@ -118,9 +123,9 @@ function open(
     concurrency: setup.concurrency ?? 4,
     queueLimit: 16,
     graceMs: 2000,
-    limits: { maxFrameBytes: 1 << 20, withStack: false },
+    limits: { maxFrameBytes: 1 << 20, withStack: setup.withStack ?? false },
     out,
-    log: () => {},
+    log: setup.log ?? (() => {}),
     audit,
     timers: new Set(),
     hold: { now: () => clock, ...setup.hold },
@@ -513,4 +518,70 @@ Deno.test("Session answers warm-up calls with their argument, unaudited and unco
     "NotAnEntrypoint",
   );
   assert.equal(session.status().completed, 1);
+});
+
+Deno.test("Session logs a failed call's error name and stack frames under log_daemon_traceback, never its message", async () => {
+  const secret = "hunter2-SECRET";
+  const logged: string[] = [];
+  const messages: Message[] = [];
+  const { session } = open({
+    "m#range": (arg: string) => {
+      throw new RangeError("out of range: " + arg);
+    },
+    "m#async": async (arg: string) => {
+      await Promise.resolve();
+      throw new TypeError(`not a network device name: "${arg}"`, {
+        cause: new Error(`cause: ${arg}`),
+      });
+    },
+    "m#value": (arg: string) => {
+      throw arg;
+    },
+  }, [
+    helloAudit,
+    encodeMessage([Kind.Call, 1, "m#range", [secret]]),
+    encodeMessage([Kind.Call, 2, "m#async", [secret]]),
+    encodeMessage([Kind.Call, 3, "m#value", [secret]]),
+  ], {
+    withStack: true,
+    log: (level, message) => logged.push(`${level} ${message}`),
+    messages,
+  });
+  void session.serve();
+  for (let i = 0; i < 20 && messages.length < 6; i++) {
+    await new Promise((r) => setTimeout(r, 0));
+  }
+  assert.equal(logged.length, 3, JSON.stringify(logged));
+  for (const line of logged) {
+    assert.ok(!line.includes(secret), `the argument was logged: ${line}`);
+  }
+  const of = (key: string) =>
+    logged.find((l) => l.startsWith(`error ${key} `))!.split("\n");
+  const [range, async, value] = ["m#range", "m#async", "m#value"].map(of);
+  assert.equal(range[0], "error m#range failed: RangeError");
+  assert.equal(async[0], "error m#async failed: TypeError");
+  for (const frames of [range.slice(1), async.slice(1)]) {
+    assert.ok(frames.length > 0);
+    for (const frame of frames) assert.match(frame, /^ {4}at /);
+    assert.ok(frames.some((f) => f.includes("_session_test.ts")));
+  }
+  assert.equal(
+    value[0],
+    "error m#value failed: a value that is not an Error (string), without a stack",
+  );
+  // The caller, who passed the value, still gets the message and the stack.
+  const errors = new Map(
+    messages.flatMap((m) => m.kind === Kind.Error ? [[m.id, m.error]] : []),
+  );
+  assert.equal(errors.size, 3);
+  assert.equal(errors.get(1)?.message, `out of range: ${secret}`);
+  assert.match(
+    errors.get(1)?.stack ?? "",
+    /^RangeError: out of range: hunter2-SECRET\n {4}at /,
+  );
+  assert.equal(
+    errors.get(2)?.message,
+    `not a network device name: "${secret}"`,
+  );
+  assert.equal(errors.get(3)?.message, "non-Error value thrown: string");
 });

@@ -89,6 +89,23 @@ Deno.test("audit log and argument validation", async (t) => {
           ["audit.ts#login", "error", "Error"],
           ["ops.ts#helper", "refused", "NotAnEntrypoint"],
         ]);
+        // An error message quoting an argument: the caller gets it, the
+        // daemon's traceback (log_daemon_traceback) does not log it.
+        await assert.rejects(audited.login(SECRET, "short"), (e: unknown) => {
+          assert.ok(e instanceof RemoteError, String(e));
+          assert.equal(e.message, `weak password for ${SECRET}`);
+          return true;
+        });
+        const tracebacks = records.filter((r) =>
+          r.message.map(String).join("").startsWith("audit.ts#login failed: ")
+        );
+        assert.equal(tracebacks.length, 2, "one for each failed login");
+        for (const r of tracebacks) {
+          const [head, ...frames] = r.message.map(String).join("").split("\n");
+          assert.equal(head, "audit.ts#login failed: Error");
+          assert.ok(frames.length > 0);
+          for (const frame of frames) assert.match(frame, /^ {4}at /);
+        }
       },
     );
 

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { callWith, PrivsepTimeout } from "../../mod.ts";
+import { callWith, PrivsepTimeout, RemoteError } from "../../mod.ts";
 import * as wait from "./privsep/wait.ts";
 import { READY_DIR, waitCtx } from "./privsep/mod.ts";
 
@@ -61,6 +61,20 @@ Deno.test(
       assert.equal(status.cancelled, 3);
       assert.equal(status.stuck, 0);
       assert.equal(await wait.countPresent([name, "never"]), 1);
+      // Names only, checked as waitForFile checks them: no path out of
+      // READY_DIR.
+      for (
+        const hostile of ["../../../etc/passwd", "..", "a/b", "/etc/shadow"]
+      ) {
+        await assert.rejects(
+          wait.countPresent([name, hostile]),
+          (e: unknown) => {
+            assert.ok(e instanceof RemoteError, String(e));
+            assert.equal(e.remoteName, "TypeError", hostile);
+            return true;
+          },
+        );
+      }
     } finally {
       listener.close();
       for (const conn of held) conn.close();

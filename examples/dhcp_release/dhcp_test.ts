@@ -20,14 +20,17 @@ Deno.test(
     }
     try {
       await dhcp.releaseLease("lo", "127.0.0.2", "02:00:00:00:00:01");
-      await assert.rejects(
-        dhcp.releaseLease("lo; reboot", "127.0.0.2", "02:00:00:00:00:01"),
-        (e: unknown) => {
-          assert.ok(e instanceof RemoteError);
-          assert.equal(e.remoteName, "TypeError");
-          return true;
-        },
-      );
+      // Not a device name, nor an option of dhcp_release's (a leading "-").
+      for (const device of ["lo; reboot", "-h", "--help", "-", ".", ""]) {
+        await assert.rejects(
+          dhcp.releaseLease(device, "127.0.0.2", "02:00:00:00:00:01"),
+          (e: unknown) => {
+            assert.ok(e instanceof RemoteError, String(e));
+            assert.equal(e.remoteName, "TypeError", device);
+            return true;
+          },
+        );
+      }
       assert.equal(dhcpReleaseCmd.settings().timeoutMs, 5_000);
     } finally {
       await dhcpReleaseCmd.stop();

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { RemoteError } from "../../mod.ts";
 import { defaultCtx } from "./privsep/mod.ts";
 import { linkDevices, NetworkNamespaceNotFound } from "./main.ts";
 
@@ -33,6 +34,14 @@ Deno.test(
         linkDevices("privsep-no-such-ns"),
         NetworkNamespaceNotFound,
       );
+      // A name, not a path (ip -n takes a path too), nor an option.
+      for (const hostile of [".", "..", "-n", "../netns", "a/b", ""]) {
+        await assert.rejects(linkDevices(hostile), (e: unknown) => {
+          assert.ok(e instanceof RemoteError, String(e));
+          assert.equal(e.remoteName, "TypeError", hostile);
+          return true;
+        });
+      }
     } finally {
       await defaultCtx.stop();
       await ip("netns", "delete", ns);

@@ -19,11 +19,17 @@ export interface LinkDevice {
   flags: string[];
 }
 
-const NAMESPACE = /^[A-Za-z0-9_.-]{1,64}$/;
+/**
+ * A namespace name, starting with a letter or digit: never `.` or `..` (`ip
+ * -n` opens /run/netns/<name>), nor `-` (an option of ip's).
+ */
+const NAMESPACE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 
 /**
  * Lists the link devices of network namespace `namespace`, or of the daemon's
- * own namespace for `null`. A missing namespace throws an error named
+ * own namespace for `null`. A name that is not a plain namespace name
+ * (letters, digits, `_`, `.` and `-`, starting with a letter or digit; at most
+ * 64) throws a TypeError; a missing namespace throws an error named
  * `NetworkNamespaceNotFound`.
  */
 export const getLinkDevices = defaultCtx.entrypointWithTimeout(5_000)(
