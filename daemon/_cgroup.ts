@@ -41,7 +41,61 @@ const SYMBOLS = {
   closedir: { parameters: ["pointer"], result: "i32" },
   access: { parameters: ["buffer", "i32"], result: "i32" },
   usleep: { parameters: ["u32"], result: "i32" },
+  setxattr: {
+    parameters: ["buffer", "buffer", "buffer", "usize", "i32"],
+    result: "i32",
+  },
+  getxattr: {
+    parameters: ["buffer", "buffer", "buffer", "usize"],
+    result: "isize",
+  },
 } as const;
+
+/**
+ * The extended attribute of a daemon's cgroup that holds the daemon's start
+ * time (field 22 of /proc/<pid>/stat): a `trusted.` one, which only a process
+ * with CAP_SYS_ADMIN may set, on a cgroup2 hierarchy the daemon sees
+ * read-only.
+ */
+const START_XATTR = "trusted.privsep.start";
+
+/** Field 22 of `/proc/<pid>/stat` (the start time, in clock ticks since boot). */
+function startTime(pid: number | string): string | undefined {
+  try {
+    const stat = new TextDecoder().decode(readFileViaLibc(`/proc/${pid}/stat`));
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return fields[0] === "Z" || fields[0] === "X" ? undefined : fields[19];
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Whether the daemon of cgroup `dir` (`privsep-<pid>`) still runs: a live
+ * process of that pid whose start time is the one stage 1 recorded on the
+ * cgroup. A process that got the pid of a dead daemon (an escaped one may
+ * fork until it does) has another start time. A cgroup without the record
+ * (made by an older privsep) counts as its pid's while the pid lives.
+ */
+export function daemonAlive(
+  dir: string,
+  pid: string,
+  recorded: (dir: string) => string | undefined = readStart,
+  started: (pid: string) => string | undefined = startTime,
+): boolean {
+  const now = started(pid);
+  if (now === undefined) return false;
+  const then = recorded(dir);
+  return then === undefined || then === now;
+}
+
+function readStart(dir: string): string | undefined {
+  const buf = new Uint8Array(32);
+  const n = Number(
+    libc().getxattr(cString(dir), cString(START_XATTR), buf, BigInt(32)),
+  );
+  return n > 0 ? new TextDecoder().decode(buf.subarray(0, n)) : undefined;
+}
 
 let lib: Deno.DynamicLibrary<typeof SYMBOLS>["symbols"] | undefined;
 function libc() {
@@ -181,7 +235,7 @@ function sweep(parent: string): void {
       const pid = /^privsep-(\d+)$/.exec(name)?.[1];
       if (
         pid && Number(pid) !== Deno.pid &&
-        c.access(cString(`/proc/${pid}`), 0) < 0
+        !daemonAlive(`${parent}/${name}`, pid)
       ) stale.push(`${parent}/${name}`);
     }
   } finally {
@@ -252,6 +306,18 @@ export function createCgroup(uid: number): DaemonCgroup {
       c.rmdir(cString(path));
       return { missing: why };
     }
+    // Who the cgroup is for: the next stage 1's sweep tells a dead daemon
+    // from a process that got its pid (daemonAlive()).
+    const start = new TextEncoder().encode(startTime(Deno.pid) ?? "");
+    // Without it (a kernel that refuses the attribute) the sweep goes by
+    // the pid alone, as before.
+    c.setxattr(
+      cString(path),
+      cString(START_XATTR),
+      start,
+      BigInt(start.length),
+      0,
+    );
     return { path };
   } catch (error) {
     return { missing: (error as Error).message };

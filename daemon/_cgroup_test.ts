@@ -5,6 +5,7 @@ import assert from "node:assert/strict";
 import {
   cgroupDir,
   createCgroup,
+  daemonAlive,
   delegatedAbove,
   type Owner,
 } from "./_cgroup.ts";
@@ -60,6 +61,21 @@ Deno.test("delegatedAbove() names a cgroup.procs others may write, and one it ca
   );
 });
 
+Deno.test("daemonAlive() takes a cgroup for its daemon's only while a process of that pid has the recorded start time", () => {
+  const record = new Map([["/cg/privsep-7", "500"]]);
+  const recorded = (dir: string) => record.get(dir);
+  const alive = (dir: string, start: string | undefined) =>
+    daemonAlive(dir, "7", recorded, () => start);
+  assert.equal(alive("/cg/privsep-7", "500"), true);
+  // The pid of a dead daemon, taken by a process forked later.
+  assert.equal(alive("/cg/privsep-7", "9123"), false);
+  // No process (or a zombie) of that pid.
+  assert.equal(alive("/cg/privsep-7", undefined), false);
+  // A cgroup made before the record existed: the pid alone.
+  assert.equal(alive("/cg/privsep-8", "9123"), true);
+  assert.equal(alive("/cg/privsep-8", undefined), false);
+});
+
 Deno.test("createCgroup() replaces a dead daemon's cgroup of the same pid instead of taking it", async () => {
   assert.equal(Deno.uid(), 0, "this test needs root: run it as root");
   const own = cgroupDir(
@@ -85,6 +101,13 @@ Deno.test("createCgroup() replaces a dead daemon's cgroup of the same pid instea
       "the old cgroup was kept",
     );
     assert.equal((await Deno.stat(`${path}/cgroup.kill`)).uid, 4242);
+    // It records this process's start time: a process that gets this pid
+    // later has another one, and its cgroup counts as a dead daemon's.
+    assert.equal(daemonAlive(path, String(Deno.pid)), true);
+    assert.equal(
+      daemonAlive(path, String(Deno.pid), undefined, () => "1"),
+      false,
+    );
   } finally {
     await Deno.remove(path).catch(() => {});
   }

@@ -466,7 +466,6 @@ export interface PreparedConfinement {
  */
 export function prepareConfinement(
   plan: ConfinementPlan,
-  scopesApplied = false,
   abi: number = landlockAbi(),
 ): PreparedConfinement {
   if (plan.mode === "off") {
@@ -484,7 +483,12 @@ export function prepareConfinement(
   };
   for (const gap of gaps(plan, abi, true)) fail(gap);
   let ruleset: Ruleset | undefined;
-  const scope = scopesApplied ? [] : plan.scope;
+  // The first layer's scopes again: a signal from the daemon then cannot
+  // reach its keeper, which is in the first layer only (found by a review:
+  // a command killed the keeper, and nothing killed what had escaped its
+  // group when the daemon ended). The parent-death signal does not reach
+  // it either: the keeper looks for the daemon in /proc (see _keeper.ts).
+  const scope = plan.scope;
   // A ruleset that handles nothing this ABI knows is refused (ENOMSG): a
   // context without file rules on a kernel before ABI 4 (TCP) or 6 (scopes).
   const handled = plan.fs !== undefined ||
@@ -671,7 +675,6 @@ export function confineFor(
       libcap: settings.libcap,
     });
   const early = planWith();
-  let scoped = false;
   const wrap = <T>(what: string, f: () => T): T => {
     try {
       return f();
@@ -689,16 +692,15 @@ export function confineFor(
     wrap("the kernel sandbox could not be applied: ", () => {
       new Ruleset({ fs: [], net: false, scope: early.scope }).restrictSelf();
     });
-    scoped = true;
   }
   let prepared: PreparedConfinement | undefined;
   return {
     prepare(keeperFifo?: string) {
       const plan = planWith(keeperFifo);
-      prepared = wrap("", () => prepareConfinement(plan, scoped));
+      prepared = wrap("", () => prepareConfinement(plan));
     },
     apply() {
-      const p = prepared ?? wrap("", () => prepareConfinement(early, scoped));
+      const p = prepared ?? wrap("", () => prepareConfinement(early));
       wrap("the kernel sandbox could not be applied: ", () => p.apply());
       for (const what of p.unenforced) {
         serveArgv.push(`--unconfined=${what}`);

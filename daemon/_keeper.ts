@@ -1,8 +1,12 @@
 /**
  * The daemon's process keeper (stage 1 side). Stage 1, still root, starts a
- * fixed shell as the context's user with no capabilities and
+ * fixed bash script as the context's user with no capabilities and
  * `PR_SET_PDEATHSIG(SIGTERM)` pointing at the daemon (set by `setpriv`, after
- * its uid change, which would clear it). The serving stage tells it, through
+ * its uid change, which would clear it). Where the daemon's own Landlock
+ * layer scopes signals, neither the daemon nor its commands can signal the
+ * keeper (which is in the first layer only), nor does the parent-death
+ * signal reach it: the keeper also looks at the daemon every half second
+ * (its pid, state and start time in /proc). The serving stage tells it, through
  * a FIFO only it may write, which process groups its commands lead
  * (`track`), which to signal (`TERM`, `KILL`: the serving stage may not
  * signal a group itself, `Deno.kill` needs an unscoped `--allow-run`) and
@@ -44,8 +48,8 @@ const S_IFDIR = 0o040000;
 const RUN_DIR = "/run/privsep";
 /** The programs the keeper needs. */
 export const SETPRIV = "/usr/bin/setpriv";
-/** The keeper's shell. */
-export const SH = "/bin/sh";
+/** The keeper's shell: bash, whose `read -t` waits without a child process. */
+export const KEEPER_SHELL = "/bin/bash";
 
 /**
  * The keeper: `$1` is its FIFO, `$2` the daemon's cgroup (empty without one,
@@ -58,11 +62,31 @@ export const SH = "/bin/sh";
  * would be every process of its uid). `sweep` (sent when no call runs) kills
  * every process of the cgroup whose parents do not lead to the daemon: what
  * left its command's group and was orphaned. When the daemon dies, every
- * tracked group and then the whole cgroup are killed. Stage 1 removes the
- * FIFO and its directory once the daemon is gone (`sweep()` below).
+ * tracked group and then the whole cgroup are killed: when its parent-death
+ * signal comes, or when, after each line and every half second, it finds
+ * the daemon gone (no
+ * `/proc/<pid>`, a zombie, or another process of the same pid: another start
+ * time). Stage 1 removes the FIFO and its directory once the daemon is gone
+ * (`sweep()` below).
  */
 const KEEPER_SCRIPT = `exec 3<>"$1" </dev/null
 cg=$2 groups=
+daemon=$PPID
+started() {
+  read -r s <"/proc/$daemon/stat" || return 1
+  s=\${s##*) }
+  set -- $s
+  case $1 in Z|X|x) return 1 ;; esac
+  start=\${20}
+}
+started || exit 0
+alive() {
+  read -r s <"/proc/$daemon/stat" || return 1
+  s=\${s##*) }
+  set -- $s
+  case $1 in Z|X|x) return 1 ;; esac
+  [ "\${20}" = "$start" ]
+}
 cleanup() {
   for g in $groups; do kill -s KILL -- "-$g" 2>/dev/null; done
   [ -z "$cg" ] || echo 1 >"$cg/cgroup.kill"
@@ -91,7 +115,11 @@ tracked() {
   return 1
 }
 trap cleanup TERM HUP INT
-while read -r op pg <&3; do
+while :; do
+  # After every line too: any process of the user may write lines.
+  op= pg=
+  read -t 0.5 -r op pg <&3
+  alive || cleanup
   case $pg in ''|*[!0-9]*) continue ;; esac
   case $op in
   track)
@@ -333,7 +361,7 @@ export async function startKeeper(
     "--no-new-privs",
     "--pdeathsig=TERM",
     "--",
-    SH,
+    KEEPER_SHELL,
     "-c",
     KEEPER_SCRIPT,
     "privsep-keeper",
@@ -363,9 +391,9 @@ export async function startKeeper(
     const code = errno();
     if (code !== ENXIO || waited > 5000) {
       throw new Error(
-        `the daemon's process keeper (${SETPRIV} and ${SH}) did not start: open(${fifo}) failed: ${
+        `the daemon's process keeper (${SETPRIV} and ${KEEPER_SHELL}) did not start: open(${fifo}) failed: ${
           strerror(code)
-        }; check that util-linux's setpriv is installed`,
+        }; check that util-linux's setpriv and bash are installed`,
       );
     }
     await new Promise((r) => setTimeout(r, 5));

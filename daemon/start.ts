@@ -284,10 +284,12 @@ export async function startDaemon(
   const confine = confineFor(settings, facts, serveArgv);
   if (facts.uid === 0) {
     // Kills what the daemon started when the daemon ends (see _keeper.ts).
-    const { SETPRIV, SH, startKeeper } = await import("./_keeper.ts");
+    const { KEEPER_SHELL, SETPRIV, startKeeper } = await import(
+      "./_keeper.ts"
+    );
     const { assertTrusted } = await import("../core/trust.ts");
     assertTrusted(SETPRIV);
-    assertTrusted(SH);
+    assertTrusted(KEEPER_SHELL);
     // ... and the daemon's cgroup, which catches what leaves its group.
     const { createCgroup, joinCgroup } = await import("./_cgroup.ts");
     const created = createCgroup(user.id);

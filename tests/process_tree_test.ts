@@ -226,6 +226,32 @@ Deno.test(
       );
 
       await t.step(
+        "a command cannot kill its daemon's keeper, and the keeper still kills the tree when the daemon dies",
+        async () => {
+          // Found by a review: a command killed the keeper (same user, and
+          // the daemon's Landlock layer did not scope signals), so nothing
+          // killed what escaped when the daemon ended.
+          const pid = await use({ concurrency: 2 });
+          const r = await ops.killKeeper();
+          assert.ok(r.keeper > 0, `no keeper found: ${JSON.stringify(r)}`);
+          assert.notEqual(r.code, 0, `the keeper was killed: ${r.stderr}`);
+          assert.match(r.stderr, /Operation not permitted/, r.stderr);
+          await Deno.stat(`/proc/${r.keeper}`);
+          const marker = nextMarker();
+          const call = ops.escape(marker, true).catch((e) => e);
+          await waitEscaped(uid, marker);
+          Deno.kill(pid, "SIGKILL");
+          await waitGone(pid, 2_000);
+          await waitNone(
+            "the killed daemon's processes, the escaped one included",
+            () => processesOf(uid),
+            3_000,
+          );
+          assert.ok((await call) instanceof Error);
+        },
+      );
+
+      await t.step(
         "SIGKILL of the daemon kills its whole tree",
         async () => {
           const pid = await use({ concurrency: 2 });

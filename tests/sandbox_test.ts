@@ -735,7 +735,6 @@ Deno.test("best-effort reports what an older kernel cannot enforce; required ref
   };
   const best = prepareConfinement(
     planConfinement({ ...settings, confinement: "best-effort" }, {}),
-    false,
     3,
   );
   assert.ok(best.unenforced.some((u) => /TCP ports are not confined/.test(u)));
@@ -745,7 +744,6 @@ Deno.test("best-effort reports what an older kernel cannot enforce; required ref
     () =>
       prepareConfinement(
         planConfinement({ ...settings, confinement: "required" }, {}),
-        false,
         0,
       ),
     /confinement = "required" but Landlock is not available/,
@@ -787,7 +785,6 @@ Deno.test("best-effort starts a context without file rules on a kernel whose Lan
           syscallFilter: [],
           confinement: "best-effort",
         }, {}),
-        false,
         abi,
       );
       assert.ok(prepared.unenforced.length > 0, `ABI ${abi}: nothing reported`);
