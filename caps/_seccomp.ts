@@ -34,6 +34,7 @@ const CAP_SYS_RAWIO = 17;
 const CAP_SYS_PTRACE = 19;
 const CAP_SYS_PACCT = 20;
 const CAP_SYS_ADMIN = 21;
+const CAP_SYS_RESOURCE = 24;
 const CAP_SYS_BOOT = 22;
 const CAP_SYS_TIME = 25;
 const CAP_SYS_TTY_CONFIG = 26;
@@ -84,6 +85,11 @@ export const SYSCALLS: Readonly<Record<string, SyscallInfo>> = {
   keyctl: { x64: 250, a64: 219, caps: [] },
   bpf: { x64: 321, a64: 280, caps: [CAP_BPF, CAP_SYS_ADMIN] },
   userfaultfd: { x64: 323, a64: 282, caps: [] },
+  // Only with another process's pid and a new limit: a process's own limits
+  // (pid 0, as the C library's setrlimit passes) stay. The daemon's keeper
+  // has the daemon's uid, and a CPU-time or open-file limit of 0 ended it
+  // without a signal (found by a review).
+  prlimit64: { x64: 302, a64: 261, caps: [CAP_SYS_RESOURCE] },
   iopl: { x64: 172, caps: [CAP_SYS_RAWIO] },
   ioperm: { x64: 173, caps: [CAP_SYS_RAWIO] },
   io_uring_setup: { x64: 425, a64: 425, caps: [] },
@@ -148,6 +154,7 @@ export const SYSCALL_GROUPS: Readonly<Record<string, readonly string[]>> = {
     "syslog",
     "open_by_handle_at",
     "userfaultfd",
+    "prlimit64",
   ],
   "@obsolete": ["lookup_dcookie", "uselib", "nfsservctl"],
 };
@@ -231,7 +238,15 @@ const X32_SYSCALL_BIT = 0x40000000;
 const PR_SET_SECCOMP = 22;
 const SECCOMP_MODE_FILTER = 2;
 
-/** The BPF program that denies `names` with EPERM (8 bytes per instruction). */
+/** A jump's target: a label, or how many instructions to skip. */
+type Target = string | number;
+
+/**
+ * The BPF program that denies `names` with EPERM (8 bytes per instruction).
+ * Two entries are not whole calls: `clone3` (ENOSYS, so that the C library
+ * falls back to clone, whose namespace flags are then refused) and
+ * `prlimit64` (refused with another process's pid and a new limit).
+ */
 export function buildFilter(
   names: readonly string[],
   arch: string = Deno.build.arch,
@@ -241,43 +256,60 @@ export function buildFilter(
     throw new RangeError(`no system call table for ${arch}`);
   }
   const nr = (n: string) => x64 ? SYSCALLS[n]?.x64 : SYSCALLS[n]?.a64;
-  // clone3 carries its flags in memory the filter cannot read: it gets
-  // ENOSYS, so that the C library uses clone, whose flags are checked.
   const cloneNs = names.includes("clone3");
+  const prlimitOthers = names.includes("prlimit64");
   const numbers = [
     ...new Set(
-      names.filter((n) => n !== "clone3").map(nr).filter((
+      names.filter((n) => n !== "clone3" && n !== "prlimit64").map(nr).filter((
         n,
       ): n is number => n !== undefined),
     ),
   ];
-  const insns: [number, number, number, number][] = [];
-  // [0] arch  [1] jeq arch, +1  [2] ret EPERM  [3] nr
-  insns.push([BPF_LD_W_ABS, 0, 0, 4]);
-  insns.push([BPF_JEQ_K, 1, 0, x64 ? AUDIT_ARCH_X86_64 : AUDIT_ARCH_AARCH64]);
-  insns.push([BPF_RET_K, 0, 0, SECCOMP_RET_ERRNO | EPERM]);
-  insns.push([BPF_LD_W_ABS, 0, 0, 0]);
-  // Each check jumps to "ret EPERM", after the clone block and "ret ALLOW".
-  const tail = cloneNs ? 4 : 0;
-  const checks = numbers.length + (x64 ? 1 : 0);
-  let left = checks + tail;
-  if (x64) insns.push([BPF_JGE_K, left--, 0, X32_SYSCALL_BIT]);
-  for (const n of numbers) insns.push([BPF_JEQ_K, left--, 0, n]);
-  if (cloneNs) {
-    insns.push([BPF_JEQ_K, 5, 0, nr("clone3")!]); // -> ret ENOSYS
-    insns.push([BPF_JEQ_K, 0, 2, x64 ? SYS_CLONE.x64 : SYS_CLONE.a64]);
-    insns.push([BPF_LD_W_ABS, 0, 0, 16]); // low half of args[0]: the flags
-    insns.push([BPF_JSET_K, 1, 0, CLONE_NEW_MASK]); // -> ret EPERM
+  const insns: { code: number; k: number; jt: Target; jf: Target }[] = [];
+  const labels = new Map<string, number>();
+  const emit = (code: number, k: number, jt: Target = 0, jf: Target = 0) =>
+    insns.push({ code, k, jt, jf });
+  // Low and high halves of args[i] in struct seccomp_data (little-endian).
+  const argLo = (i: number) => 16 + 8 * i;
+  emit(BPF_LD_W_ABS, 4);
+  emit(BPF_JEQ_K, x64 ? AUDIT_ARCH_X86_64 : AUDIT_ARCH_AARCH64, 1);
+  emit(BPF_RET_K, SECCOMP_RET_ERRNO | EPERM);
+  emit(BPF_LD_W_ABS, 0);
+  if (x64) emit(BPF_JGE_K, X32_SYSCALL_BIT, "EPERM");
+  for (const n of numbers) emit(BPF_JEQ_K, n, "EPERM");
+  if (prlimitOthers) {
+    emit(BPF_JEQ_K, nr("prlimit64")!, 0, "prlimit-end");
+    emit(BPF_LD_W_ABS, argLo(0)); // pid: 0 is the caller itself
+    emit(BPF_JEQ_K, 0, "ALLOW");
+    emit(BPF_LD_W_ABS, argLo(2)); // new_limit: NULL only reads
+    emit(BPF_JEQ_K, 0, 0, "EPERM");
+    emit(BPF_LD_W_ABS, argLo(2) + 4);
+    emit(BPF_JEQ_K, 0, "ALLOW", "EPERM");
+    labels.set("prlimit-end", insns.length);
   }
-  insns.push([BPF_RET_K, 0, 0, SECCOMP_RET_ALLOW]);
-  insns.push([BPF_RET_K, 0, 0, SECCOMP_RET_ERRNO | EPERM]);
-  if (cloneNs) insns.push([BPF_RET_K, 0, 0, SECCOMP_RET_ERRNO | ENOSYS]);
+  if (cloneNs) {
+    emit(BPF_JEQ_K, nr("clone3")!, "ENOSYS");
+    emit(BPF_JEQ_K, x64 ? SYS_CLONE.x64 : SYS_CLONE.a64, 0, "ALLOW");
+    emit(BPF_LD_W_ABS, argLo(0)); // the flags
+    emit(BPF_JSET_K, CLONE_NEW_MASK, "EPERM", "ALLOW");
+  }
+  labels.set("ALLOW", insns.length);
+  emit(BPF_RET_K, SECCOMP_RET_ALLOW);
+  labels.set("EPERM", insns.length);
+  emit(BPF_RET_K, SECCOMP_RET_ERRNO | EPERM);
+  labels.set("ENOSYS", insns.length);
+  if (cloneNs) emit(BPF_RET_K, SECCOMP_RET_ERRNO | ENOSYS);
   const out = new Uint8Array(insns.length * 8);
   const view = new DataView(out.buffer);
-  insns.forEach(([code, jt, jf, k], i) => {
+  insns.forEach(({ code, k, jt, jf }, i) => {
+    const skip = (t: Target) => {
+      const n = typeof t === "number" ? t : labels.get(t)! - (i + 1);
+      if (!(n >= 0 && n <= 255)) throw new RangeError(`BPF jump ${n} at ${i}`);
+      return n;
+    };
     view.setUint16(i * 8, code, true);
-    view.setUint8(i * 8 + 2, jt);
-    view.setUint8(i * 8 + 3, jf);
+    view.setUint8(i * 8 + 2, skip(jt));
+    view.setUint8(i * 8 + 3, skip(jf));
     view.setUint32(i * 8 + 4, k >>> 0, true);
   });
   return out;

@@ -69,20 +69,27 @@ export const KEEPER_SHELL = "/bin/bash";
  * time). Stage 1 removes the FIFO and its directory once the daemon is gone
  * (`sweep()` below).
  */
-const KEEPER_SCRIPT = `exec 3<>"$1" </dev/null
+const KEEPER_SCRIPT = `set -f
+exec 3<>"$1" </dev/null
 cg=$2 groups=
 daemon=$PPID
-started() {
-  read -r s <"/proc/$daemon/stat" || return 1
+# The fields of /proc/<pid>/stat after the name, in s. The whole file: a
+# name may hold a newline, and ") " (the last one ends it).
+fields() {
+  s=
+  IFS= read -r -d '' s <"/proc/$1/stat"
+  [ -n "$s" ] || return 1
   s=\${s##*) }
+}
+started() {
+  fields "$daemon" || return 1
   set -- $s
   case $1 in Z|X|x) return 1 ;; esac
   start=\${20}
 }
 started || exit 0
 alive() {
-  read -r s <"/proc/$daemon/stat" || return 1
-  s=\${s##*) }
+  fields "$daemon" || return 1
   set -- $s
   case $1 in Z|X|x) return 1 ;; esac
   [ "\${20}" = "$start" ]
@@ -96,8 +103,7 @@ ours() {
   q=$1 n=0
   while [ "$q" -gt 1 ] && [ "$n" -lt 256 ]; do
     [ "$q" = "$PPID" ] && return 0
-    read -r s <"/proc/$q/stat" || return 1
-    s=\${s##*) }
+    fields "$q" || return 1
     set -- $s
     q=$2 n=$((n + 1))
   done
@@ -105,8 +111,7 @@ ours() {
 }
 leads() {
   l=$1
-  read -r s <"/proc/$l/stat" || return 1
-  s=\${s##*) }
+  fields "$l" || return 1
   set -- $s
   [ "$3" = "$l" ] && ours "$l"
 }

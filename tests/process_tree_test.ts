@@ -236,7 +236,16 @@ Deno.test(
           assert.ok(r.keeper > 0, `no keeper found: ${JSON.stringify(r)}`);
           assert.notEqual(r.code, 0, `the keeper was killed: ${r.stderr}`);
           assert.match(r.stderr, /Operation not permitted/, r.stderr);
+          // Nor through its resource limits (found by a second review: the
+          // kernel ends a process past its CPU limit, and a keeper without
+          // descriptors cannot open cgroup.kill).
+          assert.deepEqual(r.limits, [1, 1], r.stderr);
+          await new Promise((r) => setTimeout(r, 1_500));
           await Deno.stat(`/proc/${r.keeper}`);
+          assert.doesNotMatch(
+            await Deno.readTextFile(`/proc/${r.keeper}/stat`),
+            /\) Z /,
+          );
           const marker = nextMarker();
           const call = ops.escape(marker, true).catch((e) => e);
           await waitEscaped(uid, marker);
@@ -372,6 +381,29 @@ Deno.test(
           );
           assert.equal(treeCtx.daemon?.pid, pid);
           await cgroupOf(pid);
+        },
+      );
+
+      await t.step(
+        "a process that left its session and named itself after the daemon is killed with the call",
+        async () => {
+          // Found by a second review: its name ") S <daemon pid>" and a
+          // newline made the keeper, reading its /proc/<pid>/stat one line
+          // at a time, take the daemon for its parent.
+          const pid = await use({
+            permissions: {
+              run: ["/bin/sh", "/bin/true", "/usr/bin/perl"],
+            },
+          });
+          cgroup2Mount();
+          const marker = nextMarker();
+          assert.equal(await ops.escapeNamed(marker), 0);
+          await waitNone(
+            "the finished command's escaped process",
+            () => processesOf(uid, `sleep ${marker}`),
+            1_000,
+          );
+          assert.equal(treeCtx.daemon?.pid, pid);
         },
       );
 
