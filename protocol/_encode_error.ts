@@ -2,7 +2,7 @@
 // throwables it uses inside, and the TypeError its callers see. Private: see
 // encode.ts.
 
-import { MAX_DEPTH } from "./_codec_common.ts";
+import { KEY_BYTES_LIMIT, MAX_DEPTH } from "./_codec_common.ts";
 
 /**
  * Thrown inside the encoder for a value it cannot encode; every array and
@@ -36,6 +36,13 @@ export function protoKey(): Unencodable {
   return new Unencodable(
     'an object with an own "__proto__" key',
     "the other side rejects it; rename the key",
+  );
+}
+
+export function longKey(bytes: number): Unencodable {
+  return new Unencodable(
+    `a map key of ${bytes} bytes`,
+    `the other side rejects keys longer than ${KEY_BYTES_LIMIT} bytes (V8 hashes longer strings by their length alone); use a shorter key, or put it in a value`,
   );
 }
 

@@ -35,4 +35,5 @@ export {
   type DecodeOptions,
   decodeValue,
   MAX_DECODED_ITEMS,
+  MAX_KEY_BYTES,
 } from "./decode.ts";

@@ -5,20 +5,27 @@
  * Decoding checks every length against the bytes that remain before
  * allocating anything, accepts only two extensions (timestamps and
  * msgpackr's `undefined`; no class is ever looked up or built from the
- * wire), limits nesting to 512 arrays and maps, rejects `__proto__` keys and
- * non-string keys, and returns binary data as fresh `Uint8Array`s that do not
- * alias the input. Every decoding failure is a {@linkcode ProtocolError}
+ * wire), limits nesting to 512 arrays and maps, rejects `__proto__` keys,
+ * non-string keys and keys longer than 16,383 bytes, refuses a message once
+ * its estimated cost in memory passes `decodedCostLimit()` (see
+ * `_decoded_cost.ts`), and returns binary data as fresh `Uint8Array`s that do
+ * not alias the input. Every decoding failure is a {@linkcode ProtocolError}
  * naming what is wrong and its byte offset.
  *
  * @module
  */
 
 import { ProtocolError } from "../errors.ts";
-import { MAX_DEPTH, POW32 } from "./_codec_common.ts";
+import { KEY_BYTES_LIMIT, MAX_DEPTH, POW32 } from "./_codec_common.ts";
 import {
+  arrayIndex,
   BIN_COST,
   CONS_STRING_COST,
   DATE_COST,
+  DECODED_COST_FLOOR,
+  DECODED_COST_PER_BYTE,
+  decodedCostLimit,
+  ElementsEstimate,
   ITEM_COST,
   lastDecoded,
   MAP_ENTRY_COST,
@@ -44,6 +51,29 @@ import {
  * ```
  */
 export const MAX_DECODED_ITEMS: number = 1 << 20;
+
+/**
+ * Longest map key, in bytes: V8 hashes a string of more than 16,383
+ * characters by its length alone, so that longer keys of one length all
+ * collide in its table of property names. 800 keys of 16,384 bytes that
+ * differ at their end took 0.7 s to decode (0.09 s at 16,383), and keys
+ * held by queued calls slowed the next messages further.
+ *
+ * @example
+ * ```ts
+ * import { decodeValue, MAX_KEY_BYTES } from "@privsep/privsep/protocol";
+ * import { ProtocolError } from "@privsep/privsep";
+ * import assert from "node:assert/strict";
+ *
+ * // {[key]: null} with a key of MAX_KEY_BYTES + 1 bytes (a str 16)
+ * const n = MAX_KEY_BYTES + 1;
+ * const bytes = new Uint8Array(4 + n + 1).fill(0x78);
+ * bytes.set([0x81, 0xda, n >> 8, n & 0xff]);
+ * bytes[4 + n] = 0xc0;
+ * assert.throws(() => decodeValue(bytes), ProtocolError);
+ * ```
+ */
+export const MAX_KEY_BYTES: number = KEY_BYTES_LIMIT;
 
 /** Largest absolute time value of a `Date`, in milliseconds. */
 const MAX_DATE_MS = 8.64e15;
@@ -138,6 +168,24 @@ class Decoder {
       this.dv = undefined;
       this.busy = false;
     }
+  }
+
+  /** The estimated cost of the message so far (see `_decoded_cost.ts`). */
+  cost(): number {
+    return this.end + this.items * ITEM_COST +
+      this.mapItems * MAP_ENTRY_COST + this.extra;
+  }
+
+  tooCostly(at: number): never {
+    throw new ProtocolError(
+      `received a message that would take more than ${
+        decodedCostLimit(this.end)
+      } bytes of memory once decoded (${
+        DECODED_COST_FLOOR >> 20
+      } MiB + ${DECODED_COST_PER_BYTE} per byte of its ${this.end} bytes; estimated at byte offset ${at}). ` +
+        `V8 gives an object with keys that are array indices ("0" to "4294967294") a store of 12 bytes per index below the largest (12 kB for {"1023": 0}): ` +
+        `send such data as an array, with keys that are not numbers, or in several messages`,
+    );
   }
 
   view(): DataView {
@@ -337,6 +385,37 @@ class Decoder {
     return key;
   }
 
+  /** A map key of `n` bytes in a str 16 or str 32 (see MAX_KEY_BYTES). */
+  longKey(n: number, at: number): string {
+    if (n > MAX_KEY_BYTES) {
+      invalid(
+        `map key of ${n} bytes, longer than ${MAX_KEY_BYTES} (V8 hashes longer strings by their length alone)`,
+        at,
+      );
+    }
+    return this.str(n, at);
+  }
+
+  /**
+   * Charges a map key that starts with a digit, if it is an array index
+   * (see ElementsEstimate), and refuses the message once it costs too much.
+   */
+  element(
+    key: string,
+    elements: ElementsEstimate | undefined,
+    at: number,
+  ): ElementsEstimate | undefined {
+    const index = arrayIndex(key);
+    if (index < 0) return elements;
+    elements ??= new ElementsEstimate();
+    const more = elements.add(index);
+    if (more > 0) {
+      this.extra += more;
+      if (this.cost() > decodedCostLimit(this.end)) this.tooCostly(at);
+    }
+    return elements;
+  }
+
   bin(n: number, at: number): Uint8Array {
     const p = this.p;
     if (n > this.end - p) this.need(n, at, `bin of ${n} bytes`);
@@ -375,16 +454,21 @@ class Decoder {
     if ((this.items += n + 1) > MAX_DECODED_ITEMS) this.tooMany(at);
     this.mapItems += n + 1;
     const o: Record<string, unknown> = {};
+    /** Its keys that are array indices, once it has one. */
+    let elements: ElementsEstimate | undefined;
     for (let i = 0; i < n; i++) {
       const keyAt = this.p;
       const b = this.u8(keyAt, "map key");
       let key: string;
       if (b >= 0xa0 && b < 0xc0) key = this.key(b & 0x1f, keyAt);
       else if (b === 0xd9) key = this.str(this.u8(keyAt, "str 8"), keyAt);
-      else if (b === 0xda) key = this.str(this.u16(keyAt, "str 16"), keyAt);
-      else if (b === 0xdb) key = this.str(this.u32(keyAt, "str 32"), keyAt);
+      else if (b === 0xda) key = this.longKey(this.u16(keyAt, "str 16"), keyAt);
+      else if (b === 0xdb) key = this.longKey(this.u32(keyAt, "str 32"), keyAt);
       else return invalid("map key that is not a str", keyAt);
       if (key === "__proto__") invalid('map key "__proto__"', keyAt);
+      // Maybe an array index, which V8 keeps apart (ElementsEstimate).
+      const c = key.charCodeAt(0);
+      if (c <= 0x39 && c >= 0x30) elements = this.element(key, elements, keyAt);
       o[key] = this.read(depth + 1);
     }
     return o;
@@ -436,8 +520,12 @@ const sharedDecoder = new Decoder();
 /**
  * Decodes exactly one msgpack value. Malformed input, trailing bytes,
  * extensions other than `undefined` and timestamps, non-string or
- * `__proto__` map keys and nesting deeper than 512 throw
- * {@linkcode ProtocolError}. Integers beyond 2^53 decode as `bigint`.
+ * `__proto__` map keys, keys longer than {@linkcode MAX_KEY_BYTES}, nesting
+ * deeper than 512, more than {@linkcode MAX_DECODED_ITEMS} items, and a
+ * value estimated to cost more memory than 384 MiB + 8 bytes per byte of
+ * `bytes` (maps with keys that are array indices, such as `{"1023": 0}`,
+ * cost V8 up to 12 kB each) throw {@linkcode ProtocolError}. Integers beyond
+ * 2^53 decode as `bigint`.
  *
  * @example
  * ```ts
@@ -455,8 +543,13 @@ export function decodeValue(
   // An object's setter on Object.prototype could decode while we decode.
   const decoder = sharedDecoder.busy ? new Decoder() : sharedDecoder;
   const value = decoder.run(bytes, options.aliasBinary ?? false);
-  lastDecoded.cost = bytes.length + decoder.items * ITEM_COST +
-    decoder.mapItems * MAP_ENTRY_COST + decoder.extra;
+  const cost = decoder.cost();
+  // Only array-index keys can pass the limit (see DECODED_COST_FLOOR), and
+  // the decoder checks as they come; this is for whatever else might.
+  if (cost > DECODED_COST_FLOOR + DECODED_COST_PER_BYTE * bytes.length) {
+    decoder.tooCostly(bytes.length);
+  }
+  lastDecoded.cost = cost;
   return value;
 }
 

@@ -7,8 +7,12 @@ import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import { pack } from "msgpackr/pack";
 import { ProtocolError } from "../errors.ts";
-import { decodeValue, MAX_DECODED_ITEMS } from "./decode.ts";
+import { getHeapStatistics } from "node:v8";
+import { DAEMON_V8_FLAGS } from "../core/command.ts";
+import { decodeValue, MAX_DECODED_ITEMS, MAX_KEY_BYTES } from "./decode.ts";
 import { encodeValue } from "./encode.ts";
+import { decodeMessage } from "./messages.ts";
+import { decodedCostLimit, lastDecoded } from "./_decoded_cost.ts";
 import { concat, h, hex, roundTrip, utf8 } from "./_test_util.ts";
 
 /** Asserts that decoding `bytes` throws ProtocolError matching `pattern`. */
@@ -468,4 +472,272 @@ Deno.test("decodeValue() caps the number of decoded items in one message", () =>
   new DataView(ok.buffer).setUint32(1, n - 2);
   ok.fill(0xc0, 5);
   assert.equal((decodeValue(ok) as unknown[]).length, n - 2);
+});
+
+// ---------------------------------------------------------------------------
+// What one message may cost: memory and CPU
+
+/** A msgpack map header for `n` entries. */
+function mapHeader(n: number): number[] {
+  return n < 16 ? [0x80 | n] : [0xde, n >> 8, n & 0xff];
+}
+
+/** A map `{[key]: 0}` for each of `keys`, in this order, as msgpack. */
+function mapBytes(keys: readonly string[]): number[] {
+  const out = mapHeader(keys.length);
+  for (const key of keys) out.push(0xa0 | key.length, ...utf8(key), 0x00);
+  return out;
+}
+
+/** An array32 of `n` copies of the map of `keys` (see mapBytes). */
+function mapsOf(n: number, keys: readonly string[]): Uint8Array {
+  const map = mapBytes(keys);
+  const bytes = new Uint8Array(5 + n * map.length);
+  bytes[0] = 0xdd;
+  new DataView(bytes.buffer).setUint32(1, n);
+  for (let i = 0; i < n; i++) bytes.set(map, 5 + i * map.length);
+  return bytes;
+}
+
+/** Bytes V8 has allocated in this process so far. */
+const allocated = () =>
+  (getHeapStatistics() as unknown as { total_allocated_bytes: number })
+    .total_allocated_bytes;
+
+Deno.test('decodeValue() refuses a message of 150,000 {"1023":0} objects before it allocates gigabytes', () => {
+  // Found by a security review: a key that is an array index below 1024
+  // makes V8 give an empty object a dense elements store of 1552 slots,
+  // 12.4 kB for 7 bytes on the wire: 1.9 GB for this 1 MB message.
+  const bytes = mapsOf(150_000, ["1023"]);
+  const limit = decodedCostLimit(bytes.length);
+  const before = allocated();
+  assertRejects(
+    bytes,
+    new RegExp(`more than ${limit} bytes of memory once decoded`),
+  );
+  // Refused once its estimate passed the limit, not after the gigabytes.
+  const spent = allocated() - before;
+  assert.ok(
+    spent < limit * 1.25,
+    `${spent} bytes allocated while decoding, the limit is ${limit}`,
+  );
+  // The same in a hello, before any call: [0, {v: 3, pid: 1, x: [...]}].
+  const hello = concat(
+    [0x92, 0x00, 0x83, 0xa1, 0x76, 0x03, 0xa3, ...utf8("pid"), 0x01],
+    [0xa1, 0x78],
+    mapsOf(150_000, ["1023"]),
+  );
+  assert.throws(() => decodeMessage(hello), (error: unknown) => {
+    assert.ok(error instanceof ProtocolError, `got ${error}`);
+    assert.match(error.message, /bytes of memory once decoded/);
+    return true;
+  });
+});
+
+Deno.test("decodeValue() charges keys that are array indices at least what V8 spends on them", async () => {
+  // Measured in a child process with the daemon's V8 flags and gc():
+  // the heap the decoded value holds after two full collections, against
+  // the estimate (lastDecoded.cost), for keys of every kind of elements
+  // store V8 gives an object: none, dense (growing by 1.5x + 16 slots, at
+  // most 1024 slots past its end), a dictionary, and back.
+  const range = (n: number, f: (i: number) => number) =>
+    Array.from({ length: n }, (_, i) => String(f(i)));
+  const nils = (n: number) => new Array(n).fill(0xc0);
+  const cases: { keys: string[]; value?: number[] }[] = [
+    { keys: ["a"] },
+    { keys: ["0"] },
+    { keys: ["1"], value: [0xcb, 0x3f, 0xf8, 0, 0, 0, 0, 0, 0] },
+    { keys: ["100"] },
+    { keys: ["1022"] },
+    { keys: ["1023"] },
+    { keys: ["1023"], value: [0xa1, 0x78] },
+    { keys: ["1024"] },
+    { keys: ["4294967294"] },
+    { keys: ["4294967295"] },
+    { keys: ["a", "1023"] },
+    { keys: ["1023", "a", "0"] },
+    { keys: ["1023", "2575"] },
+    { keys: ["1023", "2575", "3879"] },
+    { keys: ["1023", "2575", "4903"] },
+    { keys: range(3000, (i) => i) },
+    { keys: range(3000, (i) => 2999 - i) },
+    { keys: range(200, (i) => i * 1023) },
+    { keys: ["2000", ...range(400, (i) => i)] },
+    { keys: ["1023", "2575", "4903", ...range(700, (i) => i * 7)] },
+    // Values large enough for collections while the object is built (an
+    // object in V8's old generation keeps fewer elements dense).
+    { keys: range(300, (i) => i * 3), value: [0x90 | 15, ...nils(15)] },
+  ];
+  const random = prng(FUZZ_SEED);
+  const int = (n: number) => Math.floor(random() * n);
+  for (let t = 0; t < 24; t++) {
+    const count = 1 + (t % 2 ? int(12) : int(400));
+    const keys: string[] = [];
+    for (let k = 0, at = 0; k < count; k++) {
+      const pick = [
+        () => int(2000),
+        () => at += int(1100),
+        () => int(3) ? int(6000) : int(2 ** 32 - 1),
+        () => at += int(3) ? 1 : int(3000),
+      ][t % 4];
+      keys.push(String(pick()));
+    }
+    cases.push({ keys });
+  }
+  const child = `
+    import { getHeapStatistics } from "node:v8";
+    import { decodeValue } from ${
+    JSON.stringify(new URL("./decode.ts", import.meta.url).href)
+  };
+    import { lastDecoded } from ${
+    JSON.stringify(new URL("./_decoded_cost.ts", import.meta.url).href)
+  };
+    const used = () => (gc(), gc(), getHeapStatistics().used_heap_size);
+    function measure(bytes) {
+      const before = used();
+      globalThis.kept = decodeValue(bytes);
+      const cost = lastDecoded.cost;
+      const live = used() - before;
+      globalThis.kept = undefined;
+      return { cost, live };
+    }
+    // The inputs, each after its length (u32 BE).
+    const all = new Uint8Array(await new Response(Deno.stdin.readable).arrayBuffer());
+    const results = [];
+    for (let at = 0; at < all.length;) {
+      const n = new DataView(all.buffer).getUint32(at);
+      results.push(measure(all.slice(at + 4, at + 4 + n)));
+      at += 4 + n;
+    }
+    console.log(JSON.stringify(results));
+  `;
+  // Each case repeated until ~16 MB estimated, so that V8's noise between
+  // collections (up to ~1 MB) is small beside what is measured.
+  const inputs = cases.map(({ keys, value }) => {
+    const map = mapHeader(keys.length);
+    for (const key of keys) {
+      map.push(0xa0 | key.length, ...utf8(key), ...(value ?? [0x00]));
+    }
+    decodeValue(concat([0x91], map));
+    const n = Math.max(
+      20,
+      Math.min(40_000, Math.ceil(16e6 / lastDecoded.cost)),
+    );
+    const bytes = new Uint8Array(5 + n * map.length);
+    bytes[0] = 0xdd;
+    new DataView(bytes.buffer).setUint32(1, n);
+    for (let i = 0; i < n; i++) bytes.set(map, 5 + i * map.length);
+    return { n, bytes };
+  });
+  const process = new Deno.Command(Deno.execPath(), {
+    args: ["eval", DAEMON_V8_FLAGS, child],
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const writer = process.stdin.getWriter();
+  for (const { bytes } of inputs) {
+    const length = new Uint8Array(4);
+    new DataView(length.buffer).setUint32(0, bytes.length);
+    await writer.write(concat(length, bytes));
+  }
+  await writer.close();
+  const out = await process.output();
+  const stderr = new TextDecoder().decode(out.stderr);
+  assert.equal(out.code, 0, stderr);
+  const results: { cost: number; live: number }[] = JSON.parse(
+    new TextDecoder().decode(out.stdout),
+  );
+  const under: string[] = [];
+  cases.forEach(({ keys }, i) => {
+    const { cost, live } = results[i];
+    const { n } = inputs[i];
+    if (cost + (1 << 20) < live) {
+      const shown = keys.length > 4
+        ? `${keys.length} keys ${keys.slice(0, 4).join(",")},...`
+        : JSON.stringify(keys);
+      under.push(
+        `${shown}: estimated ${Math.round(cost / n)} B, V8 holds ${
+          Math.round(live / n)
+        } B per object`,
+      );
+    }
+  });
+  assert.deepEqual(under, [], under.join("\n"));
+});
+
+Deno.test("decodeValue() takes the array-index keys that real data holds", () => {
+  // Users by uid, as /etc/passwd has them.
+  const uids = [0, 1, 2, 3, 4, 5, 6, 7, 8, 10, 33, 34, 65534, 1000, 1001];
+  const users = Object.fromEntries(uids.map((uid) => [uid, `user${uid}`]));
+  assert.deepEqual(roundTrip(users), users);
+  // A list sent as an object: "0" to "99999".
+  const list = Object.fromEntries(
+    Array.from({ length: 100_000 }, (_, i) => [i, i]),
+  );
+  assert.deepEqual(roundTrip(list), list);
+  // 5,000 maps of HTTP statuses.
+  const statuses = Array.from(
+    { length: 5000 },
+    () => ({ 200: "OK", 404: "Not Found", 500: "Internal Server Error" }),
+  );
+  assert.deepEqual(roundTrip(statuses), statuses);
+  assert.ok(lastDecoded.cost < decodedCostLimit(0) / 4, `${lastDecoded.cost}`);
+});
+
+Deno.test("decodeValue() refuses no message for its cost that the item cap lets through without array-index keys", () => {
+  // The costliest shape per item: a map entry with a non-ASCII key and an
+  // empty binary, MAX_DECODED_ITEMS - 1 times: 5.2 MB estimated at 341 MB.
+  const n = MAX_DECODED_ITEMS - 1;
+  const entry = [0xa2, 0xc3, 0xa9, 0xc4, 0x00];
+  const bytes = new Uint8Array(5 + n * entry.length);
+  bytes[0] = 0xdf;
+  new DataView(bytes.buffer).setUint32(1, n);
+  for (let i = 0; i < n; i++) bytes.set(entry, 5 + i * entry.length);
+  assert.deepEqual(decodeValue(bytes), { "é": new Uint8Array(0) });
+  assert.ok(lastDecoded.cost > 330e6, `${lastDecoded.cost}`);
+  assert.ok(lastDecoded.cost < decodedCostLimit(bytes.length));
+});
+
+Deno.test("decodeValue() refuses a map key longer than 16,383 bytes, which V8 hashes by its length alone", () => {
+  assert.equal(MAX_KEY_BYTES, 16_383);
+  /** `{[key]: 0}`, the key as str 16, or str 32 with `str32`. */
+  const withKey = (key: string, str32 = false) => {
+    const bytes = utf8(key);
+    const head = str32
+      ? [0xdb, 0, 0, bytes.length >> 8, bytes.length & 0xff]
+      : [0xda, bytes.length >> 8, bytes.length & 0xff];
+    return concat([0x81], head, bytes, [0x00]);
+  };
+  for (const str32 of [false, true]) {
+    const longest = "x".repeat(16_382) + "y";
+    assert.deepEqual(decodeValue(withKey(longest, str32)), { [longest]: 0 });
+    assertRejects(
+      withKey("x".repeat(16_384), str32),
+      /map key of 16384 bytes, longer than 16383 \(.*\) at byte offset 1/,
+    );
+    // Counted in bytes: 8,192 characters of two bytes each.
+    assertRejects(withKey("é".repeat(8192), str32), /map key of 16384 bytes/);
+    const multibyte = "é".repeat(8191) + "x";
+    assert.deepEqual(decodeValue(withKey(multibyte, str32)), {
+      [multibyte]: 0,
+    });
+  }
+  // 800 such keys of 16,384 bytes, differing at their end, took 0.7 s to
+  // decode (every one in the same bucket of V8's string table): refused at
+  // the first.
+  const keys = Array.from(
+    { length: 800 },
+    (_, i) =>
+      withKey("x".repeat(16_378) + String(i).padStart(6, "0")).subarray(1),
+  );
+  assertRejects(
+    concat([0xde, 800 >> 8, 800 & 0xff], ...keys),
+    /map key of 16384 bytes.* at byte offset 3/,
+  );
+  // Strings of any length are still fine as values.
+  assert.equal(
+    (decodeValue(encodeValue(["x".repeat(100_000)])) as string[])[0].length,
+    100_000,
+  );
 });

@@ -14,9 +14,10 @@ import { carve, SLAB_MAX_BYTES } from "./_slab.ts";
 import { ProtocolError } from "../errors.ts";
 import { checkMaxFrameBytes, FRAME_HEADER_BYTES } from "./frame.ts";
 import { ownFrame } from "./_release.ts";
-import { MAX_DEPTH, POW32 } from "./_codec_common.ts";
+import { KEY_BYTES_LIMIT, MAX_DEPTH, POW32 } from "./_codec_common.ts";
 import {
   article,
+  longKey,
   protoKey,
   TooBig,
   tooDeep,
@@ -25,6 +26,14 @@ import {
   Unencodable,
   unencodableObject,
 } from "./_encode_error.ts";
+
+const keyEncoder = new TextEncoder();
+
+/** Refuses a map key longer than the other side accepts (a rare, long key). */
+function checkKeyLength(key: string): void {
+  const bytes = keyEncoder.encode(key).length;
+  if (bytes > KEY_BYTES_LIMIT) throw longKey(bytes);
+}
 
 /** Size of the encoder's scratch buffer when it is (re)created. */
 const SCRATCH_BYTES = 8192;
@@ -426,6 +435,7 @@ class Encoder {
       for (const k in v) {
         key = k;
         if (k === "__proto__") throw protoKey();
+        if (k.length > KEY_BYTES_LIMIT / 3) checkKeyLength(k);
         this.str(k);
         this.value(v[k], depth + 1);
         n++;
@@ -484,6 +494,7 @@ class Encoder {
       for (; i < n; i++) {
         const key = keys[i];
         if (key === "__proto__") throw protoKey();
+        if (key.length > KEY_BYTES_LIMIT / 3) checkKeyLength(key);
         this.str(key);
         this.value(v[key], depth + 1);
       }

@@ -5,7 +5,7 @@
 
 import assert from "node:assert/strict";
 import { ProtocolError } from "../errors.ts";
-import { decodeValue } from "./decode.ts";
+import { decodeValue, MAX_KEY_BYTES } from "./decode.ts";
 import { encodeFramed, encodeValue } from "./encode.ts";
 import { encodeMessage, Kind } from "./messages.ts";
 import { concat, h, hex, roundTrip, utf8 } from "./_test_util.ts";
@@ -414,4 +414,32 @@ Deno.test("encodeValue() throws TypeError for an object with an own __proto__ ke
     { x: [JSON.parse('{"__proto__": 1}')] },
     /own "__proto__" key at value\.x\[0\]:/,
   );
+});
+
+Deno.test("encodeValue() refuses a map key longer than MAX_KEY_BYTES, which the decoder would refuse", () => {
+  const ok = { ["x".repeat(MAX_KEY_BYTES)]: 1 };
+  assert.deepEqual(decodeValue(encodeValue(ok)), ok);
+  for (const key of ["x".repeat(MAX_KEY_BYTES + 1), "é".repeat(8192)]) {
+    assert.throws(
+      () => encodeValue({ [key]: 1 }),
+      (e: unknown) =>
+        e instanceof TypeError && /map key of 16384 bytes/.test(e.message),
+    );
+  }
+  // With an enumerable key on Object.prototype the encoder takes another
+  // path (mapOfKeys): the same limit.
+  const proto = Object.prototype as Record<string, unknown>;
+  Object.defineProperty(proto, "extra", {
+    value: 1,
+    enumerable: true,
+    configurable: true,
+  });
+  try {
+    assert.throws(
+      () => encodeValue({ ["x".repeat(MAX_KEY_BYTES + 1)]: 1 }),
+      TypeError,
+    );
+  } finally {
+    delete proto.extra;
+  }
 });

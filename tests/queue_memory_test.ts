@@ -8,6 +8,7 @@ import { concatFrames } from "../protocol/frame.ts";
 import { testCtx } from "./fixtures/privsep/mod.ts";
 import { requireRoot, scratchDir, writeConfig } from "./_helpers.ts";
 import { procKb, RawDaemon } from "../reliability/_raw.ts";
+import { decodedCostLimit } from "../protocol/_decoded_cost.ts";
 
 /** The queue's budget of decoded bytes with the default frame size. */
 const BUDGET_KB = 64 * 1024;
@@ -28,11 +29,12 @@ interface Peak {
 }
 
 /**
- * Sends `frames` (call ids 2...) to a daemon with one slot, kept busy until
- * every frame is written (however long a busy machine takes to write and
- * decode them), and samples its RSS until every call is answered.
+ * Runs `body` with a raw daemon of one slot (root, no capabilities) that has
+ * sent its hello; `release` is the file that ends its blocking call.
  */
-async function peakFor(frames: Uint8Array[]): Promise<Peak> {
+async function withDaemon<T>(
+  body: (d: RawDaemon, pid: number, release: string) => Promise<T>,
+): Promise<T> {
   const dir = await scratchDir();
   const config = await writeConfig(dir, {
     e2e: {
@@ -43,14 +45,41 @@ async function peakFor(frames: Uint8Array[]): Promise<Peak> {
     },
   });
   init({ configFiles: [config] });
-  /** Created once the daemon has read every frame: the slot's call returns. */
-  const release = `${dir}/release`;
-  /** A status request after the frames: answered once they are all read. */
-  const SENTINEL = 1_000_000;
   const d = new RawDaemon(testCtx.command());
   try {
     await d.handshake();
     const pid = (d.received[0] as Extract<Message, { kind: 0 }>).hello.pid;
+    return await body(d, pid, `${dir}/release`);
+  } finally {
+    await d.kill();
+    init({ configFiles: [] });
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+/** Samples the RSS of `pid` every 20 ms until `stop()`; returns the peak. */
+function sampleRss(pid: number): { stop(): number } {
+  let peakKb = procKb(pid, "VmRSS") ?? 0;
+  const sampler = setInterval(() => {
+    peakKb = Math.max(peakKb, procKb(pid, "VmRSS") ?? 0);
+  }, 20);
+  return {
+    stop() {
+      clearInterval(sampler);
+      return Math.max(peakKb, procKb(pid, "VmRSS") ?? 0);
+    },
+  };
+}
+
+/**
+ * Sends `frames` (call ids 2...) to a daemon with one slot, kept busy until
+ * every frame is written (however long a busy machine takes to write and
+ * decode them), and samples its RSS until every call is answered.
+ */
+function peakFor(frames: Uint8Array[]): Promise<Peak> {
+  /** A status request after the frames: answered once they are all read. */
+  const SENTINEL = 1_000_000;
+  return withDaemon(async (d, pid, release) => {
     const idleKb = procKb(pid, "VmRSS")!;
     // The only slot is busy; every call after it queues or is refused.
     await d.write(
@@ -59,10 +88,8 @@ async function peakFor(frames: Uint8Array[]): Promise<Peak> {
         1 << 24,
       ),
     );
+    const rss = sampleRss(pid);
     let peakKb = idleKb;
-    const sampler = setInterval(() => {
-      peakKb = Math.max(peakKb, procKb(pid, "VmRSS") ?? 0);
-    }, 20);
     try {
       for (let i = 0; i < frames.length; i += 10) {
         await d.write(concatFrames(frames.slice(i, i + 10)));
@@ -87,18 +114,13 @@ async function peakFor(frames: Uint8Array[]): Promise<Peak> {
         "every call's answer",
       );
     } finally {
-      clearInterval(sampler);
-      peakKb = Math.max(peakKb, procKb(pid, "VmRSS") ?? 0);
+      peakKb = Math.max(peakKb, rss.stop());
     }
     const refused = d.received.filter((m) =>
       m.kind === Kind.Error && m.error.name === "PrivsepQueueFull"
     ) as Extract<Message, { kind: 3 }>[];
     return { idleKb, peakKb, refused };
-  } finally {
-    await d.kill();
-    init({ configFiles: [] });
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 }
 
 /** 400 calls of `ops.ts#echo(arg)`. */
@@ -186,4 +208,74 @@ Deno.test("queue memory", async (t) => {
       },
     );
   }
+
+  // Found by a security review: an object whose only key is an array index
+  // below 1024 gets a dense elements store of up to 1552 slots in V8, 12.4 kB
+  // for 7 bytes on the wire. One frame of 400,000 of them took the daemon to
+  // 4.1 GB before the item cap stopped the decoder. The decoder now refuses a
+  // message once its estimated cost passes decodedCostLimit(): the channel
+  // closes with a fatal, and the daemon's growth stays near that limit.
+  await t.step(
+    'a frame of 200,000 {"1023":0} objects: refused with a fatal, the daemon stays near the decoded-cost limit',
+    async () => {
+      const N = 200_000;
+      const head = encodeMessage([Kind.Call, 2, "ops.ts#echo", [null]]);
+      const map = [0x81, 0xa4, 0x31, 0x30, 0x32, 0x33, 0x00];
+      const body = new Uint8Array(head.length - 1 + 5 + N * map.length);
+      body.set(head.subarray(0, head.length - 1));
+      const at = head.length - 1;
+      body[at] = 0xdd;
+      new DataView(body.buffer).setUint32(at + 1, N);
+      for (let i = 0; i < N; i++) body.set(map, at + 5 + i * map.length);
+      new DataView(body.buffer).setUint32(0, body.length - 4);
+      const limitKb = decodedCostLimit(body.length - 4) / 1024;
+      await withDaemon(async (d, pid, release) => {
+        const idleKb = procKb(pid, "VmRSS")!;
+        await d.write(
+          encodeMessage(
+            [Kind.Call, 1, "stress.ts#blockUntil", [release, 120_000]],
+            1 << 24,
+          ),
+        );
+        const rss = sampleRss(pid);
+        /** A status request after the frame: answered if it was not refused. */
+        const SENTINEL = 1_000_000;
+        let answer: Message | { kind: "undecodable" };
+        let peakKb = idleKb;
+        try {
+          await d.write(body);
+          await d.write(encodeMessage([Kind.Status, SENTINEL])).catch(() => {
+            // The daemon refused the frame and exited first.
+          });
+          answer = await d.waitFor(
+            (m) => m.kind === Kind.Fatal || ("id" in m && m.id === SENTINEL),
+            120_000,
+            "the fatal",
+          );
+        } finally {
+          peakKb = rss.stop();
+          console.log(
+            `${N} {"1023":0}: idle ${idleKb} kB, peak ${peakKb} kB (+${
+              peakKb - idleKb
+            } kB); decoded-cost limit ${Math.round(limitKb)} kB`,
+          );
+          await Deno.writeTextFile(release, "");
+        }
+        assert.equal(answer.kind, Kind.Fatal, "the frame was not refused");
+        assert.match(
+          (answer as Extract<Message, { kind: 6 }>).error.message,
+          /bytes of memory once decoded/,
+        );
+        // The heap the refused message reached (about the limit), with what
+        // V8 holds beyond it in pages and garbage: +509,104 kB measured for
+        // a limit of 404,154 kB (+2,508,692 kB before the limit existed).
+        assert.ok(
+          peakKb - idleKb <= 1.5 * limitKb,
+          `the daemon grew from ${idleKb} kB to ${peakKb} kB, more than 1.5 x the decoded-cost limit (${
+            Math.round(limitKb)
+          } kB)`,
+        );
+      });
+    },
+  );
 });
