@@ -300,6 +300,9 @@ Deno.test("privsep inspect and doctor report verify = false", async () => {
       c.check === "verification"
     );
     assert.equal(check.warn, true);
+    const keeper = checks.find((c: { check: string }) => c.check === "keeper");
+    assert.equal(keeper.ok, true, keeper.detail);
+    assert.match(keeper.detail, /\/usr\/bin\/setpriv and \/bin\/bash/);
     assert.match(check.detail, /does not check the daemon's credentials/);
   } finally {
     await Deno.remove(config);

@@ -15,6 +15,7 @@ import type { PrivContext } from "../contexts/priv_context.ts";
 import { untrustedReason } from "../core/trust.ts";
 import { confinementReport } from "../daemon/_confine.ts";
 import { cgroupDir, delegatedAbove } from "../daemon/_cgroup.ts";
+import { KEEPER_SHELL, SETPRIV } from "../daemon/_keeper.ts";
 import { run } from "./_exec.ts";
 import { contextCommandArgs, loadContexts } from "./_load.ts";
 import { redirectablePathWarnings } from "./_write_paths.ts";
@@ -220,6 +221,23 @@ export async function diagnose(
         "apt-get install libcap2 (Fedora: dnf install libcap; Alpine: apk add libcap2)",
       );
     }}
+
+  // What stage 1 runs as the keeper of a root-started daemon (_keeper.ts).
+  const keeperProblems = [SETPRIV, KEEPER_SHELL].flatMap((path) => {
+    try {
+      Deno.statSync(path);
+    } catch {
+      return [`${path} is missing`];
+    }
+    return untrustedReason(path) ?? [];
+  });
+  add(
+    "keeper",
+    keeperProblems.length === 0,
+    keeperProblems.join("; ") ||
+      `${SETPRIV} and ${KEEPER_SHELL}, which stage 1 runs as the daemon's keeper, are root's`,
+    "apt-get install util-linux bash (Fedora: dnf install util-linux bash); both must be root-owned and not writable by others",
+  );
 
   // Target user and group.
   const account = lookupUser(settings.user);
