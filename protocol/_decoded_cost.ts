@@ -11,8 +11,10 @@
  * (`{k<i>:0}`) 216 B for 7.5 wire bytes (each new key makes a new hidden
  * class); 40 distinct keys in one object 64 B per entry; a float64 24 B; a
  * 64-bit bigint 32 B; a `Date` 104 B; a `Uint8Array` (a view of the frame,
- * even of 0 bytes) 208 B; an ASCII string of 13-128 bytes ~6.7 B per byte
- * (the decoder builds it by concatenation: a tree of cons strings). Strings
+ * even of 0 bytes) 208 B; an ASCII string of 13-128 bytes up to ~8.7 B per
+ * byte (the decoder builds it by concatenation: a tree of cons strings, and
+ * each of the last 1-3 characters is a cons string of 32 B: 23 bytes 241 B,
+ * found by a review; 128 bytes ~6.7 B per byte). Strings
  * decoded as UTF-8 (non-ASCII, or longer than 128 bytes) are stored two
  * bytes per character once one character is beyond U+00FF: 16 B of header
  * plus up to 2 B per UTF-8 byte (`"x".repeat(125) + "€"`, 128 bytes: 280 B;
@@ -26,7 +28,7 @@
  * and for a string decoded as UTF-8 its byte count once more plus
  * {@linkcode STRING_COST}. Every shape above costs less than its estimate
  * (`{}` 161 B estimated, `{k<i>:0}` 295 B, a date 134 B, an empty binary
- * 226 B, a 128-byte ASCII string 930 B, the 128-byte string with `€` 306 B,
+ * 226 B, a 23-byte ASCII string 263 B, a 128-byte one 1,314 B, the 128-byte string with `€` 306 B,
  * the 1,003-byte one 2,057 B, the 250,003-byte one 500,061 B, 9 ASCII bytes +
  * `€` 73 B, a bigint 41 B: decoded with one `getBigUint64`, without
  * intermediate bigints to collect). It overcharges plain numbers (33 B for 8 B) and
@@ -48,7 +50,7 @@ export const BIN_COST = 192;
 /** More per timestamp (a `Date` object). */
 export const DATE_COST = 96;
 /** More per byte of an ASCII string of 13 to 128 bytes (cons strings). */
-export const CONS_STRING_COST = 6;
+export const CONS_STRING_COST = 9;
 
 /**
  * More per string decoded as UTF-8 (V8's string header), charged with the
@@ -184,8 +186,8 @@ export function arrayIndex(key: string): number {
  * The estimate of a message without array-index keys is bounded by the item
  * cap (`MAX_DECODED_ITEMS`, 1,048,576) and its size: at most 336 B per item
  * (a map entry: 32 + 96, with a non-ASCII key, 16 more, and a binary value,
- * 192 more) and 7 B per byte (an ASCII string of 13-128 bytes: 6 + its own
- * byte), 352 MB + 7 B per byte in all. The floor and the rate are above
+ * 192 more) and 10 B per byte (an ASCII string of 13-128 bytes: 9 + its own
+ * byte), 352 MB + 10 B per byte in all. The floor and the rate are above
  * that, so that every message that decoded before the limit existed still
  * decodes, and the decoder need check the limit only where it charges an
  * array-index key (and once at the end). 1,048,575 entries of an empty binary
@@ -225,12 +227,12 @@ export const DECODED_COST_FLOOR: number = 384 * 1024 * 1024;
  * );
  * ```
  */
-export const DECODED_COST_PER_BYTE = 8;
+export const DECODED_COST_PER_BYTE = 12;
 
 /**
  * The most a message of `bytes` bytes may be estimated to cost once decoded:
  * past it the decoder throws `ProtocolError` (both ends use it: the daemon
- * for the caller's messages, the caller for the daemon's). 512 MiB for a
+ * for the caller's messages, the caller for the daemon's). 576 MiB for a
  * message of the default `maxFrameBytes`, 16 MiB.
  *
  * @example
@@ -238,7 +240,7 @@ export const DECODED_COST_PER_BYTE = 8;
  * import { decodedCostLimit } from "./_decoded_cost.ts";
  * import assert from "node:assert/strict";
  *
- * assert.equal(decodedCostLimit(16 << 20), 512 * 1024 * 1024);
+ * assert.equal(decodedCostLimit(16 << 20), 576 * 1024 * 1024);
  * ```
  */
 export function decodedCostLimit(bytes: number): number {
