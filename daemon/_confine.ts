@@ -639,11 +639,13 @@ export function describePlan(plan: ConfinementPlan): string[] {
  * 1. `confineFor()` plans the context's sandbox; a root first stage
  *    (CAP_SYS_ADMIN, so no no_new_privs needed yet) confines its thread at
  *    once with a first Landlock layer that holds only the scopes, so that
- *    the process keeper it starts next is inside that layer: the daemon may
- *    still signal the keeper (its parent-death signal) and nothing outside.
- * 2. `prepare(keeperFifo)` builds the second layer (paths and ports) while
- *    the thread may still open every path.
- * 3. `apply()`, after the drop, restricts the thread to that layer and
+ *    the process keeper it starts next is inside that layer: the keeper
+ *    signals nothing outside the daemon.
+ * 2. `prepare(keeperFifo)` builds the second layer (paths, ports and the
+ *    scopes again) while the thread may still open every path.
+ * 3. `apply()`, after the drop, restricts the thread to that layer, so that
+ *    nothing of the daemon can signal the keeper (nor does its parent-death
+ *    signal reach it: the keeper looks in /proc, see _keeper.ts), and
  *    installs the seccomp filter; each part the kernel cannot enforce adds
  *    `--unconfined=<what>` to the serving stage's arguments (it logs them).
  *
