@@ -22,7 +22,13 @@
  * @module
  */
 
-import { check, cString, errno, strerror } from "../caps/_ffi.ts";
+import {
+  check,
+  cString,
+  errno,
+  readFileViaLibc,
+  strerror,
+} from "../caps/_ffi.ts";
 
 const O_WRONLY = 0o1;
 const O_RDONLY = 0;
@@ -71,7 +77,7 @@ export const KEEPER_SHELL = "/bin/bash";
  */
 const KEEPER_SCRIPT = `set -f
 exec 3<>"$1" </dev/null
-cg=$2 groups=
+cg=$2 watch=$3 groups=
 daemon=$PPID
 # The fields of /proc/<pid>/stat after the name, in s. The whole file: a
 # name may hold a newline, and ") " (the last one ends it).
@@ -88,13 +94,20 @@ started() {
   start=\${20}
 }
 started || exit 0
+# Whether process $1 runs and started at $2.
+runs() {
+  fields "$1" || return 1
+  set -- "$2" $s
+  case $2 in Z|X|x) return 1 ;; esac
+  [ "\${21}" = "$1" ]
+}
+# The daemon runs, and so do the processes it serves ("pid:start" each).
 alive() {
-  fields "$daemon" || return 1
-  set -- $s
-  case $1 in Z|X|x) return 1 ;; esac
-  [ "\${20}" = "$start" ]
+  runs "$daemon" "$start" || return 1
+  for w in $watch; do runs "\${w%%:*}" "\${w#*:}" || return 1; done
 }
 cleanup() {
+  runs "$daemon" "$start" && kill -s KILL "$daemon" 2>/dev/null
   for g in $groups; do kill -s KILL -- "-$g" 2>/dev/null; done
   [ -z "$cg" ] || echo 1 >"$cg/cgroup.kill"
   exit 0
@@ -306,6 +319,35 @@ function sweep(): void {
 }
 
 /**
+ * The processes the daemon serves, as `pid:start` (field 22 of
+ * /proc/<pid>/stat) separated by spaces: its parent and, while that is sudo,
+ * sudo's parent too. When one of them is gone the keeper kills the daemon
+ * and what it started: a daemon that blocks its event loop runs no SIGTERM
+ * handler, sudo does not relay the SIGKILL a caller sends it to recycle the
+ * daemon, and a caller that is gone leaves an end of input the blocked
+ * daemon never reads (found by a review: such daemons ran on, with their
+ * credentials, after every recycle).
+ */
+function servedProcesses(): string {
+  const served: string[] = [];
+  let pid = Deno.ppid;
+  for (let depth = 0; depth < 4 && pid > 1; depth++) {
+    let stat: string;
+    try {
+      stat = new TextDecoder().decode(readFileViaLibc(`/proc/${pid}/stat`));
+    } catch {
+      break;
+    }
+    const name = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    served.push(`${pid}:${fields[19]}`);
+    if (name !== "sudo") break;
+    pid = Number(fields[1]);
+  }
+  return served.join(" ");
+}
+
+/**
  * Stage 1, as root and before the drop: starts the daemon's keeper as
  * `uid`/`gid`; it kills the cgroup `cgroup` (if not empty) when the daemon
  * ends. Returns the FIFO the serving stage opens (`--keeper=`), or throws an
@@ -372,6 +414,7 @@ export async function startKeeper(
     "privsep-keeper",
     fifo,
     cgroup,
+    servedProcesses(),
   ], { PATH: "/usr/bin:/bin" });
   // The keeper has the FIFO open once its shell runs, so after setpriv set
   // its parent-death signal: from then on it dies with this process.

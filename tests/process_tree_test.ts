@@ -354,6 +354,74 @@ Deno.test(
         }
       };
 
+      const sudoBlocked = async (how: "kill" | "exit") => {
+        const home = `${dir}/home`;
+        const caller = await ensureUser(TREE_CALLER, home);
+        const config = await writeConfig(dir, {
+          tree: {
+            user: TREE_DAEMON,
+            capabilities: [],
+            permissions: { run: ["/bin/sh"] },
+            launcher_dir: `${dir}/libexec`,
+          },
+        });
+        await Deno.chmod(config, 0o644);
+        sudoers ??= await installLaunchers({
+          user: TREE_CALLER,
+          configFiles: [config],
+          specs: [treeCtx.id.replace("file://", "")],
+          sudoersFile: testSudoersFile(import.meta),
+        });
+        await sweep();
+        const out = await run([
+          "setpriv",
+          `--reuid=${caller.uid}`,
+          `--regid=${caller.gid}`,
+          "--init-groups",
+          "--",
+          DENO,
+          "run",
+          "-A",
+          `--config=${ROOT}/deno.json`,
+          `${ROOT}/tests/fixtures/tree_caller.ts`,
+          config,
+          "blocked",
+          how,
+        ], {
+          allowFail: true,
+          env: {
+            HOME: home,
+            USER: TREE_CALLER,
+            PATH: "/usr/local/bin:/usr/bin:/bin",
+            DENO_DIR: `${home}/.cache/deno`,
+          },
+          cwd: home,
+        });
+        assert.equal(out.code, 0, out.stderr);
+        const { daemonPid } = JSON.parse(out.stdout);
+        daemons.add(daemonPid);
+        await waitGone(daemonPid, 3_000);
+        await waitNone(
+          "the blocked daemon's processes",
+          () => processesOf(uid),
+          2_000,
+        );
+      };
+
+      // Found by a review: a daemon that blocks its event loop never runs
+      // its SIGTERM handler; sudo does not relay SIGKILL, and a caller that
+      // is gone closes a stdin the daemon never reads: it ran on, with its
+      // credentials, after every recycle.
+      await t.step(
+        "a blocked daemon ends when its caller SIGKILLs its sudo",
+        () => sudoBlocked("kill"),
+      );
+
+      await t.step(
+        "a blocked daemon ends when its caller exits",
+        () => sudoBlocked("exit"),
+      );
+
       await t.step(
         "an unprivileged caller that sends SIGTERM to its sudo leaves nothing running",
         () => sudoTerm("stubborn"),
