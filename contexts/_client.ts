@@ -2,6 +2,7 @@
 // replies in any order, forwarded logs, and what happens when it dies.
 // Private: PrivContext is the public face.
 
+import { safeText } from "../core/_safe_text.ts";
 import { getLogger, type Logger, type LogLevel } from "@logtape/logtape";
 import {
   DaemonExitedError,
@@ -532,19 +533,32 @@ export class DaemonClient {
     return p;
   }
 
+  /**
+   * Forwards a record of the daemon. What the daemon says is its own: a
+   * compromised daemon could forge records (found by a review: an audit
+   * record naming another context, a message with a line break and a
+   * terminal escape). So an audit record's `context` is the one this caller
+   * started; control, line-separator and bidi characters of the message
+   * become `?` (an audit record keeps no line break, a log record its line
+   * feeds and tabs); a timestamp that is not a finite number is now.
+   */
   #emitLog(record: LogRecordInfo): void {
     const level =
       (LEVELS.has(record.level) ? record.level : "info") as LogLevel;
     const isAudit = record.category[0] === "privsep" &&
       record.category[1] === "audit";
+    const message = safeText(String(record.message), !isAudit);
     // Audit records have their own category, apart from the daemon's logs.
     (isAudit ? auditLog : this.#daemonLog).emit({
       level,
-      message: [record.message],
-      rawMessage: record.message,
-      timestamp: record.timestamp,
+      message: [message],
+      rawMessage: message,
+      timestamp: Number.isFinite(record.timestamp)
+        ? record.timestamp
+        : Date.now(),
       properties: {
         ...record.properties,
+        ...(isAudit ? { context: this.#opts.context } : {}),
         daemonCategory: record.category.join("."),
         daemonPid: this.info?.pid,
       },

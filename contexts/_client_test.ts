@@ -242,3 +242,79 @@ Deno.test("DaemonClient: a daemon that dies with a call in flight fails it, and 
   assert.equal(result.code, 0, result.out);
   assert.match(result.out, /failed DaemonExitedError/);
 });
+
+Deno.test("DaemonClient forwards a daemon's records as its own context's, without control characters or a bad timestamp", async () => {
+  // Found by a review: a compromised daemon forged an audit record of
+  // another context, with a line break, a fake second line and a terminal
+  // escape in its message, and a NaN timestamp.
+  const { configure, reset } = await import("@logtape/logtape");
+  const records: {
+    category: readonly string[];
+    message: string;
+    timestamp: number;
+    properties: Record<string, unknown>;
+  }[] = [];
+  await configure({
+    sinks: {
+      memory: (r) =>
+        records.push({
+          category: r.category,
+          message: String(r.rawMessage),
+          timestamp: r.timestamp,
+          properties: r.properties,
+        }),
+    },
+    loggers: [
+      { category: ["privsep"], sinks: ["memory"], lowestLevel: "debug" },
+      { category: ["logtape", "meta"], sinks: [], lowestLevel: "fatal" },
+    ],
+  });
+  const forged = {
+    category: ["privsep", "audit"],
+    level: "info",
+    message:
+      "x.ts#readShadow ok in 1 ms\n2099-01-01 [INF] fake \x1b[31mred\u202e",
+    timestamp: NaN,
+    properties: {
+      context: "file:///other/mod.ts#otherCtx",
+      entrypoint: "x.ts#readShadow",
+    },
+  };
+  const daemonLine = {
+    category: ["privsep", "daemon"],
+    level: "warning",
+    message: "first line\n\tsecond \x1b[2Jline",
+    timestamp: Date.now(),
+  };
+  const client = await startFake(
+    answering(
+      "",
+      `await Deno.stdout.write(encodeMessage([Kind.Log, ${
+        JSON.stringify(forged).replace('"timestamp":null', '"timestamp":NaN')
+      }]));
+await Deno.stdout.write(encodeMessage([Kind.Log, ${
+        JSON.stringify(daemonLine)
+      }]));`,
+    ),
+  );
+  assert.ok(client instanceof DaemonClient, String(client));
+  try {
+    for (let i = 0; i < 200 && records.length < 2; i++) {
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    const audit = records.find((r) => r.category.join(".") === "privsep.audit");
+    assert.ok(audit, JSON.stringify(records));
+    assert.equal(audit.properties.context, "fake");
+    assert.equal(
+      audit.message,
+      "x.ts#readShadow ok in 1 ms?2099-01-01 [INF] fake ?[31mred?",
+    );
+    assert.ok(Number.isFinite(audit.timestamp));
+    const line = records.find((r) => r.category.join(".") === "privsep.daemon");
+    assert.ok(line, JSON.stringify(records));
+    assert.equal(line.message, "first line\n\tsecond ?[2Jline");
+  } finally {
+    await client.close();
+    await reset();
+  }
+});

@@ -2,6 +2,7 @@
 // to the caller on the category privsep.audit. Argument values only for
 // entrypoints that ask for them (auditArgs).
 
+import { safeText } from "../core/_safe_text.ts";
 import {
   encodeMessage,
   Kind,
@@ -29,19 +30,8 @@ export interface AuditIdentity {
 export const MAX_AUDITED_NAME = 200;
 
 /**
- * What a name from the caller may not carry into a log record, each replaced
- * by `?`: C0 and C1 controls (NEL and CSI among them), DEL, the line and
- * paragraph separators, and the bidi controls (Unicode's Bidi_Control: marks,
- * embeddings, overrides and isolates), which could start a new line or
- * reorder what a terminal or a log viewer shows.
- */
-const UNSAFE_IN_NAME =
-  // deno-lint-ignore no-control-regex
-  /[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]/g;
-
-/**
  * `name` as a log record may carry it: unsafe characters replaced by `?`
- * ({@linkcode UNSAFE_IN_NAME}), cut to {@linkcode MAX_AUDITED_NAME} code
+ * (`safeText()`, core/_safe_text.ts), cut to {@linkcode MAX_AUDITED_NAME} code
  * units, not inside a surrogate pair.
  */
 function safeName(name: string): string {
@@ -53,7 +43,7 @@ function safeName(name: string): string {
       cut >= 0xd800 && cut <= 0xdbff ? MAX_AUDITED_NAME - 1 : MAX_AUDITED_NAME,
     );
   }
-  return name.replace(UNSAFE_IN_NAME, "?");
+  return safeText(name);
 }
 
 /**
