@@ -3,6 +3,7 @@
 // client (_client.ts) and the in-process mode (priv_context.ts) both use
 // these, so a test in-process sees what production sees.
 
+import { safeText } from "../core/_safe_text.ts";
 import {
   PrivsepQueueFull,
   PrivsepTimeout,
@@ -22,6 +23,17 @@ export function replyError(
   entrypoint: string,
   context: string,
 ): Error {
+  // The daemon's text reaches the service's logs and terminals: no control,
+  // line-separator or bidi character but line feeds and tabs (a compromised
+  // daemon's escapes, found by a review).
+  info = {
+    ...info,
+    name: safeText(String(info.name)),
+    message: safeText(String(info.message), true),
+    ...(typeof info.stack === "string"
+      ? { stack: safeText(info.stack, true) }
+      : {}),
+  };
   return info.code === QUEUE_FULL_CODE
     ? new PrivsepQueueFull(
       `privileged call ${entrypoint} of ${context} was refused: ${info.message}`,

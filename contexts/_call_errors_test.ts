@@ -35,7 +35,7 @@ Deno.test("replyError() makes any other envelope a RemoteError with its data", (
   assert.equal(error.code, "ENOENT");
   assert.deepEqual(error.data, { path: "/x" });
   assert.equal(error.entrypoint, "ops.ts#read");
-  assert.equal(error.cause, info);
+  assert.deepEqual(error.cause, info);
 });
 
 Deno.test("replyError() does not trust a name that says queue full without its code", () => {
@@ -62,4 +62,19 @@ Deno.test("callTimeout() names the call, the limit and the time it took", () => 
   );
   assert.equal(error.entrypoint, "ops.ts#slow");
   assert.ok(error.elapsedMs >= 1234, String(error.elapsedMs));
+});
+
+Deno.test("replyError() gives the daemon's name, message and stack without control characters but line feeds and tabs", () => {
+  const error = replyError(
+    {
+      name: "Evil\x1b[31m\n",
+      message: "line one\n\tline \x1b]0;title\x07two\u202e",
+      stack: "Evil: x\n    at f (\x1b[2Jfile.ts:1:1)",
+    },
+    "x.ts#f",
+    "ctx",
+  ) as RemoteError;
+  assert.equal(error.remoteName, "Evil?[31m?");
+  assert.equal(error.message, "line one\n\tline ?]0;title?two?");
+  assert.equal(error.cause.stack, "Evil: x\n    at f (?[2Jfile.ts:1:1)");
 });

@@ -509,7 +509,9 @@ export class DaemonClient {
         break;
       case Kind.Fatal:
         throw new ProtocolError(
-          `the daemon of ${this.#opts.context} closed the channel: ${m.error.name}: ${m.error.message}`,
+          `the daemon of ${this.#opts.context} closed the channel: ${
+            safeText(`${m.error.name}: ${m.error.message}`, true)
+          }`,
         );
       default:
         throw new ProtocolError(
@@ -570,7 +572,7 @@ export class DaemonClient {
     let final = error;
     if (!this.info) {
       // The daemon never said hello: it could not start or drop privileges.
-      const stderr = this.#stderr.trim();
+      const stderr = safeText(this.#stderr.trim(), true);
       final = error instanceof ProtocolError ||
           error instanceof FailedToDropPrivileges
         ? error
