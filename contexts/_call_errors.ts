@@ -29,6 +29,9 @@ export function replyError(
   info = {
     ...info,
     name: safeText(String(info.name)),
+    ...(info.code !== undefined
+      ? { code: safeText(String(info.code)).slice(0, 200) }
+      : {}),
     message: safeText(String(info.message), true),
     ...(typeof info.stack === "string"
       ? { stack: safeText(info.stack, true) }

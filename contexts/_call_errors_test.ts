@@ -68,6 +68,7 @@ Deno.test("replyError() gives the daemon's name, message and stack without contr
   const error = replyError(
     {
       name: "Evil\x1b[31m\n",
+      code: "C\x1b[31m\u2028",
       message: "line one\n\tline \x1b]0;title\x07two\u202e",
       stack: "Evil: x\n    at f (\x1b[2Jfile.ts:1:1)",
     },
@@ -75,6 +76,7 @@ Deno.test("replyError() gives the daemon's name, message and stack without contr
     "ctx",
   ) as RemoteError;
   assert.equal(error.remoteName, "Evil?[31m?");
+  assert.equal(error.code, "C?[31m?");
   assert.equal(error.message, "line one\n\tline ?]0;title?two?");
   assert.equal(error.cause.stack, "Evil: x\n    at f (?[2Jfile.ts:1:1)");
 });

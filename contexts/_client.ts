@@ -85,6 +85,24 @@ export interface ClientOptions {
   onStuck?: "recycle" | "report";
 }
 
+/**
+ * A daemon record's properties, each key and string value (at the top
+ * level) without control, line-separator or bidi characters (but line feeds
+ * and tabs, with `lines`).
+ */
+function safeProperties(
+  properties: Record<string, unknown> | undefined,
+  lines: boolean,
+): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(properties ?? {})) {
+    out[safeText(key)] = typeof value === "string"
+      ? safeText(value, lines)
+      : value;
+  }
+  return out;
+}
+
 export class DaemonClient {
   readonly #opts: ClientOptions;
   readonly #child: DaemonProcess;
@@ -474,7 +492,7 @@ export class DaemonClient {
     const how = status.signal
       ? `was killed by ${status.signal}`
       : `exited with code ${status.code}`;
-    const stderr = this.#stderr.trim();
+    const stderr = safeText(this.#stderr.trim(), true);
     this.#fail(
       new DaemonExitedError(
         `the privsep daemon of ${this.#opts.context} ${how}${
@@ -559,9 +577,9 @@ export class DaemonClient {
         ? record.timestamp
         : Date.now(),
       properties: {
-        ...record.properties,
+        ...safeProperties(record.properties, !isAudit),
         ...(isAudit ? { context: this.#opts.context } : {}),
-        daemonCategory: record.category.join("."),
+        daemonCategory: safeText(record.category.join(".")),
         daemonPid: this.info?.pid,
       },
     });

@@ -277,11 +277,11 @@ Deno.test("DaemonClient forwards a daemon's records as its own context's, withou
     timestamp: NaN,
     properties: {
       context: "file:///other/mod.ts#otherCtx",
-      entrypoint: "x.ts#readShadow",
+      entrypoint: "x.ts#readShadow\n2099 [FTL] forged\x1b[2J",
     },
   };
   const daemonLine = {
-    category: ["privsep", "daemon"],
+    category: ["privsep", "daemon\u202e"],
     level: "warning",
     message: "first line\n\tsecond \x1b[2Jline",
     timestamp: Date.now(),
@@ -310,9 +310,16 @@ await Deno.stdout.write(encodeMessage([Kind.Log, ${
       "x.ts#readShadow ok in 1 ms?2099-01-01 [INF] fake ?[31mred?",
     );
     assert.ok(Number.isFinite(audit.timestamp));
-    const line = records.find((r) => r.category.join(".") === "privsep.daemon");
+    assert.equal(
+      audit.properties.entrypoint,
+      "x.ts#readShadow?2099 [FTL] forged?[2J",
+    );
+    const line = records.find((r) =>
+      r.category.join(".") === "privsep.daemon" && r !== audit
+    );
     assert.ok(line, JSON.stringify(records));
     assert.equal(line.message, "first line\n\tsecond ?[2Jline");
+    assert.equal(line.properties.daemonCategory, "privsep.daemon?");
   } finally {
     await client.close();
     await reset();
