@@ -24,6 +24,7 @@ import {
   readFileViaLibc,
   strerror,
 } from "../caps/_ffi.ts";
+import { procStat } from "./_proc_stat.ts";
 
 const O_WRONLY = 0o1;
 const O_CLOEXEC = 0o2000000;
@@ -59,15 +60,12 @@ const SYMBOLS = {
  */
 const START_XATTR = "trusted.privsep.start";
 
-/** Field 22 of `/proc/<pid>/stat` (the start time, in clock ticks since boot). */
+/** When process `pid` started, unless it is gone or a zombie. */
 function startTime(pid: number | string): string | undefined {
-  try {
-    const stat = new TextDecoder().decode(readFileViaLibc(`/proc/${pid}/stat`));
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    return fields[0] === "Z" || fields[0] === "X" ? undefined : fields[19];
-  } catch {
-    return undefined;
-  }
+  const stat = procStat(pid);
+  return !stat || stat.state === "Z" || stat.state === "X"
+    ? undefined
+    : stat.start;
 }
 
 /**

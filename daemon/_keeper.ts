@@ -22,13 +22,8 @@
  * @module
  */
 
-import {
-  check,
-  cString,
-  errno,
-  readFileViaLibc,
-  strerror,
-} from "../caps/_ffi.ts";
+import { check, cString, errno, strerror } from "../caps/_ffi.ts";
+import { procStat } from "./_proc_stat.ts";
 
 const O_WRONLY = 0o1;
 const O_RDONLY = 0;
@@ -59,7 +54,9 @@ export const KEEPER_SHELL = "/bin/bash";
 
 /**
  * The keeper: `$1` is its FIFO, `$2` the daemon's cgroup (empty without one,
- * see `_cgroup.ts`). It holds the FIFO open for reading and writing (no EOF
+ * see `_cgroup.ts`), `$3` the daemon's start time (stage 1 is the daemon,
+ * and its parent, `$PPID`) and `$4` what it serves (`servedProcesses()`).
+ * It holds the FIFO open for reading and writing (no EOF
  * while the daemon re-executes itself) and reads `<op> <pgid>` lines. It
  * acts only on groups it was told to `track` whose leader (alive, or a
  * zombie not yet reaped) leads that group and descends from the daemon
@@ -77,7 +74,7 @@ export const KEEPER_SHELL = "/bin/bash";
  */
 const KEEPER_SCRIPT = `set -f
 exec 3<>"$1" </dev/null
-cg=$2 watch=$3 groups=
+cg=$2 start=$3 watch=$4 groups=
 daemon=$PPID
 # The fields of /proc/<pid>/stat after the name, in s. The whole file: a
 # name may hold a newline, and ") " (the last one ends it).
@@ -87,13 +84,6 @@ fields() {
   [ -n "$s" ] || return 1
   s=\${s##*) }
 }
-started() {
-  fields "$daemon" || return 1
-  set -- $s
-  case $1 in Z|X|x) return 1 ;; esac
-  start=\${20}
-}
-started || exit 0
 # Whether process $1 runs and started at $2.
 runs() {
   fields "$1" || return 1
@@ -332,17 +322,11 @@ function servedProcesses(): string {
   const served: string[] = [];
   let pid = Deno.ppid;
   for (let depth = 0; depth < 4 && pid > 1; depth++) {
-    let stat: string;
-    try {
-      stat = new TextDecoder().decode(readFileViaLibc(`/proc/${pid}/stat`));
-    } catch {
-      break;
-    }
-    const name = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    served.push(`${pid}:${fields[19]}`);
-    if (name !== "sudo") break;
-    pid = Number(fields[1]);
+    const stat = procStat(pid);
+    if (!stat) break;
+    served.push(`${pid}:${stat.start}`);
+    if (stat.name !== "sudo") break;
+    pid = stat.ppid;
   }
   return served.join(" ");
 }
@@ -414,6 +398,7 @@ export async function startKeeper(
     "privsep-keeper",
     fifo,
     cgroup,
+    procStat(Deno.pid)?.start ?? "",
     servedProcesses(),
   ], { PATH: "/usr/bin:/bin" });
   // The keeper has the FIFO open once its shell runs, so after setpriv set

@@ -296,65 +296,11 @@ Deno.test(
       );
 
       /**
-       * An unprivileged caller starts `op` through sudo, waits for its
-       * `sleep <marker>`, and sends SIGTERM to its own sudo.
+       * Runs tests/fixtures/tree_caller.ts `args` as an unprivileged caller
+       * whose daemon starts through sudo, then waits until the daemon and
+       * every process of its user are gone (`what` names them).
        */
-      const sudoTerm = async (op: "stubborn" | "escape") => {
-        {
-          const home = `${dir}/home`;
-          const caller = await ensureUser(TREE_CALLER, home);
-          const config = await writeConfig(dir, {
-            tree: {
-              user: TREE_DAEMON,
-              capabilities: [],
-              permissions: { run: ["/bin/sh"] },
-              launcher_dir: `${dir}/libexec`,
-            },
-          });
-          await Deno.chmod(config, 0o644);
-          const env = {
-            HOME: home,
-            USER: TREE_CALLER,
-            PATH: "/usr/local/bin:/usr/bin:/bin",
-            DENO_DIR: `${home}/.cache/deno`,
-          };
-          sudoers ??= await installLaunchers({
-            user: TREE_CALLER,
-            configFiles: [config],
-            specs: [treeCtx.id.replace("file://", "")],
-            sudoersFile: testSudoersFile(import.meta),
-          });
-          await sweep();
-          const marker = nextMarker();
-          const out = await run([
-            "setpriv",
-            `--reuid=${caller.uid}`,
-            `--regid=${caller.gid}`,
-            "--init-groups",
-            "--",
-            DENO,
-            "run",
-            "-A",
-            `--config=${ROOT}/deno.json`,
-            `${ROOT}/tests/fixtures/tree_caller.ts`,
-            config,
-            "term",
-            String(marker),
-            op,
-          ], { allowFail: true, env, cwd: home });
-          assert.equal(out.code, 0, out.stderr);
-          const { daemonPid } = JSON.parse(out.stdout);
-          daemons.add(daemonPid);
-          await waitGone(daemonPid, 3_000);
-          await waitNone(
-            "the daemon's processes after sudo's SIGTERM",
-            () => processesOf(uid),
-            2_000,
-          );
-        }
-      };
-
-      const sudoBlocked = async (how: "kill" | "exit") => {
+      const throughSudo = async (args: string[], what: string) => {
         const home = `${dir}/home`;
         const caller = await ensureUser(TREE_CALLER, home);
         const config = await writeConfig(dir, {
@@ -385,8 +331,7 @@ Deno.test(
           `--config=${ROOT}/deno.json`,
           `${ROOT}/tests/fixtures/tree_caller.ts`,
           config,
-          "blocked",
-          how,
+          ...args,
         ], {
           allowFail: true,
           env: {
@@ -401,12 +346,22 @@ Deno.test(
         const { daemonPid } = JSON.parse(out.stdout);
         daemons.add(daemonPid);
         await waitGone(daemonPid, 3_000);
-        await waitNone(
-          "the blocked daemon's processes",
-          () => processesOf(uid),
-          2_000,
-        );
+        await waitNone(what, () => processesOf(uid), 2_000);
       };
+
+      /**
+       * An unprivileged caller starts `op` through sudo, waits for its
+       * `sleep <marker>`, and sends SIGTERM to its own sudo.
+       */
+      const sudoTerm = (op: "stubborn" | "escape") =>
+        throughSudo(
+          ["term", String(nextMarker()), op],
+          "the daemon's processes after sudo's SIGTERM",
+        );
+
+      /** The caller's daemon blocks, then the caller SIGKILLs its sudo or exits. */
+      const sudoBlocked = (how: "kill" | "exit") =>
+        throughSudo(["blocked", how], "the blocked daemon's processes");
 
       // Found by a review: a daemon that blocks its event loop never runs
       // its SIGTERM handler; sudo does not relay SIGKILL, and a caller that
