@@ -107,6 +107,13 @@ export const SYSCALLS: Readonly<Record<string, SyscallInfo>> = {
   // mounts (found by a review). Only a context that keeps CAP_SYS_ADMIN,
   // which has neither, is allowed it by its capabilities.
   open_by_handle_at: { x64: 304, a64: 265, caps: [CAP_SYS_ADMIN] },
+  // Only for AF_UNIX. A process outside can hand a unix socket's peer a
+  // descriptor (SCM_RIGHTS) of its own mounts, the host's writable ones,
+  // where Landlock does not judge a change of mode or owner: a uid-0 daemon
+  // made a root-only file world-writable through a descriptor of / (found
+  // by a review). Root's services on unix sockets (systemd, D-Bus) trust a
+  // uid-0 peer as root whatever its mounts. No capability makes it safe.
+  socket: { x64: 41, a64: 198, caps: [] },
   lookup_dcookie: { x64: 212, a64: 18, caps: [] },
   uselib: { x64: 134, caps: [] },
   nfsservctl: { x64: 180, a64: 42, caps: [] },
@@ -156,6 +163,7 @@ export const SYSCALL_GROUPS: Readonly<Record<string, readonly string[]>> = {
     "userfaultfd",
     "prlimit64",
   ],
+  "@unix-socket": ["socket"],
   "@obsolete": ["lookup_dcookie", "uselib", "nfsservctl"],
 };
 
@@ -232,6 +240,7 @@ const SYS_CLONE = { x64: 56, a64: 220 };
 const SECCOMP_RET_ALLOW = 0x7fff0000;
 const SECCOMP_RET_ERRNO = 0x00050000;
 const EPERM = 1;
+const AF_UNIX = 1;
 const AUDIT_ARCH_X86_64 = 0xc000003e;
 const AUDIT_ARCH_AARCH64 = 0xc00000b7;
 const X32_SYSCALL_BIT = 0x40000000;
@@ -243,9 +252,10 @@ type Target = string | number;
 
 /**
  * The BPF program that denies `names` with EPERM (8 bytes per instruction).
- * Two entries are not whole calls: `clone3` (ENOSYS, so that the C library
- * falls back to clone, whose namespace flags are then refused) and
- * `prlimit64` (refused with another process's pid and a new limit).
+ * Three entries are not whole calls: `clone3` (ENOSYS, so that the C
+ * library falls back to clone, whose namespace flags are then refused),
+ * `prlimit64` (refused with another process's pid and a new limit) and
+ * `socket` (refused for AF_UNIX only).
  */
 export function buildFilter(
   names: readonly string[],
@@ -258,9 +268,11 @@ export function buildFilter(
   const nr = (n: string) => x64 ? SYSCALLS[n]?.x64 : SYSCALLS[n]?.a64;
   const cloneNs = names.includes("clone3");
   const prlimitOthers = names.includes("prlimit64");
+  const unixSockets = names.includes("socket");
+  const partial = ["clone3", "prlimit64", "socket"];
   const numbers = [
     ...new Set(
-      names.filter((n) => n !== "clone3" && n !== "prlimit64").map(nr).filter((
+      names.filter((n) => !partial.includes(n)).map(nr).filter((
         n,
       ): n is number => n !== undefined),
     ),
@@ -286,6 +298,12 @@ export function buildFilter(
     emit(BPF_LD_W_ABS, argLo(2) + 4);
     emit(BPF_JEQ_K, 0, "ALLOW", "EPERM");
     labels.set("prlimit-end", insns.length);
+  }
+  if (unixSockets) {
+    emit(BPF_JEQ_K, nr("socket")!, 0, "socket-end");
+    emit(BPF_LD_W_ABS, argLo(0)); // the domain
+    emit(BPF_JEQ_K, AF_UNIX, "EPERM", "ALLOW");
+    labels.set("socket-end", insns.length);
   }
   if (cloneNs) {
     emit(BPF_JEQ_K, nr("clone3")!, "ENOSYS");

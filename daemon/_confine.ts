@@ -21,7 +21,7 @@ import {
   Ruleset,
   type RulesetSpec,
 } from "../caps/_landlock.ts";
-import { readFileViaLibc } from "../caps/_ffi.ts";
+import { readFileViaLibc, readLinkViaLibc } from "../caps/_ffi.ts";
 import {
   deniedSyscalls,
   installFilter,
@@ -298,6 +298,11 @@ export function planConfinement(
   }
   if (writesConfined || readsConfined) {
     plan.fs = { writes: writesConfined, reads: readsConfined, rules };
+    if (!plan.deny.includes("socket")) {
+      plan.notes.push(
+        "unix sockets are allowed (syscall_filter): a process outside can hand the daemon descriptors of the host's mounts (SCM_RIGHTS), through which owner and mode change past the read-only mounts, and root's services (systemd, D-Bus) act for a uid-0 daemon",
+      );
+    }
     if (!plan.deny.includes("open_by_handle_at")) {
       plan.notes.push(
         "open_by_handle_at is allowed (syscall_filter): a file handle opens any file of a filesystem the daemon can reach, past the Landlock rules and the read-only mounts",
@@ -621,7 +626,16 @@ export function describePlan(plan: ConfinementPlan): string[] {
       : "  landlock tcp: no bind, no connect",
   );
   lines.push(`  landlock scope: ${plan.scope.join(", ") || "none"}`);
-  lines.push(`  seccomp: EPERM for ${plan.deny.join(", ") || "nothing"}`);
+  const partly: Record<string, string> = {
+    clone3: "clone3 (ENOSYS; clone with a CLONE_NEW* flag: EPERM)",
+    prlimit64: "prlimit64 (another process's limits)",
+    socket: "socket (AF_UNIX)",
+  };
+  lines.push(
+    `  seccomp: EPERM for ${
+      plan.deny.map((n) => partly[n] ?? n).join(", ") || "nothing"
+    }`,
+  );
   if (plan.allowedByCapability.length) {
     lines.push(
       `  seccomp: allowed by kept capabilities: ${
@@ -631,6 +645,28 @@ export function describePlan(plan: ConfinementPlan): string[] {
   }
   for (const n of plan.notes) lines.push(`  note: ${n}`);
   return lines;
+}
+
+/**
+ * Refuses a channel (descriptors 0-2) that is a socket: the process at its
+ * other end could hand the daemon descriptors of its own mounts
+ * (`SCM_RIGHTS`), as a unix socket the daemon made itself could, which the
+ * seccomp filter refuses. Callers use pipes, sudo a terminal or pipes.
+ */
+function assertNoSocketChannel(): void {
+  for (const fd of [0, 1, 2]) {
+    let target: string;
+    try {
+      target = readLinkViaLibc(`/proc/self/fd/${fd}`);
+    } catch {
+      continue; // closed: nothing comes through it
+    }
+    if (target.startsWith("socket:")) {
+      throw new StartError(
+        `the daemon's descriptor ${fd} is a socket (${target}): the process at its other end could pass the daemon descriptors of its own (SCM_RIGHTS), which the context refuses; start the daemon with pipes (Deno.Command's "piped", as privsep's own callers do) or a terminal, or allow unix sockets with syscall_filter = ["+socket"]`,
+      );
+    }
+  }
 }
 
 /**
@@ -677,6 +713,7 @@ export function confineFor(
       libcap: settings.libcap,
     });
   const early = planWith();
+  if (early.deny.includes("socket")) assertNoSocketChannel();
   const wrap = <T>(what: string, f: () => T): T => {
     try {
       return f();

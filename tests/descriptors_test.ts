@@ -3,6 +3,7 @@
 // serving stage, which runs as another user: through them, that user could
 // read and write files only root may open.
 import assert from "node:assert/strict";
+import { daemonArgv } from "../core/command.ts";
 import {
   DENO,
   ensureUser,
@@ -190,6 +191,71 @@ Deno.test(
         );
       });
     } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+);
+
+Deno.test(
+  "a daemon whose channel is a socket refuses to start: the other end could pass it descriptors",
+  async (t) => {
+    requireRoot();
+    const dir = await scratchDir();
+    try {
+      await ensureUser(FD_USER);
+      // A confined context (scoped writes), which refuses unix sockets. sudo
+      // hands a socket on 0-2 through as it is, use_pty or not.
+      const config = await writeConfig(dir, {
+        fds: { user: FD_USER, capabilities: [], permissions: { write: [dir] } },
+      });
+      const argv = daemonArgv({
+        denoPath: DENO,
+        daemonPath: `${ROOT}/daemon.ts`,
+        denoConfig: `${ROOT}/deno.json`,
+        codeRoots: [ROOT],
+        configFiles: [config],
+        contextId: `file://${ROOT}/tests/fixtures/fds/mod.ts#fdCtx`,
+      });
+      // The daemon's first stage with 0 and 1 a socket pair's end or a
+      // pipe; this end then closes its side, so a daemon that started sees
+      // its channel end and exits.
+      const start = (channel: "socket" | "pipe") =>
+        run([
+          "/usr/bin/python3",
+          "-c",
+          "import os, socket, subprocess, sys\n" +
+          "if sys.argv[1] == 'socket':\n" +
+          "    a, b = socket.socketpair(); mine, inp, out = a, b, b\n" +
+          "else:\n" +
+          "    r, w = os.pipe(); r2, w2 = os.pipe(); mine, inp, out = None, r, w2\n" +
+          "p = subprocess.Popen(sys.argv[2:], stdin=inp, stdout=out, stderr=subprocess.PIPE)\n" +
+          "if mine is None:\n" +
+          "    os.close(r); os.close(w2); os.close(w)\n" +
+          "else:\n" +
+          "    b.close(); a.shutdown(socket.SHUT_WR)\n" +
+          "err = p.communicate(timeout=120)[1]\n" +
+          "sys.stdout.write(str(p.returncode) + '\\n' + err.decode())\n",
+          channel,
+          ...argv,
+        ]);
+      await t.step(
+        "a unix socket on 0 and 1 is refused, with why",
+        async () => {
+          const out = await start("socket");
+          assert.notEqual(out.stdout.split("\n")[0], "0", out.stdout);
+          assert.match(
+            out.stdout,
+            /descriptor 0 is a socket \(socket:\[\d+\]\).*SCM_RIGHTS.*"\+socket"/,
+          );
+        },
+      );
+      await t.step("pipes start it (control)", async () => {
+        const out = await start("pipe");
+        assert.doesNotMatch(out.stdout, /is a socket/, out.stdout);
+        assert.equal(out.stdout.split("\n")[0], "0", out.stdout);
+      });
+    } finally {
+      await removeUser(FD_USER);
       await Deno.remove(dir, { recursive: true });
     }
   },

@@ -531,6 +531,86 @@ Deno.test(
       );
 
       await t.step(
+        "a uid-0 context cannot take a descriptor from a process outside over a unix socket",
+        async () => {
+          // Found by a review: an unprivileged process outside sent the
+          // daemon an O_PATH descriptor of / (SCM_RIGHTS). It is on the
+          // host's writable mount, where Landlock does not judge a mode
+          // change: a uid-0 daemon with no capability made a root-only file
+          // world-writable through it. Nor could the read-only mounts hold
+          // it to its write paths against root's services on unix sockets
+          // (systemd, D-Bus): a confined daemon makes no unix socket.
+          const sockDir = `${dir}/unix`;
+          await Deno.mkdir(sockDir, { mode: 0o777 });
+          await Deno.chmod(sockDir, 0o777);
+          const sock = `${sockDir}/s`;
+          const before = await stat(`${secret}/file`);
+          const sender = new Deno.Command("setpriv", {
+            args: [
+              "--reuid=65534",
+              "--regid=65534",
+              "--clear-groups",
+              "/usr/bin/python3",
+              "-c",
+              "import os, socket, sys\n" +
+              "s = socket.socket(socket.AF_UNIX)\n" +
+              "s.bind(sys.argv[1]); os.chmod(sys.argv[1], 0o777); s.listen(1)\n" +
+              "print('ready', flush=True)\n" +
+              "s.settimeout(60); c, _ = s.accept()\n" +
+              "socket.send_fds(c, [b'x'], [os.open('/', os.O_PATH)])\n",
+              sock,
+            ],
+            stdout: "piped",
+            stderr: "piped",
+          }).spawn();
+          try {
+            const reader = sender.stdout.getReader();
+            const first = await reader.read();
+            reader.releaseLock();
+            assert.match(new TextDecoder().decode(first.value), /^ready/);
+            await use({ user: "root", capabilities: [], permissions: base });
+            const r = await ops.exec("/bin/sh", [
+              "-c",
+              '/usr/bin/python3 -c "$1" "$2" "$3"',
+              "sh",
+              "import os, socket, sys\n" +
+              "s = socket.socket(socket.AF_UNIX)\n" +
+              "s.connect(sys.argv[1])\n" +
+              "_, fds, _, _ = socket.recv_fds(s, 1, 1)\n" +
+              "os.chmod(sys.argv[2], 0o777, dir_fd=fds[0])\n" +
+              "print('changed through the descriptor')\n",
+              sock,
+              `${secret}/file`.slice(1),
+            ]);
+            assert.match(
+              r.stderr,
+              /PermissionError: \[Errno 1\]/,
+              r.stderr + r.stdout,
+            );
+            assert.equal(await stat(`${secret}/file`), before);
+            // syscall_filter = ["+socket"] gives them back (to a context
+            // that talks to a local service, at that price).
+            await use({
+              user: "root",
+              capabilities: [],
+              permissions: base,
+              syscall_filter: ["+socket"],
+            });
+            const back = await ops.exec("/bin/sh", [
+              "-c",
+              `/usr/bin/python3 -c 'import socket; socket.socket(socket.AF_UNIX).connect("${sockDir}/none")'`,
+            ]);
+            assert.match(back.stderr, /FileNotFoundError/, back.stderr);
+          } finally {
+            try {
+              sender.kill();
+            } catch { /* gone */ }
+            await sender.output().catch(() => {});
+          }
+        },
+      );
+
+      await t.step(
         "a write path written with a trailing slash around a trusted path leaves it read-only",
         async () => {
           // launcher_dir is one of the paths stage 1 protects (as the code,
