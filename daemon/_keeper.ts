@@ -96,9 +96,26 @@ alive() {
   runs "$daemon" "$start" || return 1
   for w in $watch; do runs "\${w%%:*}" "\${w#*:}" || return 1; done
 }
+# Signals group $2 with $1 while a process of the daemon's cgroup is in it:
+# a group whose processes all ended gives up its number, which another
+# process of the user may take. Without a cgroup, by number alone.
+signal() {
+  if [ -n "$cg" ]; then
+    m=
+    while read -r p; do
+      fields "$p" || continue
+      set -- "$@" $s
+      [ "\${5}" = "$2" ] && m=1 && break
+      set -- "$1" "$2"
+    done <"$cg/cgroup.procs"
+    [ -n "$m" ] || return 0
+  fi
+  kill -s "$1" -- "-$2" 2>/dev/null
+}
 cleanup() {
   runs "$daemon" "$start" && kill -s KILL "$daemon" 2>/dev/null
-  for g in $groups; do kill -s KILL -- "-$g" 2>/dev/null; done
+  # With a cgroup, cgroup.kill reaches every group (none can leave it).
+  [ -n "$cg" ] || for g in $groups; do kill -s KILL -- "-$g" 2>/dev/null; done
   [ -z "$cg" ] || echo 1 >"$cg/cgroup.kill"
   exit 0
 }
@@ -134,11 +151,11 @@ while :; do
     [ "$pg" -gt 1 ] && ! tracked "$pg" && leads "$pg" && groups="$groups $pg" ;;
   done)
     tracked "$pg" || continue
-    kill -s KILL -- "-$pg" 2>/dev/null
+    signal KILL "$pg"
     left=
     for g in $groups; do [ "$g" = "$pg" ] || left="$left $g"; done
     groups=$left ;;
-  TERM|KILL) tracked "$pg" && kill -s "$op" -- "-$pg" 2>/dev/null ;;
+  TERM|KILL) tracked "$pg" && signal "$op" "$pg" ;;
   sweep) [ -z "$cg" ] || while read -r p; do
       ours "$p" || kill -s KILL -- "-$p" "$p" 2>/dev/null
     done <"$cg/cgroup.procs" ;;

@@ -11,7 +11,11 @@ import assert from "node:assert/strict";
 import { init } from "../mod.ts";
 import { treeCtx } from "./fixtures/tree/mod.ts";
 import * as ops from "./fixtures/tree/ops.ts";
-import { keeperKill, keeperTrackKill } from "./fixtures/tree/keeper_ops.ts";
+import {
+  keeperKill,
+  keeperLeaveGroup,
+  keeperTrackKill,
+} from "./fixtures/tree/keeper_ops.ts";
 import {
   DENO,
   ensureUser,
@@ -31,6 +35,42 @@ async function alive(pid: number): Promise<boolean> {
   } catch {
     return false;
   }
+}
+
+/**
+ * A process of `uid` whose pid, and so its process group's number, is
+ * `pid`: the kernel's next pid (`ns_last_pid`) is set to `pid - 1` right
+ * before the spawn, and the spawn retried while other processes of the host
+ * take it first.
+ */
+async function leadGroupNumbered(
+  pid: number,
+  uid: number,
+  gid: number,
+): Promise<Deno.ChildProcess> {
+  for (let attempt = 0; attempt < 50; attempt++) {
+    await Deno.writeTextFile("/proc/sys/kernel/ns_last_pid", String(pid - 1));
+    const child = new Deno.Command("/usr/bin/setpriv", {
+      args: [
+        `--reuid=${uid}`,
+        `--regid=${gid}`,
+        "--clear-groups",
+        "/usr/bin/sleep",
+        "5152",
+      ],
+      detached: true,
+    }).spawn();
+    if (child.pid === pid) {
+      // Once it is sleep, it has its uid.
+      while ((await Deno.readTextFile(`/proc/${pid}/comm`)) !== "sleep\n") {
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      return child;
+    }
+    child.kill("SIGKILL");
+    await child.status;
+  }
+  throw new Error(`no process got pid ${pid} in 50 attempts`);
 }
 
 Deno.test(
@@ -203,6 +243,31 @@ Deno.test(
               await alive(victim.pid),
               `the daemon had its keeper kill process ${victim.pid} of its user, outside the daemon`,
             );
+            {
+              // A group the keeper tracks whose command ended without
+              // `done`, and whose number another process then leads (found
+              // by a review: a compromised daemon forked until the pids
+              // wrapped; here the kernel's next pid is set instead). Where
+              // signals are scoped, the keeper's own Landlock layer keeps it
+              // from signalling outside the daemon's domain; everywhere, with
+              // the daemon's cgroup, it signals a group only while a process
+              // of that cgroup is in it.
+              const pgid = await keeperLeaveGroup();
+              const taker = await leadGroupNumbered(pgid, uid, gid);
+              try {
+                await keeperKill(pgid);
+                await new Promise((r) => setTimeout(r, 300));
+                assert.ok(
+                  await alive(taker.pid),
+                  `the daemon had its keeper kill process ${taker.pid}, which took the number of a group the daemon's command had left`,
+                );
+              } finally {
+                try {
+                  taker.kill("SIGKILL");
+                } catch { /* gone */ }
+                await taker.status;
+              }
+            }
             // The daemon (in the keeper's group) still serves, and its
             // own commands' leftovers are still killed.
             assert.equal(await keeperKill(1), 0);
