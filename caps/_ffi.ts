@@ -37,6 +37,7 @@ const LIBC_SYMBOLS = {
   open: { parameters: ["buffer", "i32"], result: "i32" },
   read: { parameters: ["i32", "buffer", "usize"], result: "isize" },
   close: { parameters: ["i32"], result: "i32" },
+  dup2: { parameters: ["i32", "i32"], result: "i32" },
   statx: {
     parameters: ["i32", "buffer", "i32", "u32", "buffer"],
     result: "i32",

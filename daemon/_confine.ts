@@ -21,7 +21,13 @@ import {
   Ruleset,
   type RulesetSpec,
 } from "../caps/_landlock.ts";
-import { readFileViaLibc, readLinkViaLibc } from "../caps/_ffi.ts";
+import {
+  check,
+  cString,
+  openLibc,
+  readFileViaLibc,
+  readLinkViaLibc,
+} from "../caps/_ffi.ts";
 import {
   deniedSyscalls,
   installFilter,
@@ -648,12 +654,19 @@ export function describePlan(plan: ConfinementPlan): string[] {
 }
 
 /**
- * Refuses a channel (descriptors 0-2) that is a socket: the process at its
- * other end could hand the daemon descriptors of its own mounts
+ * Refuses a channel (descriptors 0-2) that is not an anonymous pipe or
+ * `/dev/null`, and returns those that are `/dev/null` (which `apply()`
+ * opens anew: on the host's `/dev`, a uid-0 daemon could change its mode). A
+ * socket's other end could hand the daemon descriptors of its own mounts
  * (`SCM_RIGHTS`), as a unix socket the daemon made itself could, which the
- * seccomp filter refuses. Callers use pipes, sudo a terminal or pipes.
+ * seccomp filter refuses unless `sockets` (the context allows them). Any
+ * other descriptor is one of a file on the caller's (the host's) mounts:
+ * through `/proc/self/fd/<n>`, past the read-only mounts, the daemon could
+ * change its owner or mode, and of every file below it for a directory.
+ * privsep's callers give it pipes; sudo hands 0-2 through as they are.
  */
-function assertNoSocketChannel(): void {
+function checkChannel(sockets: boolean): number[] {
+  const devNull: number[] = [];
   for (const fd of [0, 1, 2]) {
     let target: string;
     try {
@@ -661,11 +674,39 @@ function assertNoSocketChannel(): void {
     } catch {
       continue; // closed: nothing comes through it
     }
-    if (target.startsWith("socket:")) {
+    // A file's link starts with "/"; an anonymous pipe's is pipe:[inode].
+    if (target.startsWith("pipe:[")) continue;
+    if (target === "/dev/null") {
+      devNull.push(fd);
+      continue;
+    }
+    if (target.startsWith("socket:[")) {
+      if (sockets) continue;
       throw new StartError(
-        `the daemon's descriptor ${fd} is a socket (${target}): the process at its other end could pass the daemon descriptors of its own (SCM_RIGHTS), which the context refuses; start the daemon with pipes (Deno.Command's "piped", as privsep's own callers do) or a terminal, or allow unix sockets with syscall_filter = ["+socket"]`,
+        `the daemon's descriptor ${fd} is a socket (${target}): the process at its other end could pass the daemon descriptors of its own (SCM_RIGHTS), which the context refuses; start the daemon with pipes (Deno.Command's "piped", as privsep's own callers do), or allow unix sockets with syscall_filter = ["+socket"]`,
       );
     }
+    throw new StartError(
+      `the daemon's descriptor ${fd} is ${
+        JSON.stringify(target).slice(1, -1)
+      } (not a pipe): through /proc/self/fd/${fd} the daemon could change the owner or mode of that file on the caller's mounts, past its sandbox; start the daemon through privsep's client, which gives it pipes`,
+    );
+  }
+  return devNull;
+}
+
+/** Replaces descriptor `fd` with `/dev/null` opened here. */
+function reopenDevNull(fd: number): void {
+  const libc = openLibc();
+  const O_RDWR = 2;
+  const O_CLOEXEC = 0o2000000;
+  const opened = libc.open(cString("/dev/null"), O_RDWR | O_CLOEXEC);
+  check("open(/dev/null)", opened);
+  try {
+    // dup2 leaves the copy without close-on-exec: it crosses the exec.
+    check(`dup2(/dev/null, ${fd})`, libc.dup2(opened, fd));
+  } finally {
+    libc.close(opened);
   }
 }
 
@@ -713,7 +754,9 @@ export function confineFor(
       libcap: settings.libcap,
     });
   const early = planWith();
-  if (early.deny.includes("socket")) assertNoSocketChannel();
+  const devNull = early.mode === "off"
+    ? []
+    : checkChannel(!early.deny.includes("socket"));
   const wrap = <T>(what: string, f: () => T): T => {
     try {
       return f();
@@ -739,6 +782,8 @@ export function confineFor(
       prepared = wrap("", () => prepareConfinement(plan));
     },
     apply() {
+      // In the daemon's own mount namespace by now (read-only /dev).
+      for (const fd of devNull) wrap("", () => reopenDevNull(fd));
       const p = prepared ?? wrap("", () => prepareConfinement(early));
       wrap("the kernel sandbox could not be applied: ", () => p.apply());
       for (const what of p.unenforced) {

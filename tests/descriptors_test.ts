@@ -197,14 +197,14 @@ Deno.test(
 );
 
 Deno.test(
-  "a daemon whose channel is a socket refuses to start: the other end could pass it descriptors",
+  "a daemon whose channel is not a pipe refuses to start: the other end could pass it descriptors, or the descriptor is one",
   async (t) => {
     requireRoot();
     const dir = await scratchDir();
     try {
       await ensureUser(FD_USER);
       // A confined context (scoped writes), which refuses unix sockets. sudo
-      // hands a socket on 0-2 through as it is, use_pty or not.
+      // hands descriptors 0-2 through as they are, use_pty or not.
       const config = await writeConfig(dir, {
         fds: { user: FD_USER, capabilities: [], permissions: { write: [dir] } },
       });
@@ -216,42 +216,88 @@ Deno.test(
         configFiles: [config],
         contextId: `file://${ROOT}/tests/fixtures/fds/mod.ts#fdCtx`,
       });
-      // The daemon's first stage with 0 and 1 a socket pair's end or a
-      // pipe; this end then closes its side, so a daemon that started sees
-      // its channel end and exits.
-      const start = (channel: "socket" | "pipe") =>
+      // The daemon's first stage with each of 0, 1 and 2 a pipe, a socket
+      // pair's end or an O_PATH descriptor of a path; this end then closes
+      // its side, so a daemon that started sees its channel end and exits.
+      // Prints the exit code, then what came on a piped stderr.
+      const start = (channel: Record<number, string>) =>
         run([
           "/usr/bin/python3",
           "-c",
-          "import os, socket, subprocess, sys\n" +
-          "if sys.argv[1] == 'socket':\n" +
-          "    a, b = socket.socketpair(); mine, inp, out = a, b, b\n" +
-          "else:\n" +
-          "    r, w = os.pipe(); r2, w2 = os.pipe(); mine, inp, out = None, r, w2\n" +
-          "p = subprocess.Popen(sys.argv[2:], stdin=inp, stdout=out, stderr=subprocess.PIPE)\n" +
-          "if mine is None:\n" +
-          "    os.close(r); os.close(w2); os.close(w)\n" +
-          "else:\n" +
-          "    b.close(); a.shutdown(socket.SHUT_WR)\n" +
-          "err = p.communicate(timeout=120)[1]\n" +
-          "sys.stdout.write(str(p.returncode) + '\\n' + err.decode())\n",
-          channel,
+          "import json, os, socket, subprocess, sys\n" +
+          "spec = json.loads(sys.argv[1]); fds = []; keep = []\n" +
+          "a, b = socket.socketpair()\n" +
+          "for n in range(3):\n" +
+          "    kind = spec.get(str(n), 'pipe')\n" +
+          "    if kind == 'socket': fds.append(b)\n" +
+          "    elif kind == 'pipe': fds.append(subprocess.PIPE)\n" +
+          "    else: fds.append(os.open(kind, os.O_PATH))\n" +
+          "p = subprocess.Popen(sys.argv[2:], stdin=fds[0], stdout=fds[1], stderr=fds[2])\n" +
+          "b.close(); a.shutdown(socket.SHUT_WR)\n" +
+          "if p.stdin: p.stdin.close()\n" +
+          "if p.stdout: p.stdout.read()\n" +
+          "err = p.stderr.read() if p.stderr else b''\n" +
+          "sys.stdout.write(str(p.wait(timeout=120)) + '\\n' + err.decode())\n",
+          JSON.stringify(channel),
           ...argv,
         ]);
+      const refused = async (
+        channel: Record<number, string>,
+        why?: RegExp,
+      ) => {
+        const out = await start(channel);
+        assert.equal(out.stdout.split("\n")[0], "2", out.stdout);
+        if (why) assert.match(out.stdout, why);
+      };
+      await t.step("a unix socket on 0 and 1 is refused, with why", async () => {
+        await refused(
+          { 0: "socket", 1: "socket" },
+          /descriptor 0 is a socket \(socket:\[\d+\]\).*SCM_RIGHTS.*"\+socket"/,
+        );
+      });
       await t.step(
-        "a unix socket on 0 and 1 is refused, with why",
+        "a descriptor of / or of a root-only file on 0-2 is refused",
         async () => {
-          const out = await start("socket");
-          assert.notEqual(out.stdout.split("\n")[0], "0", out.stdout);
-          assert.match(
-            out.stdout,
-            /descriptor 0 is a socket \(socket:\[\d+\]\).*SCM_RIGHTS.*"\+socket"/,
+          // Found by a review: the service account started the daemon with
+          // 2 an O_RDONLY descriptor of / (sudo hands it through), and a
+          // uid-0 daemon with no capability chmod-ed a root-only file
+          // through /proc/<daemon>/fd/2/etc/...: the host's writable mount,
+          // past the read-only mounts. An O_PATH descriptor needs no
+          // permission on the file itself.
+          await refused(
+            { 1: "/" },
+            /descriptor 1 is \/ \(not a pipe\).*\/proc\/self\/fd\/1/,
           );
+          await refused({ 2: "/" });
+          await refused({ 2: "/etc/shadow" });
+        },
+      );
+      await t.step(
+        "/dev/null on 0-2 is opened anew, on the daemon's read-only /dev",
+        async () => {
+          // sudo puts /dev/null on a descriptor its caller closed; the
+          // host's is writable, and a uid-0 daemon owns it.
+          const out = await run([
+            "/usr/bin/python3",
+            "-c",
+            "import os, subprocess, sys, time\n" +
+            "null = os.open('/dev/null', os.O_RDWR)\n" +
+            "p = subprocess.Popen(sys.argv[1:], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=null)\n" +
+            "for _ in range(400):\n" +
+            "    if b'--stage=serve' in open('/proc/%d/cmdline' % p.pid, 'rb').read(): break\n" +
+            "    time.sleep(0.05)\n" +
+            "mnt = open('/proc/%d/fdinfo/2' % p.pid).read().split('mnt_id:')[1].split()[0]\n" +
+            "line = [l for l in open('/proc/%d/mountinfo' % p.pid) if l.split()[0] == mnt]\n" +
+            "print(os.readlink('/proc/%d/fd/2' % p.pid), line[0].split()[5] if line else 'not in its namespace')\n" +
+            "p.stdin.close(); p.stdout.read(); print(p.wait(timeout=120))\n",
+            ...argv,
+          ]);
+          assert.match(out.stdout, /^\/dev\/null ro(,\S*)?\n0\n$/, out.stdout);
         },
       );
       await t.step("pipes start it (control)", async () => {
-        const out = await start("pipe");
-        assert.doesNotMatch(out.stdout, /is a socket/, out.stdout);
+        const out = await start({});
+        assert.doesNotMatch(out.stdout, /not a pipe|is a socket/, out.stdout);
         assert.equal(out.stdout.split("\n")[0], "0", out.stdout);
       });
     } finally {
