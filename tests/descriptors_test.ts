@@ -249,12 +249,15 @@ Deno.test(
         assert.equal(out.stdout.split("\n")[0], "2", out.stdout);
         if (why) assert.match(out.stdout, why);
       };
-      await t.step("a unix socket on 0 and 1 is refused, with why", async () => {
-        await refused(
-          { 0: "socket", 1: "socket" },
-          /descriptor 0 is a socket \(socket:\[\d+\]\).*SCM_RIGHTS.*"\+socket"/,
-        );
-      });
+      await t.step(
+        "a unix socket on 0 and 1 is refused, with why",
+        async () => {
+          await refused(
+            { 0: "socket", 1: "socket" },
+            /descriptor 0 is a socket \(socket:\[\d+\]\).*SCM_RIGHTS.*"\+socket"/,
+          );
+        },
+      );
       await t.step(
         "a descriptor of / or of a root-only file on 0-2 is refused",
         async () => {
