@@ -25,7 +25,15 @@ Deno.test("privsep --help lists the commands; an unknown one is an error", async
   const help = await cli("--help");
   assert.equal(help.code, 0);
   for (
-    const c of ["install", "sudoers", "inspect", "doctor", "caps", "vendor"]
+    const c of [
+      "install",
+      "uninstall",
+      "sudoers",
+      "inspect",
+      "doctor",
+      "caps",
+      "vendor",
+    ]
   ) {
     assert.match(help.stdout, new RegExp(`\\b${c}\\b`));
   }
@@ -33,7 +41,15 @@ Deno.test("privsep --help lists the commands; an unknown one is an error", async
   assert.equal(bad.code, 2);
   assert.match(bad.stderr, /unknown command "frobnicate"/);
   for (
-    const c of ["install", "sudoers", "inspect", "doctor", "caps", "vendor"]
+    const c of [
+      "install",
+      "uninstall",
+      "sudoers",
+      "inspect",
+      "doctor",
+      "caps",
+      "vendor",
+    ]
   ) {
     const h = await cli(c, "--help");
     assert.equal(h.code, 0, c);

@@ -10,6 +10,9 @@ import { run } from "./_exec.ts";
 import { contextCommandArgs, loadContexts } from "./_load.ts";
 import { vendorImports, vendorPackage } from "./vendor.ts";
 
+/** The comment line before each context's rule in a sudoers file. */
+export const RULE_MARK = "# privsep context ";
+
 const USAGE =
   `usage: privsep install --user=<user|%group> [--vendor-dir=<dir>] [--dry-run] [--sudoers-file=<path>] [--config-file=<abs path>]… <module.ts[#context]>…
 
@@ -33,7 +36,7 @@ changes nothing. The default sudoers file is
 /etc/sudoers.d/privsep-<app>-<8 hex digits of the app's directory>.`;
 
 /** One file install writes, and whether it changed. */
-interface Planned {
+export interface Planned {
   path: string;
   content: string;
   mode: number;
@@ -41,7 +44,7 @@ interface Planned {
 }
 
 /** The application's directory: its deno.json's, or the context module's. */
-function appDir(ctx: PrivContext): string {
+export function appDir(ctx: PrivContext): string {
   const spec = ctx.commandSpec();
   return spec.denoConfig
     ? dirname(spec.denoConfig)
@@ -55,7 +58,8 @@ export function defaultSudoersFile(dir: string): string {
   return `/etc/sudoers.d/privsep-${name}-${digest}`;
 }
 
-function readOrUndefined(path: string): string | undefined {
+/** The file's text, or undefined when there is none. */
+export function readOrUndefined(path: string): string | undefined {
   try {
     return Deno.readTextFileSync(path);
   } catch (error) {
@@ -64,7 +68,8 @@ function readOrUndefined(path: string): string | undefined {
   }
 }
 
-async function visudo(
+/** Runs visudo with `args`; says what to install when it is missing. */
+export async function visudo(
   args: string[],
 ): Promise<{ ok: boolean; out: string }> {
   const r = await run(["visudo", ...args]);
@@ -116,7 +121,7 @@ function createFresh(tmp: string, content: string, mode: number): void {
 }
 
 /** Writes `file` atomically, root-owned, with `mode`. */
-function writeRootFile(file: Planned): void {
+export function writeRootFile(file: Planned): void {
   const tmp = `${dirname(file.path)}/.${basename(file.path)}.privsep-new`;
   createFresh(tmp, file.content, file.mode);
   Deno.chownSync(tmp, 0, 0);
@@ -348,7 +353,7 @@ export async function installMain(args: string[]): Promise<number> {
         what: `launcher of ${ctx.id}`,
       });
       rules.push(
-        `# privsep context ${ctx.id}\n${ctx.sudoersRule(parsed.user)}`,
+        `${RULE_MARK}${ctx.id}\n${ctx.sudoersRule(parsed.user)}`,
       );
     } catch (error) {
       console.error(`privsep install: ${(error as Error).message}`);

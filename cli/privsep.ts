@@ -12,6 +12,7 @@
  * The other commands:
  *
  * ```sh
+ * privsep uninstall /opt/app/privsep/mod.ts
  * privsep sudoers --user=app /opt/app/privsep/mod.ts#sysAdmin
  * privsep inspect /opt/app/privsep/mod.ts
  * privsep doctor --user=app /opt/app/privsep/mod.ts
@@ -31,12 +32,14 @@ import { doctorMain } from "./doctor.ts";
 import { inspectMain } from "./inspect.ts";
 import { installMain } from "./install.ts";
 import { sudoersMain } from "./sudoers.ts";
+import { uninstallMain } from "./uninstall.ts";
 import { vendorMain } from "./vendor.ts";
 
 const USAGE = `usage: privsep <command> [options]
 
 commands:
   install   as root: each context's launcher and the sudoers rules for them
+  uninstall as root: removes what install wrote for the contexts named
   sudoers   the sudoers line per context (its launcher, no arguments)
   inspect   every context and entrypoint, what each may do, what is broad
   doctor    everything that can make the first call fail, with fixes
@@ -66,6 +69,8 @@ export async function main(args: string[]): Promise<number> {
   switch (command) {
     case "install":
       return await installMain(rest);
+    case "uninstall":
+      return await uninstallMain(rest);
     case "sudoers":
       return await sudoersMain(rest);
     case "inspect":

@@ -279,6 +279,47 @@ await appCtx.stop();
       assert.equal(refused.code, 1, refused.stdout + refused.stderr);
       assert.match(refused.stderr, /does not parse .* restored/);
       await assert.rejects(Deno.stat(other), Deno.errors.NotFound);
+
+      // 7. Uninstall: --dry-run changes nothing; then the launcher and the
+      // sudoers file (its only rule) are gone, sudo refuses the service, the
+      // whole sudoers configuration still parses, and a second run finds
+      // nothing to remove.
+      const uninstall = [
+        ...cli,
+        "uninstall",
+        `--sudoers-file=${sudoers}`,
+        `--config-file=${config}`,
+        `${app}/privsep/mod.ts#appCtx`,
+      ];
+      const dryUn = await run([...uninstall, "--dry-run"], { cwd: app });
+      assert.match(dryUn.stdout, new RegExp(`would remove ${sudoers}\n`));
+      assert.match(dryUn.stdout, new RegExp(`would remove ${launcher}\n`));
+      await Deno.stat(sudoers);
+      await Deno.stat(launcher);
+      const un = await run(uninstall, { cwd: app });
+      assert.equal(
+        un.stdout,
+        `removed ${sudoers}\nremoved ${launcher}\n`,
+        un.stdout,
+      );
+      await assert.rejects(Deno.stat(sudoers), Deno.errors.NotFound);
+      await assert.rejects(Deno.stat(launcher), Deno.errors.NotFound);
+      assert.equal(
+        (await run(["visudo", "-c", "-q"], { allowFail: true })).code,
+        0,
+      );
+      const gone = await asService([
+        DENO,
+        "run",
+        "-A",
+        `--config=${app}/deno.json`,
+        `${app}/main.ts`,
+        config,
+      ]);
+      assert.notEqual(gone.code, 0);
+      assert.match(gone.stderr, /sudo/, gone.stderr);
+      const unAgain = await run(uninstall, { cwd: app });
+      assert.match(unAgain.stdout, /no rule to remove\nno launcher /);
     } finally {
       await Deno.remove(sudoers).catch(() => {});
       await Deno.remove(other).catch(() => {});

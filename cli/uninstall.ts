@@ -1,0 +1,127 @@
+// privsep uninstall: removes what privsep install wrote for some contexts,
+// their launchers and their rules (the sudoers file with its last rule).
+import { basename, dirname } from "node:path";
+import { contextCommandArgs, loadContexts } from "./_load.ts";
+import {
+  appDir,
+  defaultSudoersFile,
+  readOrUndefined,
+  RULE_MARK,
+  visudo,
+  writeRootFile,
+} from "./install.ts";
+
+const USAGE =
+  `usage: privsep uninstall [--dry-run] [--sudoers-file=<path>] [--config-file=<abs path>]… <module.ts[#context]>…
+
+As root, removes what "privsep install" wrote for the contexts named: each
+context's launcher, and its rule from the sudoers file (the default one of the
+application, or --sudoers-file as given to install); the file goes with its
+last rule. Rules of other contexts stay. The rest of the file is checked with
+"visudo -cf" before it replaces the old one. Daemons that run keep running
+until their service stops them; the next start fails (no rule). --dry-run
+prints what it would remove and changes nothing.`;
+
+/**
+ * `text` without the rules of `ids`: each is the line `# privsep context
+ * <id>` and the rule after it. Returns the text and how many rules are left.
+ */
+export function withoutRules(
+  text: string,
+  ids: ReadonlySet<string>,
+): { text: string; removed: number; left: number } {
+  const lines = text.split("\n");
+  const out: string[] = [];
+  let removed = 0;
+  let left = 0;
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i];
+    if (line.startsWith(RULE_MARK)) {
+      if (ids.has(line.slice(RULE_MARK.length))) {
+        removed++;
+        i++; // and its rule
+        continue;
+      }
+      left++;
+    }
+    out.push(line);
+  }
+  return { text: out.join("\n"), removed, left };
+}
+
+/** Runs `privsep uninstall`; returns the exit code. */
+export async function uninstallMain(args: string[]): Promise<number> {
+  const parsed = contextCommandArgs(args, USAGE);
+  if (typeof parsed === "number") return parsed;
+  if (!parsed.dryRun && Deno.uid() !== 0) {
+    console.error(
+      "privsep uninstall: run it as root (it removes root-owned launchers and sudoers rules); --dry-run shows what it would remove",
+    );
+    return 1;
+  }
+  const contexts = await loadContexts(parsed.specs);
+  const sudoersPath = parsed.sudoersFile ??
+    defaultSudoersFile(appDir(contexts[0]));
+  if (
+    !/^\/[A-Za-z0-9_.\/-]+$/.test(sudoersPath) ||
+    !/^[A-Za-z0-9_-]+$/.test(basename(sudoersPath))
+  ) {
+    console.error(
+      `privsep uninstall: the sudoers file must be an absolute path whose name has only letters, digits, _ and - (as install writes it), got "${sudoersPath}"`,
+    );
+    return 2;
+  }
+  const say = (what: string) =>
+    console.log(parsed.dryRun ? `would remove ${what}` : `removed ${what}`);
+  // The rules first: a rule without its launcher lets nothing run.
+  const before = readOrUndefined(sudoersPath);
+  if (before === undefined) {
+    console.log(`no ${sudoersPath}: no rule to remove`);
+  } else {
+    const ids = new Set(contexts.map((ctx) => ctx.id));
+    const { text, removed, left } = withoutRules(before, ids);
+    if (removed === 0) {
+      console.log(`${sudoersPath} holds no rule of these contexts`);
+    } else if (left === 0) {
+      if (!parsed.dryRun) Deno.removeSync(sudoersPath);
+      say(sudoersPath);
+    } else if (parsed.dryRun) {
+      say(`${removed} rule(s) from ${sudoersPath} (${left} stay)`);
+    } else {
+      const candidate = `${dirname(sudoersPath)}/.${
+        basename(sudoersPath)
+      }.privsep-check`;
+      Deno.writeTextFileSync(candidate, text, { mode: 0o440 });
+      const checked = await visudo(["-c", "-q", "-f", candidate]);
+      Deno.removeSync(candidate);
+      if (!checked.ok) {
+        console.error(
+          `privsep uninstall: visudo refused ${sudoersPath} without the rules, nothing changed: ${checked.out}`,
+        );
+        return 1;
+      }
+      writeRootFile({
+        path: sudoersPath,
+        content: text,
+        mode: 0o440,
+        what: "sudoers rules",
+      });
+      say(`${removed} rule(s) from ${sudoersPath} (${left} stay)`);
+    }
+  }
+  for (const ctx of contexts) {
+    const launcher = ctx.launcher();
+    try {
+      Deno.lstatSync(launcher);
+    } catch {
+      console.log(`no launcher ${launcher}`);
+      continue;
+    }
+    // unlink: a link there goes, not what it points to.
+    if (!parsed.dryRun) Deno.removeSync(launcher);
+    say(launcher);
+  }
+  return 0;
+}
+
+if (import.meta.main) Deno.exit(await uninstallMain(Deno.args));
