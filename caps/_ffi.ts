@@ -38,6 +38,7 @@ const LIBC_SYMBOLS = {
   read: { parameters: ["i32", "buffer", "usize"], result: "isize" },
   close: { parameters: ["i32"], result: "i32" },
   dup2: { parameters: ["i32", "i32"], result: "i32" },
+  fstatfs: { parameters: ["i32", "buffer"], result: "i32" },
   statx: {
     parameters: ["i32", "buffer", "i32", "u32", "buffer"],
     result: "i32",
@@ -336,6 +337,54 @@ export function lstatViaLibc(path: string, follow = false): LibcStat {
     isSymlink: type === 0o120000,
     isDirectory: type === 0o040000,
     isFile: type === 0o100000,
+  };
+}
+
+/** What an open descriptor is: its file's type and device, and its filesystem. */
+export interface DescriptorInfo {
+  /** Full `st_mode` (type and permission bits). */
+  mode: number;
+  /** The device it is, for a device file: major and minor numbers. */
+  rdev: [number, number];
+  /** The filesystem's magic number (`statfs.f_type`). */
+  fsType: number;
+}
+
+/**
+ * What descriptor `fd` refers to, from the descriptor itself (`statx` with
+ * `AT_EMPTY_PATH`, `fstatfs`), not from a path; `undefined` when it is not
+ * open (EBADF). Other failures throw `SystemCallError`.
+ *
+ * @example
+ * ```ts ignore
+ * import { describeDescriptor } from "@privsep/privsep/caps";
+ * describeDescriptor(0)?.fsType; // 0x50495045 (pipefs) for a pipe
+ * ```
+ */
+export function describeDescriptor(fd: number): DescriptorInfo | undefined {
+  const libc = openLibc();
+  const F_GETFD = 1;
+  const EBADF = 9;
+  if (libc.fcntl(fd, F_GETFD, 0) < 0) {
+    const code = errno();
+    if (code === EBADF) return undefined;
+    throw new SystemCallError(`fcntl(${fd}, F_GETFD)`, code, strerror(code));
+  }
+  const AT_EMPTY_PATH = 0x1000;
+  const buf = new Uint8Array(256);
+  check(
+    `statx(${fd})`,
+    libc.statx(fd, cString(""), AT_EMPTY_PATH, STATX_BASIC_STATS, buf),
+  );
+  const fs = new Uint8Array(256);
+  check(`fstatfs(${fd})`, libc.fstatfs(fd, fs));
+  // struct statx: stx_mode (u16) at 28, stx_rdev_major/minor at 128/132;
+  // struct statfs: f_type (a long) first, on x86_64 and aarch64.
+  const view = new DataView(buf.buffer);
+  return {
+    mode: view.getUint16(28, true),
+    rdev: [view.getUint32(128, true), view.getUint32(132, true)],
+    fsType: Number(new DataView(fs.buffer).getBigInt64(0, true)),
   };
 }
 

@@ -24,9 +24,11 @@ import {
 import {
   check,
   cString,
+  describeDescriptor,
   openLibc,
   readFileViaLibc,
   readLinkViaLibc,
+  SystemCallError,
 } from "../caps/_ffi.ts";
 import {
   deniedSyscalls,
@@ -104,6 +106,14 @@ const SYSTEM_READ = [
 const SYSTEM_WRITE = ["/dev/null"];
 
 const CAP_FSETID = 4;
+const S_IFMT = 0o170000;
+const S_IFIFO = 0o010000;
+const S_IFCHR = 0o020000;
+const S_IFSOCK = 0o140000;
+/** `statfs.f_type` of the kernel's pipe filesystem (anonymous pipes). */
+const PIPEFS_MAGIC = 0x50495045;
+/** What prctl(PR_SET_SECCOMP) fails with on a kernel without seccomp filters. */
+const EINVAL = 22;
 const CAP_KILL = 5;
 const CAP_SYS_ADMIN = 21;
 
@@ -572,29 +582,35 @@ export function prepareConfinement(
     unenforced: missing,
     apply() {
       ruleset?.restrictSelf();
-      if (plan.deny.length) {
+      // Only a kernel without seccomp filters (EINVAL) is a kernel that
+      // cannot: any other failure (ENOMEM: the filter's memory is charged
+      // to the caller's cgroup) refuses the start, best-effort or not.
+      const install = (what: string, f: () => void) => {
         try {
-          installFilter(plan.deny);
+          f();
         } catch (error) {
-          if (required) throw error;
+          const unsupported = error instanceof SystemCallError &&
+            error.errno === EINVAL;
+          if (required || !unsupported) {
+            throw new StartError(
+              `the ${what} could not be installed: ${(error as Error).message}${
+                unsupported
+                  ? ""
+                  : "; this kernel has seccomp, so the daemon does not start without it"
+              }`,
+              { cause: error },
+            );
+          }
           missing.push(
-            `the seccomp filter could not be installed: ${
-              (error as Error).message
-            }`,
+            `the ${what} could not be installed: ${(error as Error).message}`,
           );
         }
+      };
+      if (plan.deny.length) {
+        install("seccomp filter", () => installFilter(plan.deny));
       }
       if (plan.noSuid) {
-        try {
-          installSuidFilter();
-        } catch (error) {
-          if (required) throw error;
-          missing.push(
-            `the seccomp filter against setuid files could not be installed: ${
-              (error as Error).message
-            }`,
-          );
-        }
+        install("seccomp filter against setuid files", installSuidFilter);
       }
     },
   };
@@ -668,28 +684,40 @@ export function describePlan(plan: ConfinementPlan): string[] {
 function checkChannel(sockets: boolean): number[] {
   const devNull: number[] = [];
   for (const fd of [0, 1, 2]) {
-    let target: string;
+    // From the descriptor itself: its path may be unreadable (longer than
+    // a page: readlink fails) or name another file by now.
+    let info: ReturnType<typeof describeDescriptor>;
     try {
-      target = readLinkViaLibc(`/proc/self/fd/${fd}`);
-    } catch {
-      continue; // closed: nothing comes through it
+      info = describeDescriptor(fd);
+    } catch (error) {
+      throw new StartError(
+        `the daemon's descriptor ${fd} cannot be examined (${
+          (error as Error).message
+        }); start the daemon through privsep's client, which gives it pipes`,
+      );
     }
-    // A file's link starts with "/"; an anonymous pipe's is pipe:[inode].
-    if (target.startsWith("pipe:[")) continue;
-    if (target === "/dev/null") {
+    if (info === undefined) continue; // not open: nothing comes through it
+    const type = info.mode & S_IFMT;
+    if (type === S_IFIFO && info.fsType === PIPEFS_MAGIC) continue;
+    if (type === S_IFCHR && info.rdev[0] === 1 && info.rdev[1] === 3) {
       devNull.push(fd);
       continue;
     }
-    if (target.startsWith("socket:[")) {
+    let target = "";
+    try {
+      target = readLinkViaLibc(`/proc/self/fd/${fd}`);
+    } catch (error) {
+      target = `unnamed: ${(error as Error).message}`;
+    }
+    const shown = JSON.stringify(target).slice(1, -1);
+    if (type === S_IFSOCK) {
       if (sockets) continue;
       throw new StartError(
-        `the daemon's descriptor ${fd} is a socket (${target}): the process at its other end could pass the daemon descriptors of its own (SCM_RIGHTS), which the context refuses; start the daemon with pipes (Deno.Command's "piped", as privsep's own callers do), or allow unix sockets with syscall_filter = ["+socket"]`,
+        `the daemon's descriptor ${fd} is a socket (${shown}): the process at its other end could pass the daemon descriptors of its own (SCM_RIGHTS), which the context refuses; start the daemon with pipes (Deno.Command's "piped", as privsep's own callers do), or allow unix sockets with syscall_filter = ["+socket"]`,
       );
     }
     throw new StartError(
-      `the daemon's descriptor ${fd} is ${
-        JSON.stringify(target).slice(1, -1)
-      } (not a pipe): through /proc/self/fd/${fd} the daemon could change the owner or mode of that file on the caller's mounts, past its sandbox; start the daemon through privsep's client, which gives it pipes`,
+      `the daemon's descriptor ${fd} is ${shown} (not a pipe): through /proc/self/fd/${fd} the daemon could change the owner or mode of that file on the caller's mounts, past its sandbox; start the daemon through privsep's client, which gives it pipes`,
     );
   }
   return devNull;

@@ -23,6 +23,7 @@
  */
 
 import { check, cString, errno, strerror } from "../caps/_ffi.ts";
+import { StartError } from "./preflight.ts";
 import { procStat } from "./_proc_stat.ts";
 
 const O_WRONLY = 0o1;
@@ -51,6 +52,69 @@ const RUN_DIR = "/run/privsep";
 export const SETPRIV = "/usr/bin/setpriv";
 /** The keeper's shell: bash, whose `read -t` waits without a child process. */
 export const KEEPER_SHELL = "/bin/bash";
+
+/** RLIM_INFINITY. */
+const UNLIMITED = 0xffff_ffff_ffff_ffffn;
+const RLIMIT_CPU = 0;
+const RLIMIT_RTPRIO = 14;
+const RLIMIT_RTTIME = 15;
+
+/**
+ * Runs `start` (the keeper's spawn) with this process's CPU-time and
+ * real-time timeout limits unlimited and its real-time priority limit 0,
+ * then puts them back: the keeper keeps them. sudo hands the caller's limits
+ * through, and a CPU-time limit the caller chose ended a keeper that the
+ * daemon kept busy with cheap lines (found by a review); with a real-time
+ * priority limit, the daemon (the keeper's uid) could make the keeper
+ * real-time, and the real-time timeout end it. Limits are set on this process
+ * before the spawn, not on the keeper after it: once setpriv has changed
+ * its uid, that needs CAP_SYS_RESOURCE, which a root in a container lacks.
+ * Raising a hard limit needs it too: without it, a finite hard CPU-time or
+ * real-time timeout limit refuses the start.
+ */
+function withKeeperLimits<T>(start: () => T): T {
+  const c = libc();
+  const get = (resource: number) => {
+    const old = new BigUint64Array(2);
+    check(
+      `prlimit(0, ${resource})`,
+      c.prlimit(0, resource, null, Deno.UnsafePointer.of(old)),
+    );
+    return old;
+  };
+  const set = (resource: number, soft: bigint, hard: bigint) => {
+    const limit = new BigUint64Array([soft, hard]);
+    return c.prlimit(0, resource, Deno.UnsafePointer.of(limit), null) === 0;
+  };
+  const saved = [RLIMIT_CPU, RLIMIT_RTTIME, RLIMIT_RTPRIO].map((r) =>
+    [r, get(r)] as const
+  );
+  try {
+    for (
+      const [resource, flag, name, systemd] of [
+        [RLIMIT_CPU, "-t", "CPU-time", "LimitCPU"],
+        [RLIMIT_RTTIME, "-R", "real-time", "LimitRTTIME"],
+      ] as const
+    ) {
+      if (set(resource, UNLIMITED, UNLIMITED)) continue;
+      throw new StartError(
+        `the caller's hard ${name} limit would reach the daemon's process keeper, which the daemon could make spend it (and then run on without one), and this root may not raise it (prlimit: ${
+          strerror(errno())
+        }, no CAP_SYS_RESOURCE); start the daemon without one (ulimit ${flag} unlimited before sudo; systemd: ${systemd}=infinity)`,
+      );
+    }
+    const rtprio = saved[2][1];
+    check(
+      "prlimit(0, RLIMIT_RTPRIO)",
+      set(RLIMIT_RTPRIO, 0n, rtprio[1]) ? 0 : -1,
+    );
+    return start();
+  } finally {
+    // Back to the caller's for the serving stage (lowering needs no
+    // capability, nor raising a soft limit up to its hard one).
+    for (const [resource, old] of saved) set(resource, old[0], old[1]);
+  }
+}
 
 /**
  * The keeper: `$1` is its FIFO, `$2` the daemon's cgroup (empty without one,
@@ -191,6 +255,10 @@ const SYMBOLS = {
     result: "i32",
   },
   posix_spawn_file_actions_destroy: { parameters: ["buffer"], result: "i32" },
+  prlimit: {
+    parameters: ["i32", "i32", "pointer", "pointer"],
+    result: "i32",
+  },
 } as const;
 
 let lib: Deno.DynamicLibrary<typeof SYMBOLS>["symbols"] | undefined;
@@ -399,25 +467,27 @@ export async function startKeeper(
   const made = ident(fifo);
   if (made?.type !== S_IFIFO) check(`statx(${fifo})`, -1);
   check(`lchown(${fifo})`, c.lchown(cString(fifo), uid, gid));
-  spawn([
-    SETPRIV,
-    `--reuid=${uid}`,
-    `--regid=${gid}`,
-    "--clear-groups",
-    "--inh-caps=-all",
-    "--bounding-set=-all",
-    "--no-new-privs",
-    "--pdeathsig=TERM",
-    "--",
-    KEEPER_SHELL,
-    "-c",
-    KEEPER_SCRIPT,
-    "privsep-keeper",
-    fifo,
-    cgroup,
-    procStat(Deno.pid)?.start ?? "",
-    servedProcesses(),
-  ], { PATH: "/usr/bin:/bin" });
+  withKeeperLimits(() =>
+    spawn([
+      SETPRIV,
+      `--reuid=${uid}`,
+      `--regid=${gid}`,
+      "--clear-groups",
+      "--inh-caps=-all",
+      "--bounding-set=-all",
+      "--no-new-privs",
+      "--pdeathsig=TERM",
+      "--",
+      KEEPER_SHELL,
+      "-c",
+      KEEPER_SCRIPT,
+      "privsep-keeper",
+      fifo,
+      cgroup,
+      procStat(Deno.pid)?.start ?? "",
+      servedProcesses(),
+    ], { PATH: "/usr/bin:/bin" })
+  );
   // The keeper has the FIFO open once its shell runs, so after setpriv set
   // its parent-death signal: from then on it dies with this process.
   for (let waited = 0;; waited += 5) {

@@ -231,6 +231,13 @@ Deno.test(
           "    kind = spec.get(str(n), 'pipe')\n" +
           "    if kind == 'socket': fds.append(b)\n" +
           "    elif kind == 'pipe': fds.append(subprocess.PIPE)\n" +
+          "    elif kind.startswith('long:'):\n" +
+          "        d = os.open(kind[5:], os.O_RDONLY | os.O_DIRECTORY)\n" +
+          "        for i in range(18):\n" +
+          "            n = 'd%02d' % i + 'a' * 245\n" +
+          "            os.mkdir(n, dir_fd=d)\n" +
+          "            e = os.open(n, os.O_RDONLY | os.O_DIRECTORY, dir_fd=d); os.close(d); d = e\n" +
+          "        fds.append(os.open('.', os.O_PATH | os.O_DIRECTORY, dir_fd=d))\n" +
           "    else: fds.append(os.open(kind, os.O_PATH))\n" +
           "p = subprocess.Popen(sys.argv[2:], stdin=fds[0], stdout=fds[1], stderr=fds[2])\n" +
           "b.close(); a.shutdown(socket.SHUT_WR)\n" +
@@ -273,6 +280,11 @@ Deno.test(
           );
           await refused({ 2: "/" });
           await refused({ 2: "/etc/shadow" });
+          // Found by a second review: a path longer than a page, whose
+          // readlink fails (ENAMETOOLONG), passed for a closed descriptor;
+          // the daemon climbed from it with .. to the host's /.
+          await Deno.mkdir(`${dir}/long`);
+          await refused({ 2: `long:${dir}/long` });
         },
       );
       await t.step(

@@ -228,6 +228,71 @@ Deno.test(
       );
 
       await t.step(
+        "held daemon: the caller's CPU-time and real-time limits do not reach the keeper",
+        async () => {
+          // Found by a review: sudo hands the caller's limits through, the
+          // keeper inherited a hard CPU-time limit of the caller's choice,
+          // and the daemon had it spend that CPU (cheap lines on its FIFO)
+          // until the kernel killed it; nothing then killed what the
+          // daemon left. The keeper's limits are now stage 1's choice.
+          /** The limits of the keeper and the daemon of a held start. */
+          const heldLimits = async (ulimit: string) => {
+            const held = asCaller(
+              `${ulimit}sleep 4 | sudo -n "$1" >/dev/null`,
+              launcher,
+            );
+            let pids: number[] = [];
+            for (let i = 0; i < 60 && pids.length === 0; i++) {
+              await new Promise((r) => setTimeout(r, 100));
+              pids = await daemonsWith(denoDir);
+            }
+            if (pids.length !== 1) return { refused: await held };
+            const keeper = (await Deno.readTextFile(
+              `/proc/${pids[0]}/task/${pids[0]}/children`,
+            )).trim().split(" ").map(Number).find((p) =>
+              Deno.readTextFileSync(`/proc/${p}/cmdline`).includes(
+                "privsep-keeper",
+              )
+            );
+            assert.ok(keeper, `no keeper below daemon ${pids[0]}`);
+            const limits = await Deno.readTextFile(`/proc/${keeper}/limits`);
+            const daemon = await Deno.readTextFile(`/proc/${pids[0]}/limits`);
+            await held;
+            const limit = (name: string) =>
+              new RegExp(`^${name}\\s+(\\S+)\\s+(\\S+)`, "m").exec(limits)
+                ?.slice(1, 3).join(" ");
+            return { limit, limits, daemon };
+          };
+          const r = await heldLimits("ulimit -t 20; ");
+          if (r.refused) {
+            // Raising a hard limit needs CAP_SYS_RESOURCE, which a root in
+            // a container may lack: the start is then refused, with why.
+            const status = await Deno.readTextFile("/proc/self/status");
+            const capEff = /^CapEff:\s+(\S+)/m.exec(status)![1];
+            assert.equal(
+              BigInt(`0x${capEff}`) & (1n << 24n),
+              0n,
+              `refused with CAP_SYS_RESOURCE: ${r.refused.stderr}`,
+            );
+            assert.match(
+              r.refused.stderr,
+              /hard CPU-time limit would reach the daemon's process keeper.*ulimit -t unlimited/,
+            );
+            console.log(
+              "root here lacks CAP_SYS_RESOURCE: the start with a CPU-time limit was refused; the keeper's limits are checked without one",
+            );
+          } else {
+            assert.match(r.daemon, /^Max cpu time\s+20\s+20/m);
+          }
+          const ok = r.refused ? await heldLimits("") : r;
+          assert.ok(ok.limit, `no serving daemon: ${ok.refused?.stderr}`);
+          assert.equal(ok.limit("Max cpu time"), "unlimited unlimited");
+          assert.equal(ok.limit("Max realtime priority"), "0 0", ok.limits);
+          assert.equal(ok.limit("Max realtime timeout"), "unlimited unlimited");
+        },
+      );
+
+      await t.step(
         "held daemon: umask, rlimits and descriptors of the serving stage",
         async () => {
           // The daemon lives while its stdin is open: a sleep feeds it.

@@ -910,3 +910,52 @@ Deno.test("the BPF filter checks the architecture and denies x32 and the listed 
   assert.equal(insn(8).k, 0x00050001);
   assert.equal(insn(7).k, 0x7fff0000);
 });
+
+Deno.test("best-effort refuses to start when this kernel has seccomp but the filter cannot be installed", async () => {
+  requireRoot();
+  // Found by a review: best-effort took any failure to install the filter
+  // for a kernel without seccomp, and the daemon served without one (unix
+  // sockets, io_uring, keyrings back). The filter's memory is charged to the
+  // caller's cgroup, whose limits a service may set; here the kernel's
+  // budget of filter instructions per process is used up first (allow-all
+  // filters, inherited across the exec), which fails the same way (ENOMEM).
+  const fill = [
+    "import ctypes, os, sys",
+    "libc = ctypes.CDLL(None, use_errno=True)",
+    "libc.prctl.argtypes = [ctypes.c_int] + [ctypes.c_ulong] * 4",
+    "def install(n):",
+    "    prog = (ctypes.c_uint64 * n)()",
+    "    for i in range(n - 1): prog[i] = 0x20 | (4 << 32)  # ld [4]",
+    "    prog[n - 1] = 0x06 | (0x7fff0000 << 32)  # ret allow",
+    "    fprog = (ctypes.c_uint64 * 2)(n, ctypes.addressof(prog))",
+    "    return libc.prctl(22, 2, ctypes.addressof(fprog), 0, 0) == 0",
+    "for size in (4096, 1024, 256, 64, 16, 4, 2, 1):",
+    "    while install(size): pass",
+    "os.execv(sys.argv[1], sys.argv[1:])",
+  ].join("\n");
+  const script = `
+    import { planConfinement, prepareConfinement } from "${ROOT}/daemon/_confine.ts";
+    const plan = planConfinement({ capabilities: [], permissions: "all",
+      confinement: "best-effort", syscallFilter: [] }, {});
+    const p = prepareConfinement(plan);
+    try {
+      p.apply();
+      console.log("started without: " + JSON.stringify(p.unenforced));
+    } catch (error) {
+      console.log("refused: " + error.message);
+    }`;
+  const out = await run([
+    "/usr/bin/python3",
+    "-c",
+    fill,
+    DENO,
+    "eval",
+    `--config=${ROOT}/deno.json`,
+    script,
+  ]);
+  assert.match(
+    out.stdout,
+    /^refused: .*seccomp filter could not be installed.*Cannot allocate memory/m,
+    out.stdout,
+  );
+});
