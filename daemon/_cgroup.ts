@@ -1,8 +1,9 @@
 /**
  * The daemon's cgroup (stage 1 side). Where the kernel has a cgroup2
  * hierarchy, stage 1 (root) creates `privsep-<pid>` below its own cgroup2
- * cgroup, lets the keeper's user write that cgroup's `cgroup.kill` (that one
- * file), starts the keeper (which stays outside), and moves itself in.
+ * cgroup, starts the keeper (which stays outside) with that cgroup's
+ * `cgroup.kill` open for writing (opened as root: every file of the cgroup
+ * stays root's), and moves itself in.
  * Everything the daemon starts, and everything those start, is born in that
  * cgroup and cannot leave it: moving a process needs write access to the
  * `cgroup.procs` of the source's and the destination's common ancestor, and
@@ -250,15 +251,17 @@ function sweep(parent: string): void {
 
 /**
  * Stage 1, as root, before it starts the keeper: creates the daemon's cgroup
- * below this process's cgroup2 cgroup and lets `uid` (the keeper's user)
- * write its `cgroup.kill`. Never throws.
+ * below this process's cgroup2 cgroup. Its files stay root's: a
+ * `cgroup.kill` of the daemon's user was the daemon's to chmod where its
+ * mounts are writable (found by a review), and the keeper could then not
+ * write it. Never throws.
  *
  * @example
  * ```ts ignore
- * const created = createCgroup(1001);
+ * const created = createCgroup();
  * ```
  */
-export function createCgroup(uid: number): DaemonCgroup {
+export function createCgroup(): DaemonCgroup {
   try {
     const current = currentCgroup();
     if (!("path" in current)) return current;
@@ -278,7 +281,8 @@ export function createCgroup(uid: number): DaemonCgroup {
         return { missing: `mkdir(${path}): ${strerror(code)}` };
       }
       // A daemon of the same pid that died (only root can make cgroups
-      // here): its cgroup.kill is its user's. Killed and made anew.
+      // here), whose files an older version gave its user: killed and made
+      // anew.
       writeFile(`${path}/cgroup.kill`, "1");
       for (let i = 0; i < 20 && c.rmdir(cString(path)) < 0; i++) {
         c.usleep(5000);
@@ -298,11 +302,6 @@ export function createCgroup(uid: number): DaemonCgroup {
         missing:
           `${kill} does not exist: this kernel is older than Linux 5.14 (cgroup.kill)`,
       };
-    }
-    if (c.chown(cString(kill), uid, 0xffffffff) < 0) {
-      const why = `chown(${kill}): ${strerror(errno())}`;
-      c.rmdir(cString(path));
-      return { missing: why };
     }
     // Who the cgroup is for: the next stage 1's sweep tells a dead daemon
     // from a process that got its pid (daemonAlive()).

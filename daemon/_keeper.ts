@@ -178,9 +178,10 @@ signal() {
 }
 cleanup() {
   runs "$daemon" "$start" && kill -s KILL "$daemon" 2>/dev/null
-  # With a cgroup, cgroup.kill reaches every group (none can leave it).
-  [ -n "$cg" ] || for g in $groups; do kill -s KILL -- "-$g" 2>/dev/null; done
-  [ -z "$cg" ] || echo 1 >"$cg/cgroup.kill"
+  for g in $groups; do signal KILL "$g"; done
+  # cgroup.kill, which stage 1 opened as root on 4: every process of the
+  # cgroup, those that left their group included.
+  [ -z "$cg" ] || echo 1 >&4
   exit 0
 }
 ours() {
@@ -278,7 +279,11 @@ function table(items: readonly string[]): [Uint8Array, Uint8Array[]] {
 }
 
 /** `posix_spawn` (safe in a multi-threaded process, unlike fork). */
-function spawn(argv: readonly string[], env: Record<string, string>): number {
+function spawn(
+  argv: readonly string[],
+  env: Record<string, string>,
+  opens: readonly { fd: number; path: string }[] = [],
+): number {
   const c = libc();
   const actions = new Uint8Array(256);
   check(
@@ -299,6 +304,23 @@ function spawn(argv: readonly string[], env: Record<string, string>): number {
         throw new Error(`posix_spawn_file_actions_addopen: ${strerror(r)}`);
       }
     }
+    // Opened in the child before it runs anything, with this process's
+    // credentials (root): for writing, whoever the keeper becomes.
+    const paths = opens.map((o) => cString(o.path));
+    opens.forEach(({ fd, path }, i) => {
+      const r = c.posix_spawn_file_actions_addopen(
+        actions,
+        fd,
+        paths[i],
+        O_WRONLY,
+        0,
+      );
+      if (r !== 0) {
+        throw new Error(
+          `posix_spawn_file_actions_addopen(${path}): ${strerror(r)}`,
+        );
+      }
+    });
     const pid = new Int32Array(1);
     const [argvT, keepA] = table(argv);
     const [envT, keepE] = table(
@@ -312,7 +334,7 @@ function spawn(argv: readonly string[], env: Record<string, string>): number {
       argvT,
       envT,
     );
-    void keepA, keepE;
+    void keepA, keepE, paths;
     if (r !== 0) {
       throw new Error(`posix_spawn(${argv[0]}) failed: ${strerror(r)}`);
     }
@@ -468,25 +490,29 @@ export async function startKeeper(
   if (made?.type !== S_IFIFO) check(`statx(${fifo})`, -1);
   check(`lchown(${fifo})`, c.lchown(cString(fifo), uid, gid));
   withKeeperLimits(() =>
-    spawn([
-      SETPRIV,
-      `--reuid=${uid}`,
-      `--regid=${gid}`,
-      "--clear-groups",
-      "--inh-caps=-all",
-      "--bounding-set=-all",
-      "--no-new-privs",
-      "--pdeathsig=TERM",
-      "--",
-      KEEPER_SHELL,
-      "-c",
-      KEEPER_SCRIPT,
-      "privsep-keeper",
-      fifo,
-      cgroup,
-      procStat(Deno.pid)?.start ?? "",
-      servedProcesses(),
-    ], { PATH: "/usr/bin:/bin" })
+    spawn(
+      [
+        SETPRIV,
+        `--reuid=${uid}`,
+        `--regid=${gid}`,
+        "--clear-groups",
+        "--inh-caps=-all",
+        "--bounding-set=-all",
+        "--no-new-privs",
+        "--pdeathsig=TERM",
+        "--",
+        KEEPER_SHELL,
+        "-c",
+        KEEPER_SCRIPT,
+        "privsep-keeper",
+        fifo,
+        cgroup,
+        procStat(Deno.pid)?.start ?? "",
+        servedProcesses(),
+      ],
+      { PATH: "/usr/bin:/bin" },
+      cgroup ? [{ fd: 4, path: `${cgroup}/cgroup.kill` }] : [],
+    )
   );
   // The keeper has the FIFO open once its shell runs, so after setpriv set
   // its parent-death signal: from then on it dies with this process.

@@ -292,7 +292,7 @@ export async function startDaemon(
     assertTrusted(KEEPER_SHELL);
     // ... and the daemon's cgroup, which catches what leaves its group.
     const { createCgroup, joinCgroup } = await import("./_cgroup.ts");
-    const created = createCgroup(user.id);
+    const created = createCgroup();
     const fifo = await startKeeper(
       user.id,
       group.id,

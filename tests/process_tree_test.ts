@@ -261,6 +261,34 @@ Deno.test(
       );
 
       await t.step(
+        "a daemon whose writes are not confined cannot disarm its cgroup's kill",
+        async () => {
+          // Found by a review: stage 1 gave cgroup.kill to the daemon's user
+          // (for the keeper), so the daemon could chmod it where its mounts
+          // are writable; at the end the keeper could not write it, and a
+          // command that left its session, and the command itself, lived on.
+          const pid = await use({
+            concurrency: 2,
+            permissions: { run: ["/bin/sh", "/bin/true"], write: true },
+          });
+          await cgroupOf(pid);
+          const r = await ops.disarmCgroup();
+          assert.notEqual(r.code, 9, r.stderr);
+          const marker = nextMarker();
+          const call = ops.escape(marker, true).catch((e) => e);
+          await waitEscaped(uid, marker);
+          Deno.kill(pid, "SIGKILL");
+          await waitGone(pid, 2_000);
+          await waitNone(
+            "the killed daemon's processes, the escaped one included",
+            () => processesOf(uid),
+            3_000,
+          );
+          assert.ok((await call) instanceof Error);
+        },
+      );
+
+      await t.step(
         "SIGKILL of the daemon kills its whole tree",
         async () => {
           const pid = await use({ concurrency: 2 });
