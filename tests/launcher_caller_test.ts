@@ -293,6 +293,72 @@ Deno.test(
       );
 
       await t.step(
+        "held daemon: the caller's timer slack, scheduling, nice value and CPUs do not reach the keeper",
+        async () => {
+          // Found by a review: sudo hands the caller's timer slack through
+          // (and scheduling policy, nice value, affinity); with 60 s of
+          // slack the keeper's half-second look took 58 s, and what a
+          // killed daemon left lived that long. The keeper now starts with
+          // the defaults; the daemon keeps the caller's.
+          const slack = [
+            "import ctypes, os, sys",
+            "libc = ctypes.CDLL(None)",
+            "libc.prctl.argtypes = [ctypes.c_int] + [ctypes.c_ulong] * 4",
+            "libc.prctl(29, 2000000000, 0, 0, 0)",
+            "os.execvp(sys.argv[1], sys.argv[1:])",
+          ].join("\n");
+          const held = asCaller(
+            `sleep 4 | nice -n 19 chrt -i 0 taskset -c 0 python3 -c '${slack}' sudo -n "$1" >/dev/null`,
+            launcher,
+          );
+          let pids: number[] = [];
+          for (let i = 0; i < 60 && pids.length === 0; i++) {
+            await new Promise((r) => setTimeout(r, 100));
+            pids = await daemonsWith(denoDir);
+          }
+          if (pids.length !== 1) {
+            const o = await held;
+            assert.fail(`no serving daemon: ${o.code} ${o.stderr}`);
+          }
+          const daemon = pids[0];
+          const keeper = (await Deno.readTextFile(
+            `/proc/${daemon}/task/${daemon}/children`,
+          )).trim().split(" ").map(Number).find((p) =>
+            Deno.readTextFileSync(`/proc/${p}/cmdline`).includes(
+              "privsep-keeper",
+            )
+          );
+          assert.ok(keeper, `no keeper below daemon ${daemon}`);
+          const of = async (pid: number) => {
+            const stat = await Deno.readTextFile(`/proc/${pid}/stat`);
+            const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+            const status = await Deno.readTextFile(`/proc/${pid}/status`);
+            return {
+              slack: (await Deno.readTextFile(`/proc/${pid}/timerslack_ns`))
+                .trim(),
+              nice: f[16],
+              policy: f[38],
+              cpus: /^Cpus_allowed_list:\s+(\S+)/m.exec(status)![1],
+            };
+          };
+          const k = await of(keeper);
+          const d = await of(daemon);
+          const all = (await Deno.readTextFile("/proc/self/status")).match(
+            /^Cpus_allowed_list:\s+(\S+)/m,
+          )![1];
+          await held;
+          // SCHED_OTHER is 0, SCHED_IDLE 5.
+          assert.deepEqual(k, { slack: "50000", nice: "0", policy: "0", cpus: all });
+          assert.deepEqual(d, {
+            slack: "2000000000",
+            nice: "19",
+            policy: "5",
+            cpus: "0",
+          });
+        },
+      );
+
+      await t.step(
         "held daemon: umask, rlimits and descriptors of the serving stage",
         async () => {
           // The daemon lives while its stdin is open: a sleep feeds it.
