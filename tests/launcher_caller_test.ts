@@ -348,7 +348,12 @@ Deno.test(
           )![1];
           await held;
           // SCHED_OTHER is 0, SCHED_IDLE 5.
-          assert.deepEqual(k, { slack: "50000", nice: "0", policy: "0", cpus: all });
+          assert.deepEqual(k, {
+            slack: "50000",
+            nice: "0",
+            policy: "0",
+            cpus: all,
+          });
           assert.deepEqual(d, {
             slack: "2000000000",
             nice: "19",
