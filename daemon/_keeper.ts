@@ -286,6 +286,8 @@ while :; do
     groups=$left ;;
   TERM|KILL) tracked "$pg" && signal "$op" "$pg" ;;
   sweep) [ -z "$cg" ] || while read -r p; do
+      # Gone since the list was read: its number may be another's soon.
+      fields "$p" || continue
       ours "$p" || kill -s KILL -- "-$p" "$p" 2>/dev/null
     done <"$cg/cgroup.procs" ;;
   esac
