@@ -34,6 +34,8 @@ import { StartError } from "./preflight.ts";
 import { procStat } from "./_proc_stat.ts";
 
 const O_WRONLY = 0o1;
+const O_CREAT = 0o100;
+const O_EXCL = 0o200;
 const O_RDONLY = 0;
 const O_NONBLOCK = 0o4000;
 const O_CLOEXEC = 0o2000000;
@@ -47,6 +49,7 @@ const STATX_BASIC_STATS = 0x7ff;
 const S_IFMT = 0o170000;
 const S_IFIFO = 0o010000;
 const S_IFDIR = 0o040000;
+const S_IFREG = 0o100000;
 
 /**
  * Where the per-daemon FIFOs live. It and every `tree-<pid>` directory in it
@@ -303,6 +306,11 @@ const SYMBOLS = {
   lchown: { parameters: ["buffer", "u32", "u32"], result: "i32" },
   chmod: { parameters: ["buffer", "u32"], result: "i32" },
   open: { parameters: ["buffer", "i32"], result: "i32" },
+  openMode: {
+    name: "open",
+    parameters: ["buffer", "i32", "u32"],
+    result: "i32",
+  },
   close: { parameters: ["i32"], result: "i32" },
   opendir: { parameters: ["buffer"], result: "pointer" },
   readdir: { parameters: ["pointer"], result: "pointer" },
@@ -327,6 +335,8 @@ const SYMBOLS = {
     result: "i32",
   },
   prctl: { parameters: ["i32", "u64", "u64", "u64", "u64"], result: "i32" },
+  write: { parameters: ["i32", "buffer", "usize"], result: "isize" },
+  rename: { parameters: ["buffer", "buffer"], result: "i32" },
   sched_getscheduler: { parameters: ["i32"], result: "i32" },
   sched_getparam: { parameters: ["i32", "buffer"], result: "i32" },
   sched_setscheduler: { parameters: ["i32", "i32", "buffer"], result: "i32" },
@@ -453,6 +463,54 @@ function ident(path: string, fd = AT_FDCWD): Ident | undefined {
   };
 }
 
+/** Where stage 1 keeps the copy of the keeper's shell that it runs. */
+const SHELL_COPY = `${RUN_DIR}/keeper-shell`;
+
+/**
+ * The keeper's shell as the keeper runs it: a root-owned copy of
+ * {@linkcode KEEPER_SHELL} that others may run but not read (0711), made
+ * (or replaced, when it differs) in root's {@linkcode RUN_DIR}. A program
+ * that its user cannot read leaves the process not dumpable after its exec,
+ * so the kernel gives the keeper's /proc files to root: otherwise the
+ * daemon's user could write its `oom_score_adj` (no ptrace check, and
+ * raising it needs no capability), and a command that then ran the cgroup
+ * out of memory had the OOM killer take the keeper first (found by a
+ * review).
+ */
+function keeperShell(): string {
+  const c = libc();
+  const source = readFileViaLibc(KEEPER_SHELL, 64 << 20);
+  const have = ident(SHELL_COPY);
+  if (have?.type === S_IFREG && have.uid === 0 && have.mode === 0o711) {
+    const copy = readFileViaLibc(SHELL_COPY, 64 << 20);
+    if (
+      copy.length === source.length && copy.every((b, i) => b === source[i])
+    ) return SHELL_COPY;
+  }
+  const tmp = `${RUN_DIR}/.keeper-shell-${Deno.pid}`;
+  c.unlink(cString(tmp));
+  const fd = c.openMode(
+    cString(tmp),
+    O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+    0o700,
+  );
+  check(`open(${tmp})`, fd);
+  try {
+    for (let at = 0; at < source.length;) {
+      const n = Number(
+        c.write(fd, source.subarray(at), BigInt(source.length - at)),
+      );
+      check(`write(${tmp})`, n);
+      at += n;
+    }
+  } finally {
+    c.close(fd);
+  }
+  check(`chmod(${tmp})`, c.chmod(cString(tmp), 0o711));
+  check(`rename(${tmp})`, c.rename(cString(tmp), cString(SHELL_COPY)));
+  return SHELL_COPY;
+}
+
 /**
  * Removes the keeper directory `dir` of a daemon that is gone: only what a
  * keeper directory holds (the FIFO `keeper`, then the empty directory),
@@ -562,6 +620,7 @@ export async function startKeeper(
   const made = ident(fifo);
   if (made?.type !== S_IFIFO) check(`statx(${fifo})`, -1);
   check(`lchown(${fifo})`, c.lchown(cString(fifo), uid, gid));
+  const shell = keeperShell();
   withKeeperLimits(() =>
     spawn(
       [
@@ -574,10 +633,15 @@ export async function startKeeper(
         "--no-new-privs",
         "--pdeathsig=TERM",
         "--",
+        // Through the readable shell first: exec'd straight from setpriv
+        // (whose uid change just made it not dumpable), the unreadable
+        // copy left the keeper dumpable on this kernel; from a process of
+        // the user, it does not (tests/process_tree_test.ts checks).
         KEEPER_SHELL,
         "-c",
+        'exec "$0" -c "$1" privsep-keeper "${@:2}"',
+        shell,
         KEEPER_SCRIPT,
-        "privsep-keeper",
         fifo,
         cgroup,
         procStat(Deno.pid)?.start ?? "",

@@ -261,7 +261,7 @@ Deno.test(
       );
 
       await t.step(
-        "a daemon whose writes are not confined cannot disarm its cgroup's kill",
+        "a daemon whose writes are not confined cannot disarm its cgroup's kill, nor aim the OOM killer at its keeper",
         async () => {
           // Found by a review: stage 1 gave cgroup.kill to the daemon's user
           // (for the keeper), so the daemon could chmod it where its mounts
@@ -272,6 +272,23 @@ Deno.test(
             permissions: { run: ["/bin/sh", "/bin/true"], write: true },
           });
           await cgroupOf(pid);
+          // Nor point the OOM killer at the keeper (found by a fourth
+          // review: the keeper's /proc files were its user's, so a command
+          // wrote 1000 to its oom_score_adj, made the cgroup run out of
+          // memory, and the kernel killed the keeper first).
+          const oom = await ops.raiseKeeperOom();
+          assert.ok(oom.keeper > 0, oom.stderr);
+          assert.notEqual(
+            oom.code,
+            0,
+            "the keeper's oom_score_adj was written",
+          );
+          assert.match(oom.stderr, /Permission denied/, oom.stderr);
+          assert.equal(
+            (await Deno.readTextFile(`/proc/${oom.keeper}/oom_score_adj`))
+              .trim(),
+            "0",
+          );
           const r = await ops.disarmCgroup();
           assert.notEqual(r.code, 9, r.stderr);
           const marker = nextMarker();
