@@ -21,36 +21,27 @@ async function cli(
   };
 }
 
+/** Every command of the CLI. */
+const COMMANDS = [
+  "install",
+  "uninstall",
+  "sudoers",
+  "inspect",
+  "doctor",
+  "caps",
+  "vendor",
+];
+
 Deno.test("privsep --help lists the commands; an unknown one is an error", async () => {
   const help = await cli("--help");
   assert.equal(help.code, 0);
-  for (
-    const c of [
-      "install",
-      "uninstall",
-      "sudoers",
-      "inspect",
-      "doctor",
-      "caps",
-      "vendor",
-    ]
-  ) {
+  for (const c of COMMANDS) {
     assert.match(help.stdout, new RegExp(`\\b${c}\\b`));
   }
   const bad = await cli("frobnicate");
   assert.equal(bad.code, 2);
   assert.match(bad.stderr, /unknown command "frobnicate"/);
-  for (
-    const c of [
-      "install",
-      "uninstall",
-      "sudoers",
-      "inspect",
-      "doctor",
-      "caps",
-      "vendor",
-    ]
-  ) {
+  for (const c of COMMANDS) {
     const h = await cli(c, "--help");
     assert.equal(h.code, 0, c);
     assert.match(h.stdout, new RegExp(`usage: privsep ${c}`));

@@ -68,6 +68,35 @@ export function readOrUndefined(path: string): string | undefined {
   }
 }
 
+/**
+ * Why `path` cannot be a sudoers file install writes (undefined: it can):
+ * an absolute path whose name has only letters, digits, _ and - (sudo skips
+ * names with a "." in /etc/sudoers.d).
+ */
+export function sudoersPathProblem(path: string): string | undefined {
+  return /^\/[A-Za-z0-9_.\/-]+$/.test(path) &&
+      /^[A-Za-z0-9_-]+$/.test(basename(path))
+    ? undefined
+    : `the sudoers file must be an absolute path whose name has only letters, digits, _ and - (sudo skips names with a "." in /etc/sudoers.d), got "${path}"`;
+}
+
+/**
+ * visudo's verdict on `content` alone, as the sudoers file `path` would hold
+ * it (checked under a name with a "." that sudo never reads).
+ */
+export async function checkSudoers(
+  path: string,
+  content: string,
+): Promise<{ ok: boolean; out: string }> {
+  const candidate = `${dirname(path)}/.${basename(path)}.privsep-check`;
+  Deno.writeTextFileSync(candidate, content, { mode: 0o440 });
+  try {
+    return await visudo(["-c", "-q", "-f", candidate]);
+  } finally {
+    Deno.removeSync(candidate);
+  }
+}
+
 /** Runs visudo with `args`; says what to install when it is missing. */
 export async function visudo(
   args: string[],
@@ -362,13 +391,9 @@ export async function installMain(args: string[]): Promise<number> {
   }
   const sudoersPath = parsed.sudoersFile ??
     defaultSudoersFile(appDir(contexts[0]));
-  if (
-    !/^\/[A-Za-z0-9_.\/-]+$/.test(sudoersPath) ||
-    !/^[A-Za-z0-9_-]+$/.test(basename(sudoersPath))
-  ) {
-    console.error(
-      `privsep install: the sudoers file must be an absolute path whose name has only letters, digits, _ and - (sudo skips names with a "." in /etc/sudoers.d), got "${sudoersPath}"`,
-    );
+  const pathProblem = sudoersPathProblem(sudoersPath);
+  if (pathProblem) {
+    console.error(`privsep install: ${pathProblem}`);
     return 2;
   }
   const sudoers: Planned = {
@@ -418,13 +443,8 @@ export async function installMain(args: string[]): Promise<number> {
   if (before === sudoers.content && !untrustedReason(sudoers.path)) {
     console.log(`unchanged ${sudoers.path}`);
   } else {
-    // The candidate alone first (a name with a "." that sudo never reads).
-    const candidate = `${dirname(sudoers.path)}/.${
-      basename(sudoers.path)
-    }.privsep-check`;
-    Deno.writeTextFileSync(candidate, sudoers.content, { mode: 0o440 });
-    const alone = await visudo(["-c", "-q", "-f", candidate]);
-    Deno.removeSync(candidate);
+    // The candidate alone first.
+    const alone = await checkSudoers(sudoers.path, sudoers.content);
     if (!alone.ok) {
       console.error(
         `privsep install: visudo refused the rules, nothing changed: ${alone.out}`,

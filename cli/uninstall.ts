@@ -1,13 +1,13 @@
 // privsep uninstall: removes what privsep install wrote for some contexts,
 // their launchers and their rules (the sudoers file with its last rule).
-import { basename, dirname } from "node:path";
 import { contextCommandArgs, loadContexts } from "./_load.ts";
 import {
   appDir,
+  checkSudoers,
   defaultSudoersFile,
   readOrUndefined,
   RULE_MARK,
-  visudo,
+  sudoersPathProblem,
   writeRootFile,
 } from "./install.ts";
 
@@ -62,13 +62,9 @@ export async function uninstallMain(args: string[]): Promise<number> {
   const contexts = await loadContexts(parsed.specs);
   const sudoersPath = parsed.sudoersFile ??
     defaultSudoersFile(appDir(contexts[0]));
-  if (
-    !/^\/[A-Za-z0-9_.\/-]+$/.test(sudoersPath) ||
-    !/^[A-Za-z0-9_-]+$/.test(basename(sudoersPath))
-  ) {
-    console.error(
-      `privsep uninstall: the sudoers file must be an absolute path whose name has only letters, digits, _ and - (as install writes it), got "${sudoersPath}"`,
-    );
+  const pathProblem = sudoersPathProblem(sudoersPath);
+  if (pathProblem) {
+    console.error(`privsep uninstall: ${pathProblem}`);
     return 2;
   }
   const say = (what: string) =>
@@ -88,12 +84,7 @@ export async function uninstallMain(args: string[]): Promise<number> {
     } else if (parsed.dryRun) {
       say(`${removed} rule(s) from ${sudoersPath} (${left} stay)`);
     } else {
-      const candidate = `${dirname(sudoersPath)}/.${
-        basename(sudoersPath)
-      }.privsep-check`;
-      Deno.writeTextFileSync(candidate, text, { mode: 0o440 });
-      const checked = await visudo(["-c", "-q", "-f", candidate]);
-      Deno.removeSync(candidate);
+      const checked = await checkSudoers(sudoersPath, text);
       if (!checked.ok) {
         console.error(
           `privsep uninstall: visudo refused ${sudoersPath} without the rules, nothing changed: ${checked.out}`,

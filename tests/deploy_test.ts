@@ -165,14 +165,17 @@ await appCtx.stop();
           env,
           cwd: `${base}/home`,
         });
-      const out = await asService([
-        DENO,
-        "run",
-        "-A",
-        `--config=${app}/deno.json`,
-        `${app}/main.ts`,
-        config,
-      ]);
+      /** The application's main, as the service. */
+      const runMain = () =>
+        asService([
+          DENO,
+          "run",
+          "-A",
+          `--config=${app}/deno.json`,
+          `${app}/main.ts`,
+          config,
+        ]);
+      const out = await runMain();
       assert.equal(out.code, 0, out.stderr);
       const result = JSON.parse(out.stdout);
       assert.equal(result.uid, daemon.uid);
@@ -222,14 +225,7 @@ await appCtx.stop();
       await Deno.writeTextFile(launcher, "echo tampered >&2\n", {
         append: true,
       });
-      const tampered = await asService([
-        DENO,
-        "run",
-        "-A",
-        `--config=${app}/deno.json`,
-        `${app}/main.ts`,
-        config,
-      ]);
+      const tampered = await runMain();
       assert.notEqual(tampered.code, 0);
       assert.doesNotMatch(tampered.stderr, /tampered/);
       const afterTamper = JSON.parse(
@@ -246,14 +242,7 @@ await appCtx.stop();
       assert.deepEqual(failed.sort(), ["launcher", "sudoers rule"]);
       // Installing again puts it right.
       await run(install, { cwd: app });
-      const fixed = await asService([
-        DENO,
-        "run",
-        "-A",
-        `--config=${app}/deno.json`,
-        `${app}/main.ts`,
-        config,
-      ]);
+      const fixed = await runMain();
       assert.equal(fixed.code, 0, fixed.stderr);
 
       // 6. A sudoers configuration that does not parse as a whole with the
@@ -308,14 +297,7 @@ await appCtx.stop();
         (await run(["visudo", "-c", "-q"], { allowFail: true })).code,
         0,
       );
-      const gone = await asService([
-        DENO,
-        "run",
-        "-A",
-        `--config=${app}/deno.json`,
-        `${app}/main.ts`,
-        config,
-      ]);
+      const gone = await runMain();
       assert.notEqual(gone.code, 0);
       assert.match(gone.stderr, /sudo/, gone.stderr);
       const unAgain = await run(uninstall, { cwd: app });

@@ -38,6 +38,16 @@ async function daemonsWith(denoDir: string): Promise<number[]> {
   return found;
 }
 
+/** The keeper of daemon `pid`: its child whose command line names it. */
+async function keeperOf(pid: number): Promise<number> {
+  const keeper = (await Deno.readTextFile(`/proc/${pid}/task/${pid}/children`))
+    .trim().split(" ").map(Number).find((p) =>
+      Deno.readTextFileSync(`/proc/${p}/cmdline`).includes("privsep-keeper")
+    );
+  assert.ok(keeper, `no keeper below daemon ${pid}`);
+  return keeper;
+}
+
 Deno.test(
   "what the service user's umask, rlimits and descriptors do to the root daemon",
   async (t) => {
@@ -86,6 +96,20 @@ Deno.test(
         config,
         "launcher",
       ])).stdout.trim();
+      /**
+       * Runs `script` as the caller (it holds a daemon open for a while)
+       * and waits for its serving daemon: `pid`, or none when the start
+       * failed; `held` is the caller's outcome.
+       */
+      const holdDaemon = async (script: string) => {
+        const held = asCaller(script, launcher);
+        let pids: number[] = [];
+        for (let i = 0; i < 60 && pids.length === 0; i++) {
+          await new Promise((r) => setTimeout(r, 100));
+          pids = await daemonsWith(denoDir);
+        }
+        return { pid: pids.length === 1 ? pids[0] : undefined, held };
+      };
 
       await t.step(
         "a DENO_DIR whose parent is missing starts: the launcher judges the ancestors, not what else they hold",
@@ -237,26 +261,13 @@ Deno.test(
           // daemon left. The keeper's limits are now stage 1's choice.
           /** The limits of the keeper and the daemon of a held start. */
           const heldLimits = async (ulimit: string) => {
-            const held = asCaller(
+            const { pid, held } = await holdDaemon(
               `${ulimit}sleep 4 | sudo -n "$1" >/dev/null`,
-              launcher,
             );
-            let pids: number[] = [];
-            for (let i = 0; i < 60 && pids.length === 0; i++) {
-              await new Promise((r) => setTimeout(r, 100));
-              pids = await daemonsWith(denoDir);
-            }
-            if (pids.length !== 1) return { refused: await held };
-            const keeper = (await Deno.readTextFile(
-              `/proc/${pids[0]}/task/${pids[0]}/children`,
-            )).trim().split(" ").map(Number).find((p) =>
-              Deno.readTextFileSync(`/proc/${p}/cmdline`).includes(
-                "privsep-keeper",
-              )
-            );
-            assert.ok(keeper, `no keeper below daemon ${pids[0]}`);
+            if (pid === undefined) return { refused: await held };
+            const keeper = await keeperOf(pid);
             const limits = await Deno.readTextFile(`/proc/${keeper}/limits`);
-            const daemon = await Deno.readTextFile(`/proc/${pids[0]}/limits`);
+            const daemon = await Deno.readTextFile(`/proc/${pid}/limits`);
             await held;
             const limit = (name: string) =>
               new RegExp(`^${name}\\s+(\\S+)\\s+(\\S+)`, "m").exec(limits)
@@ -307,28 +318,14 @@ Deno.test(
             "libc.prctl(29, 2000000000, 0, 0, 0)",
             "os.execvp(sys.argv[1], sys.argv[1:])",
           ].join("\n");
-          const held = asCaller(
+          const { pid: daemon, held } = await holdDaemon(
             `sleep 4 | nice -n 19 chrt -i 0 taskset -c 0 python3 -c '${slack}' sudo -n "$1" >/dev/null`,
-            launcher,
           );
-          let pids: number[] = [];
-          for (let i = 0; i < 60 && pids.length === 0; i++) {
-            await new Promise((r) => setTimeout(r, 100));
-            pids = await daemonsWith(denoDir);
-          }
-          if (pids.length !== 1) {
+          if (daemon === undefined) {
             const o = await held;
             assert.fail(`no serving daemon: ${o.code} ${o.stderr}`);
           }
-          const daemon = pids[0];
-          const keeper = (await Deno.readTextFile(
-            `/proc/${daemon}/task/${daemon}/children`,
-          )).trim().split(" ").map(Number).find((p) =>
-            Deno.readTextFileSync(`/proc/${p}/cmdline`).includes(
-              "privsep-keeper",
-            )
-          );
-          assert.ok(keeper, `no keeper below daemon ${daemon}`);
+          const keeper = await keeperOf(daemon);
           const of = async (pid: number) => {
             const stat = await Deno.readTextFile(`/proc/${pid}/stat`);
             const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
