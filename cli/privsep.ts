@@ -24,34 +24,23 @@
  * vendored, `deno run -A --config=/opt/app/deno.json
  * /opt/app/vendor/privsep/cli/privsep.ts`. See docs/operating.md.
  *
+ * Run as a program by root, this module imports nothing until it has checked
+ * what Deno would resolve privsep's other modules and npm packages through:
+ * the deno.json (or package.json, or import map) in effect and the
+ * `node_modules` beside it, and, for a local copy, privsep's own files. Each
+ * must be root-owned and not writable by group or others, or the command
+ * refuses before any of that code runs: an import map can replace any module,
+ * and `node_modules` holds code.
+ *
  * @module
  */
-
-import { capsMain } from "./caps.ts";
-import { doctorMain } from "./doctor.ts";
-import { inspectMain } from "./inspect.ts";
-import { installMain } from "./install.ts";
-import { sudoersMain } from "./sudoers.ts";
-import { uninstallMain } from "./uninstall.ts";
-import { vendorMain } from "./vendor.ts";
-
-const USAGE = `usage: privsep <command> [options]
-
-commands:
-  install   as root: each context's launcher and the sudoers rules for them
-  uninstall as root: removes what install wrote for the contexts named
-  sudoers   the sudoers line per context (its launcher, no arguments)
-  inspect   every context and entrypoint, what each may do, what is broad
-  doctor    everything that can make the first call fail, with fixes
-  caps      the capability sets of a process, per thread
-  vendor    copy privsep into an application, for a root-owned install
-            (install --vendor-dir=<dir> does it too)
-
-"privsep <command> --help" tells more.`;
 
 /**
  * Runs the command line with `args` (the command, then its options) and
  * returns the exit code; what `deno run jsr:@privsep/privsep/cli` runs.
+ * Called from a program, it loads the commands through that program's
+ * configuration (the checks of the module's own start are the program's
+ * business then).
  *
  * @param args The command line, without the program name.
  * @returns The exit code: 0 on success, 1 on failure, 2 on bad usage.
@@ -65,32 +54,203 @@ commands:
  * ```
  */
 export async function main(args: string[]): Promise<number> {
-  const [command, ...rest] = args;
-  switch (command) {
-    case "install":
-      return await installMain(rest);
-    case "uninstall":
-      return await uninstallMain(rest);
-    case "sudoers":
-      return await sudoersMain(rest);
-    case "inspect":
-      return await inspectMain(rest);
-    case "doctor":
-      return await doctorMain(rest);
-    case "caps":
-      return await capsMain(rest);
-    case "vendor":
-      return await vendorMain(rest);
-    case undefined:
-    case "-h":
-    case "--help":
-    case "help":
-      console.log(USAGE);
-      return command === undefined ? 2 : 0;
-    default:
-      console.error(`privsep: unknown command "${command}"\n${USAGE}`);
-      return 2;
+  const { runCli } = await import("./_main.ts");
+  return await runCli(args);
+}
+
+/** Deno's long flags that name a configuration, as `--flag value` or `--flag=value`. */
+const CONFIG_FLAGS = new Set(["--config", "--import-map"]);
+
+/**
+ * The configuration files a `deno run` command line names before the
+ * program (`--config`, `--import-map`, and `-c` alone or at the end of a
+ * cluster of short flags: `-c X`, `-cX`, `-c=X`, `-Ac X`), and whether it
+ * has `--no-config`. `program` is the program's index in `argv`.
+ */
+function namedConfigs(
+  argv: string[],
+  program: number,
+): { files: string[]; noConfig: boolean } {
+  const files: string[] = [];
+  let noConfig = false;
+  // argv[0] is deno, argv[1] "run".
+  for (let i = 2; i < program; i++) {
+    const word = argv[i];
+    if (word === "--no-config") noConfig = true;
+    if (word.startsWith("--")) {
+      const eq = word.indexOf("=");
+      if (!CONFIG_FLAGS.has(eq < 0 ? word : word.slice(0, eq))) continue;
+      files.push(eq < 0 ? argv[++i] ?? "" : word.slice(eq + 1));
+    } else if (word.startsWith("-")) {
+      const eq = word.indexOf("=");
+      const c = word.slice(1, eq < 0 ? undefined : eq).indexOf("c");
+      if (c < 0) continue;
+      const rest = word.slice(c + 2).replace(/^=/, "");
+      files.push(rest !== "" ? rest : argv[++i] ?? "");
+    }
+  }
+  return { files, noConfig };
+}
+
+/**
+ * The index in `argv` of the program: the word that names `main`, or a
+ * `jsr:`/`npm:` one.
+ */
+function programIndex(argv: string[], main: string): number {
+  for (let i = 2; i < argv.length; i++) {
+    const word = argv[i];
+    // A registry program (Deno.mainModule is then its https: URL).
+    if (/^(jsr|npm):/.test(word)) return i;
+    try {
+      const url = /^[a-z][a-z0-9+.-]*:/i.test(word)
+        ? new URL(word)
+        : new URL(word, `file://${Deno.cwd()}/`);
+      if (url.href === main) return i;
+    } catch { /* not a URL or a path */ }
+  }
+  return argv.length;
+}
+
+/** `dir` and each of its ancestors, up to `/`. */
+function upwards(dir: string): string[] {
+  const out = [dir];
+  while (dir !== "/") {
+    dir = dir.slice(0, dir.lastIndexOf("/")) || "/";
+    out.push(dir);
+  }
+  return out;
+}
+
+function exists(path: string): boolean {
+  try {
+    Deno.lstatSync(path);
+    return true;
+  } catch {
+    return false;
   }
 }
 
-if (import.meta.main) Deno.exit(await main(Deno.args));
+/**
+ * Why a non-root user could change `path` (an absolute path), or
+ * `undefined`: each directory on the way and the path itself root-owned and
+ * not writable by group or others, links root's and followed. A small
+ * version of core/trust.ts, which is itself checked with it before it is
+ * imported.
+ */
+function pathProblem(path: string, links = 0): string | undefined {
+  if (links > 40) return `${path}: too many levels of symbolic links`;
+  let at = "";
+  const parts = path.split("/").filter((p) => p !== "" && p !== ".");
+  for (let i = -1; i < parts.length; i++) {
+    if (i >= 0) {
+      if (parts[i] === "..") at = at.slice(0, at.lastIndexOf("/"));
+      else at = `${at}/${parts[i]}`;
+    }
+    const where = at || "/";
+    let info: Deno.FileInfo;
+    try {
+      info = Deno.lstatSync(where);
+    } catch (error) {
+      return `${where} cannot be inspected (${(error as Error).message})`;
+    }
+    if (info.uid !== 0) return `${where} is owned by uid ${info.uid}`;
+    if (info.isSymlink) {
+      const target = Deno.readLinkSync(where);
+      const base = where.slice(0, where.lastIndexOf("/")) || "/";
+      const rest = parts.slice(i + 1).join("/");
+      const next = `${
+        target.startsWith("/") ? "" : `${base}/`
+      }${target}/${rest}`;
+      return pathProblem(next, links + 1);
+    }
+    if ((info.mode ?? 0) & 0o022) {
+      return `${where} is writable by ${
+        (info.mode ?? 0) & 0o002 ? "everyone" : "its group"
+      }`;
+    }
+  }
+  return undefined;
+}
+
+/**
+ * As root, why privsep's modules may not be loaded (see the module's
+ * documentation), or `undefined`.
+ */
+async function rootLoadProblem(): Promise<string | undefined> {
+  const argv = Deno.readTextFileSync("/proc/self/cmdline").split("\0");
+  const named = namedConfigs(argv, programIndex(argv, Deno.mainModule));
+  const self = new URL(import.meta.url);
+  const local = self.protocol === "file:";
+  const configs = named.files.map((f) =>
+    f.startsWith("/") ? f : `${Deno.cwd()}/${f}`
+  );
+  if (!named.noConfig && configs.length === 0 && local) {
+    // Deno finds a local program's configuration from its directory up.
+    for (const dir of upwards(decodeURIComponent(self.pathname))) {
+      for (const name of ["deno.json", "deno.jsonc", "package.json"]) {
+        if (exists(`${dir}/${name}`)) configs.push(`${dir}/${name}`);
+      }
+    }
+  }
+  const trustFile = decodeURIComponent(
+    new URL("../core/trust.ts", self).pathname,
+  );
+  for (const file of [...configs, ...(local ? [trustFile] : [])]) {
+    const problem = pathProblem(file);
+    if (problem) return `refusing to load "${file}": ${problem}`;
+  }
+  // The configuration is root's now, so are the imports it maps.
+  const { untrustedReason, assertTrustedTree, UntrustedPathError } =
+    await import("../core/trust.ts");
+  const dirs = new Set<string>();
+  if (local) {
+    const root = decodeURIComponent(new URL("../", self).pathname).replace(
+      /\/$/,
+      "",
+    );
+    const list = `${root}/cli/_files.json`;
+    const listed = untrustedReason(list);
+    if (listed) return listed;
+    const { files } = JSON.parse(Deno.readTextFileSync(list)) as {
+      files: string[];
+    };
+    for (const file of files) {
+      const reason = untrustedReason(`${root}/${file}`);
+      if (reason) return reason;
+    }
+    for (const dir of upwards(root)) dirs.add(dir);
+  }
+  for (const config of configs) {
+    for (
+      const dir of upwards(config.slice(0, config.lastIndexOf("/")) || "/")
+    ) {
+      dirs.add(dir);
+    }
+  }
+  // npm packages: node_modules beside the configuration, or on the way up
+  // from privsep's files (Node's resolution).
+  for (const dir of dirs) {
+    const modules = `${dir === "/" ? "" : dir}/node_modules`;
+    if (!exists(modules)) continue;
+    try {
+      assertTrustedTree(modules);
+    } catch (error) {
+      if (error instanceof UntrustedPathError) return error.message;
+      throw error;
+    }
+  }
+  return undefined;
+}
+
+if (import.meta.main) {
+  if (Deno.uid() === 0) {
+    const problem = await rootLoadProblem();
+    if (problem) {
+      console.error(
+        `privsep: ${problem}. As root, privsep loads its modules only through a configuration, node_modules and files that no other user can change (Deno resolves every import through them): make the application tree root-owned and not writable by group or others (chown -R root:root <dir>; chmod -R go-w <dir>; docs/operating.md, step 2), or run the command as the service's user`,
+      );
+      Deno.exit(1);
+    }
+  }
+  Deno.exit(await main(Deno.args));
+}

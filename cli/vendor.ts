@@ -75,6 +75,39 @@ function isVendoredPrivsep(dir: string): boolean {
   }
 }
 
+/**
+ * Creates `parent` as root: its nearest existing ancestor is checked first
+ * (a review had root follow a service user's link, `vendor -> /etc`, and
+ * create a directory there before refusing), then each missing directory is
+ * made one by one, root-owned and writable by root only, so that no other
+ * user can put a link on the way.
+ */
+function makeParentAsRoot(parent: string): void {
+  const missing: string[] = [];
+  let existing = parent;
+  for (;;) {
+    try {
+      Deno.lstatSync(existing);
+      break;
+    } catch (error) {
+      if (!(error instanceof Deno.errors.NotFound)) throw error;
+      missing.unshift(existing);
+      existing = dirname(existing);
+    }
+  }
+  if (missing.length === 0) return;
+  const reason = untrustedReason(existing);
+  if (reason) {
+    throw new Error(
+      `refusing to create ${parent} as root: ${reason}. The daemon runs the vendored files as root; use a root-owned directory only root can write`,
+    );
+  }
+  for (const dir of missing) {
+    Deno.mkdirSync(dir, { mode: 0o755 });
+    Deno.chmodSync(dir, 0o755);
+  }
+}
+
 function isRoot(): boolean {
   try {
     return Deno.uid() === 0;
@@ -145,7 +178,8 @@ export async function vendorPackage(
     if (!(error instanceof Deno.errors.NotFound)) throw error;
   }
   const parent = dirname(dest);
-  Deno.mkdirSync(parent, { recursive: true, mode: 0o755 });
+  if (isRoot()) makeParentAsRoot(parent);
+  else Deno.mkdirSync(parent, { recursive: true, mode: 0o755 });
   if (isRoot()) {
     const reason = untrustedReason(parent);
     if (reason) {
