@@ -48,3 +48,56 @@ export const CACHE_CHECK_SH: string = `privsep_check_cache() {
   return 0
 }
 `;
+
+/**
+ * What root runs or loads before the daemon's first stage checks anything
+ * itself, relative to privsep's directory: `daemon.ts` and the modules its
+ * first stage imports statically (`core/_launcher_check_test.ts` compares
+ * the list with Deno's module graph). Deno resolves them through the
+ * application's deno.json, whose import map could replace any of them.
+ */
+export const PRELOADED_MODULES: readonly string[] = [
+  "daemon.ts",
+  "daemon/preflight.ts",
+  "caps/_ffi.ts",
+  "core/command.ts",
+  "core/_launcher_check.ts",
+  "core/trust.ts",
+];
+
+/**
+ * `privsep_check_files FILE...` succeeds when each FILE (absolute, without
+ * white space) and every directory on the way to it is root-owned and not
+ * writable by group or others (a link: root-owned, and what it resolves to
+ * checked the same way). The launcher runs it on the deno binary, the
+ * application's deno.json and {@linkcode PRELOADED_MODULES} before deno
+ * starts: the first stage's own checks run only once those are loaded.
+ * One `find` for all (two more where a link is on the way). Otherwise it
+ * says on stderr which path failed and returns 1.
+ */
+export const FILES_CHECK_SH: string = `privsep_check_files() {
+  set -f
+  _pf_all=
+  _pf_files=
+  for _pf_f; do
+    _pf_files="$_pf_files $_pf_f"
+    _pf_p=$_pf_f
+    while :; do
+      _pf_all="$_pf_all $_pf_p"
+      [ "$_pf_p" = / ] && break
+      _pf_p=\${_pf_p%/*}
+      [ -n "$_pf_p" ] || _pf_p=/
+    done
+  done
+  _pf_bad=$(/usr/bin/find $_pf_all -maxdepth 0 \\( ! -user 0 -o \\( ! -type l -perm /022 \\) \\) -printf '%p is owned by uid %U with mode %m\\n' -quit) || _pf_bad=\${_pf_bad:-a file or a directory on the way to it cannot be inspected (see find above)}
+  if [ -n "$_pf_bad" ]; then
+    echo "privsep: refusing to start the daemon: $_pf_bad; root runs or loads it before any other check. Make it root-owned and not writable by group or others (chown root:root, chmod go-w), then run privsep doctor" >&2
+    return 1
+  fi
+  if [ -n "$(/usr/bin/find $_pf_all -maxdepth 0 -type l -print -quit)" ]; then
+    _pf_real=$(/usr/bin/realpath -e -- $_pf_files) || return 1
+    privsep_check_files $_pf_real || return 1
+  fi
+  return 0
+}
+`;

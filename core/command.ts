@@ -8,7 +8,11 @@
 import { createHash } from "node:crypto";
 import { dirname, isAbsolute, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { CACHE_CHECK_SH } from "./_launcher_check.ts";
+import {
+  CACHE_CHECK_SH,
+  FILES_CHECK_SH,
+  PRELOADED_MODULES,
+} from "./_launcher_check.ts";
 import {
   assertTrustedTree,
   UntrustedPathError,
@@ -281,7 +285,10 @@ function shellWord(word: string): string {
  * The launcher script of a daemon: the one program a sudoers rule lets the
  * service's user run, with no arguments. It ignores its arguments, its
  * working directory and its environment: it changes to `/`, refuses a
- * daemon cache that anyone but root could have written, and `exec`s
+ * daemon cache that anyone but root could have written, and a deno binary,
+ * `deno.json` or first-stage module (`daemon.ts` and its static imports)
+ * that anyone but root could change, or any directory on the way to them,
+ * and `exec`s
  * exactly {@linkcode daemonArgv} under `env -i` (only sudo's own `SUDO_UID`,
  * `SUDO_GID` and `SUDO_USER` pass, for the audit records). `privsep install`
  * writes it root-owned, mode 0755.
@@ -346,6 +353,15 @@ export function launcherScript(spec: DaemonCommandSpec): string {
     CACHE_CHECK_SH.trimEnd(),
     `privsep_check_cache ${
       shellWord(spec.denoDir ?? DEFAULT_DENO_DIR)
+    } || exit 126`,
+    "# And what deno runs and loads before stage 1 checks anything itself.",
+    FILES_CHECK_SH.trimEnd(),
+    `privsep_check_files ${
+      [
+        spec.denoPath,
+        ...(spec.denoConfig ? [spec.denoConfig] : []),
+        ...PRELOADED_MODULES.map((m) => join(dirname(spec.daemonPath), m)),
+      ].map(shellWord).join(" ")
     } || exit 126`,
     ...lines,
     "",

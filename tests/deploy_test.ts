@@ -245,6 +245,49 @@ await appCtx.stop();
       const fixed = await runMain();
       assert.equal(fixed.code, 0, fixed.stderr);
 
+      // 5b. The application's deno.json handed to the service user after
+      // install (a fifth review): its import map could replace any module
+      // the first stage loads before it checks anything (here preflight.ts)
+      // with the service's code, run as root. The launcher checks the
+      // deno.json, the deno binary and those modules before deno starts.
+      const denoJson = await Deno.readTextFile(`${app}/deno.json`);
+      const ranAs = `${base}/ran-as`;
+      // The daemon's first stage has unscoped --allow-ffi: libc's system().
+      const command = `id -u > ${ranAs}`;
+      await Deno.writeTextFile(
+        `${app}/evil.ts`,
+        `Deno.dlopen("libc.so.6", { system: { parameters: ["buffer"], result: "i32" } }).symbols.system(new TextEncoder().encode(${
+          JSON.stringify(command + "\0")
+        }));\nexport class StartError extends Error {}\nexport function preflight() { return {}; }\n`,
+      );
+      const mapped = JSON.parse(denoJson);
+      mapped.imports[`file://${app}/vendor/privsep/daemon/preflight.ts`] =
+        "./evil.ts";
+      await Deno.writeTextFile(`${app}/deno.json`, JSON.stringify(mapped));
+      await run([
+        "chown",
+        `${service.uid}:${service.gid}`,
+        `${app}/deno.json`,
+        `${app}/evil.ts`,
+      ]);
+      try {
+        const remapped = await runMain();
+        await assert.rejects(
+          Deno.stat(ranAs),
+          Deno.errors.NotFound,
+          "the service's module ran as root",
+        );
+        assert.notEqual(remapped.code, 0);
+        assert.match(
+          remapped.stderr,
+          /refusing to start the daemon: .*\/app\/deno\.json is owned by uid \d+/,
+        );
+      } finally {
+        await Deno.remove(`${app}/evil.ts`);
+        await Deno.writeTextFile(`${app}/deno.json`, denoJson);
+        await run(["chown", "root:root", `${app}/deno.json`]);
+      }
+
       // 6. A sudoers configuration that does not parse as a whole with the
       // new file: install restores the old state and says so. (A private
       // mount namespace shows visudo a broken /etc/sudoers; the host's is

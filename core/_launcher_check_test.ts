@@ -1,0 +1,103 @@
+import assert from "node:assert/strict";
+import { FILES_CHECK_SH, PRELOADED_MODULES } from "./_launcher_check.ts";
+
+const ROOT = new URL("../", import.meta.url);
+
+Deno.test("PRELOADED_MODULES is what daemon.ts imports statically, its first stage's modules", async () => {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["info", "--json", new URL("daemon.ts", ROOT).pathname],
+    cwd: ROOT.pathname,
+    stdout: "piped",
+  }).output();
+  const graph = JSON.parse(new TextDecoder().decode(out.stdout)) as {
+    roots: string[];
+    modules: {
+      specifier: string;
+      dependencies?: {
+        code?: { specifier: string };
+        isDynamic?: boolean;
+      }[];
+    }[];
+  };
+  const bySpecifier = new Map(graph.modules.map((m) => [m.specifier, m]));
+  const seen = new Set<string>();
+  const todo = [graph.roots[0]];
+  while (todo.length > 0) {
+    const spec = todo.pop()!;
+    if (seen.has(spec) || !spec.startsWith("file:")) continue;
+    seen.add(spec);
+    for (const dep of bySpecifier.get(spec)?.dependencies ?? []) {
+      if (!dep.isDynamic && dep.code) todo.push(dep.code.specifier);
+    }
+  }
+  assert.deepEqual(
+    [...seen].map((s) => s.slice(ROOT.href.length)).sort(),
+    [...PRELOADED_MODULES].sort(),
+  );
+});
+
+/** Runs privsep_check_files on `paths`. */
+async function check(...paths: string[]) {
+  const out = await new Deno.Command("/bin/sh", {
+    args: [
+      "-c",
+      `unset IFS\n${FILES_CHECK_SH}\nprivsep_check_files "$@"`,
+      "sh",
+      ...paths,
+    ],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  return { code: out.code, stderr: new TextDecoder().decode(out.stderr) };
+}
+
+Deno.test("privsep_check_files refuses a file, a directory on the way or a link's target that a user other than root may change", async () => {
+  assert.equal(Deno.uid(), 0, "this test needs root: run it as root");
+  await Deno.mkdir("/var/lib/privsep-tests", { recursive: true, mode: 0o755 });
+  const dir = await Deno.makeTempDir({
+    dir: "/var/lib/privsep-tests",
+    prefix: "files-check-",
+  });
+  await Deno.chmod(dir, 0o755);
+  try {
+    const file = `${dir}/deno.json`;
+    await Deno.writeTextFile(file, "{}\n", { mode: 0o644 });
+    assert.equal((await check(file, "/bin/sh")).code, 0);
+
+    await Deno.chown(file, 65534, 65534);
+    const owned = await check("/bin/sh", file);
+    assert.equal(owned.code, 1);
+    assert.match(owned.stderr, new RegExp(`${file} is owned by uid 65534`));
+    await Deno.chown(file, 0, 0);
+
+    await Deno.chmod(dir, 0o775);
+    const group = await check(file);
+    assert.equal(group.code, 1);
+    assert.match(
+      group.stderr,
+      new RegExp(`${dir} is owned by uid 0 with mode 775`),
+    );
+    await Deno.chmod(dir, 0o755);
+
+    // A root's link is followed; the directories on the way to its target
+    // are judged too.
+    const other = `${dir}/other`;
+    await Deno.mkdir(`${other}/app`, { recursive: true, mode: 0o755 });
+    await Deno.writeTextFile(`${other}/app/deno.json`, "{}\n");
+    await Deno.symlink(`${other}/app`, `${dir}/app`);
+    assert.equal((await check(`${dir}/app/deno.json`)).code, 0);
+    await Deno.chown(other, 65534, 65534);
+    const target = await check(`${dir}/app/deno.json`);
+    assert.equal(target.code, 1);
+    assert.match(target.stderr, new RegExp(`${other} is owned by uid 65534`));
+
+    const missing = await check(`${dir}/none.json`);
+    assert.equal(missing.code, 1);
+    assert.match(
+      missing.stderr,
+      /none\.json.*No such file[^]*refusing to start the daemon: .*cannot be inspected/,
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
