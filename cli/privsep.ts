@@ -202,6 +202,7 @@ async function rootLoadProblem(): Promise<string | undefined> {
   // The configuration is root's now, so are the imports it maps.
   const { untrustedReason, assertTrustedTree, UntrustedPathError } =
     await import("../core/trust.ts");
+  const trees = new Set<string>();
   const dirs = new Set<string>();
   if (local) {
     const root = decodeURIComponent(new URL("../", self).pathname).replace(
@@ -218,22 +219,20 @@ async function rootLoadProblem(): Promise<string | undefined> {
       const reason = untrustedReason(`${root}/${file}`);
       if (reason) return reason;
     }
-    for (const dir of upwards(root)) dirs.add(dir);
-  }
-  for (const config of configs) {
-    for (
-      const dir of upwards(config.slice(0, config.lastIndexOf("/")) || "/")
-    ) {
-      dirs.add(dir);
+    // npm packages on the way up from privsep's files (Node's resolution).
+    for (const dir of upwards(root)) {
+      const modules = `${dir === "/" ? "" : dir}/node_modules`;
+      if (exists(modules)) trees.add(modules);
     }
   }
-  // npm packages: node_modules beside the configuration, or on the way up
-  // from privsep's files (Node's resolution).
-  for (const dir of dirs) {
-    const modules = `${dir === "/" ? "" : dir}/node_modules`;
-    if (!exists(modules)) continue;
+  // What a configuration resolves through sits beside it: node_modules,
+  // a vendor directory of remote modules, local imports.
+  for (const config of configs) {
+    dirs.add(config.slice(0, config.lastIndexOf("/")) || "/");
+  }
+  for (const dir of [...dirs, ...trees]) {
     try {
-      assertTrustedTree(modules);
+      assertTrustedTree(dir, { skip: (p) => p.endsWith("/.git") });
     } catch (error) {
       if (error instanceof UntrustedPathError) return error.message;
       throw error;
