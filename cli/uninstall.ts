@@ -1,5 +1,7 @@
 // privsep uninstall: removes what privsep install wrote for some contexts,
 // their launchers and their rules (the sudoers file with its last rule).
+import { dirname } from "node:path";
+import { untrustedReason } from "../core/trust.ts";
 import { contextCommandArgs, loadContexts } from "./_load.ts";
 import {
   appDir,
@@ -24,29 +26,60 @@ prints what it would remove and changes nothing.`;
 
 /**
  * `text` without the rules of `ids`: each is the line `# privsep context
- * <id>` and the rule after it. Returns the text and how many rules are left.
+ * <id>` and the rule after it. Returns the text, how many rules are left,
+ * and the launcher each removed rule named (context id -> path).
  */
 export function withoutRules(
   text: string,
   ids: ReadonlySet<string>,
-): { text: string; removed: number; left: number } {
+): {
+  text: string;
+  removed: number;
+  left: number;
+  launchers: Map<string, string>;
+} {
   const lines = text.split("\n");
   const out: string[] = [];
+  const launchers = new Map<string, string>();
   let removed = 0;
   let left = 0;
   for (let i = 0; i < lines.length; i++) {
     const line = lines[i];
     if (line.startsWith(RULE_MARK)) {
-      if (ids.has(line.slice(RULE_MARK.length))) {
+      const id = line.slice(RULE_MARK.length);
+      if (ids.has(id)) {
         removed++;
         i++; // and its rule
+        const path = / (\/\S+) ""$/.exec(lines[i] ?? "")?.[1];
+        if (path) launchers.set(id, path);
         continue;
       }
       left++;
     }
     out.push(line);
   }
-  return { text: out.join("\n"), removed, left };
+  return { text: out.join("\n"), removed, left, launchers };
+}
+
+/**
+ * Why `path` is not a launcher that install wrote for context `id`, to be
+ * removed by root, or `undefined`: its directory only root may change, and
+ * the file a regular one that says it is that context's launcher.
+ */
+function launcherProblem(path: string, id: string): string | undefined {
+  const dir = untrustedReason(dirname(path));
+  if (dir) return dir;
+  try {
+    const info = Deno.lstatSync(path);
+    if (!info.isFile) return `${path} is not a regular file`;
+    const head = Deno.readTextFileSync(path).split("\n", 2)[1];
+    // A comment of the id without control characters (launcherScript()).
+    // deno-lint-ignore no-control-regex
+    const mark = `# privsep launcher of ${id.replace(/[\0-\x1f\x7f]/g, "?")}`;
+    return head === mark ? undefined : `${path} is not ${id}'s launcher`;
+  } catch (error) {
+    return `${path}: ${(error as Error).message}`;
+  }
 }
 
 /** Runs `privsep uninstall`; returns the exit code. */
@@ -71,11 +104,20 @@ export async function uninstallMain(args: string[]): Promise<number> {
     console.log(parsed.dryRun ? `would remove ${what}` : `removed ${what}`);
   // The rules first: a rule without its launcher lets nothing run.
   const before = readOrUndefined(sudoersPath);
+  // Each context's launcher where its settings put it, and where its rule
+  // named it (install's --config-file may have moved it: launcher_dir).
+  const launchers = new Map(
+    contexts.map((ctx) => [ctx.id, new Set([ctx.launcher()])]),
+  );
   if (before === undefined) {
     console.log(`no ${sudoersPath}: no rule to remove`);
   } else {
     const ids = new Set(contexts.map((ctx) => ctx.id));
-    const { text, removed, left } = withoutRules(before, ids);
+    const { text, removed, left, launchers: named } = withoutRules(
+      before,
+      ids,
+    );
+    for (const [id, path] of named) launchers.get(id)?.add(path);
     if (removed === 0) {
       console.log(`${sudoersPath} holds no rule of these contexts`);
     } else if (left === 0) {
@@ -100,19 +142,34 @@ export async function uninstallMain(args: string[]): Promise<number> {
       say(`${removed} rule(s) from ${sudoersPath} (${left} stay)`);
     }
   }
-  for (const ctx of contexts) {
-    const launcher = ctx.launcher();
-    try {
-      Deno.lstatSync(launcher);
-    } catch {
-      console.log(`no launcher ${launcher}`);
-      continue;
+  let status = 0;
+  for (const [id, paths] of launchers) {
+    const found = [...paths].filter((path) => {
+      try {
+        Deno.lstatSync(path);
+        return true;
+      } catch {
+        return false;
+      }
+    });
+    if (found.length === 0) {
+      console.log(`no launcher ${[...paths].join(" or ")}`);
     }
-    // unlink: a link there goes, not what it points to.
-    if (!parsed.dryRun) Deno.removeSync(launcher);
-    say(launcher);
+    for (const launcher of found) {
+      const problem = launcherProblem(launcher, id);
+      if (problem) {
+        console.error(
+          `privsep uninstall: leaving ${launcher}: ${problem}; remove it by hand if it is one`,
+        );
+        status = 1;
+        continue;
+      }
+      // unlink: a link there goes, not what it points to.
+      if (!parsed.dryRun) Deno.removeSync(launcher);
+      say(launcher);
+    }
   }
-  return 0;
+  return status;
 }
 
 if (import.meta.main) Deno.exit(await uninstallMain(Deno.args));

@@ -34,3 +34,11 @@ Deno.test("withoutRules() counts what is left when every rule goes, and ignores 
   const none = withoutRules(FILE, new Set(["file:///opt/other/mod.ts#a"]));
   assert.deepEqual([none.removed, none.left, none.text], [0, 2, FILE]);
 });
+
+Deno.test("withoutRules() returns the launcher each removed rule names", () => {
+  const r = withoutRules(FILE, new Set(["file:///opt/app/privsep/mod.ts#b"]));
+  assert.deepEqual(
+    [...r.launchers],
+    [["file:///opt/app/privsep/mod.ts#b", "/usr/local/libexec/privsep/b-1"]],
+  );
+});

@@ -315,12 +315,12 @@ await appCtx.stop();
       // 7. Uninstall: --dry-run changes nothing; then the launcher and the
       // sudoers file (its only rule) are gone, sudo refuses the service, the
       // whole sudoers configuration still parses, and a second run finds
-      // nothing to remove.
+      // nothing to remove. Without install's --config-file (which moved the
+      // launcher: launcher_dir), the launcher is the one its rule names.
       const uninstall = [
         ...cli,
         "uninstall",
         `--sudoers-file=${sudoers}`,
-        `--config-file=${config}`,
         `${app}/privsep/mod.ts#appCtx`,
       ];
       const dryUn = await run([...uninstall, "--dry-run"], { cwd: app });
