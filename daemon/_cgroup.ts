@@ -13,7 +13,9 @@
  * cgroup kills and removes what dead daemons left.
  *
  * Best effort: when there is no cgroup2 hierarchy or a step fails, the daemon
- * runs without (process groups only) and says why (`--cgroup-missing`).
+ * runs without (process groups only) and says why (`--cgroup-missing`);
+ * with confinement "required", a step that fails where the host has what a
+ * daemon cgroup needs (`expected`) refuses the start instead.
  *
  * @module
  */
@@ -107,10 +109,12 @@ const D_NAME = 19;
 
 /**
  * The daemon's cgroup, or why it has none (`mount`: the cgroup2 hierarchy's
- * root, when known).
+ * root, when known; `expected`: this host has what a daemon cgroup needs,
+ * but making it failed, which confinement "required" refuses).
  */
 export type DaemonCgroup = { path: string; mount?: string } | {
   missing: string;
+  expected?: boolean;
 };
 
 /** Writes `text` to an existing file; returns the error text, if any. */
@@ -231,7 +235,7 @@ function sweep(parent: string): void {
   try {
     for (let e = c.readdir(d); e; e = c.readdir(d)) {
       const name = Deno.UnsafePointerView.getCString(e, D_NAME);
-      const pid = /^privsep-(\d+)$/.exec(name)?.[1];
+      const pid = /^privsep-(\d+)(?:-\d)?$/.exec(name)?.[1];
       if (
         pid && Number(pid) !== Deno.pid &&
         !daemonAlive(`${parent}/${name}`, pid)
@@ -274,27 +278,8 @@ export function createCgroup(): DaemonCgroup {
     }
     sweep(current.path);
     const c = libc();
-    const path = `${current.path}/privsep-${Deno.pid}`;
-    if (c.mkdir(cString(path), 0o755) < 0) {
-      const code = errno();
-      if (code !== EEXIST) {
-        return { missing: `mkdir(${path}): ${strerror(code)}` };
-      }
-      // A daemon of the same pid that died (only root can make cgroups
-      // here), whose files an older version gave its user: killed and made
-      // anew.
-      writeFile(`${path}/cgroup.kill`, "1");
-      for (let i = 0; i < 20 && c.rmdir(cString(path)) < 0; i++) {
-        c.usleep(5000);
-      }
-      if (c.mkdir(cString(path), 0o755) < 0) {
-        return {
-          missing: `mkdir(${path}) after removing a dead daemon's: ${
-            strerror(errno())
-          }`,
-        };
-      }
-    }
+    const path = makeOwn(current.path);
+    if (typeof path !== "string") return path;
     const kill = `${path}/cgroup.kill`;
     if (c.access(cString(kill), 0) < 0) {
       c.rmdir(cString(path));
@@ -317,8 +302,41 @@ export function createCgroup(): DaemonCgroup {
     );
     return { path };
   } catch (error) {
-    return { missing: (error as Error).message };
+    return { missing: (error as Error).message, expected: true };
   }
+}
+
+/**
+ * Makes `privsep-<pid>` below `parent`. One that is there already is a dead
+ * daemon's of the same pid (only root can make cgroups here; the sweep
+ * missed it because its processes were still dying, or an older version
+ * gave its files to its user): killed and removed, and while it will not
+ * go, the next free of `privsep-<pid>-1` … `-9` is made instead.
+ */
+function makeOwn(parent: string): string | DaemonCgroup {
+  const c = libc();
+  const base = `${parent}/privsep-${Deno.pid}`;
+  for (let n = 0; n < 10; n++) {
+    const path = n === 0 ? base : `${base}-${n}`;
+    if (c.mkdir(cString(path), 0o755) === 0) return path;
+    const code = errno();
+    if (code !== EEXIST) {
+      return {
+        missing: `mkdir(${path}): ${strerror(code)}`,
+        expected: true,
+      };
+    }
+    writeFile(`${path}/cgroup.kill`, "1");
+    for (let i = 0; i < 20 && c.rmdir(cString(path)) < 0; i++) {
+      c.usleep(5000);
+    }
+    if (c.mkdir(cString(path), 0o755) === 0) return path;
+  }
+  return {
+    missing:
+      `${base} and privsep-${Deno.pid}-1 to -9 are there already and their processes do not die`,
+    expected: true,
+  };
 }
 
 /**
@@ -340,5 +358,6 @@ export function joinCgroup(created: DaemonCgroup): DaemonCgroup {
   return {
     missing:
       `${failed} (the host does not let root move a process into a new cgroup below its own)`,
+    expected: true,
   };
 }

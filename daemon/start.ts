@@ -299,6 +299,14 @@ export async function startDaemon(
       "path" in created ? created.path : "",
     );
     const cgroup = joinCgroup(created);
+    if (
+      "missing" in cgroup && cgroup.expected &&
+      settings.confinement === "required"
+    ) {
+      throw new StartError(
+        `confinement = "required" but the daemon's cgroup could not be made: ${cgroup.missing}; without it a process that its commands start and that leaves its process group outlives the daemon. Fix the cause (privsep doctor), or set confinement = "best-effort"`,
+      );
+    }
     serveArgv.push(
       `--keeper=${fifo}`,
       "path" in cgroup

@@ -160,6 +160,8 @@ Deno.test(
     let callerCgroup: string | undefined;
     /** The cgroup delegated to the service user (see there). */
     let delegatedCgroup: string | undefined;
+    /** A cgroup that allows none below it (see there). */
+    let fullCgroup: string | undefined;
     try {
       await t.step(
         "cancel: a child that ignores SIGTERM and its grandchild that holds stdout are killed, and the call answers",
@@ -753,6 +755,69 @@ Deno.test(
           assert.equal(here.ok, true, JSON.stringify(here));
         },
       );
+
+      await t.step(
+        'where the daemon\'s cgroup cannot be made, best-effort says why and confinement "required" refuses the start',
+        async () => {
+          // A root-owned cgroup that allows no cgroup below it
+          // (cgroup.max.descendants 0): mkdir fails there (EAGAIN).
+          await treeCtx.stop();
+          await sweep();
+          const own = (await Deno.readTextFile("/proc/self/cgroup"))
+            .split("\n").find((l) => l.startsWith("0::"))!.slice(3)
+            .replace(/\/$/, "");
+          fullCgroup = `${cgroup2Mount()}${own}/tests-${TREE_DAEMON}-full`;
+          await Deno.mkdir(fullCgroup).catch((e) => {
+            if (!(e instanceof Deno.errors.AlreadyExists)) throw e;
+          });
+          await Deno.writeTextFile(
+            `${fullCgroup}/cgroup.max.descendants`,
+            "0",
+          );
+          const start = async (confinement: string) =>
+            await run([
+              "/bin/sh",
+              "-c",
+              'echo $$ >"$1/cgroup.procs" && shift && exec "$@"',
+              "sh",
+              fullCgroup!,
+              DENO,
+              "run",
+              "-A",
+              `--config=${ROOT}/deno.json`,
+              `${ROOT}/tests/fixtures/tree_caller.ts`,
+              await writeConfig(dir, {
+                tree: {
+                  user: TREE_DAEMON,
+                  capabilities: [],
+                  permissions: { run: ["/bin/sh", "/bin/true"] },
+                  confinement,
+                },
+              }),
+              "cgroup",
+            ], { allowFail: true });
+          const best = await start("best-effort");
+          assert.equal(best.code, 0, best.stderr);
+          const { daemonPid, warnings } = JSON.parse(best.stdout) as {
+            daemonPid: number;
+            warnings: string[];
+          };
+          daemons.add(daemonPid);
+          assert.ok(
+            warnings.some((w) =>
+              w.includes("without a cgroup of its own") &&
+              w.includes("mkdir(")
+            ),
+            `no warning says why: ${JSON.stringify(warnings)}`,
+          );
+          const required = await start("required");
+          assert.notEqual(required.code, 0, required.stdout);
+          assert.match(
+            required.stderr,
+            /confinement = "required" but the daemon's cgroup could not be made: mkdir\(.*\): Resource temporarily unavailable/,
+          );
+        },
+      );
     } finally {
       await treeCtx.stop();
       if (sudoers) await Deno.remove(sudoers).catch(() => {});
@@ -773,6 +838,7 @@ Deno.test(
         }
       }
       if (callerCgroup) await Deno.remove(callerCgroup).catch(() => {});
+      if (fullCgroup) await Deno.remove(fullCgroup).catch(() => {});
       if (delegatedCgroup) {
         await Deno.remove(delegatedCgroup).catch(() => {});
       }
