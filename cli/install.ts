@@ -21,7 +21,8 @@ deno run -A jsr:@privsep/privsep/cli install --vendor-dir=vendor/privsep …),
 first copies this version of privsep into <dir> (a previous copy is replaced
 as a whole), points the "@privsep/privsep" imports of the application's
 deno.json (the nearest to the first module) at it, adds privsep's npm
-dependencies and "nodeModulesDir": "manual" when missing, runs "deno install"
+dependencies, "nodeModulesDir": "manual" and "workspace": [] when missing
+(Deno then reads no configuration above it), runs "deno install"
 there (node_modules), and then runs the vendored copy's install with the
 other options: the daemon runs only local, root-owned files.
 
@@ -194,7 +195,8 @@ function replaceFile(path: string, content: string): void {
  * vendored copy: every `@privsep/privsep…` entry replaced, privsep's npm
  * dependencies added where the application maps none, `nodeModulesDir`
  * "manual" unless it has one (the daemon finds npm packages only in the
- * application's node_modules: its own cache is never written by downloads).
+ * application's node_modules: its own cache is never written by downloads),
+ * and `"workspace": []` unless it has a workspace.
  */
 function pointConfigAt(
   config: Record<string, unknown>,
@@ -222,6 +224,12 @@ function pointConfigAt(
   if (!("nodeModulesDir" in config)) {
     out.nodeModulesDir = "manual";
     changes.push(`"nodeModulesDir": "manual"`);
+  }
+  // A workspace root: Deno then reads no configuration above it (see
+  // core/_launcher_check.ts, isWorkspaceRoot()).
+  if (!("workspace" in config)) {
+    out.workspace = [];
+    changes.push(`"workspace": []`);
   }
   return { config: out, changes };
 }

@@ -304,8 +304,9 @@ export async function vendorMain(args: string[]): Promise<number> {
     `copied ${vendored.files} files of privsep ${vendored.version} to ${vendored.dest}${
       vendored.replaced ? " (the previous copy was removed)" : ""
     }
-${where}, with "nodeModulesDir": "manual"
-and the npm packages installed in its node_modules (deno install; see docs/install.md):
+${where}, with "nodeModulesDir": "manual" and
+"workspace": [] (Deno then reads no configuration above it), and the npm
+packages installed in its node_modules (deno install; see docs/install.md):
 ${JSON.stringify({ imports }, null, 2)}`,
   );
   return 0;

@@ -101,3 +101,28 @@ export const FILES_CHECK_SH: string = `privsep_check_files() {
   return 0
 }
 `;
+
+/**
+ * Whether a deno.json's text makes it a workspace root (a `"workspace"`
+ * key; `"workspace": []` for an application of one folder). Deno looks no
+ * further up from a workspace root; from any other deno.json it reads a
+ * deno.json or package.json in a directory above that names it as a member,
+ * whose import map then applies to everything root loads (found by a
+ * review: a daemon that could create files in a directory above the
+ * application planted one there). The launcher's `grep` tells the same.
+ */
+export function isWorkspaceRoot(text: string): boolean {
+  return /"workspace"\s*:/.test(text);
+}
+
+/**
+ * `privsep_check_workspace CONFIG` succeeds when the deno.json CONFIG is a
+ * workspace root ({@linkcode isWorkspaceRoot}), and otherwise says on stderr
+ * what to add and returns 1.
+ */
+export const WORKSPACE_CHECK_SH: string = `privsep_check_workspace() {
+  /usr/bin/grep -Eq '"workspace"[[:space:]]*:' -- "$1" && return 0
+  echo "privsep: refusing to start the daemon: $1 has no \\"workspace\\" key; Deno would then read a deno.json or package.json in a directory above it as a workspace root, whose imports apply to what root loads. Add \\"workspace\\": [] to it (privsep install --vendor-dir does)" >&2
+  return 1
+}
+`;

@@ -1,5 +1,10 @@
 import assert from "node:assert/strict";
-import { FILES_CHECK_SH, PRELOADED_MODULES } from "./_launcher_check.ts";
+import {
+  FILES_CHECK_SH,
+  isWorkspaceRoot,
+  PRELOADED_MODULES,
+  WORKSPACE_CHECK_SH,
+} from "./_launcher_check.ts";
 
 const ROOT = new URL("../", import.meta.url);
 
@@ -97,6 +102,42 @@ Deno.test("privsep_check_files refuses a file, a directory on the way or a link'
       missing.stderr,
       /none\.json.*No such file[^]*refusing to start the daemon: .*cannot be inspected/,
     );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test('privsep_check_workspace and isWorkspaceRoot() accept a deno.json with a "workspace" key, and only that', async () => {
+  const dir = await Deno.makeTempDir({ prefix: "privsep_ws_" });
+  try {
+    for (
+      const [text, root] of [
+        ['{ "workspace": [] }', true],
+        ['{\n  "imports": {},\n  "workspace" : ["./a"]\n}', true],
+        ['{ "imports": {} }', false],
+        ['{ "workspaces": ["a"] }', false],
+      ] as const
+    ) {
+      const file = `${dir}/deno.json`;
+      await Deno.writeTextFile(file, text);
+      assert.equal(isWorkspaceRoot(text), root, text);
+      const out = await new Deno.Command("/bin/sh", {
+        args: [
+          "-c",
+          `${WORKSPACE_CHECK_SH}\nprivsep_check_workspace "$1"`,
+          "sh",
+          file,
+        ],
+        stderr: "piped",
+      }).output();
+      assert.equal(out.code, root ? 0 : 1, text);
+      if (!root) {
+        assert.match(
+          new TextDecoder().decode(out.stderr),
+          /has no "workspace" key.*Add "workspace": \[\]/,
+        );
+      }
+    }
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

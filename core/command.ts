@@ -11,7 +11,9 @@ import { fileURLToPath } from "node:url";
 import {
   CACHE_CHECK_SH,
   FILES_CHECK_SH,
+  isWorkspaceRoot,
   PRELOADED_MODULES,
+  WORKSPACE_CHECK_SH,
 } from "./_launcher_check.ts";
 import {
   assertTrustedTree,
@@ -363,6 +365,13 @@ export function launcherScript(spec: DaemonCommandSpec): string {
         ...PRELOADED_MODULES.map((m) => join(dirname(spec.daemonPath), m)),
       ].map(shellWord).join(" ")
     } || exit 126`,
+    ...(spec.denoConfig
+      ? [
+        "# Deno looks above no deno.json that is a workspace root.",
+        WORKSPACE_CHECK_SH.trimEnd(),
+        `privsep_check_workspace ${shellWord(spec.denoConfig)} || exit 126`,
+      ]
+      : []),
     ...lines,
     "",
   ].join("\n");
@@ -477,6 +486,22 @@ export function findDenoConfig(fromFile: URL): string | undefined {
 }
 
 /**
+ * Why the deno.json `config` would let Deno read a configuration above it
+ * (no `"workspace"` key), or `null`.
+ */
+export function workspaceProblem(config: string): string | null {
+  let text: string;
+  try {
+    text = Deno.readTextFileSync(config);
+  } catch {
+    return null; // untrustedReason() says what is wrong with it
+  }
+  return isWorkspaceRoot(text)
+    ? null
+    : `${config} has no "workspace" key: Deno would read a deno.json or package.json in a directory above it as a workspace root, whose imports apply to what the root daemon loads; add "workspace": [] to it (privsep install --vendor-dir does)`;
+}
+
+/**
  * Everything in a daemon's command that a non-root user could modify: the
  * deno binary, `daemon.ts`, the config, the config files, the code roots (and
  * all below them) and the cache directory's ancestors. Root runs these before
@@ -505,6 +530,7 @@ export function layoutProblems(spec: DaemonCommandSpec): string[] {
   ) {
     if (path) add(untrustedReason(path));
   }
+  if (spec.denoConfig) add(workspaceProblem(spec.denoConfig));
   for (const root of spec.codeRoots) {
     try {
       assertTrustedTree(root, { skip: (p) => p.endsWith("/.git") });

@@ -15,7 +15,11 @@ import {
   serveV8Flags,
   sudoersRule,
 } from "./command.ts";
-import { CACHE_CHECK_SH, FILES_CHECK_SH } from "./_launcher_check.ts";
+import {
+  CACHE_CHECK_SH,
+  FILES_CHECK_SH,
+  WORKSPACE_CHECK_SH,
+} from "./_launcher_check.ts";
 
 const SPEC: DaemonCommandSpec = {
   denoPath: "/usr/local/bin/deno",
@@ -362,7 +366,7 @@ async function shellWords(script: string): Promise<string[]> {
   // As if the caller's umask were 027 (the script passes it on).
   const body = script.replace("#!/bin/sh\n", "#!/bin/sh\numask 0027\n")
     .replace("exec /usr/bin/env -i", "printf '%s\\0'")
-    .replace(/\nprivsep_check_(cache|files) [^\n]*\n/g, "\n");
+    .replace(/\nprivsep_check_(cache|files|workspace) [^\n]*\n/g, "\n");
   const out = await new Deno.Command("/bin/sh", {
     args: ["-c", body],
     env: { SUDO_UID: "1000", SUDO_GID: "1001", SUDO_USER: "svc" },
@@ -387,11 +391,17 @@ Deno.test("launcherScript() runs exactly daemonArgv(), in /, with a fixed enviro
   // Before deno: the binary, the deno.json and the first stage's modules.
   assert.match(
     script,
-    /\nprivsep_check_files \/usr\/local\/bin\/deno \/opt\/app\/deno\.json \/opt\/app\/vendor\/privsep\/daemon\.ts \/opt\/app\/vendor\/privsep\/daemon\/preflight\.ts [^\n]* \|\| exit 126\nexec \/usr\/bin\/env -i /,
+    /\nprivsep_check_files \/usr\/local\/bin\/deno \/opt\/app\/deno\.json \/opt\/app\/vendor\/privsep\/daemon\.ts \/opt\/app\/vendor\/privsep\/daemon\/preflight\.ts [^\n]* \|\| exit 126\n/,
+  );
+  // The deno.json a workspace root, above which Deno reads nothing.
+  assert.match(
+    script,
+    /\nprivsep_check_workspace \/opt\/app\/deno\.json \|\| exit 126\nexec \/usr\/bin\/env -i /,
   );
   // Only the checks' functions have parameters; the script uses none.
   assert.doesNotMatch(
-    script.replace(CACHE_CHECK_SH, "").replace(FILES_CHECK_SH, ""),
+    script.replace(CACHE_CHECK_SH, "").replace(FILES_CHECK_SH, "")
+      .replace(WORKSPACE_CHECK_SH, ""),
     /\$[@*0-9#]/,
     "uses no argument",
   );

@@ -21,6 +21,7 @@ import {
   readLinkViaLibc,
 } from "../caps/_ffi.ts";
 import { DAEMON_V8_FLAGS, DEFAULT_DENO_DIR } from "../core/command.ts";
+import { isWorkspaceRoot } from "../core/_launcher_check.ts";
 import {
   assertTrusted,
   assertTrustedTree,
@@ -222,7 +223,18 @@ export function preflight(
   });
   const flags = checkOwnFlags(ownCommandLine(), daemonPath);
   assertTrusted(Deno.execPath());
-  if (flags.config) assertTrusted(flags.config);
+  if (flags.config) {
+    assertTrusted(flags.config);
+    if (
+      !isWorkspaceRoot(
+        new TextDecoder().decode(readFileViaLibc(flags.config)),
+      )
+    ) {
+      throw new StartError(
+        `refusing ${flags.config}: it has no "workspace" key, so Deno reads a deno.json or package.json in a directory above it as a workspace root, whose imports apply to what root loads; add "workspace": [] to it (privsep install --vendor-dir does)`,
+      );
+    }
+  }
   for (const file of configFiles) {
     if (!isAbsolute(file)) {
       throw new StartError(

@@ -8,6 +8,7 @@
  * @module
  */
 
+import { dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 import { dropPrivileges, execve, restrictUnprivileged } from "../caps/_drop.ts";
 import {
@@ -33,6 +34,31 @@ import { landlockAbi } from "../caps/_landlock.ts";
 
 /** CAP_SYS_ADMIN: a daemon that keeps it could undo any mount. */
 const CAP_SYS_ADMIN = 21;
+/** CAP_CHOWN, CAP_DAC_OVERRIDE, CAP_FOWNER: past a root-owned directory's mode. */
+const DAC_CAPS = [0, 1, 3];
+
+/**
+ * The write path of `writes` that lies above one of `roots` (the code roots
+ * and the deno.json's directory), with that root, or `undefined`. A daemon
+ * that may create files in such a directory (uid 0, or a capability past a
+ * root-owned directory's mode) could put a deno.json, package.json or
+ * node_modules beside the application, where Deno looks on its way up from
+ * what the next first stage loads (found by a review).
+ */
+export function writePathAboveCode(
+  writes: readonly string[],
+  roots: readonly string[],
+): { write: string; root: string } | undefined {
+  for (const write of writes) {
+    const base = write.replace(/\/+$/, "");
+    for (const root of roots) {
+      if (root.startsWith(`${base}/`) && root !== `${base}/`) {
+        return { write, root };
+      }
+    }
+  }
+  return undefined;
+}
 
 /**
  * The process that asked for this daemon, as the kernel knows it: the parent,
@@ -326,6 +352,23 @@ export async function startDaemon(
     // What this stage trusted and ran (and the next first stage will run)
     // becomes read-only for the serving stage, whatever its uid and DAC
     // capabilities: a uid-0 daemon owns every root-owned file.
+    const writes = settings.permissions === "all"
+      ? undefined
+      : settings.permissions.write;
+    const above = settings.confinement !== "off" && writes &&
+      (user.id === 0 ||
+        settings.capabilities.some((c) => DAC_CAPS.includes(c))) &&
+      writePathAboveCode(writes, [
+        ...codeRoots,
+        ...(flags.config ? [dirname(flags.config)] : []),
+      ]);
+    if (above) {
+      throw new StartError(
+        `the write path ${above.write} holds ${above.root}, which the root first stage loads code from: a daemon of uid ${user.id}${
+          user.id === 0 ? "" : " with CAP_CHOWN, CAP_DAC_OVERRIDE or CAP_FOWNER"
+        } could create a deno.json, package.json or node_modules beside it, where Deno looks on its way up. Narrow permissions.write to the directories the context writes (none above ${above.root})`,
+      );
+    }
     if (!settings.capabilities.includes(CAP_SYS_ADMIN)) {
       const trusted = protectTrustedPaths([
         denoDir,

@@ -48,7 +48,11 @@ Deno.test(
       assert.equal(imports["@privsep/privsep"], "./vendor/privsep/mod.ts");
       await Deno.writeTextFile(
         `${app}/deno.json`,
-        JSON.stringify({ imports, nodeModulesDir: "manual" }, null, 2),
+        JSON.stringify(
+          { imports, nodeModulesDir: "manual", workspace: [] },
+          null,
+          2,
+        ),
       );
       for (const pkg of ["@logtape", "smol-toml"]) {
         await Deno.mkdir(`${app}/node_modules`, { recursive: true });
@@ -286,6 +290,57 @@ await appCtx.stop();
         await Deno.remove(`${app}/evil.ts`);
         await Deno.writeTextFile(`${app}/deno.json`, denoJson);
         await run(["chown", "root:root", `${app}/deno.json`]);
+      }
+
+      // 5c. A deno.json in the directory above the application (a sixth
+      // review: a daemon that could create files there planted one, root's,
+      // naming the application a member of its workspace). Deno read it as
+      // the workspace root even with --config, and its import map replaced
+      // preflight.ts for root. The application's deno.json is a workspace
+      // root itself ("workspace": []), above which Deno looks no further,
+      // and the launcher refuses one that is not.
+      await Deno.writeTextFile(
+        `${base}/evil.ts`,
+        `Deno.dlopen("libc.so.6", { system: { parameters: ["buffer"], result: "i32" } }).symbols.system(new TextEncoder().encode(${
+          JSON.stringify(command + "\0")
+        }));\nexport class StartError extends Error {}\nexport function preflight() { return {}; }\n`,
+      );
+      await Deno.writeTextFile(
+        `${base}/deno.json`,
+        JSON.stringify({
+          workspace: ["./app"],
+          imports: {
+            [`file://${app}/vendor/privsep/daemon/preflight.ts`]: "./evil.ts",
+          },
+        }),
+      );
+      try {
+        const above = await runMain();
+        await assert.rejects(
+          Deno.stat(ranAs),
+          Deno.errors.NotFound,
+          "the module above the application ran as root",
+        );
+        assert.equal(above.code, 0, above.stderr);
+        // Without the key (and nothing above), the launcher refuses before
+        // deno starts.
+        await Deno.remove(`${base}/deno.json`);
+        const { workspace: _, ...noWorkspace } = JSON.parse(denoJson);
+        await Deno.writeTextFile(
+          `${app}/deno.json`,
+          JSON.stringify(noWorkspace),
+        );
+        const member = await runMain();
+        await assert.rejects(Deno.stat(ranAs), Deno.errors.NotFound);
+        assert.notEqual(member.code, 0);
+        assert.match(
+          member.stderr,
+          /refusing to start the daemon: .*\/app\/deno\.json has no "workspace" key/,
+        );
+      } finally {
+        await Deno.remove(`${base}/evil.ts`);
+        await Deno.remove(`${base}/deno.json`).catch(() => {});
+        await Deno.writeTextFile(`${app}/deno.json`, denoJson);
       }
 
       // 6. A sudoers configuration that does not parse as a whole with the

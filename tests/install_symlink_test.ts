@@ -226,6 +226,46 @@ Deno.test(
           assert.match(out.stderr, /node_modules\/smol-toml.*owned by uid/);
         },
       );
+
+      await t.step(
+        "a root-owned deno.json that is no workspace root, below another (a sixth review)",
+        async () => {
+          // What a daemon that may create files above the application could
+          // plant, root-owned: Deno reads it as the workspace root.
+          await Deno.writeTextFile(`${dir}/evil.ts`, planted(marker));
+          await Deno.writeTextFile(
+            `${dir}/deno.json`,
+            JSON.stringify({
+              workspace: ["./app"],
+              imports: {
+                [`file://${ROOT}/cli/_main.ts`]: "./evil.ts",
+                [`file://${ROOT}/cli/caps.ts`]: "./evil.ts",
+              },
+            }),
+          );
+          await Deno.remove(`${app}/node_modules/smol-toml`, {
+            recursive: true,
+          });
+          await run([
+            "cp",
+            "-a",
+            `${ROOT}/node_modules/smol-toml`,
+            `${app}/node_modules/`,
+          ]);
+          try {
+            const out = await cli(`${app}/deno.json`);
+            assert.equal(await ran(), "", "the module above ran as root");
+            assert.equal(out.code, 1, out.stdout + out.stderr);
+            assert.match(
+              out.stderr,
+              /has no "workspace" key, and Deno would read ".*\/deno\.json" above it/,
+            );
+          } finally {
+            await Deno.remove(`${dir}/deno.json`);
+            await Deno.remove(`${dir}/evil.ts`);
+          }
+        },
+      );
     } finally {
       await removeUser(USER);
       await Deno.remove(dir, { recursive: true }).catch(() => {});

@@ -17,6 +17,7 @@ import {
   EMIT_VICTIM,
   expectCredentials,
   requireRoot,
+  ROOT,
   run,
   scratchDir,
   statusPayload as payload,
@@ -249,6 +250,44 @@ Deno.test(
     } finally {
       await run(["umount", alias], { allowFail: true });
       await run(["rm", "-rf", dir, alias], { allowFail: true });
+    }
+  },
+);
+
+Deno.test(
+  "a uid-0 context whose write path holds the application's code refuses to start (a sixth review)",
+  async () => {
+    requireRoot();
+    const dir = await scratchDir();
+    // A daemon that may create files above the code (here: in the
+    // directory that holds the checkout) could put a deno.json,
+    // package.json or node_modules there, where Deno looks on its way up
+    // from what the next root first stage loads.
+    const above = ROOT.slice(0, ROOT.lastIndexOf("/")) || "/";
+    const config = await writeConfig(dir, {
+      e2e: {
+        user: "root",
+        capabilities: [],
+        permissions: { write: [above] },
+      },
+    });
+    init({ configFiles: [config] });
+    try {
+      await assert.rejects(
+        testCtx.start(),
+        (error: Error) => {
+          assert.match(
+            `${error.message} ${(error.cause as Error)?.message}`,
+            new RegExp(
+              `the write path ${above} holds ${ROOT}, which the root first stage loads code from`,
+            ),
+          );
+          return true;
+        },
+      );
+    } finally {
+      await testCtx.stop();
+      await Deno.remove(dir, { recursive: true });
     }
   },
 );

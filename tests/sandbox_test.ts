@@ -669,12 +669,32 @@ Deno.test(
       );
 
       await t.step(
-        'write = ["/"] leaves writes where Landlock leaves them',
+        'write = ["/"] leaves writes where Landlock leaves them, and with a capability past directory modes it is refused (it holds the code)',
         async () => {
-          await use({ permissions: { ...base, write: ["/"] } });
+          // With CAP_DAC_OVERRIDE (or uid 0) the daemon could create a
+          // deno.json, package.json or node_modules above the code that
+          // the next root first stage loads (a sixth review).
+          await assert.rejects(
+            use({ permissions: { ...base, write: ["/"] } }),
+            (error: Error) => {
+              assert.match(
+                `${error.message} ${(error.cause as Error)?.message}`,
+                /the write path \/ holds .*, which the root first stage loads code from/,
+              );
+              return true;
+            },
+          );
+          const mine = `${data}/daemon-owned`;
+          await Deno.mkdir(mine, { recursive: true });
+          const { uid, gid } = await ensureUser(SBX_DAEMON);
+          await Deno.chown(mine, uid, gid);
+          await use({
+            capabilities: [],
+            permissions: { ...base, write: ["/"] },
+          });
           const r = await ops.exec("/bin/sh", [
             "-c",
-            `echo x > ${data}/via-slash`,
+            `echo x > ${mine}/via-slash`,
           ]);
           assert.equal(r.code, 0, r.stderr);
         },
