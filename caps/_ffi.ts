@@ -44,6 +44,7 @@ const LIBC_SYMBOLS = {
     result: "i32",
   },
   readlink: { parameters: ["buffer", "buffer", "usize"], result: "isize" },
+  realpath: { parameters: ["buffer", "buffer"], result: "pointer" },
 } as const;
 
 const LIBCAP_SYMBOLS = {
@@ -402,6 +403,23 @@ export function readLinkViaLibc(path: string): string {
   const n = Number(openLibc().readlink(cString(path), buf, BigInt(buf.length)));
   check(`readlink(${path})`, n);
   return new TextDecoder().decode(buf.subarray(0, n));
+}
+
+/**
+ * The canonical path of `path` (every link resolved) through libc's
+ * realpath(3), without Deno's read permission; `undefined` when it cannot be
+ * resolved (it does not exist, or a directory on the way cannot be searched).
+ *
+ * @example
+ * ```ts ignore
+ * realPathViaLibc("/bin/sh"); // "/usr/bin/dash" on Debian
+ * ```
+ */
+export function realPathViaLibc(path: string): string | undefined {
+  const buf = new Uint8Array(4096);
+  if (openLibc().realpath(cString(path), buf) === null) return undefined;
+  const end = buf.indexOf(0);
+  return new TextDecoder().decode(buf.subarray(0, end < 0 ? buf.length : end));
 }
 
 /**

@@ -20,6 +20,7 @@ import {
   openLibc,
   readFileViaLibc,
   readLinkViaLibc,
+  realPathViaLibc,
   setPipeSize,
 } from "../caps/_ffi.ts";
 import { PERMISSION_KINDS, type PermissionsSetting } from "../core/config.ts";
@@ -49,11 +50,18 @@ export function writePathAboveCode(
   writes: readonly string[],
   roots: readonly string[],
 ): { write: string; root: string } | undefined {
+  // As written and as resolved: a link on either way names the same place
+  // (stage 1 may not read the write paths through Deno).
+  const real = (path: string) => realPathViaLibc(path) ?? path;
   for (const write of writes) {
-    const base = write.replace(/\/+$/, "");
-    for (const root of roots) {
-      if (root.startsWith(`${base}/`) && root !== `${base}/`) {
-        return { write, root };
+    for (const base of new Set([write, real(write)])) {
+      const dir = base.replace(/\/+$/, "");
+      for (const root of roots) {
+        for (const r of new Set([root, real(root)])) {
+          if (r.startsWith(`${dir}/`) && r !== `${dir}/`) {
+            return { write, root };
+          }
+        }
       }
     }
   }
