@@ -199,21 +199,6 @@ async function rootLoadProblem(): Promise<string | undefined> {
     const problem = pathProblem(file);
     if (problem) return `refusing to load "${file}": ${problem}`;
   }
-  // A deno.json that is not a workspace root lets Deno read one above it as
-  // the root (its imports then apply), even a file a daemon could create.
-  for (const config of configs) {
-    if (!config.endsWith(".json") && !config.endsWith(".jsonc")) continue;
-    if (/"workspace"\s*:/.test(Deno.readTextFileSync(config))) continue;
-    const dir = config.slice(0, config.lastIndexOf("/")) || "/";
-    for (const above of upwards(dir).slice(1)) {
-      for (const name of ["deno.json", "deno.jsonc", "package.json"]) {
-        const path = `${above === "/" ? "" : above}/${name}`;
-        if (exists(path)) {
-          return `refusing to load privsep through "${config}": it has no "workspace" key, and Deno would read "${path}" above it as the workspace root; add "workspace": [] to it`;
-        }
-      }
-    }
-  }
   // The configuration is root's now, so are the imports it maps.
   const { untrustedReason, assertTrustedTree, UntrustedPathError } =
     await import("../core/trust.ts");
@@ -251,6 +236,23 @@ async function rootLoadProblem(): Promise<string | undefined> {
     } catch (error) {
       if (error instanceof UntrustedPathError) return error.message;
       throw error;
+    }
+  }
+  // Every file above is root's now: the check of the workspace key too.
+  const { isWorkspaceRoot } = await import("../core/_launcher_check.ts");
+  // A deno.json that is not a workspace root lets Deno read one above it as
+  // the root (its imports then apply), even a file a daemon could create.
+  for (const config of configs) {
+    if (!config.endsWith(".json") && !config.endsWith(".jsonc")) continue;
+    if (isWorkspaceRoot(Deno.readTextFileSync(config))) continue;
+    const dir = config.slice(0, config.lastIndexOf("/")) || "/";
+    for (const above of upwards(dir).slice(1)) {
+      for (const name of ["deno.json", "deno.jsonc", "package.json"]) {
+        const path = `${above === "/" ? "" : above}/${name}`;
+        if (exists(path)) {
+          return `refusing to load privsep through "${config}": it has no "workspace" key, and Deno would read "${path}" above it as the workspace root; add "workspace": [] to it`;
+        }
+      }
     }
   }
   return undefined;

@@ -103,25 +103,63 @@ export const FILES_CHECK_SH: string = `privsep_check_files() {
 `;
 
 /**
- * Whether a deno.json's text makes it a workspace root (a `"workspace"`
- * key; `"workspace": []` for an application of one folder). Deno looks no
- * further up from a workspace root; from any other deno.json it reads a
- * deno.json or package.json in a directory above that names it as a member,
- * whose import map then applies to everything root loads (found by a
+ * Whether a deno.json's text makes it a workspace root: a top-level
+ * `"workspace"` key (`"workspace": []` for an application of one folder),
+ * read as Deno reads the file (JSONC: comments and trailing commas). Deno
+ * looks no further up from a workspace root; from any other deno.json it
+ * reads a deno.json or package.json in a directory above that names it as a
+ * member, whose import map then applies to everything root loads (found by a
  * review: a daemon that could create files in a directory above the
- * application planted one there). The launcher's `grep` tells the same.
+ * application planted one there). Text that does not parse is none.
  */
 export function isWorkspaceRoot(text: string): boolean {
-  return /"workspace"\s*:/.test(text);
+  let value: unknown;
+  try {
+    value = JSON.parse(plainJson(text));
+  } catch {
+    return false;
+  }
+  return typeof value === "object" && value !== null &&
+    !Array.isArray(value) && Object.hasOwn(value, "workspace");
+}
+
+/** JSONC as JSON: comments and trailing commas out, strings kept. */
+function plainJson(text: string): string {
+  let out = "";
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (c === '"') {
+      let j = i + 1;
+      while (j < text.length && text[j] !== '"') j += text[j] === "\\" ? 2 : 1;
+      out += text.slice(i, j + 1);
+      i = j;
+    } else if (c === "/" && text[i + 1] === "/") {
+      while (i < text.length && text[i] !== "\n") i++;
+      out += "\n";
+    } else if (c === "/" && text[i + 1] === "*") {
+      const end = text.indexOf("*/", i + 2);
+      i = end < 0 ? text.length : end + 1;
+      out += " ";
+    } else if (c === ",") {
+      const rest =
+        /^(\s|\/\/[^\n]*\n|\/\*[^]*?\*\/)*/.exec(text.slice(i + 1))![0];
+      const next = text[i + 1 + rest.length];
+      if (next !== "}" && next !== "]") out += c;
+    } else out += c;
+  }
+  return out;
 }
 
 /**
- * `privsep_check_workspace CONFIG` succeeds when the deno.json CONFIG is a
- * workspace root ({@linkcode isWorkspaceRoot}), and otherwise says on stderr
- * what to add and returns 1.
+ * `privsep_check_workspace CONFIG` succeeds when the deno.json CONFIG has a
+ * line that starts a top-level `"workspace"` key as install and `deno fmt`
+ * write one (two spaces, or `{`, then the key): a guard against a deno.json
+ * changed after install, which checked it with {@linkcode isWorkspaceRoot},
+ * as stage 1 does again. Otherwise it says on stderr what to add and
+ * returns 1.
  */
 export const WORKSPACE_CHECK_SH: string = `privsep_check_workspace() {
-  /usr/bin/grep -Eq '"workspace"[[:space:]]*:' -- "$1" && return 0
+  /usr/bin/grep -Eq '^(  |[{][[:space:]]*)"workspace"[[:space:]]*:' -- "$1" && return 0
   echo "privsep: refusing to start the daemon: $1 has no \\"workspace\\" key; Deno would then read a deno.json or package.json in a directory above it as a workspace root, whose imports apply to what root loads. Add \\"workspace\\": [] to it (privsep install --vendor-dir does)" >&2
   return 1
 }

@@ -113,9 +113,18 @@ Deno.test('privsep_check_workspace and isWorkspaceRoot() accept a deno.json with
     for (
       const [text, root] of [
         ['{ "workspace": [] }', true],
-        ['{\n  "imports": {},\n  "workspace" : ["./a"]\n}', true],
+        ['{\n  "imports": {},\n  "workspace" : ["./a"],\n}', true],
+        ['{\n  // the application\n  "workspace": []\n}', true],
         ['{ "imports": {} }', false],
         ['{ "workspaces": ["a"] }', false],
+        // A review: a task named workspace, a comment, a string.
+        [
+          '{\n  "tasks": {\n    "workspace": "deno task -r check"\n  }\n}',
+          false,
+        ],
+        ['{ "tasks": { "workspace": "deno task -r check" } }', false],
+        ['{\n  // add "workspace": [] one day\n  "imports": {}\n}', false],
+        ['{\n  "imports": { "a": "\\"workspace\\":" }\n}', false],
       ] as const
     ) {
       const file = `${dir}/deno.json`;

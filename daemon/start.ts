@@ -31,7 +31,7 @@ import { resolveSettings } from "../core/settings.ts";
 import { type Preflight, StartError } from "./preflight.ts";
 import { onlyWritable, protectTrustedPaths } from "./_readonly.ts";
 import { confineFor } from "./_confine.ts";
-import { landlockAbi } from "../caps/_landlock.ts";
+import { landlockAbi, missingWritePathDirectory } from "../caps/_landlock.ts";
 
 /** CAP_SYS_ADMIN: a daemon that keeps it could undo any mount. */
 const CAP_SYS_ADMIN = 21;
@@ -54,7 +54,14 @@ export function writePathAboveCode(
   // (stage 1 may not read the write paths through Deno).
   const real = (path: string) => realPathViaLibc(path) ?? path;
   for (const write of writes) {
-    for (const base of new Set([write, real(write)])) {
+    // A path that does not exist yet gets its directory's rule and mount
+    // (missingWritePathDirectory()): that directory is what the daemon may
+    // write (found by a review).
+    const resolved = realPathViaLibc(write);
+    const places = resolved === undefined
+      ? [missingWritePathDirectory(write)]
+      : [write, resolved];
+    for (const base of new Set([...places, ...places.map(real)])) {
       const dir = base.replace(/\/+$/, "");
       for (const root of roots) {
         for (const r of new Set([root, real(root)])) {

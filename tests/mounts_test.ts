@@ -264,27 +264,32 @@ Deno.test(
     // package.json or node_modules there, where Deno looks on its way up
     // from what the next root first stage loads.
     const above = ROOT.slice(0, ROOT.lastIndexOf("/")) || "/";
-    const config = await writeConfig(dir, {
-      e2e: {
-        user: "root",
-        capabilities: [],
-        permissions: { write: [above] },
-      },
-    });
-    init({ configFiles: [config] });
+    // Also a write path not made yet beside the code: its rule and its
+    // mount go to its directory (a seventh review).
+    const notYet = `${above}/privsep-not-yet-${crypto.randomUUID()}`;
     try {
-      await assert.rejects(
-        testCtx.start(),
-        (error: Error) => {
-          assert.match(
-            `${error.message} ${(error.cause as Error)?.message}`,
-            new RegExp(
-              `the write path ${above} holds ${ROOT}, which the root first stage loads code from`,
-            ),
-          );
-          return true;
-        },
-      );
+      for (const write of [above, notYet]) {
+        const config = await writeConfig(dir, {
+          e2e: {
+            user: "root",
+            capabilities: [],
+            permissions: { write: [write] },
+          },
+        });
+        init({ configFiles: [config] });
+        await assert.rejects(
+          testCtx.start(),
+          (error: Error) => {
+            assert.match(
+              `${error.message} ${(error.cause as Error)?.message}`,
+              new RegExp(
+                `the write path ${write} holds ${ROOT}, which the root first stage loads code from`,
+              ),
+            );
+            return true;
+          },
+        );
+      }
     } finally {
       await testCtx.stop();
       await Deno.remove(dir, { recursive: true });
