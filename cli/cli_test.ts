@@ -424,3 +424,33 @@ Deno.test("wait", async () => {
     await Deno.remove(base, { recursive: true });
   }
 });
+
+Deno.test("privsep inspect warns about a write path above the code of a uid-0 context, which stage 1 refuses", async () => {
+  await Deno.mkdir("/var/lib/privsep-tests", { recursive: true, mode: 0o755 });
+  const config = `/var/lib/privsep-tests/above-${crypto.randomUUID()}.toml`;
+  const root = new URL("../", import.meta.url).pathname.replace(/\/$/, "");
+  const above = root.slice(0, root.lastIndexOf("/")) || "/";
+  try {
+    for (const [write, warned] of [[above, true], [`${root}/x`, false]]) {
+      await Deno.writeTextFile(
+        config,
+        `[e2e]\nuser = "root"\ncapabilities = []\n[e2e.permissions]\nwrite = [${
+          JSON.stringify(write)
+        }]\n`,
+      );
+      const [ctx] = JSON.parse(
+        (await cli("inspect", "--json", `--config-file=${config}`, FIXTURE))
+          .stdout,
+      );
+      assert.equal(
+        ctx.warnings.some((w: string) =>
+          w.startsWith(`the write path ${write} holds ${root}`)
+        ),
+        warned,
+        JSON.stringify(ctx.warnings),
+      );
+    }
+  } finally {
+    await Deno.remove(config);
+  }
+});

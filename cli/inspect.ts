@@ -1,6 +1,8 @@
 // privsep inspect <module…>: every context and entrypoint an application
 // defines, with what each may do, and the ones that look too broad.
+import { dirname } from "node:path";
 import { fileURLToPath } from "node:url";
+import { DAC_CAPS, writePathAboveCode } from "../core/_write_above.ts";
 import { capabilityName } from "../caps/table.ts";
 import { moduleFiles } from "../core/_modules.ts";
 import { entrypointsOf, registry } from "../core/_registry.ts";
@@ -151,6 +153,23 @@ export function inventory(contexts: readonly PrivContext[]): ContextReport[] {
         }
       }
       warnings.push(...redirectablePathWarnings(s.permissions));
+      // What stage 1 refuses (daemon/start.ts), said before any start.
+      let spec: ReturnType<PrivContext["commandSpec"]> | undefined;
+      try {
+        spec = ctx.commandSpec();
+      } catch { /* no daemon command here: doctor says why */ }
+      const above = spec && s.permissions.write && s.confinement !== "off" &&
+        (s.user === "root" || s.user === "0" ||
+          s.capabilities.some((c) => DAC_CAPS.includes(c))) &&
+        writePathAboveCode(s.permissions.write, [
+          ...spec.codeRoots,
+          ...(spec.denoConfig ? [dirname(spec.denoConfig)] : []),
+        ]);
+      if (above) {
+        warnings.push(
+          `the write path ${above.write} holds ${above.root}, which the root first stage loads code from: the daemon refuses to start (it could put a deno.json or node_modules there); narrow permissions.write`,
+        );
+      }
     }
     if (!s.verify) {
       warnings.push(

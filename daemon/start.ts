@@ -20,7 +20,6 @@ import {
   openLibc,
   readFileViaLibc,
   readLinkViaLibc,
-  realPathViaLibc,
   setPipeSize,
 } from "../caps/_ffi.ts";
 import { PERMISSION_KINDS, type PermissionsSetting } from "../core/config.ts";
@@ -31,50 +30,11 @@ import { resolveSettings } from "../core/settings.ts";
 import { type Preflight, StartError } from "./preflight.ts";
 import { onlyWritable, protectTrustedPaths } from "./_readonly.ts";
 import { confineFor } from "./_confine.ts";
-import { landlockAbi, missingWritePathDirectory } from "../caps/_landlock.ts";
+import { landlockAbi } from "../caps/_landlock.ts";
+import { DAC_CAPS, writePathAboveCode } from "../core/_write_above.ts";
 
 /** CAP_SYS_ADMIN: a daemon that keeps it could undo any mount. */
 const CAP_SYS_ADMIN = 21;
-/** CAP_CHOWN, CAP_DAC_OVERRIDE, CAP_FOWNER: past a root-owned directory's mode. */
-const DAC_CAPS = [0, 1, 3];
-
-/**
- * The write path of `writes` that lies above one of `roots` (the code roots
- * and the deno.json's directory), with that root, or `undefined`. A daemon
- * that may create files in such a directory (uid 0, or a capability past a
- * root-owned directory's mode) could put a deno.json, package.json or
- * node_modules beside the application, where Deno looks on its way up from
- * what the next first stage loads (found by a review).
- */
-export function writePathAboveCode(
-  writes: readonly string[],
-  roots: readonly string[],
-): { write: string; root: string } | undefined {
-  // As written and as resolved: a link on either way names the same place
-  // (stage 1 may not read the write paths through Deno).
-  const real = (path: string) => realPathViaLibc(path) ?? path;
-  for (const write of writes) {
-    // A path that does not exist yet gets its directory's rule and mount
-    // (missingWritePathDirectory()): that directory is what the daemon may
-    // write (found by a review).
-    const resolved = realPathViaLibc(write);
-    const places = resolved === undefined
-      ? [missingWritePathDirectory(write)]
-      : [write, resolved];
-    for (const base of new Set([...places, ...places.map(real)])) {
-      const dir = base.replace(/\/+$/, "");
-      for (const root of roots) {
-        for (const r of new Set([root, real(root)])) {
-          if (r.startsWith(`${dir}/`) && r !== `${dir}/`) {
-            return { write, root };
-          }
-        }
-      }
-    }
-  }
-  return undefined;
-}
-
 /**
  * The process that asked for this daemon, as the kernel knows it: the parent,
  * past sudo's own processes. Its pid and real uid go into audit records.

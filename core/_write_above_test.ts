@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { writePathAboveCode } from "./start.ts";
+import { writePathAboveCode } from "./_write_above.ts";
 
 Deno.test("writePathAboveCode() finds a write path above a code root: as written, through a link, or as the directory of a path not made yet", async () => {
   const dir = await Deno.makeTempDir({ prefix: "privsep_above_" });
