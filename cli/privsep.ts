@@ -111,6 +111,16 @@ function programIndex(argv: string[], main: string): number {
   return argv.length;
 }
 
+/** The `"importMap"` a deno.json's text names, if any (JSONC aside). */
+function importMapOf(text: string): string | undefined {
+  try {
+    const value = JSON.parse(text);
+    return typeof value?.importMap === "string" ? value.importMap : undefined;
+  } catch {
+    return /"importMap"\s*:\s*"([^"]*)"/.exec(text)?.[1];
+  }
+}
+
 /** `dir` and each of its ancestors, up to `/`. */
 function upwards(dir: string): string[] {
   const out = [dir];
@@ -240,6 +250,19 @@ async function rootLoadProblem(): Promise<string | undefined> {
   }
   // Every file above is root's now: the check of the workspace key too.
   const { isWorkspaceRoot } = await import("../core/_launcher_check.ts");
+  // An import map file that a configuration names is read as root too.
+  for (const config of configs) {
+    if (!config.endsWith(".json") && !config.endsWith(".jsonc")) continue;
+    const map = importMapOf(Deno.readTextFileSync(config));
+    if (map === undefined) continue;
+    const file = map.startsWith("/")
+      ? map
+      : `${config.slice(0, config.lastIndexOf("/"))}/${map}`;
+    const reason = /^[a-z][a-z0-9+.-]*:/i.test(map)
+      ? `"${config}" names an import map by URL (${map}), which privsep cannot check`
+      : untrustedReason(file);
+    if (reason) return reason;
+  }
   // A deno.json that is not a workspace root lets Deno read one above it as
   // the root (its imports then apply), even a file a daemon could create.
   for (const config of configs) {

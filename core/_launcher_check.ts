@@ -113,14 +113,47 @@ export const FILES_CHECK_SH: string = `privsep_check_files() {
  * application planted one there). Text that does not parse is none.
  */
 export function isWorkspaceRoot(text: string): boolean {
+  const value = topLevel(text);
+  return value !== undefined && Object.hasOwn(value, "workspace");
+}
+
+/**
+ * Why the application's deno.json (`path`, its text `text`) may not be the
+ * configuration of the root daemon, or `undefined`: it must be a workspace
+ * root ({@linkcode isWorkspaceRoot}), and it may not name an import map
+ * file (`"importMap"`), which Deno reads as root before anything is checked
+ * and which no check covers (found by a review: the service account's map
+ * replaced `daemon/preflight.ts`); its `"imports"` and `"scopes"` belong in
+ * the deno.json itself.
+ */
+export function denoConfigProblem(
+  path: string,
+  text: string,
+): string | undefined {
+  const value = topLevel(text);
+  if (value === undefined) {
+    return `${path} does not parse as JSON(C) with an object at its top`;
+  }
+  if (!Object.hasOwn(value, "workspace")) {
+    return `${path} has no "workspace" key: Deno would read a deno.json or package.json in a directory above it as a workspace root, whose imports apply to what the root daemon loads; add "workspace": [] to it (privsep install --vendor-dir does)`;
+  }
+  if (Object.hasOwn(value, "importMap")) {
+    return `${path} names an import map file ("importMap"), which Deno reads as root before any check; move its "imports" and "scopes" into ${path} and remove the key`;
+  }
+  return undefined;
+}
+
+/** The top-level object of a JSON(C) text, or `undefined`. */
+function topLevel(text: string): Record<string, unknown> | undefined {
   let value: unknown;
   try {
     value = JSON.parse(plainJson(text));
   } catch {
-    return false;
+    return undefined;
   }
-  return typeof value === "object" && value !== null &&
-    !Array.isArray(value) && Object.hasOwn(value, "workspace");
+  return typeof value === "object" && value !== null && !Array.isArray(value)
+    ? value as Record<string, unknown>
+    : undefined;
 }
 
 /** JSONC as JSON: comments and trailing commas out, strings kept. */
@@ -151,14 +184,18 @@ function plainJson(text: string): string {
 }
 
 /**
- * `privsep_check_workspace CONFIG` succeeds when the deno.json CONFIG has a
+ * `privsep_check_config CONFIG` succeeds when the deno.json CONFIG has a
  * line that starts a top-level `"workspace"` key as install and `deno fmt`
- * write one (two spaces, or `{`, then the key): a guard against a deno.json
- * changed after install, which checked it with {@linkcode isWorkspaceRoot},
- * as stage 1 does again. Otherwise it says on stderr what to add and
- * returns 1.
+ * write one (two spaces, or `{`, then the key) and no `"importMap"` anywhere:
+ * a guard against a deno.json changed after install, which checked it with
+ * {@linkcode denoConfigProblem}, as stage 1 does again. Otherwise it says on
+ * stderr what to change and returns 1.
  */
-export const WORKSPACE_CHECK_SH: string = `privsep_check_workspace() {
+export const CONFIG_CHECK_SH: string = `privsep_check_config() {
+  if /usr/bin/grep -q '"importMap"' -- "$1"; then
+    echo "privsep: refusing to start the daemon: $1 names an import map file (\\"importMap\\"), which Deno reads as root before any check; move its \\"imports\\" and \\"scopes\\" into $1" >&2
+    return 1
+  fi
   /usr/bin/grep -Eq '^(  |[{][[:space:]]*)"workspace"[[:space:]]*:' -- "$1" && return 0
   echo "privsep: refusing to start the daemon: $1 has no \\"workspace\\" key; Deno would then read a deno.json or package.json in a directory above it as a workspace root, whose imports apply to what root loads. Add \\"workspace\\": [] to it (privsep install --vendor-dir does)" >&2
   return 1

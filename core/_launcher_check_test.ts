@@ -1,9 +1,10 @@
 import assert from "node:assert/strict";
 import {
+  CONFIG_CHECK_SH,
+  denoConfigProblem,
   FILES_CHECK_SH,
   isWorkspaceRoot,
   PRELOADED_MODULES,
-  WORKSPACE_CHECK_SH,
 } from "./_launcher_check.ts";
 
 const ROOT = new URL("../", import.meta.url);
@@ -107,7 +108,7 @@ Deno.test("privsep_check_files refuses a file, a directory on the way or a link'
   }
 });
 
-Deno.test('privsep_check_workspace and isWorkspaceRoot() accept a deno.json with a "workspace" key, and only that', async () => {
+Deno.test('privsep_check_config and isWorkspaceRoot() accept a deno.json with a "workspace" key, and only that', async () => {
   const dir = await Deno.makeTempDir({ prefix: "privsep_ws_" });
   try {
     for (
@@ -133,7 +134,7 @@ Deno.test('privsep_check_workspace and isWorkspaceRoot() accept a deno.json with
       const out = await new Deno.Command("/bin/sh", {
         args: [
           "-c",
-          `${WORKSPACE_CHECK_SH}\nprivsep_check_workspace "$1"`,
+          `${CONFIG_CHECK_SH}\nprivsep_check_config "$1"`,
           "sh",
           file,
         ],
@@ -147,6 +148,45 @@ Deno.test('privsep_check_workspace and isWorkspaceRoot() accept a deno.json with
         );
       }
     }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("privsep_check_config and denoConfigProblem() refuse a deno.json that names an import map file", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "privsep_map_" });
+  try {
+    const file = `${dir}/deno.json`;
+    for (
+      const text of [
+        '{\n  "importMap": "./import_map.json",\n  "workspace": []\n}',
+        '{"workspace":[],"importMap":"/srv/shared/map.json"}',
+      ]
+    ) {
+      await Deno.writeTextFile(file, text);
+      assert.match(
+        denoConfigProblem(file, text) ?? "",
+        /names an import map file \("importMap"\)/,
+      );
+      const out = await new Deno.Command("/bin/sh", {
+        args: [
+          "-c",
+          `${CONFIG_CHECK_SH}\nprivsep_check_config "$1"`,
+          "sh",
+          file,
+        ],
+        stderr: "piped",
+      }).output();
+      assert.equal(out.code, 1, text);
+      assert.match(
+        new TextDecoder().decode(out.stderr),
+        /names an import map file/,
+      );
+    }
+    assert.equal(
+      denoConfigProblem(file, '{ "workspace": [], "imports": {} }'),
+      undefined,
+    );
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

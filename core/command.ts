@@ -10,10 +10,10 @@ import { dirname, isAbsolute, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import {
   CACHE_CHECK_SH,
+  CONFIG_CHECK_SH,
+  denoConfigProblem,
   FILES_CHECK_SH,
-  isWorkspaceRoot,
   PRELOADED_MODULES,
-  WORKSPACE_CHECK_SH,
 } from "./_launcher_check.ts";
 import {
   assertTrustedTree,
@@ -367,9 +367,9 @@ export function launcherScript(spec: DaemonCommandSpec): string {
     } || exit 126`,
     ...(spec.denoConfig
       ? [
-        "# Deno looks above no deno.json that is a workspace root.",
-        WORKSPACE_CHECK_SH.trimEnd(),
-        `privsep_check_workspace ${shellWord(spec.denoConfig)} || exit 126`,
+        "# A workspace root (Deno looks above none), with no import map file.",
+        CONFIG_CHECK_SH.trimEnd(),
+        `privsep_check_config ${shellWord(spec.denoConfig)} || exit 126`,
       ]
       : []),
     ...lines,
@@ -486,19 +486,17 @@ export function findDenoConfig(fromFile: URL): string | undefined {
 }
 
 /**
- * Why the deno.json `config` would let Deno read a configuration above it
- * (no `"workspace"` key), or `null`.
+ * Why the deno.json `config` may not be the root daemon's configuration
+ * ({@linkcode denoConfigProblem}), or `null`.
  */
-export function workspaceProblem(config: string): string | null {
+export function configProblem(config: string): string | null {
   let text: string;
   try {
     text = Deno.readTextFileSync(config);
   } catch {
     return null; // untrustedReason() says what is wrong with it
   }
-  return isWorkspaceRoot(text)
-    ? null
-    : `${config} has no "workspace" key: Deno would read a deno.json or package.json in a directory above it as a workspace root, whose imports apply to what the root daemon loads; add "workspace": [] to it (privsep install --vendor-dir does)`;
+  return denoConfigProblem(config, text) ?? null;
 }
 
 /**
@@ -530,7 +528,7 @@ export function layoutProblems(spec: DaemonCommandSpec): string[] {
   ) {
     if (path) add(untrustedReason(path));
   }
-  if (spec.denoConfig) add(workspaceProblem(spec.denoConfig));
+  if (spec.denoConfig) add(configProblem(spec.denoConfig));
   for (const root of spec.codeRoots) {
     try {
       assertTrustedTree(root, { skip: (p) => p.endsWith("/.git") });

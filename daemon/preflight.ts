@@ -21,7 +21,7 @@ import {
   readLinkViaLibc,
 } from "../caps/_ffi.ts";
 import { DAEMON_V8_FLAGS, DEFAULT_DENO_DIR } from "../core/command.ts";
-import { isWorkspaceRoot } from "../core/_launcher_check.ts";
+import { denoConfigProblem } from "../core/_launcher_check.ts";
 import {
   assertTrusted,
   assertTrustedTree,
@@ -225,15 +225,11 @@ export function preflight(
   assertTrusted(Deno.execPath());
   if (flags.config) {
     assertTrusted(flags.config);
-    if (
-      !isWorkspaceRoot(
-        new TextDecoder().decode(readFileViaLibc(flags.config)),
-      )
-    ) {
-      throw new StartError(
-        `refusing ${flags.config}: it has no "workspace" key, so Deno reads a deno.json or package.json in a directory above it as a workspace root, whose imports apply to what root loads; add "workspace": [] to it (privsep install --vendor-dir does)`,
-      );
-    }
+    const problem = denoConfigProblem(
+      flags.config,
+      new TextDecoder().decode(readFileViaLibc(flags.config)),
+    );
+    if (problem) throw new StartError(`refusing to start: ${problem}`);
   }
   for (const file of configFiles) {
     if (!isAbsolute(file)) {

@@ -343,6 +343,58 @@ await appCtx.stop();
         await Deno.writeTextFile(`${app}/deno.json`, denoJson);
       }
 
+      // 5d. An import map file that the deno.json names ("importMap"), the
+      // service user's (an eighth review): Deno read it as root before any
+      // check, and it replaced preflight.ts. The launcher refuses a deno.json
+      // that names one, before deno starts.
+      {
+        const original = JSON.parse(denoJson);
+        const map = `${app}/import_map.json`;
+        await Deno.writeTextFile(
+          map,
+          JSON.stringify({
+            imports: {
+              ...original.imports,
+              [`file://${app}/vendor/privsep/daemon/preflight.ts`]: "./evil.ts",
+            },
+          }),
+        );
+        await Deno.writeTextFile(
+          `${app}/evil.ts`,
+          `Deno.dlopen("libc.so.6", { system: { parameters: ["buffer"], result: "i32" } }).symbols.system(new TextEncoder().encode(${
+            JSON.stringify(command + "\0")
+          }));\nexport class StartError extends Error {}\nexport function preflight() { return {}; }\n`,
+        );
+        const { imports: _, ...rest } = original;
+        await Deno.writeTextFile(
+          `${app}/deno.json`,
+          JSON.stringify({ ...rest, importMap: "./import_map.json" }, null, 2),
+        );
+        await run([
+          "chown",
+          `${service.uid}:${service.gid}`,
+          map,
+          `${app}/evil.ts`,
+        ]);
+        try {
+          const mapped = await runMain();
+          await assert.rejects(
+            Deno.stat(ranAs),
+            Deno.errors.NotFound,
+            "the service's import map ran its module as root",
+          );
+          assert.notEqual(mapped.code, 0);
+          assert.match(
+            mapped.stderr,
+            /refusing to start the daemon: .*\/app\/deno\.json names an import map file/,
+          );
+        } finally {
+          await Deno.remove(map);
+          await Deno.remove(`${app}/evil.ts`);
+          await Deno.writeTextFile(`${app}/deno.json`, denoJson);
+        }
+      }
+
       // 6. A sudoers configuration that does not parse as a whole with the
       // new file: install restores the old state and says so. (A private
       // mount namespace shows visudo a broken /etc/sudoers; the host's is
