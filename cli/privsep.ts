@@ -249,7 +249,19 @@ async function rootLoadProblem(): Promise<string | undefined> {
     }
   }
   // Every file above is root's now: the check of the workspace key too.
-  const { isWorkspaceRoot } = await import("../core/_launcher_check.ts");
+  const { aboveProblem, dirsAbove, isWorkspaceRoot } = await import(
+    "../core/_launcher_check.ts"
+  );
+  // Nothing above the configuration and privsep's files that Deno reads on
+  // its way up (a package.json's alias redirected an npm import).
+  const tops = configs.map((c) => c.slice(0, c.lastIndexOf("/")) || "/");
+  if (local) {
+    tops.push(
+      decodeURIComponent(new URL("../", self).pathname).replace(/\/$/, ""),
+    );
+  }
+  const above = aboveProblem(dirsAbove(tops), exists);
+  if (above) return `refusing to load privsep: ${above}`;
   // An import map file that a configuration names is read as root too.
   for (const config of configs) {
     if (!config.endsWith(".json") && !config.endsWith(".jsonc")) continue;

@@ -186,12 +186,17 @@ function plainJson(text: string): string {
 /**
  * `privsep_check_config CONFIG` succeeds when the deno.json CONFIG has a
  * line that starts a top-level `"workspace"` key as install and `deno fmt`
- * write one (two spaces, or `{`, then the key) and no `"importMap"` anywhere:
+ * write one (two spaces, or `{`, then the key), no `"importMap"` anywhere and no
+ * `\\u` escape (a review spelled `"import\\u004dap"`, which Deno decodes):
  * a guard against a deno.json changed after install, which checked it with
  * {@linkcode denoConfigProblem}, as stage 1 does again. Otherwise it says on
  * stderr what to change and returns 1.
  */
 export const CONFIG_CHECK_SH: string = `privsep_check_config() {
+  if /usr/bin/grep -q '\\\\u' -- "$1"; then
+    echo "privsep: refusing to start the daemon: $1 holds a \\\\u escape, which could spell a key this check looks for; write the characters themselves" >&2
+    return 1
+  fi
   if /usr/bin/grep -q '"importMap"' -- "$1"; then
     echo "privsep: refusing to start the daemon: $1 names an import map file (\\"importMap\\"), which Deno reads as root before any check; move its \\"imports\\" and \\"scopes\\" into $1" >&2
     return 1
@@ -199,5 +204,87 @@ export const CONFIG_CHECK_SH: string = `privsep_check_config() {
   /usr/bin/grep -Eq '^(  |[{][[:space:]]*)"workspace"[[:space:]]*:' -- "$1" && return 0
   echo "privsep: refusing to start the daemon: $1 has no \\"workspace\\" key; Deno would then read a deno.json or package.json in a directory above it as a workspace root, whose imports apply to what root loads. Add \\"workspace\\": [] to it (privsep install --vendor-dir does)" >&2
   return 1
+}
+`;
+
+/**
+ * What Deno reads in a directory on its way up from the code: configuration
+ * and npm resolution (a package.json's dependencies, aliases included, and
+ * node_modules, in every directory above the importing file, past the
+ * workspace root).
+ */
+export const ABOVE_NAMES: readonly string[] = [
+  "package.json",
+  "deno.json",
+  "deno.jsonc",
+  "node_modules",
+];
+
+/**
+ * The directories above `roots` (the code roots and the deno.json's
+ * directory), nearest first: each strict ancestor of a root that no other
+ * root holds. The daemon's read-only mounts cover the roots, not these; a
+ * daemon of uid 0 with unscoped writes may create files in them (a review
+ * had one plant a package.json whose alias sent stage 1's own npm import
+ * to its code).
+ *
+ * @example
+ * ```ts ignore
+ * dirsAbove(["/opt/app", "/opt/app/vendor/privsep"]); // ["/opt", "/"]
+ * ```
+ */
+export function dirsAbove(roots: readonly string[]): string[] {
+  const clean = roots.map((r) => r.replace(/\/+$/, "") || "/");
+  const outer = clean.filter((r) =>
+    !clean.some((o) => o !== r && (o === "/" || r.startsWith(`${o}/`)))
+  );
+  const out: string[] = [];
+  for (const root of outer) {
+    let dir = root;
+    while (dir !== "/") {
+      dir = dir.slice(0, dir.lastIndexOf("/")) || "/";
+      if (!out.includes(dir)) out.push(dir);
+    }
+  }
+  return out;
+}
+
+/**
+ * Why what is in `dirs` ({@linkcode dirsAbove}) may not be there, or
+ * `undefined`: none of {@linkcode ABOVE_NAMES} may exist in any of them.
+ * `exists` tells whether a path exists (a link counts).
+ */
+export function aboveProblem(
+  dirs: readonly string[],
+  exists: (path: string) => boolean,
+): string | undefined {
+  for (const dir of dirs) {
+    for (const name of ABOVE_NAMES) {
+      const path = `${dir === "/" ? "" : dir}/${name}`;
+      if (exists(path)) {
+        return `${path} is above the application's code: Deno reads it on its way up (configuration, npm resolution, package.json aliases included) as root at the next start, and a daemon that may write there could have put it there; remove it, or install the application below a directory without it`;
+      }
+    }
+  }
+  return undefined;
+}
+
+/**
+ * `privsep_check_above DIR...` succeeds when no DIR holds any of
+ * {@linkcode ABOVE_NAMES} (shell tests only, no program), and otherwise
+ * says on stderr which path and returns 1: the launcher's copy of
+ * {@linkcode aboveProblem}, on {@linkcode dirsAbove} of the code.
+ */
+export const ABOVE_CHECK_SH: string = `privsep_check_above() {
+  for _pa_d; do
+    [ "$_pa_d" = / ] && _pa_d=
+    for _pa_n in ${ABOVE_NAMES.join(" ")}; do
+      if [ -e "$_pa_d/$_pa_n" ] || [ -L "$_pa_d/$_pa_n" ]; then
+        echo "privsep: refusing to start the daemon: $_pa_d/$_pa_n is above the application's code; Deno reads it on its way up (configuration, npm resolution) as root. Remove it, or install the application below a directory without it" >&2
+        return 1
+      fi
+    done
+  done
+  return 0
 }
 `;

@@ -1,7 +1,10 @@
 import assert from "node:assert/strict";
 import {
+  ABOVE_CHECK_SH,
+  aboveProblem,
   CONFIG_CHECK_SH,
   denoConfigProblem,
+  dirsAbove,
   FILES_CHECK_SH,
   isWorkspaceRoot,
   PRELOADED_MODULES,
@@ -186,6 +189,90 @@ Deno.test("privsep_check_config and denoConfigProblem() refuse a deno.json that 
     assert.equal(
       denoConfigProblem(file, '{ "workspace": [], "imports": {} }'),
       undefined,
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("dirsAbove() lists the directories above the outermost roots, nearest first", () => {
+  assert.deepEqual(dirsAbove(["/opt/app", "/opt/app/vendor/privsep"]), [
+    "/opt",
+    "/",
+  ]);
+  assert.deepEqual(dirsAbove(["/srv/a/b", "/opt/c"]), [
+    "/srv/a",
+    "/srv",
+    "/",
+    "/opt",
+  ]);
+  assert.deepEqual(dirsAbove(["/"]), []);
+});
+
+Deno.test("privsep_check_above and aboveProblem() refuse a package.json, deno.json or node_modules above the code", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "privsep_above_" });
+  try {
+    const dirs = [`${dir}/srv`, dir];
+    await Deno.mkdir(`${dir}/srv/app`, { recursive: true });
+    const check = async () => {
+      const out = await new Deno.Command("/bin/sh", {
+        args: [
+          "-c",
+          `${ABOVE_CHECK_SH}\nprivsep_check_above "$@"`,
+          "sh",
+          ...dirs,
+        ],
+        stderr: "piped",
+      }).output();
+      return { code: out.code, stderr: new TextDecoder().decode(out.stderr) };
+    };
+    const exists = (p: string) => {
+      try {
+        Deno.lstatSync(p);
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    assert.equal((await check()).code, 0);
+    assert.equal(aboveProblem(dirs, exists), undefined);
+    // A review: a package.json whose alias sent stage 1's npm import away.
+    for (const name of ["package.json", "deno.json", "node_modules"]) {
+      const path = `${dir}/srv/${name}`;
+      if (name === "node_modules") await Deno.mkdir(path);
+      else await Deno.writeTextFile(path, "{}");
+      const out = await check();
+      assert.equal(out.code, 1, name);
+      assert.match(out.stderr, new RegExp(`${path} is above the application`));
+      assert.match(aboveProblem(dirs, exists) ?? "", new RegExp(path));
+      await Deno.remove(path);
+    }
+    // A dangling link counts.
+    await Deno.symlink(`${dir}/none`, `${dir}/deno.jsonc`);
+    assert.equal((await check()).code, 1);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("privsep_check_config refuses a \\u escape, which could spell importMap", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "privsep_esc_" });
+  try {
+    const file = `${dir}/deno.json`;
+    await Deno.writeTextFile(
+      file,
+      '{\n  "workspace": [],\n  "import\\u004dap": "./map.json"\n}\n',
+    );
+    const out = await new Deno.Command("/bin/sh", {
+      args: ["-c", `${CONFIG_CHECK_SH}\nprivsep_check_config "$1"`, "sh", file],
+      stderr: "piped",
+    }).output();
+    assert.equal(out.code, 1);
+    assert.match(new TextDecoder().decode(out.stderr), /holds a \\u escape/);
+    // The parser sees the key for what it is.
+    assert.match(
+      denoConfigProblem(file, await Deno.readTextFile(file)) ?? "",
+      /names an import map file/,
     );
   } finally {
     await Deno.remove(dir, { recursive: true });

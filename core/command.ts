@@ -9,9 +9,12 @@ import { createHash } from "node:crypto";
 import { dirname, isAbsolute, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import {
+  ABOVE_CHECK_SH,
+  aboveProblem,
   CACHE_CHECK_SH,
   CONFIG_CHECK_SH,
   denoConfigProblem,
+  dirsAbove,
   FILES_CHECK_SH,
   PRELOADED_MODULES,
 } from "./_launcher_check.ts";
@@ -372,6 +375,11 @@ export function launcherScript(spec: DaemonCommandSpec): string {
         `privsep_check_config ${shellWord(spec.denoConfig)} || exit 126`,
       ]
       : []),
+    "# Nothing above the code that Deno reads on its way up.",
+    ABOVE_CHECK_SH.trimEnd(),
+    `privsep_check_above ${
+      dirsAbove(codeAndConfig(spec)).map(shellWord).join(" ")
+    } || exit 126`,
     ...lines,
     "",
   ].join("\n");
@@ -485,6 +493,14 @@ export function findDenoConfig(fromFile: URL): string | undefined {
   }
 }
 
+/** The code roots and the deno.json's directory: what dirsAbove() starts from. */
+function codeAndConfig(spec: DaemonCommandSpec): string[] {
+  return [
+    ...spec.codeRoots,
+    ...(spec.denoConfig ? [dirname(spec.denoConfig)] : []),
+  ];
+}
+
 /**
  * Why the deno.json `config` may not be the root daemon's configuration
  * ({@linkcode denoConfigProblem}), or `null`.
@@ -529,6 +545,16 @@ export function layoutProblems(spec: DaemonCommandSpec): string[] {
     if (path) add(untrustedReason(path));
   }
   if (spec.denoConfig) add(configProblem(spec.denoConfig));
+  add(
+    aboveProblem(dirsAbove(codeAndConfig(spec)), (path) => {
+      try {
+        Deno.lstatSync(path);
+        return true;
+      } catch {
+        return false;
+      }
+    }) ?? null,
+  );
   for (const root of spec.codeRoots) {
     try {
       assertTrustedTree(root, { skip: (p) => p.endsWith("/.git") });

@@ -366,7 +366,7 @@ async function shellWords(script: string): Promise<string[]> {
   // As if the caller's umask were 027 (the script passes it on).
   const body = script.replace("#!/bin/sh\n", "#!/bin/sh\numask 0027\n")
     .replace("exec /usr/bin/env -i", "printf '%s\\0'")
-    .replace(/\nprivsep_check_(cache|files|config) [^\n]*\n/g, "\n");
+    .replace(/\nprivsep_check_(cache|files|config|above) [^\n]*\n/g, "\n");
   const out = await new Deno.Command("/bin/sh", {
     args: ["-c", body],
     env: { SUDO_UID: "1000", SUDO_GID: "1001", SUDO_USER: "svc" },
@@ -396,7 +396,12 @@ Deno.test("launcherScript() runs exactly daemonArgv(), in /, with a fixed enviro
   // The deno.json a workspace root, above which Deno reads nothing.
   assert.match(
     script,
-    /\nprivsep_check_config \/opt\/app\/deno\.json \|\| exit 126\nexec \/usr\/bin\/env -i /,
+    /\nprivsep_check_config \/opt\/app\/deno\.json \|\| exit 126\n/,
+  );
+  // Nothing that Deno reads on its way up above the code.
+  assert.match(
+    script,
+    /\nprivsep_check_above \/opt \/ \|\| exit 126\nexec \/usr\/bin\/env -i /,
   );
   // Only the checks' functions have parameters; the script uses none.
   assert.doesNotMatch(

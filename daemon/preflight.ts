@@ -10,7 +10,7 @@
  * @module
  */
 
-import { isAbsolute } from "node:path";
+import { dirname, isAbsolute } from "node:path";
 import {
   check,
   cString,
@@ -21,7 +21,11 @@ import {
   readLinkViaLibc,
 } from "../caps/_ffi.ts";
 import { DAEMON_V8_FLAGS, DEFAULT_DENO_DIR } from "../core/command.ts";
-import { denoConfigProblem } from "../core/_launcher_check.ts";
+import {
+  aboveProblem,
+  denoConfigProblem,
+  dirsAbove,
+} from "../core/_launcher_check.ts";
 import {
   assertTrusted,
   assertTrustedTree,
@@ -258,6 +262,23 @@ export function preflight(
   for (const root of codeRoots) {
     assertTrustedTree(root, { skip: (p) => p.endsWith("/.git") });
   }
+  // Nothing above the code that Deno reads on its way up (before the
+  // dynamic imports that follow resolve npm packages).
+  const above = aboveProblem(
+    dirsAbove([
+      ...codeRoots,
+      ...(flags.config ? [dirname(flags.config)] : []),
+    ]),
+    (path) => {
+      try {
+        lstatViaLibc(path);
+        return true;
+      } catch {
+        return false;
+      }
+    },
+  );
+  if (above) throw new StartError(`refusing to start: ${above}`);
   return {
     config: flags.config,
     codeRoots,
