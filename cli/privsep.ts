@@ -188,19 +188,44 @@ function pathProblem(path: string, links = 0): string | undefined {
  */
 async function rootLoadProblem(): Promise<string | undefined> {
   const argv = Deno.readTextFileSync("/proc/self/cmdline").split("\0");
-  const named = namedConfigs(argv, programIndex(argv, Deno.mainModule));
+  const program = programIndex(argv, Deno.mainModule);
+  const named = namedConfigs(argv, program);
   const self = new URL(import.meta.url);
   const local = self.protocol === "file:";
   const configs = named.files.map((f) =>
     f.startsWith("/") ? f : `${Deno.cwd()}/${f}`
   );
-  if (!named.noConfig && configs.length === 0 && local) {
-    // Deno finds a local program's configuration from its directory up.
-    for (const dir of upwards(decodeURIComponent(self.pathname))) {
+  if (!named.noConfig && configs.length === 0) {
+    // Deno finds a local program's configuration from its directory up, and
+    // a jsr: program's from the current directory up (a tenth review: the
+    // documented `cd /opt/app && deno run -A jsr:…/cli` applied the
+    // directory's deno.json to privsep's own modules); an http(s): one's
+    // from nowhere.
+    const start = local
+      ? decodeURIComponent(self.pathname)
+      : /^(jsr|npm):/.test(argv[program] ?? "")
+      ? Deno.cwd()
+      : undefined;
+    for (const dir of start ? upwards(start) : []) {
       for (const name of ["deno.json", "deno.jsonc", "package.json"]) {
         if (exists(`${dir}/${name}`)) configs.push(`${dir}/${name}`);
       }
     }
+  }
+  // The cache Deno runs the compiled modules from (this one included: what
+  // is checked here holds only for the rest). HOME or DENO_DIR of another
+  // user (sudo -E, su -m) hands them the command (a tenth review).
+  const cache = Deno.env.get("DENO_DIR") ||
+    `${
+      Deno.env.get("XDG_CACHE_HOME") || `${Deno.env.get("HOME")}/.cache`
+    }/deno`;
+  let existing = cache;
+  while (!exists(existing) && existing !== "/") {
+    existing = existing.slice(0, existing.lastIndexOf("/")) || "/";
+  }
+  const cacheProblem = pathProblem(existing);
+  if (cacheProblem) {
+    return `refusing to run with Deno's cache ${cache}: ${cacheProblem}; run the command in root's own environment (sudo -i, su -; not sudo -E or su -m), with HOME and DENO_DIR root's`;
   }
   const trustFile = decodeURIComponent(
     new URL("../core/trust.ts", self).pathname,
