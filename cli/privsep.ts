@@ -219,7 +219,8 @@ async function rootLoadProblem(): Promise<string | undefined> {
     `${
       Deno.env.get("XDG_CACHE_HOME") || `${Deno.env.get("HOME")}/.cache`
     }/deno`;
-  let existing = cache;
+  // Only an absolute one can be judged (no HOME: Deno's own fallback).
+  let existing = cache.startsWith("/") ? cache : "/";
   while (!exists(existing) && existing !== "/") {
     existing = existing.slice(0, existing.lastIndexOf("/")) || "/";
   }
