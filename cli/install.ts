@@ -17,7 +17,7 @@ const USAGE =
   `usage: privsep install --user=<user|%group> [--vendor-dir=<dir>] [--dry-run] [--sudoers-file=<path>] [--config-file=<abs path>]… <module.ts[#context]>…
 
 With --vendor-dir (run it in production as root, from the package itself:
-deno run -A jsr:@privsep/privsep/cli install --vendor-dir=vendor/privsep …),
+deno run -A --no-config jsr:@privsep/privsep/cli install --vendor-dir=vendor/privsep …),
 first copies this version of privsep into <dir> (a previous copy is replaced
 as a whole), points the "@privsep/privsep" imports of the application's
 deno.json (the nearest to the first module) at it, adds privsep's npm

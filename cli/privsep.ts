@@ -5,7 +5,7 @@
  * and writes each context's launcher and the sudoers rules:
  *
  * ```sh
- * deno run -A jsr:@privsep/privsep/cli install --user=app \
+ * deno run -A --no-config jsr:@privsep/privsep/cli install --user=app \
  *   --vendor-dir=/opt/app/vendor/privsep /opt/app/privsep/mod.ts
  * ```
  *
@@ -20,7 +20,7 @@
  * privsep vendor /opt/app/vendor/privsep
  * ```
  *
- * where `privsep` is `deno run -A jsr:@privsep/privsep/cli`, or, once
+ * where `privsep` is `deno run -A --no-config jsr:@privsep/privsep/cli`, or, once
  * vendored, `deno run -A --config=/opt/app/deno.json
  * /opt/app/vendor/privsep/cli/privsep.ts`. See docs/operating.md.
  *
@@ -192,6 +192,16 @@ async function rootLoadProblem(): Promise<string | undefined> {
   const named = namedConfigs(argv, program);
   const self = new URL(import.meta.url);
   const local = self.protocol === "file:";
+  // A jsr: program gets the configuration found from the current directory
+  // up, which can replace this very module before it runs (an eleventh
+  // review): nothing here can check that, so as root it must run without.
+  if (/^(jsr|npm):/.test(argv[program] ?? "") && !named.noConfig) {
+    return `run the ${
+      argv[program]
+    } command with --no-config as root (deno run -A --no-config ${
+      argv[program]
+    } …): without it Deno applies a deno.json found from the current directory up to privsep's modules, this one included, before any check can run`;
+  }
   const configs = named.files.map((f) =>
     f.startsWith("/") ? f : `${Deno.cwd()}/${f}`
   );
@@ -215,12 +225,17 @@ async function rootLoadProblem(): Promise<string | undefined> {
   // The cache Deno runs the compiled modules from (this one included: what
   // is checked here holds only for the rest). HOME or DENO_DIR of another
   // user (sudo -E, su -m) hands them the command (a tenth review).
+  const home = Deno.env.get("HOME");
   const cache = Deno.env.get("DENO_DIR") ||
-    `${
-      Deno.env.get("XDG_CACHE_HOME") || `${Deno.env.get("HOME")}/.cache`
-    }/deno`;
-  // Only an absolute one can be judged (no HOME: Deno's own fallback).
-  let existing = cache.startsWith("/") ? cache : "/";
+    `${Deno.env.get("XDG_CACHE_HOME") || `${home}/.cache`}/deno`;
+  // A relative one is the current directory's (as Deno takes it); without
+  // HOME, Deno's own fallback.
+  let existing = home === undefined && !cache.startsWith("/") &&
+      !Deno.env.get("DENO_DIR") && !Deno.env.get("XDG_CACHE_HOME")
+    ? "/"
+    : cache.startsWith("/")
+    ? cache
+    : `${Deno.cwd()}/${cache}`;
   while (!exists(existing) && existing !== "/") {
     existing = existing.slice(0, existing.lastIndexOf("/")) || "/";
   }

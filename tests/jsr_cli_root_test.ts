@@ -1,9 +1,11 @@
-// The operator CLI run as root from JSR, in the application's directory, as
-// docs/operating.md says (`cd /opt/app && deno run -A jsr:@privsep/privsep/cli
-// install …`). For a jsr: program Deno applies the current directory's
-// deno.json (an http: one's it does not): a tenth review had a developer's
-// deno.json map privsep's own cli/_main.ts to their code, which ran as root.
-// The package is served by a registry of this test's own (JSR_URL).
+// The operator CLI run as root from JSR, in the application's directory
+// (docs/operating.md, step 3). For a jsr: program Deno applies the
+// configuration found from the current directory up (an http: one's it does
+// not): a tenth review had a developer's deno.json map privsep's own
+// cli/_main.ts to their code, which ran as root, and an eleventh mapped the
+// program itself, which no check inside it can see. As root the CLI runs
+// only with --no-config. The package is served by a registry of this test's
+// own (JSR_URL).
 import assert from "node:assert/strict";
 import {
   DENO,
@@ -90,18 +92,22 @@ Deno.test(
       await run(["chown", "-R", `${uid}:${gid}`, app]);
       const cache = `${dir}/cache`;
       await Deno.mkdir(cache, { mode: 0o755 });
-      const out = await run([
-        DENO,
-        "run",
-        "-A",
-        "jsr:@privsep/privsep/cli",
-        "inspect",
-        `${app}/privsep/mod.ts`,
-      ], {
-        allowFail: true,
-        cwd: app,
-        env: { JSR_URL: jsr, DENO_DIR: cache, NO_COLOR: "1" },
-      });
+      const cli = (flags: string[]) =>
+        run([
+          DENO,
+          "run",
+          "-A",
+          ...flags,
+          "jsr:@privsep/privsep/cli",
+          "inspect",
+          `${app}/privsep/mod.ts`,
+        ], {
+          allowFail: true,
+          cwd: app,
+          env: { JSR_URL: jsr, DENO_DIR: cache, NO_COLOR: "1" },
+        });
+      // Without --no-config, as root: refused before privsep's modules.
+      const out = await cli([]);
       await assert.rejects(
         Deno.stat(marker),
         Deno.errors.NotFound,
@@ -110,7 +116,25 @@ Deno.test(
       assert.equal(out.code, 1, out.stdout + out.stderr);
       assert.match(
         out.stderr,
-        /privsep: refusing to load ".*\/app\/deno\.json": .*owned by uid \d+/,
+        /privsep: run the jsr:@privsep\/privsep\/cli command with --no-config as root/,
+      );
+      // An eleventh review: the cwd's deno.json can map the program itself
+      // (its imports, or links to a package of the same name), which no
+      // check inside it can see. With --no-config Deno applies none of it.
+      await Deno.writeTextFile(
+        `${app}/deno.json`,
+        JSON.stringify({
+          imports: {
+            "jsr:@privsep/privsep/cli": "./evil.ts",
+            [`${jsr}@privsep/privsep/0.1.0/cli/_main.ts`]: "./evil.ts",
+          },
+        }),
+      );
+      await cli(["--no-config"]);
+      await assert.rejects(
+        Deno.stat(marker),
+        Deno.errors.NotFound,
+        "the developer's mapping of the program applied with --no-config",
       );
     } finally {
       await server.shutdown();
