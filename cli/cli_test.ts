@@ -431,7 +431,7 @@ Deno.test("privsep inspect warns about a write path above the code of a uid-0 co
   const root = new URL("../", import.meta.url).pathname.replace(/\/$/, "");
   const above = root.slice(0, root.lastIndexOf("/")) || "/";
   try {
-    for (const [write, warned] of [[above, true], [`${root}/x`, false]]) {
+    for (const [write, warned] of [[above, true], [`${root}/tests/x`, false]]) {
       await Deno.writeTextFile(
         config,
         `[e2e]\nuser = "root"\ncapabilities = []\n[e2e.permissions]\nwrite = [${

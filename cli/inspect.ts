@@ -3,6 +3,7 @@
 import { dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 import { DAC_CAPS, writePathAboveCode } from "../core/_write_above.ts";
+import { DEFAULT_DENO_DIR } from "../core/command.ts";
 import { capabilityName } from "../caps/table.ts";
 import { moduleFiles } from "../core/_modules.ts";
 import { entrypointsOf, registry } from "../core/_registry.ts";
@@ -162,12 +163,19 @@ export function inventory(contexts: readonly PrivContext[]): ContextReport[] {
         (s.user === "root" || s.user === "0" ||
           s.capabilities.some((c) => DAC_CAPS.includes(c))) &&
         writePathAboveCode(s.permissions.write, [
+          spec.denoDir ?? DEFAULT_DENO_DIR,
           ...spec.codeRoots,
-          ...(spec.denoConfig ? [dirname(spec.denoConfig)] : []),
+          spec.denoPath,
+          ...(spec.denoConfig
+            ? [spec.denoConfig, dirname(spec.denoConfig)]
+            : []),
+          ...(spec.configFiles ?? []),
+          ...(s.libcap?.startsWith("/") ? [s.libcap] : []),
+          s.launcherDir,
         ]);
       if (above) {
         warnings.push(
-          `the write path ${above.write} holds ${above.root}, which the root first stage loads code from: the daemon refuses to start (it could put a deno.json or node_modules there); narrow permissions.write`,
+          `the write path ${above.write} holds ${above.root}, which the root first stage trusts: the daemon refuses to start (it could put files beside it that Deno reads, or rebuild it); narrow permissions.write`,
         );
       }
     }

@@ -41,7 +41,7 @@ export const CACHE_CHECK_SH: string = `privsep_check_cache() {
   if [ "$_pc_path" = "$_pc_dir" ] && [ -d "$_pc_dir" ]; then
     _pc_bad=$(/usr/bin/find "$_pc_dir" \\( ! -user 0 -o \\( ! -type l -perm /022 \\) \\) -print -quit) || return 1
     if [ -n "$_pc_bad" ]; then
-      echo "privsep: refusing DENO_DIR $_pc_dir: $_pc_bad is not root-owned or is writable by group or others; remove the cache (rm -rf $_pc_dir), the daemon rebuilds it" >&2
+      echo "privsep: refusing DENO_DIR $_pc_dir: $_pc_bad is not root-owned or is writable by group or others; stop the services, remove the cache (rm -rf $_pc_dir), and the daemon rebuilds it" >&2
       return 1
     fi
   fi

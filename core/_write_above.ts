@@ -1,5 +1,5 @@
-// Whether a context's write paths lie above the code the root first stage
-// loads (stage 1 refuses such a context of uid 0 or with DAC capabilities;
+// Whether a context's write paths hold what the root first stage trusts
+// (stage 1 refuses such a context of uid 0 or with DAC capabilities;
 // privsep inspect warns). Private.
 import { realPathViaLibc } from "../caps/_ffi.ts";
 import { missingWritePathDirectory } from "../caps/_landlock.ts";
@@ -8,12 +8,16 @@ import { missingWritePathDirectory } from "../caps/_landlock.ts";
 export const DAC_CAPS: readonly number[] = [0, 1, 3];
 
 /**
- * The write path of `writes` that lies above one of `roots` (the code roots
- * and the deno.json's directory), with that root, or `undefined`. A daemon
- * that may create files in such a directory (uid 0, or a capability past a
- * root-owned directory's mode) could put a deno.json, package.json or
- * node_modules beside the application, where Deno looks on its way up from
- * what the next first stage loads (found by a review).
+ * The write path of `writes` that holds or is one of `trusted` (what stage 1
+ * trusts: the code roots and the deno.json's directory, the cache, the deno
+ * binary, the config files, the launcher directory), with that path, or
+ * `undefined`. A daemon that may create files in such a directory (uid 0, or
+ * a capability past a root-owned directory's mode) could put a deno.json,
+ * package.json or node_modules beside the application, where Deno looks on
+ * its way up from what the next first stage loads (a sixth review), or
+ * rebuild a trusted directory the host removed while it ran: its read-only
+ * mount goes with it (a twelfth review: the cache cleared by hand, refilled
+ * with code of the daemon's through a write path above it).
  */
 export function writePathAboveCode(
   writes: readonly string[],
@@ -34,7 +38,7 @@ export function writePathAboveCode(
       const dir = base.replace(/\/+$/, "");
       for (const root of roots) {
         for (const r of new Set([root, real(root)])) {
-          if (r.startsWith(`${dir}/`) && r !== `${dir}/`) {
+          if (r === dir || r.startsWith(`${dir === "" ? "" : dir}/`)) {
             return { write, root };
           }
         }

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { writePathAboveCode } from "./_write_above.ts";
 
-Deno.test("writePathAboveCode() finds a write path above a code root: as written, through a link, or as the directory of a path not made yet", async () => {
+Deno.test("writePathAboveCode() finds a write path that holds or is a trusted path: as written, through a link, or as the directory of a path not made yet", async () => {
   const dir = await Deno.makeTempDir({ prefix: "privsep_above_" });
   try {
     const app = `${dir}/srv/app`;
@@ -16,8 +16,14 @@ Deno.test("writePathAboveCode() finds a write path above a code root: as written
       write: "/",
       root: app,
     });
-    // Beside, below or the root itself (read-only there): not above.
-    for (const write of ["srv/data", "srv/app", "srv/app/data", "srv/ap"]) {
+    // The trusted path itself (a review: the host may remove it while the
+    // daemon runs, and its read-only mount goes with it).
+    assert.deepEqual(writePathAboveCode([app], [app]), {
+      write: app,
+      root: app,
+    });
+    // Beside or below it (read-only there): neither.
+    for (const write of ["srv/data", "srv/app/data", "srv/ap"]) {
       assert.equal(
         writePathAboveCode([`${dir}/${write}`], [app]),
         undefined,
@@ -34,7 +40,12 @@ Deno.test("writePathAboveCode() finds a write path above a code root: as written
       write: `${dir}/srv/new-dir`,
       root: app,
     });
-    assert.equal(writePathAboveCode([`${app}/new-file`], [app]), undefined);
+    assert.equal(writePathAboveCode([`${app}/data/new`], [app]), undefined);
+    // The cache (a twelfth review: cleared by hand, rebuilt by the daemon).
+    assert.deepEqual(
+      writePathAboveCode([`${dir}/cache`], [`${dir}/cache/privsep/deno`]),
+      { write: `${dir}/cache`, root: `${dir}/cache/privsep/deno` },
+    );
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

@@ -330,18 +330,24 @@ export async function startDaemon(
     const writes = settings.permissions === "all"
       ? undefined
       : settings.permissions.write;
+    const trustedPaths = [
+      denoDir,
+      ...codeRoots,
+      Deno.execPath(),
+      ...(flags.config ? [flags.config, dirname(flags.config)] : []),
+      ...configFiles,
+      ...(settings.libcap?.startsWith("/") ? [settings.libcap] : []),
+      settings.launcherDir,
+    ];
     const above = settings.confinement !== "off" && writes &&
       (user.id === 0 ||
         settings.capabilities.some((c) => DAC_CAPS.includes(c))) &&
-      writePathAboveCode(writes, [
-        ...codeRoots,
-        ...(flags.config ? [dirname(flags.config)] : []),
-      ]);
+      writePathAboveCode(writes, trustedPaths);
     if (above) {
       throw new StartError(
-        `the write path ${above.write} holds ${above.root}, which the root first stage loads code from: a daemon of uid ${user.id}${
+        `the write path ${above.write} holds ${above.root}, which the root first stage trusts (code, its cache, deno, the config, the launchers): a daemon of uid ${user.id}${
           user.id === 0 ? "" : " with CAP_CHOWN, CAP_DAC_OVERRIDE or CAP_FOWNER"
-        } could create a deno.json, package.json or node_modules beside it, where Deno looks on its way up. Narrow permissions.write to the directories the context writes (none above ${above.root})`,
+        } could put files beside it that Deno reads on its way up, or rebuild it once the host removes it. Narrow permissions.write to the directories the context writes (none holding ${above.root})`,
       );
     }
     if (!settings.capabilities.includes(CAP_SYS_ADMIN)) {

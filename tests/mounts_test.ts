@@ -283,7 +283,7 @@ Deno.test(
             assert.match(
               `${error.message} ${(error.cause as Error)?.message}`,
               new RegExp(
-                `the write path ${write} holds ${ROOT}, which the root first stage loads code from`,
+                `the write path ${write} holds ${ROOT}, which the root first stage trusts`,
               ),
             );
             return true;

@@ -611,18 +611,37 @@ Deno.test(
       );
 
       await t.step(
-        "a write path written with a trailing slash around a trusted path leaves it read-only",
+        "a write path that holds a trusted path is refused for uid 0 (with a trailing slash too), and unscoped writes leave the trusted path read-only",
         async () => {
           // launcher_dir is one of the paths stage 1 protects (as the code,
-          // the cache and the config are); here inside the write path.
+          // the cache and the config are); here inside the write path. A
+          // twelfth review: the host may remove such a path while the daemon
+          // runs, and its read-only mount goes with it.
           const opt = `${dir}/opt`;
           await Deno.mkdir(`${opt}/app`, { recursive: true, mode: 0o755 });
           await Deno.writeTextFile(`${opt}/app/main.ts`, "// root's\n");
+          await assert.rejects(
+            use({
+              user: "root",
+              capabilities: [],
+              launcher_dir: `${opt}/app`,
+              permissions: { ...base, write: [`${opt}/`] },
+            }),
+            (error: Error) => {
+              assert.match(
+                `${error.message} ${(error.cause as Error)?.message}`,
+                new RegExp(`the write path ${opt}/ holds ${opt}/app`),
+              );
+              return true;
+            },
+          );
+          // Unscoped writes (root-equivalent, documented): the trusted path
+          // stays read-only all the same.
           await use({
             user: "root",
             capabilities: [],
             launcher_dir: `${opt}/app`,
-            permissions: { ...base, write: [`${opt}/`] },
+            permissions: { ...base, write: true },
           });
           const r = await ops.exec("/bin/sh", [
             "-c",
@@ -650,8 +669,9 @@ Deno.test(
           await run(["mount", "--bind", opt, opt]);
           await run(["mount", "--make-shared", opt]);
           try {
+            // Not uid 0 nor a DAC capability (those may not hold a trusted
+            // path in a write path): a tmpfs is world-writable (1777).
             await use({
-              user: "root",
               capabilities: [],
               launcher_dir: `${opt}/app`,
               permissions: { ...base, write: [`${opt}/`] },
@@ -679,7 +699,7 @@ Deno.test(
             (error: Error) => {
               assert.match(
                 `${error.message} ${(error.cause as Error)?.message}`,
-                /the write path \/ holds .*, which the root first stage loads code from/,
+                /the write path \/ holds .*, which the root first stage trusts/,
               );
               return true;
             },
