@@ -290,6 +290,30 @@ Deno.test(
           },
         );
       }
+      // A write path that holds the cache (a twelfth review: cleared by
+      // hand while the daemon ran, the cache lost its read-only mount, and
+      // the daemon refilled it with code the next stage 1 ran).
+      const cache = `${dir}/cache`;
+      await Deno.mkdir(cache, { mode: 0o755 });
+      init({
+        configFiles: [
+          await writeConfig(dir, {
+            e2e: {
+              user: "root",
+              capabilities: [],
+              deno_dir: `${cache}/deno`,
+              permissions: { write: [cache] },
+            },
+          }),
+        ],
+      });
+      await assert.rejects(testCtx.start(), (error: Error) => {
+        assert.match(
+          `${error.message} ${(error.cause as Error)?.message}`,
+          new RegExp(`the write path ${cache} holds ${cache}/deno`),
+        );
+        return true;
+      });
     } finally {
       await testCtx.stop();
       await Deno.remove(dir, { recursive: true });
