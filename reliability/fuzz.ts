@@ -807,6 +807,9 @@ async function fuzzDaemon(): Promise<void> {
   const dir = await scratchDir();
   try {
     await Deno.remove(MARKER_FILE).catch(() => {});
+    const markerDir = MARKER_FILE.slice(0, MARKER_FILE.lastIndexOf("/"));
+    await Deno.mkdir(markerDir, { recursive: true, mode: 0o755 });
+    await Deno.chmod(markerDir, 0o755);
     const config = await writeConfig(dir, {
       e2e: {
         user: "root",
