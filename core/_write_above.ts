@@ -1,7 +1,7 @@
 // Whether a context's write paths hold what the root first stage trusts
 // (stage 1 refuses such a context of uid 0 or with DAC capabilities;
 // privsep inspect warns). Private.
-import { realPathViaLibc } from "../caps/_ffi.ts";
+import { readFileViaLibc, realPathViaLibc } from "../caps/_ffi.ts";
 import { missingWritePathDirectory } from "../caps/_landlock.ts";
 
 /** CAP_CHOWN, CAP_DAC_OVERRIDE, CAP_FOWNER: past a root-owned directory's mode. */
@@ -22,10 +22,12 @@ export const DAC_CAPS: readonly number[] = [0, 1, 3];
 export function writePathAboveCode(
   writes: readonly string[],
   roots: readonly string[],
+  mountinfo: string = readMountinfo(),
 ): { write: string; root: string } | undefined {
   // As written and as resolved: a link on either way names the same place
   // (stage 1 may not read the write paths through Deno).
   const real = (path: string) => realPathViaLibc(path) ?? path;
+  const mounts = parseMounts(mountinfo);
   for (const write of writes) {
     // A path that does not exist yet gets its directory's rule and mount
     // (missingWritePathDirectory()): that directory is what the daemon may
@@ -42,8 +44,73 @@ export function writePathAboveCode(
             return { write, root };
           }
         }
+        // Another mount of the same filesystem (a bind mount, a subvolume
+        // mounted twice) reaches the same files by another path (a
+        // thirteenth review: write = ["/mnt/alias"], a bind of the
+        // directory that holds the code, wrote the code).
+        const w = place(mounts, real(dir === "" ? "/" : dir));
+        const t = place(mounts, real(root));
+        if (
+          w && t && w.dev === t.dev &&
+          (t.path === w.path ||
+            t.path.startsWith(`${w.path === "/" ? "" : w.path}/`))
+        ) return { write, root };
       }
     }
   }
   return undefined;
+}
+
+/** This process's mount table (through libc: stage 1 may not read /proc). */
+function readMountinfo(): string {
+  try {
+    return new TextDecoder().decode(
+      readFileViaLibc("/proc/self/mountinfo", 1 << 24),
+    );
+  } catch {
+    return "";
+  }
+}
+
+interface Mount {
+  dev: string;
+  /** The mount's root within its filesystem. */
+  root: string;
+  /** Where it is mounted. */
+  point: string;
+}
+
+function parseMounts(mountinfo: string): Mount[] {
+  const unescape = (text: string) =>
+    text.replace(
+      /\\([0-7]{3})/g,
+      (_, o) => String.fromCharCode(parseInt(o, 8)),
+    );
+  const out: Mount[] = [];
+  for (const line of mountinfo.split("\n")) {
+    const f = line.split(" ");
+    if (f.length < 5) continue;
+    out.push({ dev: f[2], root: unescape(f[3]), point: unescape(f[4]) });
+  }
+  return out;
+}
+
+/**
+ * The filesystem that holds `path` (a resolved path) and where in it: the
+ * last-mounted mount whose mount point holds the path.
+ */
+function place(
+  mounts: readonly Mount[],
+  path: string,
+): { dev: string; path: string } | undefined {
+  let best: Mount | undefined;
+  for (const m of mounts) {
+    const holds = m.point === "/" || path === m.point ||
+      path.startsWith(`${m.point}/`);
+    if (holds && (!best || m.point.length >= best.point.length)) best = m;
+  }
+  if (!best) return undefined;
+  const rest = best.point === "/" ? path : path.slice(best.point.length);
+  const inside = `${best.root === "/" ? "" : best.root}${rest}` || "/";
+  return { dev: best.dev, path: inside.replace(/\/+$/, "") || "/" };
 }

@@ -50,3 +50,29 @@ Deno.test("writePathAboveCode() finds a write path that holds or is a trusted pa
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("writePathAboveCode() finds a write path that reaches a trusted path through another mount of its filesystem (a bind mount)", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "privsep_bind_" });
+  try {
+    await Deno.mkdir(`${dir}/opt/app`, { recursive: true });
+    await Deno.mkdir(`${dir}/alias`);
+    await Deno.mkdir(`${dir}/other`);
+    // The root filesystem, and a bind of its ${dir}/opt at ${dir}/alias; a
+    // tmpfs at ${dir}/other.
+    const mountinfo = [
+      "1 0 8:1 / / rw - ext4 /dev/vda rw",
+      `2 1 8:1 ${dir}/opt ${dir}/alias rw - ext4 /dev/vda rw`,
+      `3 1 0:40 / ${dir}/other rw - tmpfs tmpfs rw`,
+    ].join("\n");
+    assert.deepEqual(
+      writePathAboveCode([`${dir}/alias`], [`${dir}/opt/app`], mountinfo),
+      { write: `${dir}/alias`, root: `${dir}/opt/app` },
+    );
+    assert.equal(
+      writePathAboveCode([`${dir}/other`], [`${dir}/opt/app`], mountinfo),
+      undefined,
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

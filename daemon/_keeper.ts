@@ -57,7 +57,7 @@ const S_IFREG = 0o100000;
  * that no process of that user can replace its name (with a symlink to a
  * root-only file, say) between the uses of the path.
  */
-const RUN_DIR = "/run/privsep";
+export const RUN_DIR = "/run/privsep";
 /** The programs the keeper needs. */
 export const SETPRIV = "/usr/bin/setpriv";
 /** The keeper's shell: bash, whose `read -t` waits without a child process. */

@@ -283,11 +283,14 @@ export async function startDaemon(
   setPipeSize(1, PIPE_BYTES);
   // The kernel sandbox: its scopes now, so that the keeper shares them.
   const confine = confineFor(settings, facts, serveArgv);
+  /** The keeper's run directory, once the keeper is started (uid 0). */
+  let runDir: string | undefined;
   if (facts.uid === 0) {
     // Kills what the daemon started when the daemon ends (see _keeper.ts).
-    const { KEEPER_SHELL, SETPRIV, startKeeper } = await import(
+    const { KEEPER_SHELL, RUN_DIR, SETPRIV, startKeeper } = await import(
       "./_keeper.ts"
     );
+    runDir = RUN_DIR;
     const { assertTrusted } = await import("../core/trust.ts");
     assertTrusted(SETPRIV);
     assertTrusted(KEEPER_SHELL);
@@ -331,6 +334,10 @@ export async function startDaemon(
       ? undefined
       : settings.permissions.write;
     const trustedPaths = [
+      // The keeper's shell copy and FIFOs: what the next stage 1 runs as
+      // root outside the sandbox (a thirteenth review: a uid-0 daemon with
+      // write = ["/run/app.pid"] replaced the copy).
+      ...(runDir ? [runDir] : []),
       denoDir,
       ...codeRoots,
       Deno.execPath(),
@@ -352,6 +359,7 @@ export async function startDaemon(
     }
     if (!settings.capabilities.includes(CAP_SYS_ADMIN)) {
       const trusted = protectTrustedPaths([
+        ...(runDir ? [runDir] : []),
         denoDir,
         ...codeRoots,
         Deno.execPath(),

@@ -314,6 +314,28 @@ Deno.test(
         );
         return true;
       });
+      // A pid file in /run: its directory gets the rule, and /run holds
+      // /run/privsep, whose keeper-shell the next stage 1 runs as root
+      // outside the sandbox (a thirteenth review replaced it).
+      const pidFile = `/run/privsep-test-${crypto.randomUUID()}.pid`;
+      init({
+        configFiles: [
+          await writeConfig(dir, {
+            e2e: {
+              user: "root",
+              capabilities: [],
+              permissions: { write: [pidFile] },
+            },
+          }),
+        ],
+      });
+      await assert.rejects(testCtx.start(), (error: Error) => {
+        assert.match(
+          `${error.message} ${(error.cause as Error)?.message}`,
+          new RegExp(`the write path ${pidFile} holds /run/privsep`),
+        );
+        return true;
+      });
     } finally {
       await testCtx.stop();
       await Deno.remove(dir, { recursive: true });
