@@ -3,6 +3,7 @@
 import { dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 import { DAC_CAPS, writePathAboveCode } from "../core/_write_above.ts";
+import { missingWritePathDirectory } from "../caps/_landlock.ts";
 import { DEFAULT_DENO_DIR } from "../core/command.ts";
 import { capabilityName } from "../caps/table.ts";
 import { moduleFiles } from "../core/_modules.ts";
@@ -154,6 +155,20 @@ export function inventory(contexts: readonly PrivContext[]): ContextReport[] {
         }
       }
       warnings.push(...redirectablePathWarnings(s.permissions));
+      // Landlock names only existing files: a missing write path's rule
+      // goes to its directory (caps/_landlock.ts).
+      for (const write of s.permissions.write ?? []) {
+        try {
+          Deno.lstatSync(write);
+        } catch (error) {
+          if (!(error instanceof Deno.errors.NotFound)) continue;
+          warnings.push(
+            `the write path ${write} does not exist yet: the kernel sandbox gives its directory ${
+              missingWritePathDirectory(write)
+            } the rule (Landlock names existing files only), so the daemon may write all of it; create ${write} first, or give it a directory of its own`,
+          );
+        }
+      }
       // What stage 1 refuses (daemon/start.ts), said before any start.
       let spec: ReturnType<PrivContext["commandSpec"]> | undefined;
       try {
