@@ -2,7 +2,11 @@
 // defines, with what each may do, and the ones that look too broad.
 import { dirname } from "node:path";
 import { fileURLToPath } from "node:url";
-import { DAC_CAPS, writePathAboveCode } from "../core/_write_above.ts";
+import {
+  DAC_CAPS,
+  trustedPaths,
+  writePathAboveCode,
+} from "../core/_write_above.ts";
 import { missingWritePathDirectory } from "../caps/_landlock.ts";
 import { DEFAULT_DENO_DIR } from "../core/command.ts";
 import { capabilityName } from "../caps/table.ts";
@@ -178,15 +182,16 @@ export function inventory(contexts: readonly PrivContext[]): ContextReport[] {
         (s.user === "root" || s.user === "0" ||
           s.capabilities.some((c) => DAC_CAPS.includes(c))) &&
         writePathAboveCode(s.permissions.write, [
-          spec.denoDir ?? DEFAULT_DENO_DIR,
-          ...spec.codeRoots,
-          spec.denoPath,
-          ...(spec.denoConfig
-            ? [spec.denoConfig, dirname(spec.denoConfig)]
-            : []),
-          ...(spec.configFiles ?? []),
-          ...(s.libcap?.startsWith("/") ? [s.libcap] : []),
-          s.launcherDir,
+          ...trustedPaths({
+            denoDir: spec.denoDir ?? DEFAULT_DENO_DIR,
+            codeRoots: spec.codeRoots,
+            deno: spec.denoPath,
+            config: spec.denoConfig,
+            configFiles: spec.configFiles ?? [],
+            libcap: s.libcap,
+            launcherDir: s.launcherDir,
+          }),
+          ...(spec.denoConfig ? [dirname(spec.denoConfig)] : []),
         ]);
       if (above) {
         warnings.push(

@@ -45,19 +45,19 @@ Deno.test("PRELOADED_MODULES is what daemon.ts imports statically, its first sta
   );
 });
 
-/** Runs privsep_check_files on `paths`. */
-async function check(...paths: string[]) {
+/** Runs the launcher's shell function `name` (defined by `sh`) on `args`. */
+async function runCheck(sh: string, name: string, ...args: string[]) {
   const out = await new Deno.Command("/bin/sh", {
-    args: [
-      "-c",
-      `unset IFS\n${FILES_CHECK_SH}\nprivsep_check_files "$@"`,
-      "sh",
-      ...paths,
-    ],
+    args: ["-c", `unset IFS\n${sh}\n${name} "$@"`, "sh", ...args],
     stdout: "piped",
     stderr: "piped",
   }).output();
   return { code: out.code, stderr: new TextDecoder().decode(out.stderr) };
+}
+
+/** Runs privsep_check_files on `paths`. */
+function check(...paths: string[]) {
+  return runCheck(FILES_CHECK_SH, "privsep_check_files", ...paths);
 }
 
 Deno.test("privsep_check_files refuses a file, a directory on the way or a link's target that a user other than root may change", async () => {
@@ -134,19 +134,11 @@ Deno.test('privsep_check_config and isWorkspaceRoot() accept a deno.json with a 
       const file = `${dir}/deno.json`;
       await Deno.writeTextFile(file, text);
       assert.equal(isWorkspaceRoot(text), root, text);
-      const out = await new Deno.Command("/bin/sh", {
-        args: [
-          "-c",
-          `${CONFIG_CHECK_SH}\nprivsep_check_config "$1"`,
-          "sh",
-          file,
-        ],
-        stderr: "piped",
-      }).output();
+      const out = await runCheck(CONFIG_CHECK_SH, "privsep_check_config", file);
       assert.equal(out.code, root ? 0 : 1, text);
       if (!root) {
         assert.match(
-          new TextDecoder().decode(out.stderr),
+          out.stderr,
           /has no "workspace" key.*Add "workspace": \[\]/,
         );
       }
@@ -171,18 +163,10 @@ Deno.test("privsep_check_config and denoConfigProblem() refuse a deno.json that 
         denoConfigProblem(file, text) ?? "",
         /names an import map file \("importMap"\)/,
       );
-      const out = await new Deno.Command("/bin/sh", {
-        args: [
-          "-c",
-          `${CONFIG_CHECK_SH}\nprivsep_check_config "$1"`,
-          "sh",
-          file,
-        ],
-        stderr: "piped",
-      }).output();
+      const out = await runCheck(CONFIG_CHECK_SH, "privsep_check_config", file);
       assert.equal(out.code, 1, text);
       assert.match(
-        new TextDecoder().decode(out.stderr),
+        out.stderr,
         /names an import map file/,
       );
     }
@@ -215,16 +199,7 @@ Deno.test("privsep_check_above and aboveProblem() refuse a package.json, deno.js
     const dirs = [`${dir}/srv`, dir];
     await Deno.mkdir(`${dir}/srv/app`, { recursive: true });
     const check = async () => {
-      const out = await new Deno.Command("/bin/sh", {
-        args: [
-          "-c",
-          `${ABOVE_CHECK_SH}\nprivsep_check_above "$@"`,
-          "sh",
-          ...dirs,
-        ],
-        stderr: "piped",
-      }).output();
-      return { code: out.code, stderr: new TextDecoder().decode(out.stderr) };
+      return await runCheck(ABOVE_CHECK_SH, "privsep_check_above", ...dirs);
     };
     const exists = (p: string) => {
       try {
@@ -263,12 +238,9 @@ Deno.test("privsep_check_config refuses a \\u escape, which could spell importMa
       file,
       '{\n  "workspace": [],\n  "import\\u004dap": "./map.json"\n}\n',
     );
-    const out = await new Deno.Command("/bin/sh", {
-      args: ["-c", `${CONFIG_CHECK_SH}\nprivsep_check_config "$1"`, "sh", file],
-      stderr: "piped",
-    }).output();
+    const out = await runCheck(CONFIG_CHECK_SH, "privsep_check_config", file);
     assert.equal(out.code, 1);
-    assert.match(new TextDecoder().decode(out.stderr), /holds a \\u escape/);
+    assert.match(out.stderr, /holds a \\u escape/);
     // The parser sees the key for what it is.
     assert.match(
       denoConfigProblem(file, await Deno.readTextFile(file)) ?? "",

@@ -4,6 +4,43 @@
 import { readFileViaLibc, realPathViaLibc } from "../caps/_ffi.ts";
 import { missingWritePathDirectory } from "../caps/_landlock.ts";
 
+/** The keeper's directory: its shell copy and FIFOs (daemon/_keeper.ts). */
+export const KEEPER_RUN_DIR = "/run/privsep";
+
+/** What stage 1 trusts of a daemon's command and settings. */
+export interface TrustedInputs {
+  denoDir: string;
+  codeRoots: readonly string[];
+  deno: string;
+  /** The deno.json, if any. */
+  config?: string;
+  configFiles: readonly string[];
+  libcap?: string;
+  launcherDir: string;
+}
+
+/**
+ * The paths the root first stage trusts and runs or reads again at the next
+ * start: the daemon sees each read-only (`protectTrustedPaths()`), and a
+ * uid-0 or DAC-capable context may not have a write path that holds one
+ * ({@linkcode writePathAboveCode}, which adds the deno.json's directory).
+ * `/run/privsep` holds the keeper's shell copy, which stage 1 runs as root
+ * outside the sandbox (a thirteenth review: a uid-0 daemon with
+ * `write = ["/run/app.pid"]` replaced it).
+ */
+export function trustedPaths(t: TrustedInputs): string[] {
+  return [
+    KEEPER_RUN_DIR,
+    t.denoDir,
+    ...t.codeRoots,
+    t.deno,
+    ...(t.config ? [t.config] : []),
+    ...t.configFiles,
+    ...(t.libcap?.startsWith("/") ? [t.libcap] : []),
+    t.launcherDir,
+  ];
+}
+
 /** CAP_CHOWN, CAP_DAC_OVERRIDE, CAP_FOWNER: past a root-owned directory's mode. */
 export const DAC_CAPS: readonly number[] = [0, 1, 3];
 

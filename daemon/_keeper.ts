@@ -22,6 +22,7 @@
  * @module
  */
 
+import { KEEPER_RUN_DIR } from "../core/_write_above.ts";
 import {
   check,
   cString,
@@ -57,7 +58,7 @@ const S_IFREG = 0o100000;
  * that no process of that user can replace its name (with a symlink to a
  * root-only file, say) between the uses of the path.
  */
-export const RUN_DIR = "/run/privsep";
+const RUN_DIR = KEEPER_RUN_DIR;
 /** The programs the keeper needs. */
 export const SETPRIV = "/usr/bin/setpriv";
 /** The keeper's shell: bash, whose `read -t` waits without a child process. */

@@ -31,7 +31,11 @@ import { type Preflight, StartError } from "./preflight.ts";
 import { onlyWritable, protectTrustedPaths } from "./_readonly.ts";
 import { confineFor } from "./_confine.ts";
 import { landlockAbi } from "../caps/_landlock.ts";
-import { DAC_CAPS, writePathAboveCode } from "../core/_write_above.ts";
+import {
+  DAC_CAPS,
+  trustedPaths,
+  writePathAboveCode,
+} from "../core/_write_above.ts";
 
 /** CAP_SYS_ADMIN: a daemon that keeps it could undo any mount. */
 const CAP_SYS_ADMIN = 21;
@@ -283,14 +287,11 @@ export async function startDaemon(
   setPipeSize(1, PIPE_BYTES);
   // The kernel sandbox: its scopes now, so that the keeper shares them.
   const confine = confineFor(settings, facts, serveArgv);
-  /** The keeper's run directory, once the keeper is started (uid 0). */
-  let runDir: string | undefined;
   if (facts.uid === 0) {
     // Kills what the daemon started when the daemon ends (see _keeper.ts).
-    const { KEEPER_SHELL, RUN_DIR, SETPRIV, startKeeper } = await import(
+    const { KEEPER_SHELL, SETPRIV, startKeeper } = await import(
       "./_keeper.ts"
     );
-    runDir = RUN_DIR;
     const { assertTrusted } = await import("../core/trust.ts");
     assertTrusted(SETPRIV);
     assertTrusted(KEEPER_SHELL);
@@ -333,23 +334,22 @@ export async function startDaemon(
     const writes = settings.permissions === "all"
       ? undefined
       : settings.permissions.write;
-    const trustedPaths = [
-      // The keeper's shell copy and FIFOs: what the next stage 1 runs as
-      // root outside the sandbox (a thirteenth review: a uid-0 daemon with
-      // write = ["/run/app.pid"] replaced the copy).
-      ...(runDir ? [runDir] : []),
+    const trusted = trustedPaths({
       denoDir,
-      ...codeRoots,
-      Deno.execPath(),
-      ...(flags.config ? [flags.config, dirname(flags.config)] : []),
-      ...configFiles,
-      ...(settings.libcap?.startsWith("/") ? [settings.libcap] : []),
-      settings.launcherDir,
-    ];
+      codeRoots,
+      deno: Deno.execPath(),
+      config: flags.config,
+      configFiles,
+      libcap: settings.libcap,
+      launcherDir: settings.launcherDir,
+    });
     const above = settings.confinement !== "off" && writes &&
       (user.id === 0 ||
         settings.capabilities.some((c) => DAC_CAPS.includes(c))) &&
-      writePathAboveCode(writes, trustedPaths);
+      writePathAboveCode(writes, [
+        ...trusted,
+        ...(flags.config ? [dirname(flags.config)] : []),
+      ]);
     if (above) {
       throw new StartError(
         `the write path ${above.write} holds ${above.root}, which the root first stage trusts (code, its cache, deno, the config, the launchers): a daemon of uid ${user.id}${
@@ -358,16 +358,7 @@ export async function startDaemon(
       );
     }
     if (!settings.capabilities.includes(CAP_SYS_ADMIN)) {
-      const trusted = protectTrustedPaths([
-        ...(runDir ? [runDir] : []),
-        denoDir,
-        ...codeRoots,
-        Deno.execPath(),
-        ...(flags.config ? [flags.config] : []),
-        ...configFiles,
-        ...(settings.libcap?.startsWith("/") ? [settings.libcap] : []),
-        settings.launcherDir,
-      ]);
+      const protectedPaths = protectTrustedPaths(trusted);
       // Where Landlock confines writes, the mounts do too: owner, mode and
       // extended attributes change only below the write paths.
       const p = settings.permissions;
@@ -375,7 +366,7 @@ export async function startDaemon(
         settings.confinement !== "off" && p !== "all" &&
         (p.write === undefined || p.write.length > 0) && landlockAbi() >= 1
       ) {
-        const { unsupported } = onlyWritable(p.write ?? [], trusted);
+        const { unsupported } = onlyWritable(p.write ?? [], protectedPaths);
         if (unsupported) {
           if (settings.confinement === "required") {
             throw new StartError(

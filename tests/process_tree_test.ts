@@ -92,6 +92,25 @@ function cgroup2Mount(): string {
   );
 }
 
+/** This process's cgroup2 cgroup, as a directory below the cgroup2 mount. */
+async function ownCgroupDir(): Promise<string> {
+  const own = (await Deno.readTextFile("/proc/self/cgroup")).split("\n")
+    .find((l) => l.startsWith("0::"))!.slice(3).replace(/\/$/, "");
+  return `${cgroup2Mount()}${own}`;
+}
+
+/** `argv` run in the cgroup `dir`: a shell moves itself there, then execs. */
+function inCgroup(dir: string, argv: string[]): string[] {
+  return [
+    "/bin/sh",
+    "-c",
+    'echo $$ >"$1/cgroup.procs" && shift && exec "$@"',
+    "sh",
+    dir,
+    ...argv,
+  ];
+}
+
 /** The daemon's cgroup (a directory below the cgroup2 mount). */
 async function cgroupOf(pid: number): Promise<string> {
   const line = (await Deno.readTextFile(`/proc/${pid}/cgroup`)).split("\n")
@@ -588,20 +607,12 @@ Deno.test(
               concurrency: 2,
             },
           });
-          const own = (await Deno.readTextFile("/proc/self/cgroup"))
-            .split("\n").find((l) => l.startsWith("0::"))!.slice(3)
-            .replace(/\/$/, "");
-          callerCgroup = `${cgroup2Mount()}${own}/tests-${TREE_DAEMON}`;
+          callerCgroup = `${await ownCgroupDir()}/tests-${TREE_DAEMON}`;
           await Deno.mkdir(callerCgroup).catch((e) => {
             if (!(e instanceof Deno.errors.AlreadyExists)) throw e;
           });
           const caller = async (...args: string[]): Promise<number> => {
-            const out = await run([
-              "/bin/sh",
-              "-c",
-              'echo $$ >"$1/cgroup.procs" && shift && exec "$@"',
-              "sh",
-              callerCgroup!,
+            const out = await run(inCgroup(callerCgroup!, [
               DENO,
               "run",
               "-A",
@@ -609,7 +620,7 @@ Deno.test(
               `${ROOT}/tests/fixtures/tree_caller.ts`,
               config,
               ...args,
-            ]);
+            ]));
             const { daemonPid } = JSON.parse(out.stdout);
             daemons.add(daemonPid);
             return daemonPid;
@@ -657,10 +668,7 @@ Deno.test(
               permissions: { run: ["/bin/sh", "/bin/true"] },
             },
           });
-          const own = (await Deno.readTextFile("/proc/self/cgroup"))
-            .split("\n").find((l) => l.startsWith("0::"))!.slice(3)
-            .replace(/\/$/, "");
-          delegatedCgroup = `${cgroup2Mount()}${own}/tests-${TREE_CALLER}`;
+          delegatedCgroup = `${await ownCgroupDir()}/tests-${TREE_CALLER}`;
           await Deno.mkdir(delegatedCgroup).catch((e) => {
             if (!(e instanceof Deno.errors.AlreadyExists)) throw e;
           });
@@ -672,12 +680,7 @@ Deno.test(
               "/cgroup.subtree_control",
             ]
           ) await Deno.chown(`${delegatedCgroup}${f}`, owner.uid, owner.gid);
-          const out = await run([
-            "/bin/sh",
-            "-c",
-            'echo $$ >"$1/cgroup.procs" && shift && exec "$@"',
-            "sh",
-            delegatedCgroup,
+          const out = await run(inCgroup(delegatedCgroup, [
             DENO,
             "run",
             "-A",
@@ -685,7 +688,7 @@ Deno.test(
             `${ROOT}/tests/fixtures/tree_caller.ts`,
             config,
             "cgroup",
-          ]);
+          ]));
           const { daemonPid, cgroup, warnings } = JSON.parse(out.stdout) as {
             daemonPid: number;
             cgroup: string;
@@ -694,7 +697,10 @@ Deno.test(
           daemons.add(daemonPid);
           assert.match(
             cgroup,
-            new RegExp(`^0::${own}/tests-${TREE_CALLER}$`, "m"),
+            new RegExp(
+              `^0::${delegatedCgroup.slice(cgroup2Mount().length)}$`,
+              "m",
+            ),
             "the daemon got a cgroup below the delegated one",
           );
           const made: string[] = [];
@@ -725,16 +731,7 @@ Deno.test(
               `${ROOT}/tests/fixtures/tree/mod.ts#treeCtx`,
             ];
             const out = await run(
-              cgroupDir
-                ? [
-                  "/bin/sh",
-                  "-c",
-                  'echo $$ >"$1/cgroup.procs" && shift && exec "$@"',
-                  "sh",
-                  cgroupDir,
-                  ...cli,
-                ]
-                : cli,
+              cgroupDir ? inCgroup(cgroupDir, cli) : cli,
               { allowFail: true },
             );
             const checks = JSON.parse(out.stdout) as {
@@ -763,10 +760,7 @@ Deno.test(
           // (cgroup.max.descendants 0): mkdir fails there (EAGAIN).
           await treeCtx.stop();
           await sweep();
-          const own = (await Deno.readTextFile("/proc/self/cgroup"))
-            .split("\n").find((l) => l.startsWith("0::"))!.slice(3)
-            .replace(/\/$/, "");
-          fullCgroup = `${cgroup2Mount()}${own}/tests-${TREE_DAEMON}-full`;
+          fullCgroup = `${await ownCgroupDir()}/tests-${TREE_DAEMON}-full`;
           await Deno.mkdir(fullCgroup).catch((e) => {
             if (!(e instanceof Deno.errors.AlreadyExists)) throw e;
           });
@@ -775,27 +769,25 @@ Deno.test(
             "0",
           );
           const start = async (confinement: string) =>
-            await run([
-              "/bin/sh",
-              "-c",
-              'echo $$ >"$1/cgroup.procs" && shift && exec "$@"',
-              "sh",
-              fullCgroup!,
-              DENO,
-              "run",
-              "-A",
-              `--config=${ROOT}/deno.json`,
-              `${ROOT}/tests/fixtures/tree_caller.ts`,
-              await writeConfig(dir, {
-                tree: {
-                  user: TREE_DAEMON,
-                  capabilities: [],
-                  permissions: { run: ["/bin/sh", "/bin/true"] },
-                  confinement,
-                },
-              }),
-              "cgroup",
-            ], { allowFail: true });
+            await run(
+              inCgroup(fullCgroup!, [
+                DENO,
+                "run",
+                "-A",
+                `--config=${ROOT}/deno.json`,
+                `${ROOT}/tests/fixtures/tree_caller.ts`,
+                await writeConfig(dir, {
+                  tree: {
+                    user: TREE_DAEMON,
+                    capabilities: [],
+                    permissions: { run: ["/bin/sh", "/bin/true"] },
+                    confinement,
+                  },
+                }),
+                "cgroup",
+              ]),
+              { allowFail: true },
+            );
           const best = await start("best-effort");
           assert.equal(best.code, 0, best.stderr);
           const { daemonPid, warnings } = JSON.parse(best.stdout) as {
