@@ -6,7 +6,16 @@
 // (docs/security/permissions.md). Used by `privsep inspect` and `privsep
 // doctor`.
 import { dirname, isAbsolute, normalize } from "node:path";
+import { lookupUser } from "../caps/_ffi.ts";
+import type { PrivContext } from "../contexts/priv_context.ts";
+import { DEFAULT_DENO_DIR } from "../core/command.ts";
 import type { PermissionsSetting } from "../core/config.ts";
+import {
+  DAC_CAPS,
+  missingWritePath,
+  trustedPaths,
+  writePathAboveCode,
+} from "../core/_write_above.ts";
 
 /** Why `path` (one entry on the way to an allowed path) is redirectable. */
 function entryProblem(path: string): string | undefined {
@@ -94,4 +103,48 @@ export function redirectablePathWarnings(
     }
   }
   return warnings;
+}
+
+/**
+ * What stage 1 refuses of `ctx`'s write paths (daemon/start.ts), said before
+ * any start: for a context of uid 0 or with CAP_CHOWN, CAP_DAC_OVERRIDE or
+ * CAP_FOWNER, a write path that holds something stage 1 trusts, and one that
+ * does not exist yet (its directory would get the rule) unless another write
+ * path covers that directory. One message each; empty when it would start.
+ */
+export function writePathRefusals(ctx: PrivContext): string[] {
+  const s = ctx.settings();
+  const writes = s.permissions === "all" ? undefined : s.permissions.write;
+  const rootLike = lookupUser(s.user)?.id === 0 || s.user === "root" ||
+    s.capabilities.some((c) => DAC_CAPS.includes(c));
+  if (!writes || s.confinement === "off" || !rootLike) return [];
+  const refusals: string[] = [];
+  let spec: ReturnType<PrivContext["commandSpec"]> | undefined;
+  try {
+    spec = ctx.commandSpec();
+  } catch { /* no daemon command here: doctor says why */ }
+  const above = spec && writePathAboveCode(writes, [
+    ...trustedPaths({
+      denoDir: spec.denoDir ?? DEFAULT_DENO_DIR,
+      codeRoots: spec.codeRoots,
+      deno: spec.denoPath,
+      config: spec.denoConfig,
+      configFiles: spec.configFiles ?? [],
+      libcap: s.libcap,
+      launcherDir: s.launcherDir,
+    }),
+    ...(spec.denoConfig ? [dirname(spec.denoConfig)] : []),
+  ]);
+  if (above) {
+    refusals.push(
+      `the write path ${above.write} holds ${above.root}, which the root first stage trusts: the daemon refuses to start (it could put files beside it that Deno reads, or rebuild it); narrow permissions.write`,
+    );
+  }
+  const missing = missingWritePath(writes);
+  if (missing) {
+    refusals.push(
+      `the write path ${missing.write} does not exist yet: the kernel sandbox would give its directory ${missing.directory} the rule (Landlock names existing files only), so this daemon (uid 0 or DAC capabilities) refuses to start; create ${missing.write} first, or declare ${missing.directory} if it may write all of it`,
+    );
+  }
+  return refusals;
 }

@@ -243,6 +243,17 @@ Deno.test("privsep inspect and doctor warn about allowed paths a non-root user c
     assert.equal(paths.warn, true);
     assert.match(paths.detail, new RegExp(`${dir}/svc is owned by uid 65534`));
     assert.match(paths.fix, /chown root:root/);
+    // A uid-0 context with a write path not made yet: stage 1 refuses it.
+    const writes = checks.find((c: { check: string }) =>
+      c.check === "write paths"
+    );
+    assert.equal(writes.ok, false);
+    assert.match(
+      writes.detail,
+      new RegExp(
+        `the write path ${dir}/svc/out.log does not exist yet: .*refuses to start`,
+      ),
+    );
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
@@ -452,10 +463,12 @@ Deno.test("privsep inspect warns about a write path above the code of a uid-0 co
         warned,
         JSON.stringify(ctx.warnings),
       );
-      // A write path not made yet: its directory gets the rule.
+      // A write path not made yet: its directory would get the rule, so
+      // this uid-0 context's daemon refuses to start.
       assert.equal(
         ctx.warnings.some((w: string) =>
-          w.startsWith(`the write path ${write} does not exist yet`)
+          w.startsWith(`the write path ${write} does not exist yet`) &&
+          w.includes("refuses to start")
         ),
         String(write).endsWith("/tests/x"),
         JSON.stringify(ctx.warnings),

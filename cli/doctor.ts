@@ -18,7 +18,7 @@ import { cgroupDir, delegatedAbove } from "../daemon/_cgroup.ts";
 import { KEEPER_SHELL, SETPRIV } from "../daemon/_keeper.ts";
 import { run } from "./_exec.ts";
 import { contextCommandArgs, loadContexts } from "./_load.ts";
-import { redirectablePathWarnings } from "./_write_paths.ts";
+import { redirectablePathWarnings, writePathRefusals } from "./_write_paths.ts";
 
 const USAGE =
   `usage: privsep doctor [--json] [--user=<service user>] [--config-file=<abs path>]… <module.ts[#context]>…
@@ -318,6 +318,14 @@ export async function diagnose(
     "chown root:root and chmod go-w each path named above and the directories leading to it, or allow a root-owned path instead",
   );
   if (redirectable.length) checks[checks.length - 1].warn = true;
+  const refusals = writePathRefusals(ctx);
+  add(
+    "write paths",
+    refusals.length === 0,
+    refusals.join("\n") ||
+      "no write path holds what stage 1 trusts or widens to its directory",
+    "create each missing write path first (as root, owned by the context's user), or declare the directory; narrow a write path that holds the code, its cache or the config",
+  );
   add(
     "verification",
     settings.verify,

@@ -1,14 +1,7 @@
 // privsep inspect <module…>: every context and entrypoint an application
 // defines, with what each may do, and the ones that look too broad.
-import { dirname } from "node:path";
 import { fileURLToPath } from "node:url";
-import {
-  DAC_CAPS,
-  trustedPaths,
-  writePathAboveCode,
-} from "../core/_write_above.ts";
 import { missingWritePathDirectory } from "../caps/_landlock.ts";
-import { DEFAULT_DENO_DIR } from "../core/command.ts";
 import { capabilityName } from "../caps/table.ts";
 import { moduleFiles } from "../core/_modules.ts";
 import { entrypointsOf, registry } from "../core/_registry.ts";
@@ -17,7 +10,7 @@ import { parameterNames } from "../core/schema.ts";
 import { CONFIG_KEYS } from "../core/config.ts";
 import type { ResolvedSettings } from "../core/settings.ts";
 import { contextCommandArgs, loadContexts } from "./_load.ts";
-import { redirectablePathWarnings } from "./_write_paths.ts";
+import { redirectablePathWarnings, writePathRefusals } from "./_write_paths.ts";
 import {
   type ConfinementPlan,
   confinementReport,
@@ -159,9 +152,15 @@ export function inventory(contexts: readonly PrivContext[]): ContextReport[] {
         }
       }
       warnings.push(...redirectablePathWarnings(s.permissions));
-      // Landlock names only existing files: a missing write path's rule
-      // goes to its directory (caps/_landlock.ts).
+      // What stage 1 refuses (daemon/start.ts), said before any start; and
+      // for other contexts, that a missing write path's rule goes to its
+      // directory (Landlock names only existing files: caps/_landlock.ts).
+      const refusals = writePathRefusals(ctx);
+      warnings.push(...refusals);
       for (const write of s.permissions.write ?? []) {
+        if (refusals.some((r) => r.startsWith(`the write path ${write} `))) {
+          continue;
+        }
         try {
           Deno.lstatSync(write);
         } catch (error) {
@@ -172,31 +171,6 @@ export function inventory(contexts: readonly PrivContext[]): ContextReport[] {
             } the rule (Landlock names existing files only), so the daemon may write all of it; create ${write} first, or give it a directory of its own`,
           );
         }
-      }
-      // What stage 1 refuses (daemon/start.ts), said before any start.
-      let spec: ReturnType<PrivContext["commandSpec"]> | undefined;
-      try {
-        spec = ctx.commandSpec();
-      } catch { /* no daemon command here: doctor says why */ }
-      const above = spec && s.permissions.write && s.confinement !== "off" &&
-        (s.user === "root" || s.user === "0" ||
-          s.capabilities.some((c) => DAC_CAPS.includes(c))) &&
-        writePathAboveCode(s.permissions.write, [
-          ...trustedPaths({
-            denoDir: spec.denoDir ?? DEFAULT_DENO_DIR,
-            codeRoots: spec.codeRoots,
-            deno: spec.denoPath,
-            config: spec.denoConfig,
-            configFiles: spec.configFiles ?? [],
-            libcap: s.libcap,
-            launcherDir: s.launcherDir,
-          }),
-          ...(spec.denoConfig ? [dirname(spec.denoConfig)] : []),
-        ]);
-      if (above) {
-        warnings.push(
-          `the write path ${above.write} holds ${above.root}, which the root first stage trusts: the daemon refuses to start (it could put files beside it that Deno reads, or rebuild it); narrow permissions.write`,
-        );
       }
     }
     if (!s.verify) {

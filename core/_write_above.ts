@@ -98,6 +98,36 @@ export function writePathAboveCode(
   return undefined;
 }
 
+/**
+ * The write path of `writes` that does not exist, whose directory would
+ * therefore get its rule and writable mount (Landlock names existing files
+ * only), when no other write path already covers that directory; with the
+ * directory, or `undefined`. Stage 1 refuses such a context of uid 0 or with
+ * DAC capabilities (a fourteenth review: `write = ["/etc/app.conf"]` let a
+ * uid-0 daemon write /etc/sudoers.d).
+ */
+export function missingWritePath(
+  writes: readonly string[],
+  realPath: (path: string) => string | undefined = realPathViaLibc,
+): { write: string; directory: string } | undefined {
+  const norm = (path: string) => path.replace(/\/+$/, "") || "/";
+  const covers = (outer: string, inner: string) =>
+    outer === "/" || inner === outer || inner.startsWith(`${outer}/`);
+  for (const write of writes) {
+    if (realPath(write) !== undefined) continue;
+    const directory = missingWritePathDirectory(norm(write));
+    const dirs = new Set([directory, realPath(directory) ?? directory]);
+    const covered = writes.some((other) => {
+      const real = realPath(other);
+      if (real === undefined) return false;
+      const forms = new Set([norm(other), real]);
+      return [...forms].some((o) => [...dirs].some((d) => covers(o, d)));
+    });
+    if (!covered) return { write, directory };
+  }
+  return undefined;
+}
+
 /** This process's mount table (through libc: stage 1 may not read /proc). */
 function readMountinfo(): string {
   try {

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { writePathAboveCode } from "./_write_above.ts";
+import { missingWritePath, writePathAboveCode } from "./_write_above.ts";
 
 Deno.test("writePathAboveCode() finds a write path that holds or is a trusted path: as written, through a link, or as the directory of a path not made yet", async () => {
   const dir = await Deno.makeTempDir({ prefix: "privsep_above_" });
@@ -72,6 +72,50 @@ Deno.test("writePathAboveCode() finds a write path that reaches a trusted path t
       writePathAboveCode([`${dir}/other`], [`${dir}/opt/app`], mountinfo),
       undefined,
     );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("missingWritePath() finds a write path not made yet whose directory no other write path covers", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "privsep_missing_" });
+  try {
+    await Deno.mkdir(`${dir}/etc/sudoers.d`, { recursive: true });
+    await Deno.writeTextFile(`${dir}/etc/made.conf`, "");
+    const conf = `${dir}/etc/app.conf`;
+    // Its directory would get the rule: all of etc.
+    assert.deepEqual(missingWritePath([conf]), {
+      write: conf,
+      directory: `${dir}/etc`,
+    });
+    assert.deepEqual(missingWritePath([`${dir}/etc/made.conf`, conf]), {
+      write: conf,
+      directory: `${dir}/etc`,
+    });
+    // Made first, or its directory (or one above) declared: nothing more.
+    assert.equal(missingWritePath([`${dir}/etc/made.conf`]), undefined);
+    assert.equal(missingWritePath([conf, `${dir}/etc`]), undefined);
+    assert.equal(missingWritePath([`${dir}/etc/`, conf]), undefined);
+    assert.equal(missingWritePath([dir, conf]), undefined);
+    assert.equal(missingWritePath(["/", conf]), undefined);
+    // A declared directory that does not exist either covers nothing.
+    assert.deepEqual(
+      missingWritePath([`${dir}/spool`, `${dir}/spool/state`]),
+      { write: `${dir}/spool`, directory: dir },
+    );
+    // Through a link: the same directory.
+    await Deno.symlink(`${dir}/etc`, `${dir}/etc-link`);
+    assert.equal(missingWritePath([`${dir}/etc-link`, conf]), undefined);
+    assert.equal(
+      missingWritePath([`${dir}/etc`, `${dir}/etc-link/new`]),
+      undefined,
+    );
+    // A sibling directory whose name starts the same is not it.
+    await Deno.mkdir(`${dir}/et`);
+    assert.deepEqual(missingWritePath([`${dir}/et`, conf]), {
+      write: conf,
+      directory: `${dir}/etc`,
+    });
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

@@ -33,6 +33,7 @@ import { confineFor } from "./_confine.ts";
 import { landlockAbi } from "../caps/_landlock.ts";
 import {
   DAC_CAPS,
+  missingWritePath,
   trustedPaths,
   writePathAboveCode,
 } from "../core/_write_above.ts";
@@ -355,6 +356,17 @@ export async function startDaemon(
         `the write path ${above.write} holds ${above.root}, which the root first stage trusts (code, its cache, deno, the config, the launchers): a daemon of uid ${user.id}${
           user.id === 0 ? "" : " with CAP_CHOWN, CAP_DAC_OVERRIDE or CAP_FOWNER"
         } could put files beside it that Deno reads on its way up, or rebuild it once the host removes it. Narrow permissions.write to the directories the context writes (none holding ${above.root})`,
+      );
+    }
+    const missing = settings.confinement !== "off" && writes &&
+      (user.id === 0 ||
+        settings.capabilities.some((c) => DAC_CAPS.includes(c))) &&
+      missingWritePath(writes);
+    if (missing) {
+      throw new StartError(
+        `the write path ${missing.write} does not exist: the kernel sandbox would give its directory ${missing.directory} the rule (Landlock names existing files only), and a daemon of uid ${user.id}${
+          user.id === 0 ? "" : " with CAP_CHOWN, CAP_DAC_OVERRIDE or CAP_FOWNER"
+        } could then write anything there (/etc/sudoers.d, for /etc/app.conf): create ${missing.write} first (as root: install -m 600 /dev/null ${missing.write}, or mkdir for a directory), or declare its directory in permissions.write if the context may write all of it`,
       );
     }
     if (!settings.capabilities.includes(CAP_SYS_ADMIN)) {

@@ -186,6 +186,9 @@ Deno.test(
         "a context that may write one path cannot write another, even with the kernel's leave",
         async () => {
           const allowed = `${secret}/allowed`;
+          // (Made first: a uid-0 context refuses a write path that does not
+          // exist yet, whose directory would get the kernel sandbox's rule.)
+          await Deno.writeTextFile(allowed, "");
           await start({
             user: "root",
             capabilities: ["CAP_DAC_OVERRIDE"],

@@ -392,7 +392,9 @@ Deno.test(
           // exist yet (its directory is then writable) put a link there to
           // another application's config. The link was root's, in a
           // root-owned directory, so the next start's rule followed it and
-          // the daemon wrote the other application's config.
+          // the daemon wrote the other application's config. (A uid-0
+          // context whose write path does not exist now refuses to start,
+          // unless its directory is declared too, as here.)
           const spool = `${dir}/spool`;
           await Deno.mkdir(spool, { mode: 0o755 });
           const state = `${spool}/state.json`;
@@ -402,7 +404,7 @@ Deno.test(
               capabilities: [],
               permissions: { ...base, write },
             });
-          await uid0([state, data]);
+          await uid0([spool, state, data]);
           const r = await ops.exec("/bin/sh", [
             "-c",
             `ln -s ${secret}/file ${state}; ln -s ${secret} ${data}/out; ` +
@@ -419,7 +421,7 @@ Deno.test(
           // Hard links and renames in place, files and directories stay.
           assert.equal(await exists(`${data}/mine-again`), true, r.stderr);
           assert.equal(await exists(`${spool}/e`), true, r.stderr);
-          await uid0([state, data]);
+          await uid0([spool, state, data]);
           const w = await ops.exec("/bin/sh", ["-c", `echo pwned > ${state}`]);
           assert.equal(w.code, 0, w.stderr);
           assert.equal(await Deno.readTextFile(`${secret}/file`), "root's\n");
@@ -758,10 +760,81 @@ Deno.test(
       );
 
       await t.step(
+        "a uid-0 or DAC-capable context whose write path does not exist yet refuses to start (a fourteenth review)",
+        async () => {
+          // Landlock names existing files only: a missing write path's
+          // rule (and writable mount) goes to its directory. With
+          // write = ["/etc/app.conf"] a uid-0 daemon whose program a caller
+          // could steer wrote /etc/sudoers.d, and the service account had
+          // root. Here the directory is `data`, which holds the other
+          // steps' files.
+          const conf = `${data}/app.conf`;
+          const beside = `${data}/sudoers-like`;
+          for (
+            const section of [
+              { user: "root", capabilities: [] },
+              { capabilities: ["CAP_DAC_OVERRIDE"] },
+            ]
+          ) {
+            const error = await use({
+              ...section,
+              permissions: { ...base, write: [conf] },
+            }).then(() => undefined, (e: Error) => e);
+            if (!error) {
+              // The attack, where the start is not refused.
+              const r = await ops.exec("/bin/sh", [
+                "-c",
+                `echo x > ${beside}`,
+              ]);
+              assert.fail(
+                `${JSON.stringify(section)} started, and its shell ${
+                  r.code === 0
+                    ? `wrote ${beside}`
+                    : `could not write: ${r.stderr}`
+                }`,
+              );
+            }
+            assert.match(
+              `${error.message} ${(error.cause as Error)?.message}`,
+              new RegExp(
+                `the write path ${conf} does not exist: .*its directory ${data}.*create ${conf} first`,
+              ),
+            );
+            assert.equal(await exists(beside), false, `${beside} was created`);
+          }
+          // Its directory declared too: the rule gives nothing more.
+          await use({
+            user: "root",
+            capabilities: [],
+            permissions: { ...base, write: [data, conf] },
+          });
+          // Made first: the file alone, not what is beside it.
+          await Deno.writeTextFile(conf, "");
+          await use({
+            user: "root",
+            capabilities: [],
+            permissions: { ...base, write: [conf] },
+          });
+          const r = await ops.exec("/bin/sh", ["-c", `echo x > ${beside}`]);
+          assert.notEqual(r.code, 0, "the write beside the file succeeded");
+          assert.equal(await exists(beside), false, `${beside} was created`);
+          const ok = await ops.exec("/bin/sh", ["-c", `echo x >> ${conf}`]);
+          assert.equal(ok.code, 0, ok.stderr);
+          await Deno.remove(conf);
+        },
+      );
+
+      await t.step(
         "what the kernel cannot enforce is logged when the daemon starts",
         async () => {
+          // A context without uid 0 or DAC capabilities: a missing write
+          // path gets its directory's rule, with a warning (the step
+          // above: others refuse to start).
           const missing = `${data}/not-yet/state.json`;
-          await use({ permissions: { ...base, write: [missing] } });
+          await use({
+            capabilities: [],
+            permissions: { ...base, write: [missing] },
+          });
           assert.equal(await ops.ping(), "pong");
           const warned = logs.some((r) =>
             r.level === "warning" &&

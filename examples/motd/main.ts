@@ -30,8 +30,14 @@ const me = await readProcessCredentials("self");
 console.log(`caller pid ${me.pid}: ${describe(me.threads[0])}`);
 
 if (Deno.uid() === 0) {
-  // A root-only directory of the demo's own (mode 0700).
+  // A root-only directory of the demo's own (mode 0700), and the file the
+  // context may write: a uid-0 daemon refuses a write path that does not
+  // exist yet (the kernel sandbox would give it the whole directory).
   await Deno.mkdir(dirname(motd.MOTD_PATH), { recursive: true, mode: 0o700 });
+  await Deno.writeFile(motd.MOTD_PATH, new Uint8Array(), {
+    append: true,
+    mode: 0o600,
+  });
 }
 
 try {
@@ -52,11 +58,13 @@ try {
     console.error(
       `The daemon could not start through sudo (${
         error.stderr.split("\n")[0] || error.message.split("\n")[0]
-      }).\nAs root, install its launcher and sudoers rule, then run the demo again:\n\n  deno task privsep install --user=${
+      }).\nAs root, install its launcher and sudoers rule and make the file it writes, then run the demo again:\n\n  deno task privsep install --user=${
         Deno.env.get("USER") ?? String(Deno.uid())
       } ${
         new URL("./privsep/mod.ts", import.meta.url).pathname
-      }\n\nThe rule it writes:\n${
+      }\n  install -d -m 700 ${
+        dirname(motd.MOTD_PATH)
+      } && install -m 600 /dev/null ${motd.MOTD_PATH}\n\nThe rule it writes:\n${
         sysAdmin.sudoersRule(Deno.env.get("USER") ?? String(Deno.uid()))
       }`,
     );

@@ -13,6 +13,7 @@ Deno.test(
     }
     const dir = motd.MOTD_PATH.slice(0, motd.MOTD_PATH.lastIndexOf("/"));
     await Deno.mkdir(dir, { recursive: true, mode: 0o700 });
+    await Deno.writeFile(motd.MOTD_PATH, new Uint8Array(), { append: true });
     try {
       const info = await sysAdmin.start();
       assert.equal(info.verified, true);
