@@ -11,8 +11,8 @@ import type { PrivContext } from "../contexts/priv_context.ts";
 import { DEFAULT_DENO_DIR } from "../core/command.ts";
 import type { PermissionsSetting } from "../core/config.ts";
 import {
-  DAC_CAPS,
   missingWritePath,
+  ROOT_LIKE_CAPS,
   trustedPaths,
   writePathAboveCode,
 } from "../core/_write_above.ts";
@@ -108,7 +108,7 @@ export function redirectablePathWarnings(
 /**
  * What stage 1 refuses of `ctx`'s write paths (daemon/start.ts), said before
  * any start: for a context of uid 0 or with CAP_CHOWN, CAP_DAC_OVERRIDE or
- * CAP_FOWNER, a write path that holds something stage 1 trusts, and one that
+ * CAP_FOWNER, CAP_SETGID or CAP_SETUID, a write path that holds something stage 1 trusts, and one that
  * does not exist yet (its directory would get the rule) unless another write
  * path covers that directory. One message each; empty when it would start.
  */
@@ -116,7 +116,7 @@ export function writePathRefusals(ctx: PrivContext): string[] {
   const s = ctx.settings();
   const writes = s.permissions === "all" ? undefined : s.permissions.write;
   const rootLike = lookupUser(s.user)?.id === 0 || s.user === "root" ||
-    s.capabilities.some((c) => DAC_CAPS.includes(c));
+    s.capabilities.some((c) => ROOT_LIKE_CAPS.includes(c));
   if (!writes || s.confinement === "off" || !rootLike) return [];
   const refusals: string[] = [];
   let spec: ReturnType<PrivContext["commandSpec"]> | undefined;
@@ -143,7 +143,7 @@ export function writePathRefusals(ctx: PrivContext): string[] {
   const missing = missingWritePath(writes);
   if (missing) {
     refusals.push(
-      `the write path ${missing.write} does not exist yet: the kernel sandbox would give its directory ${missing.directory} the rule (Landlock names existing files only), so this daemon (uid 0 or DAC capabilities) refuses to start; create ${missing.write} first, or declare ${missing.directory} if it may write all of it`,
+      `the write path ${missing.write} does not exist yet: the kernel sandbox would give its directory ${missing.directory} the rule (Landlock names existing files only), so this daemon (uid 0, or keeping CAP_CHOWN, CAP_DAC_OVERRIDE, CAP_FOWNER, CAP_SETGID or CAP_SETUID) refuses to start; create ${missing.write} first, or declare ${missing.directory} if it may write all of it`,
     );
   }
   return refusals;

@@ -1,5 +1,5 @@
 // Whether a context's write paths hold what the root first stage trusts
-// (stage 1 refuses such a context of uid 0 or with DAC capabilities;
+// (stage 1 refuses such a context of uid 0 or with ROOT_LIKE_CAPS;
 // privsep inspect warns). Private.
 import { readFileViaLibc, realPathViaLibc } from "../caps/_ffi.ts";
 import { missingWritePathDirectory } from "../caps/_landlock.ts";
@@ -22,7 +22,7 @@ export interface TrustedInputs {
 /**
  * The paths the root first stage trusts and runs or reads again at the next
  * start: the daemon sees each read-only (`protectTrustedPaths()`), and a
- * uid-0 or DAC-capable context may not have a write path that holds one
+ * uid-0 context, or one with a capability of ROOT_LIKE_CAPS, may not have a write path that holds one
  * ({@linkcode writePathAboveCode}, which adds the deno.json's directory).
  * `/run/privsep` holds the keeper's shell copy, which stage 1 runs as root
  * outside the sandbox (a thirteenth review: a uid-0 daemon with
@@ -41,8 +41,15 @@ export function trustedPaths(t: TrustedInputs): string[] {
   ];
 }
 
-/** CAP_CHOWN, CAP_DAC_OVERRIDE, CAP_FOWNER: past a root-owned directory's mode. */
-export const DAC_CAPS: readonly number[] = [0, 1, 3];
+/**
+ * The capabilities that write where root may: CAP_CHOWN, CAP_DAC_OVERRIDE and
+ * CAP_FOWNER get past a root-owned directory's mode, CAP_SETGID and
+ * CAP_SETUID let a program of the daemon become gid or uid 0 (a fifteenth
+ * review: user nobody with CAP_SETUID and a missing write path in /etc wrote
+ * /etc/sudoers.d through `setuid(0)` in perl). A context of uid 0 or keeping
+ * one of them is held to the write-path refusals of stage 1.
+ */
+export const ROOT_LIKE_CAPS: readonly number[] = [0, 1, 3, 6, 7];
 
 /**
  * The write path of `writes` that holds or is one of `trusted` (what stage 1
@@ -103,7 +110,7 @@ export function writePathAboveCode(
  * therefore get its rule and writable mount (Landlock names existing files
  * only), when no other write path already covers that directory; with the
  * directory, or `undefined`. Stage 1 refuses such a context of uid 0 or with
- * DAC capabilities (a fourteenth review: `write = ["/etc/app.conf"]` let a
+ * a capability of {@linkcode ROOT_LIKE_CAPS} (a fourteenth review: `write = ["/etc/app.conf"]` let a
  * uid-0 daemon write /etc/sudoers.d).
  */
 export function missingWritePath(

@@ -31,9 +31,10 @@ import { type Preflight, StartError } from "./preflight.ts";
 import { onlyWritable, protectTrustedPaths } from "./_readonly.ts";
 import { confineFor } from "./_confine.ts";
 import { landlockAbi } from "../caps/_landlock.ts";
+import { capabilityName } from "../caps/table.ts";
 import {
-  DAC_CAPS,
   missingWritePath,
+  ROOT_LIKE_CAPS,
   trustedPaths,
   writePathAboveCode,
 } from "../core/_write_above.ts";
@@ -344,9 +345,10 @@ export async function startDaemon(
       libcap: settings.libcap,
       launcherDir: settings.launcherDir,
     });
-    const above = settings.confinement !== "off" && writes &&
-      (user.id === 0 ||
-        settings.capabilities.some((c) => DAC_CAPS.includes(c))) &&
+    const rootLikeKept = settings.capabilities
+      .filter((c) => ROOT_LIKE_CAPS.includes(c)).map(capabilityName).join(", ");
+    const rootLike = user.id === 0 || rootLikeKept !== "";
+    const above = settings.confinement !== "off" && writes && rootLike &&
       writePathAboveCode(writes, [
         ...trusted,
         ...(flags.config ? [dirname(flags.config)] : []),
@@ -354,18 +356,16 @@ export async function startDaemon(
     if (above) {
       throw new StartError(
         `the write path ${above.write} holds ${above.root}, which the root first stage trusts (code, its cache, deno, the config, the launchers): a daemon of uid ${user.id}${
-          user.id === 0 ? "" : " with CAP_CHOWN, CAP_DAC_OVERRIDE or CAP_FOWNER"
+          user.id === 0 ? "" : ` with ${rootLikeKept}`
         } could put files beside it that Deno reads on its way up, or rebuild it once the host removes it. Narrow permissions.write to the directories the context writes (none holding ${above.root})`,
       );
     }
-    const missing = settings.confinement !== "off" && writes &&
-      (user.id === 0 ||
-        settings.capabilities.some((c) => DAC_CAPS.includes(c))) &&
+    const missing = settings.confinement !== "off" && writes && rootLike &&
       missingWritePath(writes);
     if (missing) {
       throw new StartError(
         `the write path ${missing.write} does not exist: the kernel sandbox would give its directory ${missing.directory} the rule (Landlock names existing files only), and a daemon of uid ${user.id}${
-          user.id === 0 ? "" : " with CAP_CHOWN, CAP_DAC_OVERRIDE or CAP_FOWNER"
+          user.id === 0 ? "" : ` with ${rootLikeKept}`
         } could then write anything there (/etc/sudoers.d, for /etc/app.conf): create ${missing.write} first (as root: install -m 600 /dev/null ${missing.write}, or mkdir for a directory), or declare its directory in permissions.write if the context may write all of it`,
       );
     }

@@ -815,7 +815,9 @@ async function fuzzDaemon(): Promise<void> {
         user: "root",
         capabilities: [],
         concurrency: 8,
-        permissions: { write: [MARKER_FILE] },
+        // Its directory: a uid-0 context refuses a write path that does
+        // not exist yet (the kernel sandbox would give it the directory).
+        permissions: { write: [markerDir] },
       },
     });
     init({ configFiles: [config] });

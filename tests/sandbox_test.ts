@@ -760,7 +760,7 @@ Deno.test(
       );
 
       await t.step(
-        "a uid-0 or DAC-capable context whose write path does not exist yet refuses to start (a fourteenth review)",
+        "a context of uid 0, or keeping CAP_DAC_OVERRIDE or CAP_SETUID, whose write path does not exist yet refuses to start (fourteenth and fifteenth reviews)",
         async () => {
           // Landlock names existing files only: a missing write path's
           // rule (and writable mount) goes to its directory. With
@@ -774,6 +774,8 @@ Deno.test(
             const section of [
               { user: "root", capabilities: [] },
               { capabilities: ["CAP_DAC_OVERRIDE"] },
+              // setuid(0) in a program makes it uid 0 (a fifteenth review).
+              { capabilities: ["CAP_SETUID", "CAP_SETGID"] },
             ]
           ) {
             const error = await use({
@@ -782,9 +784,9 @@ Deno.test(
             }).then(() => undefined, (e: Error) => e);
             if (!error) {
               // The attack, where the start is not refused.
-              const r = await ops.exec("/bin/sh", [
-                "-c",
-                `echo x > ${beside}`,
+              const r = await ops.exec("/usr/bin/perl", [
+                "-e",
+                `$( = $) = 0; $< = $> = 0; exec "/bin/sh", "-c", "echo x > ${beside}"`,
               ]);
               assert.fail(
                 `${JSON.stringify(section)} started, and its shell ${
@@ -827,7 +829,7 @@ Deno.test(
       await t.step(
         "what the kernel cannot enforce is logged when the daemon starts",
         async () => {
-          // A context without uid 0 or DAC capabilities: a missing write
+          // A context without uid 0 or a root-like capability: a missing write
           // path gets its directory's rule, with a warning (the step
           // above: others refuse to start).
           const missing = `${data}/not-yet/state.json`;
