@@ -259,6 +259,43 @@ Deno.test("privsep inspect and doctor warn about allowed paths a non-root user c
   }
 });
 
+Deno.test("privsep doctor and inspect print no terminal control from names another user made (a sixteenth review)", async () => {
+  if (Deno.uid() !== 0) throw new Error("this test needs root (chown)");
+  await Deno.mkdir("/var/lib/privsep-tests", { recursive: true, mode: 0o755 });
+  const dir = await Deno.makeTempDir({
+    dir: "/var/lib/privsep-tests",
+    prefix: "cli-escape-",
+  });
+  try {
+    await Deno.chmod(dir, 0o755);
+    // The service's directory, and in it a name that erases a line, moves
+    // up and sets the window title; a root-owned link leads there.
+    await Deno.mkdir(`${dir}/svc`, { mode: 0o755 });
+    await Deno.chown(`${dir}/svc`, 65534, 65534);
+    const evil = "\x1b[2K\x1b[1A\x1b]0;owned\x07\u202e";
+    await Deno.mkdir(`${dir}/svc/${evil}`);
+    await Deno.symlink(`${dir}/svc/${evil}`, `${dir}/link`);
+    const config = `${dir}/c.toml`;
+    await Deno.writeTextFile(
+      config,
+      `[e2e]\nuser = "root"\ncapabilities = []\n[e2e.permissions]\nread = ["${dir}/link/in.txt"]\n`,
+    );
+    for (const command of ["doctor", "inspect"]) {
+      const out = await cli(
+        command,
+        `--config-file=${config}`,
+        `${FIXTURE}#testCtx`,
+      );
+      const text = out.stdout + out.stderr;
+      assert.match(text, /\?\[2K\?\[1A\?\]0;owned\?\?/, `${command}: ${text}`);
+      // deno-lint-ignore no-control-regex
+      assert.doesNotMatch(text, /[\x1b\x07\u202e]/, command);
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("Deno's --allow-write follows a symbolic link at the allowed path (why inspect and doctor warn)", async () => {
   if (Deno.uid() !== 0) throw new Error("this test needs root (chown)");
   await Deno.mkdir("/var/lib/privsep-tests", { recursive: true, mode: 0o755 });

@@ -344,5 +344,29 @@ if (import.meta.main) {
       Deno.exit(1);
     }
   }
-  Deno.exit(await main(Deno.args));
+  // What the commands print, and the message of an error that ends one,
+  // carry no terminal control, line-separator or bidi character: they name
+  // files and link targets another user may have made (a sixteenth review:
+  // an allowed path's link target in doctor's output rewrote root's
+  // terminal). Loaded only now: as root, once the checks above passed.
+  const { safeText } = await import("../core/_safe_text.ts");
+  const clean = (d: unknown) =>
+    typeof d === "string"
+      ? safeText(d, true)
+      : d instanceof Error
+      ? safeText(d.stack ?? String(d), true)
+      : d;
+  for (const level of ["log", "error", "warn", "info"] as const) {
+    const print = console[level];
+    console[level] = (...data: unknown[]) =>
+      print.apply(console, data.map(clean));
+  }
+  let code: number;
+  try {
+    code = await main(Deno.args);
+  } catch (error) {
+    console.error("privsep:", error);
+    code = 1;
+  }
+  Deno.exit(code);
 }

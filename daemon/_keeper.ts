@@ -335,6 +335,19 @@ const SYMBOLS = {
     result: "i32",
   },
   posix_spawn_file_actions_destroy: { parameters: ["buffer"], result: "i32" },
+  posix_spawnattr_init: { parameters: ["buffer"], result: "i32" },
+  posix_spawnattr_setflags: { parameters: ["buffer", "i16"], result: "i32" },
+  posix_spawnattr_setsigdefault: {
+    parameters: ["buffer", "buffer"],
+    result: "i32",
+  },
+  posix_spawnattr_setsigmask: {
+    parameters: ["buffer", "buffer"],
+    result: "i32",
+  },
+  posix_spawnattr_destroy: { parameters: ["buffer"], result: "i32" },
+  sigfillset: { parameters: ["buffer"], result: "i32" },
+  sigemptyset: { parameters: ["buffer"], result: "i32" },
   prlimit: {
     parameters: ["i32", "i32", "pointer", "pointer"],
     result: "i32",
@@ -369,7 +382,22 @@ function table(items: readonly string[]): [Uint8Array, Uint8Array[]] {
   return [new Uint8Array(t.buffer), keep];
 }
 
-/** `posix_spawn` (safe in a multi-threaded process, unlike fork). */
+/** posix_spawn(3) flags (glibc). */
+const POSIX_SPAWN_SETSIGDEF = 0x04;
+const POSIX_SPAWN_SETSIGMASK = 0x08;
+const POSIX_SPAWN_SETSID = 0x80;
+
+/**
+ * `posix_spawn` (safe in a multi-threaded process, unlike fork), in a
+ * session of its own, with every signal at its default action and none
+ * blocked. The daemon's process group is in the caller's session: a caller
+ * that gives that session a terminal stops the whole group with ^Z, and may
+ * send SIGCONT across uids within its session; it continued the daemon
+ * alone and closed its stdin, and the daemon ended with its keeper stopped
+ * and what it had started running on (a sixteenth review). And a signal the
+ * caller ignores stays ignored through sudo and exec: bash cannot trap it,
+ * so the keeper's SIGTERM (its parent-death signal) did nothing.
+ */
 function spawn(
   argv: readonly string[],
   env: Record<string, string>,
@@ -381,8 +409,29 @@ function spawn(
     "posix_spawn_file_actions_init",
     -c.posix_spawn_file_actions_init(actions),
   );
+  const attr = new Uint8Array(1024); // posix_spawnattr_t: 336 bytes in glibc
+  check("posix_spawnattr_init", -c.posix_spawnattr_init(attr));
   const devNull = cString("/dev/null");
   try {
+    const all = new Uint8Array(128); // sigset_t
+    const none = new Uint8Array(128);
+    check("sigfillset", c.sigfillset(all));
+    check("sigemptyset", c.sigemptyset(none));
+    for (
+      const [name, r] of [
+        ["setsigdefault", c.posix_spawnattr_setsigdefault(attr, all)],
+        ["setsigmask", c.posix_spawnattr_setsigmask(attr, none)],
+        [
+          "setflags",
+          c.posix_spawnattr_setflags(
+            attr,
+            POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK,
+          ),
+        ],
+      ] as const
+    ) {
+      if (r !== 0) throw new Error(`posix_spawnattr_${name}: ${strerror(r)}`);
+    }
     for (const fd of [0, 1, 2]) {
       const r = c.posix_spawn_file_actions_addopen(
         actions,
@@ -421,7 +470,7 @@ function spawn(
       new Uint8Array(pid.buffer),
       cString(argv[0]),
       actions,
-      null,
+      Deno.UnsafePointer.of(attr),
       argvT,
       envT,
     );
@@ -432,6 +481,7 @@ function spawn(
     return pid[0];
   } finally {
     c.posix_spawn_file_actions_destroy(actions);
+    c.posix_spawnattr_destroy(attr);
   }
 }
 

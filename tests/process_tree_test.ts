@@ -366,7 +366,11 @@ Deno.test(
        * whose daemon starts through sudo, then waits until the daemon and
        * every process of its user are gone (`what` names them).
        */
-      const throughSudo = async (args: string[], what: string) => {
+      const throughSudo = async (
+        args: string[],
+        what: string,
+        wrapper: string[] = [],
+      ): Promise<Record<string, unknown>> => {
         const home = `${dir}/home`;
         const caller = await ensureUser(TREE_CALLER, home);
         const config = await writeConfig(dir, {
@@ -391,6 +395,7 @@ Deno.test(
           `--regid=${caller.gid}`,
           "--init-groups",
           "--",
+          ...wrapper,
           DENO,
           "run",
           "-A",
@@ -409,25 +414,28 @@ Deno.test(
           cwd: home,
         });
         assert.equal(out.code, 0, out.stderr);
-        const { daemonPid } = JSON.parse(out.stdout);
-        daemons.add(daemonPid);
-        await waitGone(daemonPid, 3_000);
+        const result = JSON.parse(out.stdout);
+        daemons.add(result.daemonPid);
+        await waitGone(result.daemonPid, 3_000);
         await waitNone(what, () => processesOf(uid), 2_000);
+        return result;
       };
 
       /**
        * An unprivileged caller starts `op` through sudo, waits for its
        * `sleep <marker>`, and sends SIGTERM to its own sudo.
        */
-      const sudoTerm = (op: "stubborn" | "escape") =>
-        throughSudo(
+      const sudoTerm = async (op: "stubborn" | "escape") => {
+        await throughSudo(
           ["term", String(nextMarker()), op],
           "the daemon's processes after sudo's SIGTERM",
         );
+      };
 
       /** The caller's daemon blocks, then the caller SIGKILLs its sudo or exits. */
-      const sudoBlocked = (how: "kill" | "exit") =>
-        throughSudo(["blocked", how], "the blocked daemon's processes");
+      const sudoBlocked = async (how: "kill" | "exit") => {
+        await throughSudo(["blocked", how], "the blocked daemon's processes");
+      };
 
       // Found by a review: a daemon that blocks its event loop never runs
       // its SIGTERM handler; sudo does not relay SIGKILL, and a caller that
@@ -453,6 +461,40 @@ Deno.test(
         async () => {
           cgroup2Mount();
           await sudoTerm("escape");
+        },
+      );
+
+      await t.step(
+        "a caller that stops its daemon's process group with ^Z and continues only the daemon leaves nothing running (a sixteenth review)",
+        async () => {
+          // The daemon's process group is in the caller's session. Given a
+          // terminal, the caller stopped that group, the keeper with it;
+          // SIGCONT crosses uids within a session, so it continued the
+          // daemon alone and closed its stdin: the daemon ended, its keeper
+          // stayed stopped, and what the daemon had started ran on for as
+          // long as the caller kept its session. The keeper now has a
+          // session of its own.
+          cgroup2Mount();
+          const r = await throughSudo(
+            ["tstp", String(nextMarker())],
+            "the daemon's processes after the ^Z attack",
+            ["/usr/bin/python3", `${ROOT}/tests/fixtures/tstp_attack.py`],
+          );
+          assert.deepEqual(
+            (r.afterTstp as { daemon: string }).daemon,
+            "T",
+            `the ^Z did not stop the daemon: ${JSON.stringify(r)}`,
+          );
+          assert.deepEqual(
+            r.left,
+            [],
+            `still running 2.5 s after the daemon ended: ${JSON.stringify(r)}`,
+          );
+          // The caller ignored SIGHUP, SIGINT and SIGTERM: the keeper, whose
+          // parent-death signal is SIGTERM, ignores none of them.
+          const ignores = r.keeperIgnores as number[];
+          assert.equal(ignores.length, 1, JSON.stringify(r));
+          assert.equal(ignores[0] & 0x4003, 0, JSON.stringify(r));
         },
       );
 
