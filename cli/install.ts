@@ -90,7 +90,12 @@ export async function checkSudoers(
   content: string,
 ): Promise<{ ok: boolean; out: string }> {
   const candidate = `${dirname(path)}/.${basename(path)}.privsep-check`;
-  Deno.writeTextFileSync(candidate, content, { mode: 0o440 });
+  // A new file, never through a name that is already there (a link planted
+  // in a directory others may write would lead the write elsewhere).
+  try {
+    Deno.removeSync(candidate);
+  } catch { /* not there */ }
+  Deno.writeTextFileSync(candidate, content, { mode: 0o440, createNew: true });
   try {
     return await visudo(["-c", "-q", "-f", candidate]);
   } finally {
