@@ -40,13 +40,17 @@ const BROAD_CAPS: Record<string, string> = {
   CAP_CHOWN: "takes ownership of any file",
   CAP_SETUID: "becomes any user",
   CAP_SETGID: "becomes any group",
-  CAP_SETFCAP: "grants file capabilities",
+  CAP_SETFCAP:
+    "grants file capabilities: a program it marks in a write path gives whoever runs it those capabilities",
+  CAP_FSETID:
+    "keeps setuid and setgid bits: a uid-0 daemon's setuid program runs as root for whoever runs it",
   CAP_SETPCAP: "changes capability sets",
   CAP_SYS_MODULE: "loads kernel modules",
   CAP_SYS_PTRACE: "reads and writes other processes' memory",
   CAP_SYS_RAWIO: "raw device and port I/O",
   CAP_BPF: "loads BPF programs",
-  CAP_MKNOD: "creates device files",
+  CAP_MKNOD:
+    "creates device files (not where its writes are confined; with unscoped writes, a node of the host's disks)",
 };
 
 const BROAD_PARAM =

@@ -58,15 +58,18 @@ export const WRITE_ACCESS: readonly FsAccess[] = [
 ];
 /**
  * The rights a write rule grants: every one of {@linkcode WRITE_ACCESS} but
- * `make_sym`. No confined daemon makes a symbolic link (nor renames one into
- * place): a uid-0 daemon's link would be root's, in a root-owned directory,
- * which is what the next start trusts when it opens a path for its rules
- * (`openUnredirected()`); one planted at a write path that did not exist yet
- * led the next daemon's rule and writes to another application's config
- * (found by a review).
+ * `make_sym`, `make_block` and `make_char`. No confined daemon makes a
+ * symbolic link (nor renames one into place): a uid-0 daemon's link would be
+ * root's, in a root-owned directory, which is what the next start trusts
+ * when it opens a path for its rules (`openUnredirected()`); one planted at
+ * a write path that did not exist yet led the next daemon's rule and writes
+ * to another application's config (found by a review). Nor a device node:
+ * with CAP_MKNOD, a block device node in a write path is the host's disk for
+ * whoever may open it, past Landlock and the read-only mounts (a seventeenth
+ * review wrote a root-only file through one).
  */
 export const WRITE_GRANTED: readonly FsAccess[] = WRITE_ACCESS.filter((a) =>
-  a !== "make_sym"
+  a !== "make_sym" && a !== "make_block" && a !== "make_char"
 );
 /** The rights that read or execute. */
 export const READ_ACCESS: readonly FsAccess[] = [

@@ -285,7 +285,10 @@ while :; do
   case $pg in ''|*[!0-9]*) continue ;; esac
   case $op in
   track)
-    [ "$pg" -gt 1 ] && ! tracked "$pg" && leads "$pg" && groups="$groups $pg" ;;
+    # Not its own group: the keeper leads one (its session), a child of the
+    # daemon (a seventeenth review had it KILL itself without a cgroup).
+    [ "$pg" -gt 1 ] && [ "$pg" != "$$" ] && ! tracked "$pg" && leads "$pg" &&
+      groups="$groups $pg" ;;
   done)
     tracked "$pg" || continue
     signal KILL "$pg"

@@ -796,6 +796,43 @@ Deno.test(
       );
 
       await t.step(
+        "without a daemon cgroup, the daemon cannot have its keeper kill itself (a seventeenth review)",
+        async () => {
+          // The keeper leads a group of its own (its session) and is the
+          // daemon's child: `track` took it, and `KILL` by group number
+          // (no cgroup to check against) killed it, so what the daemon
+          // started outlived it.
+          assert.ok(delegatedCgroup, "the step before made the cgroup");
+          await treeCtx.stop();
+          await sweep();
+          const config = await writeConfig(dir, {
+            tree: {
+              user: TREE_DAEMON,
+              capabilities: [],
+              permissions: { run: ["/bin/sh", "/usr/bin/sleep"] },
+            },
+          });
+          const out = await run(inCgroup(delegatedCgroup, [
+            DENO,
+            "run",
+            "-A",
+            `--config=${ROOT}/deno.json`,
+            `${ROOT}/tests/fixtures/tree_caller.ts`,
+            config,
+            "selfkill",
+          ]));
+          const r = JSON.parse(out.stdout);
+          daemons.add(r.daemonPid);
+          assert.ok(r.keeper > 0, out.stdout);
+          assert.equal(
+            r.alive,
+            true,
+            `the keeper killed itself: ${out.stdout}`,
+          );
+        },
+      );
+
+      await t.step(
         'where the daemon\'s cgroup cannot be made, best-effort says why and confinement "required" refuses the start',
         async () => {
           // A root-owned cgroup that allows no cgroup below it

@@ -741,6 +741,31 @@ Deno.test(
       );
 
       await t.step(
+        "a confined daemon makes no device node, even with CAP_MKNOD (a seventeenth review)",
+        async () => {
+          // A block device node in a write path is the host's disk for
+          // whoever may open it, the daemon's user first: every file on it,
+          // the code stage 1 runs included, past Landlock and the read-only
+          // mounts (the review wrote a root-only file on a loop device).
+          await use({
+            user: "root",
+            capabilities: ["CAP_MKNOD"],
+            permissions: base,
+          });
+          const r = await ops.exec("/bin/sh", [
+            "-c",
+            `mknod ${data}/blk b 7 0; echo "block $?"; mknod ${data}/chr c 1 3; echo "char $?"; mkfifo ${data}/fifo; echo "fifo $?"`,
+          ]);
+          assert.match(r.stdout, /^block [1-9]/m, r.stdout + r.stderr);
+          assert.match(r.stdout, /^char [1-9]/m, r.stdout + r.stderr);
+          assert.match(r.stdout, /^fifo 0$/m, r.stdout + r.stderr);
+          assert.equal(await exists(`${data}/blk`), false);
+          assert.equal(await exists(`${data}/chr`), false);
+          await Deno.remove(`${data}/fifo`);
+        },
+      );
+
+      await t.step(
         "a context that keeps CAP_CHOWN cannot chown a file outside its write paths",
         async () => {
           const before = await stat(`${secret}/file`);
