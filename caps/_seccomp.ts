@@ -34,7 +34,6 @@ const CAP_SYS_RAWIO = 17;
 const CAP_SYS_PTRACE = 19;
 const CAP_SYS_PACCT = 20;
 const CAP_SYS_ADMIN = 21;
-const CAP_SYS_RESOURCE = 24;
 const CAP_SYS_BOOT = 22;
 const CAP_SYS_TIME = 25;
 const CAP_SYS_TTY_CONFIG = 26;
@@ -88,8 +87,13 @@ export const SYSCALLS: Readonly<Record<string, SyscallInfo>> = {
   // Only with another process's pid and a new limit: a process's own limits
   // (pid 0, as the C library's setrlimit passes) stay. The daemon's keeper
   // has the daemon's uid, and a CPU-time or open-file limit of 0 ended it
-  // without a signal (found by a review).
-  prlimit64: { x64: 302, a64: 261, caps: [CAP_SYS_RESOURCE] },
+  // without a signal (found by a review). Whatever the capabilities: with
+  // CAP_SYS_RESOURCE kept, the daemon's programs gave the keeper a 1 s
+  // CPU-time limit and fed it lines until the kernel killed it (an
+  // eighteenth review), and could set any host process's limits; a
+  // context's own limits (setrlimit) do not need it. `+prlimit64` in
+  // syscall_filter allows it whole.
+  prlimit64: { x64: 302, a64: 261, caps: [] },
   iopl: { x64: 172, caps: [CAP_SYS_RAWIO] },
   ioperm: { x64: 173, caps: [CAP_SYS_RAWIO] },
   io_uring_setup: { x64: 425, a64: 425, caps: [] },

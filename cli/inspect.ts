@@ -49,6 +49,8 @@ const BROAD_CAPS: Record<string, string> = {
   CAP_SYS_PTRACE: "reads and writes other processes' memory",
   CAP_SYS_RAWIO: "raw device and port I/O",
   CAP_BPF: "loads BPF programs",
+  CAP_SYS_RESOURCE: "overrides resource limits and quotas",
+  CAP_SYS_NICE: "changes any process's priority and scheduling",
   CAP_MKNOD:
     "creates device files (not where its writes are confined; with unscoped writes, a node of the host's disks)",
 };

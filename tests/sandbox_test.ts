@@ -1051,6 +1051,55 @@ Deno.test("the BPF filter checks the architecture and denies x32 and the listed 
   assert.equal(insn(7).k, 0x7fff0000);
 });
 
+Deno.test("the seccomp filter refuses a new limit for another process whatever the kept capabilities (an eighteenth review)", async () => {
+  requireRoot();
+  // With CAP_SYS_RESOURCE kept, prlimit64 was allowed whole: the daemon's
+  // programs gave its keeper (the daemon's uid) a 1 s CPU-time limit and fed
+  // it lines until the kernel killed it, and could limit any process of the
+  // host. The filter a context keeping it gets, applied to a process on this
+  // kernel (this machine's root may lack CAP_SYS_RESOURCE, so no daemon that
+  // keeps it can start here): another process's limit stays refused, its own
+  // and reading still work; `+prlimit64` allows it whole.
+  const script = (filter: string) => `
+    import { planConfinement, prepareConfinement } from "${ROOT}/daemon/_confine.ts";
+    const other = new Deno.Command("/usr/bin/sleep", { args: ["30"] }).spawn();
+    const plan = planConfinement({ capabilities: [24], permissions: "all",
+      confinement: "required", syscallFilter: ${filter} }, {});
+    prepareConfinement(plan).apply();
+    const libc = Deno.dlopen("libc.so.6", {
+      prlimit: { parameters: ["i32", "i32", "buffer", "buffer"], result: "i32" },
+      __errno_location: { parameters: [], result: "pointer" },
+    }).symbols;
+    const errno = () => new Deno.UnsafePointerView(libc.__errno_location()!).getInt32();
+    const limit = new BigUint64Array([1000n, 1000n]);
+    const old = new BigUint64Array(2);
+    const RLIMIT_CPU = 0;
+    const set = (pid) => libc.prlimit(pid, RLIMIT_CPU, new Uint8Array(limit.buffer), null) === 0 ? "ok" : "errno " + errno();
+    const read = libc.prlimit(other.pid, RLIMIT_CPU, null, new Uint8Array(old.buffer)) === 0 ? "ok" : "errno " + errno();
+    console.log(JSON.stringify({ other: set(other.pid), own: set(0), read }));
+    other.kill("SIGKILL");
+    await other.status;`;
+  const probe = async (filter: string) =>
+    JSON.parse(
+      (await run([
+        DENO,
+        "eval",
+        `--config=${ROOT}/deno.json`,
+        script(filter),
+      ])).stdout,
+    );
+  assert.deepEqual(await probe("[]"), {
+    other: "errno 1",
+    own: "ok",
+    read: "ok",
+  });
+  assert.deepEqual(await probe('["+prlimit64"]'), {
+    other: "ok",
+    own: "ok",
+    read: "ok",
+  });
+});
+
 Deno.test("best-effort refuses to start when this kernel has seccomp but the filter cannot be installed", async () => {
   requireRoot();
   // Found by a review: best-effort took any failure to install the filter
