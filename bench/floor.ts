@@ -17,7 +17,10 @@
 //
 // Then the quick profile's in-flight rows on the event-loop child: 8 calls
 // in flight after 2300 sequential ones, then 64 (one stall of either process
-// holds up every call in flight, which is what the rows' p99 is made of).
+// holds up every call in flight, which is what the rows' p99 is made of);
+// and the same with a daemon's codec work on both sides, done by msgpackr,
+// the reference JavaScript msgpack library (whose functions V8 compiles
+// during those calls, as it does privsep's codec).
 //
 // Then the 1 MiB echo of the same pair, each reply into a new buffer (as
 // privsep must hand the application one) and into a reused one, with the
@@ -60,6 +63,90 @@ function memoryLine(): string {
   ).join(" ");
 }
 
+/** The reference JavaScript msgpack library (npm msgpackr), from node_modules. */
+const MSGPACKR = new URL("../node_modules/msgpackr/index.js", import.meta.url)
+  .href;
+
+/** `body` behind its 4-byte big-endian length. */
+function lengthPrefixed(body: Uint8Array): Uint8Array {
+  const frame = new Uint8Array(4 + body.length);
+  new DataView(frame.buffer).setUint32(0, body.length);
+  frame.set(body, 4);
+  return frame;
+}
+
+/**
+ * Splits `data` into whole length-prefixed frames; calls `each` with every
+ * body (a view, valid only during the call) and returns the bytes of an
+ * unfinished frame, copied.
+ */
+function frames(
+  data: Uint8Array,
+  each: (body: Uint8Array) => void,
+): Uint8Array {
+  const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
+  let off = 0;
+  while (data.length - off >= 4) {
+    const len = view.getUint32(off);
+    if (data.length - off - 4 < len) break;
+    each(data.subarray(off + 4, off + 4 + len));
+    off += 4 + len;
+  }
+  return data.slice(off);
+}
+
+/**
+ * Reads fd 0 as the daemon does with idle_read "event-loop"
+ * (daemon/_idle_read.ts): a node:net socket over it, read by the event
+ * loop's epoll into `buf`, `onRead(n)` for every read; resolves at EOF.
+ */
+async function eventLoopReads(
+  buf: Uint8Array,
+  onRead: (n: number) => void,
+): Promise<void> {
+  const { Socket } = await import("node:net");
+  await new Promise<void>((resolve) => {
+    const socket = new Socket(
+      {
+        fd: 0,
+        readable: true,
+        writable: false,
+        onread: { buffer: buf, callback: onRead },
+      } as ConstructorParameters<typeof Socket>[0],
+    );
+    socket.on("end", () => resolve());
+    socket.on("close", () => resolve());
+  });
+}
+
+if (Deno.args[0] === "--child-msgpack") {
+  // The echo child of the in-flight rows doing a daemon's codec work with
+  // the reference library: each call ([kind, id, name, args]) decoded with
+  // msgpackr, its result ([kind, id, value]) encoded with it, length-
+  // prefixed; read through the event loop as --child --event-loop.
+  const { pack, unpack } = await import(MSGPACKR);
+  const buf = new Uint8Array(65536);
+  let rest: Uint8Array = new Uint8Array(0);
+  await eventLoopReads(buf, (n) => {
+    const data = rest.length
+      ? new Uint8Array([...rest, ...buf.subarray(0, n)])
+      : buf.subarray(0, n);
+    const out: Uint8Array[] = [];
+    rest = frames(data, (body) => {
+      const [, id, , args] = unpack(body);
+      out.push(lengthPrefixed(pack([2, id, args[0]])));
+    });
+    const reply = out.length === 1
+      ? out[0]
+      : new Uint8Array(out.flatMap((f) => [...f]));
+    let off = 0;
+    while (off < reply.length) {
+      off += Deno.stdout.writeSync(reply.subarray(off));
+    }
+  });
+  Deno.exit(0);
+}
+
 if (Deno.args[0] === "--child") {
   // With --imports: what the daemon must import, loaded first.
   if (Deno.args.includes("--imports")) {
@@ -77,30 +164,11 @@ if (Deno.args[0] === "--child") {
   const owner = chownFile ? Deno.statSync(chownFile) : undefined;
   const chownTarget = () => Deno.chownSync(chownFile!, owner!.uid, owner!.gid);
   if (Deno.args.includes("--event-loop")) {
-    // As the daemon reads with idle_read "event-loop" (daemon/_idle_read.ts):
-    // a node:net socket over fd 0, read by the event loop's epoll into one
-    // buffer; the event loop turns for every message.
-    const { Socket } = await import("node:net");
-    await new Promise<void>((resolve) => {
-      const socket = new Socket(
-        {
-          fd: 0,
-          readable: true,
-          writable: false,
-          onread: {
-            buffer: buf,
-            callback: (n: number) => {
-              if (chownFile && buf[0] === 1) chownTarget();
-              let off = 0;
-              while (off < n) {
-                off += Deno.stdout.writeSync(buf.subarray(off, n));
-              }
-            },
-          },
-        } as ConstructorParameters<typeof Socket>[0],
-      );
-      socket.on("end", () => resolve());
-      socket.on("close", () => resolve());
+    // The event loop turns for every message.
+    await eventLoopReads(buf, (n) => {
+      if (chownFile && buf[0] === 1) chownTarget();
+      let off = 0;
+      while (off < n) off += Deno.stdout.writeSync(buf.subarray(off, n));
     });
   } else {
     for (;;) {
@@ -396,17 +464,45 @@ if (Deno.args[0] === "--measure-inflight") {
   // ones, as the bench's "K in flight" rows (bench/drivers/_common.ts): each
   // lane waits for its own reply. The echo child answers in order, so the
   // replies go to the waiting calls first in, first out.
+  // With "msgpack": calls and results encoded and decoded on both sides with
+  // msgpackr, the reference JavaScript library (--child-msgpack), as
+  // privsep's caller and daemon do with its own codec.
   const [lanes, calls, warmup] = Deno.args.slice(1, 4).map(Number);
+  const msgpack = Deno.args[4] === "msgpack";
+  const { pack, unpack } = msgpack
+    ? await import(MSGPACKR)
+    : { pack: undefined, unpack: undefined };
   const { DaemonProcess } = await import("../contexts/_child.ts");
   const waiting: (() => void)[] = [];
+  const byId = new Map<number, () => void>();
+  let nextId = 0;
+  let rest: Uint8Array = new Uint8Array(0);
   let next = 0;
   let got = 0;
   const child = new DaemonProcess(
     Deno.execPath(),
-    ["run", "--no-config", SELF, "--child", "--event-loop"],
+    [
+      "run",
+      "--no-config",
+      "--allow-read",
+      SELF,
+      ...(msgpack ? ["--child-msgpack"] : ["--child", "--event-loop"]),
+    ],
     Deno.env.toObject(),
     {
       data: (chunk, n = chunk.length) => {
+        if (msgpack) {
+          const data = rest.length
+            ? new Uint8Array([...rest, ...chunk.subarray(0, n)])
+            : chunk.subarray(0, n);
+          rest = frames(data, (body) => {
+            const [, id] = unpack(body);
+            const done = byId.get(id)!;
+            byId.delete(id);
+            done();
+          });
+          return;
+        }
         for (got += n; got >= 24; got -= 24) waiting[next++]();
         if (next === waiting.length) waiting.length = next = 0;
       },
@@ -420,6 +516,15 @@ if (Deno.args[0] === "--measure-inflight") {
   const message = new Uint8Array(24);
   const call = () =>
     new Promise<void>((resolve, reject) => {
+      if (msgpack) {
+        const id = nextId++;
+        byId.set(id, resolve);
+        child.write(
+          lengthPrefixed(pack([1, id, "echo", [null]])),
+          (e) => e && reject(e),
+        );
+        return;
+      }
       waiting.push(resolve);
       child.write(message, (e) => e && reject(e));
     });
@@ -629,21 +734,28 @@ for (let round = 0; round < rounds; round++) {
   for (
     const [protocol, [lanes, n, warmup]] of Object.entries(inFlightProtocols)
   ) {
-    for (const [placement, prefix] of Object.entries(placements)) {
-      const name =
-        `Deno-to-Deno stdio, ${protocol}, the child reading in its event loop, 24 bytes, fresh pair, ${placement}`;
-      const r = await measure<{
-        p50: number;
-        p99: number;
-        callsPerSec: number;
-      }>(
-        prefix,
-        "--measure-inflight",
-        String(lanes),
-        String(n),
-        String(warmup),
-      );
-      inFlightResults.set(name, [...inFlightResults.get(name) ?? [], r]);
+    for (const codec of ["", "msgpack"]) {
+      for (const [placement, prefix] of Object.entries(placements)) {
+        const name =
+          `Deno-to-Deno stdio, ${protocol}, the child reading in its event loop, ${
+            codec
+              ? "each call and result encoded and decoded with msgpackr (the reference JavaScript msgpack library) on both sides"
+              : "24 bytes"
+          }, fresh pair, ${placement}`;
+        const r = await measure<{
+          p50: number;
+          p99: number;
+          callsPerSec: number;
+        }>(
+          prefix,
+          "--measure-inflight",
+          String(lanes),
+          String(n),
+          String(warmup),
+          codec,
+        );
+        inFlightResults.set(name, [...inFlightResults.get(name) ?? [], r]);
+      }
     }
   }
 }
