@@ -107,18 +107,21 @@ export function redirectablePathWarnings(
 
 /**
  * What stage 1 refuses of `ctx`'s write paths (daemon/start.ts), said before
- * any start: for a context of uid 0 or with CAP_CHOWN, CAP_DAC_OVERRIDE or
- * CAP_FOWNER, CAP_SETGID or CAP_SETUID, a write path that holds something stage 1 trusts, and one that
- * does not exist yet (its directory would get the rule) unless another write
- * path covers that directory. One message each; empty when it would start.
+ * any start: for a context of uid 0 or with a capability of ROOT_LIKE_CAPS,
+ * a write path that holds something stage 1 trusts, and one that does not
+ * exist yet (its directory would get the rule) unless another write path
+ * covers that directory. The write path and why, each; empty when it would
+ * start.
  */
-export function writePathRefusals(ctx: PrivContext): string[] {
+export function writePathRefusals(
+  ctx: PrivContext,
+): { write: string; message: string }[] {
   const s = ctx.settings();
   const writes = s.permissions === "all" ? undefined : s.permissions.write;
   const rootLike = lookupUser(s.user)?.id === 0 || s.user === "root" ||
     s.capabilities.some((c) => ROOT_LIKE_CAPS.includes(c));
   if (!writes || s.confinement === "off" || !rootLike) return [];
-  const refusals: string[] = [];
+  const refusals: { write: string; message: string }[] = [];
   let spec: ReturnType<PrivContext["commandSpec"]> | undefined;
   try {
     spec = ctx.commandSpec();
@@ -136,15 +139,19 @@ export function writePathRefusals(ctx: PrivContext): string[] {
     ...(spec.denoConfig ? [dirname(spec.denoConfig)] : []),
   ]);
   if (above) {
-    refusals.push(
-      `the write path ${above.write} holds ${above.root}, which the root first stage trusts: the daemon refuses to start (it could put files beside it that Deno reads, or rebuild it); narrow permissions.write`,
-    );
+    refusals.push({
+      write: above.write,
+      message:
+        `the write path ${above.write} holds ${above.root}, which the root first stage trusts: the daemon refuses to start (it could put files beside it that Deno reads, or rebuild it); narrow permissions.write`,
+    });
   }
   const missing = missingWritePath(writes);
   if (missing) {
-    refusals.push(
-      `the write path ${missing.write} does not exist yet: the kernel sandbox would give its directory ${missing.directory} the rule (Landlock names existing files only), so this daemon (uid 0, or keeping CAP_CHOWN, CAP_DAC_OVERRIDE, CAP_FOWNER, CAP_SETGID or CAP_SETUID) refuses to start; create ${missing.write} first, or declare ${missing.directory} if it may write all of it`,
-    );
+    refusals.push({
+      write: missing.write,
+      message:
+        `the write path ${missing.write} does not exist yet: the kernel sandbox would give its directory ${missing.directory} the rule (Landlock names existing files only), so this daemon (uid 0, or keeping CAP_CHOWN, CAP_DAC_OVERRIDE, CAP_FOWNER, CAP_SETGID or CAP_SETUID) refuses to start; create ${missing.write} first, or declare ${missing.directory} if it may write all of it`,
+    });
   }
   return refusals;
 }

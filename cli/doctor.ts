@@ -322,7 +322,7 @@ export async function diagnose(
   add(
     "write paths",
     refusals.length === 0,
-    refusals.join("\n") ||
+    refusals.map((r) => r.message).join("\n") ||
       "no write path holds what stage 1 trusts or widens to its directory",
     "create each missing write path first (as root, owned by the context's user), or declare the directory; narrow a write path that holds the code, its cache or the config",
   );

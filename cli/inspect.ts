@@ -162,11 +162,10 @@ export function inventory(contexts: readonly PrivContext[]): ContextReport[] {
       // for other contexts, that a missing write path's rule goes to its
       // directory (Landlock names only existing files: caps/_landlock.ts).
       const refusals = writePathRefusals(ctx);
-      warnings.push(...refusals);
+      warnings.push(...refusals.map((r) => r.message));
+      const refused = new Set(refusals.map((r) => r.write));
       for (const write of s.permissions.write ?? []) {
-        if (refusals.some((r) => r.startsWith(`the write path ${write} `))) {
-          continue;
-        }
+        if (refused.has(write)) continue;
         try {
           Deno.lstatSync(write);
         } catch (error) {

@@ -22,8 +22,9 @@ export interface TrustedInputs {
 /**
  * The paths the root first stage trusts and runs or reads again at the next
  * start: the daemon sees each read-only (`protectTrustedPaths()`), and a
- * uid-0 context, or one with a capability of ROOT_LIKE_CAPS, may not have a write path that holds one
- * ({@linkcode writePathAboveCode}, which adds the deno.json's directory).
+ * uid-0 context, or one with a capability of {@linkcode ROOT_LIKE_CAPS},
+ * may not have a write path that holds one ({@linkcode writePathAboveCode},
+ * which adds the deno.json's directory).
  * `/run/privsep` holds the keeper's shell copy, which stage 1 runs as root
  * outside the sandbox (a thirteenth review: a uid-0 daemon with
  * `write = ["/run/app.pid"]` replaced it).
@@ -110,8 +111,8 @@ export function writePathAboveCode(
  * therefore get its rule and writable mount (Landlock names existing files
  * only), when no other write path already covers that directory; with the
  * directory, or `undefined`. Stage 1 refuses such a context of uid 0 or with
- * a capability of {@linkcode ROOT_LIKE_CAPS} (a fourteenth review: `write = ["/etc/app.conf"]` let a
- * uid-0 daemon write /etc/sudoers.d).
+ * a capability of {@linkcode ROOT_LIKE_CAPS} (a fourteenth review:
+ * `write = ["/etc/app.conf"]` let a uid-0 daemon write /etc/sudoers.d).
  */
 export function missingWritePath(
   writes: readonly string[],

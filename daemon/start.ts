@@ -348,8 +348,13 @@ export async function startDaemon(
     const rootLikeKept = settings.capabilities
       .filter((c) => ROOT_LIKE_CAPS.includes(c)).map(capabilityName).join(", ");
     const rootLike = user.id === 0 || rootLikeKept !== "";
-    const above = settings.confinement !== "off" && writes && rootLike &&
-      writePathAboveCode(writes, [
+    // The write-path refusals hold where writes are confined, for a context
+    // that can write as root (core/_write_above.ts).
+    const held = settings.confinement !== "off" && rootLike
+      ? writes
+      : undefined;
+    const above = held &&
+      writePathAboveCode(held, [
         ...trusted,
         ...(flags.config ? [dirname(flags.config)] : []),
       ]);
@@ -360,8 +365,7 @@ export async function startDaemon(
         } could put files beside it that Deno reads on its way up, or rebuild it once the host removes it. Narrow permissions.write to the directories the context writes (none holding ${above.root})`,
       );
     }
-    const missing = settings.confinement !== "off" && writes && rootLike &&
-      missingWritePath(writes);
+    const missing = held && missingWritePath(held);
     if (missing) {
       throw new StartError(
         `the write path ${missing.write} does not exist: the kernel sandbox would give its directory ${missing.directory} the rule (Landlock names existing files only), and a daemon of uid ${user.id}${

@@ -21,15 +21,12 @@ const CALLER = testUser(import.meta, "c");
 const DAEMON = testUser(import.meta, "d");
 const SPEC = `${ROOT}/tests/fixtures/privsep/mod.ts#testCtx`;
 
-/** What `daemonsWith()` found beside the newest, for a failure's message. */
-let otherDaemons = "";
-
 /**
  * The serving daemons whose DENO_DIR is `denoDir`, the newest first (by
  * start time). A process whose parent is one of them is left out: the
  * daemon's child between its posix_spawn and its exec shows the daemon's
  * command line and environment. CI twice saw two daemons where one was
- * started; what the others are is kept in `otherDaemons`.
+ * started; when there are more it prints what each is.
  */
 async function daemonsWith(denoDir: string): Promise<number[]> {
   const found = new Map<
@@ -57,9 +54,13 @@ async function daemonsWith(denoDir: string): Promise<number[]> {
   }
   const daemons = [...found].filter(([, d]) => !found.has(d.ppid))
     .sort(([, a], [, b]) => b.start - a.start);
-  otherDaemons = daemons.length > 1
-    ? [...found.values()].map((d) => d.info).join("; ")
-    : "";
+  if (daemons.length > 1) {
+    console.log(
+      `serving daemons found: ${
+        [...found.values()].map((d) => d.info).join("; ")
+      }`,
+    );
+  }
   return daemons.map(([p]) => p);
 }
 
@@ -263,13 +264,11 @@ Deno.test(
             await new Promise((r) => setTimeout(r, 100));
             pids = await daemonsWith(denoDir);
           }
-          const others = otherDaemons;
           const status = pids.length
             ? await Deno.readTextFile(`/proc/${pids[0]}/status`)
             : "";
           const o = await held;
           assert.ok(pids.length, `no serving daemon: ${o.code} ${o.stderr}`);
-          if (others) console.log(`serving daemons found: ${others}`);
           assert.match(status, /^Umask:\s+0077$/m);
         },
       );

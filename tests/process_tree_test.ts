@@ -27,6 +27,15 @@ const TREE_DAEMON = testUser(import.meta, "d");
 /** The unprivileged caller of the sudo test. */
 const TREE_CALLER = testUser(import.meta, "c");
 
+/** tests/fixtures/tree_caller.ts's command line, before its arguments. */
+const TREE_CALLER_ARGV = [
+  DENO,
+  "run",
+  "-A",
+  `--config=${ROOT}/deno.json`,
+  `${ROOT}/tests/fixtures/tree_caller.ts`,
+];
+
 /** A number no other test uses as `sleep`'s argument. */
 let markerSeq = 4000 + (Deno.pid % 1000) * 7;
 const nextMarker = () => markerSeq++;
@@ -396,11 +405,7 @@ Deno.test(
           "--init-groups",
           "--",
           ...wrapper,
-          DENO,
-          "run",
-          "-A",
-          `--config=${ROOT}/deno.json`,
-          `${ROOT}/tests/fixtures/tree_caller.ts`,
+          ...TREE_CALLER_ARGV,
           config,
           ...args,
         ], {
@@ -655,11 +660,7 @@ Deno.test(
           });
           const caller = async (...args: string[]): Promise<number> => {
             const out = await run(inCgroup(callerCgroup!, [
-              DENO,
-              "run",
-              "-A",
-              `--config=${ROOT}/deno.json`,
-              `${ROOT}/tests/fixtures/tree_caller.ts`,
+              ...TREE_CALLER_ARGV,
               config,
               ...args,
             ]));
@@ -723,11 +724,7 @@ Deno.test(
             ]
           ) await Deno.chown(`${delegatedCgroup}${f}`, owner.uid, owner.gid);
           const out = await run(inCgroup(delegatedCgroup, [
-            DENO,
-            "run",
-            "-A",
-            `--config=${ROOT}/deno.json`,
-            `${ROOT}/tests/fixtures/tree_caller.ts`,
+            ...TREE_CALLER_ARGV,
             config,
             "cgroup",
           ]));
@@ -813,11 +810,7 @@ Deno.test(
             },
           });
           const out = await run(inCgroup(delegatedCgroup, [
-            DENO,
-            "run",
-            "-A",
-            `--config=${ROOT}/deno.json`,
-            `${ROOT}/tests/fixtures/tree_caller.ts`,
+            ...TREE_CALLER_ARGV,
             config,
             "selfkill",
           ]));
@@ -850,11 +843,7 @@ Deno.test(
           const start = async (confinement: string) =>
             await run(
               inCgroup(fullCgroup!, [
-                DENO,
-                "run",
-                "-A",
-                `--config=${ROOT}/deno.json`,
-                `${ROOT}/tests/fixtures/tree_caller.ts`,
+                ...TREE_CALLER_ARGV,
                 await writeConfig(dir, {
                   tree: {
                     user: TREE_DAEMON,
