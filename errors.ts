@@ -127,8 +127,10 @@ export class PrivsepTimeout extends Error {
 
 /**
  * The daemon already runs as many calls as its context's `concurrency` and
- * as many more wait as its `queue_limit` allows: this call was refused at
- * once instead of waiting without end.
+ * as many more wait as its `queue_limit` allows, or the calls running and
+ * waiting hold as much memory in decoded arguments as the daemon gives them
+ * (`max(64 MiB, 2 × maxFrameBytes)`, estimated): this call was refused at
+ * once instead of waiting without end. The message says which.
  *
  * @example
  * ```ts

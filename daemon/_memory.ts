@@ -73,9 +73,10 @@ export function collectionAfterCall(
 /**
  * The garbage of refused calls. A refused call's arguments were live while
  * they were decoded, so most were promoted to the old generation: garbage
- * that V8 lets grow to a few times the live heap (the queue's) before it
- * collects on its own. Once the refused calls add up to the queue's budget,
- * a full collection (at most one per budget's worth of refused calls).
+ * that V8 lets grow to a few times the live heap (the admitted calls') before
+ * it collects on its own. Once the refused calls add up to `budget`, a full
+ * collection (at most one per budget's worth of refused calls; the session
+ * passes half of what admitted calls may hold).
  */
 export class RefusedCalls {
   /** Estimated decoded bytes refused since the last full collection for them. */

@@ -19,10 +19,15 @@ import {
   describeError,
   encodeMessage,
   Kind,
+  MAX_ENTRYPOINT_NAME,
   type Message,
   PROTOCOL_VERSION,
 } from "../protocol/messages.ts";
-import { lastDecoded } from "../protocol/_decoded_cost.ts";
+import {
+  DecodeCapExceeded,
+  lastDecoded,
+  nextDecodeCap,
+} from "../protocol/_decoded_cost.ts";
 import { killRunningCommands } from "./run_command.ts";
 import { reapLeftovers } from "./_children.ts";
 import { type Audit, tracebackMessage } from "./_audit.ts";
@@ -36,7 +41,7 @@ import {
 } from "./_memory.ts";
 import type { ChannelReader } from "./_idle_read.ts";
 import type { Outbox } from "./_outbox.ts";
-import { Slots } from "./_slots.ts";
+import { type Refusal, Slots } from "./_slots.ts";
 import { isWarmUp, WARM_UP } from "../core/_warm_up.ts";
 
 /** What a session serves, and how. */
@@ -130,14 +135,17 @@ export class Session {
     this.#out = options.out;
     this.#maxFrameBytes = options.limits.maxFrameBytes;
     this.#hold = { ...HOLD_RULES, ...options.hold };
-    // Queued calls hold their decoded arguments: bound them by what those
-    // cost in memory too (estimated while decoding, protocol/_decoded_cost.ts).
+    // Running and queued calls hold their decoded arguments: bound them by
+    // what those cost in memory too (estimated while decoding,
+    // protocol/_decoded_cost.ts).
     this.#slots = new Slots(
       options.concurrency,
       options.queueLimit,
       Math.max(64 << 20, 2 * this.#maxFrameBytes),
     );
-    this.#refused = new RefusedCalls(this.#slots.queueBytes);
+    // Half the budget: with the calls admitted (up to the budget) and the one
+    // being decoded, refused calls' garbage keeps the heap within ~3 budgets.
+    this.#refused = new RefusedCalls(this.#slots.budget / 2);
     this.#calls = new CallTable(
       options.graceMs,
       (message) => options.log("warning", message),
@@ -246,8 +254,10 @@ export class Session {
   #dispatchRead(bodies: Uint8Array[]): void {
     try {
       if (!this.#o.audit.on) {
-        if (bodies.length === 1) this.#dispatch(decodeMessage(bodies[0]));
-        else if (bodies.length > 1) this.#dispatchTogether(bodies);
+        if (bodies.length === 1) {
+          const m = this.#decode(bodies[0]);
+          if (m) this.#dispatch(m);
+        } else if (bodies.length > 1) this.#dispatchTogether(bodies);
         return;
       }
       for (let i = 0; i < bodies.length; i++) {
@@ -258,7 +268,8 @@ export class Session {
           return;
         }
         this.#undispatched = bodies.length - 1 - i;
-        this.#dispatch(decodeMessage(bodies[i]));
+        const m = this.#decode(bodies[i]);
+        if (m) this.#dispatch(m);
       }
     } finally {
       this.#undispatched = 0;
@@ -288,7 +299,8 @@ export class Session {
       let heldSince = now();
       for (let i = 0; i < bodies.length; i++) {
         this.#undispatched = bodies.length - 1 - i;
-        const m = decodeMessage(bodies[i]);
+        const m = this.#decode(bodies[i]);
+        if (!m) continue;
         if (m.kind === Kind.Call) {
           const ep = entrypoints.get(m.entrypoint);
           const t = now();
@@ -381,6 +393,43 @@ export class Session {
     return this.#calls.counters.completed;
   }
 
+  /**
+   * Decodes one message. While calls hold memory, a call whose arguments
+   * would take them past the budget is refused as soon as its estimate
+   * passes what is left, without decoding the rest (`undefined`).
+   */
+  #decode(body: Uint8Array): Message | undefined {
+    const slots = this.#slots;
+    // A call: an array of 4 whose first element is Kind.Call. Any other
+    // message is small, or refused by its kind once decoded.
+    if (slots.held > 0 && body[0] === 0x94 && body[1] === Kind.Call) {
+      nextDecodeCap.cost = slots.budget - slots.held;
+    }
+    try {
+      return decodeMessage(body);
+    } catch (error) {
+      if (!(error instanceof DecodeCapExceeded)) throw error;
+      const head = error.head;
+      const [kind, id, key] = head ?? [];
+      if (
+        kind !== Kind.Call || head!.length !== 4 || !Number.isSafeInteger(id) ||
+        (id as number) < 0 || typeof key !== "string" ||
+        key.length > MAX_ENTRYPOINT_NAME
+      ) {
+        throw new ProtocolError(
+          `received a message estimated at more than ${error.cost} bytes once decoded that is not a call`,
+        );
+      }
+      if (this.#calls.has(id as number)) {
+        throw new ProtocolError(`call id ${id} is already in flight`);
+      }
+      this.#refuse(id as number, key, performance.now(), error.cost, "partly");
+      return undefined;
+    } finally {
+      nextDecodeCap.cost = Infinity;
+    }
+  }
+
   /** Acts on one message from the caller. */
   #dispatch(m: Message): void {
     if (!this.#greeted) {
@@ -463,7 +512,7 @@ export class Session {
     }
     const wait = this.#slots.acquire(bytes);
     if (wait === false) {
-      this.#refuse(id, key, started, bytes);
+      this.#refuse(id, key, started, bytes, this.#slots.refusal);
       return;
     }
     const call = this.#calls.start(id, key, bytes, ep, args, started);
@@ -488,19 +537,34 @@ export class Session {
     if (this.#o.audit.on && out.busy) this.#recordAt = out.queuedTo + 1;
   }
 
-  /** Refuses a call: every slot is taken and the queue is full. */
-  #refuse(id: number, key: string, started: number, bytes: number): void {
+  /**
+   * Refuses a call: every slot is taken and the queue is full, or its
+   * arguments would take what the calls admitted hold past the budget
+   * (`"partly"`: decoding them stopped there, at `bytes`).
+   */
+  #refuse(
+    id: number,
+    key: string,
+    started: number,
+    bytes: number,
+    why: Refusal | "partly",
+  ): void {
     const slots = this.#slots;
     this.#recordComing();
     this.#o.audit.record(key, started, "refused", "PrivsepQueueFull");
     this.#out.send(encodeMessage([Kind.Error, id, {
       name: "PrivsepQueueFull",
       code: QUEUE_FULL_CODE,
-      message:
-        `${this.#o.concurrency} calls run and the queue is full (${slots.queueLimit} calls or ${slots.queueBytes} bytes of decoded arguments, estimated); raise concurrency or queue_limit, or call less at once`,
+      message: why === "queue"
+        ? `${this.#o.concurrency} calls run and the queue is full (${slots.queueLimit} calls wait); raise concurrency or queue_limit, or call less at once`
+        : `the calls running and queued hold ${slots.held} bytes of decoded arguments and this call ${
+          why === "partly" ? "more than " : ""
+        }${bytes} (estimated), past the daemon's budget of ${slots.budget} bytes (2 x maxFrameBytes, at least 64 MiB); call less at once, or pass less per call`,
     }]));
+    // Refused calls read together are decoded before a deferred collection
+    // could run: once they add up to RefusedCalls' budget, collect now.
     const collection = this.#refused.refused(bytes);
-    if (collection) this.#collector.soon(collection);
+    if (collection) this.#collector.soon(collection, collection === "major");
   }
 
   /** Builds the reply of a finished call, audits it, frees its slot, sends it. */
@@ -544,7 +608,7 @@ export class Session {
     calls.end(call, !warm);
     // No call runs: what its commands left in the daemon's cgroup goes.
     if (calls.size === 0) reapLeftovers();
-    this.#slots.release();
+    this.#slots.release(call.bytes);
     // Nothing else to do: no call running or read and waiting to start, no
     // part of the next message received, no timer pending.
     const alone = calls.size === 0 && this.#undispatched === 0 &&

@@ -252,3 +252,29 @@ export function decodedCostLimit(bytes: number): number {
  * reads it for each call message).
  */
 export const lastDecoded: { cost: number } = { cost: 0 };
+
+/**
+ * What the next `decodeValue` may estimate its value at before it stops,
+ * throwing {@linkcode DecodeCapExceeded}: set by the daemon right before it
+ * decodes a message while calls hold memory (daemon/_slots.ts), read and
+ * reset to `Infinity` by that decode, so that no other decode sees it.
+ */
+export const nextDecodeCap: { cost: number } = { cost: Infinity };
+
+/**
+ * A message passed {@linkcode nextDecodeCap} (but not `decodedCostLimit`):
+ * decoding stopped there. `head` is the top-level array as far as it was
+ * decoded (a call's kind, id and entrypoint come before its arguments).
+ */
+export class DecodeCapExceeded extends Error {
+  /** Always `"DecodeCapExceeded"`. */
+  override name = "DecodeCapExceeded";
+  constructor(
+    /** The top-level array, partly decoded, if the message is one. */
+    readonly head: unknown[] | undefined,
+    /** The estimate when decoding stopped. */
+    readonly cost: number,
+  ) {
+    super(`the message passed its cap at an estimated ${cost} bytes`);
+  }
+}

@@ -22,6 +22,7 @@ import {
   BIN_COST,
   CONS_STRING_COST,
   DATE_COST,
+  DecodeCapExceeded,
   DECODED_COST_FLOOR,
   DECODED_COST_PER_BYTE,
   decodedCostLimit,
@@ -29,6 +30,7 @@ import {
   ITEM_COST,
   lastDecoded,
   MAP_ENTRY_COST,
+  nextDecodeCap,
   STRING_COST,
 } from "./_decoded_cost.ts";
 
@@ -159,8 +161,14 @@ class Decoder {
 
   /** Return `bin` values as views of the input instead of copies. */
   alias = false;
+  /** The caller's cap on the estimate (`nextDecodeCap`); `Infinity`: none. */
+  cap = Infinity;
+  /** The lesser of the cap and `decodedCostLimit()` for this message. */
+  limit = 0;
+  /** The top-level array, once decoding it started. */
+  top: unknown[] | undefined = undefined;
 
-  run(bytes: Uint8Array, alias = false): unknown {
+  run(bytes: Uint8Array, alias = false, cap = Infinity): unknown {
     this.busy = true;
     this.alias = alias;
     this.items = 0;
@@ -172,6 +180,8 @@ class Decoder {
       : new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     this.p = 0;
     this.end = this.src.length;
+    this.cap = cap;
+    this.limit = Math.min(cap, decodedCostLimit(this.end));
     try {
       if (this.end === 0) invalid("empty input", 0);
       const value = this.read(0);
@@ -181,12 +191,27 @@ class Decoder {
           this.p,
         );
       }
+      // Only array-index keys can pass the limit (see DECODED_COST_FLOOR),
+      // and they are checked as they come, as is the cap in containers;
+      // this is for whatever else might.
+      if (this.cost() > this.limit) this.overLimit(this.end);
       return value;
     } finally {
       this.src = EMPTY;
       this.dv = undefined;
+      this.top = undefined;
       this.busy = false;
     }
+  }
+
+  /**
+   * The estimate passed `limit`: past `decodedCostLimit()` the message is
+   * refused (a `ProtocolError`); past the caller's cap only, decoding stops.
+   */
+  overLimit(at: number): never {
+    const cost = this.cost();
+    if (cost > decodedCostLimit(this.end)) this.tooCostly(at);
+    throw new DecodeCapExceeded(this.top, cost);
   }
 
   /** The estimated cost of the message so far (see `_decoded_cost.ts`). */
@@ -438,7 +463,7 @@ class Decoder {
     const more = elements.add(index);
     if (more > 0) {
       this.extra += more;
-      if (this.cost() > decodedCostLimit(this.end)) this.tooCostly(at);
+      if (this.cost() > this.limit) this.overLimit(at);
     }
     return elements;
   }
@@ -466,7 +491,19 @@ class Decoder {
     if (n > this.end - this.p) this.need(n, at, `array of ${n} elements`);
     if ((this.items += n + 1) > MAX_DECODED_ITEMS) this.tooMany(at);
     const a = new Array(n);
-    for (let i = 0; i < n; i++) a[i] = this.read(depth + 1);
+    if (depth === 0) this.top = a;
+    if (this.cap === Infinity || depth === 0) {
+      for (let i = 0; i < n; i++) a[i] = this.read(depth + 1);
+    } else {
+      // Capped: checked before each element and after the last. Not the
+      // top-level array's: the cost of a message counts all its bytes from
+      // the start, and a call's kind, id and entrypoint must be read.
+      for (let i = 0; i < n; i++) {
+        if (this.cost() > this.limit) this.overLimit(this.p);
+        a[i] = this.read(depth + 1);
+      }
+      if (this.cost() > this.limit) this.overLimit(this.p);
+    }
     return a;
   }
 
@@ -486,7 +523,9 @@ class Decoder {
     /** Their entries, set last (see below): indices, and values beside. */
     let indices: number[] | undefined;
     let values: unknown[] | undefined;
+    const capped = this.cap !== Infinity;
     for (let i = 0; i < n; i++) {
+      if (capped && this.cost() > this.limit) this.overLimit(this.p);
       const keyAt = this.p;
       const b = this.u8(keyAt, "map key");
       let key: string;
@@ -509,6 +548,7 @@ class Decoder {
       }
       o[key] = this.read(depth + 1);
     }
+    if (capped && this.cost() > this.limit) this.overLimit(this.p);
     if (indices) setIndices(o, indices, values!);
     return o;
   }
@@ -561,7 +601,7 @@ const sharedDecoder = new Decoder();
  * extensions other than `undefined` and timestamps, non-string or
  * `__proto__` map keys, keys longer than {@linkcode MAX_KEY_BYTES}, nesting
  * deeper than 512, more than {@linkcode MAX_DECODED_ITEMS} items, and a
- * value estimated to cost more memory than 384 MiB + 8 bytes per byte of
+ * value estimated to cost more memory than 384 MiB + 12 bytes per byte of
  * `bytes` (maps with keys that are array indices, such as `{"1023": 0}`,
  * cost V8 up to 12 kB each) throw {@linkcode ProtocolError}. Integers beyond
  * 2^53 decode as `bigint`.
@@ -581,14 +621,10 @@ export function decodeValue(
   }
   // An object's setter on Object.prototype could decode while we decode.
   const decoder = sharedDecoder.busy ? new Decoder() : sharedDecoder;
-  const value = decoder.run(bytes, options.aliasBinary ?? false);
-  const cost = decoder.cost();
-  // Only array-index keys can pass the limit (see DECODED_COST_FLOOR), and
-  // the decoder checks as they come; this is for whatever else might.
-  if (cost > DECODED_COST_FLOOR + DECODED_COST_PER_BYTE * bytes.length) {
-    decoder.tooCostly(bytes.length);
-  }
-  lastDecoded.cost = cost;
+  const cap = nextDecodeCap.cost;
+  nextDecodeCap.cost = Infinity;
+  const value = decoder.run(bytes, options.aliasBinary ?? false, cap);
+  lastDecoded.cost = decoder.cost();
   return value;
 }
 

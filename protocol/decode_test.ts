@@ -12,7 +12,12 @@ import { DAEMON_V8_FLAGS } from "../core/command.ts";
 import { decodeValue, MAX_DECODED_ITEMS, MAX_KEY_BYTES } from "./decode.ts";
 import { encodeValue } from "./encode.ts";
 import { decodeMessage } from "./messages.ts";
-import { decodedCostLimit, lastDecoded } from "./_decoded_cost.ts";
+import {
+  DecodeCapExceeded,
+  decodedCostLimit,
+  lastDecoded,
+  nextDecodeCap,
+} from "./_decoded_cost.ts";
 import { concat, h, hex, roundTrip, utf8 } from "./_test_util.ts";
 
 /** Asserts that decoding `bytes` throws ProtocolError matching `pattern`. */
@@ -782,4 +787,51 @@ Deno.test("decodeValue() is not made to convert an object's elements at every ke
   const ms = performance.now() - start;
   assert.equal(Object.keys(o).length, keys.length);
   assert.ok(ms < 3_000, `${bytes.length} bytes took ${ms.toFixed(0)} ms`);
+});
+
+Deno.test("decodeValue() stops inside a call's arguments once the estimate passes nextDecodeCap", () => {
+  const big = Array.from({ length: 1000 }, () => ({}));
+  const bytes = encodeValue([1, 7, "ops.ts#echo", [big]]);
+  nextDecodeCap.cost = 10_000;
+  let error: unknown;
+  try {
+    decodeValue(bytes);
+  } catch (e) {
+    error = e;
+  }
+  assert.ok(error instanceof DecodeCapExceeded, String(error));
+  // The kind, id and entrypoint were read; the arguments were not finished.
+  assert.deepEqual(error.head!.slice(0, 3), [1, 7, "ops.ts#echo"]);
+  assert.ok(error.cost > 10_000);
+  // The array's header charged its 1,000 elements (32 B each) at once; it
+  // stopped before the first of them (161 B each, with a map's).
+  assert.ok(error.cost < 40_000, `stopped at ${error.cost}, not near the cap`);
+  // The cap was for that decode only.
+  assert.equal(nextDecodeCap.cost, Infinity);
+  assert.equal((decodeValue(bytes) as unknown[]).length, 4);
+});
+
+Deno.test("decodeValue() stops at nextDecodeCap on array-index keys, and at the end for a long string", () => {
+  const index = encodeValue([1, 1, "f", [{ "1023": 0 }, { "1023": 0 }]]);
+  nextDecodeCap.cost = 5_000;
+  assert.throws(() => decodeValue(index), DecodeCapExceeded);
+  const string = encodeValue("x".repeat(20_000));
+  nextDecodeCap.cost = 5_000;
+  assert.throws(() => decodeValue(string), DecodeCapExceeded);
+  nextDecodeCap.cost = 1 << 20;
+  assert.equal((decodeValue(string) as string).length, 20_000);
+});
+
+Deno.test("decodeValue() refuses a message past decodedCostLimit with ProtocolError, whatever the cap", () => {
+  // 40,000 {"1023":0}: ~500 MB estimated, past the limit for 280 kB.
+  const n = 40_000;
+  const bytes = new Uint8Array(5 + n * 7);
+  bytes[0] = 0xdd;
+  new DataView(bytes.buffer).setUint32(1, n);
+  for (let i = 0; i < n; i++) {
+    bytes.set([0x81, 0xa4, 0x31, 0x30, 0x32, 0x33, 0x00], 5 + i * 7);
+  }
+  assert.ok(decodedCostLimit(bytes.length) < n * 12_000);
+  nextDecodeCap.cost = decodedCostLimit(bytes.length) + 1;
+  assert.throws(() => decodeValue(bytes), ProtocolError);
 });

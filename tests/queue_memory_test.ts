@@ -10,11 +10,14 @@ import { requireRoot, scratchDir, writeConfig } from "./_helpers.ts";
 import { procKb, RawDaemon } from "../reliability/_raw.ts";
 import { decodedCostLimit } from "../protocol/_decoded_cost.ts";
 
-/** The queue's budget of decoded bytes with the default frame size. */
+/**
+ * The daemon's budget of decoded bytes for the calls it admits, running and
+ * queued, with the default frame size.
+ */
 const BUDGET_KB = 64 * 1024;
 /**
  * What the daemon may grow by over its idle size (~51 MB): three times the
- * queue's budget. The queued calls hold up to the budget; the rest is what
+ * budget. The calls admitted hold up to the budget; the rest is what
  * V8 has not collected yet (refused calls' arguments, replies).
  */
 const GROWTH_LIMIT_KB = 3 * BUDGET_KB;
@@ -29,18 +32,20 @@ interface Peak {
 }
 
 /**
- * Runs `body` with a raw daemon of one slot (root, no capabilities) that has
- * sent its hello; `release` is the file that ends its blocking call.
+ * Runs `body` with a raw daemon of `concurrency` slots (root, no
+ * capabilities) that has sent its hello; `release` is the file that ends
+ * its blocking calls.
  */
 async function withDaemon<T>(
   body: (d: RawDaemon, pid: number, release: string) => Promise<T>,
+  concurrency = 1,
 ): Promise<T> {
   const dir = await scratchDir();
   const config = await writeConfig(dir, {
     e2e: {
       user: "root",
       capabilities: [],
-      concurrency: 1,
+      concurrency,
       permissions: { read: [dir] },
     },
   });
@@ -132,6 +137,80 @@ function echoFrames(arg: unknown): Uint8Array[] {
   return frames;
 }
 
+/** `{"1023":0}`: 7 bytes on the wire, ~12.4 kB in V8 (its elements store). */
+const INDEX_MAP = [0x81, 0xa4, 0x31, 0x30, 0x32, 0x33, 0x00];
+
+/**
+ * A call of `stress.ts#blockUntil(release, 120000)` with a third argument it
+ * never reads: an array of `n` `{"1023":0}` (patched in: the encoder would
+ * not build that many objects fast enough to matter).
+ */
+function blockingCallHolding(id: number, release: string, n: number) {
+  const head = encodeMessage([Kind.Call, id, "stress.ts#blockUntil", [
+    release,
+    120_000,
+    null,
+  ]]);
+  const body = new Uint8Array(head.length - 1 + 5 + n * INDEX_MAP.length);
+  body.set(head.subarray(0, head.length - 1));
+  const at = head.length - 1;
+  body[at] = 0xdd;
+  new DataView(body.buffer).setUint32(at + 1, n);
+  for (let i = 0; i < n; i++) {
+    body.set(INDEX_MAP, at + 5 + i * INDEX_MAP.length);
+  }
+  new DataView(body.buffer).setUint32(0, body.length - 4);
+  return body;
+}
+
+/**
+ * Sends `calls` blocking calls, each holding `n` `{"1023":0}`, at once to a
+ * daemon of as many slots; samples its RSS until they have all been read,
+ * then releases them. Returns what was measured and the refusals.
+ */
+function peakRunning(calls: number, n: number) {
+  return withDaemon(async (d, pid, release) => {
+    const frames = [];
+    for (let id = 1; id <= calls; id++) {
+      frames.push(blockingCallHolding(id, release, n));
+    }
+    const idleKb = procKb(pid, "VmRSS")!;
+    const rss = sampleRss(pid);
+    let peakKb = idleKb;
+    const SENTINEL = 1_000_000;
+    let running = -1;
+    try {
+      await d.write(concatFrames(frames));
+      await d.write(encodeMessage([Kind.Status, SENTINEL]));
+      const status = await d.waitFor(
+        (m) => "id" in m && m.id === SENTINEL,
+        120_000,
+        "the status after the frames",
+      );
+      running = (status as { value: { running: number } }).value.running;
+      // Let the daemon settle while every call that runs holds its
+      // arguments.
+      await new Promise((r) => setTimeout(r, 500));
+    } finally {
+      peakKb = Math.max(peakKb, rss.stop());
+      await Deno.writeTextFile(release, "");
+    }
+    await d.waitFor(
+      () =>
+        d.received.filter((m) =>
+          (m.kind === Kind.Result || m.kind === Kind.Error) &&
+          m.id !== SENTINEL
+        ).length >= frames.length,
+      60_000,
+      "every call's answer",
+    );
+    const refused = d.received.filter((m) =>
+      m.kind === Kind.Error && m.error.name === "PrivsepQueueFull"
+    ) as Extract<Message, { kind: 3 }>[];
+    return { idleKb, peakKb, refused, running };
+  }, calls);
+}
+
 /** Asserts the growth bound; logs what was measured. */
 function assertBounded(label: string, { idleKb, peakKb, refused }: Peak) {
   console.log(
@@ -141,7 +220,7 @@ function assertBounded(label: string, { idleKb, peakKb, refused }: Peak) {
   );
   assert.ok(
     peakKb - idleKb <= GROWTH_LIMIT_KB,
-    `${label}: the daemon grew from ${idleKb} kB to ${peakKb} kB, more than ${GROWTH_LIMIT_KB} kB (3 x the queue's budget)`,
+    `${label}: the daemon grew from ${idleKb} kB to ${peakKb} kB, more than ${GROWTH_LIMIT_KB} kB (3 x the budget)`,
   );
 }
 
@@ -174,7 +253,7 @@ Deno.test("queue memory", async (t) => {
         peak.refused.length >= frames.length - 10,
         `${peak.refused.length} of ${frames.length} calls were refused as queue-full`,
       );
-      assert.match(peak.refused[0].error.message, /the queue is full/);
+      assert.match(peak.refused[0].error.message, /bytes of decoded arguments/);
     },
   );
 
@@ -200,7 +279,7 @@ Deno.test("queue memory", async (t) => {
   ];
   for (const [label, arg] of kinds) {
     await t.step(
-      `${label}: the daemon grows by at most 3 x the queue's budget`,
+      `${label}: the daemon grows by at most 3 x the budget`,
       async () => {
         const peak = await peakFor(echoFrames(arg));
         assertBounded(label, peak);
@@ -229,14 +308,11 @@ Deno.test("queue memory", async (t) => {
       for (let i = 0; i < N; i++) body.set(map, at + 5 + i * map.length);
       new DataView(body.buffer).setUint32(0, body.length - 4);
       const limitKb = decodedCostLimit(body.length - 4) / 1024;
+      // Sent while no call runs: a daemon that holds nothing decodes any
+      // one message up to the decoder's limit (while calls hold memory, the
+      // steps below show a call refused before that).
       await withDaemon(async (d, pid, release) => {
         const idleKb = procKb(pid, "VmRSS")!;
-        await d.write(
-          encodeMessage(
-            [Kind.Call, 1, "stress.ts#blockUntil", [release, 120_000]],
-            1 << 24,
-          ),
-        );
         const rss = sampleRss(pid);
         /** A status request after the frame: answered if it was not refused. */
         const SENTINEL = 1_000_000;
@@ -276,6 +352,59 @@ Deno.test("queue memory", async (t) => {
           } kB)`,
         );
       });
+    },
+  );
+
+  // Found by a security review: the budget bounded the queue only, so every
+  // running call held whatever its arguments cost. Two 217 kB calls of a
+  // slow function with an extra argument of array-index-keyed objects took
+  // a daemon from 54 MB to 1 GB; a daemon runs as many calls as the host
+  // has CPUs by default. The budget now counts running and queued calls.
+  await t.step(
+    'running calls: 8 slots, 8 blocking calls holding 4,000 {"1023":0} each (~51 MB): the daemon grows by at most 3 x the budget',
+    async () => {
+      const { idleKb, peakKb, refused, running } = await peakRunning(8, 4_000);
+      console.log(
+        `8 running calls of 4,000 {"1023":0}: idle ${idleKb} kB, peak ${peakKb} kB (+${
+          peakKb - idleKb
+        } kB), ${running} running, ${refused.length} refused`,
+      );
+      assert.ok(
+        peakKb - idleKb <= GROWTH_LIMIT_KB,
+        `the daemon grew from ${idleKb} kB to ${peakKb} kB with ${running} calls running, more than ${GROWTH_LIMIT_KB} kB (3 x the budget)`,
+      );
+      assert.equal(running, 1, "calls running together past the budget");
+      assert.equal(refused.length, 7);
+      assert.match(refused[0].error.message, /bytes of decoded arguments/);
+    },
+  );
+
+  // The review's own calls: 217 kB each, near the decoder's limit. While one
+  // runs, the next is refused as soon as its estimate passes what is left of
+  // the budget, without decoding the rest: decoding it whole and refusing it
+  // then would take the daemon to twice the size of one.
+  await t.step(
+    'running calls: 2 slots, 2 blocking calls holding 30,000 {"1023":0} each (~380 MB): the second is refused undecoded',
+    async () => {
+      const one = blockingCallHolding(1, "/x", 30_000);
+      const oneKb = decodedCostLimit(one.length - 4) / 1024;
+      const { idleKb, peakKb, refused, running } = await peakRunning(2, 30_000);
+      console.log(
+        `2 running calls of 30,000 {"1023":0}: idle ${idleKb} kB, peak ${peakKb} kB (+${
+          peakKb - idleKb
+        } kB), ${running} running, ${refused.length} refused; decoded-cost limit of one ${
+          Math.round(oneKb)
+        } kB`,
+      );
+      assert.equal(running, 1);
+      assert.equal(refused.length, 1);
+      assert.match(refused[0].error.message, /this call more than \d+/);
+      assert.ok(
+        peakKb - idleKb <= 1.4 * oneKb,
+        `the daemon grew from ${idleKb} kB to ${peakKb} kB, more than 1.4 x one call's decoded-cost limit (${
+          Math.round(oneKb)
+        } kB)`,
+      );
     },
   );
 });
