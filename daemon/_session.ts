@@ -400,11 +400,9 @@ export class Session {
    */
   #decode(body: Uint8Array): Message | undefined {
     const slots = this.#slots;
-    // A call: an array of 4 whose first element is Kind.Call. Any other
-    // message is small, or refused by its kind once decoded.
-    if (slots.held > 0 && body[0] === 0x94 && body[1] === Kind.Call) {
-      nextDecodeCap.cost = slots.budget - slots.held;
-    }
+    // The cap is checked in arrays and maps below the top level: a call's
+    // arguments. Other messages have none, or are refused by their kind.
+    if (slots.held > 0) nextDecodeCap.cost = slots.budget - slots.held;
     try {
       return decodeMessage(body);
     } catch (error) {

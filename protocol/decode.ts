@@ -192,9 +192,9 @@ class Decoder {
         );
       }
       // Only array-index keys can pass the limit (see DECODED_COST_FLOOR),
-      // and they are checked as they come, as is the cap in containers;
-      // this is for whatever else might.
-      if (this.cost() > this.limit) this.overLimit(this.end);
+      // and they are checked as they come; this is for whatever else might.
+      // The cap is checked in arrays and maps below the top level only.
+      if (this.cost() > decodedCostLimit(this.end)) this.tooCostly(this.end);
       return value;
     } finally {
       this.src = EMPTY;
@@ -523,7 +523,7 @@ class Decoder {
     /** Their entries, set last (see below): indices, and values beside. */
     let indices: number[] | undefined;
     let values: unknown[] | undefined;
-    const capped = this.cap !== Infinity;
+    const capped = this.cap !== Infinity && depth > 0;
     for (let i = 0; i < n; i++) {
       if (capped && this.cost() > this.limit) this.overLimit(this.p);
       const keyAt = this.p;

@@ -811,15 +811,22 @@ Deno.test("decodeValue() stops inside a call's arguments once the estimate passe
   assert.equal((decodeValue(bytes) as unknown[]).length, 4);
 });
 
-Deno.test("decodeValue() stops at nextDecodeCap on array-index keys, and at the end for a long string", () => {
+Deno.test("decodeValue() applies nextDecodeCap to array-index keys and long strings in arguments, not to the top level", () => {
   const index = encodeValue([1, 1, "f", [{ "1023": 0 }, { "1023": 0 }]]);
   nextDecodeCap.cost = 5_000;
   assert.throws(() => decodeValue(index), DecodeCapExceeded);
-  const string = encodeValue("x".repeat(20_000));
+  // A call sent with an array16 header and a uint8 kind is a call too.
+  const string = concat(
+    [0xdc, 0x00, 0x04, 0xcc, 0x01, 0x01, 0xa1, 0x66],
+    encodeValue(["x".repeat(20_000)]),
+  );
   nextDecodeCap.cost = 5_000;
   assert.throws(() => decodeValue(string), DecodeCapExceeded);
   nextDecodeCap.cost = 1 << 20;
-  assert.equal((decodeValue(string) as string).length, 20_000);
+  assert.equal((decodeValue(string) as unknown[][])[3][0], "x".repeat(20_000));
+  // A small message without nested containers is never stopped by a cap.
+  nextDecodeCap.cost = 1;
+  assert.deepEqual(decodeValue(encodeValue([6, 12])), [6, 12]);
 });
 
 Deno.test("decodeValue() refuses a message past decodedCostLimit with ProtocolError, whatever the cap", () => {
