@@ -52,6 +52,18 @@ export class Collector {
       if (what) gc({ type: what });
     });
   }
+
+  /**
+   * Runs a full collection that is pending, now (the timer then finds
+   * nothing to do): the daemon calls it before decoding the next message,
+   * when no earlier message is referenced any more.
+   */
+  major(): void {
+    if (this.#scheduled === "major") {
+      this.#scheduled = undefined;
+      this.#gc?.({ type: "major" });
+    }
+  }
 }
 
 /**
@@ -71,20 +83,25 @@ export function collectionAfterCall(
 }
 
 /**
- * The garbage of refused calls. A refused call's arguments were live while
- * they were decoded, so most were promoted to the old generation: garbage
- * that V8 lets grow to a few times the live heap (the admitted calls') before
- * it collects on its own. Once the refused calls add up to `budget`, a full
- * collection (at most one per budget's worth of refused calls; the session
- * passes half of what admitted calls may hold).
+ * The garbage of large calls' arguments. Arguments decoded for long enough
+ * (large ones) were mostly promoted to the old generation while they were
+ * decoded, so a young collection does not free them, and V8 lets the old
+ * generation grow to a few times its live size before it collects on its
+ * own. Once the calls counted add up to `budget` (the session passes half of
+ * what admitted calls may hold), a full collection, at most one per budget's
+ * worth; a young one after any other large call.
  */
-export class RefusedCalls {
-  /** Estimated decoded bytes refused since the last full collection for them. */
+export class LargeGarbage {
+  /** Estimated decoded bytes left since the last full collection for them. */
   #bytes = 0;
   constructor(readonly budget: number) {}
 
-  /** A call of `bytes` was refused: the collection it calls for. */
-  refused(bytes: number): Collection | undefined {
+  /**
+   * A call of `bytes` was refused or ended: the collection it calls for.
+   * The session counts every refused call and call of an unknown name, and
+   * the finished calls of at least {@linkcode LARGE_MESSAGE}.
+   */
+  add(bytes: number): Collection | undefined {
     if ((this.#bytes += bytes) >= this.budget) {
       this.#bytes = 0;
       return "major";

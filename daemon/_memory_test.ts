@@ -3,8 +3,8 @@ import {
   collectionAfterCall,
   Collector,
   LARGE_MESSAGE,
+  LargeGarbage,
   LONG_CALL_MS,
-  RefusedCalls,
 } from "./_memory.ts";
 
 function collector() {
@@ -64,15 +64,30 @@ Deno.test("collectionAfterCall() collects after large messages only, fully after
   assert.equal(collectionAfterCall(LARGE_MESSAGE, 0, long), "major");
 });
 
-Deno.test("RefusedCalls.refused() asks for a full collection once per budget of refused bytes", () => {
-  const refused = new RefusedCalls(3 * LARGE_MESSAGE);
-  assert.equal(refused.refused(10), undefined);
-  assert.equal(refused.refused(LARGE_MESSAGE), "minor");
-  assert.equal(refused.refused(LARGE_MESSAGE), "minor");
-  assert.equal(
-    refused.refused(LARGE_MESSAGE),
-    "major",
-    "the budget is reached",
+Deno.test("LargeGarbage.add() asks for a full collection once per budget of bytes", () => {
+  const garbage = new LargeGarbage(3 * LARGE_MESSAGE);
+  assert.equal(garbage.add(10), undefined);
+  assert.equal(garbage.add(LARGE_MESSAGE), "minor");
+  assert.equal(garbage.add(LARGE_MESSAGE), "minor");
+  assert.equal(garbage.add(LARGE_MESSAGE), "major", "the budget is reached");
+  assert.equal(garbage.add(10), undefined, "counting starts again");
+});
+
+Deno.test("Collector.major() runs a pending full collection now, and the timer then does nothing", () => {
+  const runs: string[] = [];
+  const deferred: (() => void)[] = [];
+  const collector = new Collector(
+    ({ type }) => runs.push(type),
+    (fn) => deferred.push(fn),
   );
-  assert.equal(refused.refused(10), undefined, "counting starts again");
+  collector.major();
+  assert.deepEqual(runs, [], "nothing pending");
+  collector.soon("minor");
+  collector.major();
+  assert.deepEqual(runs, [], "a young collection waits for its timer");
+  collector.soon("major");
+  collector.major();
+  assert.deepEqual(runs, ["major"]);
+  for (const fn of deferred) fn();
+  assert.deepEqual(runs, ["major"]);
 });

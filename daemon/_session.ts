@@ -37,7 +37,7 @@ import {
   collectionAfterCall,
   Collector,
   LARGE_MESSAGE,
-  RefusedCalls,
+  LargeGarbage,
 } from "./_memory.ts";
 import type { ChannelReader } from "./_idle_read.ts";
 import type { Outbox } from "./_outbox.ts";
@@ -106,7 +106,8 @@ export class Session {
   readonly #calls: CallTable;
   readonly #decoder: FrameDecoder;
   readonly #collector = new Collector(gc);
-  readonly #refused: RefusedCalls;
+  /** Large calls' garbage since the last full collection for it. */
+  readonly #garbage: LargeGarbage;
   /** The promises of calls that did not finish synchronously. */
   readonly #active = new Set<Promise<void>>();
   /** Per entrypoint, its consecutive fast synchronous runs, up to fastRuns. */
@@ -144,8 +145,8 @@ export class Session {
       Math.max(64 << 20, 2 * this.#maxFrameBytes),
     );
     // Half the budget: with the calls admitted (up to the budget) and the one
-    // being decoded, refused calls' garbage keeps the heap within ~3 budgets.
-    this.#refused = new RefusedCalls(this.#slots.budget / 2);
+    // being decoded, large calls' garbage keeps the heap within ~3 budgets.
+    this.#garbage = new LargeGarbage(this.#slots.budget / 2);
     this.#calls = new CallTable(
       options.graceMs,
       (message) => options.log("warning", message),
@@ -254,10 +255,8 @@ export class Session {
   #dispatchRead(bodies: Uint8Array[]): void {
     try {
       if (!this.#o.audit.on) {
-        if (bodies.length === 1) {
-          const m = this.#decode(bodies[0]);
-          if (m) this.#dispatch(m);
-        } else if (bodies.length > 1) this.#dispatchTogether(bodies);
+        if (bodies.length === 1) this.#handle(bodies[0]);
+        else if (bodies.length > 1) this.#dispatchTogether(bodies);
         return;
       }
       for (let i = 0; i < bodies.length; i++) {
@@ -268,8 +267,7 @@ export class Session {
           return;
         }
         this.#undispatched = bodies.length - 1 - i;
-        const m = this.#decode(bodies[i]);
-        if (m) this.#dispatch(m);
+        this.#handle(bodies[i]);
       }
     } finally {
       this.#undispatched = 0;
@@ -291,34 +289,53 @@ export class Session {
    */
   #dispatchTogether(bodies: Uint8Array[]): void {
     const out = this.#out;
-    const fastRuns = this.#fastRuns;
-    const entrypoints = this.#o.entrypoints;
-    const { fastRuns: known, maxMs, now } = this.#hold;
     out.cork();
     try {
-      let heldSince = now();
+      let heldSince = this.#hold.now();
       for (let i = 0; i < bodies.length; i++) {
         this.#undispatched = bodies.length - 1 - i;
-        const m = this.#decode(bodies[i]);
-        if (!m) continue;
-        if (m.kind === Kind.Call) {
-          const ep = entrypoints.get(m.entrypoint);
-          const t = now();
-          if (
-            (ep && (fastRuns.get(ep) ?? 0) < known) || t - heldSince >= maxMs
-          ) {
-            out.sendHeld();
-            heldSince = t;
-          }
-        } else if (m.kind === Kind.Cancel) {
-          out.sendHeld();
-          heldSince = now();
-        }
-        this.#dispatch(m);
+        heldSince = this.#handleHeld(bodies[i], heldSince);
       }
     } finally {
       out.uncork();
     }
+  }
+
+  /**
+   * Decodes and dispatches one message. In a method of its own: once it
+   * returns, no frame references the message, and a full collection pending
+   * before the next one (#decode) can free it.
+   */
+  #handle(body: Uint8Array): void {
+    const m = this.#decode(body);
+    if (m) this.#dispatch(m);
+  }
+
+  /**
+   * #handle for #dispatchTogether: sends the replies held first where the
+   * message calls for it; returns since when replies are held.
+   */
+  #handleHeld(body: Uint8Array, heldSince: number): number {
+    const m = this.#decode(body);
+    if (!m) return heldSince;
+    const out = this.#out;
+    if (m.kind === Kind.Call) {
+      const ep = this.#o.entrypoints.get(m.entrypoint);
+      const { fastRuns: known, maxMs, now } = this.#hold;
+      const t = now();
+      if (
+        (ep && (this.#fastRuns.get(ep) ?? 0) < known) ||
+        t - heldSince >= maxMs
+      ) {
+        out.sendHeld();
+        heldSince = t;
+      }
+    } else if (m.kind === Kind.Cancel) {
+      out.sendHeld();
+      heldSince = this.#hold.now();
+    }
+    this.#dispatch(m);
+    return heldSince;
   }
 
   /**
@@ -399,9 +416,11 @@ export class Session {
    * passes what is left, without decoding the rest (`undefined`).
    */
   #decode(body: Uint8Array): Message | undefined {
+    // The messages before this one are garbage now (#handle).
+    this.#collector.major();
     const slots = this.#slots;
-    // The cap is checked in arrays and maps below the top level: a call's
-    // arguments. Other messages have none, or are refused by their kind.
+    // The cap is checked from a call's arguments on (nextDecodeCap): a
+    // status or cancel has none; other messages are refused by their kind.
     if (slots.held > 0) nextDecodeCap.cost = slots.budget - slots.held;
     try {
       return decodeMessage(body);
@@ -421,7 +440,11 @@ export class Session {
       if (this.#calls.has(id as number)) {
         throw new ProtocolError(`call id ${id} is already in flight`);
       }
-      this.#refuse(id as number, key, performance.now(), error.cost, "partly");
+      const started = performance.now();
+      const known = this.#o.entrypoints.has(key) ||
+        (this.#warming && WARM_UP.has(key));
+      if (!known) this.#notAnEntrypoint(id as number, key, started, error.cost);
+      else this.#refuse(id as number, key, started, error.cost, "partly");
       return undefined;
     } finally {
       nextDecodeCap.cost = Infinity;
@@ -491,21 +514,7 @@ export class Session {
       ep ??= warm;
     }
     if (!ep) {
-      this.#recordComing();
-      this.#o.audit.record(
-        key.slice(0, 200),
-        started,
-        "refused",
-        "NotAnEntrypoint",
-      );
-      this.#out.send(encodeMessage([Kind.Error, id, {
-        name: "NotAnEntrypoint",
-        message: `"${
-          key.slice(0, 200)
-        }" is not an entrypoint of context ${this.#o.contextName}`,
-      }]));
-      // A message that runs nothing is garbage at once (see _memory.ts).
-      if (bytes >= LARGE_MESSAGE) this.#collector.soon("minor");
+      this.#notAnEntrypoint(id, key, started, bytes);
       return;
     }
     const wait = this.#slots.acquire(bytes);
@@ -523,6 +532,36 @@ export class Session {
     const p = invoke(ep, args, call.abort, this.#done, wait, call);
     if (learning) this.#learn(ep, now() - t);
     return p;
+  }
+
+  /** Answers a call of a name that is not an entrypoint; audits it. */
+  #notAnEntrypoint(
+    id: number,
+    key: string,
+    started: number,
+    bytes: number,
+  ): void {
+    this.#recordComing();
+    this.#o.audit.record(
+      key.slice(0, 200),
+      started,
+      "refused",
+      "NotAnEntrypoint",
+    );
+    this.#out.send(encodeMessage([Kind.Error, id, {
+      name: "NotAnEntrypoint",
+      message: `"${
+        key.slice(0, 200)
+      }" is not an entrypoint of context ${this.#o.contextName}`,
+    }]));
+    // A message that runs nothing is garbage at once (see _memory.ts).
+    this.#collectLater(bytes);
+  }
+
+  /** A call's arguments of `bytes` are garbage: collects them later. */
+  #collectLater(bytes: number): void {
+    const collection = this.#garbage.add(bytes);
+    if (collection) this.#collector.soon(collection);
   }
 
   /**
@@ -557,12 +596,9 @@ export class Session {
         ? `${this.#o.concurrency} calls run and the queue is full (${slots.queueLimit} calls wait); raise concurrency or queue_limit, or call less at once`
         : `the calls running and queued hold ${slots.held} bytes of decoded arguments and this call ${
           why === "partly" ? "more than " : ""
-        }${bytes} (estimated), past the daemon's budget of ${slots.budget} bytes (2 x maxFrameBytes, at least 64 MiB); call less at once, or pass less per call`,
+        }${bytes} (estimated), past the daemon's budget of ${slots.budget} bytes (2 x maxFrameBytes, at least 64 MiB); call less at once, pass less per call, or raise the context's maxFrameBytes`,
     }]));
-    // Refused calls read together are decoded before a deferred collection
-    // could run: once they add up to RefusedCalls' budget, collect now.
-    const collection = this.#refused.refused(bytes);
-    if (collection) this.#collector.soon(collection, collection === "major");
+    this.#collectLater(bytes);
   }
 
   /** Builds the reply of a finished call, audits it, frees its slot, sends it. */
@@ -619,7 +655,11 @@ export class Session {
     // The call's large arguments and result are garbage now, unless it kept
     // them: collected at once when nothing else waits, while the caller reads
     // the reply.
-    const collection = collectionAfterCall(call.bytes, replyBytes, started);
+    let collection = collectionAfterCall(call.bytes, replyBytes, started);
+    // Large arguments add up to a full collection (LargeGarbage).
+    if (
+      call.bytes >= LARGE_MESSAGE && this.#garbage.add(call.bytes) === "major"
+    ) collection = "major";
     if (collection) this.#collector.soon(collection, alone && out.idle);
   }
 

@@ -193,7 +193,7 @@ class Decoder {
       }
       // Only array-index keys can pass the limit (see DECODED_COST_FLOOR),
       // and they are checked as they come; this is for whatever else might.
-      // The cap is checked in arrays and maps below the top level only.
+      // The cap was checked in arrays and maps (see array()).
       if (this.cost() > decodedCostLimit(this.end)) this.tooCostly(this.end);
       return value;
     } finally {
@@ -492,17 +492,19 @@ class Decoder {
     if ((this.items += n + 1) > MAX_DECODED_ITEMS) this.tooMany(at);
     const a = new Array(n);
     if (depth === 0) this.top = a;
-    if (this.cap === Infinity || depth === 0) {
+    if (this.cap === Infinity) {
       for (let i = 0; i < n; i++) a[i] = this.read(depth + 1);
     } else {
-      // Capped: checked before each element and after the last. Not the
-      // top-level array's: the cost of a message counts all its bytes from
-      // the start, and a call's kind, id and entrypoint must be read.
+      // Capped: checked before each element and after the last; in the
+      // top-level array from its fourth on (a call's arguments), since the
+      // estimate counts the message's bytes from the start and a call's
+      // kind, id and entrypoint must be read.
+      const from = depth === 0 ? 3 : 0;
       for (let i = 0; i < n; i++) {
-        if (this.cost() > this.limit) this.overLimit(this.p);
+        if (i >= from && this.cost() > this.limit) this.overLimit(this.p);
         a[i] = this.read(depth + 1);
       }
-      if (this.cost() > this.limit) this.overLimit(this.p);
+      if (n > from && this.cost() > this.limit) this.overLimit(this.p);
     }
     return a;
   }

@@ -146,11 +146,15 @@ const INDEX_MAP = [0x81, 0xa4, 0x31, 0x30, 0x32, 0x33, 0x00];
  * not build that many objects fast enough to matter).
  */
 function blockingCallHolding(id: number, release: string, n: number) {
-  const head = encodeMessage([Kind.Call, id, "stress.ts#blockUntil", [
-    release,
-    120_000,
-    null,
-  ]]);
+  return callHolding(id, "stress.ts#blockUntil", [release, 120_000], n);
+}
+
+/**
+ * A call of `key` with `args` and then an array of `n` `{"1023":0}` as its
+ * last argument.
+ */
+function callHolding(id: number, key: string, args: unknown[], n: number) {
+  const head = encodeMessage([Kind.Call, id, key, [...args, null]]);
   const body = new Uint8Array(head.length - 1 + 5 + n * INDEX_MAP.length);
   body.set(head.subarray(0, head.length - 1));
   const at = head.length - 1;
@@ -405,6 +409,119 @@ Deno.test("queue memory", async (t) => {
           Math.round(oneKb)
         } kB)`,
       );
+    },
+  );
+
+  // Found by a review: fast calls and calls of unknown names, each near the
+  // decoder's limit, sent together to a daemon that holds nothing: each is
+  // decoded whole (nothing is held), and their garbage was only left to
+  // young collections, which do not free arguments promoted while they were
+  // decoded. Four calls of 30,000 {"1023":0} took the daemon to +745 MB,
+  // 1.84 x one call's limit.
+  await t.step(
+    'idle daemon: 4 fast calls and calls of unknown names of 30,000 {"1023":0} each, read together: the daemon grows by about one call',
+    async () => {
+      await withDaemon(async (d, pid) => {
+        const frames = [1, 2, 3, 4].map((id) =>
+          callHolding(id, id % 2 ? "ops.ts#random" : "nope.ts#x", [], 30_000)
+        );
+        const oneKb = decodedCostLimit(frames[0].length - 4) / 1024;
+        const idleKb = procKb(pid, "VmRSS")!;
+        const rss = sampleRss(pid);
+        let peakKb = idleKb;
+        try {
+          await d.write(concatFrames(frames));
+          await d.waitFor(
+            () =>
+              d.received.filter((m) =>
+                m.kind === Kind.Result || m.kind === Kind.Error
+              ).length >= 4,
+            120_000,
+            "every call's answer",
+          );
+        } finally {
+          peakKb = Math.max(peakKb, rss.stop());
+        }
+        const errors = d.received.filter((m) =>
+          m.kind === Kind.Error
+        ) as Extract<Message, { kind: 3 }>[];
+        console.log(
+          `4 calls of 30,000 {"1023":0} to an idle daemon: idle ${idleKb} kB, peak ${peakKb} kB (+${
+            peakKb - idleKb
+          } kB); decoded-cost limit of one ${Math.round(oneKb)} kB`,
+        );
+        assert.deepEqual(
+          errors.map((m) => m.error.name),
+          ["NotAnEntrypoint", "NotAnEntrypoint"],
+        );
+        assert.ok(
+          peakKb - idleKb <= 1.4 * oneKb,
+          `the daemon grew from ${idleKb} kB to ${peakKb} kB, more than 1.4 x one call's decoded-cost limit (${
+            Math.round(oneKb)
+          } kB)`,
+        );
+      });
+    },
+  );
+
+  // Found by a review: while calls hold memory, a call of an unknown name
+  // whose arguments passed what was left of the budget was answered and
+  // audited as PrivsepQueueFull, under its whole name, instead of
+  // NotAnEntrypoint; and elements of a call's top-level array after its
+  // arguments were not capped (1,000,000 empty binaries grew the daemon by
+  // 116 MB with 67 MB of budget left).
+  await t.step(
+    "while a call holds memory: an unknown name is NotAnEntrypoint, and a call with elements after its arguments is refused at the cap",
+    async () => {
+      await withDaemon(async (d, pid, release) => {
+        await d.write(blockingCallHolding(1, release, 4_000));
+        await d.write(callHolding(2, "nope.ts#x", [], 4_000));
+        const unknown = await d.waitFor(
+          (m) => "id" in m && m.id === 2,
+          60_000,
+          "the answer to the unknown name",
+        ) as Extract<Message, { kind: 3 }>;
+        assert.equal(unknown.error.name, "NotAnEntrypoint");
+        // [1, 3, "ops.ts#echo", [], <1,000,000 empty bins>]: 2 MB, a
+        // malformed call, which the daemon refuses with a fatal.
+        const n = 1_000_000;
+        const key = new TextEncoder().encode("ops.ts#echo");
+        const frame = new Uint8Array(4 + 5 + 3 + key.length + 1 + 2 * n);
+        const view = new DataView(frame.buffer);
+        view.setUint32(0, frame.length - 4);
+        frame[4] = 0xdd; // array32 of 4 + n
+        view.setUint32(5, 4 + n);
+        frame.set([Kind.Call, 3, 0xa0 | key.length], 9);
+        frame.set(key, 12);
+        let p = 12 + key.length;
+        frame[p++] = 0x90; // the arguments: []
+        for (let i = 0; i < n; i++, p += 2) frame.set([0xc4, 0x00], p);
+        const idleKb = procKb(pid, "VmRSS")!;
+        const rss = sampleRss(pid);
+        let peakKb = idleKb;
+        let answer: Message | { kind: "undecodable" };
+        try {
+          await d.write(frame).catch(() => {});
+          answer = await d.waitFor(
+            (m) => m.kind === Kind.Fatal || ("id" in m && m.id === 3),
+            60_000,
+            "the answer to the long call",
+          );
+        } finally {
+          peakKb = Math.max(peakKb, rss.stop());
+          await Deno.writeTextFile(release, "");
+        }
+        console.log(
+          `a call with 1,000,000 empty binaries after its arguments: +${
+            peakKb - idleKb
+          } kB, answered ${JSON.stringify(answer).slice(0, 120)}`,
+        );
+        assert.equal(answer.kind, Kind.Fatal);
+        assert.ok(
+          peakKb - idleKb <= 64 * 1024,
+          `the daemon grew by ${peakKb - idleKb} kB, more than the budget`,
+        );
+      });
     },
   );
 });
