@@ -14,18 +14,46 @@ export const LONG_CALL_MS = 50;
 /** A garbage collection: young generation only, or full. */
 export type Collection = "minor" | "major";
 
+/** V8's heap in use and the memory of its ArrayBuffers, in bytes. */
+function heapBytes(): number {
+  const m = Deno.memoryUsage();
+  return m.heapUsed + m.external;
+}
+
 /** Runs collections soon, at most one pending at a time. */
 export class Collector {
   #scheduled: Collection | undefined;
   readonly #gc: ((o: { type: string }) => void) | undefined;
   readonly #defer: (fn: () => void) => void;
+  readonly #heap: () => number;
+  /** The heap after the last full collection run here (or at the start). */
+  #base: number;
 
   constructor(
     gc: ((o: { type: string }) => void) | undefined,
     defer: (fn: () => void) => void = (fn) => setTimeout(fn, 0),
+    heap: () => number = heapBytes,
   ) {
     this.#gc = gc;
     this.#defer = defer;
+    this.#heap = heap;
+    this.#base = gc ? heap() : 0;
+  }
+
+  /**
+   * What the heap (with ArrayBuffers) grew by since the last full
+   * collection run here, or since it was lowest when asked (V8 collects on
+   * its own too).
+   */
+  grown(): number {
+    const now = this.#heap();
+    if (now < this.#base) this.#base = now;
+    return now - this.#base;
+  }
+
+  #run(type: Collection): void {
+    this.#gc!({ type });
+    if (type === "major") this.#base = this.#heap();
   }
 
   /**
@@ -39,7 +67,7 @@ export class Collector {
     const gc = this.#gc;
     if (!gc) return;
     if (now) {
-      gc({ type });
+      this.#run(type);
       return;
     }
     if (this.#scheduled === "major" || this.#scheduled === type) return;
@@ -49,7 +77,7 @@ export class Collector {
     this.#defer(() => {
       const what = this.#scheduled;
       this.#scheduled = undefined;
-      if (what) gc({ type: what });
+      if (what) this.#run(what);
     });
   }
 
@@ -61,7 +89,7 @@ export class Collector {
   major(): void {
     if (this.#scheduled === "major") {
       this.#scheduled = undefined;
-      this.#gc?.({ type: "major" });
+      this.#run("major");
     }
   }
 }
@@ -89,7 +117,12 @@ export function collectionAfterCall(
  * generation grow to a few times its live size before it collects on its
  * own. Once the calls counted add up to `budget` (the session passes half of
  * what admitted calls may hold), a full collection, at most one per budget's
- * worth; a young one after any other large call.
+ * worth; a young one after any other large call. The session runs the full
+ * one only if the heap grew by `budget` since the last (Collector.grown()):
+ * estimates run high (array-index keys V8 stores as a dictionary; binary
+ * arguments, which young collections free), and a full collection for
+ * nothing cost ~10 ms per 17 kB sent (a twenty-first review) and every 32nd
+ * 1 MiB echo ~9 ms.
  */
 export class LargeGarbage {
   /** Estimated decoded bytes left since the last full collection for them. */

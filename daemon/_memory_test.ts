@@ -91,3 +91,26 @@ Deno.test("Collector.major() runs a pending full collection now, and the timer t
   for (const fn of deferred) fn();
   assert.deepEqual(runs, ["major"]);
 });
+
+Deno.test("Collector.grown() measures the heap from the last full collection run, or from its lowest", () => {
+  let heap = 100;
+  const collector = new Collector(
+    () => {
+      heap = 40; // what a collection leaves
+    },
+    (fn) => fn(),
+    () => heap,
+  );
+  assert.equal(collector.grown(), 0);
+  heap = 160;
+  assert.equal(collector.grown(), 60);
+  heap = 160;
+  collector.soon("major", true);
+  assert.equal(collector.grown(), 0, "measured from after the full one");
+  heap = 100;
+  assert.equal(collector.grown(), 60);
+  heap = 10; // V8 collected on its own
+  assert.equal(collector.grown(), 0);
+  heap = 50;
+  assert.equal(collector.grown(), 40);
+});

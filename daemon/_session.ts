@@ -561,7 +561,14 @@ export class Session {
   /** A call's arguments of `bytes` are garbage: collects them later. */
   #collectLater(bytes: number): void {
     const collection = this.#garbage.add(bytes);
-    if (collection) this.#collector.soon(collection);
+    if (collection === "major" && !this.#grown()) {
+      this.#collector.soon("minor");
+    } else if (collection) this.#collector.soon(collection);
+  }
+
+  /** Whether the heap grew enough since the last full collection for one. */
+  #grown(): boolean {
+    return this.#collector.grown() >= this.#garbage.budget;
   }
 
   /**
@@ -658,7 +665,8 @@ export class Session {
     let collection = collectionAfterCall(call.bytes, replyBytes, started);
     // Large arguments add up to a full collection (LargeGarbage).
     if (
-      call.bytes >= LARGE_MESSAGE && this.#garbage.add(call.bytes) === "major"
+      call.bytes >= LARGE_MESSAGE &&
+      this.#garbage.add(call.bytes) === "major" && this.#grown()
     ) collection = "major";
     if (collection) this.#collector.soon(collection, alone && out.idle);
   }

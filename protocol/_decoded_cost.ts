@@ -256,10 +256,10 @@ export const lastDecoded: { cost: number } = { cost: 0 };
 /**
  * What the next `decodeValue` may estimate its value at before it stops,
  * throwing {@linkcode DecodeCapExceeded}: checked before each element of an
- * array or map below the top level and of the top-level array from its
- * fourth on (a call's arguments, after its kind, id and entrypoint; the
- * estimate counts the message's bytes from the start), and at each
- * array-index key. Set by the daemon right before it decodes a
+ * array below the top level, of the top-level array from its fourth on (a
+ * call's arguments, after its kind, id and entrypoint; the estimate counts
+ * the message's bytes from the start), of any map, and at each array-index
+ * key. Set by the daemon right before it decodes a
  * message while calls hold memory (daemon/_slots.ts), read and reset to
  * `Infinity` by that decode, so that no other decode sees it.
  */

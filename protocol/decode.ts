@@ -525,7 +525,8 @@ class Decoder {
     /** Their entries, set last (see below): indices, and values beside. */
     let indices: number[] | undefined;
     let values: unknown[] | undefined;
-    const capped = this.cap !== Infinity && depth > 0;
+    // A top-level map is no message: capped too.
+    const capped = this.cap !== Infinity;
     for (let i = 0; i < n; i++) {
       if (capped && this.cost() > this.limit) this.overLimit(this.p);
       const keyAt = this.p;

@@ -842,3 +842,10 @@ Deno.test("decodeValue() refuses a message past decodedCostLimit with ProtocolEr
   nextDecodeCap.cost = decodedCostLimit(bytes.length) + 1;
   assert.throws(() => decodeValue(bytes), ProtocolError);
 });
+
+Deno.test("decodeValue() applies nextDecodeCap to a top-level map (no message is one)", () => {
+  const map: Record<string, unknown> = {};
+  for (let i = 0; i < 1000; i++) map[`k${i}`] = new Uint8Array(0);
+  nextDecodeCap.cost = 10_000;
+  assert.throws(() => decodeValue(encodeValue(map)), DecodeCapExceeded);
+});
