@@ -35,13 +35,13 @@ import { StartError } from "./preflight.ts";
 import { procStat } from "./_proc_stat.ts";
 
 const O_WRONLY = 0o1;
+const O_RDWR = 0o2;
 const O_CREAT = 0o100;
 const O_EXCL = 0o200;
 const O_RDONLY = 0;
 const O_NONBLOCK = 0o4000;
 const O_CLOEXEC = 0o2000000;
 const O_NOFOLLOW = 0o400000;
-const ENXIO = 6;
 const EEXIST = 17;
 const AT_FDCWD = -100;
 const AT_SYMLINK_NOFOLLOW = 0x100;
@@ -189,11 +189,44 @@ function withKeeperRlimits<T>(start: () => T): T {
 }
 
 /**
- * The keeper: `$1` is its FIFO, `$2` the daemon's cgroup (empty without one,
- * see `_cgroup.ts`), `$3` the daemon's start time (stage 1 is the daemon,
- * and its parent, `$PPID`) and `$4` what it serves (`servedProcesses()`).
- * It holds the FIFO open for reading and writing (no EOF
- * while the daemon re-executes itself) and reads `<op> <pgid>` lines. It
+ * Takes the keeper out of the OOM killer's reach, or at least puts it no
+ * higher than 0: sudo hands the caller's `oom_score_adj` through, and a
+ * caller at 1000 made the kernel kill the keeper first and the daemon's
+ * escaped commands outlive it (found by a review). -1000 needs
+ * CAP_SYS_RESOURCE; 0 needs none while the caller only raised its own
+ * (an `OOMScoreAdjust=` set by a privileged service manager stays).
+ */
+function protectFromOom(pid: number): void {
+  const c = libc();
+  const path = `/proc/${pid}/oom_score_adj`;
+  const write = (value: string) => {
+    const fd = c.open(cString(path), O_WRONLY | O_CLOEXEC);
+    if (fd < 0) return false;
+    const bytes = new TextEncoder().encode(value);
+    try {
+      return Number(c.write(fd, bytes, BigInt(bytes.length))) === bytes.length;
+    } finally {
+      c.close(fd);
+    }
+  };
+  if (write("-1000")) return;
+  let current = 0;
+  try {
+    current = Number(new TextDecoder().decode(readFileViaLibc(path)).trim());
+  } catch {
+    return; // gone: the start fails below
+  }
+  if (current > 0) write("0");
+}
+
+/**
+ * The keeper: `$1` is its FIFO's path, `$2` the daemon's cgroup (empty
+ * without one, see `_cgroup.ts`), `$3` the daemon's start time (stage 1 is
+ * the daemon, and its parent, `$PPID`) and `$4` what it serves
+ * (`servedProcesses()`). It gets the FIFO open for reading and writing as
+ * descriptor 3 from stage 1 (no EOF while the daemon re-executes itself;
+ * the FIFO is root's, writable by the daemon's group only) and reads
+ * `<op> <pgid>` lines. It
  * acts only on groups it was told to `track` whose leader (alive, or a
  * zombie not yet reaped) leads that group and descends from the daemon
  * (`$PPID`): `TERM`, `KILL` and `done` name any other group in vain, so the
@@ -209,7 +242,7 @@ function withKeeperRlimits<T>(start: () => T): T {
  * (`sweep()` below).
  */
 const KEEPER_SCRIPT = `set -f
-exec 3<>"$1" </dev/null
+exec </dev/null
 cg=$2 start=$3 watch=$4 groups=
 daemon=$PPID
 # The fields of /proc/<pid>/stat after the name, in s. The whole file: a
@@ -404,7 +437,7 @@ const POSIX_SPAWN_SETSID = 0x80;
 function spawn(
   argv: readonly string[],
   env: Record<string, string>,
-  opens: readonly { fd: number; path: string }[] = [],
+  opens: readonly { fd: number; path: string; flags?: number }[] = [],
 ): number {
   const c = libc();
   const actions = new Uint8Array(256);
@@ -448,14 +481,15 @@ function spawn(
       }
     }
     // Opened in the child before it runs anything, with this process's
-    // credentials (root): for writing, whoever the keeper becomes.
+    // credentials (root), whoever the keeper becomes: for writing unless
+    // `flags` says otherwise.
     const paths = opens.map((o) => cString(o.path));
-    opens.forEach(({ fd, path }, i) => {
+    opens.forEach(({ fd, path, flags }, i) => {
       const r = c.posix_spawn_file_actions_addopen(
         actions,
         fd,
         paths[i],
-        O_WRONLY,
+        flags ?? O_WRONLY,
         0,
       );
       if (r !== 0) {
@@ -702,12 +736,18 @@ export async function startKeeper(
       }`,
     );
   }
+  // Root's, and only writable by the daemon's group: a process of the
+  // daemon's user that could read it (a command) could take a line between
+  // the keeper's wait and its read, and leave the keeper blocked in read()
+  // for good (found by a review). The keeper gets it open for reading and
+  // writing from here (fd 3), before it becomes the daemon's user.
   check(`mkfifo(${fifo})`, c.mkfifo(cString(fifo), 0o600));
   const made = ident(fifo);
   if (made?.type !== S_IFIFO) check(`statx(${fifo})`, -1);
-  check(`lchown(${fifo})`, c.lchown(cString(fifo), uid, gid));
+  check(`lchown(${fifo})`, c.lchown(cString(fifo), 0, gid));
+  check(`chmod(${fifo})`, c.chmod(cString(fifo), 0o620));
   const shell = keeperShell();
-  withKeeperLimits(() =>
+  const keeper = withKeeperLimits(() =>
     spawn(
       [
         SETPRIV,
@@ -734,17 +774,24 @@ export async function startKeeper(
         servedProcesses(),
       ],
       { PATH: "/usr/bin:/bin" },
-      cgroup ? [{ fd: 4, path: `${cgroup}/cgroup.kill` }] : [],
+      [
+        { fd: 3, path: fifo, flags: O_RDWR | O_NOFOLLOW },
+        ...(cgroup ? [{ fd: 4, path: `${cgroup}/cgroup.kill` }] : []),
+      ],
     )
   );
-  // The keeper has the FIFO open once its shell runs, so after setpriv set
-  // its parent-death signal: from then on it dies with this process.
+  protectFromOom(keeper);
+  // setpriv sets the keeper's parent-death signal, then runs its shell:
+  // from then on the keeper dies with this process.
   for (let waited = 0;; waited += 5) {
-    const fd = c.open(
-      cString(fifo),
-      O_WRONLY | O_NONBLOCK | O_CLOEXEC | O_NOFOLLOW,
-    );
-    if (fd >= 0) {
+    const name = procStat(keeper)?.name;
+    if (name !== undefined && name !== "setpriv") {
+      // The keeper's shell runs, the FIFO open: a writer opens it.
+      const fd = c.open(
+        cString(fifo),
+        O_WRONLY | O_NONBLOCK | O_CLOEXEC | O_NOFOLLOW,
+      );
+      if (fd < 0) check(`open(${fifo})`, fd);
       const opened = ident("", fd);
       c.close(fd);
       if (
@@ -757,12 +804,11 @@ export async function startKeeper(
       }
       return fifo;
     }
-    const code = errno();
-    if (code !== ENXIO || waited > 5000) {
+    if (name === undefined || waited > 5000) {
       throw new Error(
-        `the daemon's process keeper (${SETPRIV} and ${KEEPER_SHELL}) did not start: open(${fifo}) failed: ${
-          strerror(code)
-        }; check that util-linux's setpriv and bash are installed`,
+        `the daemon's process keeper (${SETPRIV} and ${KEEPER_SHELL}) did not start (process ${keeper} ${
+          name === undefined ? "is gone" : `is still ${name}`
+        }); check that util-linux's setpriv and bash are installed`,
       );
     }
     await new Promise((r) => setTimeout(r, 5));

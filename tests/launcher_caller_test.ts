@@ -274,6 +274,52 @@ Deno.test(
       );
 
       await t.step(
+        "the caller's file-size limit does not reach what root writes",
+        async () => {
+          // Found by a review: with `ulimit -f 0` the start failed without a
+          // word, and root (deno, before stage 1) had truncated the shared
+          // cache's SQLite -shm files to 3 bytes. The launcher lifts the
+          // limit, or refuses to start when it cannot (no CAP_SYS_RESOURCE
+          // for a hard limit).
+          const shm = async () => {
+            const sizes: Record<string, number> = {};
+            for await (const e of Deno.readDir(denoDir)) {
+              if (e.name.endsWith("-shm")) {
+                sizes[e.name] = (await Deno.stat(`${denoDir}/${e.name}`)).size;
+              }
+            }
+            return sizes;
+          };
+          const before = await shm();
+          assert.ok(
+            Object.keys(before).length > 0,
+            "no -shm file in the cache",
+          );
+          for (const ulimit of ["ulimit -S -f 0; ", "ulimit -f 0; "]) {
+            const { pid, held } = await holdDaemon(
+              `${ulimit}sleep 4 | sudo -n "$1" >/dev/null`,
+            );
+            const out = await held;
+            if (pid === undefined) {
+              // Refused: only for a hard limit, without CAP_SYS_RESOURCE.
+              assert.equal(ulimit, "ulimit -f 0; ", out.stderr);
+              assert.match(out.stderr, /file-size limit \(ulimit -f 0\)/);
+              console.log(
+                "root here lacks CAP_SYS_RESOURCE: the start with a hard file-size limit was refused",
+              );
+            }
+            const after = await shm();
+            for (const [name, size] of Object.entries(before)) {
+              assert.ok(
+                (after[name] ?? size) >= size,
+                `${name} went from ${size} to ${after[name]} bytes (${ulimit})`,
+              );
+            }
+          }
+        },
+      );
+
+      await t.step(
         "held daemon: the caller's CPU-time and real-time limits do not reach the keeper",
         async () => {
           // Found by a review: sudo hands the caller's limits through, the

@@ -291,6 +291,57 @@ Deno.test(
       );
 
       await t.step(
+        "a command cannot open its keeper's channel for reading",
+        async () => {
+          // Found by a review: the FIFO was the daemon's user's, so a
+          // command could read it; a byte taken between the keeper's wait
+          // and its read left the keeper blocked in read() for good, and
+          // what escaped outlived the daemon's SIGKILL.
+          await use({ concurrency: 2 });
+          const r = await ops.readKeeperFifo();
+          assert.equal(r.result, "refused", r.stderr);
+          assert.match(r.stderr, /Permission denied/, r.stderr);
+        },
+      );
+
+      await t.step(
+        "a caller's oom_score_adj does not make the keeper the OOM killer's first choice",
+        async () => {
+          // Found by a review: sudo hands the caller's oom_score_adj (here
+          // 1000) to stage 1, the keeper and the daemon; a daemon that could
+          // lower its own left the keeper the first to be killed when its
+          // cgroup ran out of memory, and what escaped lived on.
+          const own = "/proc/self/oom_score_adj";
+          const before = (await Deno.readTextFile(own)).trim();
+          await Deno.writeTextFile(own, "1000");
+          let pid: number;
+          try {
+            pid = await use({ concurrency: 2 });
+          } finally {
+            await Deno.writeTextFile(own, before);
+          }
+          const adj = (p: number | string) =>
+            Number(Deno.readTextFileSync(`/proc/${p}/oom_score_adj`).trim());
+          const keepers: number[] = [];
+          for (const e of Deno.readDirSync("/proc")) {
+            if (!/^\d+$/.test(e.name)) continue;
+            try {
+              const stat = Deno.readTextFileSync(`/proc/${e.name}/stat`);
+              const ppid = Number(
+                stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1],
+              );
+              if (ppid === pid && stat.includes("(keeper-shell)")) {
+                keepers.push(Number(e.name));
+              }
+            } catch { /* gone */ }
+          }
+          assert.equal(keepers.length, 1, `keepers of ${pid}: ${keepers}`);
+          assert.equal(adj(pid), 1000, "the daemon keeps the caller's");
+          assert.ok(adj(keepers[0]) <= 0, `the keeper's is ${adj(keepers[0])}`);
+        },
+      );
+
+      await t.step(
         "a daemon whose writes are not confined cannot disarm its cgroup's kill, nor aim the OOM killer at its keeper",
         async () => {
           // Found by a review: stage 1 gave cgroup.kill to the daemon's user
