@@ -359,7 +359,7 @@ export function launcherScript(spec: DaemonCommandSpec): string {
     "# CAP_SYS_RESOURCE to be raised; without it the start is refused.",
     "ulimit -H -f unlimited 2>/dev/null",
     "ulimit -S -f unlimited 2>/dev/null || {",
-    `  echo "privsep: the caller's file-size limit (ulimit -f $(ulimit -H -f)) would reach what root writes; start the service with ulimit -f unlimited" >&2`,
+    `  echo "privsep: the caller's file-size limit ($(ulimit -H -f) blocks of 512 bytes) would reach what root writes; start the service with ulimit -f unlimited" >&2`,
     "  exit 126",
     "}",
     "# The cache stage 1 runs its first modules from, checked before deno starts.",

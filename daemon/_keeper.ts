@@ -223,10 +223,10 @@ function protectFromOom(pid: number): void {
  * The keeper: `$1` is its FIFO's path, `$2` the daemon's cgroup (empty
  * without one, see `_cgroup.ts`), `$3` the daemon's start time (stage 1 is
  * the daemon, and its parent, `$PPID`) and `$4` what it serves
- * (`servedProcesses()`). It gets the FIFO open for reading and writing as
- * descriptor 3 from stage 1 (no EOF while the daemon re-executes itself;
- * the FIFO is root's, writable by the daemon's group only) and reads
- * `<op> <pgid>` lines. It
+ * (`servedProcesses()`). It gets the FIFO open for reading and writing,
+ * non-blocking, as descriptor 3 from stage 1 (no EOF while the daemon
+ * re-executes itself; a line taken by another reader leaves `read` failing,
+ * not waiting) and reads `<op> <pgid>` lines. It
  * acts only on groups it was told to `track` whose leader (alive, or a
  * zombie not yet reaped) leads that group and descends from the daemon
  * (`$PPID`): `TERM`, `KILL` and `done` name any other group in vain, so the
@@ -736,16 +736,10 @@ export async function startKeeper(
       }`,
     );
   }
-  // Root's, and only writable by the daemon's group: a process of the
-  // daemon's user that could read it (a command) could take a line between
-  // the keeper's wait and its read, and leave the keeper blocked in read()
-  // for good (found by a review). The keeper gets it open for reading and
-  // writing from here (fd 3), before it becomes the daemon's user.
   check(`mkfifo(${fifo})`, c.mkfifo(cString(fifo), 0o600));
   const made = ident(fifo);
   if (made?.type !== S_IFIFO) check(`statx(${fifo})`, -1);
-  check(`lchown(${fifo})`, c.lchown(cString(fifo), 0, gid));
-  check(`chmod(${fifo})`, c.chmod(cString(fifo), 0o620));
+  check(`lchown(${fifo})`, c.lchown(cString(fifo), uid, gid));
   const shell = keeperShell();
   const keeper = withKeeperLimits(() =>
     spawn(
@@ -775,7 +769,12 @@ export async function startKeeper(
       ],
       { PATH: "/usr/bin:/bin" },
       [
-        { fd: 3, path: fifo, flags: O_RDWR | O_NOFOLLOW },
+        // Opened here, non-blocking: a process of the daemon's user that
+        // reads the FIFO (a command) can take a line between the keeper's
+        // wait and its read, and a blocking read() then waited for good
+        // (found by a review: what escaped outlived the daemon's SIGKILL).
+        // Now that read fails at once, and the keeper looks at its daemon.
+        { fd: 3, path: fifo, flags: O_RDWR | O_NONBLOCK | O_NOFOLLOW },
         ...(cgroup ? [{ fd: 4, path: `${cgroup}/cgroup.kill` }] : []),
       ],
     )
@@ -784,7 +783,9 @@ export async function startKeeper(
   // setpriv sets the keeper's parent-death signal, then runs its shell:
   // from then on the keeper dies with this process.
   for (let waited = 0;; waited += 5) {
-    const name = procStat(keeper)?.name;
+    const stat = procStat(keeper);
+    // An exited setpriv (its exec failed: a zombie until reaped) is gone.
+    const name = stat && !"ZXx".includes(stat.state) ? stat.name : undefined;
     if (name !== undefined && name !== "setpriv") {
       // The keeper's shell runs, the FIFO open: a writer opens it.
       const fd = c.open(

@@ -303,7 +303,10 @@ Deno.test(
             if (pid === undefined) {
               // Refused: only for a hard limit, without CAP_SYS_RESOURCE.
               assert.equal(ulimit, "ulimit -f 0; ", out.stderr);
-              assert.match(out.stderr, /file-size limit \(ulimit -f 0\)/);
+              assert.match(
+                out.stderr,
+                /file-size limit \(0 blocks of 512 bytes\)/,
+              );
               console.log(
                 "root here lacks CAP_SYS_RESOURCE: the start with a hard file-size limit was refused",
               );

@@ -291,16 +291,29 @@ Deno.test(
       );
 
       await t.step(
-        "a command cannot open its keeper's channel for reading",
+        "commands that read their keeper's channel cannot block the keeper: the daemon's SIGKILL still kills the tree",
         async () => {
-          // Found by a review: the FIFO was the daemon's user's, so a
-          // command could read it; a byte taken between the keeper's wait
-          // and its read left the keeper blocked in read() for good, and
-          // what escaped outlived the daemon's SIGKILL.
-          await use({ concurrency: 2 });
-          const r = await ops.readKeeperFifo();
-          assert.equal(r.result, "refused", r.stderr);
-          assert.match(r.stderr, /Permission denied/, r.stderr);
+          // Found by a review: a command (the daemon's user) could read the
+          // keeper's FIFO and take a line between the keeper's wait and its
+          // read; the keeper's read() then blocked for good, and sixteen
+          // readers and a SIGKILL of the daemon left everything running. The
+          // keeper's read end is non-blocking now.
+          const pid = await use({ concurrency: 2 });
+          assert.equal(await ops.stealKeeperLines(16), 16);
+          const marker = nextMarker();
+          const call = ops.escape(marker, true).catch((e) => e);
+          await waitEscaped(uid, marker);
+          // Lines for the keeper (each call's track and done) while the
+          // readers wait on the FIFO too.
+          for (let i = 0; i < 5; i++) await ops.stealKeeperLines(0);
+          Deno.kill(pid, "SIGKILL");
+          await waitGone(pid, 2_000);
+          await waitNone(
+            "the killed daemon's processes, the readers and the escaped one included",
+            () => processesOf(uid),
+            3_000,
+          );
+          assert.ok((await call) instanceof Error);
         },
       );
 
