@@ -118,7 +118,7 @@ export type DaemonCgroup = { path: string; mount?: string } | {
 };
 
 /** Writes `text` to an existing file; returns the error text, if any. */
-function writeFile(path: string, text: string): string | undefined {
+export function writeFile(path: string, text: string): string | undefined {
   const c = libc();
   const fd = c.open(cString(path), O_WRONLY | O_CLOEXEC);
   if (fd < 0) return `open(${path}): ${strerror(errno())}`;

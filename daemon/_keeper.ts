@@ -33,6 +33,7 @@ import {
 } from "../caps/_ffi.ts";
 import { StartError } from "./preflight.ts";
 import { procStat } from "./_proc_stat.ts";
+import { writeFile } from "./_cgroup.ts";
 
 const O_WRONLY = 0o1;
 const O_RDWR = 0o2;
@@ -197,26 +198,15 @@ function withKeeperRlimits<T>(start: () => T): T {
  * (an `OOMScoreAdjust=` set by a privileged service manager stays).
  */
 function protectFromOom(pid: number): void {
-  const c = libc();
   const path = `/proc/${pid}/oom_score_adj`;
-  const write = (value: string) => {
-    const fd = c.open(cString(path), O_WRONLY | O_CLOEXEC);
-    if (fd < 0) return false;
-    const bytes = new TextEncoder().encode(value);
-    try {
-      return Number(c.write(fd, bytes, BigInt(bytes.length))) === bytes.length;
-    } finally {
-      c.close(fd);
-    }
-  };
-  if (write("-1000")) return;
+  if (writeFile(path, "-1000") === undefined) return;
   let current = 0;
   try {
     current = Number(new TextDecoder().decode(readFileViaLibc(path)).trim());
   } catch {
     return; // gone: the start fails below
   }
-  if (current > 0) write("0");
+  if (current > 0) writeFile(path, "0");
 }
 
 /**

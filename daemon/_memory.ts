@@ -117,8 +117,8 @@ export function collectionAfterCall(
  * generation grow to a few times its live size before it collects on its
  * own. Once the calls counted add up to `budget` (the session passes half of
  * what admitted calls may hold), a full collection, at most one per budget's
- * worth; a young one after any other large call. The session runs the full
- * one only if the heap grew by `budget` since the last (Collector.grown()):
+ * worth, if the heap grew by `budget` since the last (`grown`, from
+ * Collector.grown()); a young one after any other large call:
  * estimates run high (array-index keys V8 stores as a dictionary; binary
  * arguments, which young collections free), and a full collection for
  * nothing cost ~10 ms per 17 kB sent (a twenty-first review) and every 32nd
@@ -127,7 +127,11 @@ export function collectionAfterCall(
 export class LargeGarbage {
   /** Estimated decoded bytes left since the last full collection for them. */
   #bytes = 0;
-  constructor(readonly budget: number) {}
+  constructor(
+    readonly budget: number,
+    /** What the heap grew by since the last full collection (Collector). */
+    readonly grown: () => number = () => Infinity,
+  ) {}
 
   /**
    * A call of `bytes` was refused or ended: the collection it calls for.
@@ -137,7 +141,7 @@ export class LargeGarbage {
   add(bytes: number): Collection | undefined {
     if ((this.#bytes += bytes) >= this.budget) {
       this.#bytes = 0;
-      return "major";
+      if (this.grown() >= this.budget) return "major";
     }
     return bytes >= LARGE_MESSAGE ? "minor" : undefined;
   }

@@ -73,6 +73,16 @@ Deno.test("LargeGarbage.add() asks for a full collection once per budget of byte
   assert.equal(garbage.add(10), undefined, "counting starts again");
 });
 
+Deno.test("LargeGarbage.add() asks for a young collection instead when the heap did not grow by its budget", () => {
+  let grown = 0;
+  const garbage = new LargeGarbage(2 * LARGE_MESSAGE, () => grown);
+  assert.equal(garbage.add(LARGE_MESSAGE), "minor");
+  assert.equal(garbage.add(LARGE_MESSAGE), "minor", "estimated, not grown");
+  grown = 2 * LARGE_MESSAGE;
+  assert.equal(garbage.add(LARGE_MESSAGE), "minor", "counting started again");
+  assert.equal(garbage.add(LARGE_MESSAGE), "major");
+});
+
 Deno.test("Collector.major() runs a pending full collection now, and the timer then does nothing", () => {
   const runs: string[] = [];
   const deferred: (() => void)[] = [];

@@ -146,7 +146,10 @@ export class Session {
     );
     // Half the budget: with the calls admitted (up to the budget) and the one
     // being decoded, large calls' garbage keeps the heap within ~3 budgets.
-    this.#garbage = new LargeGarbage(this.#slots.budget / 2);
+    this.#garbage = new LargeGarbage(
+      this.#slots.budget / 2,
+      () => this.#collector.grown(),
+    );
     this.#calls = new CallTable(
       options.graceMs,
       (message) => options.log("warning", message),
@@ -561,14 +564,7 @@ export class Session {
   /** A call's arguments of `bytes` are garbage: collects them later. */
   #collectLater(bytes: number): void {
     const collection = this.#garbage.add(bytes);
-    if (collection === "major" && !this.#grown()) {
-      this.#collector.soon("minor");
-    } else if (collection) this.#collector.soon(collection);
-  }
-
-  /** Whether the heap grew enough since the last full collection for one. */
-  #grown(): boolean {
-    return this.#collector.grown() >= this.#garbage.budget;
+    if (collection) this.#collector.soon(collection);
   }
 
   /**
@@ -665,8 +661,7 @@ export class Session {
     let collection = collectionAfterCall(call.bytes, replyBytes, started);
     // Large arguments add up to a full collection (LargeGarbage).
     if (
-      call.bytes >= LARGE_MESSAGE &&
-      this.#garbage.add(call.bytes) === "major" && this.#grown()
+      call.bytes >= LARGE_MESSAGE && this.#garbage.add(call.bytes) === "major"
     ) collection = "major";
     if (collection) this.#collector.soon(collection, alone && out.idle);
   }

@@ -11,7 +11,7 @@ export type Refusal = "queue" | "memory";
  */
 export class Slots {
   #free: number;
-  #waiting: { resolve: () => void; bytes: number }[] = [];
+  #waiting: (() => void)[] = [];
   #held = 0;
   #refusal: Refusal = "queue";
   constructor(
@@ -55,7 +55,7 @@ export class Slots {
       return false;
     }
     this.#held += bytes;
-    return new Promise((resolve) => this.#waiting.push({ resolve, bytes }));
+    return new Promise((resolve) => this.#waiting.push(resolve));
   }
   /**
    * A call admitted with `bytes` ended: its slot goes to the longest-waiting
@@ -64,7 +64,7 @@ export class Slots {
   release(bytes: number): void {
     this.#held -= bytes;
     const next = this.#waiting.shift();
-    if (next) next.resolve();
+    if (next) next();
     else this.#free++;
   }
 }

@@ -183,6 +183,27 @@ Deno.test(
       daemons.add(pid);
       return pid;
     };
+    /**
+     * Runs a call whose command leaves its session and waits, then `before`,
+     * then SIGKILLs daemon `pid`: nothing of the daemon's user may be left.
+     */
+    const killWithEscaped = async (
+      pid: number,
+      before: () => Promise<void> = () => Promise.resolve(),
+    ) => {
+      const marker = nextMarker();
+      const call = ops.escape(marker, true).catch((e) => e);
+      await waitEscaped(uid, marker);
+      await before();
+      Deno.kill(pid, "SIGKILL");
+      await waitGone(pid, 2_000);
+      await waitNone(
+        "the killed daemon's processes, the escaped one included",
+        () => processesOf(uid),
+        3_000,
+      );
+      assert.ok((await call) instanceof Error);
+    };
     let sudoers: string | undefined;
     /** The cgroup of the callers of the last step (see there). */
     let callerCgroup: string | undefined;
@@ -276,17 +297,7 @@ Deno.test(
             await Deno.readTextFile(`/proc/${r.keeper}/stat`),
             /\) Z /,
           );
-          const marker = nextMarker();
-          const call = ops.escape(marker, true).catch((e) => e);
-          await waitEscaped(uid, marker);
-          Deno.kill(pid, "SIGKILL");
-          await waitGone(pid, 2_000);
-          await waitNone(
-            "the killed daemon's processes, the escaped one included",
-            () => processesOf(uid),
-            3_000,
-          );
-          assert.ok((await call) instanceof Error);
+          await killWithEscaped(pid);
         },
       );
 
@@ -300,20 +311,11 @@ Deno.test(
           // keeper's read end is non-blocking now.
           const pid = await use({ concurrency: 2 });
           assert.equal(await ops.stealKeeperLines(16), 16);
-          const marker = nextMarker();
-          const call = ops.escape(marker, true).catch((e) => e);
-          await waitEscaped(uid, marker);
           // Lines for the keeper (each call's track and done) while the
           // readers wait on the FIFO too.
-          for (let i = 0; i < 5; i++) await ops.stealKeeperLines(0);
-          Deno.kill(pid, "SIGKILL");
-          await waitGone(pid, 2_000);
-          await waitNone(
-            "the killed daemon's processes, the readers and the escaped one included",
-            () => processesOf(uid),
-            3_000,
-          );
-          assert.ok((await call) instanceof Error);
+          await killWithEscaped(pid, async () => {
+            for (let i = 0; i < 5; i++) await ops.stealKeeperLines(0);
+          });
         },
       );
 
@@ -385,17 +387,7 @@ Deno.test(
           );
           const r = await ops.disarmCgroup();
           assert.notEqual(r.code, 9, r.stderr);
-          const marker = nextMarker();
-          const call = ops.escape(marker, true).catch((e) => e);
-          await waitEscaped(uid, marker);
-          Deno.kill(pid, "SIGKILL");
-          await waitGone(pid, 2_000);
-          await waitNone(
-            "the killed daemon's processes, the escaped one included",
-            () => processesOf(uid),
-            3_000,
-          );
-          assert.ok((await call) instanceof Error);
+          await killWithEscaped(pid);
         },
       );
 

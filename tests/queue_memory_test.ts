@@ -215,6 +215,19 @@ function peakRunning(calls: number, n: number) {
   }, calls);
 }
 
+/**
+ * Asserts that the daemon grew by at most 1.4 x one call's decoded-cost
+ * limit (`oneKb`): by about one call.
+ */
+function assertAboutOneCall(idleKb: number, peakKb: number, oneKb: number) {
+  assert.ok(
+    peakKb - idleKb <= 1.4 * oneKb,
+    `the daemon grew from ${idleKb} kB to ${peakKb} kB, more than 1.4 x one call's decoded-cost limit (${
+      Math.round(oneKb)
+    } kB)`,
+  );
+}
+
 /** Asserts the growth bound; logs what was measured. */
 function assertBounded(label: string, { idleKb, peakKb, refused }: Peak) {
   console.log(
@@ -403,12 +416,7 @@ Deno.test("queue memory", async (t) => {
       assert.equal(running, 1);
       assert.equal(refused.length, 1);
       assert.match(refused[0].error.message, /this call more than \d+/);
-      assert.ok(
-        peakKb - idleKb <= 1.4 * oneKb,
-        `the daemon grew from ${idleKb} kB to ${peakKb} kB, more than 1.4 x one call's decoded-cost limit (${
-          Math.round(oneKb)
-        } kB)`,
-      );
+      assertAboutOneCall(idleKb, peakKb, oneKb);
     },
   );
 
@@ -454,12 +462,7 @@ Deno.test("queue memory", async (t) => {
           errors.map((m) => m.error.name),
           ["NotAnEntrypoint", "NotAnEntrypoint"],
         );
-        assert.ok(
-          peakKb - idleKb <= 1.4 * oneKb,
-          `the daemon grew from ${idleKb} kB to ${peakKb} kB, more than 1.4 x one call's decoded-cost limit (${
-            Math.round(oneKb)
-          } kB)`,
-        );
+        assertAboutOneCall(idleKb, peakKb, oneKb);
       });
     },
   );
