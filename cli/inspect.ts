@@ -119,7 +119,7 @@ export function inventory(contexts: readonly PrivContext[]): ContextReport[] {
     }
     if (s.user === "root" || s.user === "0") {
       warnings.push(
-        'runs as uid 0: it owns every root-owned file (privsep\'s own, /etc/sudoers) and may change the mode of those below its write paths (of all of them where its writes are not confined), and root services that trust uid 0 over unix sockets (systemd, D-Bus) act for it where it may make one (syscall_filter "+socket", confinement "off"): prefer a dedicated user',
+        'runs as uid 0: it owns every root-owned file (/etc/sudoers, privsep\'s own and every other privsep application\'s on this host, whose next daemon start runs what it writes there as root) and may change the mode of those below its write paths (of all of them where its writes are not confined), and root services that trust uid 0 over unix sockets (systemd, D-Bus) act for it where it may make one (syscall_filter "+socket", confinement "off"): prefer a dedicated user',
       );
     }
     // What the daemon loads at start: every module below the prefix, so
