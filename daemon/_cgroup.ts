@@ -115,6 +115,13 @@ const D_NAME = 19;
 export type DaemonCgroup = { path: string; mount?: string } | {
   missing: string;
   expected?: boolean;
+  /**
+   * Where the caller's cgroup is delegated to a user: the root-owned cgroup
+   * the keeper must start in ({@linkcode keeperHome}), out of that user's
+   * reach, and the caller's cgroup that stage 1 goes back to; or why there
+   * is none (`exposed`).
+   */
+  keeper?: { home: string; back: string } | { exposed: string };
 };
 
 /** Writes `text` to an existing file; returns the error text, if any. */
@@ -269,11 +276,13 @@ export function createCgroup(): DaemonCgroup {
   try {
     const current = currentCgroup();
     if (!("path" in current)) return current;
-    const delegated = delegatedAbove(current.path, current.mount ?? "");
+    const mount = current.mount ?? "";
+    const delegated = delegatedAbove(current.path, mount);
     if (delegated) {
       return {
         missing:
           `${delegated}: a user other than root could move the daemon's processes out of a cgroup below ${current.path} (systemd's Delegate=yes gives a unit's cgroup to its User=); run the service without Delegate=yes`,
+        keeper: keeperHome(current.path, mount),
       };
     }
     sweep(current.path);
@@ -303,6 +312,85 @@ export function createCgroup(): DaemonCgroup {
     return { path };
   } catch (error) {
     return { missing: (error as Error).message, expected: true };
+  }
+}
+
+/** The cgroup below which keepers of delegated callers run. */
+export const KEEPERS_CGROUP = "privsep-keepers";
+
+/**
+ * Where the keeper of a daemon whose caller's cgroup `current` is delegated
+ * to a user starts: `privsep-keepers` below the nearest cgroup above it that
+ * no user but root may write (made if missing, and checked as the rule of
+ * {@linkcode delegatedAbove} wants). Started in the caller's cgroup, the
+ * keeper was that user's to move into a cgroup of its own and kill
+ * (`cgroup.kill`) or freeze, whatever its uid; then what the daemon's
+ * commands started outlived the daemon (a twenty-sixth review). Never
+ * throws.
+ */
+export function keeperHome(
+  current: string,
+  mount: string,
+  owner: (path: string) => Owner | undefined = ownerOf,
+  mkdir: (path: string) => number = (path) =>
+    libc().mkdir(cString(path), 0o755) === 0 || errno() === EEXIST ? 0 : -1,
+): { home: string; back: string } | { exposed: string } {
+  let above: string | undefined;
+  for (
+    let dir = current.slice(0, current.lastIndexOf("/"));
+    dir === mount || dir.startsWith(`${mount}/`);
+    dir = dir.slice(0, dir.lastIndexOf("/"))
+  ) {
+    if (!delegatedAbove(dir, mount, owner)) {
+      above = dir;
+      break;
+    }
+  }
+  if (above === undefined) {
+    return {
+      exposed:
+        `every cgroup from ${current} up to ${mount} may be written by a user other than root`,
+    };
+  }
+  const home = `${above}/${KEEPERS_CGROUP}`;
+  if (mkdir(home) < 0) {
+    return { exposed: `mkdir(${home}): ${strerror(errno())}` };
+  }
+  const unsafe = delegatedAbove(home, mount, owner);
+  return unsafe ? { exposed: unsafe } : { home, back: current };
+}
+
+/**
+ * Runs `start` (the keeper's) with this process in the cgroup `home`, then
+ * moves it back to `back` (its threads with it): what `start` spawns is
+ * born in `home`. Throws when this process cannot go back (it would serve
+ * outside its caller's cgroup). Returns what `start` returned, and why the
+ * keeper could not start in `home` (`exposed`: it then started where this
+ * process is).
+ */
+export async function inKeeperHome<T>(
+  keeper: { home: string; back: string },
+  start: () => Promise<T>,
+): Promise<{ started: T; exposed?: string }> {
+  const away = writeFile(`${keeper.home}/cgroup.procs`, String(Deno.pid));
+  let started: T;
+  try {
+    started = await start();
+  } catch (error) {
+    if (away === undefined) goBack(keeper);
+    throw error;
+  }
+  if (away === undefined) goBack(keeper);
+  return { started, exposed: away };
+}
+
+/** Moves this process back to `keeper.back`; throws when it cannot. */
+function goBack(keeper: { home: string; back: string }): void {
+  const back = writeFile(`${keeper.back}/cgroup.procs`, String(Deno.pid));
+  if (back !== undefined) {
+    throw new Error(
+      `stage 1 could not go back to its caller's cgroup after starting the keeper in ${keeper.home}: ${back}`,
+    );
   }
 }
 

@@ -7,6 +7,7 @@ import {
   createCgroup,
   daemonAlive,
   delegatedAbove,
+  keeperHome,
   type Owner,
 } from "./_cgroup.ts";
 
@@ -58,6 +59,59 @@ Deno.test("delegatedAbove() names a cgroup.procs others may write, and one it ca
       (p) => p === UNIT ? undefined : { uid: 0, mode: 0o755 },
     ),
     `${UNIT} cannot be inspected`,
+  );
+});
+
+Deno.test("keeperHome() puts a delegated caller's keeper below the nearest cgroup only root may write", () => {
+  const delegated = owners({
+    [UNIT]: { uid: 1001, mode: 0o755 },
+    [`${UNIT}/cgroup.procs`]: { uid: 1001, mode: 0o644 },
+  });
+  const made: string[] = [];
+  const mkdir = (path: string) => (made.push(path), 0);
+  assert.deepEqual(keeperHome(`${UNIT}/sub`, MOUNT, delegated, mkdir), {
+    home: `${MOUNT}/system.slice/privsep-keepers`,
+    back: `${UNIT}/sub`,
+  });
+  assert.deepEqual(made, [`${MOUNT}/system.slice/privsep-keepers`]);
+  // Up to the hierarchy's root when every cgroup below it is delegated.
+  const slice = owners({
+    [`${MOUNT}/system.slice`]: { uid: 1001, mode: 0o755 },
+  });
+  assert.deepEqual(keeperHome(UNIT, MOUNT, slice, mkdir), {
+    home: `${MOUNT}/privsep-keepers`,
+    back: UNIT,
+  });
+});
+
+Deno.test("keeperHome() says why the keeper stays exposed: no root-only cgroup, a failed mkdir, a home others may write", () => {
+  const all = (path: string): Owner => ({
+    uid: 1001,
+    mode: path.endsWith("cgroup.procs") ? 0o644 : 0o755,
+  });
+  const r = keeperHome(UNIT, MOUNT, all, () => 0);
+  assert.ok(
+    "exposed" in r &&
+      /may be written by a user other than root/.test(r.exposed),
+    JSON.stringify(r),
+  );
+  const failed = keeperHome(UNIT, MOUNT, owners({}), () => -1);
+  assert.ok(
+    "exposed" in failed &&
+      failed.exposed.startsWith(`mkdir(${MOUNT}/system.slice/privsep-keepers)`),
+    JSON.stringify(failed),
+  );
+  const open = owners({
+    [`${MOUNT}/system.slice/privsep-keepers/cgroup.procs`]: {
+      uid: 0,
+      mode: 0o666,
+    },
+  });
+  // UNIT is root's here, so the nearest such cgroup is its parent's.
+  const wide = keeperHome(UNIT, MOUNT, open, () => 0);
+  assert.ok(
+    "exposed" in wide && /writable by everyone/.test(wide.exposed),
+    JSON.stringify(wide),
   );
 });
 

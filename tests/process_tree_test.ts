@@ -882,6 +882,61 @@ Deno.test(
       );
 
       await t.step(
+        "a caller whose cgroup is delegated cannot take the keeper away: what the daemon started dies with it (a twenty-sixth review)",
+        async () => {
+          // The delegated cgroup is the service user's: a process in it
+          // may be moved into a cgroup of the user's own and killed there
+          // (cgroup.kill) or frozen, whatever its uid. The keeper, started
+          // there, was: then a command's process outlived its daemon, as
+          // the daemon's user with its capabilities.
+          assert.ok(delegatedCgroup, "the step before made the cgroup");
+          await treeCtx.stop();
+          await sweep();
+          const owner = await ensureUser(TREE_CALLER);
+          const config = await writeConfig(dir, {
+            tree: {
+              user: TREE_DAEMON,
+              capabilities: [],
+              permissions: { run: ["/bin/sh", "/usr/bin/sleep"] },
+            },
+          });
+          const marker = nextMarker();
+          const out = await run(inCgroup(delegatedCgroup, [
+            ...TREE_CALLER_ARGV,
+            config,
+            "delegated",
+            String(marker),
+            `${owner.uid}:${owner.gid}`,
+          ]));
+          const r = JSON.parse(out.stdout) as {
+            daemonPid: number;
+            keeper: number;
+            moved: boolean;
+            attack: string;
+            left: number[];
+          };
+          daemons.add(r.daemonPid);
+          await Deno.remove(`${delegatedCgroup}/k`).catch(() => {});
+          assert.deepEqual(
+            r.left,
+            [],
+            `sleep ${marker} outlived its daemon: ${out.stdout}`,
+          );
+          assert.equal(
+            r.moved,
+            false,
+            `the service user moved the keeper: ${out.stdout}`,
+          );
+          assert.notEqual(r.attack, "", out.stdout);
+          // Where it ran: a root-owned cgroup out of the user's reach.
+          const home = `${await ownCgroupDir()}/privsep-keepers`;
+          const st = await Deno.stat(home);
+          assert.equal(st.uid, 0);
+          assert.equal(st.mode! & 0o022, 0);
+        },
+      );
+
+      await t.step(
         'where the daemon\'s cgroup cannot be made, best-effort says why and confinement "required" refuses the start',
         async () => {
           // A root-owned cgroup that allows no cgroup below it
@@ -954,8 +1009,12 @@ Deno.test(
         }
       }
       if (callerCgroup) await Deno.remove(callerCgroup).catch(() => {});
+      // Made by the delegated caller's keepers (empty once they are gone).
+      await Deno.remove(`${await ownCgroupDir()}/privsep-keepers`)
+        .catch(() => {});
       if (fullCgroup) await Deno.remove(fullCgroup).catch(() => {});
       if (delegatedCgroup) {
+        await Deno.remove(`${delegatedCgroup}/k`).catch(() => {});
         await Deno.remove(delegatedCgroup).catch(() => {});
       }
       await removeUser(TREE_CALLER);
