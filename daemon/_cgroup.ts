@@ -116,12 +116,11 @@ export type DaemonCgroup = { path: string; mount?: string } | {
   missing: string;
   expected?: boolean;
   /**
-   * Where the caller's cgroup is delegated to a user: the root-owned cgroup
-   * the keeper must start in ({@linkcode keeperHome}), out of that user's
-   * reach, and the caller's cgroup that stage 1 goes back to; or why there
-   * is none (`exposed`).
+   * Where the caller's cgroup (`back`) is delegated to a user: the
+   * root-owned cgroups the keeper may start in, out of that user's reach
+   * ({@linkcode keeperHomes}).
    */
-  keeper?: { home: string; back: string } | { exposed: string };
+  keeper?: { homes: string[]; back: string; mount: string };
 };
 
 /** Writes `text` to an existing file; returns the error text, if any. */
@@ -282,7 +281,11 @@ export function createCgroup(): DaemonCgroup {
       return {
         missing:
           `${delegated}: a user other than root could move the daemon's processes out of a cgroup below ${current.path} (systemd's Delegate=yes gives a unit's cgroup to its User=); run the service without Delegate=yes`,
-        keeper: keeperHome(current.path, mount),
+        keeper: {
+          homes: keeperHomes(current.path, mount),
+          back: current.path,
+          mount,
+        },
       };
     }
     sweep(current.path);
@@ -320,76 +323,108 @@ export const KEEPERS_CGROUP = "privsep-keepers";
 
 /**
  * Where the keeper of a daemon whose caller's cgroup `current` is delegated
- * to a user starts: `privsep-keepers` below the nearest cgroup above it that
- * no user but root may write (made if missing, and checked as the rule of
- * {@linkcode delegatedAbove} wants). Started in the caller's cgroup, the
- * keeper was that user's to move into a cgroup of its own and kill
- * (`cgroup.kill`) or freeze, whatever its uid; then what the daemon's
- * commands started outlived the daemon (a twenty-sixth review). Never
- * throws.
+ * to a user may start, nearest first: `privsep-keepers` below each cgroup
+ * above `current` that no user but root may write ({@linkcode
+ * delegatedAbove}). Started in the caller's cgroup, the keeper was that
+ * user's to move into a cgroup of its own and kill (`cgroup.kill`) or
+ * freeze, whatever its uid; then what the daemon's commands started
+ * outlived the daemon (a twenty-sixth review). Pure but for `owner`.
  */
-export function keeperHome(
+export function keeperHomes(
   current: string,
   mount: string,
   owner: (path: string) => Owner | undefined = ownerOf,
-  mkdir: (path: string) => number = (path) =>
-    libc().mkdir(cString(path), 0o755) === 0 || errno() === EEXIST ? 0 : -1,
-): { home: string; back: string } | { exposed: string } {
-  let above: string | undefined;
+): string[] {
+  const homes: string[] = [];
   for (
     let dir = current.slice(0, current.lastIndexOf("/"));
     dir === mount || dir.startsWith(`${mount}/`);
     dir = dir.slice(0, dir.lastIndexOf("/"))
   ) {
     if (!delegatedAbove(dir, mount, owner)) {
-      above = dir;
-      break;
+      homes.push(`${dir === "/" ? "" : dir}/${KEEPERS_CGROUP}`);
     }
   }
-  if (above === undefined) {
-    return {
-      exposed:
-        `every cgroup from ${current} up to ${mount} may be written by a user other than root`,
-    };
-  }
-  const home = `${above}/${KEEPERS_CGROUP}`;
-  if (mkdir(home) < 0) {
-    return { exposed: `mkdir(${home}): ${strerror(errno())}` };
-  }
-  const unsafe = delegatedAbove(home, mount, owner);
-  return unsafe ? { exposed: unsafe } : { home, back: current };
+  return homes;
 }
 
+/** Why a delegated caller's keeper could not start out of its user's reach. */
+export class KeeperHomeError extends Error {
+  override name = "KeeperHomeError";
+}
+
+/** How stage 1 puts itself into a keeper's cgroup (replaced in tests). */
+export interface KeeperHomeSteps {
+  /** Makes the cgroup (one that is there already will do). */
+  mkdir(path: string): string | undefined;
+  /** Why a user other than root could write the cgroup made, if one could. */
+  unsafe(path: string): string | undefined;
+  /** Moves this process (all its threads) into the cgroup `path`. */
+  enter(path: string): string | undefined;
+}
+
+const REAL_STEPS = (mount: string): KeeperHomeSteps => ({
+  mkdir: (path) =>
+    libc().mkdir(cString(path), 0o755) === 0 || errno() === EEXIST
+      ? undefined
+      : `mkdir(${path}): ${strerror(errno())}`,
+  unsafe: (path) => delegatedAbove(path, mount),
+  enter: (path) => writeFile(`${path}/cgroup.procs`, String(Deno.pid)),
+});
+
 /**
- * Runs `start` (the keeper's) with this process in the cgroup `home`, then
- * moves it back to `back` (its threads with it): what `start` spawns is
- * born in `home`. Throws when this process cannot go back (it would serve
- * outside its caller's cgroup). Returns what `start` returned, and why the
- * keeper could not start in `home` (`exposed`: it then started where this
- * process is).
+ * Runs `start` (the keeper's) with this process in the first of `homes`
+ * ({@linkcode keeperHomes}) it can make and enter, then moves it back to
+ * `back` (its threads with it): what `start` spawns is born out of the
+ * reach of the user `back` is delegated to. Throws KeeperHomeError, without
+ * running `start`, when no home will do (all of them may be made to fail by that
+ * user: a `cgroup.max.descendants` above its cgroup that it fills, found by
+ * a second reading), and when this process cannot go back (it would serve
+ * outside its caller's cgroup).
  */
 export async function inKeeperHome<T>(
-  keeper: { home: string; back: string },
+  homes: readonly string[],
+  back: string,
+  mount: string,
   start: () => Promise<T>,
-): Promise<{ started: T; exposed?: string }> {
-  const away = writeFile(`${keeper.home}/cgroup.procs`, String(Deno.pid));
+  steps: KeeperHomeSteps = REAL_STEPS(mount),
+): Promise<T> {
+  const why: string[] = [];
+  let home: string | undefined;
+  for (const path of homes) {
+    const failed = steps.mkdir(path) ?? steps.unsafe(path) ?? steps.enter(path);
+    if (failed === undefined) {
+      home = path;
+      break;
+    }
+    why.push(failed);
+  }
+  if (home === undefined) {
+    throw new KeeperHomeError(
+      `the caller's cgroup ${back} is delegated to a user other than root, and the daemon's keeper could not start out of that user's reach (${
+        homes.length === 0
+          ? `every cgroup up to ${mount} may be written by a user other than root`
+          : why.join("; ")
+      }): that user could stop it, and what the daemon's commands start would then outlive the daemon. Run the service without Delegate=yes, or remove the cause`,
+    );
+  }
   let started: T;
   try {
     started = await start();
   } catch (error) {
-    if (away === undefined) goBack(keeper);
+    goBack(home, back, steps);
     throw error;
   }
-  if (away === undefined) goBack(keeper);
-  return { started, exposed: away };
+  goBack(home, back, steps);
+  return started;
 }
 
-/** Moves this process back to `keeper.back`; throws when it cannot. */
-function goBack(keeper: { home: string; back: string }): void {
-  const back = writeFile(`${keeper.back}/cgroup.procs`, String(Deno.pid));
-  if (back !== undefined) {
-    throw new Error(
-      `stage 1 could not go back to its caller's cgroup after starting the keeper in ${keeper.home}: ${back}`,
+/** Moves this process back to `back`; throws when it cannot. */
+function goBack(home: string, back: string, steps: KeeperHomeSteps): void {
+  const failed = steps.enter(back);
+  if (failed !== undefined) {
+    throw new KeeperHomeError(
+      `stage 1 could not go back to its caller's cgroup ${back} after starting the daemon's keeper in ${home}: ${failed}`,
     );
   }
 }

@@ -7,7 +7,9 @@ import {
   createCgroup,
   daemonAlive,
   delegatedAbove,
-  keeperHome,
+  inKeeperHome,
+  KeeperHomeError,
+  keeperHomes,
   type Owner,
 } from "./_cgroup.ts";
 
@@ -62,56 +64,94 @@ Deno.test("delegatedAbove() names a cgroup.procs others may write, and one it ca
   );
 });
 
-Deno.test("keeperHome() puts a delegated caller's keeper below the nearest cgroup only root may write", () => {
+Deno.test("keeperHomes() lists privsep-keepers below every cgroup above a delegated one that only root may write, nearest first", () => {
   const delegated = owners({
     [UNIT]: { uid: 1001, mode: 0o755 },
     [`${UNIT}/cgroup.procs`]: { uid: 1001, mode: 0o644 },
   });
-  const made: string[] = [];
-  const mkdir = (path: string) => (made.push(path), 0);
-  assert.deepEqual(keeperHome(`${UNIT}/sub`, MOUNT, delegated, mkdir), {
-    home: `${MOUNT}/system.slice/privsep-keepers`,
-    back: `${UNIT}/sub`,
-  });
-  assert.deepEqual(made, [`${MOUNT}/system.slice/privsep-keepers`]);
-  // Up to the hierarchy's root when every cgroup below it is delegated.
+  assert.deepEqual(keeperHomes(`${UNIT}/sub`, MOUNT, delegated), [
+    `${MOUNT}/system.slice/privsep-keepers`,
+    `${MOUNT}/privsep-keepers`,
+  ]);
+  // A slice the user may write is skipped, not a reason to stop.
   const slice = owners({
     [`${MOUNT}/system.slice`]: { uid: 1001, mode: 0o755 },
   });
-  assert.deepEqual(keeperHome(UNIT, MOUNT, slice, mkdir), {
-    home: `${MOUNT}/privsep-keepers`,
-    back: UNIT,
-  });
-});
-
-Deno.test("keeperHome() says why the keeper stays exposed: no root-only cgroup, a failed mkdir, a home others may write", () => {
+  assert.deepEqual(keeperHomes(UNIT, MOUNT, slice), [
+    `${MOUNT}/privsep-keepers`,
+  ]);
   const all = (path: string): Owner => ({
     uid: 1001,
     mode: path.endsWith("cgroup.procs") ? 0o644 : 0o755,
   });
-  const r = keeperHome(UNIT, MOUNT, all, () => 0);
-  assert.ok(
-    "exposed" in r &&
-      /may be written by a user other than root/.test(r.exposed),
-    JSON.stringify(r),
-  );
-  const failed = keeperHome(UNIT, MOUNT, owners({}), () => -1);
-  assert.ok(
-    "exposed" in failed &&
-      failed.exposed.startsWith(`mkdir(${MOUNT}/system.slice/privsep-keepers)`),
-    JSON.stringify(failed),
-  );
-  const open = owners({
-    [`${MOUNT}/system.slice/privsep-keepers/cgroup.procs`]: {
-      uid: 0,
-      mode: 0o666,
+  assert.deepEqual(keeperHomes(UNIT, MOUNT, all), []);
+});
+
+/** Steps that record what they did and fail where `fail` says. */
+function steps(fail: Record<string, string>) {
+  const done: string[] = [];
+  const step = (kind: string) => (path: string) => {
+    done.push(`${kind} ${path}`);
+    return fail[`${kind} ${path}`];
+  };
+  return {
+    done,
+    steps: {
+      mkdir: step("mkdir"),
+      unsafe: step("unsafe"),
+      enter: step("enter"),
     },
+  };
+}
+
+Deno.test("inKeeperHome() starts the keeper in the first home it can make and enter, then goes back", async () => {
+  const homes = [`${MOUNT}/a/privsep-keepers`, `${MOUNT}/privsep-keepers`];
+  // A cgroup.max.descendants above the user's cgroup, filled by that user,
+  // fails the nearest mkdir (a second reading): the next one up is used.
+  const { done, steps: s } = steps({
+    [`mkdir ${homes[0]}`]: "mkdir: Resource temporarily unavailable",
   });
-  // UNIT is root's here, so the nearest such cgroup is its parent's.
-  const wide = keeperHome(UNIT, MOUNT, open, () => 0);
-  assert.ok(
-    "exposed" in wide && /writable by everyone/.test(wide.exposed),
-    JSON.stringify(wide),
+  const started = await inKeeperHome(homes, UNIT, MOUNT, () => {
+    done.push("start");
+    return Promise.resolve("fifo");
+  }, s);
+  assert.equal(started, "fifo");
+  assert.deepEqual(done, [
+    `mkdir ${homes[0]}`,
+    `mkdir ${homes[1]}`,
+    `unsafe ${homes[1]}`,
+    `enter ${homes[1]}`,
+    "start",
+    `enter ${UNIT}`,
+  ]);
+});
+
+Deno.test("inKeeperHome() refuses, without starting the keeper, where no home will do or it cannot go back", async () => {
+  const home = `${MOUNT}/privsep-keepers`;
+  const none = steps({
+    [`unsafe ${home}`]: `${home} is writable by its group`,
+  });
+  let ran = false;
+  const start = () => (ran = true, Promise.resolve(0));
+  await assert.rejects(
+    inKeeperHome([home], UNIT, MOUNT, start, none.steps),
+    (e: Error) =>
+      e instanceof KeeperHomeError &&
+      e.message.includes(`${home} is writable by its group`) &&
+      e.message.includes("Delegate=yes"),
+  );
+  await assert.rejects(
+    inKeeperHome([], UNIT, MOUNT, start, none.steps),
+    /every cgroup up to \/sys\/fs\/cgroup may be written/,
+  );
+  assert.equal(ran, false);
+  const stuck = steps({
+    [`enter ${UNIT}`]: "write: No such file or directory",
+  });
+  await assert.rejects(
+    inKeeperHome([home], UNIT, MOUNT, start, stuck.steps),
+    (e: Error) =>
+      e instanceof KeeperHomeError && /could not go back/.test(e.message),
   );
 });
 

@@ -298,28 +298,33 @@ export async function startDaemon(
     assertTrusted(SETPRIV);
     assertTrusted(KEEPER_SHELL);
     // ... and the daemon's cgroup, which catches what leaves its group.
-    const { createCgroup, inKeeperHome, joinCgroup } = await import(
-      "./_cgroup.ts"
-    );
+    const { createCgroup, inKeeperHome, joinCgroup, KeeperHomeError } =
+      await import("./_cgroup.ts");
     const created = createCgroup();
     const start = () =>
       startKeeper(user.id, group.id, "path" in created ? created.path : "");
     // A caller's cgroup delegated to its user: the keeper starts in a
-    // root-owned cgroup out of that user's reach (_cgroup.ts, keeperHome).
-    const home = "keeper" in created ? created.keeper : undefined;
-    let exposed = home && "exposed" in home ? home.exposed : undefined;
+    // root-owned cgroup out of that user's reach (_cgroup.ts, keeperHomes),
+    // or the daemon does not start: whatever keeps it from there, that user
+    // may have caused.
+    const keeper = "keeper" in created ? created.keeper : undefined;
     let fifo: string;
-    if (home && "home" in home) {
-      const r = await inKeeperHome(home, start);
-      fifo = r.started;
-      exposed = r.exposed;
+    if (keeper) {
+      try {
+        fifo = await inKeeperHome(
+          keeper.homes,
+          keeper.back,
+          keeper.mount,
+          start,
+        );
+      } catch (error) {
+        if (error instanceof KeeperHomeError) {
+          throw new StartError(error.message);
+        }
+        throw error;
+      }
     } else fifo = await start();
     const cgroup = joinCgroup(created);
-    if (exposed !== undefined && settings.confinement === "required") {
-      throw new StartError(
-        `confinement = "required" but the keeper could not start out of the reach of the user its caller's cgroup is delegated to: ${exposed}; that user could stop the keeper, and what the daemon's commands start would then outlive the daemon. Run the service without Delegate=yes, or set confinement = "best-effort"`,
-      );
-    }
     if (
       "missing" in cgroup && cgroup.expected &&
       settings.confinement === "required"
@@ -332,11 +337,7 @@ export async function startDaemon(
       `--keeper=${fifo}`,
       "path" in cgroup
         ? `--cgroup=${cgroup.path}`
-        : `--cgroup-missing=${cgroup.missing}${
-          exposed === undefined
-            ? ""
-            : `; its keeper runs where the user the cgroup is delegated to may stop it (${exposed}), and what the daemon's commands start may then outlive the daemon`
-        }`,
+        : `--cgroup-missing=${cgroup.missing}`,
     );
     const at = serveArgv.findIndex((a) => a.startsWith("--allow-write"));
     if (settings.permissions !== "all" && serveArgv[at] !== "--allow-write") {

@@ -211,6 +211,8 @@ Deno.test(
     let delegatedCgroup: string | undefined;
     /** A cgroup that allows none below it (see there). */
     let fullCgroup: string | undefined;
+    /** A root-owned cgroup with a quota, and a delegated one below it. */
+    let limitedCgroup: string | undefined;
     try {
       await t.step(
         "cancel: a child that ignores SIGTERM and its grandchild that holds stdout are killed, and the call answers",
@@ -937,6 +939,98 @@ Deno.test(
       );
 
       await t.step(
+        "a delegated caller that fills a cgroup.max.descendants above it sends the keeper further up; where no root-owned cgroup will take it, the start is refused (a second reading)",
+        async () => {
+          // The user could make the nearest privsep-keepers fail to be made
+          // (it fills the quota of a limited cgroup above its own with
+          // cgroups of its own), and the keeper then started in its reach
+          // with a warning that only the caller, that user, saw.
+          await treeCtx.stop();
+          await sweep();
+          const owner = await ensureUser(TREE_CALLER);
+          const own = await ownCgroupDir();
+          limitedCgroup = `${own}/tests-${TREE_CALLER}-top`;
+          await Deno.mkdir(limitedCgroup).catch((e) => {
+            if (!(e instanceof Deno.errors.AlreadyExists)) throw e;
+          });
+          const deleg = `${limitedCgroup}/deleg`;
+          await Deno.mkdir(deleg).catch((e) => {
+            if (!(e instanceof Deno.errors.AlreadyExists)) throw e;
+          });
+          for (
+            const f of [
+              "",
+              "/cgroup.procs",
+              "/cgroup.threads",
+              "/cgroup.subtree_control",
+            ]
+          ) await Deno.chown(`${deleg}${f}`, owner.uid, owner.gid);
+          await Deno.writeTextFile(
+            `${limitedCgroup}/cgroup.max.descendants`,
+            "3",
+          );
+          // deleg, k and f: the quota is full.
+          await run([
+            "setpriv",
+            `--reuid=${owner.uid}`,
+            `--regid=${owner.gid}`,
+            "--clear-groups",
+            "mkdir",
+            `${deleg}/k`,
+            `${deleg}/f`,
+          ]);
+          const config = await writeConfig(dir, {
+            tree: {
+              user: TREE_DAEMON,
+              capabilities: [],
+              permissions: { run: ["/bin/sh", "/usr/bin/sleep"] },
+            },
+          });
+          const attack = async () =>
+            await run(
+              inCgroup(deleg, [
+                ...TREE_CALLER_ARGV,
+                config,
+                "delegated",
+                String(nextMarker()),
+                `${owner.uid}:${owner.gid}`,
+              ]),
+              { allowFail: true },
+            );
+          const out = await attack();
+          const r = JSON.parse(out.stdout);
+          daemons.add(r.daemonPid);
+          assert.deepEqual(r.left, [], `outlived its daemon: ${out.stdout}`);
+          assert.equal(r.moved, false, out.stdout);
+          // Every privsep-keepers stage 1 may use, made unsafe: refused.
+          const homes: string[] = [];
+          for (let d = own; d.startsWith(cgroup2Mount());) {
+            homes.push(`${d}/privsep-keepers`);
+            if (d === cgroup2Mount()) break;
+            d = d.slice(0, d.lastIndexOf("/"));
+          }
+          const made: string[] = [];
+          try {
+            for (const home of homes) {
+              await Deno.mkdir(home).then(() => made.push(home), () => {});
+              await Deno.chmod(home, 0o775);
+            }
+            const refused = await attack();
+            assert.notEqual(refused.code, 0, refused.stdout);
+            assert.match(
+              refused.stderr,
+              /delegated to a user other than root, and the daemon's keeper could not start out of that user's reach \(.*Resource temporarily unavailable.*writable by its group/s,
+            );
+          } finally {
+            for (const home of homes) {
+              await Deno.chmod(home, 0o755).catch(() => {});
+            }
+            for (const home of made) await Deno.remove(home).catch(() => {});
+          }
+        },
+      );
+
+      await t.step(
         'where the daemon\'s cgroup cannot be made, best-effort says why and confinement "required" refuses the start',
         async () => {
           // A root-owned cgroup that allows no cgroup below it
@@ -1013,6 +1107,11 @@ Deno.test(
       await Deno.remove(`${await ownCgroupDir()}/privsep-keepers`)
         .catch(() => {});
       if (fullCgroup) await Deno.remove(fullCgroup).catch(() => {});
+      if (limitedCgroup) {
+        for (const d of ["deleg/k", "deleg/f", "deleg", ""]) {
+          await Deno.remove(`${limitedCgroup}/${d}`).catch(() => {});
+        }
+      }
       if (delegatedCgroup) {
         await Deno.remove(`${delegatedCgroup}/k`).catch(() => {});
         await Deno.remove(delegatedCgroup).catch(() => {});
