@@ -172,6 +172,68 @@ Deno.test("privsep install refuses a sudoers file name that sudo would skip", as
   assert.match(out.stderr, /sudo skips names with a "\."/);
 });
 
+Deno.test("privsep install refuses a launcher directory or a sudoers file below a directory another user may write, before it makes or changes anything through it (a twenty-seventh review)", async () => {
+  if (Deno.uid() !== 0) throw new Error("this test needs root (chown)");
+  await Deno.mkdir("/var/lib/privsep-tests", { recursive: true, mode: 0o755 });
+  const dir = await Deno.makeTempDir({
+    dir: "/var/lib/privsep-tests",
+    prefix: "cli-install-",
+  });
+  await Deno.chmod(dir, 0o755);
+  // svc: the service user's state directory (here uid 65534), where it put
+  // a link to a directory only root may read, and one to a root-only file.
+  await Deno.mkdir(`${dir}/svc`, { mode: 0o755 });
+  await Deno.chown(`${dir}/svc`, 65534, 65534);
+  await Deno.mkdir(`${dir}/rootonly`, { mode: 0o700 });
+  await Deno.writeTextFile(`${dir}/canary`, "secret", { mode: 0o600 });
+  await Deno.symlink(`${dir}/rootonly`, `${dir}/svc/libexec`);
+  const config = `${dir}/c.toml`;
+  await Deno.writeTextFile(
+    config,
+    `[e2e]\nlauncher_dir = "${dir}/svc/libexec/privsep"\n`,
+  );
+  try {
+    const out = await cli(
+      "install",
+      "--user=nobody",
+      `--config-file=${config}`,
+      `--sudoers-file=/etc/sudoers.d/privsep-cli-test-none`,
+      `${FIXTURE}#testCtx`,
+    );
+    assert.equal(out.code, 1, out.stderr);
+    assert.match(out.stderr, new RegExp(`${dir}/svc"? is owned by uid 65534`));
+    assert.deepEqual(
+      [...Deno.readDirSync(`${dir}/rootonly`)],
+      [],
+      "root made a directory through the service user's link",
+    );
+    assert.equal(Deno.statSync(`${dir}/rootonly`).mode! & 0o777, 0o700);
+    // A sudoers file in that directory: the temporary file root writes,
+    // chowns and chmods there could be the service user's link.
+    const rules = await cli(
+      "install",
+      "--user=nobody",
+      `--sudoers-file=${dir}/svc/rules`,
+      `${FIXTURE}#testCtx`,
+    );
+    assert.equal(rules.code, 1, rules.stderr);
+    assert.match(
+      rules.stderr,
+      new RegExp(
+        `sudoers rules in ${dir}/svc: .*${dir}/svc"? is owned by uid 65534`,
+      ),
+    );
+    assert.deepEqual(
+      [...Deno.readDirSync(`${dir}/svc`)].map((e) => e.name),
+      ["libexec"],
+    );
+    assert.equal(Deno.statSync(`${dir}/canary`).mode! & 0o777, 0o600);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+    await Deno.remove("/etc/sudoers.d/privsep-cli-test-none").catch(() => {});
+  }
+});
+
 Deno.test("privsep inspect and doctor warn about allowed paths a non-root user can redirect", async () => {
   if (Deno.uid() !== 0) throw new Error("this test needs root (chown)");
   await Deno.mkdir("/var/lib/privsep-tests", { recursive: true, mode: 0o755 });

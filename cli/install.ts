@@ -8,6 +8,7 @@ import type { PrivContext } from "../contexts/priv_context.ts";
 import { assertTrustedTree, untrustedReason } from "../core/trust.ts";
 import { run } from "./_exec.ts";
 import { contextCommandArgs, loadContexts } from "./_load.ts";
+import { makeRootDirs } from "./_root_dirs.ts";
 import { vendorImports, vendorPackage } from "./vendor.ts";
 
 /** The comment line before each context's rule in a sudoers file. */
@@ -82,6 +83,20 @@ export function sudoersPathProblem(path: string): string | undefined {
 }
 
 /**
+ * Why root may not write, check or remove a sudoers file at `path` (null:
+ * it may): its directory must be one only root can modify, or a link put
+ * there by another user leads root's writes, `chown` and `chmod` to any
+ * file (a twenty-seventh review took over another user's file so).
+ */
+export function sudoersDirProblem(path: string): string | null {
+  const dir = dirname(path);
+  const reason = untrustedReason(dir);
+  return reason
+    ? `refusing to write sudoers rules in ${dir}: ${reason}. Use /etc/sudoers.d, or another directory that only root can write`
+    : null;
+}
+
+/**
  * visudo's verdict on `content` alone, as the sudoers file `path` would hold
  * it (checked under a name with a "." that sudo never reads).
  */
@@ -116,24 +131,13 @@ export async function visudo(
   };
 }
 
-/** Creates `dir` and missing parents root-owned 0755; refuses an untrusted one. */
+/**
+ * Creates `dir` and missing parents root-owned 0755 (`makeRootDirs()`);
+ * refuses an untrusted one, or one below an untrusted one, before it makes
+ * anything.
+ */
 function ensureTrustedDir(dir: string): void {
-  const missing: string[] = [];
-  for (let d = dir;; d = dirname(d)) {
-    try {
-      Deno.lstatSync(d);
-      break;
-    } catch {
-      missing.unshift(d);
-    }
-    if (dirname(d) === d) break;
-  }
-  for (const d of missing) {
-    Deno.mkdirSync(d, { mode: 0o755 });
-    Deno.chownSync(d, 0, 0);
-    Deno.chmodSync(d, 0o755);
-  }
-  const reason = untrustedReason(dir);
+  const reason = makeRootDirs(dir) ?? untrustedReason(dir);
   if (reason) {
     throw new Error(
       `refusing to put launchers in ${dir}: ${reason}. Use a root-owned directory that only root can write (launcher_dir)`,
@@ -436,6 +440,11 @@ export async function installMain(args: string[]): Promise<number> {
     console.error(
       "privsep install: run it as root (it writes root-owned launchers and a sudoers file); --dry-run shows what it would write",
     );
+    return 1;
+  }
+  const sudoersDir = sudoersDirProblem(sudoers.path);
+  if (sudoersDir) {
+    console.error(`privsep install: ${sudoersDir}`);
     return 1;
   }
   for (const f of launchers) {

@@ -9,6 +9,7 @@ import {
   defaultSudoersFile,
   readOrUndefined,
   RULE_MARK,
+  sudoersDirProblem,
   sudoersPathProblem,
   writeRootFile,
 } from "./install.ts";
@@ -99,6 +100,11 @@ export async function uninstallMain(args: string[]): Promise<number> {
   if (pathProblem) {
     console.error(`privsep uninstall: ${pathProblem}`);
     return 2;
+  }
+  const dirProblem = sudoersDirProblem(sudoersPath);
+  if (dirProblem) {
+    console.error(`privsep uninstall: ${dirProblem}`);
+    return 1;
   }
   const say = (what: string) =>
     console.log(parsed.dryRun ? `would remove ${what}` : `removed ${what}`);

@@ -11,6 +11,7 @@ import { parseArgs } from "node:util";
 import { dirname, isAbsolute, join, relative, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { findDenoConfig } from "../core/command.ts";
+import { makeRootDirs } from "./_root_dirs.ts";
 import { untrustedReason } from "../core/trust.ts";
 
 const USAGE = `usage: privsep vendor <destination directory>
@@ -75,36 +76,13 @@ function isVendoredPrivsep(dir: string): boolean {
   }
 }
 
-/**
- * Creates `parent` as root: its nearest existing ancestor is checked first
- * (a review had root follow a service user's link, `vendor -> /etc`, and
- * create a directory there before refusing), then each missing directory is
- * made one by one, root-owned and writable by root only, so that no other
- * user can put a link on the way.
- */
+/** Creates `parent` as root, or refuses (`makeRootDirs()`, _root_dirs.ts). */
 function makeParentAsRoot(parent: string): void {
-  const missing: string[] = [];
-  let existing = parent;
-  for (;;) {
-    try {
-      Deno.lstatSync(existing);
-      break;
-    } catch (error) {
-      if (!(error instanceof Deno.errors.NotFound)) throw error;
-      missing.unshift(existing);
-      existing = dirname(existing);
-    }
-  }
-  if (missing.length === 0) return;
-  const reason = untrustedReason(existing);
+  const reason = makeRootDirs(parent);
   if (reason) {
     throw new Error(
       `refusing to create ${parent} as root: ${reason}. The daemon runs the vendored files as root; use a root-owned directory only root can write`,
     );
-  }
-  for (const dir of missing) {
-    Deno.mkdirSync(dir, { mode: 0o755 });
-    Deno.chmodSync(dir, 0o755);
   }
 }
 
