@@ -353,14 +353,12 @@ export class KeeperHomeError extends Error {
   override name = "KeeperHomeError";
 }
 
-/** How stage 1 puts itself into a keeper's cgroup (replaced in tests). */
+/** How stage 1 makes a keeper's cgroup ready (replaced in tests). */
 export interface KeeperHomeSteps {
   /** Makes the cgroup (one that is there already will do). */
   mkdir(path: string): string | undefined;
   /** Why a user other than root could write the cgroup made, if one could. */
   unsafe(path: string): string | undefined;
-  /** Moves this process (all its threads) into the cgroup `path`. */
-  enter(path: string): string | undefined;
 }
 
 const REAL_STEPS = (mount: string): KeeperHomeSteps => ({
@@ -369,64 +367,44 @@ const REAL_STEPS = (mount: string): KeeperHomeSteps => ({
       ? undefined
       : `mkdir(${path}): ${strerror(errno())}`,
   unsafe: (path) => delegatedAbove(path, mount),
-  enter: (path) => writeFile(`${path}/cgroup.procs`, String(Deno.pid)),
 });
 
 /**
- * Runs `start` (the keeper's) with this process in the first of `homes`
- * ({@linkcode keeperHomes}) it can make and enter, then moves it back to
- * `back` (its threads with it): what `start` spawns is born out of the
- * reach of the user `back` is delegated to. Throws KeeperHomeError, without
- * running `start`, when no home will do (all of them may be made to fail by that
- * user: a `cgroup.max.descendants` above its cgroup that it fills, found by
- * a second reading), and when this process cannot go back (it would serve
- * outside its caller's cgroup).
+ * The first of `homes` ({@linkcode keeperHomes}) that can be made and that
+ * only root may write: where the keeper of a daemon whose caller's cgroup
+ * `back` is delegated starts (it moves itself there, as root, before it
+ * drops: `startKeeper()` in _keeper.ts). Stage 1 itself never leaves the
+ * caller's cgroup: when it moved there and back, a user who removed its
+ * cgroup meanwhile left it, root, stuck writing its error to a full pipe
+ * outside the service's cgroup (a third reading). Throws KeeperHomeError
+ * when no home will do: the user may have caused it (a
+ * `cgroup.max.descendants` above its cgroup that it filled, found by a
+ * second reading).
  */
-export async function inKeeperHome<T>(
+export function pickKeeperHome(
   homes: readonly string[],
   back: string,
   mount: string,
-  start: () => Promise<T>,
   steps: KeeperHomeSteps = REAL_STEPS(mount),
-): Promise<T> {
+): string {
   const why: string[] = [];
-  let home: string | undefined;
   for (const path of homes) {
-    const failed = steps.mkdir(path) ?? steps.unsafe(path) ?? steps.enter(path);
-    if (failed === undefined) {
-      home = path;
-      break;
-    }
+    const failed = steps.mkdir(path) ?? steps.unsafe(path);
+    if (failed === undefined) return path;
     why.push(failed);
   }
-  if (home === undefined) {
-    throw new KeeperHomeError(
-      `the caller's cgroup ${back} is delegated to a user other than root, and the daemon's keeper could not start out of that user's reach (${
-        homes.length === 0
-          ? `every cgroup up to ${mount} may be written by a user other than root`
-          : why.join("; ")
-      }): that user could stop it, and what the daemon's commands start would then outlive the daemon. Run the service without Delegate=yes, or remove the cause`,
-    );
-  }
-  let started: T;
-  try {
-    started = await start();
-  } catch (error) {
-    goBack(home, back, steps);
-    throw error;
-  }
-  goBack(home, back, steps);
-  return started;
+  throw new KeeperHomeError(
+    `${delegatedMessage(back)} (${
+      homes.length === 0
+        ? `every cgroup up to ${mount} may be written by a user other than root`
+        : why.join("; ")
+    }): that user could stop it, and what the daemon's commands start would then outlive the daemon. Run the service without Delegate=yes, or remove the cause`,
+  );
 }
 
-/** Moves this process back to `back`; throws when it cannot. */
-function goBack(home: string, back: string, steps: KeeperHomeSteps): void {
-  const failed = steps.enter(back);
-  if (failed !== undefined) {
-    throw new KeeperHomeError(
-      `stage 1 could not go back to its caller's cgroup ${back} after starting the daemon's keeper in ${home}: ${failed}`,
-    );
-  }
+/** The start of the message of a KeeperHomeError about `back`. */
+export function delegatedMessage(back: string): string {
+  return `the caller's cgroup ${back} is delegated to a user other than root, and the daemon's keeper could not start out of that user's reach`;
 }
 
 /**

@@ -7,10 +7,10 @@ import {
   createCgroup,
   daemonAlive,
   delegatedAbove,
-  inKeeperHome,
   KeeperHomeError,
   keeperHomes,
   type Owner,
+  pickKeeperHome,
 } from "./_cgroup.ts";
 
 const MOUNT = "/sys/fs/cgroup";
@@ -94,64 +94,40 @@ function steps(fail: Record<string, string>) {
     done.push(`${kind} ${path}`);
     return fail[`${kind} ${path}`];
   };
-  return {
-    done,
-    steps: {
-      mkdir: step("mkdir"),
-      unsafe: step("unsafe"),
-      enter: step("enter"),
-    },
-  };
+  return { done, steps: { mkdir: step("mkdir"), unsafe: step("unsafe") } };
 }
 
-Deno.test("inKeeperHome() starts the keeper in the first home it can make and enter, then goes back", async () => {
+Deno.test("pickKeeperHome() takes the first home it can make that only root may write", () => {
   const homes = [`${MOUNT}/a/privsep-keepers`, `${MOUNT}/privsep-keepers`];
   // A cgroup.max.descendants above the user's cgroup, filled by that user,
   // fails the nearest mkdir (a second reading): the next one up is used.
   const { done, steps: s } = steps({
     [`mkdir ${homes[0]}`]: "mkdir: Resource temporarily unavailable",
   });
-  const started = await inKeeperHome(homes, UNIT, MOUNT, () => {
-    done.push("start");
-    return Promise.resolve("fifo");
-  }, s);
-  assert.equal(started, "fifo");
+  assert.equal(pickKeeperHome(homes, UNIT, MOUNT, s), homes[1]);
   assert.deepEqual(done, [
     `mkdir ${homes[0]}`,
     `mkdir ${homes[1]}`,
     `unsafe ${homes[1]}`,
-    `enter ${homes[1]}`,
-    "start",
-    `enter ${UNIT}`,
   ]);
 });
 
-Deno.test("inKeeperHome() refuses, without starting the keeper, where no home will do or it cannot go back", async () => {
+Deno.test("pickKeeperHome() refuses where no home will do, and says why", () => {
   const home = `${MOUNT}/privsep-keepers`;
   const none = steps({
     [`unsafe ${home}`]: `${home} is writable by its group`,
   });
-  let ran = false;
-  const start = () => (ran = true, Promise.resolve(0));
-  await assert.rejects(
-    inKeeperHome([home], UNIT, MOUNT, start, none.steps),
+  assert.throws(
+    () => pickKeeperHome([home], UNIT, MOUNT, none.steps),
     (e: Error) =>
       e instanceof KeeperHomeError &&
       e.message.includes(`${home} is writable by its group`) &&
+      e.message.includes(`the caller's cgroup ${UNIT} is delegated`) &&
       e.message.includes("Delegate=yes"),
   );
-  await assert.rejects(
-    inKeeperHome([], UNIT, MOUNT, start, none.steps),
+  assert.throws(
+    () => pickKeeperHome([], UNIT, MOUNT, none.steps),
     /every cgroup up to \/sys\/fs\/cgroup may be written/,
-  );
-  assert.equal(ran, false);
-  const stuck = steps({
-    [`enter ${UNIT}`]: "write: No such file or directory",
-  });
-  await assert.rejects(
-    inKeeperHome([home], UNIT, MOUNT, start, stuck.steps),
-    (e: Error) =>
-      e instanceof KeeperHomeError && /could not go back/.test(e.message),
   );
 });
 

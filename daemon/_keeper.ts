@@ -33,7 +33,7 @@ import {
 } from "../caps/_ffi.ts";
 import { StartError } from "./preflight.ts";
 import { procStat } from "./_proc_stat.ts";
-import { writeFile } from "./_cgroup.ts";
+import { delegatedMessage, KeeperHomeError, writeFile } from "./_cgroup.ts";
 
 const O_WRONLY = 0o1;
 const O_RDWR = 0o2;
@@ -680,6 +680,30 @@ function servedProcesses(): string {
 }
 
 /**
+ * Throws KeeperHomeError unless the keeper `pid` runs in `home.path`, where
+ * the service user cannot reach it: it moved itself there as root before it
+ * dropped, unless that user stopped it first.
+ */
+function checkKeeperHome(
+  pid: number,
+  home: { path: string; mount: string; back: string },
+): void {
+  let line: string | undefined;
+  try {
+    line = new TextDecoder().decode(readFileViaLibc(`/proc/${pid}/cgroup`))
+      .split("\n").find((l) => l.startsWith("0::"));
+  } catch { /* gone: said below */ }
+  const where = line === undefined ? undefined : home.mount + line.slice(3);
+  if (where !== home.path) {
+    throw new KeeperHomeError(
+      `${delegatedMessage(home.back)}: it runs in ${
+        where ?? "no cgroup2 cgroup"
+      }, not ${home.path}. Run the service without Delegate=yes`,
+    );
+  }
+}
+
+/**
  * Stage 1, as root and before the drop: starts the daemon's keeper as
  * `uid`/`gid`; it kills the cgroup `cgroup` (if not empty) when the daemon
  * ends. Returns the FIFO the serving stage opens (`--keeper=`), or throws an
@@ -696,6 +720,7 @@ export async function startKeeper(
   uid: number,
   gid: number,
   cgroup: string,
+  home?: { path: string; mount: string; back: string },
 ): Promise<string> {
   const c = libc();
   if (c.mkdir(cString(RUN_DIR), 0o755) < 0 && errno() !== EEXIST) {
@@ -734,6 +759,19 @@ export async function startKeeper(
   const keeper = withKeeperLimits(() =>
     spawn(
       [
+        // A delegated caller's keeper moves itself, as root, into its home
+        // (_cgroup.ts, pickKeeperHome) before it drops: born in the
+        // caller's cgroup, it is that user's to move, kill or freeze until
+        // then, which only makes the start fail (below).
+        ...(home
+          ? [
+            KEEPER_SHELL,
+            "-c",
+            'echo $$ >"$1/cgroup.procs" || exit 125; shift; exec "$@"',
+            "privsep-keeper-home",
+            home.path,
+          ]
+          : []),
         SETPRIV,
         `--reuid=${uid}`,
         `--regid=${gid}`,
@@ -770,13 +808,15 @@ export async function startKeeper(
     )
   );
   protectFromOom(keeper);
-  // setpriv sets the keeper's parent-death signal, then runs its shell:
-  // from then on the keeper dies with this process.
+  // setpriv sets the keeper's parent-death signal, then runs its shell,
+  // which runs the copy: from then on the keeper dies with this process.
+  const ready = SHELL_COPY.slice(SHELL_COPY.lastIndexOf("/") + 1);
   for (let waited = 0;; waited += 5) {
     const stat = procStat(keeper);
     // An exited setpriv (its exec failed: a zombie until reaped) is gone.
     const name = stat && !"ZXx".includes(stat.state) ? stat.name : undefined;
-    if (name !== undefined && name !== "setpriv") {
+    if (name === ready) {
+      if (home) checkKeeperHome(keeper, home);
       // The keeper's shell runs, the FIFO open: a writer opens it.
       const fd = c.open(
         cString(fifo),
@@ -796,11 +836,19 @@ export async function startKeeper(
       return fifo;
     }
     if (name === undefined || waited > 5000) {
-      throw new Error(
-        `the daemon's process keeper (${SETPRIV} and ${KEEPER_SHELL}) did not start (process ${keeper} ${
-          name === undefined ? "is gone" : `is still ${name}`
-        }); check that util-linux's setpriv and bash are installed`,
-      );
+      throw home
+        ? new KeeperHomeError(
+          `${
+            delegatedMessage(home.back)
+          }: it did not start in ${home.path} (process ${keeper} ${
+            name === undefined ? "is gone" : `is still ${name}`
+          }): that user may have stopped it. Run the service without Delegate=yes`,
+        )
+        : new Error(
+          `the daemon's process keeper (${SETPRIV} and ${KEEPER_SHELL}) did not start (process ${keeper} ${
+            name === undefined ? "is gone" : `is still ${name}`
+          }); check that util-linux's setpriv and bash are installed`,
+        );
     }
     await new Promise((r) => setTimeout(r, 5));
   }

@@ -298,32 +298,30 @@ export async function startDaemon(
     assertTrusted(SETPRIV);
     assertTrusted(KEEPER_SHELL);
     // ... and the daemon's cgroup, which catches what leaves its group.
-    const { createCgroup, inKeeperHome, joinCgroup, KeeperHomeError } =
+    const { createCgroup, joinCgroup, KeeperHomeError, pickKeeperHome } =
       await import("./_cgroup.ts");
     const created = createCgroup();
-    const start = () =>
-      startKeeper(user.id, group.id, "path" in created ? created.path : "");
     // A caller's cgroup delegated to its user: the keeper starts in a
-    // root-owned cgroup out of that user's reach (_cgroup.ts, keeperHomes),
-    // or the daemon does not start: whatever keeps it from there, that user
-    // may have caused.
+    // root-owned cgroup out of that user's reach (_cgroup.ts,
+    // pickKeeperHome), or the daemon does not start: whatever keeps it from
+    // there, that user may have caused.
     const keeper = "keeper" in created ? created.keeper : undefined;
     let fifo: string;
-    if (keeper) {
-      try {
-        fifo = await inKeeperHome(
-          keeper.homes,
-          keeper.back,
-          keeper.mount,
-          start,
-        );
-      } catch (error) {
-        if (error instanceof KeeperHomeError) {
-          throw new StartError(error.message);
-        }
-        throw error;
-      }
-    } else fifo = await start();
+    try {
+      fifo = await startKeeper(
+        user.id,
+        group.id,
+        "path" in created ? created.path : "",
+        keeper && {
+          path: pickKeeperHome(keeper.homes, keeper.back, keeper.mount),
+          mount: keeper.mount,
+          back: keeper.back,
+        },
+      );
+    } catch (error) {
+      if (error instanceof KeeperHomeError) throw new StartError(error.message);
+      throw error;
+    }
     const cgroup = joinCgroup(created);
     if (
       "missing" in cgroup && cgroup.expected &&

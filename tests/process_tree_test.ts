@@ -916,7 +916,15 @@ Deno.test(
             moved: boolean;
             attack: string;
             left: number[];
+            own: string;
+            daemonCgroup: string;
+            keeperCgroup: string;
           };
+          // The daemon serves in its caller's cgroup, under its limits:
+          // stage 1 never left it (a third reading had a stage 1 that went
+          // away to start the keeper, and could not come back, stuck
+          // outside it).
+          assert.equal(r.daemonCgroup, r.own, out.stdout);
           daemons.add(r.daemonPid);
           await Deno.remove(`${delegatedCgroup}/k`).catch(() => {});
           assert.deepEqual(
@@ -932,6 +940,7 @@ Deno.test(
           assert.notEqual(r.attack, "", out.stdout);
           // Where it ran: a root-owned cgroup out of the user's reach.
           const home = `${await ownCgroupDir()}/privsep-keepers`;
+          assert.equal(`${cgroup2Mount()}${r.keeperCgroup}`, home);
           const st = await Deno.stat(home);
           assert.equal(st.uid, 0);
           assert.equal(st.mode! & 0o022, 0);
