@@ -373,6 +373,8 @@ const SYMBOLS = {
   },
   posix_spawnattr_destroy: { parameters: ["buffer"], result: "i32" },
   sigfillset: { parameters: ["buffer"], result: "i32" },
+  kill: { parameters: ["i32", "i32"], result: "i32" },
+  waitpid: { parameters: ["i32", "buffer", "i32"], result: "i32" },
   sigemptyset: { parameters: ["buffer"], result: "i32" },
   prlimit: {
     parameters: ["i32", "i32", "pointer", "pointer"],
@@ -808,6 +810,31 @@ export async function startKeeper(
     )
   );
   protectFromOom(keeper);
+  try {
+    return await keeperReady(keeper, fifo, made!, home);
+  } catch (error) {
+    // This process's own child, not reaped yet: its pid is still its. A
+    // keeper (or the root wrapper before it) that did not get where it
+    // should is killed, not left behind: the service user could hold a
+    // delegated caller's wrapper frozen, as root, for good (a reading).
+    c.kill(keeper, 9);
+    c.waitpid(keeper, new Uint8Array(4), 0);
+    throw error;
+  }
+}
+
+/**
+ * Waits until the keeper `keeper` runs its shell with the FIFO `fifo` (the
+ * file `made`) open; for a delegated caller, checks that it runs in its
+ * home. Throws otherwise.
+ */
+async function keeperReady(
+  keeper: number,
+  fifo: string,
+  made: Ident,
+  home?: { path: string; mount: string; back: string },
+): Promise<string> {
+  const c = libc();
   // setpriv sets the keeper's parent-death signal, then runs its shell,
   // which runs the copy: from then on the keeper dies with this process.
   const ready = SHELL_COPY.slice(SHELL_COPY.lastIndexOf("/") + 1);
@@ -826,11 +853,13 @@ export async function startKeeper(
       const opened = ident("", fd);
       c.close(fd);
       if (
-        opened?.type !== S_IFIFO || opened.dev !== made!.dev ||
-        opened.ino !== made!.ino
+        opened?.type !== S_IFIFO || opened.dev !== made.dev ||
+        opened.ino !== made.ino
       ) {
         throw new Error(
-          `the daemon's process keeper FIFO ${fifo} was replaced after stage 1 created it; stop what writes to ${dir}`,
+          `the daemon's process keeper FIFO ${fifo} was replaced after stage 1 created it; stop what writes to ${
+            fifo.slice(0, fifo.lastIndexOf("/"))
+          }`,
         );
       }
       return fifo;

@@ -36,6 +36,34 @@ const TREE_CALLER_ARGV = [
   `${ROOT}/tests/fixtures/tree_caller.ts`,
 ];
 
+/**
+ * A service user's watcher (Python, as that user): makes `<cgroup>/ice`,
+ * frozen, and moves the first process of `<cgroup>` whose command line holds
+ * "privsep-keeper-home" into it, within `<seconds>`.
+ */
+const WATCHER = `import os, sys, time
+d = sys.argv[1]
+ice = d + "/ice"
+os.makedirs(ice, exist_ok=True)
+open(ice + "/cgroup.freeze", "w").write("1")
+end = time.time() + float(sys.argv[2])
+print("ready", flush=True)
+while time.time() < end:
+    for p in open(d + "/cgroup.procs").read().split():
+        try:
+            cmd = open(f"/proc/{p}/cmdline", "rb").read()
+        except OSError:
+            continue
+        if b"privsep-keeper-home" in cmd:
+            try:
+                open(ice + "/cgroup.procs", "w").write(p)
+                print("froze", p, flush=True)
+                sys.exit(0)
+            except OSError as e:
+                print("move failed", p, e, flush=True)
+print("none", flush=True)
+`;
+
 /** A number no other test uses as `sleep`'s argument. */
 let markerSeq = 4000 + (Deno.pid % 1000) * 7;
 const nextMarker = () => markerSeq++;
@@ -948,6 +976,90 @@ Deno.test(
       );
 
       await t.step(
+        "a delegated caller that freezes the keeper before it reaches its home fails the start and leaves no root process behind (a reading)",
+        async () => {
+          // The keeper is spawned as root in the caller's cgroup and moves
+          // itself out at once; before that, the user may move it into a
+          // frozen cgroup of its own. The start then failed after 5 s, and
+          // the root wrapper stayed, frozen, for as long as the user liked.
+          assert.ok(delegatedCgroup, "the step before made the cgroup");
+          await treeCtx.stop();
+          await sweep();
+          const owner = await ensureUser(TREE_CALLER);
+          const config = await writeConfig(dir, {
+            tree: {
+              user: TREE_DAEMON,
+              capabilities: [],
+              permissions: { run: ["/bin/sh", "/bin/true"] },
+            },
+          });
+          const wrappers = async () =>
+            (await run(["pgrep", "-f", "privsep-keeper-home"], {
+              allowFail: true,
+            })).stdout.split("\n").filter((l) => l.trim() !== "");
+          let froze = false;
+          for (let attempt = 0; attempt < 8 && !froze; attempt++) {
+            const watcher = new Deno.Command("setpriv", {
+              args: [
+                `--reuid=${owner.uid}`,
+                `--regid=${owner.gid}`,
+                "--clear-groups",
+                "/usr/bin/python3",
+                "-c",
+                WATCHER,
+                delegatedCgroup,
+                "8",
+              ],
+              stdout: "piped",
+              stderr: "piped",
+            }).spawn();
+            const lines = watcher.stdout.pipeThrough(new TextDecoderStream())
+              .getReader();
+            assert.match((await lines.read()).value ?? "", /ready/);
+            const out = await run(
+              inCgroup(delegatedCgroup, [...TREE_CALLER_ARGV, config, "start"]),
+              { allowFail: true },
+            );
+            let said = "";
+            for (;;) {
+              const { value, done } = await lines.read();
+              if (done) break;
+              said += value;
+            }
+            await watcher.status;
+            if (!said.includes("froze")) {
+              // The keeper was out of reach before the watcher saw it.
+              assert.equal(out.code, 0, out.stderr);
+              daemons.add(JSON.parse(out.stdout).daemonPid);
+              continue;
+            }
+            froze = true;
+            assert.notEqual(out.code, 0, out.stdout);
+            assert.match(
+              out.stderr,
+              /keeper could not start out of that user's reach: it did not start in/,
+            );
+            assert.deepEqual(
+              await wrappers(),
+              [],
+              "the frozen root wrapper outlived the failed start",
+            );
+          }
+          await Deno.writeTextFile(`${delegatedCgroup}/ice/cgroup.freeze`, "0")
+            .catch(() => {});
+          await Deno.writeTextFile(`${delegatedCgroup}/ice/cgroup.kill`, "1")
+            .catch(() => {});
+          await new Promise((r) => setTimeout(r, 200));
+          await Deno.remove(`${delegatedCgroup}/ice`).catch(() => {});
+          if (!froze) {
+            console.log(
+              "the watcher never caught the keeper before it left the delegated cgroup in 8 starts: this step checked nothing",
+            );
+          }
+        },
+      );
+
+      await t.step(
         "a delegated caller that fills a cgroup.max.descendants above it sends the keeper further up; where no root-owned cgroup will take it, the start is refused (a second reading)",
         async () => {
           // The user could make the nearest privsep-keepers fail to be made
@@ -1122,6 +1234,9 @@ Deno.test(
         }
       }
       if (delegatedCgroup) {
+        await Deno.writeTextFile(`${delegatedCgroup}/ice/cgroup.kill`, "1")
+          .catch(() => {});
+        await Deno.remove(`${delegatedCgroup}/ice`).catch(() => {});
         await Deno.remove(`${delegatedCgroup}/k`).catch(() => {});
         await Deno.remove(delegatedCgroup).catch(() => {});
       }
