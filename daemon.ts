@@ -87,12 +87,17 @@ export async function main(args: string[]): Promise<void> {
     const expected = e instanceof StartError ||
       ["UntrustedPathError", "ConfigError", "SystemCallError", "TypeError"]
         .includes(e?.name);
-    // Straight to stderr: in the serving stage console.* is the wire.
-    Deno.stderr.writeSync(
-      new TextEncoder().encode(
-        `privsep daemon: ${expected ? e.message : e?.stack ?? String(e)}\n`,
-      ),
+    // Straight to stderr: in the serving stage console.* is the wire. Not a
+    // write that may block for good: stderr is the caller's, and a full
+    // pipe it never reads held a failed stage 1, root, in its write (a
+    // reading). An asynchronous write, then the exit within a second.
+    const said = new TextEncoder().encode(
+      `privsep daemon: ${expected ? e.message : e?.stack ?? String(e)}\n`,
     );
+    await Promise.race([
+      Deno.stderr.write(said).catch(() => 0),
+      new Promise((done) => setTimeout(done, 1000)),
+    ]);
     Deno.exit(2);
   }
 }

@@ -321,3 +321,44 @@ Deno.test(
     }
   },
 );
+
+Deno.test(
+  "a caller's full stderr pipe does not hold a failed stage 1, which runs as root (a reading)",
+  async () => {
+    // A start that fails writes why to stderr, which is the caller's. A
+    // caller that fills that pipe, sets it blocking and never reads it held
+    // the failed stage 1 (root, ~55 MB) in its write for good, once per start.
+    requireRoot();
+    const argv = daemonArgv({
+      denoPath: DENO,
+      daemonPath: `${ROOT}/daemon.ts`,
+      codeRoots: [ROOT],
+      contextId: `file://${ROOT}/tests/fixtures/privsep/none.ts#noSuchCtx`,
+      denoConfig: `${ROOT}/deno.json`,
+    });
+    const script = `
+import os, subprocess, sys, time, fcntl
+r, w = os.pipe()
+fcntl.fcntl(w, fcntl.F_SETFL, fcntl.fcntl(w, fcntl.F_GETFL) | os.O_NONBLOCK)
+try:
+    while True:
+        os.write(w, b"x" * 4096)
+except BlockingIOError:
+    pass
+fcntl.fcntl(w, fcntl.F_SETFL, fcntl.fcntl(w, fcntl.F_GETFL) & ~os.O_NONBLOCK)
+t0 = time.time()
+p = subprocess.Popen(sys.argv[1:], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=w)
+try:
+    code = p.wait(timeout=15)
+except subprocess.TimeoutExpired:
+    p.kill()
+    code = "held"
+print(code, round(time.time() - t0, 1))
+`;
+    const out = await run(["/usr/bin/python3", "-c", script, ...argv]);
+    const [code, seconds] = out.stdout.trim().split(" ");
+    assert.notEqual(code, "held", `stage 1 was still writing after 15 s`);
+    assert.equal(code, "2", out.stdout);
+    assert.ok(Number(seconds) < 10, out.stdout);
+  },
+);
