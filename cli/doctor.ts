@@ -192,7 +192,7 @@ export async function diagnose(
     problems.length
       ? problems.join("; ")
       : `${spec.codeRoots.join(", ")} and ancestors are root-owned`,
-    "chown -R root:root and chmod -R go-w the application and privsep, below root-owned directories (not /tmp)",
+    "install the application and privsep afresh as root from their source, root-owned and not group/world-writable, below root-owned directories (not /tmp); do not just chown a tree another user could write: what it holds is that user's",
   );
 
   // libcap. A path is loaded (its constructors run) only once it is trusted:

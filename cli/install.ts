@@ -294,7 +294,7 @@ async function installVendored(
       console.error(
         `privsep install: refusing to work as root in ${appDir}: ${
           (error as Error).message
-        }. Install the application root-owned first (chown -R root:root ${appDir}; chmod -R go-w ${appDir}), below root-owned directories`,
+        }. Install the application afresh as root from its source (a checkout, a package), root-owned and not group/world-writable, below root-owned directories; do not just chown this tree: what another user could write in it, its deno.json and node_modules included, is that user's code`,
       );
       return 1;
     }

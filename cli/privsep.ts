@@ -339,7 +339,7 @@ if (import.meta.main) {
     const problem = await rootLoadProblem();
     if (problem) {
       console.error(
-        `privsep: ${problem}. As root, privsep loads its modules only through a configuration, node_modules and files that no other user can change (Deno resolves every import through them): make the application tree root-owned and not writable by group or others (chown -R root:root <dir>; chmod -R go-w <dir>; docs/operating.md, step 2), or run the command as the service's user`,
+        `privsep: ${problem}. As root, privsep loads its modules only through a configuration, node_modules and files that no other user can change (Deno resolves every import through them): install the application afresh as root from its source, root-owned and not writable by group or others (docs/operating.md, step 2; a tree another user could write holds that user's code, whoever owns it after), or run the command as the service's user`,
       );
       Deno.exit(1);
     }

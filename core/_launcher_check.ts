@@ -29,7 +29,7 @@ export const CACHE_CHECK_SH: string = `privsep_check_cache() {
   while :; do
     set -- $(/usr/bin/stat -c '%u %a' -- "$_pc_p") || return 1
     if [ "$1" != 0 ] || [ $((0$2 & 022)) -ne 0 ]; then
-      echo "privsep: refusing DENO_DIR $_pc_dir: $_pc_p is owned by uid $1 with mode $2; make it root-owned and not writable by group or others (chown root:root, chmod go-w)" >&2
+      echo "privsep: refusing DENO_DIR $_pc_dir: $_pc_p is owned by uid $1 with mode $2; make it root-owned and not writable by group or others, and remove the cache if another user could write in it (root fills it again)" >&2
       return 1
     fi
     [ "$_pc_p" = / ] && break
@@ -91,7 +91,7 @@ export const FILES_CHECK_SH: string = `privsep_check_files() {
   done
   _pf_bad=$(/usr/bin/find $_pf_all -maxdepth 0 \\( ! -user 0 -o \\( ! -type l -perm /022 \\) \\) -printf '%p is owned by uid %U with mode %m\\n' -quit) || _pf_bad=\${_pf_bad:-a file or a directory on the way to it cannot be inspected (see find above)}
   if [ -n "$_pf_bad" ]; then
-    echo "privsep: refusing to start the daemon: $_pf_bad; root runs or loads it before any other check. Make it root-owned and not writable by group or others (chown root:root, chmod go-w), then run privsep doctor" >&2
+    echo "privsep: refusing to start the daemon: $_pf_bad; root runs or loads it before any other check. Install it afresh as root from its source, root-owned and not writable by group or others (what another user could write is theirs, whoever owns it after), then run privsep doctor" >&2
     return 1
   fi
   if [ -n "$(/usr/bin/find $_pf_all -maxdepth 0 -type l -print -quit)" ]; then

@@ -33,12 +33,15 @@
 /** The kernel's limit on symbolic links followed in one lookup (ELOOP). */
 const MAX_SYMLINKS = 40;
 
+// Not "chown it": what another user could write is that user's, whoever
+// owns it afterwards (a twenty-eighth review had the operator chown a tree
+// the service user had prepared, as this advice said, and root ran it).
 const REMEDY_OWNER =
-  "make it root-owned (chown root:root) or install the files in a root-owned location";
+  "install the files afresh, root-owned, in a root-owned location (chown root:root only a directory no other user has written in)";
 const REMEDY_LINK_OWNER =
-  "make it root-owned (chown -h root:root) or install the files in a root-owned location";
+  "install the files afresh, root-owned, in a root-owned location (chown -h root:root only a link root made)";
 const REMEDY_MODE =
-  "remove group and world write permission (chmod go-w) or install the files in a root-owned location";
+  "install the files afresh, root-owned and not group/world-writable, in a root-owned location (chmod go-w only what no other user has written in)";
 
 /**
  * Raised when the daemon is asked to load a file or directory that a non-root
@@ -278,8 +281,8 @@ function refusal(path: string, problem: string): string {
  * @param path The file or directory to check.
  * @returns `null` when the path is trusted; otherwise a sentence such as
  * `refusing to load "/tmp/x/daemon.ts": "/tmp/x" is owned by uid 1000, not
- * root; make it root-owned (chown root:root) or install the files in a
- * root-owned location`.
+ * root; install the files afresh, root-owned, in a root-owned location
+ * (...)`.
  *
  * @example
  * ```ts
