@@ -323,41 +323,70 @@ Deno.test(
       );
 
       await t.step(
-        "a caller's low open-file limit is raised for the daemon, or the start is refused with a message",
+        "a caller's low open-file, address-space, data and stack limits are raised for the daemon, or the start is refused with a message",
         async () => {
-          // Found by a review: with `ulimit -n` of 14-20 deno panicked, with
-          // 12 the launcher's checks failed, each without a word of privsep.
-          // (Deno raises its soft limit to the hard one itself.)
-          const limitOf = async (pid: number) =>
-            Number(
-              (await Deno.readTextFile(`/proc/${pid}/limits`)).split("\n")
-                .find((l) => l.startsWith("Max open files"))!
-                .split(/\s{2,}/)[1],
-            );
+          // Found by reviews: with `ulimit -n` of 14-20 deno panicked, with
+          // 12 the launcher's checks failed; with `ulimit -v` below ~40 GB,
+          // `-d` below ~600 MB or `-s` below ~1 MB deno died in V8 or Rust;
+          // each without a word of privsep (and the death's message, not
+          // privsep's, could then block on a full stderr pipe).
+          const limitsOf = async (pid: number) => {
+            const text = await Deno.readTextFile(`/proc/${pid}/limits`);
+            const soft = (name: string) =>
+              text.split("\n").find((l) => l.startsWith(name))!
+                .split(/\s{2,}/)[1];
+            return {
+              n: soft("Max open files"),
+              v: soft("Max address space"),
+              d: soft("Max data size"),
+              s: soft("Max stack size"),
+            };
+          };
+          const cases = [
+            ["-n", "20", "open-file", "64"],
+            ["-v", "20000000", "address-space \\(KiB\\)", "67108864"],
+            ["-d", "400000", "data-segment \\(KiB\\)", "2097152"],
+            ["-s", "400", "stack \\(KiB\\)", "2048"],
+          ] as const;
+          // A soft limit alone: raised (Deno raises its open-file one itself).
           const soft = await holdDaemon(
-            'ulimit -S -n 20; sleep 4 | sudo -n "$1" >/dev/null',
+            `${
+              cases.map(([flag, value]) => `ulimit -S ${flag} ${value}; `)
+                .join("")
+            }sleep 4 | sudo -n "$1" >/dev/null`,
           );
           if (soft.pid === undefined) {
             assert.fail(`no daemon started: ${(await soft.held).stderr}`);
           }
-          const limit = await limitOf(soft.pid);
+          const limits = await limitsOf(soft.pid);
           await soft.held;
-          assert.ok(limit >= 1024, `the daemon's open-file limit: ${limit}`);
-          const hard = await holdDaemon(
-            'ulimit -n 20; sleep 4 | sudo -n "$1" >/dev/null',
+          assert.ok(Number(limits.n) >= 1024, JSON.stringify(limits));
+          assert.equal(limits.v, "unlimited", JSON.stringify(limits));
+          assert.equal(limits.d, "unlimited", JSON.stringify(limits));
+          assert.ok(
+            limits.s === "unlimited" || Number(limits.s) >= 8 << 20,
+            JSON.stringify(limits),
           );
-          const out = await hard.held;
-          if (hard.pid === undefined) {
-            // Refused: only without CAP_SYS_RESOURCE, which raises it.
-            assert.match(
-              out.stderr,
-              /open-file limit \(20\) is below the 64 descriptors/,
+          // A hard one: refused, where root cannot raise it.
+          for (const [flag, value, what, floor] of cases) {
+            const hard = await holdDaemon(
+              `ulimit ${flag} ${value}; sleep 4 | sudo -n "$1" >/dev/null`,
             );
-            console.log(
-              "root here lacks CAP_SYS_RESOURCE: the start with a hard open-file limit of 20 was refused",
-            );
-          } else {
-            assert.doesNotMatch(out.stderr, /panic/);
+            const out = await hard.held;
+            if (hard.pid === undefined) {
+              // Refused: only without CAP_SYS_RESOURCE, which raises it.
+              assert.match(
+                out.stderr,
+                new RegExp(
+                  `the caller's ${what} limit \\(${value}\\) is below the ${floor} the daemon needs`,
+                ),
+              );
+              console.log(
+                `root here lacks CAP_SYS_RESOURCE: the start with ulimit ${flag} ${value} was refused`,
+              );
+            } else {
+              assert.doesNotMatch(out.stderr, /panic|Fatal|overflowed/);
+            }
           }
         },
       );
