@@ -765,12 +765,21 @@ export async function startKeeper(
         // (_cgroup.ts, pickKeeperHome) before it drops: born in the
         // caller's cgroup, it is that user's to move, kill or freeze until
         // then, which only makes the start fail (below).
+        // It dies with this process from its start (SIGKILL, then
+        // setpriv's TERM below), and gives up if this process is gone
+        // already: a user that froze it, then killed stage 1 (cgroup.kill
+        // of a cgroup of its own, where it moved stage 1), pinned it, root,
+        // for good (a reading).
         ...(home
           ? [
+            SETPRIV,
+            "--pdeathsig=KILL",
+            "--",
             KEEPER_SHELL,
             "-c",
-            'echo $$ >"$1/cgroup.procs" || exit 125; shift; exec "$@"',
+            '[ "$PPID" = "$1" ] || exit 125; echo $$ >"$2/cgroup.procs" || exit 125; shift 2; exec "$@"',
             "privsep-keeper-home",
+            String(Deno.pid),
             home.path,
           ]
           : []),
