@@ -208,6 +208,34 @@ export const CONFIG_CHECK_SH: string = `privsep_check_config() {
 `;
 
 /**
+ * The launcher's `privsep_raise <flag> <wanted> <floor> <what>`: raises the
+ * caller's soft limit `flag` (of `ulimit`) toward `wanted` as far as the hard
+ * one allows (and the hard one too where root may: CAP_SYS_RESOURCE), never
+ * lowering either, and refuses with a message below `floor`.
+ */
+export const RAISE_LIMITS_SH: string = `privsep_raise() {
+  _pr_h=$(ulimit -H "$1")
+  if [ "$_pr_h" != unlimited ] && { [ "$2" = unlimited ] || [ "$_pr_h" -lt "$2" ]; }; then
+    ulimit -H "$1" "$2" 2>/dev/null && _pr_h=$2
+  fi
+  _pr_s=$(ulimit -S "$1")
+  if [ "$_pr_s" != unlimited ] && [ "$_pr_s" != "$_pr_h" ] &&
+    { [ "$2" = unlimited ] || [ "$_pr_s" -lt "$2" ]; }; then
+    if [ "$_pr_h" = unlimited ] || { [ "$2" != unlimited ] && [ "$_pr_h" -ge "$2" ]; }; then
+      ulimit -S "$1" "$2"
+    else
+      ulimit -S "$1" "$_pr_h"
+    fi
+  fi
+  _pr_s=$(ulimit -S "$1")
+  [ "$_pr_s" = unlimited ] || [ "$_pr_s" -ge "$3" ] || {
+    echo "privsep: the caller's $4 limit ($_pr_h) is below the $3 the daemon needs; start the service with ulimit $1 $2" >&2
+    return 1
+  }
+}
+`;
+
+/**
  * What Deno reads in a directory on its way up from the code: configuration
  * and npm resolution (a package.json's dependencies, aliases included, and
  * node_modules, in every directory above the importing file, past the

@@ -19,6 +19,7 @@ import {
   CACHE_CHECK_SH,
   CONFIG_CHECK_SH,
   FILES_CHECK_SH,
+  RAISE_LIMITS_SH,
 } from "./_launcher_check.ts";
 
 const SPEC: DaemonCommandSpec = {
@@ -406,7 +407,7 @@ Deno.test("launcherScript() runs exactly daemonArgv(), in /, with a fixed enviro
   // Only the checks' functions have parameters; the script uses none.
   assert.doesNotMatch(
     script.replace(CACHE_CHECK_SH, "").replace(FILES_CHECK_SH, "")
-      .replace(CONFIG_CHECK_SH, ""),
+      .replace(CONFIG_CHECK_SH, "").replace(RAISE_LIMITS_SH.trimEnd(), ""),
     /\$[@*0-9#]/,
     "uses no argument",
   );
