@@ -319,7 +319,18 @@ export function createCgroup(): DaemonCgroup {
 }
 
 /** The cgroup below which keepers of delegated callers run. */
-export const KEEPERS_CGROUP = "privsep-keepers";
+const KEEPERS_CGROUP = "privsep-keepers";
+
+/**
+ * A delegated caller's keeper's cgroup (`path`, one of {@linkcode
+ * keeperHomes}), the cgroup2 hierarchy's root (`mount`) and the caller's
+ * delegated cgroup (`back`).
+ */
+export interface KeeperHome {
+  path: string;
+  mount: string;
+  back: string;
+}
 
 /**
  * Where the keeper of a daemon whose caller's cgroup `current` is delegated

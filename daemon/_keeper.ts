@@ -33,7 +33,12 @@ import {
 } from "../caps/_ffi.ts";
 import { StartError } from "./preflight.ts";
 import { procStat } from "./_proc_stat.ts";
-import { delegatedMessage, KeeperHomeError, writeFile } from "./_cgroup.ts";
+import {
+  delegatedMessage,
+  type KeeperHome,
+  KeeperHomeError,
+  writeFile,
+} from "./_cgroup.ts";
 
 const O_WRONLY = 0o1;
 const O_RDWR = 0o2;
@@ -688,7 +693,7 @@ function servedProcesses(): string {
  */
 function checkKeeperHome(
   pid: number,
-  home: { path: string; mount: string; back: string },
+  home: KeeperHome,
 ): void {
   let line: string | undefined;
   try {
@@ -722,7 +727,7 @@ export async function startKeeper(
   uid: number,
   gid: number,
   cgroup: string,
-  home?: { path: string; mount: string; back: string },
+  home?: KeeperHome,
 ): Promise<string> {
   const c = libc();
   if (c.mkdir(cString(RUN_DIR), 0o755) < 0 && errno() !== EEXIST) {
@@ -841,7 +846,7 @@ async function keeperReady(
   keeper: number,
   fifo: string,
   made: Ident,
-  home?: { path: string; mount: string; back: string },
+  home?: KeeperHome,
 ): Promise<string> {
   const c = libc();
   // setpriv sets the keeper's parent-death signal, then runs its shell,

@@ -148,6 +148,28 @@ function inCgroup(dir: string, argv: string[]): string[] {
   ];
 }
 
+/**
+ * Makes the cgroup `dir` (if missing) and gives it to `owner` as systemd's
+ * Delegate=yes with User= does: the directory, its cgroup.procs,
+ * cgroup.threads and cgroup.subtree_control.
+ */
+async function delegate(
+  dir: string,
+  owner: { uid: number; gid: number },
+): Promise<void> {
+  await Deno.mkdir(dir).catch((e) => {
+    if (!(e instanceof Deno.errors.AlreadyExists)) throw e;
+  });
+  for (
+    const f of [
+      "",
+      "/cgroup.procs",
+      "/cgroup.threads",
+      "/cgroup.subtree_control",
+    ]
+  ) await Deno.chown(`${dir}${f}`, owner.uid, owner.gid);
+}
+
 /** The daemon's cgroup (a directory below the cgroup2 mount). */
 async function cgroupOf(pid: number): Promise<string> {
   const line = (await Deno.readTextFile(`/proc/${pid}/cgroup`)).split("\n")
@@ -798,17 +820,7 @@ Deno.test(
             },
           });
           delegatedCgroup = `${await ownCgroupDir()}/tests-${TREE_CALLER}`;
-          await Deno.mkdir(delegatedCgroup).catch((e) => {
-            if (!(e instanceof Deno.errors.AlreadyExists)) throw e;
-          });
-          for (
-            const f of [
-              "",
-              "/cgroup.procs",
-              "/cgroup.threads",
-              "/cgroup.subtree_control",
-            ]
-          ) await Deno.chown(`${delegatedCgroup}${f}`, owner.uid, owner.gid);
+          await delegate(delegatedCgroup, owner);
           const out = await run(inCgroup(delegatedCgroup, [
             ...TREE_CALLER_ARGV,
             config,
@@ -1081,17 +1093,7 @@ Deno.test(
             if (!(e instanceof Deno.errors.AlreadyExists)) throw e;
           });
           const deleg = `${limitedCgroup}/deleg`;
-          await Deno.mkdir(deleg).catch((e) => {
-            if (!(e instanceof Deno.errors.AlreadyExists)) throw e;
-          });
-          for (
-            const f of [
-              "",
-              "/cgroup.procs",
-              "/cgroup.threads",
-              "/cgroup.subtree_control",
-            ]
-          ) await Deno.chown(`${deleg}${f}`, owner.uid, owner.gid);
+          await delegate(deleg, owner);
           await Deno.writeTextFile(
             `${limitedCgroup}/cgroup.max.descendants`,
             "3",
