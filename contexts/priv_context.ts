@@ -9,7 +9,7 @@
 
 import { dirname } from "node:path";
 import { fileURLToPath } from "node:url";
-import { getLogger } from "@logtape/logtape";
+import { getLogger, isLogLevel } from "@logtape/logtape";
 import { capabilitiesToMask, parseCapabilities } from "../caps/parse.ts";
 import { readProcessCredentials } from "../caps/proc.ts";
 import { expandSyscallEntry } from "../caps/_seccomp.ts";
@@ -249,6 +249,16 @@ export class PrivContext {
       throw new TypeError(
         `options.idleRead must be "event-loop" or "blocking", got ${
           JSON.stringify(options.idleRead)
+        }`,
+      );
+    }
+    if (
+      options.logLevel !== undefined &&
+      (typeof options.logLevel !== "string" || !isLogLevel(options.logLevel))
+    ) {
+      throw new TypeError(
+        `options.logLevel must be one of "trace", "debug", "info", "warning", "error", "fatal", got ${
+          JSON.stringify(options.logLevel)
         }`,
       );
     }

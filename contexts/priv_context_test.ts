@@ -35,6 +35,22 @@ Deno.test("PrivContext() rejects bad names, modules and numbers", () => {
   assert.throws(() => context({ timeout: 1.5 }), RangeError);
 });
 
+Deno.test('PrivContext() takes a LogTape level as logLevel, "info" by default', () => {
+  assert.equal(resolveSettings(context(), []).logLevel, "info");
+  assert.equal(
+    resolveSettings(context({ logLevel: "debug" }), []).logLevel,
+    "debug",
+  );
+  for (const logLevel of ["warn", "DEBUG", 1]) {
+    assert.throws(
+      () => context({ logLevel: logLevel as "debug" }),
+      (e: unknown) =>
+        e instanceof TypeError &&
+        e.message.includes(`got ${JSON.stringify(logLevel)}`),
+    );
+  }
+});
+
 Deno.test("PrivContext() refuses a second context with the same id", () => {
   const ctx = context();
   assert.throws(

@@ -163,6 +163,13 @@ export interface ContextSettings {
    */
   logDaemonTraceback?: boolean;
   /**
+   * The lowest level of the log records that the daemon sends its caller
+   * (TOML key `log_level`): records of the context's entrypoints, of what
+   * they import and of `console`. The service account reads every record sent,
+   * whatever its own LogTape configuration keeps.
+   */
+  logLevel?: "trace" | "debug" | "info" | "warning" | "error" | "fatal";
+  /**
    * Whether the caller checks the daemon's credentials in /proc after it
    * starts (TOML key `verify`); `false` skips it, with a warning at every
    * start.
@@ -736,6 +743,16 @@ function positiveInteger(max: number, remedy: string): KeyCheck {
 
 const BOOLEAN: KeyCheck = { type: "a boolean", parse: parseBoolean };
 
+/** LogTape's levels, lowest first: the values of `log_level`. */
+const LOG_LEVELS = [
+  "trace",
+  "debug",
+  "info",
+  "warning",
+  "error",
+  "fatal",
+] as const;
+
 /**
  * The fixed defaults of the settings that have one, by field: what a context
  * gets when neither its options nor its section set the key.
@@ -748,6 +765,7 @@ export const SETTING_DEFAULTS = {
   idleRead: "event-loop",
   loggerName: "privsep.daemon",
   logDaemonTraceback: false,
+  logLevel: "info",
   verify: true,
   warmUp: true,
   launcherDir: DEFAULT_LAUNCHER_DIR,
@@ -854,6 +872,16 @@ export const CONFIG_KEYS: readonly ConfigKey[] = [
     option: "`logDaemonTraceback`",
     default: code(SETTING_DEFAULTS.logDaemonTraceback),
     ...BOOLEAN,
+  },
+  {
+    key: "log_level",
+    field: "logLevel",
+    option: "`logLevel`",
+    default: code(SETTING_DEFAULTS.logLevel),
+    ...oneOf(
+      LOG_LEVELS,
+      'write log_level = "info" (or "debug" while you debug: the service account reads every record the daemon sends)',
+    ),
   },
   {
     key: "verify",

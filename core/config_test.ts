@@ -703,3 +703,19 @@ Deno.test("parseConfigSection() rejects any other idle_read", () => {
     );
   }
 });
+
+Deno.test("parseConfigSection() reads log_level, one of LogTape's levels", () => {
+  for (const level of ["trace", "debug", "info", "warning", "error", "fatal"]) {
+    assert.equal(section(`log_level = "${level}"`).logLevel, level);
+  }
+});
+
+Deno.test("parseConfigSection() rejects any other log_level", () => {
+  for (const value of ['"warn"', '"DEBUG"', "1", "true"]) {
+    assertConfigError(
+      () => section(`log_level = ${value}`),
+      { key: "log_level" },
+      /"trace", "debug", "info", "warning", "error" or "fatal"/,
+    );
+  }
+});

@@ -131,6 +131,13 @@ export interface PrivContextOptions {
    */
   logDaemonTraceback?: boolean;
   /**
+   * The lowest level of the log records the daemon sends its caller (its
+   * entrypoints', their imports' and `console`'s); `"info"` by default. The
+   * service account reads every record sent, whatever its own LogTape
+   * configuration keeps: lower it to `"debug"` only while debugging.
+   */
+  logLevel?: "trace" | "debug" | "info" | "warning" | "error" | "fatal";
+  /**
    * Check, after each start, that every thread of the daemon has exactly the
    * context's credentials (`/proc/<pid>/task/<tid>/status`); `true` by
    * default. Deno 2.9 reads `/proc` only with `--allow-all`: a caller without
@@ -230,6 +237,8 @@ export interface ResolvedSettings {
   loggerName: string[];
   /** Whether stack traces travel and are logged. */
   logDaemonTraceback: boolean;
+  /** The lowest level of the log records the daemon sends. */
+  logLevel: "trace" | "debug" | "info" | "warning" | "error" | "fatal";
   /** Whether the caller checks the daemon's credentials in /proc. */
   verify: boolean;
   /** Whether the caller warms a new daemon up before its first call. */
@@ -352,6 +361,7 @@ export function resolveSettings(
       .split("."),
     logDaemonTraceback: file.logDaemonTraceback ?? o.logDaemonTraceback ??
       SETTING_DEFAULTS.logDaemonTraceback,
+    logLevel: file.logLevel ?? o.logLevel ?? SETTING_DEFAULTS.logLevel,
     verify: file.verify ?? o.verify ?? SETTING_DEFAULTS.verify,
     warmUp: file.warmUp ?? o.warmUp ?? SETTING_DEFAULTS.warmUp,
     helperCommand: [

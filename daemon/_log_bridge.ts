@@ -2,7 +2,13 @@
 // records (the daemon's and its entrypoints') and console output become log
 // messages on the wire.
 
-import { configure, type LogRecord, type Sink } from "@logtape/logtape";
+import {
+  compareLogLevel,
+  configure,
+  type LogLevel,
+  type LogRecord,
+  type Sink,
+} from "@logtape/logtape";
 import { encodeValue } from "../protocol/codec.ts";
 import { encodeMessage, Kind } from "../protocol/messages.ts";
 import type { Outbox } from "./_outbox.ts";
@@ -59,30 +65,41 @@ function plainRecord(
 }
 
 /**
- * Sends everything the daemon and its entrypoints log to the caller: LogTape
- * at every level, and `console.*` as records of category `console`. Returns
- * the daemon's own logger.
+ * Sends what the daemon and its entrypoints log at `lowest` or above to the
+ * caller (the context's `log_level`): LogTape records, and `console.*` as
+ * records of category `console`. Returns the daemon's own logger, whose
+ * messages (privsep's, never an argument's value) are sent at any level.
  */
-export async function bridgeLogs(out: Outbox): Promise<DaemonLog> {
+export async function bridgeLogs(
+  out: Outbox,
+  lowest: LogLevel,
+): Promise<DaemonLog> {
   const sink = wireSink(out);
   await configure({
     sinks: { wire: sink },
     loggers: [
-      { category: [], sinks: ["wire"], lowestLevel: "debug" },
+      { category: [], sinks: ["wire"], lowestLevel: lowest },
       {
         category: ["logtape", "meta"],
         sinks: ["wire"],
-        lowestLevel: "warning",
+        lowestLevel: compareLogLevel(lowest, "warning") > 0
+          ? lowest
+          : "warning",
       },
     ],
   });
   // stdout is the channel: console output becomes log records instead.
-  const consoleLog = (level: LogRecord["level"]) => (...parts: unknown[]) =>
-    sink(plainRecord(
-      ["console"],
-      level,
-      parts.map((p) => typeof p === "string" ? p : safeString(p)).join(" "),
-    ));
+  const consoleLog = (level: LogLevel) =>
+    compareLogLevel(level, lowest) < 0
+      ? () => {}
+      : (...parts: unknown[]) =>
+        sink(plainRecord(
+          ["console"],
+          level,
+          parts.map((p) => typeof p === "string" ? p : safeString(p)).join(
+            " ",
+          ),
+        ));
   console.log = console.info = consoleLog("info");
   console.debug = console.trace = consoleLog("debug");
   console.warn = consoleLog("warning");

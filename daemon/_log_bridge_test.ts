@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
-import type { LogRecord } from "@logtape/logtape";
+import { getLogger, type LogRecord, reset } from "@logtape/logtape";
 import { decodeMessage, Kind } from "../protocol/messages.ts";
 import { FrameDecoder } from "../protocol/frame.ts";
-import { safeString, wireSink } from "./_log_bridge.ts";
+import { bridgeLogs, safeString, wireSink } from "./_log_bridge.ts";
 import { Outbox } from "./_outbox.ts";
 
 function capture(): { out: Outbox; messages: () => unknown[] } {
@@ -67,4 +67,30 @@ Deno.test("wireSink() sends a record as a log message, dropping properties that 
       },
     },
   ]);
+});
+
+Deno.test("bridgeLogs() sends records and console output at the lowest level or above, and its own at any level", async () => {
+  const { out, messages } = capture();
+  const saved = { ...console };
+  try {
+    const log = await bridgeLogs(out, "info");
+    const logger = getLogger(["app", "ops"]);
+    logger.debug("secret {value}", { value: "s3cret" });
+    logger.info("kept");
+    console.debug("secret too");
+    console.log("console kept");
+    log("debug", "privsep's own");
+    const sent = messages().map((m) => {
+      const { record } = m as { record: { level: string; message: string } };
+      return `${record.level} ${record.message}`;
+    });
+    assert.deepEqual(sent, [
+      "info kept",
+      "info console kept",
+      "debug privsep's own",
+    ]);
+  } finally {
+    Object.assign(console, saved);
+    await reset();
+  }
 });

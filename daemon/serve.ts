@@ -8,6 +8,7 @@
  */
 
 import { parseArgs } from "node:util";
+import { parseLogLevel } from "@logtape/logtape";
 import { fileURLToPath } from "node:url";
 import type { RemoteErrorInfo } from "../errors.ts";
 import { connectKeeper } from "./_children.ts";
@@ -53,6 +54,7 @@ export async function serveDaemon(args: string[]): Promise<void> {
       "cancel-grace-ms": { type: "string" },
       "idle-read": { type: "string" },
       "log-daemon-traceback": { type: "boolean" },
+      "log-level": { type: "string" },
       keeper: { type: "string" },
       cgroup: { type: "string" },
       "cgroup-missing": { type: "string" },
@@ -69,7 +71,10 @@ export async function serveDaemon(args: string[]): Promise<void> {
   const out = new Outbox();
   setDaemonMode();
   // Everything the daemon (and its entrypoints) log goes to the caller.
-  const log = await bridgeLogs(out);
+  const log = await bridgeLogs(
+    out,
+    parseLogLevel(values["log-level"] ?? "info"),
+  );
 
   // Before any entrypoint module loads: the idle read must not delay a timer.
   const timers = trackTimers();

@@ -262,6 +262,7 @@ export async function startDaemon(
     `--queue-limit=${settings.queueLimit}`,
     `--cancel-grace-ms=${settings.cancelGraceMs}`,
     `--idle-read=${settings.idleRead}`,
+    `--log-level=${settings.logLevel}`,
     `--uid=${user.id}`,
     `--gid=${group.id}`,
     `--capabilities=${settings.capabilities.join(",")}`,

@@ -227,6 +227,44 @@ Deno.test("daemon channel", async (t) => {
         assert.ok(
           forwarded.some((r) => r.properties.daemonCategory === "app.ops"),
         );
+        // Below the context's log_level (default "info"): never sent, so the
+        // service account never holds them, whatever its LogTape keeps.
+        assert.ok(
+          !messages.some((m) => m.includes("whispers")),
+          messages.join(" | "),
+        );
+      },
+    );
+
+    await t.step(
+      'log_level = "debug" sends the daemon\'s debug records and console.debug too',
+      async () => {
+        await testCtx.stop();
+        init({
+          configFiles: [
+            await writeConfig(dir, {
+              e2e: { user: "root", capabilities: [], log_level: "debug" },
+            }),
+          ],
+        });
+        try {
+          records.length = 0;
+          assert.equal(await ops.logMessage("hi"), "logged");
+          await ops.echo(1);
+          const messages = records.filter((r) =>
+            r.category.join(".") === "privsep.daemon"
+          ).map((r) => r.message.join(""));
+          for (const m of ['ops whispers "hi"', "console whispers hi"]) {
+            assert.ok(
+              messages.includes(m) ||
+                messages.includes(m.replaceAll('"', "")),
+              `${m} not in ${messages.join(" | ")}`,
+            );
+          }
+        } finally {
+          await testCtx.stop();
+          init({ configFiles: [config] });
+        }
       },
     );
 
