@@ -100,10 +100,68 @@ export async function bridgeLogs(
             " ",
           ),
         ));
-  console.log = console.info = consoleLog("info");
-  console.debug = console.trace = consoleLog("debug");
-  console.warn = consoleLog("warning");
-  console.error = consoleLog("error");
+  bridgeConsole(consoleLog);
   return (level, message) =>
     sink(plainRecord(["privsep", "daemon"], level, message));
+}
+
+/**
+ * Replaces every console method that prints. Deno's `dir`, `dirxml`,
+ * `table`, `count`, `timeLog` and `timeEnd` write to stdout themselves, not
+ * through `console.log`, and `assert` to stderr: on the channel, a single one
+ * closed it (tests/channel_test.ts). `group` prints through `console.log`.
+ */
+function bridgeConsole(
+  consoleLog: (level: LogLevel) => (...parts: unknown[]) => void,
+): void {
+  const info = consoleLog("info");
+  const warn = consoleLog("warning");
+  const inspect = (value: unknown, options?: Deno.InspectOptions): string => {
+    try {
+      return Deno.inspect(value, { ...options, colors: false });
+    } catch {
+      return safeString(value);
+    }
+  };
+  const counts = new Map<string, number>();
+  const timers = new Map<string, number>();
+  const elapsed = (label: string): string | undefined => {
+    const started = timers.get(label);
+    if (started === undefined) warn(`Timer '${label}' does not exist`);
+    else return `${label}: ${(performance.now() - started).toFixed(3)}ms`;
+  };
+  console.log = console.info = console.dirxml = info;
+  console.debug = console.trace = consoleLog("debug");
+  console.warn = warn;
+  console.error = consoleLog("error");
+  console.dir = (value?: unknown, options?: Deno.InspectOptions) =>
+    info(inspect(value, options));
+  console.table = (data?: unknown) => info(inspect(data));
+  console.count = (label = "default") => {
+    const n = (counts.get(String(label)) ?? 0) + 1;
+    counts.set(String(label), n);
+    info(`${label}: ${n}`);
+  };
+  console.countReset = (label = "default") => {
+    if (!counts.delete(String(label))) {
+      warn(`Count for '${label}' does not exist`);
+    }
+  };
+  console.time = (label = "default") => {
+    if (timers.has(String(label))) warn(`Timer '${label}' already exists`);
+    else timers.set(String(label), performance.now());
+  };
+  console.timeLog = (label = "default", ...data: unknown[]) => {
+    const line = elapsed(String(label));
+    if (line !== undefined) info(line, ...data);
+  };
+  console.timeEnd = (label = "default") => {
+    const line = elapsed(String(label));
+    timers.delete(String(label));
+    if (line !== undefined) info(line);
+  };
+  const error = consoleLog("error");
+  console.assert = (condition?: boolean, ...data: unknown[]) => {
+    if (!condition) error("Assertion failed:", ...data);
+  };
 }

@@ -237,6 +237,35 @@ Deno.test("daemon channel", async (t) => {
     );
 
     await t.step(
+      "console methods that print to stdout in Deno (dir, table, count, time, assert) become records and leave the channel whole",
+      async () => {
+        records.length = 0;
+        const pid = (await testCtx.start()).pid;
+        assert.equal(await ops.consoleEverything("zq"), "printed");
+        assert.equal(await ops.echo("after"), "after");
+        assert.equal(testCtx.daemon?.pid, pid, "the same daemon");
+        const messages = records.filter((r) =>
+          r.category.join(".") === "privsep.daemon"
+        ).map((r) => r.message.join(""));
+        for (
+          const part of [
+            'dir: "zq"',
+            '"dirxml":"zq"',
+            'table: "zq"',
+            "zq: 1",
+            "ms timeLog",
+            "Assertion failed: assert zq",
+          ]
+        ) {
+          assert.ok(
+            messages.some((m) => m.includes(part)),
+            `${part} not in ${messages.join(" | ")}`,
+          );
+        }
+      },
+    );
+
+    await t.step(
       'log_level = "debug" sends the daemon\'s debug records and console.debug too',
       async () => {
         await testCtx.stop();
