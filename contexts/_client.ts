@@ -17,6 +17,7 @@ import {
   FrameParts,
 } from "../protocol/_parts.ts";
 import { warmCodec } from "../protocol/_warm.ts";
+import { leaveGraceMs } from "../core/_leave_grace.ts";
 import {
   decodeMessage,
   encodeMessage,
@@ -308,9 +309,10 @@ export class DaemonClient {
   }
 
   /**
-   * Closes stdin (the daemon exits on EOF) and waits for the exit; a daemon
-   * that does not exit (it is blocked) gets SIGTERM, which sudo relays, then
-   * SIGKILL. `unexpected` makes calls in flight see it as a failure.
+   * Closes stdin (the daemon cancels its calls and exits on EOF, once they
+   * return or after their grace, at most 2 s) and waits for the exit; a daemon that does
+   * not exit (it is blocked) gets SIGTERM, which sudo relays, then SIGKILL.
+   * `unexpected` makes calls in flight see it as a failure.
    */
   async close(
     reason = "the daemon was stopped",
@@ -325,7 +327,11 @@ export class DaemonClient {
     // EOF first even when recycling: a daemon that still reads leaves by
     // itself and takes its runCommand children along; a blocked one gets
     // SIGTERM.
-    await this.#terminate(unexpected ? 300 : 1000);
+    await this.#terminate(
+      unexpected
+        ? 300
+        : Math.max(1000, leaveGraceMs(this.#opts.cancelGraceMs ?? 2000) + 200),
+    );
   }
 
   /**

@@ -43,6 +43,7 @@ import type { ChannelReader } from "./_idle_read.ts";
 import type { Outbox } from "./_outbox.ts";
 import { type Refusal, Slots } from "./_slots.ts";
 import { isWarmUp, WARM_UP } from "../core/_warm_up.ts";
+import { leaveGraceMs } from "../core/_leave_grace.ts";
 
 /** What a session serves, and how. */
 export interface SessionOptions {
@@ -668,7 +669,9 @@ export class Session {
 
   /**
    * Leaves: cancels what still runs (runCommand kills its children on the
-   * signal) and gives it a moment, so that no child outlives the daemon.
+   * signal) and gives it the grace of a cancelled call (`cancel_grace_ms`, at
+   * most 2 s) to return, its `finally` blocks included, then kills the
+   * commands left, so that no child outlives the daemon.
    */
   async leave(code: number): Promise<never> {
     if (!this.#leaving) {
@@ -677,7 +680,9 @@ export class Session {
       let timer: ReturnType<typeof setTimeout> | undefined;
       await Promise.race([
         Promise.allSettled([...this.#active]),
-        new Promise((r) => timer = setTimeout(r, 200)),
+        new Promise((r) =>
+          timer = setTimeout(r, leaveGraceMs(this.#o.graceMs))
+        ),
       ]);
       clearTimeout(timer);
       killRunningCommands();

@@ -319,6 +319,25 @@ Deno.test("timeouts and concurrency", async (t) => {
         );
       },
     );
+
+    await t.step(
+      "stop() lets a running call that ignores its signal return within cancel_grace_ms, its finally block included",
+      async () => {
+        // The caller can always end its daemon (closing the channel, killing
+        // its sudo): this is what a stop() that is not an attack gives.
+        const out = `${dir}/out`;
+        await Deno.mkdir(out, { recursive: true });
+        await use({ permissions: { write: [out] }, cancel_grace_ms: 1_500 });
+        const path = `${out}/late-${crypto.randomUUID()}`;
+        const call = slow.finishLate(path, 600).catch((e) => e);
+        await new Promise((r) => setTimeout(r, 100));
+        const [stopped, ms] = await timed(testCtx.stop());
+        assert.equal(stopped.status, "fulfilled");
+        assert.ok(await call instanceof DaemonExitedError);
+        assert.equal(await Deno.readTextFile(path), "finally ran");
+        assert.ok(ms < 1_700, `stop() took ${ms} ms`);
+      },
+    );
   } finally {
     await testCtx.stop();
     init({ configFiles: [] });
