@@ -105,15 +105,36 @@ export async function bridgeLogs(
     sink(plainRecord(["privsep", "daemon"], level, message));
 }
 
+/** Console methods that print only through `console.log` (indented). */
+const THROUGH_LOG = new Set(["group", "groupCollapsed", "groupEnd"]);
+
 /**
- * Replaces every console method that prints. Deno's `dir`, `dirxml`,
- * `table`, `count`, `timeLog` and `timeEnd` write to stdout themselves, not
- * through `console.log`, and `assert` to stderr: on the channel, a single one
- * closed it (tests/channel_test.ts). `group` prints through `console.log`.
+ * Makes every console method but `group`'s do nothing: Deno's `dir`,
+ * `dirxml`, `table`, `count`, `timeLog`, `timeEnd` and `clear` write to
+ * stdout themselves, not through `console.log`, and `assert` to stderr; the
+ * daemon's stdout is its channel, which one of them closed
+ * (tests/channel_test.ts). The first stage runs with this alone (a context
+ * module's top-level code runs there too, as root, before any log level is
+ * known; the serving stage runs it again, bridged).
+ */
+export function muteConsole(): void {
+  const methods = console as unknown as Record<string, unknown>;
+  for (const key of Object.keys(methods)) {
+    if (typeof methods[key] === "function" && !THROUGH_LOG.has(key)) {
+      methods[key] = () => {};
+    }
+  }
+}
+
+/**
+ * Replaces every console method that prints with one that makes a record
+ * (see muteConsole(); anything else does nothing). `group` prints through
+ * `console.log`.
  */
 function bridgeConsole(
   consoleLog: (level: LogLevel) => (...parts: unknown[]) => void,
 ): void {
+  muteConsole();
   const info = consoleLog("info");
   const warn = consoleLog("warning");
   const inspect = (value: unknown, options?: Deno.InspectOptions): string => {

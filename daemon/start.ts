@@ -30,6 +30,7 @@ import { resolveSettings } from "../core/settings.ts";
 import { type Preflight, StartError } from "./preflight.ts";
 import { onlyWritable, protectTrustedPaths } from "./_readonly.ts";
 import { confineFor } from "./_confine.ts";
+import { muteConsole } from "./_log_bridge.ts";
 import { landlockAbi } from "../caps/_landlock.ts";
 import { capabilityName } from "../caps/table.ts";
 import {
@@ -201,6 +202,10 @@ export async function startDaemon(
   const daemonPath = fileURLToPath(new URL("../daemon.ts", import.meta.url));
   const flags = { config: facts.config };
   const [moduleUrl, name] = contextId.split("#");
+  // The context module's top-level code runs here, as root, and again in the
+  // serving stage: its console output goes to the caller from there only,
+  // at the context's log level. Here stdout is already the channel.
+  muteConsole();
   await import(moduleUrl);
   const ctx = findContext(contextId);
   if (!ctx) {

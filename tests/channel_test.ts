@@ -16,6 +16,7 @@ import { WARM_KEY } from "../daemon/_warm_session.ts";
 import { otherCtx, testCtx } from "./fixtures/privsep/mod.ts";
 import * as ops from "./fixtures/privsep/ops.ts";
 import * as other from "./fixtures/privsep/other/other.ts";
+import * as noisy from "./fixtures/noisy/mod.ts";
 import {
   captureLogs,
   DENO,
@@ -33,6 +34,7 @@ Deno.test("daemon channel", async (t) => {
   const config = await writeConfig(dir, {
     e2e: { user: "root", capabilities: [], concurrency: 8 },
     e2e_other: { user: "root", capabilities: [] },
+    e2e_noisy: { user: "root", capabilities: [] },
   });
   init({ configFiles: [config] });
   const records = await captureLogs();
@@ -262,6 +264,31 @@ Deno.test("daemon channel", async (t) => {
             `${part} not in ${messages.join(" | ")}`,
           );
         }
+      },
+    );
+
+    await t.step(
+      "a context module's top-level console output is sent once, from the serving stage, at the log level; the first stage's would break the channel",
+      async () => {
+        records.length = 0;
+        try {
+          assert.equal(await noisy.ping(), "pong");
+        } finally {
+          await noisy.noisyCtx.stop();
+        }
+        const messages = records.filter((r) =>
+          r.category.join(".") === "privsep.daemon"
+        ).map((r) => r.message.join(""));
+        assert.equal(
+          messages.filter((m) => m === "noisy module loaded").length,
+          1,
+          messages.join(" | "),
+        );
+        assert.ok(messages.includes('{ noisy: "dir" }'), messages.join(" | "));
+        assert.ok(
+          !messages.some((m) => m.includes("noisy module debug")),
+          messages.join(" | "),
+        );
       },
     );
 
