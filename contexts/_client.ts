@@ -117,6 +117,11 @@ export class DaemonClient {
   #writing = false;
   #stderr = "";
   #closed: Error | undefined;
+  /**
+   * Set by close() while the daemon finishes the calls in flight: no new
+   * call or cancel is sent, their replies are still read.
+   */
+  #closing: Error | undefined;
   /** The timer that keeps the event loop alive while calls are in flight. */
   #keepAlive: ReturnType<typeof setInterval> | undefined;
   #stopping = false;
@@ -233,7 +238,12 @@ export class DaemonClient {
   }
 
   get alive(): boolean {
-    return this.#closed === undefined;
+    return this.#closed === undefined && this.#closing === undefined;
+  }
+
+  /** Resolves when the daemon's process (its sudo, if any) has exited. */
+  get exited(): Promise<unknown> {
+    return this.#child.exited;
   }
 
   get inFlight(): number {
@@ -246,7 +256,9 @@ export class DaemonClient {
     timeoutMs: number | undefined,
     signal?: AbortSignal,
   ): Promise<unknown> {
-    if (this.#closed) return Promise.reject(this.#closed);
+    if (this.#closed ?? this.#closing) {
+      return Promise.reject(this.#closed ?? this.#closing);
+    }
     if (signal?.aborted) return Promise.reject(signal.reason);
     const id = this.#nextId++;
     const frame = encodeMessageParts(
@@ -292,7 +304,9 @@ export class DaemonClient {
 
   /** Asks the daemon for its counters (a status message). */
   status(): Promise<unknown> {
-    if (this.#closed) return Promise.reject(this.#closed);
+    if (this.#closed ?? this.#closing) {
+      return Promise.reject(this.#closed ?? this.#closing);
+    }
     const id = this.#nextId++;
     return new Promise((resolve, reject) => {
       if (this.#pending.size === 0) this.#ref();
@@ -303,35 +317,53 @@ export class DaemonClient {
 
   /** Tells the daemon to cancel `id`, and watches that it really stops. */
   #cancel(id: number, entrypoint: string): void {
-    if (this.#closed) return;
+    // A closing daemon cancels what still runs by itself.
+    if (this.#closed ?? this.#closing) return;
     this.#send(encodeMessage([Kind.Cancel, id]));
     this.#cancelled.watch(id, entrypoint);
   }
 
   /**
-   * Closes stdin (the daemon cancels its calls and exits on EOF, once they
-   * return or after their grace, at most 2 s) and waits for the exit; a daemon that does
-   * not exit (it is blocked) gets SIGTERM, which sudo relays, then SIGKILL.
-   * `unexpected` makes calls in flight see it as a failure.
+   * Closes stdin and waits for the daemon to exit; a daemon that does not
+   * (it is blocked) gets SIGTERM, which sudo relays, then SIGKILL. On EOF the
+   * daemon cancels the calls in flight and lets them return for their grace
+   * (at most 2 s, core/_leave_grace.ts): their replies still come, and what
+   * has none when it is gone rejects with `DaemonExitedError`, so that no
+   * call is reported cut short while it goes on. `unexpected` (a recycle)
+   * rejects them at once, as a failure.
    */
   async close(
     reason = "the daemon was stopped",
     unexpected = false,
   ): Promise<void> {
+    if (this.#closing && !unexpected) {
+      // A second stop() while the first waits for the daemon.
+      await this.#child.exited;
+      return;
+    }
     this.#stopping = !unexpected;
-    this.#fail(
-      new DaemonExitedError(`${reason} (${this.#opts.context})`, {
-        context: this.#opts.context,
-      }),
-    );
-    // EOF first even when recycling: a daemon that still reads leaves by
-    // itself and takes its runCommand children along; a blocked one gets
-    // SIGTERM.
-    await this.#terminate(
-      unexpected
-        ? 300
-        : Math.max(1000, leaveGraceMs(this.#opts.cancelGraceMs ?? 2000) + 200),
-    );
+    const error = new DaemonExitedError(`${reason} (${this.#opts.context})`, {
+      context: this.#opts.context,
+    });
+    // What a daemon that still reads takes to leave: the grace of the calls
+    // it still runs (cancelled ones included, which this side no longer
+    // waits for).
+    const leaving = unexpected
+      ? 300
+      : Math.max(1000, leaveGraceMs(this.#opts.cancelGraceMs ?? 2000) + 200);
+    if (unexpected || this.#pending.size === 0 || this.#closed) {
+      this.#fail(error);
+      // EOF first even when recycling: a daemon that still reads leaves by
+      // itself and takes its runCommand children along; a blocked one gets
+      // SIGTERM.
+      await this.#terminate(leaving);
+      return;
+    }
+    this.#closing = error;
+    this.#outbox = []; // calls not yet written never reach the daemon
+    this.#child.endInput();
+    await this.#terminate(leaving);
+    this.#fail(error);
   }
 
   /**
@@ -364,8 +396,9 @@ export class DaemonClient {
       if (ms) await wait(ms);
     }
     // SIGKILL needs no permission through the ChildProcess (_child.ts):
-    // the process goes, at the latest when the kernel lets go of it.
-    await exited;
+    // the process goes, at the latest when the kernel lets go of it. The
+    // process is not ref'd: a timer keeps the caller's event loop waiting.
+    while (!done) await wait(1000);
   }
 
   // While calls are in flight the caller's event loop stays alive (a pending
@@ -477,6 +510,11 @@ export class DaemonClient {
    */
   async #outputEnded(error?: Error): Promise<void> {
     if (this.#closed) return;
+    if (this.#closing) {
+      // close() fails what is left once the process has exited.
+      await this.#child.exited;
+      return this.#fail(this.#closing);
+    }
     if (error) {
       this.#fail(
         new DaemonExitedError(

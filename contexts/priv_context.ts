@@ -191,6 +191,8 @@ export class PrivContext {
     | Map<string, (...args: unknown[]) => Promise<unknown>>
     | undefined;
   #starting: Promise<DaemonClient> | undefined;
+  /** The last daemon started: a new one starts once it has exited. */
+  #last: DaemonClient | undefined;
   #hadDaemon = false;
   #settings: ResolvedSettings | undefined;
   #info: DaemonInfo | undefined;
@@ -572,7 +574,11 @@ export class PrivContext {
     return this.#info!;
   }
 
-  /** Stops the daemon; calls in flight reject with `DaemonExitedError`. */
+  /**
+   * Stops the daemon: calls in flight are cancelled and get their reply if
+   * they return within the smaller of `cancelGraceMs` and 2 s, else reject
+   * with `DaemonExitedError` once the daemon has exited.
+   */
   async stop(): Promise<void> {
     const client = this.#client ?? await this.#starting?.catch(() => undefined);
     this.#client = undefined;
@@ -762,6 +768,10 @@ export class PrivContext {
   async #spawn(): Promise<DaemonClient> {
     const settings = this.settings();
     const argv = this.#argv(settings);
+    // One daemon per context at a time: calls of one that was stopped may
+    // still run for their grace (DaemonClient#close), and a call made after
+    // the stop must not run beside them, as a retry of one of them would.
+    if (this.#last) await exitOf(this.#last, this.id);
     if (this.#hadDaemon) {
       log.warn("restarting the privsep daemon of {context}", {
         context: this.id,
@@ -771,7 +781,7 @@ export class PrivContext {
         context: this.id,
       });
     }
-    const client = await DaemonClient.start({
+    const client = this.#last = await DaemonClient.start({
       context: this.id,
       argv,
       cancelGraceMs: settings.cancelGraceMs,
@@ -892,6 +902,26 @@ export class PrivContext {
 }
 
 /** This process's DENO_DIR (for an unprivileged daemon, which runs as us). */
+/**
+ * Waits for a previous daemon to exit before the next one starts: at most
+ * the longest a stopped daemon may take (its calls' grace, then SIGTERM and
+ * SIGKILL: ~3.2 s), and a little more, then goes on with a warning.
+ */
+async function exitOf(client: DaemonClient, context: string): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = await Promise.race([
+    client.exited.then(() => false),
+    new Promise<boolean>((r) => timer = setTimeout(() => r(true), 5_000)),
+  ]);
+  clearTimeout(timer);
+  if (late) {
+    log.warn(
+      "the previous privsep daemon of {context} has not exited after 5 s; starting a new one beside it",
+      { context },
+    );
+  }
+}
+
 function ownDenoDir(): string | undefined {
   try {
     return Deno.env.get("DENO_DIR") ??

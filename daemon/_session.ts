@@ -191,6 +191,9 @@ export class Session {
     // read), stop reading new calls.
     const highWater = Math.max(8 << 20, this.#maxFrameBytes);
     for (;;) {
+      // A daemon that leaves (a failed write, a fatal error, SIGTERM) starts
+      // nothing more: leave() never returns.
+      if (this.#leaving) return await this.leave(0);
       // Messages parked behind an audit record that waited for a write in
       // progress (#dispatchRead): once it is written, before anything new
       // is read.
@@ -224,7 +227,7 @@ export class Session {
       } catch {
         n = null;
       }
-      if (n === null) return await this.leave(0);
+      if (n === null || this.#leaving) return await this.leave(0);
       try {
         this.#received(tail ? undefined : buf, n);
       } catch (error) {
@@ -689,6 +692,20 @@ export class Session {
       Deno.exit(code);
     }
     return await new Promise<never>(() => {});
+  }
+
+  /**
+   * A signal (relayed by sudo): leaves as on EOF, giving running calls their
+   * grace; a signal while already leaving (the caller's SIGTERM once that
+   * grace is over) ends the daemon at once, its commands first.
+   */
+  signalled(code: number): void {
+    if (!this.#leaving) {
+      void this.leave(code);
+      return;
+    }
+    killRunningCommands();
+    Deno.exit(code);
   }
 
   /** The channel is broken: says why, and leaves. */

@@ -321,21 +321,61 @@ Deno.test("timeouts and concurrency", async (t) => {
     );
 
     await t.step(
-      "stop() lets a running call that ignores its signal return within cancel_grace_ms, its finally block included",
+      "stop() lets a running call that ignores its signal return within cancel_grace_ms, its finally block included, and its reply still comes; a call made meanwhile runs on a new daemon only once the old one has exited",
       async () => {
         // The caller can always end its daemon (closing the channel, killing
         // its sudo): this is what a stop() that is not an attack gives.
         const out = `${dir}/out`;
         await Deno.mkdir(out, { recursive: true });
-        await use({ permissions: { write: [out] }, cancel_grace_ms: 1_500 });
-        const path = `${out}/late-${crypto.randomUUID()}`;
-        const call = slow.finishLate(path, 600).catch((e) => e);
+        const oldPid = await use({
+          permissions: { write: [out] },
+          cancel_grace_ms: 1_500,
+        });
+        const late = `${out}/late-${crypto.randomUUID()}`;
+        const retry = `${out}/retry-${crypto.randomUUID()}`;
+        const call = slow.finishLate(late, 600);
         await new Promise((r) => setTimeout(r, 100));
-        const [stopped, ms] = await timed(testCtx.stop());
+        const stopping = timed(testCtx.stop());
+        // Made while the old daemon still runs the first call, as a retry.
+        const next = slow.finishLate(retry, 0);
+        assert.equal(await call, undefined, "its reply, not DaemonExitedError");
+        const [stopped, ms] = await stopping;
         assert.equal(stopped.status, "fulfilled");
-        assert.ok(await call instanceof DaemonExitedError);
-        assert.equal(await Deno.readTextFile(path), "finally ran");
         assert.ok(ms < 1_700, `stop() took ${ms} ms`);
+        await next;
+        assert.notEqual(testCtx.daemon?.pid, oldPid);
+        const at = async (path: string) => {
+          const text = await Deno.readTextFile(path);
+          assert.match(text, /^finally ran at \d+$/);
+          return Number(text.split(" ").at(-1));
+        };
+        assert.ok(
+          await at(late) <= await at(retry),
+          "the call made after stop() ran after the stopped daemon's call",
+        );
+      },
+    );
+
+    await t.step(
+      "a daemon that leaves (SIGTERM, relayed by sudo) runs no call that arrives after; the running one still answers",
+      async () => {
+        const out = `${dir}/out`;
+        await Deno.mkdir(out, { recursive: true });
+        const pid = await use({
+          permissions: { write: [out] },
+          cancel_grace_ms: 1_500,
+        });
+        const first = `${out}/first-${crypto.randomUUID()}`;
+        const after = `${out}/after-${crypto.randomUUID()}`;
+        const running = slow.finishLate(first, 800).catch((e) => e);
+        await new Promise((r) => setTimeout(r, 100));
+        Deno.kill(pid, "SIGTERM");
+        await new Promise((r) => setTimeout(r, 100));
+        const late = await slow.finishLate(after, 0).catch((e) => e);
+        assert.ok(late instanceof DaemonExitedError, String(late));
+        assert.equal(await running, undefined);
+        await assert.rejects(Deno.stat(after), Deno.errors.NotFound);
+        assert.match(await Deno.readTextFile(first), /^finally ran at/);
       },
     );
   } finally {
