@@ -902,24 +902,36 @@ export class PrivContext {
 }
 
 /** This process's DENO_DIR (for an unprivileged daemon, which runs as us). */
-/**
- * Waits for a previous daemon to exit before the next one starts: at most
- * the longest a stopped daemon may take (its calls' grace, then SIGTERM and
- * SIGKILL: ~3.2 s), and a little more, then goes on with a warning.
- */
-async function exitOf(client: DaemonClient, context: string): Promise<void> {
+/** Whether `client`'s process exits within `ms`. */
+async function exitedWithin(
+  client: DaemonClient,
+  ms: number,
+): Promise<boolean> {
   let timer: ReturnType<typeof setTimeout> | undefined;
-  const late = await Promise.race([
-    client.exited.then(() => false),
-    new Promise<boolean>((r) => timer = setTimeout(() => r(true), 5_000)),
+  const exited = await Promise.race([
+    client.exited.then(() => true),
+    new Promise<boolean>((r) => timer = setTimeout(() => r(false), ms)),
   ]);
   clearTimeout(timer);
-  if (late) {
-    log.warn(
-      "the previous privsep daemon of {context} has not exited after 5 s; starting a new one beside it",
-      { context },
-    );
-  }
+  return exited;
+}
+
+/**
+ * Waits for a previous daemon to exit before the next one starts: at most
+ * the longest a stopped daemon takes (its calls' grace, then SIGTERM and
+ * SIGKILL: ~3.2 s) and a little more; then kills it (a daemon whose channel
+ * failed and that is blocked is stopped by nothing else) and waits again.
+ * One that outlives SIGKILL fails the start: no daemon of a context runs
+ * beside another.
+ */
+async function exitOf(client: DaemonClient, context: string): Promise<void> {
+  if (await exitedWithin(client, 5_000)) return;
+  client.kill();
+  if (await exitedWithin(client, 5_000)) return;
+  throw new DaemonExitedError(
+    `the previous privsep daemon of ${context} (pid ${client.pid}) has not exited, even after SIGKILL; a new one does not start beside it, whose calls could run beside the old one's. See what holds it (ps -o pid,stat,wchan,cmd -p ${client.pid})`,
+    { context },
+  );
 }
 
 function ownDenoDir(): string | undefined {
