@@ -122,6 +122,11 @@ export class DaemonClient {
    * call or cancel is sent, their replies are still read.
    */
   #closing: Error | undefined;
+  #outputEndedNow!: () => void;
+  /** Resolves when the daemon's stdout has ended (#outputEnded). */
+  readonly #outputDone = new Promise<void>((resolve) =>
+    this.#outputEndedNow = resolve
+  );
   /** The timer that keeps the event loop alive while calls are in flight. */
   #keepAlive: ReturnType<typeof setInterval> | undefined;
   #stopping = false;
@@ -361,8 +366,19 @@ export class DaemonClient {
     }
     this.#closing = error;
     this.#outbox = []; // calls not yet written never reach the daemon
+    // The daemon cancels and bounds what it runs by itself; a recycle for a
+    // call cancelled before would cut the others' grace short.
+    this.#cancelled.clear();
     this.#child.endInput();
     await this.#terminate(leaving);
+    // The last replies may still be in the pipe: #outputEnded fails what
+    // is left once it is read (or the daemon's crash, with its reason).
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([
+      this.#outputDone,
+      new Promise((r) => timer = setTimeout(r, 300)),
+    ]);
+    clearTimeout(timer);
     this.#fail(error);
   }
 
@@ -509,12 +525,8 @@ export class DaemonClient {
    * itself: its exit status and the last of its stderr say why.
    */
   async #outputEnded(error?: Error): Promise<void> {
+    this.#outputEndedNow();
     if (this.#closed) return;
-    if (this.#closing) {
-      // close() fails what is left once the process has exited.
-      await this.#child.exited;
-      return this.#fail(this.#closing);
-    }
     if (error) {
       this.#fail(
         new DaemonExitedError(
@@ -533,6 +545,10 @@ export class DaemonClient {
       new Promise((r) => timer = setTimeout(r, 300)),
     ]);
     clearTimeout(timer);
+    // A daemon that was stopped and left as asked: the stop's reason.
+    if (this.#closing && status.code === 0) {
+      return this.#fail(this.#closing, status);
+    }
     const how = status.signal
       ? `was killed by ${status.signal}`
       : `exited with code ${status.code}`;

@@ -576,14 +576,17 @@ export class PrivContext {
 
   /**
    * Stops the daemon: calls in flight are cancelled and get their reply if
-   * they return within the smaller of `cancelGraceMs` and 2 s, else reject
-   * with `DaemonExitedError` once the daemon has exited.
+   * they return within the smaller of `cancelGraceMs` and 2 s; the others
+   * reject with `DaemonExitedError` once the daemon has exited (or earlier
+   * with their own timeout or signal). Resolves when the daemon has exited,
+   * also when another stop() or a recycle is ending it.
    */
   async stop(): Promise<void> {
     const client = this.#client ?? await this.#starting?.catch(() => undefined);
     this.#client = undefined;
     this.#hadDaemon = false;
     await client?.close();
+    if (this.#last) await exitOf(this.#last, this.id);
   }
 
   /** Stops the daemon when used with `await using`. */
@@ -901,7 +904,6 @@ export class PrivContext {
   }
 }
 
-/** This process's DENO_DIR (for an unprivileged daemon, which runs as us). */
 /** Whether `client`'s process exits within `ms`. */
 async function exitedWithin(
   client: DaemonClient,
@@ -934,6 +936,7 @@ async function exitOf(client: DaemonClient, context: string): Promise<void> {
   );
 }
 
+/** This process's DENO_DIR (for an unprivileged daemon, which runs as us). */
 function ownDenoDir(): string | undefined {
   try {
     return Deno.env.get("DENO_DIR") ??

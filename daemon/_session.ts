@@ -156,7 +156,7 @@ export class Session {
       (message) => options.log("warning", message),
     );
     this.#decoder = new FrameDecoder(this.#maxFrameBytes);
-    this.#out.onGone = () => void this.leave(0);
+    this.#out.onGone = () => void this.leave(0, false);
   }
 
   /** The daemon's counters. */
@@ -673,39 +673,35 @@ export class Session {
   /**
    * Leaves: cancels what still runs (runCommand kills its children on the
    * signal) and gives it the grace of a cancelled call (`cancel_grace_ms`, at
-   * most 2 s) to return, its `finally` blocks included, then kills the
-   * commands left, so that no child outlives the daemon.
+   * most 2 s) to return, its `finally` blocks included, and the replies of
+   * those that did to be written (unless a write failed: `flush` false),
+   * then kills the commands left, so that no child outlives the daemon.
    */
-  async leave(code: number): Promise<never> {
+  async leave(code: number, flush = true): Promise<never> {
     if (!this.#leaving) {
       this.#leaving = true;
       for (const id of this.#calls.ids()) this.#calls.cancel(id);
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      await Promise.race([
-        Promise.allSettled([...this.#active]),
-        new Promise((r) =>
-          timer = setTimeout(r, leaveGraceMs(this.#o.graceMs))
-        ),
-      ]);
-      clearTimeout(timer);
+      const deadline = performance.now() + leaveGraceMs(this.#o.graceMs);
+      const until = async (work: Promise<unknown>) => {
+        let timer: ReturnType<typeof setTimeout> | undefined;
+        await Promise.race([
+          work,
+          new Promise((r) =>
+            timer = setTimeout(r, Math.max(0, deadline - performance.now()))
+          ),
+        ]);
+        clearTimeout(timer);
+      };
+      await until(Promise.allSettled([...this.#active]));
+      if (flush) {
+        this.#out.uncork();
+        const written = this.#out.writtenTo(this.#out.queuedTo);
+        if (written) await until(written);
+      }
       killRunningCommands();
       Deno.exit(code);
     }
     return await new Promise<never>(() => {});
-  }
-
-  /**
-   * A signal (relayed by sudo): leaves as on EOF, giving running calls their
-   * grace; a signal while already leaving (the caller's SIGTERM once that
-   * grace is over) ends the daemon at once, its commands first.
-   */
-  signalled(code: number): void {
-    if (!this.#leaving) {
-      void this.leave(code);
-      return;
-    }
-    killRunningCommands();
-    Deno.exit(code);
   }
 
   /** The channel is broken: says why, and leaves. */

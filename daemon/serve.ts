@@ -165,16 +165,17 @@ export async function serveDaemon(args: string[]): Promise<void> {
     channel,
   });
   // sudo relays these from the caller (who may signal its own sudo): leave
-  // the same way, children first; a second one ends the grace. A blocked
-  // daemon runs no handler; its SIGKILL leaves the rest to the kernel (see
-  // _keeper.ts).
+  // the same way, children first, once, whatever signals follow (systemd
+  // stopping a service signals the daemon and its sudo, which relays). A
+  // blocked daemon runs no handler; its SIGKILL leaves the rest to the
+  // kernel (see _keeper.ts).
   for (
     const [name, number] of [["SIGTERM", 15], ["SIGHUP", 1], [
       "SIGINT",
       2,
     ]] as const
   ) {
-    Deno.addSignalListener(name, () => session.signalled(128 + number));
+    Deno.addSignalListener(name, () => void session.leave(128 + number));
   }
   return await session.serve();
 }

@@ -369,6 +369,10 @@ Deno.test("timeouts and concurrency", async (t) => {
         const after = `${out}/after-${crypto.randomUUID()}`;
         const running = slow.finishLate(first, 800).catch((e) => e);
         await new Promise((r) => setTimeout(r, 100));
+        // systemd signals the daemon and its sudo, which relays: two at once
+        // must not cut the grace short.
+        Deno.kill(pid, "SIGTERM");
+        await new Promise((r) => setTimeout(r, 5));
         Deno.kill(pid, "SIGTERM");
         await new Promise((r) => setTimeout(r, 100));
         const late = await slow.finishLate(after, 0).catch((e) => e);
@@ -376,6 +380,49 @@ Deno.test("timeouts and concurrency", async (t) => {
         assert.equal(await running, undefined);
         await assert.rejects(Deno.stat(after), Deno.errors.NotFound);
         assert.match(await Deno.readTextFile(first), /^finally ran at/);
+      },
+    );
+
+    await t.step(
+      "stop(): large replies of calls that return within the grace still come, a call cancelled before does not recycle the daemon meanwhile, and a second stop() resolves only once the daemon has exited",
+      async () => {
+        const pid = await use({ cancel_grace_ms: 1_500, concurrency: 8 });
+        // Cancelled at 50 ms, it counts as stuck ~2.05 s in (its grace and
+        // the margin), while the stop's grace (from ~1 s) runs to ~2.5 s.
+        const stuck = callWith({ timeout: 50 }, () => slow.hang()).catch((
+          e,
+        ) => e);
+        // The last call to return, with a large reply: the daemon exits
+        // right after it, and must write it first.
+        const big = slow.lateBytes(2_300, 8 << 20);
+        await new Promise((r) => setTimeout(r, 900));
+        const several = [1, 2, 3].map(() => slow.lateBytes(300, 20_000));
+        await new Promise((r) => setTimeout(r, 100));
+        const first = testCtx.stop();
+        const second = testCtx.stop();
+        assert.equal((await big).length, 8 << 20);
+        for (const r of await Promise.all(several)) {
+          assert.equal(r.length, 20_000);
+        }
+        assert.ok(await stuck instanceof PrivsepTimeout);
+        await second;
+        await assert.rejects(
+          Deno.stat(`/proc/${pid}/status`),
+          Deno.errors.NotFound,
+          "the daemon is gone when the second stop() resolves",
+        );
+        await first;
+      },
+    );
+
+    await t.step(
+      "stop(): the large reply of the last call to return is written before the daemon exits",
+      async () => {
+        await use({ cancel_grace_ms: 1_500 });
+        const big = slow.lateBytes(300, 8 << 20);
+        await new Promise((r) => setTimeout(r, 100));
+        await testCtx.stop();
+        assert.equal((await big).length, 8 << 20);
       },
     );
   } finally {
