@@ -245,7 +245,11 @@ interface Pipes {
  * read into one reused buffer) or as privsep's was
  * before (`web`: Deno.Command's web streams with a BYOB reader).
  */
-async function pipes(kind: string, args: string[]): Promise<Pipes> {
+async function pipes(
+  kind: string,
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<Pipes> {
   if (kind === "web") {
     const child = new Deno.Command(Deno.execPath(), {
       args,
@@ -278,7 +282,10 @@ async function pipes(kind: string, args: string[]): Promise<Pipes> {
   let target: Uint8Array | undefined;
   let got = 0;
   let done: ((filled: Uint8Array) => void) | undefined;
-  const child = new DaemonProcess(Deno.execPath(), args, Deno.env.toObject(), {
+  const child = new DaemonProcess(Deno.execPath(), args, {
+    ...Deno.env.toObject(),
+    ...env,
+  }, {
     // The reused read buffer and the count read, as privsep's caller gets
     // them: copied without a view when small, as its decoder does.
     data: (chunk, n = chunk.length) => {
@@ -420,19 +427,31 @@ if (Deno.args[0] === "--measure-first-op") {
   // each run Deno.chownSync in the child: the first of them runs a function
   // and a Deno API the child has not run before, as a daemon's first call of
   // an entrypoint does. The quick profile's chown p99 is the slowest of its
-  // 100 calls: the first.
+  // 100 calls: the first. With "daemon-flags", the child runs with the
+  // serving daemon's V8 flags (core/command.ts: DAEMON_V8_FLAGS, and
+  // serveV8Flags() in its environment, as the first stage passes them).
+  // With `mib` > 0, that many 1 MiB echoes (3 + the quick profile's 20),
+  // each reply into a new buffer, come right before the chown calls, as
+  // the bench's 1 MiB phase does (the child echoes each read as it comes;
+  // their bytes are 2, so that no read starts a chown).
   const [warmup, n] = Deno.args.slice(1, 3).map(Number);
   const file = Deno.args[3];
+  const daemonFlags = Deno.args[4] === "daemon-flags";
+  const mib = Number(Deno.args[5] ?? "0");
+  const { DAEMON_V8_FLAGS, serveV8Flags } = await import(
+    "../core/command.ts"
+  );
   const io = await pipes("node", [
     "run",
     "--no-config",
+    ...(daemonFlags ? [DAEMON_V8_FLAGS] : []),
     `--allow-read=${file}`,
     `--allow-write=${file}`,
     SELF,
     "--child",
     "--event-loop",
     `--chown-file=${file}`,
-  ]);
+  ], daemonFlags ? { DENO_V8_FLAGS: serveV8Flags() } : {});
   let buf: Uint8Array = new Uint8Array(24);
   const echo = new Uint8Array(24);
   const chown = new Uint8Array(24);
@@ -440,6 +459,13 @@ if (Deno.args[0] === "--measure-first-op") {
   for (let i = 0; i < warmup; i++) {
     await io.write(echo);
     buf = await io.read(buf);
+  }
+  const large = new Uint8Array(MIB).fill(2);
+  for (let i = 0; i < mib; i++) {
+    // The read first: the echo starts coming back before the write is done.
+    const back = io.read(new Uint8Array(MIB));
+    await io.write(large);
+    await back;
   }
   const times: number[] = [];
   for (let i = 0; i < n; i++) {
@@ -450,8 +476,10 @@ if (Deno.args[0] === "--measure-first-op") {
   }
   await io.close();
   const first = times[0];
+  const slowestAt = times.indexOf(Math.max(...times));
   times.sort((a, b) => a - b);
   console.log(JSON.stringify({
+    slowestAt,
     first,
     p50: times[times.length >> 1],
     p99: times[Math.min(times.length - 1, Math.floor(0.99 * times.length))],
@@ -890,7 +918,12 @@ for (const imports of [false, true]) {
 
     // A warm pair, then `n` calls that each run Deno.chownSync in the child
     // (--measure-first-op), five pairs per placement at least.
-    const chownCalls = async (warmup: number, n: number) => {
+    const chownCalls = async (
+      warmup: number,
+      n: number,
+      flags = "",
+      mib = 0,
+    ) => {
       const byPlacement = new Map<
         string,
         { first: number; p50: number; p99: number }[]
@@ -899,7 +932,15 @@ for (const imports of [false, true]) {
         for (const [placement, prefix] of Object.entries(placements)) {
           const r = await measure<
             { first: number; p50: number; p99: number }
-          >(prefix, "--measure-first-op", String(warmup), String(n), file);
+          >(
+            prefix,
+            "--measure-first-op",
+            String(warmup),
+            String(n),
+            file,
+            flags,
+            String(mib),
+          );
           byPlacement.set(placement, [...byPlacement.get(placement) ?? [], r]);
         }
       }
@@ -909,31 +950,67 @@ for (const imports of [false, true]) {
     // profile's chown p99 (the slowest of 100 calls) is the first chown
     // call, after 2300 sequential calls and the in-flight and 1 MiB phases.
     const byPlacement = await chownCalls(2300, 100);
+    // The same with the serving daemon's V8 flags (predictable mode, no
+    // optimizing compiler, small young generation): what the first call of a
+    // privsep daemon's entrypoint costs on the runtime the daemon runs.
+    const flaggedByPlacement = await chownCalls(2300, 100, "daemon-flags");
+    // ... and after the bench's 1 MiB phase (3 + 20 echoes), as the quick
+    // profile's chown phase comes.
+    const afterMibByPlacement = await chownCalls(
+      2300,
+      100,
+      "daemon-flags",
+      23,
+    );
     // The full profile's chown p99: the 10th slowest of 1000 calls after
     // 21 000 (the first one, the compilation of the function and of Deno's
     // code under Deno.chownSync, and the young collections among them).
     const fullByPlacement = await chownCalls(21_000, 1000);
-    for (const [placement, rs] of fullByPlacement) {
-      say(
-        `Deno-to-Deno stdio, the child reading in its event loop, 24 bytes, fresh pair, 21 000 calls, then 1000 that each run Deno.chownSync in the child, ${placement}: p99 (the full profile's chown p99) ${
-          median(rs.map((r) => r.p99)).toFixed(0)
-        } µs (${Math.min(...rs.map((r) => r.p99)).toFixed(0)}-${
-          Math.max(...rs.map((r) => r.p99)).toFixed(0)
-        }), p50 ${
-          median(rs.map((r) => r.p50)).toFixed(0)
-        } µs (median of ${rs.length} pairs)`,
-      );
+    // ... and with the daemon's flags after the full profile's 1 MiB phase
+    // (3 + 100 echoes), as its chown phase comes.
+    const fullAfterMib = await chownCalls(21_000, 1000, "daemon-flags", 103);
+    for (
+      const [what, runs] of [
+        ["", fullByPlacement],
+        [
+          ", the child with the serving daemon's V8 flags, after 103 1 MiB echoes (the full profile's 1 MiB phase)",
+          fullAfterMib,
+        ],
+      ] as const
+    ) {
+      for (const [placement, rs] of runs) {
+        say(
+          `Deno-to-Deno stdio, the child reading in its event loop, 24 bytes, fresh pair, 21 000 calls${what}, then 1000 that each run Deno.chownSync in the child, ${placement}: p99 (the full profile's chown p99) ${
+            median(rs.map((r) => r.p99)).toFixed(0)
+          } µs (${Math.min(...rs.map((r) => r.p99)).toFixed(0)}-${
+            Math.max(...rs.map((r) => r.p99)).toFixed(0)
+          }), p50 ${
+            median(rs.map((r) => r.p50)).toFixed(0)
+          } µs (median of ${rs.length} pairs)`,
+        );
+      }
     }
-    for (const [placement, rs] of byPlacement) {
-      say(
-        `Deno-to-Deno stdio, the child reading in its event loop, 24 bytes, fresh pair, 2300 calls, then 100 that each run Deno.chownSync in the child (the first runs a function and a Deno API the child has not run before), ${placement}: first call ${
-          median(rs.map((r) => r.first)).toFixed(0)
-        } µs, the slowest of the 100 (the quick profile's chown p99) ${
-          median(rs.map((r) => r.p99)).toFixed(0)
-        } µs, p50 ${
-          median(rs.map((r) => r.p50)).toFixed(0)
-        } µs (median of ${rs.length} pairs)`,
-      );
+    for (
+      const [flags, runs] of [
+        ["", byPlacement],
+        [", with the serving daemon's V8 flags", flaggedByPlacement],
+        [
+          ", with the serving daemon's V8 flags, after 23 1 MiB echoes (the quick profile's 1 MiB phase)",
+          afterMibByPlacement,
+        ],
+      ] as const
+    ) {
+      for (const [placement, rs] of runs) {
+        say(
+          `Deno-to-Deno stdio, the child reading in its event loop${flags}, 24 bytes, fresh pair, 2300 calls, then 100 that each run Deno.chownSync in the child (the first runs a function and a Deno API the child has not run before), ${placement}: first call ${
+            median(rs.map((r) => r.first)).toFixed(0)
+          } µs, the slowest of the 100 (the quick profile's chown p99) ${
+            median(rs.map((r) => r.p99)).toFixed(0)
+          } µs, p50 ${
+            median(rs.map((r) => r.p50)).toFixed(0)
+          } µs (median of ${rs.length} pairs)`,
+        );
+      }
     }
   } finally {
     await Deno.remove(dir, { recursive: true });
