@@ -38,6 +38,11 @@ Deno.test("daemon channel", async (t) => {
   });
   init({ configFiles: [config] });
   const records = await captureLogs();
+  // The messages of the records the daemon sent (the caller's privsep.daemon).
+  const daemonMessages = () =>
+    records.filter((r) => r.category.join(".") === "privsep.daemon").map((r) =>
+      r.message.join("")
+    );
   try {
     await t.step("values of every msgpack type travel both ways", async () => {
       const value = {
@@ -246,9 +251,7 @@ Deno.test("daemon channel", async (t) => {
         assert.equal(await ops.consoleEverything("zq"), "printed");
         assert.equal(await ops.echo("after"), "after");
         assert.equal(testCtx.daemon?.pid, pid, "the same daemon");
-        const messages = records.filter((r) =>
-          r.category.join(".") === "privsep.daemon"
-        ).map((r) => r.message.join(""));
+        const messages = daemonMessages();
         for (
           const part of [
             'dir: "zq"',
@@ -276,9 +279,7 @@ Deno.test("daemon channel", async (t) => {
         } finally {
           await noisy.noisyCtx.stop();
         }
-        const messages = records.filter((r) =>
-          r.category.join(".") === "privsep.daemon"
-        ).map((r) => r.message.join(""));
+        const messages = daemonMessages();
         assert.equal(
           messages.filter((m) => m === "noisy module loaded").length,
           1,
@@ -307,9 +308,7 @@ Deno.test("daemon channel", async (t) => {
           records.length = 0;
           assert.equal(await ops.logMessage("hi"), "logged");
           await ops.echo(1);
-          const messages = records.filter((r) =>
-            r.category.join(".") === "privsep.daemon"
-          ).map((r) => r.message.join(""));
+          const messages = daemonMessages();
           for (const m of ['ops whispers "hi"', "console whispers hi"]) {
             assert.ok(
               messages.includes(m) ||

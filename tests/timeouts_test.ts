@@ -60,6 +60,16 @@ Deno.test("timeouts and concurrency", async (t) => {
     });
     return (await testCtx.start()).pid;
   };
+  // A daemon with cancel_grace_ms 1500 that may write in `out`.
+  const useWritable = async () => {
+    const out = `${dir}/out`;
+    await Deno.mkdir(out, { recursive: true });
+    const pid = await use({
+      permissions: { write: [out] },
+      cancel_grace_ms: 1_500,
+    });
+    return { pid, out };
+  };
   try {
     await t.step(
       "the timeout fires for an async function that never resolves",
@@ -325,12 +335,7 @@ Deno.test("timeouts and concurrency", async (t) => {
       async () => {
         // The caller can always end its daemon (closing the channel, killing
         // its sudo): this is what a stop() that is not an attack gives.
-        const out = `${dir}/out`;
-        await Deno.mkdir(out, { recursive: true });
-        const oldPid = await use({
-          permissions: { write: [out] },
-          cancel_grace_ms: 1_500,
-        });
+        const { pid: oldPid, out } = await useWritable();
         const late = `${out}/late-${crypto.randomUUID()}`;
         const retry = `${out}/retry-${crypto.randomUUID()}`;
         const call = slow.finishLate(late, 600);
@@ -359,12 +364,7 @@ Deno.test("timeouts and concurrency", async (t) => {
     await t.step(
       "a daemon that leaves (SIGTERM, relayed by sudo) runs no call that arrives after; the running one still answers",
       async () => {
-        const out = `${dir}/out`;
-        await Deno.mkdir(out, { recursive: true });
-        const pid = await use({
-          permissions: { write: [out] },
-          cancel_grace_ms: 1_500,
-        });
+        const { pid, out } = await useWritable();
         const first = `${out}/first-${crypto.randomUUID()}`;
         const after = `${out}/after-${crypto.randomUUID()}`;
         const running = slow.finishLate(first, 800).catch((e) => e);
