@@ -233,7 +233,9 @@ function protectFromOom(pid: number): void {
  * signal comes, or when, after each line and every half second, it finds
  * the daemon gone (no
  * `/proc/<pid>`, a zombie, or another process of the same pid: another start
- * time). Stage 1 removes the FIFO and its directory once the daemon is gone
+ * time). A TERM, HUP or INT while the daemon lives (systemd's stop signals
+ * the whole unit) waits for the daemon to leave with its grace, 4 s at most.
+ * Stage 1 removes the FIFO and its directory once the daemon is gone
  * (`sweep()` below).
  */
 const KEEPER_SCRIPT = `set -f
@@ -304,12 +306,19 @@ tracked() {
   for g in $groups; do [ "$g" = "$1" ] && return 0; done
   return 1
 }
-trap cleanup TERM HUP INT
+# A TERM, HUP or INT (the parent-death signal; systemd stopping the unit,
+# which signals every process of it, the daemon too): the daemon leaves by
+# itself, giving running calls their grace (at most 2 s); cleanup once it is
+# gone, or 3-4 s on, whichever comes first.
+ending() { [ -n "$until" ] || until=$((SECONDS + 4)); }
+until=
+trap ending TERM HUP INT
 while :; do
   # After every line too: any process of the user may write lines.
   op= pg=
   read -t 0.5 -r op pg <&3
   alive || cleanup
+  [ -z "$until" ] || [ "$SECONDS" -lt "$until" ] || cleanup
   case $pg in ''|*[!0-9]*) continue ;; esac
   case $op in
   track)
