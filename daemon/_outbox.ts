@@ -94,6 +94,7 @@ export class Outbox {
    * Between cork() and uncork(), small frames are held (see cork()).
    */
   send(frame: Uint8Array | FrameParts, alone = false): void {
+    if (this.#sealed) return;
     if (this.#held !== undefined) {
       if (!(frame instanceof FrameParts) && frame.length <= SYNC_WRITE_MAX) {
         if (this.#heldBytes + frame.length > SYNC_WRITE_MAX) this.sendHeld();
@@ -104,6 +105,17 @@ export class Outbox {
       this.sendHeld();
     }
     this.#send(frame, alone);
+  }
+
+  #sealed = false;
+
+  /**
+   * Sends nothing more from now on (after a Fatal: the channel is broken,
+   * and a call that returns while the daemon leaves must not answer after
+   * it); what was queued before is still written.
+   */
+  seal(): void {
+    this.#sealed = true;
   }
 
   /** send() without cork(). */

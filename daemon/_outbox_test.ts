@@ -275,3 +275,21 @@ Deno.test("Outbox.writtenTo() resolves once what was queued up to a position is 
   await w.finishOne();
   assert.equal(out.busy, false);
 });
+
+Deno.test("Outbox.seal() drops what is sent after it and still writes what was queued", async () => {
+  const w = new FakeWriter();
+  const out = new Outbox(w);
+  const large = frame(SYNC_WRITE_MAX + 1);
+  out.send(large); // queued: written asynchronously
+  const fatal = frame(11, 3);
+  out.send(fatal);
+  out.seal();
+  out.send(frame(11, 5)); // a reply after the Fatal
+  await w.finishOne();
+  await w.finishOne();
+  assert.deepEqual(
+    concat(...w.syncWrites, ...w.asyncWrites),
+    concat(large, fatal),
+  );
+  assert.equal(out.idle, true);
+});

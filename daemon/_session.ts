@@ -709,6 +709,7 @@ export class Session {
     // Whatever is held goes first; the Fatal is never held.
     this.#out.uncork();
     this.#out.send(encodeMessage([Kind.Fatal, describeError(error, false)]));
+    this.#out.seal();
     await new Promise((r) => setTimeout(r, 50));
     return await this.leave(3);
   }
