@@ -12,7 +12,11 @@
  * signal a group itself, `Deno.kill` needs an unscoped `--allow-run`) and
  * which command finished (`done`: what is left of its group is killed).
  * When the daemon ends, however it ends (SIGKILL included), the kernel sends
- * the keeper SIGTERM and it kills every group still tracked.
+ * the keeper SIGTERM and it kills every group still tracked. A SIGTERM while
+ * the daemon lives (systemd stopping the unit signals every process of it)
+ * lets the daemon leave with its calls' grace first: the keeper kills it and
+ * all it started 3-4 s later if it has not (at the next look, ~4.5 s at
+ * most).
  *
  * A process that leaves its group (setsid, setpgid) is caught only by the
  * daemon's cgroup, where there is one (`_cgroup.ts`): the keeper then kills
@@ -230,11 +234,12 @@ function protectFromOom(pid: number): void {
  * every process of the cgroup whose parents do not lead to the daemon: what
  * left its command's group and was orphaned. When the daemon dies, every
  * tracked group and then the whole cgroup are killed: when its parent-death
- * signal comes, or when, after each line and every half second, it finds
- * the daemon gone (no
- * `/proc/<pid>`, a zombie, or another process of the same pid: another start
- * time). A TERM, HUP or INT while the daemon lives (systemd's stop signals
- * the whole unit) waits for the daemon to leave with its grace, 4 s at most.
+ * signal comes (it finds the daemon gone), or when, after each line and every
+ * half second, it finds the daemon gone (no `/proc/<pid>`, a zombie, or
+ * another process of the same pid: another start time). A TERM, HUP or INT
+ * while the daemon lives (systemd's stop signals the whole unit) waits for
+ * the daemon to leave with its grace: 3-4 s by /proc/uptime (a clock no one
+ * sets), then the same kill.
  * Stage 1 removes the FIFO and its directory once the daemon is gone
  * (`sweep()` below).
  */
@@ -306,11 +311,17 @@ tracked() {
   for g in $groups; do [ "$g" = "$1" ] && return 0; done
   return 1
 }
-# A TERM, HUP or INT (the parent-death signal; systemd stopping the unit,
-# which signals every process of it, the daemon too): the daemon leaves by
-# itself, giving running calls their grace (at most 2 s); cleanup once it is
+# Whole seconds since boot, in up: a clock that no one sets back.
+uptime() { read -r up _ </proc/uptime; up=\${up%%.*}; }
+# A TERM, HUP or INT: the parent-death signal (the daemon is gone: cleanup
+# at once, even in the middle of a sweep), or systemd stopping the unit,
+# which signals every process of it, the daemon too, which leaves by itself
+# and gives running calls their grace (at most 2 s): cleanup once it is
 # gone, or 3-4 s on, whichever comes first.
-ending() { [ -n "$until" ] || until=$((SECONDS + 4)); }
+ending() {
+  runs "$daemon" "$start" || cleanup
+  [ -n "$until" ] || { uptime; until=$((up + 4)); }
+}
 until=
 trap ending TERM HUP INT
 while :; do
@@ -318,7 +329,7 @@ while :; do
   op= pg=
   read -t 0.5 -r op pg <&3
   alive || cleanup
-  [ -z "$until" ] || [ "$SECONDS" -lt "$until" ] || cleanup
+  if [ -n "$until" ]; then uptime; [ "$up" -lt "$until" ] || cleanup; fi
   case $pg in ''|*[!0-9]*) continue ;; esac
   case $op in
   track)

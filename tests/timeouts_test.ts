@@ -454,6 +454,21 @@ Deno.test("timeouts and concurrency", async (t) => {
         assert.match(await Deno.readTextFile(done), /^finally ran at/);
       },
     );
+
+    await t.step(
+      "a keeper sent SIGTERM still kills a daemon that does not leave (blocked in a busy loop), 3-4 s later",
+      async () => {
+        const pid = await use({ cancel_grace_ms: 1_500 });
+        const keeper = keeperOf(pid);
+        const call = slow.spin(20_000).catch((e) => e);
+        await new Promise((r) => setTimeout(r, 200));
+        const sent = performance.now();
+        Deno.kill(keeper, "SIGTERM");
+        assert.ok(await call instanceof DaemonExitedError);
+        const ms = performance.now() - sent;
+        assert.ok(ms > 2_500 && ms < 6_000, `the daemon ended ${ms} ms after`);
+      },
+    );
   } finally {
     await testCtx.stop();
     init({ configFiles: [] });
