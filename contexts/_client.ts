@@ -413,8 +413,10 @@ export class DaemonClient {
     }
     // SIGKILL needs no permission through the ChildProcess (_child.ts):
     // the process goes, at the latest when the kernel lets go of it. The
-    // process is not ref'd: a timer keeps the caller's event loop waiting.
-    while (!done) await wait(1000);
+    // process is not ref'd: a timer keeps the caller's event loop waiting,
+    // 5 s at most (one held in the kernel past SIGKILL is left to exitOf()
+    // in priv_context.ts, which says so).
+    for (let i = 0; i < 5 && !done; i++) await wait(1000);
   }
 
   // While calls are in flight the caller's event loop stays alive (a pending
@@ -545,8 +547,13 @@ export class DaemonClient {
       new Promise((r) => timer = setTimeout(r, 300)),
     ]);
     clearTimeout(timer);
-    // A daemon that was stopped and left as asked: the stop's reason.
-    if (this.#closing && status.code === 0) {
+    // A daemon that was stopped and left as asked (by EOF, or by the
+    // SIGTERM or SIGHUP it got too: systemd stopping a unit): the stop's
+    // reason.
+    if (
+      this.#closing && !status.signal &&
+      [0, 128 + 1, 128 + 15].includes(status.code)
+    ) {
       return this.#fail(this.#closing, status);
     }
     const how = status.signal

@@ -583,10 +583,13 @@ export class PrivContext {
    */
   async stop(): Promise<void> {
     const client = this.#client ?? await this.#starting?.catch(() => undefined);
+    // Before the wait: a call made meanwhile starts the next daemon, which
+    // becomes the last one.
+    const last = this.#last;
     this.#client = undefined;
     this.#hadDaemon = false;
     await client?.close();
-    if (this.#last) await exitOf(this.#last, this.id);
+    if (last) await exitOf(last, this.id);
   }
 
   /** Stops the daemon when used with `await using`. */

@@ -319,6 +319,9 @@ uptime() { read -r up _ </proc/uptime; up=\${up%%.*}; }
 # and gives running calls their grace (at most 2 s): cleanup once it is
 # gone, or 3-4 s on, whichever comes first.
 ending() {
+  # Its own s and up: the trap may come between fields() and the use of s
+  # in the code it interrupts.
+  local s up
   runs "$daemon" "$start" || cleanup
   [ -n "$until" ] || { uptime; until=$((up + 4)); }
 }

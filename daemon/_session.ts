@@ -126,6 +126,11 @@ export class Session {
   #undispatched = 0;
   #greeted = false;
   #leaving = false;
+  /**
+   * Set by leave() and fatal() (before its pause): no message is read or
+   * call started any more, not even the rest of a batch already read.
+   */
+  #stopped = false;
   /** Where invoke() hands each call's outcome: one function for all calls. */
   readonly #done = (outcome: Outcome, call: Running): void =>
     this.#finish(call, outcome);
@@ -192,8 +197,8 @@ export class Session {
     const highWater = Math.max(8 << 20, this.#maxFrameBytes);
     for (;;) {
       // A daemon that leaves (a failed write, a fatal error, SIGTERM) starts
-      // nothing more: leave() never returns.
-      if (this.#leaving) return await this.leave(0);
+      // nothing more; whoever stopped it exits the process.
+      if (this.#stopped) return await new Promise<never>(() => {});
       // Messages parked behind an audit record that waited for a write in
       // progress (#dispatchRead): once it is written, before anything new
       // is read.
@@ -227,7 +232,8 @@ export class Session {
       } catch {
         n = null;
       }
-      if (n === null || this.#leaving) return await this.leave(0);
+      if (n === null) return await this.leave(0);
+      if (this.#stopped) return await new Promise<never>(() => {});
       try {
         this.#received(tail ? undefined : buf, n);
       } catch (error) {
@@ -463,12 +469,15 @@ export class Session {
     if (!this.#greeted) {
       this.#greet(m);
     } else if (m.kind === Kind.Call) {
+      if (this.#stopped) return; // leaving: it would never be cancelled
       if (this.#calls.has(m.id)) {
         throw new ProtocolError(`call id ${m.id} is already in flight`);
       }
       // lastDecoded: the message just decoded (at least its bytes).
+      // The fatal leaves the process; this promise settles at once, so that
+      // leave() does not wait for it.
       const p = this.#run(m.id, m.entrypoint, m.args, lastDecoded.cost)
-        ?.catch((error) => this.fatal(error));
+        ?.catch((error) => void this.fatal(error));
       if (p) {
         this.#active.add(p);
         p.finally(() => this.#active.delete(p));
@@ -678,6 +687,7 @@ export class Session {
    * then kills the commands left, so that no child outlives the daemon.
    */
   async leave(code: number, flush = true): Promise<never> {
+    this.#stopped = true;
     if (!this.#leaving) {
       this.#leaving = true;
       for (const id of this.#calls.ids()) this.#calls.cancel(id);
@@ -706,6 +716,7 @@ export class Session {
 
   /** The channel is broken: says why, and leaves. */
   async fatal(error: unknown): Promise<never> {
+    this.#stopped = true;
     // Whatever is held goes first; the Fatal is never held.
     this.#out.uncork();
     this.#out.send(encodeMessage([Kind.Fatal, describeError(error, false)]));
