@@ -104,6 +104,25 @@ function safeProperties(
   return out;
 }
 
+/**
+ * Whether `work` settles within `ms` (a timer, ref'd, keeps the event loop
+ * waiting meanwhile, and is cleared when it is done).
+ */
+export async function settlesWithin(
+  work: Promise<unknown>,
+  ms: number,
+): Promise<boolean> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    return await Promise.race([
+      work.then(() => true, () => true),
+      new Promise<boolean>((r) => timer = setTimeout(() => r(false), ms)),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 export class DaemonClient {
   readonly #opts: ClientOptions;
   readonly #child: DaemonProcess;
@@ -373,12 +392,7 @@ export class DaemonClient {
     await this.#terminate(leaving);
     // The last replies may still be in the pipe: #outputEnded fails what
     // is left once it is read (or the daemon's crash, with its reason).
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    await Promise.race([
-      this.#outputDone,
-      new Promise((r) => timer = setTimeout(r, 300)),
-    ]);
-    clearTimeout(timer);
+    await settlesWithin(this.#outputDone, 300);
     this.#fail(error);
   }
 
@@ -396,13 +410,7 @@ export class DaemonClient {
   async #terminate(eofWaitMs: number): Promise<void> {
     let done = false;
     const exited = this.#child.exited.then(() => done = true);
-    const wait = (ms: number) => {
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      return Promise.race([
-        exited,
-        new Promise((r) => timer = setTimeout(r, ms)),
-      ]).finally(() => clearTimeout(timer));
-    };
+    const wait = (ms: number) => settlesWithin(exited, ms);
     if (eofWaitMs > 0) await wait(eofWaitMs);
     for (const [signal, ms] of [["SIGTERM", 1000], ["SIGKILL", 0]] as const) {
       if (done) return;
@@ -541,12 +549,7 @@ export class DaemonClient {
     }
     const status = await this.#child.exited;
     // Let the last of stderr arrive: it says why the daemon went away.
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    await Promise.race([
-      this.#child.stderrDone,
-      new Promise((r) => timer = setTimeout(r, 300)),
-    ]);
-    clearTimeout(timer);
+    await settlesWithin(this.#child.stderrDone, 300);
     // A daemon that was stopped and left as asked (by EOF, or by the
     // SIGTERM or SIGHUP it got too: systemd stopping a unit): the stop's
     // reason.

@@ -9,7 +9,7 @@
 
 import { dirname } from "node:path";
 import { fileURLToPath } from "node:url";
-import { getLogger, isLogLevel } from "@logtape/logtape";
+import { getLogger, getLogLevels, isLogLevel } from "@logtape/logtape";
 import { capabilitiesToMask, parseCapabilities } from "../caps/parse.ts";
 import { readProcessCredentials } from "../caps/proc.ts";
 import { expandSyscallEntry } from "../caps/_seccomp.ts";
@@ -45,7 +45,7 @@ import {
   type ResolvedSettings,
   resolveSettings,
 } from "../core/settings.ts";
-import { DaemonClient } from "./_client.ts";
+import { DaemonClient, settlesWithin } from "./_client.ts";
 import { warmUp } from "./_warm_up.ts";
 import { ancestry, expectedIds } from "./_verify.ts";
 import {
@@ -259,9 +259,9 @@ export class PrivContext {
       (typeof options.logLevel !== "string" || !isLogLevel(options.logLevel))
     ) {
       throw new TypeError(
-        `options.logLevel must be one of "trace", "debug", "info", "warning", "error", "fatal", got ${
-          JSON.stringify(options.logLevel)
-        }`,
+        `options.logLevel must be one of ${
+          getLogLevels().map((l) => JSON.stringify(l)).join(", ")
+        }, got ${JSON.stringify(options.logLevel)}`,
       );
     }
     if (
@@ -907,20 +907,6 @@ export class PrivContext {
   }
 }
 
-/** Whether `client`'s process exits within `ms`. */
-async function exitedWithin(
-  client: DaemonClient,
-  ms: number,
-): Promise<boolean> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const exited = await Promise.race([
-    client.exited.then(() => true),
-    new Promise<boolean>((r) => timer = setTimeout(() => r(false), ms)),
-  ]);
-  clearTimeout(timer);
-  return exited;
-}
-
 /**
  * Waits for a previous daemon to exit before the next one starts: at most
  * the longest a stopped daemon takes (its calls' grace, then SIGTERM and
@@ -930,9 +916,9 @@ async function exitedWithin(
  * beside another.
  */
 async function exitOf(client: DaemonClient, context: string): Promise<void> {
-  if (await exitedWithin(client, 5_000)) return;
+  if (await settlesWithin(client.exited, 5_000)) return;
   client.kill();
-  if (await exitedWithin(client, 5_000)) return;
+  if (await settlesWithin(client.exited, 5_000)) return;
   throw new DaemonExitedError(
     `the previous privsep daemon of ${context} (pid ${client.pid}) has not exited, even after SIGKILL; a new one does not start beside it, whose calls could run beside the old one's. See what holds it (ps -o pid,stat,wchan,cmd -p ${client.pid})`,
     { context },

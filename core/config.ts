@@ -46,6 +46,7 @@
  * @module
  */
 
+import { getLogLevels } from "@logtape/logtape";
 import { parse } from "smol-toml";
 import { expandSyscallEntry } from "../caps/_seccomp.ts";
 import { DEFAULT_LIBCAP } from "../caps/_ffi.ts";
@@ -744,14 +745,7 @@ function positiveInteger(max: number, remedy: string): KeyCheck {
 const BOOLEAN: KeyCheck = { type: "a boolean", parse: parseBoolean };
 
 /** LogTape's levels, lowest first: the values of `log_level`. */
-const LOG_LEVELS = [
-  "trace",
-  "debug",
-  "info",
-  "warning",
-  "error",
-  "fatal",
-] as const;
+const LOG_LEVELS = getLogLevels();
 
 /**
  * The fixed defaults of the settings that have one, by field: what a context

@@ -137,6 +137,7 @@ function bridgeConsole(
   muteConsole();
   const info = consoleLog("info");
   const warn = consoleLog("warning");
+  const error = consoleLog("error");
   const inspect = (value: unknown, options?: Deno.InspectOptions): string => {
     try {
       return Deno.inspect(value, { ...options, colors: false });
@@ -154,7 +155,7 @@ function bridgeConsole(
   console.log = console.info = console.dirxml = info;
   console.debug = console.trace = consoleLog("debug");
   console.warn = warn;
-  console.error = consoleLog("error");
+  console.error = error;
   console.dir = (value?: unknown, options?: Deno.InspectOptions) =>
     info(inspect(value, options));
   console.table = (data?: unknown) => info(inspect(data));
@@ -181,7 +182,6 @@ function bridgeConsole(
     timers.delete(String(label));
     if (line !== undefined) info(line);
   };
-  const error = consoleLog("error");
   console.assert = (condition?: boolean, ...data: unknown[]) => {
     if (!condition) error("Assertion failed:", ...data);
   };
